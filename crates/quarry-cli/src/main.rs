@@ -1,0 +1,2 @@
+//! quarry (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Vector and id file formats (being written).

@@ -1,0 +1,1 @@
+//! TREC files and trec_eval measures (being written).

@@ -1,0 +1,1 @@
+//! quarry-testkit (being written).
