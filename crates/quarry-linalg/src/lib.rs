@@ -1,1 +1,14 @@
-//! quarry-linalg (being written).
+//! Quarry's numeric building blocks.
+//!
+//! * [`kernels`]: inner product and squared L2 for f32 and f16-stored vectors, with a scalar
+//!   reference and SIMD paths (AVX-512, AVX2+FMA, NEON) chosen once at run time.
+//! * [`AlignedVec`]: 64-byte aligned storage (huge-page advised when large) for scanned data.
+//! * [`TopK`]: bounded selection of the k smallest distances with the engine's tie rule.
+
+mod aligned;
+pub mod kernels;
+mod topk;
+
+pub use aligned::AlignedVec;
+pub use kernels::{detected_isa, Isa, Kernels};
+pub use topk::TopK;

@@ -1,1 +1,11 @@
-//! quarry-testkit (being written).
+//! Shared test machinery.
+//!
+//! * [`gen`]: deterministic data generators (Gaussian, clustered, with duplicates).
+//! * [`oracle`]: f64 brute-force top-k and tie-robust recall — the ground truth of every test.
+//! * [`conformance`]: the suite every [`quarry_core::VectorIndex`] must pass.
+//! * [`shared_data`]: locating the team's `shared/data` folder, so tests can skip when it is absent.
+
+pub mod conformance;
+pub mod gen;
+pub mod oracle;
+pub mod shared_data;

@@ -1,0 +1,129 @@
+//! `FlatIndex` construction: validation, cosine normalisation and aligned storage.
+
+use super::params::{FlatParams, Storage};
+use half::f16;
+use quarry_core::{check_finite, DocId, Error, Matrix, Metric, Result};
+use quarry_linalg::{kernels, AlignedVec};
+
+/// The rows, in the element type chosen by [`FlatParams::storage`].
+#[derive(Debug, Clone)]
+pub(super) enum Rows {
+    F32(AlignedVec<f32>),
+    F16(AlignedVec<f16>),
+}
+
+/// Exact-search index: all vectors in one contiguous aligned block, compared exhaustively.
+#[derive(Debug, Clone)]
+pub struct FlatIndex {
+    pub(super) dim: usize,
+    pub(super) metric: Metric,
+    pub(super) rows: Rows,
+    pub(super) len: usize,
+}
+
+impl FlatIndex {
+    /// An empty index for `dim`-dimensional vectors.
+    pub fn new(dim: usize, metric: Metric, params: FlatParams) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::InvalidArgument("vector dimension must be at least 1".into()));
+        }
+        let rows = match params.storage {
+            Storage::F32 => Rows::F32(AlignedVec::new()),
+            Storage::F16 => Rows::F16(AlignedVec::new()),
+        };
+        Ok(FlatIndex { dim, metric, rows, len: 0 })
+    }
+
+    /// Builds an index holding `vectors` (ids `0..rows`).
+    pub fn build(vectors: &Matrix, metric: Metric, params: FlatParams) -> Result<Self> {
+        let mut index = FlatIndex::new(vectors.dim(), metric, params)?;
+        index.add(vectors)?;
+        Ok(index)
+    }
+
+    /// Builds an index from f16 rows. With f16 storage and a non-normalising metric the values are
+    /// kept bit for bit.
+    pub fn build_f16(rows: &[f16], dim: usize, metric: Metric, params: FlatParams) -> Result<Self> {
+        let mut index = FlatIndex::new(dim, metric, params)?;
+        if rows.len() % dim != 0 {
+            return Err(Error::InvalidArgument(format!("{} values do not split into rows of {dim}", rows.len())));
+        }
+        if params.storage == Storage::F16 && !metric.normalizes() {
+            for (i, r) in rows.chunks_exact(dim).enumerate() {
+                if let Some(c) = r.iter().position(|h| !h.is_finite()) {
+                    return Err(Error::NonFinite { what: format!("vector {i}"), component: c, value: r[c].to_f32() });
+                }
+            }
+            if let Rows::F16(store) = &mut index.rows {
+                store.extend_from_slice(rows);
+            }
+            index.len = rows.len() / dim;
+            return Ok(index);
+        }
+        let widened: Vec<f32> = rows.iter().map(|h| h.to_f32()).collect();
+        index.add(&Matrix::new(widened, dim)?)?;
+        Ok(index)
+    }
+
+    /// Appends `vectors`, returning the id of the first. Every row is validated first, so a bad
+    /// row leaves the index unchanged. Cosine rows are stored normalised.
+    pub fn add(&mut self, vectors: &Matrix) -> Result<DocId> {
+        if vectors.dim() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got: vectors.dim(),
+                context: "vectors added to a flat index".into(),
+            });
+        }
+        let first = self.len;
+        let total = first + vectors.rows();
+        if total > DocId::MAX as usize {
+            return Err(Error::InvalidArgument(format!("a flat index holds at most {} vectors", DocId::MAX)));
+        }
+        for (i, r) in vectors.iter().enumerate() {
+            check_finite(r, || format!("vector {}", first + i))?;
+        }
+        let mut data = vectors.as_slice().to_vec();
+        if self.metric.normalizes() {
+            for (i, r) in data.chunks_exact_mut(self.dim).enumerate() {
+                kernels::normalize(r).ok_or_else(|| Error::ZeroVector { what: format!("vector {}", first + i) })?;
+            }
+        }
+        match &mut self.rows {
+            Rows::F32(store) => store.extend_from_slice(&data),
+            Rows::F16(store) => {
+                let halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
+                if let Some(c) = halves.iter().position(|h| !h.is_finite()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "value {} at position {c} overflows f16 storage; use f32 storage",
+                        data[c]
+                    )));
+                }
+                store.extend_from_slice(&halves);
+            }
+        }
+        self.len = total;
+        Ok(first as DocId)
+    }
+
+    /// The storage element type.
+    pub fn storage(&self) -> Storage {
+        match self.rows {
+            Rows::F32(_) => Storage::F32,
+            Rows::F16(_) => Storage::F16,
+        }
+    }
+
+    /// Stored vector `id` as f32 (normalised for cosine), or `None` if out of range.
+    pub fn vector(&self, id: DocId) -> Option<Vec<f32>> {
+        let i = id as usize;
+        if i >= self.len {
+            return None;
+        }
+        let span = i * self.dim..(i + 1) * self.dim;
+        Some(match &self.rows {
+            Rows::F32(s) => s.as_slice()[span].to_vec(),
+            Rows::F16(s) => s.as_slice()[span].iter().map(|h| h.to_f32()).collect(),
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! Exact (brute-force) search: every stored vector is compared with the query.
+//!
+//! Vectors live in one 64-byte aligned, contiguous block (f32, or f16 widened on the fly), so the
+//! scan runs at memory bandwidth. Single queries split the rows across the rayon pool; batches
+//! tile queries × row blocks so each block is read from memory once per group of queries.
+
+mod builder;
+mod params;
+mod search;
+#[cfg(test)]
+mod tests;
+
+pub use builder::FlatIndex;
+pub use params::{FlatParams, Storage};

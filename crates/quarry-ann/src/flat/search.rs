@@ -1,0 +1,144 @@
+//! The exact scan: block kernels feeding a bounded top-k, parallel over rows or query tiles.
+//!
+//! Ranking key: `-similarity` for inner product and cosine, squared L2 for L2; the public score is
+//! `-key` in every case, so inner-product and cosine scores are the kernel's value bit for bit.
+//! Ties are broken by ascending id, independent of thread count.
+
+use super::builder::{FlatIndex, Rows};
+use quarry_core::{check_finite, DocId, Error, Hit, Matrix, Metric, Result, SearchParams, VectorIndex};
+use quarry_linalg::{kernels, AlignedVec, Kernels, TopK};
+use rayon::prelude::*;
+
+/// Rows compared per kernel call: the distance buffer stays in L1.
+const BLOCK: usize = 256;
+/// Rows per parallel task for a single query.
+const TASK_ROWS: usize = 16 * 1024;
+/// Queries sharing one pass over a row block in batch search.
+const QUERY_TILE: usize = 16;
+
+impl FlatIndex {
+    /// Validates a query and returns it 64-byte aligned (normalised for cosine).
+    fn prepare(&self, query: &[f32], what: impl Fn() -> String) -> Result<AlignedVec<f32>> {
+        if query.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: query.len(), context: what() });
+        }
+        check_finite(query, &what)?;
+        let mut q = AlignedVec::from_slice(query);
+        if self.metric.normalizes() && kernels::normalize(q.as_mut_slice()).is_none() {
+            return Err(Error::ZeroVector { what: what() });
+        }
+        Ok(q)
+    }
+
+    /// Scans rows `start..end` for query `q`, offering every row to `top`.
+    fn scan(&self, k: &Kernels, q: &[f32], start: usize, end: usize, top: &mut TopK) {
+        let mut buf = [0.0f32; BLOCK];
+        let d = self.dim;
+        let mut s = start;
+        while s < end {
+            let e = (s + BLOCK).min(end);
+            let out = &mut buf[..e - s];
+            match (&self.rows, self.metric) {
+                (Rows::F32(r), Metric::L2) => (k.l2_many)(q, &r.as_slice()[s * d..e * d], out),
+                (Rows::F16(r), Metric::L2) => (k.l2_many_f16)(q, &r.as_slice()[s * d..e * d], out),
+                (Rows::F32(r), _) => (k.dot_many)(q, &r.as_slice()[s * d..e * d], out),
+                (Rows::F16(r), _) => (k.dot_many_f16)(q, &r.as_slice()[s * d..e * d], out),
+            }
+            if self.metric != Metric::L2 {
+                out.iter_mut().for_each(|x| *x = -*x);
+            }
+            top.push_block(out, s as DocId);
+            s = e;
+        }
+    }
+
+    fn hits(top: TopK) -> Vec<Hit> {
+        top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: -key }).collect()
+    }
+
+    /// Top-k of one prepared query, splitting the rows across the current rayon pool.
+    fn search_prepared(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        let kern = Kernels::get();
+        let n = self.len;
+        if rayon::current_num_threads() <= 1 || n <= TASK_ROWS {
+            let mut top = TopK::new(k);
+            self.scan(kern, q, 0, n, &mut top);
+            return Self::hits(top);
+        }
+        let top = (0..n.div_ceil(TASK_ROWS))
+            .into_par_iter()
+            .map(|t| {
+                let mut top = TopK::new(k);
+                self.scan(kern, q, t * TASK_ROWS, ((t + 1) * TASK_ROWS).min(n), &mut top);
+                top
+            })
+            .reduce(
+                || TopK::new(k),
+                |mut a, b| {
+                    a.merge(b);
+                    a
+                },
+            );
+        Self::hits(top)
+    }
+}
+
+impl VectorIndex for FlatIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn memory_bytes(&self) -> usize {
+        match &self.rows {
+            Rows::F32(r) => r.capacity_bytes(),
+            Rows::F16(r) => r.capacity_bytes(),
+        }
+    }
+
+    fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        let q = self.prepare(query, || "query".into())?;
+        Ok(self.search_prepared(q.as_slice(), params.k.min(self.len)))
+    }
+
+    fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = params.k.min(self.len);
+        let prepared = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| self.prepare(q, || format!("query {i}")))
+            .collect::<Result<Vec<_>>>()?;
+        if prepared.len() == 1 {
+            return Ok(vec![self.search_prepared(prepared[0].as_slice(), k)]);
+        }
+        let kern = Kernels::get();
+        let n = self.len;
+        // Each task owns a tile of queries and walks the rows once, block by block, so a block
+        // is fetched from memory once and then served from cache to every query in the tile.
+        Ok(prepared
+            .par_chunks(QUERY_TILE)
+            .flat_map_iter(|tile| {
+                let mut tops: Vec<TopK> = tile.iter().map(|_| TopK::new(k)).collect();
+                let mut s = 0;
+                while s < n {
+                    let e = (s + 4 * BLOCK).min(n);
+                    for (q, top) in tile.iter().zip(tops.iter_mut()) {
+                        self.scan(kern, q.as_slice(), s, e, top);
+                    }
+                    s = e;
+                }
+                tops.into_iter().map(Self::hits)
+            })
+            .collect())
+    }
+}

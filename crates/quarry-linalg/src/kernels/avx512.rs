@@ -1,0 +1,152 @@
+//! AVX-512F kernels: four 16-lane accumulators (64 floats per step), zero-padded tail, and a
+//! fixed reduction order. f16 rows are widened with `vcvtph2ps` as they are loaded.
+
+use super::{check_many, Isa, Kernels};
+use half::f16;
+use std::arch::x86_64::*;
+
+/// The AVX-512 kernel table; only handed out by [`Kernels::for_isa`] after feature detection.
+pub(super) const KERNELS: Kernels = Kernels {
+    isa: Isa::Avx512,
+    dot,
+    l2_sq,
+    dot_f16,
+    l2_sq_f16,
+    dot_many,
+    l2_many,
+    dot_many_f16,
+    l2_many_f16,
+};
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn step_dot(acc: __m512, a: __m512, b: __m512) -> __m512 {
+    _mm512_fmadd_ps(a, b, acc)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn step_l2(acc: __m512, a: __m512, b: __m512) -> __m512 {
+    let d = _mm512_sub_ps(a, b);
+    _mm512_fmadd_ps(d, d, acc)
+}
+
+/// Loads 16 f32. Caller guarantees 16 readable values at `p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_f32(p: *const f32) -> __m512 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { _mm512_loadu_ps(p) }
+}
+
+/// Loads 16 f16 and widens them. Caller guarantees 16 readable values at `p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_f16(p: *const f16) -> __m512 {
+    // SAFETY: guaranteed by the caller; f16 is 2 bytes, so 16 of them are one 256-bit load.
+    unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
+}
+
+macro_rules! pair_kernel {
+    ($name:ident, $ty:ty, $load:ident, $step:ident) => {
+        /// Requires `b.len() >= a.len()` and AVX-512F.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $name(a: &[f32], b: &[$ty]) -> f32 {
+            let n = a.len();
+            let (pa, pb) = (a.as_ptr(), b.as_ptr());
+            let (mut s0, mut s1, mut s2, mut s3) =
+                (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+            let mut i = 0;
+            // SAFETY: every load reads 16 values starting at i with i + 16 <= n <= len of a and b.
+            unsafe {
+                while i + 64 <= n {
+                    s0 = $step(s0, load_f32(pa.add(i)), $load(pb.add(i)));
+                    s1 = $step(s1, load_f32(pa.add(i + 16)), $load(pb.add(i + 16)));
+                    s2 = $step(s2, load_f32(pa.add(i + 32)), $load(pb.add(i + 32)));
+                    s3 = $step(s3, load_f32(pa.add(i + 48)), $load(pb.add(i + 48)));
+                    i += 64;
+                }
+                while i + 16 <= n {
+                    s0 = $step(s0, load_f32(pa.add(i)), $load(pb.add(i)));
+                    i += 16;
+                }
+            }
+            if i < n {
+                let mut ta = [0.0f32; 16];
+                let mut tb: [$ty; 16] = bytemuck::Zeroable::zeroed();
+                ta[..n - i].copy_from_slice(&a[i..n]);
+                tb[..n - i].copy_from_slice(&b[i..n]);
+                // SAFETY: the padded buffers hold 16 values each.
+                s1 = $step(s1, unsafe { load_f32(ta.as_ptr()) }, unsafe { $load(tb.as_ptr()) });
+            }
+            _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+        }
+    };
+}
+
+pair_kernel!(dot_impl, f32, load_f32, step_dot);
+pair_kernel!(l2_impl, f32, load_f32, step_l2);
+pair_kernel!(dot_f16_impl, f16, load_f16, step_dot);
+pair_kernel!(l2_f16_impl, f16, load_f16, step_l2);
+
+macro_rules! many_kernel {
+    ($name:ident, $ty:ty, $pair:ident) => {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $name(q: &[f32], rows: &[$ty], out: &mut [f32]) {
+            for (o, r) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
+                // SAFETY: `r.len() == q.len()`; the feature is enabled on this function.
+                *o = unsafe { $pair(q, r) };
+            }
+        }
+    };
+}
+
+many_kernel!(dot_many_impl, f32, dot_impl);
+many_kernel!(l2_many_impl, f32, l2_impl);
+many_kernel!(dot_many_f16_impl, f16, dot_f16_impl);
+many_kernel!(l2_many_f16_impl, f16, l2_f16_impl);
+
+// The safe entry points below are reachable only through `KERNELS`, which `Kernels::for_isa`
+// returns only when `Isa::Avx512.is_supported()`; lengths are checked before any load.
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    // SAFETY: lengths checked; AVX-512F present (see above).
+    unsafe { dot_impl(a, b) }
+}
+fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    // SAFETY: as for `dot`.
+    unsafe { l2_impl(a, b) }
+}
+fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    // SAFETY: as for `dot`.
+    unsafe { dot_f16_impl(a, b) }
+}
+fn l2_sq_f16(a: &[f32], b: &[f16]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    // SAFETY: as for `dot`.
+    unsafe { l2_f16_impl(a, b) }
+}
+fn dot_many(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    check_many(q.len(), rows.len(), out.len());
+    // SAFETY: shapes checked; AVX-512F present.
+    unsafe { dot_many_impl(q, rows, out) }
+}
+fn l2_many(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    check_many(q.len(), rows.len(), out.len());
+    // SAFETY: as for `dot_many`.
+    unsafe { l2_many_impl(q, rows, out) }
+}
+fn dot_many_f16(q: &[f32], rows: &[f16], out: &mut [f32]) {
+    check_many(q.len(), rows.len(), out.len());
+    // SAFETY: as for `dot_many`.
+    unsafe { dot_many_f16_impl(q, rows, out) }
+}
+fn l2_many_f16(q: &[f32], rows: &[f16], out: &mut [f32]) {
+    check_many(q.len(), rows.len(), out.len());
+    // SAFETY: as for `dot_many`.
+    unsafe { l2_many_f16_impl(q, rows, out) }
+}
