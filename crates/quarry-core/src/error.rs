@@ -74,7 +74,11 @@ impl Error {
     }
 
     /// Builds an [`Error::Malformed`] for `path` at `location`.
-    pub fn malformed(path: impl Into<PathBuf>, location: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn malformed(
+        path: impl Into<PathBuf>,
+        location: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Malformed { path: path.into(), location: location.into(), message: message.into() }
     }
 }

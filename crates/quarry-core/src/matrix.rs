@@ -15,7 +15,7 @@ impl Matrix {
         if dim == 0 {
             return Err(Error::InvalidArgument("vector dimension must be at least 1".into()));
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(Error::InvalidArgument(format!(
                 "{} values do not split into rows of dimension {dim}",
                 data.len()
@@ -31,7 +31,11 @@ impl Matrix {
         for (i, r) in rows.iter().enumerate() {
             let r = r.as_ref();
             if r.len() != dim {
-                return Err(Error::DimensionMismatch { expected: dim, got: r.len(), context: format!("row {i}") });
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    got: r.len(),
+                    context: format!("row {i}"),
+                });
             }
             data.extend_from_slice(r);
         }

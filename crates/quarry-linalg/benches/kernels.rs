@@ -30,11 +30,7 @@ fn time(mut f: impl FnMut() -> f32) -> f64 {
 }
 
 fn report(name: &str, secs: f64, n: usize, bytes: usize) {
-    println!(
-        "| {name:<34} | {:>8.1} | {:>6.2} |",
-        secs * 1e9 / n as f64,
-        bytes as f64 / secs / 1e9
-    );
+    println!("| {name:<34} | {:>8.1} | {:>6.2} |", secs * 1e9 / n as f64, bytes as f64 / secs / 1e9);
 }
 
 fn main() {

@@ -22,7 +22,8 @@ pub fn score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
 
 /// The exact top-k `(id, score)` by f64 score descending, ties by ascending id.
 pub fn exact_top_k(base: &Matrix, q: &[f32], metric: Metric, k: usize) -> Vec<(u32, f64)> {
-    let mut all: Vec<(u32, f64)> = base.iter().enumerate().map(|(i, x)| (i as u32, score(metric, q, x))).collect();
+    let mut all: Vec<(u32, f64)> =
+        base.iter().enumerate().map(|(i, x)| (i as u32, score(metric, q, x))).collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(k);
     all
@@ -30,7 +31,14 @@ pub fn exact_top_k(base: &Matrix, q: &[f32], metric: Metric, k: usize) -> Vec<(u
 
 /// Fraction of `got` whose exact score reaches the k-th exact score minus `eps` (relative to the
 /// score scale): duplicates and equidistant points count as correct.
-pub fn tie_robust_recall(base: &Matrix, q: &[f32], metric: Metric, got: &[Hit], want: &[(u32, f64)], eps: f64) -> f64 {
+pub fn tie_robust_recall(
+    base: &Matrix,
+    q: &[f32],
+    metric: Metric,
+    got: &[Hit],
+    want: &[(u32, f64)],
+    eps: f64,
+) -> f64 {
     let Some(&(_, kth)) = want.last() else { return 1.0 };
     let scale = want.iter().map(|w| w.1.abs()).fold(1.0, f64::max);
     let ok = got

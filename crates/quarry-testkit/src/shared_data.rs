@@ -19,7 +19,9 @@ pub fn require(sub: &str) -> Option<PathBuf> {
     match dir().map(|d| d.join(sub)).filter(|p| p.exists()) {
         Some(p) => Some(p),
         None => {
-            eprintln!("skipping: shared data {sub:?} not found (set QUARRY_SHARED_DATA or place ../shared/data)");
+            eprintln!(
+                "skipping: shared data {sub:?} not found (set QUARRY_SHARED_DATA or place ../shared/data)"
+            );
             None
         }
     }

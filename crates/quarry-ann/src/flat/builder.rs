@@ -45,13 +45,20 @@ impl FlatIndex {
     /// kept bit for bit.
     pub fn build_f16(rows: &[f16], dim: usize, metric: Metric, params: FlatParams) -> Result<Self> {
         let mut index = FlatIndex::new(dim, metric, params)?;
-        if rows.len() % dim != 0 {
-            return Err(Error::InvalidArgument(format!("{} values do not split into rows of {dim}", rows.len())));
+        if !rows.len().is_multiple_of(dim) {
+            return Err(Error::InvalidArgument(format!(
+                "{} values do not split into rows of {dim}",
+                rows.len()
+            )));
         }
         if params.storage == Storage::F16 && !metric.normalizes() {
             for (i, r) in rows.chunks_exact(dim).enumerate() {
                 if let Some(c) = r.iter().position(|h| !h.is_finite()) {
-                    return Err(Error::NonFinite { what: format!("vector {i}"), component: c, value: r[c].to_f32() });
+                    return Err(Error::NonFinite {
+                        what: format!("vector {i}"),
+                        component: c,
+                        value: r[c].to_f32(),
+                    });
                 }
             }
             if let Rows::F16(store) = &mut index.rows {
@@ -86,7 +93,8 @@ impl FlatIndex {
         let mut data = vectors.as_slice().to_vec();
         if self.metric.normalizes() {
             for (i, r) in data.chunks_exact_mut(self.dim).enumerate() {
-                kernels::normalize(r).ok_or_else(|| Error::ZeroVector { what: format!("vector {}", first + i) })?;
+                kernels::normalize(r)
+                    .ok_or_else(|| Error::ZeroVector { what: format!("vector {}", first + i) })?;
             }
         }
         match &mut self.rows {

@@ -79,7 +79,8 @@ fn scores_follow_the_metric_convention() {
 
 #[test]
 fn bad_input_is_rejected_and_leaves_index_unchanged() {
-    let mut index = FlatIndex::build(&gen::gaussian(10, 4, 1), Metric::Cosine, FlatParams::default()).expect("ok");
+    let mut index =
+        FlatIndex::build(&gen::gaussian(10, 4, 1), Metric::Cosine, FlatParams::default()).expect("ok");
     let bad = Matrix::from_rows(&[vec![1.0, 2.0, 3.0, 4.0], vec![0.0; 4]]).expect("shape");
     let err = index.add(&bad).expect_err("zero vector under cosine");
     assert!(err.to_string().contains("vector 11"), "{err}");

@@ -6,17 +6,8 @@ use half::f16;
 use std::arch::x86_64::*;
 
 /// The AVX2 kernel table; only handed out by [`Kernels::for_isa`] after feature detection.
-pub(super) const KERNELS: Kernels = Kernels {
-    isa: Isa::Avx2,
-    dot,
-    l2_sq,
-    dot_f16,
-    l2_sq_f16,
-    dot_many,
-    l2_many,
-    dot_many_f16,
-    l2_many_f16,
-};
+pub(super) const KERNELS: Kernels =
+    Kernels { isa: Isa::Avx2, dot, l2_sq, dot_f16, l2_sq_f16, dot_many, l2_many, dot_many_f16, l2_many_f16 };
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -126,9 +126,9 @@ impl Kernels {
     pub fn get() -> &'static Kernels {
         static K: OnceLock<Kernels> = OnceLock::new();
         K.get_or_init(|| {
-            let forced = std::env::var("QUARRY_ISA").ok().and_then(|s| {
-                Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim()))
-            });
+            let forced = std::env::var("QUARRY_ISA")
+                .ok()
+                .and_then(|s| Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim())));
             let isa = match forced {
                 Some(i) if i.is_supported() => i,
                 _ => Isa::ALL.into_iter().find(|i| i.is_supported()).unwrap_or(Isa::Scalar),

@@ -6,17 +6,8 @@ use half::f16;
 use std::arch::aarch64::*;
 
 /// The NEON kernel table; only handed out by [`Kernels::for_isa`] after feature detection.
-pub(super) const KERNELS: Kernels = Kernels {
-    isa: Isa::Neon,
-    dot,
-    l2_sq,
-    dot_f16,
-    l2_sq_f16,
-    dot_many,
-    l2_many,
-    dot_many_f16,
-    l2_many_f16,
-};
+pub(super) const KERNELS: Kernels =
+    Kernels { isa: Isa::Neon, dot, l2_sq, dot_f16, l2_sq_f16, dot_many, l2_many, dot_many_f16, l2_many_f16 };
 
 macro_rules! pair_kernel {
     ($name:ident, $l2:expr) => {

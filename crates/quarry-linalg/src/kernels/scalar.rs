@@ -3,7 +3,7 @@
 //! Eight independent accumulators keep the loops free of a serial dependency chain, so even the
 //! portable build runs several lanes at once; the reduction order is fixed.
 
-use super::{check_many, Kernels, Isa};
+use super::{check_many, Isa, Kernels};
 use half::f16;
 
 /// The scalar kernel table.

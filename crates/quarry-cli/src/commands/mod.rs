@@ -1,0 +1,6 @@
+//! One module per `quarry` subcommand.
+
+pub mod bench;
+pub mod eval;
+pub mod quickstart;
+pub mod search;

@@ -1,0 +1,90 @@
+//! `quarry search`: top-k for every query of a file, written as a TREC run.
+
+use crate::{load, progress};
+use anyhow::{Context, Result};
+use quarry_ann::Storage;
+use quarry_core::{Metric, SearchParams, VectorIndex};
+use quarry_eval::trec::RunWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `quarry search`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Base vectors (.fvecs, .bvecs, .npy f32/f16, .jsonl).
+    #[arg(long)]
+    base: PathBuf,
+    /// Query vectors (same formats).
+    #[arg(long)]
+    query: PathBuf,
+    /// Index kind.
+    #[arg(long, default_value = "flat")]
+    index: String,
+    /// Similarity metric: ip, cosine or l2.
+    #[arg(long, default_value = "ip")]
+    metric: Metric,
+    /// Results per query.
+    #[arg(short = 'k', long = "k", default_value_t = 100)]
+    k: usize,
+    /// Output TREC run file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Document ids, one per line in base order (default: row numbers from 0).
+    #[arg(long)]
+    base_ids: Option<PathBuf>,
+    /// Query ids, one per line in query order (default: row numbers from 0).
+    #[arg(long)]
+    query_ids: Option<PathBuf>,
+    /// Run tag written in the last column.
+    #[arg(long, default_value = "quarry")]
+    tag: String,
+    /// Stored element type (f32, f16).
+    #[arg(long, default_value = "f32")]
+    storage: Storage,
+    /// Search threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// Runs `quarry search`.
+pub fn run(a: Args) -> Result<()> {
+    load::check_index_kind(&a.index)?;
+    let (index, build) = load::flat_index(&a.base, a.metric, a.storage)?;
+    let queries = load::queries(&a.query, None)?;
+    load::check_dims(&index, &queries, &a.base, &a.query)?;
+    let doc_ids = match &a.base_ids {
+        Some(p) => load::id_list(p, index.len(), "base")?,
+        None => (0..index.len()).map(|i| i.to_string()).collect(),
+    };
+    let query_ids = match &a.query_ids {
+        Some(p) => load::id_list(p, queries.rows(), "query")?,
+        None => (0..queries.rows()).map(|i| i.to_string()).collect(),
+    };
+    let t = Instant::now();
+    let results =
+        progress::pool(a.threads)?.install(|| index.search_batch(&queries, &SearchParams::top(a.k)))?;
+    let secs = t.elapsed().as_secs_f64();
+    let pb = progress::bar(results.len() as u64, "writing", false);
+    let mut out =
+        RunWriter::create(&a.out, &a.tag).with_context(|| format!("creating {}", a.out.display()))?;
+    for (qid, hits) in query_ids.iter().zip(&results) {
+        let ranked: Vec<(&str, f32)> =
+            hits.iter().map(|h| (doc_ids[h.id as usize].as_str(), h.score)).collect();
+        out.write_query(qid, &ranked)?;
+        pb.inc(1);
+    }
+    out.finish()?;
+    pb.finish_and_clear();
+    eprintln!(
+        "searched {} queries over {} vectors ({}-d, {}, {} index) in {:.2}s after a {:.2}s build; wrote {}",
+        queries.rows(),
+        index.len(),
+        index.dim(),
+        a.metric,
+        a.index,
+        secs,
+        build,
+        a.out.display()
+    );
+    Ok(())
+}

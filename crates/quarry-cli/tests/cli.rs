@@ -1,0 +1,240 @@
+//! End-to-end tests of the `quarry` binary: quickstart, bench ann, search + eval, and clear
+//! errors (never a panic) on bad input.
+
+use quarry_core::Matrix;
+use quarry_eval::io::{write_fvecs, write_ivecs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn quarry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).output().expect("quarry runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("quarry-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+}
+
+/// Writes a random L2 dataset with exact ground truth computed in f64.
+fn dataset(tag: &str, n: usize, nq: usize, dim: usize, k: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let mut s = 7u64;
+    let base = Matrix::new((0..n * dim).map(|_| lcg(&mut s)).collect(), dim).expect("shape");
+    let query = Matrix::new((0..nq * dim).map(|_| lcg(&mut s)).collect(), dim).expect("shape");
+    let mut gt = Vec::new();
+    for q in query.iter() {
+        let mut d: Vec<(f64, i32)> = base
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (q.iter().zip(x).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum(), i as i32))
+            .collect();
+        d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        gt.extend(d.iter().take(k).map(|x| x.1));
+    }
+    let (b, q, g) = (
+        tmp(&format!("{tag}-base.fvecs")),
+        tmp(&format!("{tag}-query.fvecs")),
+        tmp(&format!("{tag}-gt.ivecs")),
+    );
+    write_fvecs(&b, &base).expect("write base");
+    write_fvecs(&q, &query).expect("write query");
+    write_ivecs(&g, &gt, k).expect("write gt");
+    (b, q, g)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn quickstart_runs_offline_and_reports_full_recall() {
+    let o = quarry(&["quickstart", "--examples", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Query 0:") && out.contains("Query 1:"), "{out}");
+    assert!(out.contains("over all 100 queries: 1.0000"), "{out}");
+}
+
+#[test]
+fn bench_ann_prints_peer_schema_with_exact_recall() {
+    let (b, q, g) = dataset("bench", 3000, 40, 24, 20);
+    let o = quarry(&[
+        "bench",
+        "ann",
+        "--base",
+        p(&b),
+        "--query",
+        p(&q),
+        "--gt",
+        p(&g),
+        "--metric",
+        "l2",
+        "--index",
+        "flat",
+        "-k",
+        "10",
+        "--threads",
+        "1",
+        "--queries",
+        "30",
+        "--storage",
+        "f32,f16",
+        "--passes",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one row per storage");
+    for line in &lines {
+        let row: serde_json::Value = serde_json::from_str(line).expect("JSON row");
+        for key in [
+            "system",
+            "index",
+            "params",
+            "k",
+            "threads",
+            "recall",
+            "qps",
+            "build_seconds",
+            "index_bytes",
+            "queries",
+        ] {
+            assert!(row.get(key).is_some(), "missing {key} in {line}");
+        }
+        assert_eq!(row["queries"], 30);
+        assert_eq!(row["k"], 10);
+        assert!(row["qps"].as_f64().expect("qps") > 0.0);
+    }
+    let f32_row: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(f32_row["recall"].as_f64(), Some(1.0));
+    assert_eq!(f32_row["index_bytes"].as_u64().map(|b| b >= 3000 * 24 * 4), Some(true));
+}
+
+#[test]
+fn search_then_eval_round_trip() {
+    let (b, q, _) = dataset("search", 500, 5, 8, 1);
+    let run = tmp("run.trec");
+    let o = quarry(&[
+        "search",
+        "--base",
+        p(&b),
+        "--query",
+        p(&q),
+        "--index",
+        "flat",
+        "-k",
+        "7",
+        "--out",
+        p(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&run).expect("run written");
+    assert_eq!(text.lines().count(), 35);
+    assert!(text.lines().next().expect("line").starts_with("0 Q0 "), "{text}");
+    // Qrels marking each query's top result relevant: MRR = 1.
+    let qrels = tmp("qrels.txt");
+    let top: Vec<String> = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("1"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} 0 {} 1", f[0], f[2])
+        })
+        .collect();
+    std::fs::write(&qrels, top.join("\n")).expect("write qrels");
+    let o = quarry(&["eval", "--qrels", p(&qrels), "--run", p(&run), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["recip_rank"].as_f64(), Some(1.0));
+    assert_eq!(v["num_q"].as_u64(), Some(5));
+}
+
+#[test]
+fn bad_input_gives_clear_errors_not_panics() {
+    let (b, _, g) = dataset("bad", 50, 2, 8, 5);
+    let wrong_dim = tmp("q4.fvecs");
+    write_fvecs(&wrong_dim, &Matrix::new(vec![0.5; 8], 4).expect("shape")).expect("write");
+    let o = quarry(&[
+        "bench",
+        "ann",
+        "--base",
+        p(&b),
+        "--query",
+        p(&wrong_dim),
+        "--gt",
+        p(&g),
+        "-k",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wrong dimension"), "{}", stderr(&o));
+
+    let truncated = tmp("trunc.fvecs");
+    let bytes = std::fs::read(&b).expect("read");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 3]).expect("write");
+    let o = quarry(&["search", "--base", p(&truncated), "--query", p(&b), "--out", p(&tmp("x.trec"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("trunc.fvecs"), "{}", stderr(&o));
+
+    let o = quarry(&["eval", "--qrels", "/nonexistent/qrels", "--run", p(&b)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/qrels"), "{}", stderr(&o));
+
+    let o = quarry(&["bench", "ann", "--base", p(&b), "--query", p(&b), "--gt", p(&g), "--index", "hnsw"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown index"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+/// On machines with the team's shared data: the exact dense run over SciFact reproduces the
+/// reference measures (all-MiniLM-L6-v2, nDCG@10 = 0.6451).
+#[test]
+fn scifact_dense_run_matches_reference() {
+    let Some(dir) = quarry_testkit::shared_data::require("scifact") else { return };
+    let run = tmp("scifact.trec");
+    let o = quarry(&[
+        "search",
+        "--base",
+        p(&dir.join("corpus_embeddings.npy")),
+        "--query",
+        p(&dir.join("query_embeddings.npy")),
+        "--base-ids",
+        p(&dir.join("corpus_ids.txt")),
+        "--query-ids",
+        p(&dir.join("query_ids.txt")),
+        "--metric",
+        "cosine",
+        "-k",
+        "100",
+        "--out",
+        p(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quarry(&["eval", "--qrels", p(&dir.join("qrels/test.tsv")), "--run", p(&run), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference_measures.json")).expect("read"))
+            .expect("JSON");
+    let want = &reference["runs"]["dense_minilm"]["mean"];
+    for m in ["ndcg_cut_10", "recall_100", "map", "recip_rank", "P_10"] {
+        let (g, w) = (got[m].as_f64().expect("value"), want[m].as_f64().expect("reference"));
+        assert!((g - w).abs() < 1e-4, "{m}: {g} vs reference {w}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The ANN benchmark runner: timed one-query-per-call passes and the JSON row shared with
+//! `shared/tools/peer_bench.py`, so Quarry and its peers print comparable lines.
+
+use quarry_core::{Hit, Matrix, Result, SearchParams, VectorIndex};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One benchmark configuration's result: the schema of `peer_bench.py`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// System and version, e.g. `quarry 0.1.0`.
+    pub system: String,
+    /// Index kind, e.g. `flat`.
+    pub index: String,
+    /// Index and search parameters of this configuration.
+    pub params: serde_json::Value,
+    /// Results per query.
+    pub k: usize,
+    /// Search threads.
+    pub threads: usize,
+    /// Mean recall@k against the ground truth's first k ids.
+    pub recall: f64,
+    /// Queries per second, one query per call: median of the timed passes.
+    pub qps: f64,
+    /// Seconds to build the index.
+    pub build_seconds: f64,
+    /// Bytes the index holds in memory.
+    pub index_bytes: usize,
+    /// Number of queries timed.
+    pub queries: usize,
+}
+
+/// Timing settings for [`time_queries`].
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Untimed queries run first (warms caches, page tables and the thread pool).
+    pub warmup_queries: usize,
+    /// Timed passes over all queries; the median rate is reported.
+    pub passes: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { warmup_queries: 100, passes: 3 }
+    }
+}
+
+/// Result of [`time_queries`].
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// Median queries per second over the passes.
+    pub qps: f64,
+    /// Queries per second of every pass.
+    pub pass_qps: Vec<f64>,
+    /// The answers of the last pass.
+    pub answers: Vec<Vec<Hit>>,
+}
+
+/// Runs `queries` one per call through `index.search`, `timing.passes` times after a warm-up,
+/// calling `tick` after every query (for progress bars). Runs on the caller's rayon pool.
+pub fn time_queries(
+    index: &dyn VectorIndex,
+    queries: &Matrix,
+    params: &SearchParams,
+    timing: Timing,
+    tick: &dyn Fn(),
+) -> Result<Timed> {
+    for q in queries.iter().take(timing.warmup_queries) {
+        index.search(q, params)?;
+    }
+    let mut pass_qps = Vec::with_capacity(timing.passes);
+    let mut answers = Vec::new();
+    for _ in 0..timing.passes.max(1) {
+        answers = Vec::with_capacity(queries.rows());
+        let start = Instant::now();
+        for q in queries.iter() {
+            answers.push(index.search(q, params)?);
+            tick();
+        }
+        pass_qps.push(queries.rows() as f64 / start.elapsed().as_secs_f64().max(1e-12));
+    }
+    let mut sorted = pass_qps.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(Timed { qps: sorted[sorted.len() / 2], pass_qps, answers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_core::{Error, Metric};
+
+    /// A tiny index that returns its query's first component as the id.
+    struct Echo;
+    impl VectorIndex for Echo {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn len(&self) -> usize {
+            10
+        }
+        fn metric(&self) -> Metric {
+            Metric::InnerProduct
+        }
+        fn memory_bytes(&self) -> usize {
+            0
+        }
+        fn search(&self, q: &[f32], _: &SearchParams) -> Result<Vec<Hit>> {
+            if q[0] < 0.0 {
+                return Err(Error::InvalidArgument("negative".into()));
+            }
+            Ok(vec![Hit { id: q[0] as u32, score: 1.0 }])
+        }
+        fn search_batch(&self, m: &Matrix, p: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+            m.iter().map(|q| self.search(q, p)).collect()
+        }
+    }
+
+    #[test]
+    fn timing_runs_every_pass_and_keeps_answers() {
+        let q = Matrix::new(vec![3.0, 4.0, 5.0], 1).expect("shape");
+        let count = std::cell::Cell::new(0);
+        let t =
+            time_queries(&Echo, &q, &SearchParams::top(1), Timing { warmup_queries: 2, passes: 3 }, &|| {
+                count.set(count.get() + 1)
+            })
+            .expect("ok");
+        assert_eq!(count.get(), 9);
+        assert_eq!(t.pass_qps.len(), 3);
+        assert!(t.qps > 0.0);
+        assert_eq!(t.answers.iter().map(|a| a[0].id).collect::<Vec<_>>(), vec![3, 4, 5]);
+        let bad = Matrix::new(vec![-1.0], 1).expect("shape");
+        assert!(time_queries(&Echo, &bad, &SearchParams::top(1), Timing::default(), &|| {}).is_err());
+    }
+}

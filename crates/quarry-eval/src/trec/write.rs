@@ -1,0 +1,185 @@
+//! Crash-safe writing of TREC run files.
+//!
+//! Every file is written to a temporary sibling (`.<name>.tmp.<pid>`), flushed, fsynced and
+//! then renamed over the destination, so a reader never sees a half-written run. Scores are
+//! printed with Rust's shortest round-trip formatting of their own type (f32 or f64), so reading
+//! the file back gives exactly the scores — and therefore exactly the ties — that were written.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use quarry_core::{Error, Result};
+
+use super::run::Run;
+
+/// A score type that can be written to a run file without losing precision.
+pub trait TrecScore: Copy {
+    /// The score widened to f64 (exact for f32).
+    fn to_f64(self) -> f64;
+    /// The shortest decimal text that parses back to exactly this value in its own type.
+    fn to_text(self) -> String;
+}
+
+impl TrecScore for f32 {
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn to_text(self) -> String {
+        self.to_string()
+    }
+}
+
+impl TrecScore for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn to_text(self) -> String {
+        self.to_string()
+    }
+}
+
+/// A file being written under a temporary name; [`AtomicFile::commit`] moves it into place.
+/// Dropping it uncommitted removes the temporary file.
+pub(crate) struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    pub(crate) fn create(dest: &Path) -> Result<Self> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument(format!("{} does not name a file", dest.display())))?;
+        let tmp_name = format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id());
+        let tmp = dest.with_file_name(tmp_name);
+        let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        Ok(Self { dest: dest.to_path_buf(), tmp, out: Some(BufWriter::new(file)) })
+    }
+
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.out.as_mut() {
+            Some(out) => out.write_all(bytes).map_err(|e| Error::io("writing", &self.tmp, e)),
+            None => Err(Error::InvalidArgument("file already committed".into())),
+        }
+    }
+
+    pub(crate) fn commit(mut self) -> Result<()> {
+        let Some(out) = self.out.take() else {
+            return Err(Error::InvalidArgument("file already committed".into()));
+        };
+        let file = out.into_inner().map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("syncing", &self.tmp, e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io("renaming into place", &self.dest, e))?;
+        // Persist the rename itself; not every platform can open a directory, so this is best effort.
+        let dir = match self.dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a whole file crash-safely.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// Streams ranked results into a TREC run file, one query at a time.
+///
+/// Lines are `qid Q0 docno rank score tag` with ranks 1..n in the order given. Call
+/// [`RunWriter::finish`] to move the file into place; dropping the writer discards it.
+pub struct RunWriter {
+    file: AtomicFile,
+    tag: String,
+    seen_queries: HashSet<String>,
+}
+
+impl RunWriter {
+    /// Starts writing `path` with run tag `tag` (a non-empty token without whitespace).
+    pub fn create(path: &Path, tag: &str) -> Result<Self> {
+        check_token("run tag", tag)?;
+        Ok(Self { file: AtomicFile::create(path)?, tag: tag.to_string(), seen_queries: HashSet::new() })
+    }
+
+    /// Writes the ranked `hits` (best first) of query `qid`.
+    ///
+    /// Fails on an id that is empty or contains whitespace, a NaN score, a docno repeated within
+    /// the query, or a query written twice — each would make a file trec_eval rejects or
+    /// misreads.
+    pub fn write_query<D: AsRef<str>, S: TrecScore>(&mut self, qid: &str, hits: &[(D, S)]) -> Result<()> {
+        check_token("query id", qid)?;
+        if !self.seen_queries.insert(qid.to_string()) {
+            return Err(Error::InvalidArgument(format!("query {qid:?} written twice to the run")));
+        }
+        let mut docs = HashSet::with_capacity(hits.len());
+        let mut text = String::with_capacity(hits.len() * 40);
+        for (rank, (docno, score)) in hits.iter().enumerate() {
+            let docno = docno.as_ref();
+            check_token("docno", docno)?;
+            if !docs.insert(docno) {
+                return Err(Error::InvalidArgument(format!("docno {docno:?} repeated in query {qid:?}")));
+            }
+            if score.to_f64().is_nan() {
+                return Err(Error::InvalidArgument(format!(
+                    "NaN score for docno {docno:?} in query {qid:?}"
+                )));
+            }
+            text.push_str(&format!("{qid} Q0 {docno} {} {} {}\n", rank + 1, score.to_text(), self.tag));
+        }
+        self.file.write_all(text.as_bytes())
+    }
+
+    /// Flushes, fsyncs and renames the file into place.
+    pub fn finish(self) -> Result<()> {
+        self.file.commit()
+    }
+}
+
+fn check_token(what: &str, s: &str) -> Result<()> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {s:?} must be non-empty and contain no whitespace"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `run` to `path` with run tag `tag`, each query's results in their stored order.
+pub fn write_run(path: &Path, run: &Run, tag: &str) -> Result<()> {
+    write_ranked(path, run.iter(), tag)
+}
+
+/// Writes ranked results `(qid, hits best first)` to `path` with run tag `tag`.
+///
+/// `hits` may be `Vec<(String, f32)>`, `&[(&str, f64)]`, …; see [`RunWriter::write_query`].
+pub fn write_ranked<I, Q, H, D, S>(path: &Path, queries: I, tag: &str) -> Result<()>
+where
+    I: IntoIterator<Item = (Q, H)>,
+    Q: AsRef<str>,
+    H: AsRef<[(D, S)]>,
+    D: AsRef<str>,
+    S: TrecScore,
+{
+    let mut writer = RunWriter::create(path, tag)?;
+    for (qid, hits) in queries {
+        writer.write_query(qid.as_ref(), hits.as_ref())?;
+    }
+    writer.finish()
+}

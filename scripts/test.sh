@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Quarry's test command (the README's, and the one CI runs): formatting, lints, then every test.
+# Cargo's target directory lives outside the clone ($QUARRY_TARGET_DIR, default ~/.cache/quarry/target)
+# so a warm machine rebuilds incrementally. Tests that need the team's ../shared/data skip without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "cargo not found: install Rust with rustup (https://rustup.rs), then re-run $0" >&2
+    exit 1
+  fi
+fi
+export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+
+step() { printf '\n== %s ==\n' "$*"; }
+start=$(date +%s)
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+echo
+echo "all checks passed in $(( $(date +%s) - start ))s"
