@@ -238,3 +238,37 @@ fn scifact_dense_run_matches_reference() {
         assert!((g - w).abs() < 1e-4, "{m}: {g} vs reference {w}");
     }
 }
+
+/// Ground truth that picked the other copy of a duplicated vector still gives recall 1.0.
+#[test]
+fn bench_recall_counts_exact_ties() {
+    let mut s = 3u64;
+    let half: Vec<f32> = (0..50 * 8).map(|_| lcg(&mut s)).collect();
+    let base = Matrix::new([half.clone(), half].concat(), 8).expect("shape");
+    let queries = Matrix::new(base.as_slice()[..5 * 8].to_vec(), 8).expect("shape");
+    let gt: Vec<i32> = (0..5).map(|i| 50 + i).collect();
+    let (b, q, g) = (tmp("dup-base.fvecs"), tmp("dup-query.fvecs"), tmp("dup-gt.ivecs"));
+    write_fvecs(&b, &base).expect("write");
+    write_fvecs(&q, &queries).expect("write");
+    write_ivecs(&g, &gt, 1).expect("write");
+    let o = quarry(&[
+        "bench",
+        "ann",
+        "--base",
+        p(&b),
+        "--query",
+        p(&q),
+        "--gt",
+        p(&g),
+        "--metric",
+        "l2",
+        "-k",
+        "1",
+        "--passes",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(row["recall"].as_f64(), Some(1.0), "{row}");
+}

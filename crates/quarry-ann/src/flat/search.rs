@@ -52,6 +52,26 @@ impl FlatIndex {
         }
     }
 
+    /// Exact scores of the stored vectors `ids` for `query`, computed by the same kernels as the
+    /// scan (so a tie in the scan is a tie here, bit for bit). Errors on a bad query or unknown id.
+    pub fn score_ids(&self, query: &[f32], ids: &[DocId]) -> Result<Vec<f32>> {
+        let q = self.prepare(query, || "query".into())?;
+        let kern = Kernels::get();
+        ids.iter()
+            .map(|&id| {
+                if id as usize >= self.len {
+                    return Err(Error::InvalidArgument(format!(
+                        "id {id} is not in an index of {} vectors",
+                        self.len
+                    )));
+                }
+                let mut top = TopK::new(1);
+                self.scan(kern, q.as_slice(), id as usize, id as usize + 1, &mut top);
+                Ok(top.into_sorted().first().map_or(f32::NEG_INFINITY, |&(key, _)| -key))
+            })
+            .collect()
+    }
+
     fn hits(top: TopK) -> Vec<Hit> {
         top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: -key }).collect()
     }

@@ -109,3 +109,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn score_ids_reproduces_scan_scores_bit_for_bit() {
+    let base = gen::gaussian(2000, 33, 9);
+    for storage in [Storage::F32, Storage::F16] {
+        for metric in [Metric::InnerProduct, Metric::Cosine, Metric::L2] {
+            let index = FlatIndex::build(&base, metric, FlatParams { storage }).expect("valid");
+            let q = gen::gaussian(1, 33, 10);
+            let hits = index.search(q.row(0), &SearchParams::top(20)).expect("ok");
+            let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
+            let scores = index.score_ids(q.row(0), &ids).expect("ok");
+            assert_eq!(scores, hits.iter().map(|h| h.score).collect::<Vec<_>>(), "{metric} {storage:?}");
+            assert!(index.score_ids(q.row(0), &[2000]).is_err());
+        }
+    }
+}

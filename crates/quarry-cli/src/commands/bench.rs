@@ -4,11 +4,13 @@
 use crate::{load, progress};
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use quarry_ann::FlatIndex;
 use quarry_ann::Storage;
 use quarry_core::{Metric, SearchParams, VectorIndex};
-use quarry_eval::ann_recall::{ids, recall_at_k};
+use quarry_eval::ann_recall::{ids, recall_at_k, tie_robust_recall_at_k};
 use quarry_eval::bench::{time_queries, BenchRow, Timing};
 use quarry_eval::io;
+use quarry_eval::io::IdRows;
 use std::path::PathBuf;
 
 /// Benchmark subcommands.
@@ -94,13 +96,15 @@ fn ann(a: AnnArgs) -> Result<()> {
         let timed = pool.install(|| time_queries(&index, &queries, &params, timing, &|| pb.inc(1)))?;
         pb.finish_and_clear();
         let found: Vec<Vec<u32>> = timed.answers.iter().map(|h| ids(h)).collect();
+        let plain = recall_at_k(&found, &gt, a.k)?;
+        let recall = tie_aware_recall(&index, &queries, &gt, &timed.answers, a.k)?;
         let row = BenchRow {
             system: format!("quarry {}", env!("CARGO_PKG_VERSION")),
             index: a.index.clone(),
             params: serde_json::json!({ "storage": storage.name() }),
             k: a.k,
             threads: a.threads,
-            recall: recall_at_k(&found, &gt, a.k)?,
+            recall,
             qps: timed.qps,
             build_seconds,
             index_bytes: index.memory_bytes(),
@@ -111,7 +115,7 @@ fn ann(a: AnnArgs) -> Result<()> {
         } else {
             let scanned = (index.len() * index.dim() * storage.bytes_per_component()) as f64;
             println!(
-                "{} {} ({}) k={} threads={}: recall {:.4}, {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB; \
+                "{} {} ({}) k={} threads={}: recall {:.4} (plain {:.4}), {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB; \
                  scan rate {:.2} GB/s with {} kernels",
                 row.system,
                 row.index,
@@ -119,6 +123,7 @@ fn ann(a: AnnArgs) -> Result<()> {
                 row.k,
                 row.threads,
                 row.recall,
+                plain,
                 row.qps,
                 timed.pass_qps.iter().map(|q| format!("{q:.1}")).collect::<Vec<_>>().join(", "),
                 row.build_seconds,
@@ -129,4 +134,35 @@ fn ann(a: AnnArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Recall@k where an answer also counts when it ties the k-th true neighbour: its exact score,
+/// computed by the same kernels, is within a relative 1e-6 of that neighbour's (ALGORITHMS.md
+/// §13.3). Only genuinely equidistant points (duplicates, integer-valued data) are affected; on
+/// data without ties this equals the plain `|A ∩ G| / k` of the peer script.
+fn tie_aware_recall(
+    scorer: &FlatIndex,
+    queries: &quarry_core::Matrix,
+    gt: &IdRows,
+    answers: &[Vec<quarry_core::Hit>],
+    k: usize,
+) -> Result<f64> {
+    let mut kth = Vec::with_capacity(answers.len());
+    let mut found = Vec::with_capacity(answers.len());
+    for (i, (q, hits)) in queries.iter().zip(answers).enumerate() {
+        let truth = gt.row(i)[k - 1];
+        let kth_score = if truth == IdRows::NONE {
+            f32::NEG_INFINITY
+        } else {
+            scorer.score_ids(q, &[truth]).with_context(|| format!("ground truth of query {i}"))?[0]
+        };
+        let in_truth: Vec<f32> = hits
+            .iter()
+            .take(k)
+            .map(|h| if gt.row(i)[..k].contains(&h.id) { f32::INFINITY } else { h.score })
+            .collect();
+        kth.push(kth_score - 1e-6 * kth_score.abs().max(1.0));
+        found.push(in_truth);
+    }
+    Ok(tie_robust_recall_at_k(&found, &kth, k, 0.0))
 }
