@@ -3,6 +3,19 @@
 //! Each index lives in its own folder with the same file names (`params`, `builder`, `search`,
 //! `tests`). Today: [`flat`], the exact scan — the oracle every approximate index is checked
 //! against and the exact re-scoring stage of later pipelines.
+//!
+//! ```
+//! use quarry_ann::{FlatIndex, FlatParams};
+//! use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
+//!
+//! # fn main() -> quarry_core::Result<()> {
+//! let base = Matrix::new(vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7], 2)?; // three 2-d vectors
+//! let index = FlatIndex::build(&base, Metric::Cosine, FlatParams::default())?;
+//! let hits = index.search(&[0.9, 0.1], &SearchParams::top(2))?; // score-descending, ties by id
+//! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![0, 2]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod flat;
 
