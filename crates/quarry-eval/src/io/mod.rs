@@ -18,13 +18,11 @@ pub mod texmex;
 #[cfg(test)]
 mod tests;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use quarry_core::{Error, Matrix, Result};
 
+pub use crate::atomic::write_atomic;
 pub use beir::{
     parse_beir_corpus, parse_beir_queries, read_beir, read_beir_corpus, read_beir_queries, BeirDataset,
     BeirDoc, BeirQuery,
@@ -200,48 +198,6 @@ fn unknown_extension(path: &Path, supported: &str) -> Error {
         path.display(),
         extension(path)
     ))
-}
-
-/// Writes a file crash-safely: `fill` writes into a temporary file in the same directory, which is
-/// flushed, fsynced and renamed over `path`; the directory is then fsynced. A reader sees either the old
-/// file or the complete new one, never a torn file. The temporary file is removed on failure.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-
-    let result = (|| {
-        let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-        let mut w = BufWriter::new(file);
-        fill(&mut w).map_err(|e| Error::io("writing", &tmp, e))?;
-        let file = w.into_inner().map_err(|e| Error::io("writing", &tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(&dir)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing directory", dir, e))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Reads a whole file, mapping failure to [`Error::Io`].

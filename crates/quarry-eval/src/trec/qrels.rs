@@ -10,7 +10,7 @@ use std::path::Path;
 
 use quarry_core::{Error, Result};
 
-use super::write::write_atomic;
+use crate::atomic::write_atomic;
 
 /// Relevance judgements: for each query id, the judged documents and their integer grades.
 ///
@@ -178,5 +178,5 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
 
 /// Writes `qrels` as a TREC qrels file, crash-safely (temporary file, fsync, rename).
 pub fn write_qrels(path: &Path, qrels: &Qrels) -> Result<()> {
-    write_atomic(path, qrels.to_trec_string().as_bytes())
+    write_atomic(path, |w| w.write_all(qrels.to_trec_string().as_bytes()))
 }

@@ -6,13 +6,12 @@
 //! the file back gives exactly the scores — and therefore exactly the ties — that were written.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use quarry_core::{Error, Result};
 
 use super::run::Run;
+use crate::atomic::AtomicFile;
 
 /// A score type that can be written to a run file without losing precision.
 pub trait TrecScore: Copy {
@@ -38,67 +37,6 @@ impl TrecScore for f64 {
     fn to_text(self) -> String {
         self.to_string()
     }
-}
-
-/// A file being written under a temporary name; [`AtomicFile::commit`] moves it into place.
-/// Dropping it uncommitted removes the temporary file.
-pub(crate) struct AtomicFile {
-    dest: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
-}
-
-impl AtomicFile {
-    pub(crate) fn create(dest: &Path) -> Result<Self> {
-        let name = dest
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument(format!("{} does not name a file", dest.display())))?;
-        let tmp_name = format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id());
-        let tmp = dest.with_file_name(tmp_name);
-        let file = File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-        Ok(Self { dest: dest.to_path_buf(), tmp, out: Some(BufWriter::new(file)) })
-    }
-
-    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        match self.out.as_mut() {
-            Some(out) => out.write_all(bytes).map_err(|e| Error::io("writing", &self.tmp, e)),
-            None => Err(Error::InvalidArgument("file already committed".into())),
-        }
-    }
-
-    pub(crate) fn commit(mut self) -> Result<()> {
-        let Some(out) = self.out.take() else {
-            return Err(Error::InvalidArgument("file already committed".into()));
-        };
-        let file = out.into_inner().map_err(|e| Error::io("writing", &self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("syncing", &self.tmp, e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io("renaming into place", &self.dest, e))?;
-        // Persist the rename itself; not every platform can open a directory, so this is best effort.
-        let dir = match self.dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// Writes a whole file crash-safely.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes)?;
-    file.commit()
 }
 
 /// Streams ranked results into a TREC run file, one query at a time.
@@ -143,7 +81,7 @@ impl RunWriter {
             }
             text.push_str(&format!("{qid} Q0 {docno} {} {} {}\n", rank + 1, score.to_text(), self.tag));
         }
-        self.file.write_all(text.as_bytes())
+        self.file.write_bytes(text.as_bytes())
     }
 
     /// Flushes, fsyncs and renames the file into place.
