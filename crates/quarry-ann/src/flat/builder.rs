@@ -90,21 +90,37 @@ impl FlatIndex {
         for (i, r) in vectors.iter().enumerate() {
             check_finite(r, || format!("vector {}", first + i))?;
         }
-        let mut data = vectors.as_slice().to_vec();
+        // Validate zero norms before touching the store, so a bad row leaves the index unchanged.
+        let mut inv_norms = Vec::new();
         if self.metric.normalizes() {
-            for (i, r) in data.chunks_exact_mut(self.dim).enumerate() {
-                kernels::normalize(r)
-                    .ok_or_else(|| Error::ZeroVector { what: format!("vector {}", first + i) })?;
+            inv_norms.reserve(vectors.rows());
+            for (i, r) in vectors.iter().enumerate() {
+                let n = kernels::norm(r);
+                if !(n > 0.0 && n.is_finite()) {
+                    return Err(Error::ZeroVector { what: format!("vector {}", first + i) });
+                }
+                inv_norms.push(1.0 / n);
             }
         }
+        let start = first * self.dim;
         match &mut self.rows {
-            Rows::F32(store) => store.extend_from_slice(&data),
+            Rows::F32(store) => {
+                store.extend_from_slice(vectors.as_slice());
+                if !inv_norms.is_empty() {
+                    for (r, inv) in store.as_mut_slice()[start..].chunks_exact_mut(self.dim).zip(&inv_norms) {
+                        r.iter_mut().for_each(|x| *x *= inv);
+                    }
+                }
+            }
             Rows::F16(store) => {
-                let halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
+                let scale = |i: usize| inv_norms.get(i / self.dim).copied().unwrap_or(1.0);
+                let halves: Vec<f16> =
+                    vectors.as_slice().iter().enumerate().map(|(i, &x)| f16::from_f32(x * scale(i))).collect();
                 if let Some(c) = halves.iter().position(|h| !h.is_finite()) {
                     return Err(Error::InvalidArgument(format!(
-                        "value {} at position {c} overflows f16 storage; use f32 storage",
-                        data[c]
+                        "value {} of vector {} overflows f16 storage; use f32 storage",
+                        vectors.as_slice()[c],
+                        first + c / self.dim
                     )));
                 }
                 store.extend_from_slice(&halves);
