@@ -272,3 +272,32 @@ fn bench_recall_counts_exact_ties() {
     let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
     assert_eq!(row["recall"].as_f64(), Some(1.0), "{row}");
 }
+
+#[test]
+fn eval_refuses_runs_sharing_no_query_with_qrels_and_accepts_trec_eval_measure_lists() {
+    let (qrels, run) = (tmp("mismatch.qrels"), tmp("mismatch.run"));
+    std::fs::write(&qrels, "1 0 d1 1\n").expect("write");
+    std::fs::write(&run, "q1 Q0 d1 1 0.5 t\n").expect("write");
+    let o = quarry(&["eval", "--qrels", p(&qrels), "--run", p(&run)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no query is in both"), "{}", stderr(&o));
+    std::fs::write(&run, "1 Q0 d2 1 0.9 t\n1 Q0 d1 2 0.5 t\n").expect("write");
+    let o = quarry(&[
+        "eval",
+        "--qrels",
+        p(&qrels),
+        "--run",
+        p(&run),
+        "-m",
+        "P.1,2",
+        "-m",
+        "recip_rank",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(
+        (v["P_1"].as_f64(), v["P_2"].as_f64(), v["recip_rank"].as_f64()),
+        (Some(0.0), Some(0.5), Some(0.5))
+    );
+}

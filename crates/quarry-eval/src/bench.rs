@@ -18,8 +18,13 @@ pub struct BenchRow {
     pub k: usize,
     /// Search threads.
     pub threads: usize,
-    /// Mean recall@k against the ground truth's first k ids.
+    /// Mean recall@k against the ground truth's first k ids, crediting exact ties with the k-th
+    /// true neighbour (see [`crate::ann_recall::tie_aware_recall_at_k`]); equals the peers' plain
+    /// recall on data without ties.
     pub recall: f64,
+    /// Plain `|A ∩ G| / k`, exactly as `peer_bench.py` computes it (an extra key, not in the
+    /// peers' rows).
+    pub recall_plain: f64,
     /// Queries per second, one query per call: median of the timed passes.
     pub qps: f64,
     /// Seconds to build the index.

@@ -3,7 +3,7 @@
 use super::params::{FlatParams, Storage};
 use half::f16;
 use quarry_core::{check_finite, DocId, Error, Matrix, Metric, Result};
-use quarry_linalg::{kernels, AlignedVec};
+use quarry_linalg::AlignedVec;
 
 /// The rows, in the element type chosen by [`FlatParams::storage`].
 #[derive(Debug, Clone)]
@@ -51,6 +51,9 @@ impl FlatIndex {
                 rows.len()
             )));
         }
+        if rows.len() / dim > DocId::MAX as usize {
+            return Err(Error::InvalidArgument(format!("a flat index holds at most {} vectors", DocId::MAX)));
+        }
         if params.storage == Storage::F16 && !metric.normalizes() {
             for (i, r) in rows.chunks_exact(dim).enumerate() {
                 if let Some(c) = r.iter().position(|h| !h.is_finite()) {
@@ -95,8 +98,8 @@ impl FlatIndex {
         if self.metric.normalizes() {
             inv_norms.reserve(vectors.rows());
             for (i, r) in vectors.iter().enumerate() {
-                let n = kernels::norm(r);
-                if !(n > 0.0 && n.is_finite()) {
+                let n = r.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+                if n == 0.0 {
                     return Err(Error::ZeroVector { what: format!("vector {}", first + i) });
                 }
                 inv_norms.push(1.0 / n);
@@ -108,14 +111,18 @@ impl FlatIndex {
                 store.extend_from_slice(vectors.as_slice());
                 if !inv_norms.is_empty() {
                     for (r, inv) in store.as_mut_slice()[start..].chunks_exact_mut(self.dim).zip(&inv_norms) {
-                        r.iter_mut().for_each(|x| *x *= inv);
+                        r.iter_mut().for_each(|x| *x = (*x as f64 * inv) as f32);
                     }
                 }
             }
             Rows::F16(store) => {
                 let scale = |i: usize| inv_norms.get(i / self.dim).copied().unwrap_or(1.0);
-                let halves: Vec<f16> =
-                    vectors.as_slice().iter().enumerate().map(|(i, &x)| f16::from_f32(x * scale(i))).collect();
+                let halves: Vec<f16> = vectors
+                    .as_slice()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| f16::from_f32((x as f64 * scale(i)) as f32))
+                    .collect();
                 if let Some(c) = halves.iter().position(|h| !h.is_finite()) {
                     return Err(Error::InvalidArgument(format!(
                         "value {} of vector {} overflows f16 storage; use f32 storage",

@@ -44,9 +44,10 @@ impl FlatIndex {
                 (Rows::F32(r), _) => (k.dot_many)(q, &r.as_slice()[s * d..e * d], out),
                 (Rows::F16(r), _) => (k.dot_many_f16)(q, &r.as_slice()[s * d..e * d], out),
             }
-            if self.metric != Metric::L2 {
-                out.iter_mut().for_each(|x| *x = -*x);
-            }
+            // Key = -similarity for ip/cosine. A NaN (finite inputs whose products overflow to
+            // +inf and -inf in different lanes) ranks last instead of vanishing from the results.
+            let sign = if self.metric == Metric::L2 { 1.0 } else { -1.0 };
+            out.iter_mut().for_each(|x| *x = if x.is_nan() { f32::INFINITY } else { sign * *x });
             top.push_block(out, s as DocId);
             s = e;
         }

@@ -125,3 +125,23 @@ fn score_ids_reproduces_scan_scores_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn overflowing_scores_rank_last_instead_of_vanishing() {
+    let base = Matrix::from_rows(&[vec![1e20, 1e20], vec![0.0, 1.0]]).expect("shape");
+    let index = FlatIndex::build(&base, Metric::InnerProduct, FlatParams::default()).expect("valid");
+    let hits = index.search(&[1e20, -1e20], &SearchParams::top(2)).expect("ok");
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].id, 1);
+}
+
+#[test]
+fn cosine_normalises_huge_and_tiny_vectors() {
+    let base = Matrix::from_rows(&[vec![3e30, 4e30], vec![3e-30, -4e-30]]).expect("shape");
+    let index = FlatIndex::build(&base, Metric::Cosine, FlatParams::default()).expect("no overflow");
+    let v = index.vector(0).expect("stored");
+    assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    let hits = index.search(&[6e-35, 8e-35], &SearchParams::top(2)).expect("tiny query is not zero");
+    assert_eq!((hits[0].id, hits[1].id), (0, 1));
+    assert!((hits[0].score - 1.0).abs() < 1e-6);
+}

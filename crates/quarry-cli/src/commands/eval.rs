@@ -13,9 +13,9 @@ pub struct Args {
     /// TREC run (`qid Q0 docno rank score tag`).
     #[arg(long)]
     run: PathBuf,
-    /// Measures, comma-separated, named as trec_eval names them
-    /// (default: ndcg_cut_10,recall_100,map,recip_rank,P_10).
-    #[arg(short = 'm', long, value_delimiter = ',')]
+    /// Measures named as trec_eval names them, comma-separated or repeated; trec_eval's
+    /// `P.5,10` form works too (default: ndcg_cut_10,recall_100,map,recip_rank,P_10).
+    #[arg(short = 'm', long)]
     measures: Vec<String>,
     /// Average over every judged query; queries missing from the run count 0 (trec_eval -c).
     #[arg(short = 'c', long)]
@@ -39,12 +39,27 @@ pub fn run(a: Args) -> Result<()> {
     let measures = if a.measures.is_empty() {
         default_measures()
     } else {
-        a.measures.iter().map(|m| Measure::parse(m)).collect::<quarry_core::Result<Vec<_>>>()?
+        let mut all = Vec::new();
+        for m in &a.measures {
+            all.extend(Measure::parse_list(m)?);
+        }
+        all
     };
     let qrels = read_qrels(&a.qrels).with_context(|| format!("reading qrels {}", a.qrels.display()))?;
     let run = read_run(&a.run).with_context(|| format!("reading run {}", a.run.display()))?;
     let opts = EvalOptions { relevance_level: a.level, complete: a.complete, max_results: a.max_results };
     let eval = evaluate(&qrels, &run, &measures, &opts);
+    if !run.query_ids().any(|q| qrels.contains_query(q)) {
+        // trec_eval stops here too ("No queries with both results and relevance info"): an
+        // all-zero report would hide a query-id mismatch.
+        let example =
+            |mut ids: Box<dyn Iterator<Item = &str> + '_>| ids.next().unwrap_or("(none)").to_string();
+        anyhow::bail!(
+            "no query is in both the run and the qrels (run has e.g. {:?}, qrels e.g. {:?}): check the query ids",
+            example(Box::new(run.query_ids())),
+            example(Box::new(qrels.query_ids()))
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&eval.to_json(a.per_query))?);
     } else {

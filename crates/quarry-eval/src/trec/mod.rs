@@ -1,5 +1,10 @@
 //! TREC files and the relevance measures exactly as trec_eval v9.0.8 (and pytrec_eval) compute them.
 //!
+//! Two input-handling choices follow pytrec_eval, the reference the team's values come from, rather
+//! than the trec_eval binary: a duplicate `(qid, docno)` in the qrels keeps the last grade (the
+//! binary rejects the file), and a duplicate docno in a run is rejected before `-M` truncation.
+//! The CLI, like the binary, refuses a run that shares no query with the qrels.
+//!
 //! * [`Qrels`] / [`read_qrels`]: judgements from TREC (`qid iter docno rel`) or BEIR
 //!   (`query-id corpus-id score`) files.
 //! * [`Run`] / [`read_run`] / [`write_run`] / [`RunWriter`]: TREC run files

@@ -1,7 +1,7 @@
 //! Crash-safe writing of TREC run files.
 //!
-//! Every file is written to a temporary sibling (`.<name>.tmp.<pid>`), flushed, fsynced and
-//! then renamed over the destination, so a reader never sees a half-written run. Scores are
+//! Every file goes through [`crate::atomic::AtomicFile`] (temporary sibling, fsync, rename,
+//! directory fsync), so a reader never sees a half-written run. Scores are
 //! printed with Rust's shortest round-trip formatting of their own type (f32 or f64), so reading
 //! the file back gives exactly the scores — and therefore exactly the ties — that were written.
 

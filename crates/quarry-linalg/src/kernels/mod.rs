@@ -181,19 +181,20 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// Euclidean norm.
+/// Euclidean norm, accumulated in f64 so that neither large nor tiny components overflow or
+/// underflow (the result is `inf` only if the norm itself exceeds f32's range).
 pub fn norm(a: &[f32]) -> f32 {
-    dot(a, a).sqrt()
+    a.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32
 }
 
 /// Scales `a` to unit length in place and returns its former norm; returns `None` (leaving `a`
 /// untouched) for a zero or non-finite norm.
 pub fn normalize(a: &mut [f32]) -> Option<f32> {
-    let n = norm(a);
+    let n = a.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     if n > 0.0 && n.is_finite() {
         let inv = 1.0 / n;
-        a.iter_mut().for_each(|x| *x *= inv);
-        Some(n)
+        a.iter_mut().for_each(|x| *x = (*x as f64 * inv) as f32);
+        Some(n as f32)
     } else {
         None
     }
