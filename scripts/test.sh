@@ -5,15 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 if ! command -v cargo >/dev/null 2>&1; then
-  if [ -x "$HOME/.cargo/bin/cargo" ]; then
-    export PATH="$HOME/.cargo/bin:$PATH"
+  if [ -x "$home/.cargo/bin/cargo" ]; then
+    export PATH="$home/.cargo/bin:$PATH"
   else
     echo "cargo not found: install Rust with rustup (https://rustup.rs), then re-run $0" >&2
     exit 1
   fi
 fi
-export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
+export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$home/.cache/quarry/target}}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
 
