@@ -8,7 +8,7 @@
 //! Every measure, every query and both means (trec_eval default and `-c`) are compared.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use quarry_eval::trec::{evaluate, read_qrels, read_run, EvalOptions, Evaluation, Measure};
 use serde_json::Value;
@@ -61,21 +61,9 @@ fn compare(label: &str, eval: &Evaluation, per_query: Option<&Value>, mean: &Val
     }
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = match std::env::var_os("QUARRY_SHARED_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    dir.join("scifact/reference_measures.json").is_file().then_some(dir)
-}
-
 #[test]
 fn scifact_reference() {
-    let Some(data) = shared_data() else {
-        eprintln!("skipping: shared data not found (set QUARRY_SHARED_DATA to the shared/data directory)");
-        return;
-    };
-    let scifact = data.join("scifact");
+    let Some(scifact) = quarry_testkit::shared_data::require("scifact") else { return };
     let reference = load_json(&scifact.join("reference_measures.json"));
     let qrels = read_qrels(&scifact.join("qrels/test.tsv")).expect("read scifact qrels");
     assert_eq!((qrels.len(), qrels.num_judgements()), (300, 339));

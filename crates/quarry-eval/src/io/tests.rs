@@ -498,19 +498,7 @@ proptest! {
 
 // ---------------------------------------------------------------- real shared data
 
-/// `$QUARRY_SHARED_DATA`, else `<workspace>/../shared/data`; `None` (test skipped) when absent.
-fn shared_data(sub: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("QUARRY_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join(sub);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: shared data {} not found (set QUARRY_SHARED_DATA)", dir.display());
-        None
-    }
-}
+use quarry_testkit::shared_data::require as shared_data;
 
 #[test]
 fn real_wndict_files() {
