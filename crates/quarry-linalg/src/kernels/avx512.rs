@@ -1,22 +1,9 @@
 //! AVX-512F kernels: four 16-lane accumulators (64 floats per step), zero-padded tail, and a
 //! fixed reduction order. f16 rows are widened with `vcvtph2ps` as they are loaded.
 
-use super::{check_many, Isa, Kernels};
+use super::{Isa, Kernels};
 use half::f16;
 use std::arch::x86_64::*;
-
-/// The AVX-512 kernel table; only handed out by [`Kernels::for_isa`] after feature detection.
-pub(super) const KERNELS: Kernels = Kernels {
-    isa: Isa::Avx512,
-    dot,
-    l2_sq,
-    dot_f16,
-    l2_sq_f16,
-    dot_many,
-    l2_many,
-    dot_many_f16,
-    l2_many_f16,
-};
 
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -90,63 +77,4 @@ pair_kernel!(l2_impl, f32, load_f32, step_l2);
 pair_kernel!(dot_f16_impl, f16, load_f16, step_dot);
 pair_kernel!(l2_f16_impl, f16, load_f16, step_l2);
 
-macro_rules! many_kernel {
-    ($name:ident, $ty:ty, $pair:ident) => {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn $name(q: &[f32], rows: &[$ty], out: &mut [f32]) {
-            for (o, r) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
-                // SAFETY: `r.len() == q.len()`; the feature is enabled on this function.
-                *o = unsafe { $pair(q, r) };
-            }
-        }
-    };
-}
-
-many_kernel!(dot_many_impl, f32, dot_impl);
-many_kernel!(l2_many_impl, f32, l2_impl);
-many_kernel!(dot_many_f16_impl, f16, dot_f16_impl);
-many_kernel!(l2_many_f16_impl, f16, l2_f16_impl);
-
-// The safe entry points below are reachable only through `KERNELS`, which `Kernels::for_isa`
-// returns only when `Isa::Avx512.is_supported()`; lengths are checked before any load.
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // SAFETY: lengths checked; AVX-512F present (see above).
-    unsafe { dot_impl(a, b) }
-}
-fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // SAFETY: as for `dot`.
-    unsafe { l2_impl(a, b) }
-}
-fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // SAFETY: as for `dot`.
-    unsafe { dot_f16_impl(a, b) }
-}
-fn l2_sq_f16(a: &[f32], b: &[f16]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    // SAFETY: as for `dot`.
-    unsafe { l2_f16_impl(a, b) }
-}
-fn dot_many(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    check_many(q.len(), rows.len(), out.len());
-    // SAFETY: shapes checked; AVX-512F present.
-    unsafe { dot_many_impl(q, rows, out) }
-}
-fn l2_many(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    check_many(q.len(), rows.len(), out.len());
-    // SAFETY: as for `dot_many`.
-    unsafe { l2_many_impl(q, rows, out) }
-}
-fn dot_many_f16(q: &[f32], rows: &[f16], out: &mut [f32]) {
-    check_many(q.len(), rows.len(), out.len());
-    // SAFETY: as for `dot_many`.
-    unsafe { dot_many_f16_impl(q, rows, out) }
-}
-fn l2_many_f16(q: &[f32], rows: &[f16], out: &mut [f32]) {
-    check_many(q.len(), rows.len(), out.len());
-    // SAFETY: as for `dot_many`.
-    unsafe { l2_many_f16_impl(q, rows, out) }
-}
+simd_table!(Isa::Avx512, "avx512f");

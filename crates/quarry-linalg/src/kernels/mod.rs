@@ -13,6 +13,9 @@ use half::f16;
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod table;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
