@@ -1,8 +1,8 @@
 //! Vector indexes behind [`quarry_core::VectorIndex`].
 //!
 //! Each index lives in its own folder with the same file names (`params`, `builder`, `search`,
-//! `tests`). Today: [`flat`], the exact scan — the oracle every approximate index is checked
-//! against and the exact re-scoring stage of later pipelines.
+//! `tests`). [`flat`] is the exact scan — the oracle every approximate index is checked against
+//! and the exact re-scoring stage of later pipelines; [`hnsw`] is the in-memory graph index.
 //!
 //! ```
 //! use quarry_ann::{FlatIndex, FlatParams};
@@ -18,5 +18,7 @@
 //! ```
 
 pub mod flat;
+pub mod hnsw;
 
 pub use flat::{FlatIndex, FlatParams, Storage};
+pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher};

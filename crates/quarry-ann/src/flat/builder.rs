@@ -137,6 +137,30 @@ impl FlatIndex {
         Ok(first as DocId)
     }
 
+    /// Overwrites stored vector `id` (validated and, for cosine, normalised like `add`).
+    pub(crate) fn set_row(&mut self, id: DocId, vector: &[f32]) -> Result<()> {
+        let i = id as usize;
+        if i >= self.len {
+            return Err(Error::InvalidArgument(format!(
+                "id {id} is not in an index of {} vectors",
+                self.len
+            )));
+        }
+        let mut scratch = FlatIndex::new(self.dim, self.metric, FlatParams { storage: self.storage() })?;
+        scratch.add(&Matrix::new(vector.to_vec(), self.dim).map_err(|_| Error::DimensionMismatch {
+            expected: self.dim,
+            got: vector.len(),
+            context: format!("vector {id}"),
+        })?)?;
+        let span = i * self.dim..(i + 1) * self.dim;
+        match (&mut self.rows, scratch.rows) {
+            (Rows::F32(dst), Rows::F32(src)) => dst.as_mut_slice()[span].copy_from_slice(src.as_slice()),
+            (Rows::F16(dst), Rows::F16(src)) => dst.as_mut_slice()[span].copy_from_slice(src.as_slice()),
+            _ => unreachable!("scratch index has the same storage"),
+        }
+        Ok(())
+    }
+
     /// The storage element type.
     pub fn storage(&self) -> Storage {
         match self.rows {

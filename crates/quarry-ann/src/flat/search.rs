@@ -18,7 +18,7 @@ const QUERY_TILE: usize = 16;
 
 impl FlatIndex {
     /// Validates a query and returns it 64-byte aligned (normalised for cosine).
-    fn prepare(&self, query: &[f32], what: impl Fn() -> String) -> Result<AlignedVec<f32>> {
+    pub(crate) fn prepare(&self, query: &[f32], what: impl Fn() -> String) -> Result<AlignedVec<f32>> {
         if query.len() != self.dim {
             return Err(Error::DimensionMismatch { expected: self.dim, got: query.len(), context: what() });
         }
@@ -73,7 +73,56 @@ impl FlatIndex {
             .collect()
     }
 
-    fn hits(top: TopK) -> Vec<Hit> {
+    /// Ranking key of stored row `id` for a prepared query (what `scan` would compute).
+    #[inline]
+    pub(crate) fn key(&self, k: &Kernels, q: &[f32], id: usize) -> f32 {
+        let d = self.dim;
+        let span = id * d..(id + 1) * d;
+        let x = match (&self.rows, self.metric) {
+            (Rows::F32(r), Metric::L2) => return nan_last((k.l2_sq)(q, &r.as_slice()[span])),
+            (Rows::F16(r), Metric::L2) => return nan_last((k.l2_sq_f16)(q, &r.as_slice()[span])),
+            (Rows::F32(r), _) => (k.dot)(q, &r.as_slice()[span]),
+            (Rows::F16(r), _) => (k.dot_f16)(q, &r.as_slice()[span]),
+        };
+        nan_last(-x)
+    }
+
+    /// Asks the cache to start loading row `id` (a hint; never faults).
+    #[inline]
+    pub(crate) fn prefetch(&self, id: usize) {
+        let (ptr, bytes) = match &self.rows {
+            Rows::F32(r) => (r.as_slice().as_ptr().wrapping_add(id * self.dim) as *const u8, self.dim * 4),
+            Rows::F16(r) => (r.as_slice().as_ptr().wrapping_add(id * self.dim) as *const u8, self.dim * 2),
+        };
+        let lines = bytes.div_ceil(64).min(4);
+        for l in 0..lines {
+            prefetch_line(ptr.wrapping_add(l * 64));
+        }
+    }
+
+    /// Stored row `id` as an f32 query (borrowed for f32 storage).
+    pub(crate) fn row_query(&self, id: usize) -> std::borrow::Cow<'_, [f32]> {
+        let span = id * self.dim..(id + 1) * self.dim;
+        match &self.rows {
+            Rows::F32(r) => std::borrow::Cow::Borrowed(&r.as_slice()[span]),
+            Rows::F16(r) => std::borrow::Cow::Owned(r.as_slice()[span].iter().map(|h| h.to_f32()).collect()),
+        }
+    }
+
+    /// Exact top-k of a prepared query among `ids` (ascending ids keep the scan sequential).
+    pub(crate) fn search_ids(&self, q: &[f32], ids: impl Iterator<Item = DocId>, k: usize) -> Vec<Hit> {
+        let kern = Kernels::get();
+        let mut top = TopK::new(k);
+        for id in ids {
+            let key = self.key(kern, q, id as usize);
+            if key <= top.threshold() {
+                top.push(key, id);
+            }
+        }
+        Self::hits(top)
+    }
+
+    pub(crate) fn hits(top: TopK) -> Vec<Hit> {
         top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: -key }).collect()
     }
 
@@ -102,6 +151,27 @@ impl FlatIndex {
             );
         Self::hits(top)
     }
+}
+
+/// NaN keys (overflowing products) rank last rather than vanishing.
+#[inline]
+fn nan_last(key: f32) -> f32 {
+    if key.is_nan() {
+        f32::INFINITY
+    } else {
+        key
+    }
+}
+
+#[inline]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl VectorIndex for FlatIndex {

@@ -1,0 +1,287 @@
+//! Building the graph: level sampling, parallel insertion with the neighbour-selection
+//! heuristic (ALGORITHMS.md §2.2–2.5), and later changes — appends, deletes, re-inserts.
+
+use super::graph::Graph;
+use super::params::HnswParams;
+use super::search::{Cand, Walk};
+use crate::flat::{FlatIndex, FlatParams};
+use quarry_core::{DocId, Error, IdFilter, Matrix, Metric, Result};
+use quarry_linalg::Kernels;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Entry point and top level of the graph.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) id: u32,
+    pub(crate) level: usize,
+}
+
+/// An HNSW graph over vectors held in an embedded flat index.
+#[derive(Debug)]
+pub struct HnswIndex {
+    pub(crate) flat: FlatIndex,
+    pub(crate) graph: Graph,
+    pub(crate) entry: Mutex<Option<Entry>>,
+    pub(crate) deleted: IdFilter,
+    pub(crate) params: HnswParams,
+}
+
+/// SplitMix64: a small, seedable generator for level sampling.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `floor(-ln(U) / ln(M))` with `U` uniform in (0, 1], capped at 32 levels.
+fn sample_levels(n: usize, m: usize, state: &mut u64) -> Vec<u8> {
+    let ml = 1.0 / (m.max(2) as f64).ln();
+    (0..n)
+        .map(|_| {
+            let u = ((splitmix(state) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            ((-u.ln() * ml).floor() as usize).min(32) as u8
+        })
+        .collect()
+}
+
+impl HnswIndex {
+    /// Builds the graph over `vectors` (ids `0..rows`) on the current rayon pool.
+    pub fn build(vectors: &Matrix, metric: Metric, params: HnswParams) -> Result<Self> {
+        if params.m < 2 || params.m > 256 {
+            return Err(Error::InvalidArgument(format!("HNSW M must be in 2..=256, got {}", params.m)));
+        }
+        if params.ef_construction == 0 {
+            return Err(Error::InvalidArgument("HNSW ef_construction must be at least 1".into()));
+        }
+        let flat = FlatIndex::build(vectors, metric, FlatParams { storage: params.storage })?;
+        let mut state = params.seed;
+        let levels = sample_levels(vectors.rows(), params.m, &mut state);
+        let index = HnswIndex {
+            flat,
+            graph: Graph::new(levels, params.m),
+            entry: Mutex::new(None),
+            deleted: IdFilter::new(),
+            params,
+        };
+        let n = vectors.rows() as u32;
+        if n > 0 {
+            index.insert(0);
+            (1..n).into_par_iter().with_min_len(64).for_each(|id| index.insert(id));
+            index.repair_orphans();
+        }
+        Ok(index)
+    }
+
+    /// The build parameters.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    pub(crate) fn entry(&self) -> Option<Entry> {
+        *self.entry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Links node `id` (its vector already stored) into the graph. Safe to run concurrently for
+    /// different ids.
+    pub(crate) fn insert(&self, id: u32) {
+        let level = self.graph.levels[id as usize] as usize;
+        let Some(entry) = self.entry() else {
+            let mut e = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+            if e.is_none() {
+                *e = Some(Entry { id, level });
+                return;
+            }
+            drop(e);
+            return self.insert(id);
+        };
+        let kern = Kernels::get();
+        let q = self.flat.row_query(id as usize);
+        let walk = Walk { index: self, kern, q: &q, locked: true, admit: None, budget: usize::MAX };
+        let mut cur = Cand { d: walk.key(entry.id), id: entry.id };
+        for l in (level + 1..=entry.level).rev() {
+            cur = walk.greedy(cur, l);
+        }
+        let mut buf = Vec::new();
+        for l in (0..=level.min(entry.level)).rev() {
+            let mut w = walk.layer(&[cur], self.params.ef_construction.max(self.params.m), l);
+            w.retain(|c| c.id != id);
+            let Some(&nearest) = w.first() else { continue };
+            let chosen = self.select(kern, &w, self.params.m);
+            {
+                let _g = self.graph.lock(id);
+                self.graph.write(id, l, &chosen);
+            }
+            for &nb in &chosen {
+                self.link_back(kern, nb, id, l, &mut buf);
+            }
+            cur = nearest;
+        }
+        if level > entry.level {
+            let mut e = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+            if e.is_none_or(|e| level > e.level) {
+                *e = Some(Entry { id, level });
+            }
+        }
+    }
+
+    /// Adds `id` to `nb`'s list at `level`, re-running the heuristic if the list overflows.
+    fn link_back(&self, kern: &Kernels, nb: u32, id: u32, level: usize, buf: &mut Vec<u32>) {
+        let _g = self.graph.lock(nb);
+        self.graph.read(nb, level, buf);
+        if buf.contains(&id) {
+            return;
+        }
+        buf.push(id);
+        let cap = self.graph.cap(level);
+        if buf.len() > cap {
+            let q = self.flat.row_query(nb as usize);
+            let mut cands: Vec<Cand> =
+                buf.iter().map(|&x| Cand { d: self.flat.key(kern, &q, x as usize), id: x }).collect();
+            cands.sort_unstable();
+            *buf = self.select(kern, &cands, cap);
+        }
+        self.graph.write(nb, level, buf);
+    }
+
+    /// The neighbour-selection heuristic: from candidates sorted nearest first, keep a candidate
+    /// only if it is closer to the base than to every neighbour already kept (hnswlib's rule).
+    fn select(&self, kern: &Kernels, cands: &[Cand], m: usize) -> Vec<u32> {
+        if cands.len() <= m {
+            return cands.iter().map(|c| c.id).collect();
+        }
+        let mut kept: Vec<u32> = Vec::with_capacity(m);
+        for c in cands {
+            if kept.len() == m {
+                break;
+            }
+            let q = self.flat.row_query(c.id as usize);
+            if kept.iter().all(|&r| self.flat.key(kern, &q, r as usize) >= c.d) {
+                kept.push(c.id);
+            }
+        }
+        kept
+    }
+
+    /// Gives every level-0 node without in-links one, so the whole graph is reachable.
+    ///
+    /// The heuristic can prune a node out of all its neighbours' lists (a known HNSW failure; such
+    /// a node is never returned). Each orphan is linked from the nearest of its own neighbours
+    /// that has room, or else replaces that neighbour's farthest link to a node with other in-links.
+    pub(crate) fn repair_orphans(&self) {
+        let n = self.graph.len();
+        let mut indeg = vec![0u32; n];
+        let mut buf = Vec::new();
+        for id in 0..n as u32 {
+            self.graph.for_each(id, 0, |nb| indeg[nb as usize] += 1);
+        }
+        let entry = self.entry().map(|e| e.id);
+        let kern = Kernels::get();
+        for orphan in 0..n as u32 {
+            if indeg[orphan as usize] > 0 || Some(orphan) == entry {
+                continue;
+            }
+            self.graph.read(orphan, 0, &mut buf);
+            let own = buf.clone();
+            for &nb in &own {
+                self.graph.read(nb, 0, &mut buf);
+                if buf.len() < self.graph.cap(0) {
+                    buf.push(orphan);
+                } else {
+                    let q = self.flat.row_query(nb as usize);
+                    let victim = buf
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &x)| indeg[x as usize] > 1)
+                        .max_by(|a, b| {
+                            let (da, db) = (
+                                self.flat.key(kern, &q, *a.1 as usize),
+                                self.flat.key(kern, &q, *b.1 as usize),
+                            );
+                            da.total_cmp(&db)
+                        })
+                        .map(|(i, &x)| (i, x));
+                    let Some((slot, old)) = victim else { continue };
+                    indeg[old as usize] -= 1;
+                    buf[slot] = orphan;
+                }
+                self.graph.write(nb, 0, &buf);
+                indeg[orphan as usize] += 1;
+                break;
+            }
+        }
+    }
+
+    /// Appends `vectors` (ids continue after the current ones) and links them into the graph.
+    pub fn add(&mut self, vectors: &Matrix) -> Result<DocId> {
+        let first = self.flat.add(vectors)?;
+        let mut state = self.params.seed ^ (first as u64).wrapping_mul(0x9E37_79B9);
+        let levels = sample_levels(vectors.rows(), self.params.m, &mut state);
+        self.graph.extend(&levels);
+        let end = first + vectors.rows() as u32;
+        let this = &*self;
+        (first..end).into_par_iter().with_min_len(64).for_each(|id| this.insert(id));
+        self.repair_orphans();
+        Ok(first)
+    }
+
+    /// Marks `id` deleted: it is never returned again but still routes searches.
+    /// Returns false if it was already deleted.
+    pub fn delete(&mut self, id: DocId) -> Result<bool> {
+        if id as usize >= self.graph.len() {
+            return Err(Error::InvalidArgument(format!(
+                "id {id} is not in an index of {} vectors",
+                self.graph.len()
+            )));
+        }
+        Ok(self.deleted.insert(id))
+    }
+
+    /// Replaces the vector of `id` (deleted or not), makes it live again and re-links it.
+    pub fn reinsert(&mut self, id: DocId, vector: &[f32]) -> Result<()> {
+        if id as usize >= self.graph.len() {
+            return Err(Error::InvalidArgument(format!(
+                "id {id} is not in an index of {} vectors",
+                self.graph.len()
+            )));
+        }
+        self.flat.set_row(id, vector)?;
+        for l in 0..=self.graph.levels[id as usize] as usize {
+            self.graph.write(id, l, &[]);
+        }
+        let entry = self.entry();
+        if entry.is_some_and(|e| e.id == id) {
+            // Re-linking the entry point from itself would leave it isolated: pick another node
+            // of the highest level as the temporary entry.
+            let top = entry.map_or(0, |e| e.level);
+            let other = (0..self.graph.len() as u32)
+                .find(|&x| x != id && self.graph.levels[x as usize] as usize >= top);
+            let fallback = other.map(|x| Entry { id: x, level: top }).or_else(|| {
+                (0..self.graph.len() as u32)
+                    .filter(|&x| x != id)
+                    .max_by_key(|&x| self.graph.levels[x as usize])
+                    .map(|x| Entry { id: x, level: self.graph.levels[x as usize] as usize })
+            });
+            *self.entry.lock().unwrap_or_else(|p| p.into_inner()) = fallback;
+        }
+        self.insert(id);
+        self.deleted.remove(id);
+        Ok(())
+    }
+
+    /// Number of deleted (tombstoned) ids.
+    pub fn deleted_count(&self) -> usize {
+        self.deleted.len()
+    }
+}
+
+/// Test access to the level sampler.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Samples `n` levels as a build would.
+    pub(crate) fn levels(n: usize, m: usize, state: &mut u64) -> Vec<u8> {
+        super::sample_levels(n, m, state)
+    }
+}

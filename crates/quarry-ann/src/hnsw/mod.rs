@@ -1,0 +1,23 @@
+//! HNSW: the in-memory hierarchical navigable small-world graph (ALGORITHMS.md §2).
+//!
+//! Vectors live in an embedded [`crate::FlatIndex`] (aligned rows, validation, cosine
+//! normalisation, and the exact scan used when a filter is very selective). The graph stores
+//! neighbour ids in fixed-stride arrays of atomics: level 0 for every node in one contiguous block,
+//! upper levels per node. Building inserts in parallel with one lock per node (readers of a node's
+//! list take its lock during the build; searches afterwards read without locks).
+//!
+//! Files: `params` (build and search parameters), `graph` (link storage), `visited` (epoch-tagged
+//! visited sets), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
+//! re-inserts), `search` (beam search, filters, the `VectorIndex` impls), `tests`.
+
+mod builder;
+mod graph;
+mod params;
+mod search;
+#[cfg(test)]
+mod tests;
+mod visited;
+
+pub use builder::HnswIndex;
+pub use params::{HnswParams, HnswSearch};
+pub use search::HnswSearcher;

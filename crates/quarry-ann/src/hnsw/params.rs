@@ -1,0 +1,45 @@
+//! Build and search parameters of the HNSW index, with hnswlib's defaults.
+
+use crate::flat::Storage;
+
+/// How the graph is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HnswParams {
+    /// Links per node on upper levels; level 0 keeps up to `2 * m`.
+    pub m: usize,
+    /// Beam width while inserting.
+    pub ef_construction: usize,
+    /// Seed of the level sampler (the build is deterministic with one thread).
+    pub seed: u64,
+    /// Element type of the stored vectors.
+    pub storage: Storage,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams { m: 16, ef_construction: 200, seed: 42, storage: Storage::F32 }
+    }
+}
+
+/// How a query is answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HnswSearch {
+    /// Beam width at level 0 (raised to at least k).
+    pub ef: usize,
+    /// A filter admitting at most this fraction of the live points is answered by an exact scan
+    /// over the admitted ids instead of a graph walk.
+    pub exact_scan_fraction: f64,
+}
+
+impl Default for HnswSearch {
+    fn default() -> Self {
+        HnswSearch { ef: 64, exact_scan_fraction: 0.02 }
+    }
+}
+
+impl HnswSearch {
+    /// Search with beam width `ef` and the default filter policy.
+    pub fn ef(ef: usize) -> Self {
+        HnswSearch { ef, ..Self::default() }
+    }
+}

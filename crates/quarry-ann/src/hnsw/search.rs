@@ -1,0 +1,269 @@
+//! Searching the graph: greedy descent, the level-0 beam search, filters and deletes
+//! (ALGORITHMS.md §2.3, §2.6, §2.9), and the `VectorIndex` implementations.
+
+use super::builder::HnswIndex;
+use super::params::HnswSearch;
+use super::visited::with_visited;
+use quarry_core::{DocId, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex};
+use quarry_linalg::Kernels;
+use rayon::prelude::*;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// A candidate: ranking key (lower is better) and id; ordered by key, then id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub(crate) d: f32,
+    pub(crate) id: u32,
+}
+
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.d.total_cmp(&o.d).then(self.id.cmp(&o.id))
+    }
+}
+
+/// One walk over the graph for query `q`.
+pub(crate) struct Walk<'a> {
+    pub(crate) index: &'a HnswIndex,
+    pub(crate) kern: &'a Kernels,
+    pub(crate) q: &'a [f32],
+    /// Read lists under node locks (while inserts run concurrently).
+    pub(crate) locked: bool,
+    /// Ids that may enter the results (`None`: all); others are still walked through.
+    pub(crate) admit: Option<&'a dyn Fn(u32) -> bool>,
+    /// Stop after visiting this many nodes at level 0.
+    pub(crate) budget: usize,
+}
+
+impl Walk<'_> {
+    #[inline]
+    pub(crate) fn key(&self, id: u32) -> f32 {
+        self.index.flat.key(self.kern, self.q, id as usize)
+    }
+
+    fn neighbours(&self, id: u32, level: usize, out: &mut Vec<u32>) {
+        if self.locked {
+            self.index.graph.read_locked(id, level, out);
+        } else {
+            self.index.graph.read(id, level, out);
+        }
+    }
+
+    /// Greedy descent at `level` (beam width 1).
+    pub(crate) fn greedy(&self, mut cur: Cand, level: usize) -> Cand {
+        let mut buf = Vec::with_capacity(self.index.graph.m0);
+        loop {
+            let mut moved = false;
+            self.neighbours(cur.id, level, &mut buf);
+            for &nb in &buf {
+                let c = Cand { d: self.key(nb), id: nb };
+                if c < cur {
+                    cur = c;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return cur;
+            }
+        }
+    }
+
+    /// Beam search at `level` from `entry`, keeping the `ef` best admitted nodes; returns them
+    /// nearest first.
+    pub(crate) fn layer(&self, entry: &[Cand], ef: usize, level: usize) -> Vec<Cand> {
+        let n = self.index.graph.len();
+        with_visited(n, |visited| {
+            let admit = |id: u32| self.admit.is_none_or(|f| f(id));
+            let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
+            let mut best: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+            for &e in entry {
+                if visited.insert(e.id) {
+                    cands.push(Reverse(e));
+                    if admit(e.id) {
+                        best.push(e);
+                    }
+                }
+            }
+            let mut buf = Vec::with_capacity(self.index.graph.m0);
+            let mut visits = 0usize;
+            while let Some(Reverse(c)) = cands.pop() {
+                if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
+                    break;
+                }
+                self.neighbours(c.id, level, &mut buf);
+                buf.retain(|&nb| visited.insert(nb));
+                for &nb in &buf {
+                    self.index.flat.prefetch(nb as usize);
+                }
+                visits += buf.len();
+                for &nb in &buf {
+                    let cand = Cand { d: self.key(nb), id: nb };
+                    if best.len() < ef || best.peek().is_some_and(|w| cand < *w) {
+                        cands.push(Reverse(cand));
+                        if admit(nb) {
+                            best.push(cand);
+                            if best.len() > ef {
+                                best.pop();
+                            }
+                        }
+                    }
+                }
+                if visits >= self.budget {
+                    break;
+                }
+            }
+            best.into_sorted_vec()
+        })
+    }
+}
+
+impl HnswIndex {
+    /// A view that searches with `search` and implements [`VectorIndex`].
+    pub fn searcher(&self, search: HnswSearch) -> HnswSearcher<'_> {
+        HnswSearcher { index: self, search }
+    }
+
+    /// Top-k for `query` with `search` parameters, returning only ids in `filter` (if given) that
+    /// are not deleted. Whenever at least k live ids pass the filter, k hits come back: a very
+    /// selective filter, or a walk that finds too few admitted nodes, is answered by an exact
+    /// scan over the admitted ids.
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        search: &HnswSearch,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
+        let q = self.flat.prepare(query, || "query".into())?;
+        Ok(self.search_prepared(q.as_slice(), k, search, filter))
+    }
+
+    fn search_prepared(
+        &self,
+        q: &[f32],
+        k: usize,
+        search: &HnswSearch,
+        filter: Option<&IdFilter>,
+    ) -> Vec<Hit> {
+        let n = self.graph.len();
+        let live = n - self.deleted.len();
+        let admitted = match filter {
+            Some(f) => f.len().min(live),
+            None => live,
+        };
+        if k == 0 || admitted == 0 {
+            return Vec::new();
+        }
+        let Some(entry) = self.entry() else { return Vec::new() };
+        let restricted = filter.is_some() || !self.deleted.is_empty();
+        let sigma = admitted as f64 / n as f64;
+        let ef = search.ef.max(k);
+        if filter.is_some() && (sigma <= search.exact_scan_fraction || admitted <= ef) {
+            return self.exact(q, k, filter);
+        }
+        let admit_fn = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
+        let walk = Walk {
+            index: self,
+            kern: Kernels::get(),
+            q,
+            locked: false,
+            admit: restricted.then_some(&admit_fn as &dyn Fn(u32) -> bool),
+            // A restricted walk may wander; cap it at a tenth of the graph (then scan exactly).
+            budget: if restricted { (n / 10).max(ef * 64) } else { usize::MAX },
+        };
+        let mut cur = Cand { d: walk.key(entry.id), id: entry.id };
+        for l in (1..=entry.level).rev() {
+            cur = walk.greedy(cur, l);
+        }
+        // Restricted walks widen the beam as the admitted fraction shrinks (ALGORITHMS.md §2.9).
+        let ef = if restricted { ((ef as f64 / sigma.sqrt()) as usize).min(ef * 8) } else { ef };
+        let found = walk.layer(&[cur], ef, 0);
+        if found.len() < k.min(admitted) {
+            return self.exact(q, k, filter);
+        }
+        found.into_iter().take(k).map(|c| Hit { id: c.id, score: -c.d }).collect()
+    }
+
+    /// Exact top-k over the admitted live ids.
+    fn exact(&self, q: &[f32], k: usize, filter: Option<&IdFilter>) -> Vec<Hit> {
+        let live = |id: &DocId| !self.deleted.contains(*id);
+        match filter {
+            Some(f) => self.flat.search_ids(
+                q,
+                f.iter().filter(|&id| (id as usize) < self.graph.len()).filter(live),
+                k,
+            ),
+            None => self.flat.search_ids(q, (0..self.graph.len() as DocId).filter(live), k),
+        }
+    }
+
+    fn batch(&self, queries: &Matrix, k: usize, search: &HnswSearch) -> Result<Vec<Vec<Hit>>> {
+        let prepared = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| self.flat.prepare(q, || format!("query {i}")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(prepared.par_iter().map(|q| self.search_prepared(q.as_slice(), k, search, None)).collect())
+    }
+}
+
+/// An [`HnswIndex`] with fixed search parameters, usable wherever a [`VectorIndex`] is.
+#[derive(Debug, Clone, Copy)]
+pub struct HnswSearcher<'a> {
+    index: &'a HnswIndex,
+    search: HnswSearch,
+}
+
+impl VectorIndex for HnswSearcher<'_> {
+    fn dim(&self) -> usize {
+        self.index.dim()
+    }
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+    fn metric(&self) -> Metric {
+        self.index.metric()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.index.memory_bytes()
+    }
+    fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.index.search_with(query, params.k, &self.search, None)
+    }
+    fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        self.index.batch(queries, params.k, &self.search)
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn dim(&self) -> usize {
+        self.flat.dim()
+    }
+    fn len(&self) -> usize {
+        self.graph.len() - self.deleted.len()
+    }
+    fn metric(&self) -> Metric {
+        self.flat.metric()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.flat.memory_bytes() + self.graph.memory_bytes()
+    }
+    fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.search_with(query, params.k, &HnswSearch::default(), None)
+    }
+    fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        self.batch(queries, params.k, &HnswSearch::default())
+    }
+}

@@ -1,0 +1,201 @@
+//! HNSW tests: the conformance suite, structural invariants (ALGORITHMS.md §2.12), exactness at
+//! ef = N, determinism, recall monotone in ef, filters at 50%..0.1%, deletes and re-inserts, and
+//! recall on real embeddings when the shared data is present.
+
+use super::*;
+use crate::flat::{FlatIndex, FlatParams};
+use quarry_core::{IdFilter, Matrix, Metric, SearchParams, VectorIndex};
+use quarry_testkit::{conformance, gen};
+use std::collections::HashSet;
+
+fn one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool").install(f)
+}
+
+fn build(m: &Matrix, metric: Metric) -> HnswIndex {
+    HnswIndex::build(m, metric, HnswParams::default()).expect("valid")
+}
+
+/// Mean recall@k of `got` against the exact answer among `allowed` ids.
+fn recall(
+    index: &HnswIndex,
+    base: &Matrix,
+    queries: &Matrix,
+    k: usize,
+    s: &HnswSearch,
+    f: Option<&IdFilter>,
+) -> f64 {
+    let exact = FlatIndex::build(base, index.metric(), FlatParams::default()).expect("valid");
+    let mut hits = 0usize;
+    let mut total = 0usize;
+    for q in queries.iter() {
+        let got = index.search_with(q, k, s, f).expect("ok");
+        let pq = exact.prepare(q, || "q".into()).expect("ok");
+        let ids: Box<dyn Iterator<Item = u32>> = match f {
+            Some(f) => Box::new(f.iter()),
+            None => Box::new(0..base.rows() as u32),
+        };
+        let want: HashSet<u32> = exact
+            .search_ids(pq.as_slice(), ids.filter(|id| !index.deleted.contains(*id)), k)
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(got.len(), want.len(), "k results whenever k pass the filter");
+        hits += got.iter().filter(|h| want.contains(&h.id)).count();
+        total += want.len();
+    }
+    hits as f64 / total.max(1) as f64
+}
+
+#[test]
+fn passes_conformance_suite() {
+    conformance::run_all(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.95);
+}
+
+#[test]
+fn structural_invariants_hold() {
+    let base = gen::clustered(3000, 16, 30, 0.5, 1);
+    let index = build(&base, Metric::L2);
+    let g = &index.graph;
+    let entry = index.entry().expect("non-empty");
+    assert_eq!(entry.level, *g.levels.iter().max().expect("levels") as usize);
+    let mut buf = Vec::new();
+    for id in 0..g.len() as u32 {
+        for l in 0..=g.levels[id as usize] as usize {
+            g.read(id, l, &mut buf);
+            assert!(buf.len() <= g.cap(l), "node {id} level {l}: {} links", buf.len());
+            assert!(!buf.contains(&id), "self-loop at {id}");
+            assert_eq!(buf.iter().collect::<HashSet<_>>().len(), buf.len(), "duplicate links at {id}");
+            assert!(buf.iter().all(|&nb| g.levels[nb as usize] as usize >= l), "link below its level");
+        }
+    }
+    // Level distribution: P(L >= 1) = 1/M.
+    let n = 100_000;
+    let mut state = 7u64;
+    let levels = super::builder::tests_support::levels(n, 16, &mut state);
+    let above = levels.iter().filter(|&&l| l >= 1).count() as f64;
+    assert!((above - n as f64 / 16.0).abs() < 3.0 * (n as f64 / 16.0).sqrt() + 1.0, "{above}");
+}
+
+#[test]
+fn exhaustive_ef_is_exact_and_recall_grows_with_ef() {
+    let base = gen::clustered(1500, 24, 20, 0.7, 2);
+    let queries = gen::clustered(40, 24, 20, 0.7, 3);
+    for metric in [Metric::InnerProduct, Metric::Cosine, Metric::L2] {
+        let index = build(&base, metric);
+        let full = recall(&index, &base, &queries, 10, &HnswSearch::ef(1500), None);
+        assert!(full >= 0.999, "{metric}: ef = N gives {full}");
+    }
+    let index = build(&base, Metric::L2);
+    let mut last = 0.0;
+    for ef in [10, 20, 40, 80, 160] {
+        let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(ef), None);
+        assert!(r + 0.02 >= last, "recall fell from {last} to {r} at ef {ef}");
+        last = r;
+    }
+}
+
+#[test]
+fn single_thread_build_is_deterministic() {
+    let base = gen::clustered(800, 12, 10, 0.5, 4);
+    let a = one_thread(|| build(&base, Metric::Cosine));
+    let b = one_thread(|| build(&base, Metric::Cosine));
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for id in 0..800u32 {
+        for l in 0..=a.graph.levels[id as usize] as usize {
+            a.graph.read(id, l, &mut x);
+            b.graph.read(id, l, &mut y);
+            assert_eq!(x, y);
+        }
+    }
+}
+
+#[test]
+fn filters_return_only_admitted_ids_with_good_recall() {
+    let base = gen::clustered(20_000, 16, 50, 0.6, 5);
+    let queries = gen::clustered(30, 16, 50, 0.6, 6);
+    let index = build(&base, Metric::L2);
+    for (fraction, min_recall) in [(0.5, 0.9), (0.1, 0.9), (0.01, 0.999), (0.001, 0.999)] {
+        let step = (1.0 / fraction) as u32;
+        let filter = IdFilter::from_ids((0..20_000u32).filter(|i| (i * 7919) % step == 0));
+        let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), Some(&filter));
+        assert!(r >= min_recall, "filter passing {fraction}: recall {r}");
+        for q in queries.iter().take(5) {
+            let hits = index.search_with(q, 10, &HnswSearch::ef(64), Some(&filter)).expect("ok");
+            assert!(hits.iter().all(|h| filter.contains(h.id)));
+        }
+    }
+    let tiny = IdFilter::from_ids([3, 99, 12_345]);
+    let hits = index.search_with(queries.row(0), 10, &HnswSearch::default(), Some(&tiny)).expect("ok");
+    assert_eq!(hits.iter().map(|h| h.id).collect::<HashSet<_>>(), HashSet::from([3, 99, 12_345]));
+}
+
+#[test]
+fn deletes_and_reinserts() {
+    let base = gen::clustered(5000, 16, 30, 0.6, 7);
+    let queries = gen::clustered(40, 16, 30, 0.6, 8);
+    let mut index = build(&base, Metric::L2);
+    for id in (0..5000u32).filter(|i| i % 10 < 3) {
+        assert!(index.delete(id).expect("in range"));
+    }
+    assert_eq!(index.len(), 3500);
+    let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+    assert!(r >= 0.9, "recall after deleting 30%: {r}");
+    for q in queries.iter() {
+        let hits = index.search(q, &SearchParams::top(10)).expect("ok");
+        assert!(hits.iter().all(|h| h.id % 10 >= 3), "a deleted id came back");
+    }
+    // Re-insert a deleted id with a new vector: it comes back at rank 1 for that vector.
+    let fresh = vec![50.0f32; 16];
+    index.reinsert(20, &fresh).expect("ok");
+    assert_eq!(index.search(&fresh, &SearchParams::top(1)).expect("ok")[0].id, 20);
+    assert_eq!(index.len(), 3501);
+    assert!(index.delete(5000).is_err());
+    // Delete all but k: exactly those k come back.
+    let mut small = build(&gen::gaussian(300, 8, 9), Metric::Cosine);
+    for id in 5..300 {
+        small.delete(id).expect("in range");
+    }
+    let hits = small.search(&[1.0; 8], &SearchParams::top(10)).expect("ok");
+    assert_eq!(hits.iter().map(|h| h.id).collect::<HashSet<_>>(), (0..5).collect());
+}
+
+#[test]
+fn appending_links_new_vectors() {
+    let base = gen::clustered(2000, 16, 20, 0.6, 10);
+    let mut index = build(&base, Metric::L2);
+    let more = gen::clustered(500, 16, 20, 0.6, 11);
+    assert_eq!(index.add(&more).expect("ok"), 2000);
+    for (i, v) in more.iter().enumerate().step_by(50) {
+        let top = index.search(v, &SearchParams::top(1)).expect("ok");
+        assert_eq!(top[0].id, 2000 + i as u32);
+    }
+}
+
+/// Real embeddings (shared data): 20k of the wndict-384 base, recall@10 at ef = 64.
+#[test]
+fn real_embeddings_recall() {
+    let Some(dir) = quarry_testkit::shared_data::require("wndict-384") else { return };
+    let base = quarry_eval_free_npy_f16(&dir.join("base.f16.npy"), 20_000);
+    let queries = quarry_eval_free_npy_f16(&dir.join("query.f16.npy"), 100);
+    let index = HnswIndex::build(&base, Metric::InnerProduct, HnswParams::default()).expect("valid");
+    let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+    assert!(r >= 0.95, "wndict-384 (20k) recall@10 at ef 64: {r}");
+}
+
+/// Reads the first `rows` rows of a 2-D little-endian f16 `.npy` (v1 header) without quarry-eval.
+fn quarry_eval_free_npy_f16(path: &std::path::Path, rows: usize) -> Matrix {
+    let bytes = std::fs::read(path).expect("read npy");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("utf-8 header");
+    let shape = &header[header.find("shape").expect("shape")..];
+    let dims: Vec<usize> = shape[shape.find('(').expect("(") + 1..shape.find(')').expect(")")]
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let (n, d) = (dims[0].min(rows), dims[1]);
+    let data = &bytes[10 + header_len..];
+    let values =
+        (0..n * d).map(|i| half::f16::from_le_bytes([data[2 * i], data[2 * i + 1]]).to_f32()).collect();
+    Matrix::new(values, d).expect("shape")
+}
