@@ -7,10 +7,10 @@ use quarry_eval::io;
 use std::path::Path;
 use std::time::Instant;
 
-/// Index kinds the CLI can build today.
+/// Index kinds `quarry search` can build today (`quarry bench ann` has its own list).
 pub const INDEX_KINDS: &[&str] = &["flat"];
 
-/// Checks an `--index` value.
+/// Checks an `--index` value of `quarry search`.
 pub fn check_index_kind(kind: &str) -> Result<()> {
     if INDEX_KINDS.contains(&kind) {
         Ok(())
@@ -48,6 +48,23 @@ pub fn flat_index(path: &Path, metric: Metric, storage: Storage) -> Result<(Flat
     let t = Instant::now();
     let index = FlatIndex::build(&base, metric, params).with_context(ctx)?;
     Ok((index, t.elapsed().as_secs_f64()))
+}
+
+/// Reads the base vectors in `path` as f32 rows (f16 files are widened), to build several
+/// indexes from one load.
+pub fn base(path: &Path) -> Result<Matrix> {
+    let base = io::read_vectors(path).with_context(|| format!("loading vectors from {}", path.display()))?;
+    if base.is_empty() {
+        bail!("base file {} holds no vectors", path.display());
+    }
+    Ok(base)
+}
+
+/// An exact f32 flat index over `base` (read from `path`, named in errors): the scorer that
+/// recall of an approximate index is measured with.
+pub fn exact_scorer(base: &Matrix, metric: Metric, path: &Path) -> Result<FlatIndex> {
+    FlatIndex::build(base, metric, FlatParams::default())
+        .with_context(|| format!("building the exact scorer over {}", path.display()))
 }
 
 /// Reads one id per line (blank lines skipped); errors unless there are exactly `expected`.

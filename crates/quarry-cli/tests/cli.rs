@@ -196,7 +196,7 @@ fn bad_input_gives_clear_errors_not_panics() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent/qrels"), "{}", stderr(&o));
 
-    let o = quarry(&["bench", "ann", "--base", p(&b), "--query", p(&b), "--gt", p(&g), "--index", "hnsw"]);
+    let o = quarry(&["bench", "ann", "--base", p(&b), "--query", p(&b), "--gt", p(&g), "--index", "ivf"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown index"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
@@ -300,4 +300,137 @@ fn eval_refuses_runs_sharing_no_query_with_qrels_and_accepts_trec_eval_measure_l
         (v["P_1"].as_f64(), v["P_2"].as_f64(), v["recip_rank"].as_f64()),
         (Some(0.0), Some(0.5), Some(0.5))
     );
+}
+
+/// `bench ann` with `args` appended to the base/query/ground-truth flags.
+fn bench(files: &(PathBuf, PathBuf, PathBuf), args: &[&str]) -> Output {
+    let (b, q, g) = files;
+    let mut all = vec!["bench", "ann", "--base", p(b), "--query", p(q), "--gt", p(g)];
+    all.extend_from_slice(args);
+    quarry(&all)
+}
+
+fn json_rows(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+}
+
+#[test]
+fn bench_params_and_sweep_errors_name_the_valid_choices() {
+    let files = dataset("kv-errors", 60, 3, 8, 5);
+    for (args, want) in [
+        (
+            &["--index", "hnsw", "--params", "M=16,foo=3"][..],
+            "unknown --params key \"foo\" for the hnsw index: valid keys are M, efc, seed, storage",
+        ),
+        (&["--index", "hnsw", "--params", "M"], "expects key=value"),
+        (&["--index", "hnsw", "--params", "efc=lots"], "--params efc=lots: expected a positive integer"),
+        (
+            &["--index", "flat", "--params", "efc=200"],
+            "unknown --params key \"efc\" for the flat index: valid keys are storage",
+        ),
+        (&["--index", "flat", "--params", "storage=f8"], "expected f32 or f16"),
+        (&["--index", "flat", "--sweep", "ef=10,20"], "the flat index has no search parameter to sweep"),
+        (
+            &["--index", "hnsw", "--sweep", "nprobe=1,2"],
+            "unknown --sweep parameter \"nprobe\" for the hnsw index",
+        ),
+        (&["--index", "hnsw", "--sweep", "ef=10,abc"], "\"abc\" is not a positive integer"),
+        (&["--index", "hnsw", "--sweep", "10,20"], "--sweep expects name=v1,v2"),
+        (&["--index", "hnsw", "--storage", "f16"], "--storage applies to the flat index only"),
+        (
+            &["--index", "flat", "--storage", "f16", "--params", "storage=f32"],
+            "either --storage or --params storage=",
+        ),
+        (&["--index", "hnsw", "--build-threads", "0"], "--build-threads must be at least 1"),
+    ] {
+        let o = bench(&files, &[args, &["-k", "5", "--json"]].concat());
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: want {want:?} in {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked") && stdout(&o).is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn bench_flat_takes_storage_from_params() {
+    let files = dataset("kv-flat", 800, 20, 16, 10);
+    let o = bench(
+        &files,
+        &["--metric", "l2", "--index", "flat", "--params", "storage=f16", "--passes", "1", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 1, "{}", stdout(&o));
+    assert_eq!(rows[0]["params"], serde_json::json!({ "storage": "f16" }));
+    let bytes = rows[0]["index_bytes"].as_u64().expect("bytes");
+    assert!((800 * 16 * 2..800 * 16 * 4).contains(&bytes), "f16 rows take 2 bytes a component: {bytes}");
+    assert!(rows[0]["recall"].as_f64().expect("recall") >= 0.9, "{}", rows[0]);
+}
+
+/// A clustered L2 set (like real embeddings): 2,000 × 16-d base, 50 queries from the same
+/// clusters, exact top-10 in f64.
+fn clustered_dataset(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use quarry_testkit::{gen, oracle};
+    let all = gen::clustered(2050, 16, 24, 0.35, 11);
+    let base = Matrix::new(all.as_slice()[..2000 * 16].to_vec(), 16).expect("shape");
+    let query = Matrix::new(all.as_slice()[2000 * 16..].to_vec(), 16).expect("shape");
+    let gt: Vec<i32> = query
+        .iter()
+        .flat_map(|q| oracle::exact_top_k(&base, q, quarry_core::Metric::L2, 10))
+        .map(|(id, _)| id as i32)
+        .collect();
+    let files = (
+        tmp(&format!("{tag}-base.fvecs")),
+        tmp(&format!("{tag}-query.fvecs")),
+        tmp(&format!("{tag}-gt.ivecs")),
+    );
+    write_fvecs(&files.0, &base).expect("write base");
+    write_fvecs(&files.1, &query).expect("write query");
+    write_ivecs(&files.2, &gt, 10).expect("write gt");
+    files
+}
+
+#[test]
+fn bench_hnsw_sweeps_ef_over_one_build() {
+    let files = clustered_dataset("hnsw-sweep");
+    let o = bench(
+        &files,
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "hnsw",
+            "--params",
+            "M=16,efc=200",
+            "--sweep",
+            "ef=10,40",
+            "--build-threads",
+            "2",
+            "--threads",
+            "1",
+            "-k",
+            "10",
+            "--passes",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 2, "one row per ef: {}", stdout(&o));
+    for (row, ef) in rows.iter().zip([10, 40]) {
+        assert_eq!(row["params"], serde_json::json!({ "M": 16, "efc": 200, "ef": ef }), "{row}");
+        assert_eq!(
+            (row["index"].as_str(), row["k"].as_u64(), row["queries"].as_u64()),
+            (Some("hnsw"), Some(10), Some(50))
+        );
+        assert!(
+            row["qps"].as_f64().expect("qps") > 0.0
+                && row["index_bytes"].as_u64().expect("bytes") > 2000 * 16 * 4
+        );
+    }
+    // One build: both rows report the same build time.
+    assert_eq!(rows[0]["build_seconds"], rows[1]["build_seconds"]);
+    let recall = |r: &serde_json::Value| r["recall"].as_f64().expect("recall");
+    assert!(recall(&rows[1]) >= recall(&rows[0]), "ef=40 {} < ef=10 {}", recall(&rows[1]), recall(&rows[0]));
+    assert!(recall(&rows[1]) >= 0.9, "recall at ef=40: {}", recall(&rows[1]));
 }

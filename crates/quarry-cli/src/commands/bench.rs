@@ -1,17 +1,25 @@
 //! `quarry bench ann`: recall and one-query-per-call QPS of an index on a TEXMEX/npy dataset,
 //! printed as the same JSON rows as `shared/tools/peer_bench.py`.
+//!
+//! The index is built once per configuration of build parameters (`--params`, on the
+//! `--build-threads` pool); a `--sweep` over a search parameter then times every value on the
+//! `--threads` pool and prints one row each. Recall is scored by an exact [`FlatIndex`] over the
+//! same base (the index itself when it is flat).
+
+mod params;
 
 use crate::{load, progress};
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use quarry_ann::FlatIndex;
-use quarry_ann::Storage;
-use quarry_core::{Metric, SearchParams, VectorIndex};
+use params::{Build, HnswBuild, Kind};
+use quarry_ann::{FlatIndex, HnswIndex, HnswParams, HnswSearch, Storage};
+use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use quarry_eval::ann_recall::{ids, recall_at_k, tie_aware_recall_at_k};
 use quarry_eval::bench::{time_queries, BenchRow, Timing};
 use quarry_eval::io;
 use quarry_eval::io::IdRows;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Benchmark subcommands.
 #[derive(Subcommand)]
@@ -35,21 +43,33 @@ pub struct AnnArgs {
     /// Similarity metric: ip, cosine or l2.
     #[arg(long, default_value = "ip")]
     metric: Metric,
-    /// Index kind.
+    /// Index kind: flat or hnsw.
     #[arg(long, default_value = "flat")]
     index: String,
+    /// Build parameters as key=value pairs, comma-separated. hnsw: M (graph degree, default 16),
+    /// efc (ef_construction, default 200), seed, storage (f32 or f16); flat: storage.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    params: Option<String>,
+    /// A search parameter and the values to time, e.g. ef=10,20,40 (hnsw): the index is built
+    /// once and one row is printed per value.
+    #[arg(long, value_name = "NAME=V1,V2,...")]
+    sweep: Option<String>,
     /// Results per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     k: usize,
     /// Search threads (one query per call either way).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Threads used to build the index.
+    #[arg(long, default_value_t = 2)]
+    build_threads: usize,
     /// Time only the first N queries.
     #[arg(long)]
     queries: Option<usize>,
-    /// Stored element types to benchmark, comma-separated (f32, f16): one row each.
-    #[arg(long, default_value = "f32", value_delimiter = ',')]
-    storage: Vec<Storage>,
+    /// Flat index only: stored element types to benchmark, comma-separated (f32, f16), one row
+    /// each (default f32; `--params storage=f16` is the same for one type).
+    #[arg(long, value_delimiter = ',')]
+    storage: Option<Vec<Storage>>,
     /// Timed passes over the queries (the median QPS is reported).
     #[arg(long, default_value_t = 3)]
     passes: usize,
@@ -65,10 +85,100 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
+/// The loaded queries and ground truth, the search pool and the output settings shared by every
+/// configuration of one run.
+struct Bench<'a> {
+    args: &'a AnnArgs,
+    queries: Matrix,
+    gt: IdRows,
+    search_pool: rayon::ThreadPool,
+}
+
+impl Bench<'_> {
+    /// Times `index` (median of the passes after a warm-up), scores its answers with the exact
+    /// `scorer` and returns the row with the QPS of every pass.
+    fn measure(
+        &self,
+        index: &dyn VectorIndex,
+        scorer: &FlatIndex,
+        params: serde_json::Value,
+        build_seconds: f64,
+        index_bytes: usize,
+    ) -> Result<(BenchRow, Vec<f64>)> {
+        let (a, queries) = (self.args, &self.queries);
+        let search = SearchParams::top(a.k);
+        let timing = Timing { warmup_queries: queries.rows().min(100), passes: a.passes.max(1) };
+        let pb =
+            progress::bar((queries.rows() as u64).saturating_mul(timing.passes as u64), "searching", a.json);
+        let timed =
+            self.search_pool.install(|| time_queries(index, queries, &search, timing, &|| pb.inc(1)))?;
+        pb.finish_and_clear();
+        let found: Vec<Vec<u32>> = timed.answers.iter().map(|h| ids(h)).collect();
+        let plain = recall_at_k(&found, &self.gt, a.k)?;
+        let recall = tie_aware_recall(scorer, queries, &self.gt, &timed.answers, a.k)?;
+        let row = BenchRow {
+            system: format!("quarry {}", env!("CARGO_PKG_VERSION")),
+            index: a.index.clone(),
+            params,
+            k: a.k,
+            threads: a.threads,
+            recall,
+            recall_plain: plain,
+            qps: timed.qps,
+            build_seconds,
+            index_bytes,
+            queries: queries.rows(),
+        };
+        Ok((row, timed.pass_qps))
+    }
+
+    /// Prints `row`: JSON, or a line for people (with the scan rate when `scanned_bytes`, the
+    /// bytes one query streams, is known).
+    fn print(&self, row: &BenchRow, pass_qps: &[f64], scanned_bytes: Option<f64>) -> Result<()> {
+        if self.args.json {
+            println!("{}", serde_json::to_string(row)?);
+            return Ok(());
+        }
+        let params = match &row.params {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), String::from)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let scan = scanned_bytes.map_or(String::new(), |b| {
+            format!(
+                "; scan rate {:.2} GB/s with {} kernels",
+                b * row.qps / 1e9,
+                quarry_linalg::detected_isa().name()
+            )
+        });
+        println!(
+            "{} {} ({}) k={} threads={}: recall {:.4} (plain {:.4}), {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB{scan}",
+            row.system,
+            row.index,
+            params.join(", "),
+            row.k,
+            row.threads,
+            row.recall,
+            row.recall_plain,
+            row.qps,
+            pass_qps.iter().map(|q| format!("{q:.1}")).collect::<Vec<_>>().join(", "),
+            row.build_seconds,
+            row.index_bytes as f64 / 1e6,
+        );
+        Ok(())
+    }
+}
+
 fn ann(a: AnnArgs) -> Result<()> {
-    load::check_index_kind(&a.index)?;
+    // Every flag is checked before any data is read.
+    let kind = Kind::parse(&a.index)?;
+    let build = params::build(kind, a.params.as_deref(), a.storage.as_deref())?;
+    let sweep = params::sweep(kind, a.sweep.as_deref())?;
     anyhow::ensure!(a.k > 0, "-k must be at least 1");
     anyhow::ensure!(a.threads > 0, "--threads must be at least 1");
+    anyhow::ensure!(a.build_threads > 0, "--build-threads must be at least 1");
     let queries = load::queries(&a.query, a.queries)?;
     let gt =
         io::read_id_rows(&a.gt).with_context(|| format!("loading ground truth from {}", a.gt.display()))?;
@@ -86,54 +196,71 @@ fn ann(a: AnnArgs) -> Result<()> {
         gt.cols,
         a.k
     );
-    let pool = progress::pool(a.threads)?;
-    for &storage in &a.storage {
-        let (index, build_seconds) = load::flat_index(&a.base, a.metric, storage)?;
-        load::check_dims(&index, &queries, &a.base, &a.query)?;
-        let params = SearchParams::top(a.k);
-        let timing = Timing { warmup_queries: queries.rows().min(100), passes: a.passes.max(1) };
-        let pb =
-            progress::bar((queries.rows() as u64).saturating_mul(timing.passes as u64), "searching", a.json);
-        let timed = pool.install(|| time_queries(&index, &queries, &params, timing, &|| pb.inc(1)))?;
-        pb.finish_and_clear();
-        let found: Vec<Vec<u32>> = timed.answers.iter().map(|h| ids(h)).collect();
-        let plain = recall_at_k(&found, &gt, a.k)?;
-        let recall = tie_aware_recall(&index, &queries, &gt, &timed.answers, a.k)?;
-        let row = BenchRow {
-            system: format!("quarry {}", env!("CARGO_PKG_VERSION")),
-            index: a.index.clone(),
-            params: serde_json::json!({ "storage": storage.name() }),
-            k: a.k,
-            threads: a.threads,
-            recall,
-            recall_plain: plain,
-            qps: timed.qps,
-            build_seconds,
-            index_bytes: index.memory_bytes(),
-            queries: queries.rows(),
-        };
-        if a.json {
-            println!("{}", serde_json::to_string(&row)?);
-        } else {
-            let scanned = (index.len() * index.dim() * storage.bytes_per_component()) as f64;
-            println!(
-                "{} {} ({}) k={} threads={}: recall {:.4} (plain {:.4}), {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB; \
-                 scan rate {:.2} GB/s with {} kernels",
-                row.system,
-                row.index,
-                storage.name(),
-                row.k,
-                row.threads,
-                row.recall,
-                row.recall_plain,
-                row.qps,
-                timed.pass_qps.iter().map(|q| format!("{q:.1}")).collect::<Vec<_>>().join(", "),
-                row.build_seconds,
-                row.index_bytes as f64 / 1e6,
-                scanned * row.qps / 1e9,
-                quarry_linalg::detected_isa().name(),
-            );
+    let build_pool = progress::pool(a.build_threads)?;
+    let bench = Bench { args: &a, queries, gt, search_pool: progress::pool(a.threads)? };
+    match build {
+        Build::Flat(storages) => {
+            for storage in storages {
+                let (index, build_seconds) =
+                    build_pool.install(|| load::flat_index(&a.base, a.metric, storage))?;
+                load::check_dims(&index, &bench.queries, &a.base, &a.query)?;
+                let params = serde_json::json!({ "storage": storage.name() });
+                let (row, passes) =
+                    bench.measure(&index, &index, params, build_seconds, index.memory_bytes())?;
+                let scanned = (index.len() * index.dim() * storage.bytes_per_component()) as f64;
+                bench.print(&row, &passes, Some(scanned))?;
+            }
         }
+        Build::Hnsw(params) => {
+            let base = load::base(&a.base)?;
+            let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
+            load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
+            hnsw(&bench, &base, &scorer, params, sweep, &build_pool)?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the HNSW index over `base` once on `build_pool`, then times every `ef` of the sweep
+/// (the library's default ef without one). Rows carry `M`, `efc` and `ef` like peer_bench.py's,
+/// plus `seed` and `storage` when they were given.
+fn hnsw(
+    bench: &Bench,
+    base: &Matrix,
+    scorer: &FlatIndex,
+    given: HnswBuild,
+    efs: Option<Vec<usize>>,
+    build_pool: &rayon::ThreadPool,
+) -> Result<()> {
+    let a = bench.args;
+    let d = HnswParams::default();
+    let params = HnswParams {
+        m: given.m.unwrap_or(d.m),
+        ef_construction: given.efc.unwrap_or(d.ef_construction),
+        seed: given.seed.unwrap_or(d.seed),
+        storage: given.storage.unwrap_or(d.storage),
+    };
+    let start = Instant::now();
+    let index = build_pool
+        .install(|| HnswIndex::build(base, a.metric, params))
+        .with_context(|| format!("building an hnsw index from {}", a.base.display()))?;
+    let build_seconds = start.elapsed().as_secs_f64();
+    let mut fixed = serde_json::Map::new();
+    fixed.insert("M".into(), params.m.into());
+    fixed.insert("efc".into(), params.ef_construction.into());
+    if let Some(seed) = given.seed {
+        fixed.insert("seed".into(), seed.into());
+    }
+    if let Some(storage) = given.storage {
+        fixed.insert("storage".into(), storage.name().into());
+    }
+    for ef in efs.unwrap_or_else(|| vec![HnswSearch::default().ef]) {
+        let searcher = index.searcher(HnswSearch { ef, ..HnswSearch::default() });
+        let mut row_params = fixed.clone();
+        row_params.insert("ef".into(), ef.into());
+        let (row, passes) =
+            bench.measure(&searcher, scorer, row_params.into(), build_seconds, index.memory_bytes())?;
+        bench.print(&row, &passes, None)?;
     }
     Ok(())
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# HNSW benchmark: Quarry's hnsw index against hnswlib, faiss IndexHNSWFlat and usearch on the same
+# data in the same run, with the same graph parameters (M=16, ef_construction=200, built on 2 threads)
+# and the same ef sweep, searched one query per call on 1 thread.
+# Writes docs/benchmarks/hnsw-<dataset>.{jsonl,md,png} (recall–QPS curves, QPS at recall 0.90/0.95/0.99).
+# Usage: scripts/bench_hnsw.sh [DATASET_DIR] [QUERIES]
+#   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES default 2000
+#   METRIC (default ip) overrides the metric, QUARRY_PEERS_VENV the peers' Python venv, QUARRY_BENCH_OUT
+#   the output folder (default docs/benchmarks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data/wndict-384}
+nq=${2:-2000}
+name=hnsw-$(basename "$data")
+out=${QUARRY_BENCH_OUT:-docs/benchmarks}
+venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
+export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
+M=16 efc=200 efs=10,20,40,80,160,320 build_threads=2 threads=1 k=10
+
+pick() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "missing: $*" >&2; exit 1; }
+base=$(pick "$data"/base.fvecs "$data"/base.f16.npy "$data"/base.npy)
+query=$(pick "$data"/query.fvecs "$data"/query.f16.npy "$data"/query.npy)
+gt=$(pick "$data"/groundtruth.ivecs "$data"/groundtruth.i32.npy)
+metric=${METRIC:-ip}
+
+[ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
+cargo build --release -p quarry-cli
+quarry=$CARGO_TARGET_DIR/release/quarry
+quarry_cmd=("$quarry" bench ann --base "$base" --query "$query" --gt "$gt" --metric "$metric" --index hnsw
+  --params "M=$M,efc=$efc" --sweep "ef=$efs" --build-threads "$build_threads" --threads "$threads"
+  -k "$k" --queries "$nq" --json)
+peers_cmd=("$venv/bin/python" ../shared/tools/peer_bench.py --base "$base" --query "$query" --gt "$gt"
+  --metric "$metric" --peers hnswlib,faiss-hnsw,usearch --M "$M" --efc "$efc" --ef "$efs"
+  --build-threads "$build_threads" --threads "$threads" --k "$k" --queries "$nq")
+
+mkdir -p "$out"
+rows=$out/$name.jsonl
+: > "$rows"
+echo "== quarry hnsw" >&2
+"${quarry_cmd[@]}" | tee -a "$rows"
+echo "== peers: hnswlib, faiss-hnsw, usearch" >&2
+"${peers_cmd[@]}" | tee -a "$rows"
+# Command lines as run (binaries by name; arguments quoted only when the shell needs it).
+shown() {
+  local out=() a
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./=,:+@-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+  done
+  echo "${out[*]}"
+}
+"$venv/bin/python" scripts/bench_plot.py "$rows" --data "$base" \
+  --command "scripts/bench_hnsw.sh${*:+ $*}" --command "$(shown quarry "${quarry_cmd[@]:1}")" \
+  --command "$(shown python "${peers_cmd[@]:1}")" \
+  > "$out/$name.md"
+echo "wrote $out/$name.md and $out/$name.png" >&2
