@@ -161,6 +161,30 @@ impl FlatIndex {
         Ok(())
     }
 
+    /// An index serving `n` rows from a file mapping (see `AlignedVec::from_mmap`).
+    pub(crate) fn from_mapped(
+        map: memmap2::MmapMut,
+        n: usize,
+        dim: usize,
+        metric: Metric,
+        storage: Storage,
+    ) -> std::result::Result<Self, String> {
+        let len = n.checked_mul(dim).ok_or("size overflows")?;
+        let rows = match storage {
+            Storage::F32 => Rows::F32(AlignedVec::from_mmap(map, len)?),
+            Storage::F16 => Rows::F16(AlignedVec::from_mmap(map, len)?),
+        };
+        Ok(FlatIndex { dim, metric, rows, len: n })
+    }
+
+    /// The stored rows as little-endian bytes (the on-disk vector section).
+    pub(crate) fn raw_bytes(&self) -> &[u8] {
+        match &self.rows {
+            Rows::F32(r) => bytemuck::cast_slice(r.as_slice()),
+            Rows::F16(r) => bytemuck::cast_slice(r.as_slice()),
+        }
+    }
+
     /// The storage element type.
     pub fn storage(&self) -> Storage {
         match self.rows {

@@ -68,7 +68,7 @@ impl FlatIndex {
                 }
                 let mut top = TopK::new(1);
                 self.scan(kern, q.as_slice(), id as usize, id as usize + 1, &mut top);
-                Ok(top.into_sorted().first().map_or(f32::NEG_INFINITY, |&(key, _)| -key))
+                Ok(top.into_sorted().first().map_or(f32::NEG_INFINITY, |&(key, _)| 0.0 - key))
             })
             .collect()
     }
@@ -123,7 +123,8 @@ impl FlatIndex {
     }
 
     pub(crate) fn hits(top: TopK) -> Vec<Hit> {
-        top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: -key }).collect()
+        // `0.0 - key` rather than `-key`: a zero distance scores +0, not -0.
+        top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: 0.0 - key }).collect()
     }
 
     /// Top-k of one prepared query, splitting the rows across the current rayon pool.

@@ -45,6 +45,59 @@ impl Graph {
         self.levels.extend_from_slice(levels);
     }
 
+    /// Rebuilds a graph from saved words: `level0` holds every node's `[count, ids...]` slot of
+    /// `2m + 1` words, `upper` the slots of `m + 1` words of levels 1.. of each node in id order.
+    /// Checks counts and ids so that a damaged file cannot cause out-of-range reads.
+    pub(crate) fn from_raw(levels: Vec<u8>, m: usize, level0: &[u32], upper: &[u32]) -> Result<Self, String> {
+        let n = levels.len();
+        let mut g = Graph::new(levels, m);
+        if level0.len() != g.level0.len() {
+            return Err(format!("level-0 links hold {} words, {} expected", level0.len(), g.level0.len()));
+        }
+        let check = |slot: &[u32], level: usize, id: usize| -> Result<(), String> {
+            let count = slot[0] as usize;
+            if count > slot.len() - 1 {
+                return Err(format!(
+                    "node {id} has {count} links at level {level}, more than {}",
+                    slot.len() - 1
+                ));
+            }
+            if let Some(bad) = slot[1..=count].iter().find(|&&x| x as usize >= n) {
+                return Err(format!("node {id} links to {bad}, which is not a node"));
+            }
+            Ok(())
+        };
+        for (id, slot) in level0.chunks_exact(g.m0 + 1).enumerate() {
+            check(slot, 0, id)?;
+        }
+        let mut at = 0;
+        for id in 0..n {
+            let want = g.levels[id] as usize * (m + 1);
+            let words = upper.get(at..at + want).ok_or("upper links are truncated")?;
+            for (l, slot) in words.chunks_exact(m + 1).enumerate() {
+                check(slot, l + 1, id)?;
+            }
+            for (a, &w) in g.upper[id].iter().zip(words) {
+                a.store(w, Relaxed);
+            }
+            at += want;
+        }
+        if at != upper.len() {
+            return Err(format!("upper links hold {} words, {at} expected", upper.len()));
+        }
+        for (a, &w) in g.level0.iter_mut().zip(level0) {
+            *a.get_mut() = w;
+        }
+        Ok(g)
+    }
+
+    /// Calls `f` with every word of the slot of `id` at `level` (count first, unused tail included).
+    pub(crate) fn raw_slot(&self, id: u32, level: usize, mut f: impl FnMut(u32)) {
+        for a in self.slot(id, level) {
+            f(a.load(Relaxed));
+        }
+    }
+
     /// Number of nodes.
     pub(crate) fn len(&self) -> usize {
         self.levels.len()

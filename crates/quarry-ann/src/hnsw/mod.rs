@@ -8,9 +8,11 @@
 //!
 //! Files: `params` (build and search parameters), `graph` (link storage), `visited` (epoch-tagged
 //! visited sets), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
-//! re-inserts), `search` (beam search, filters, the `VectorIndex` impls), `tests`.
+//! re-inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
+//! checksummed file and memory-mapped opening), `tests`.
 
 mod builder;
+mod format;
 mod graph;
 mod params;
 mod search;
@@ -19,5 +21,6 @@ mod tests;
 mod visited;
 
 pub use builder::HnswIndex;
+pub use format::{MAGIC, VERSION};
 pub use params::{HnswParams, HnswSearch};
 pub use search::HnswSearcher;

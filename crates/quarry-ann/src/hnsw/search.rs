@@ -193,7 +193,7 @@ impl HnswIndex {
         if found.len() < k.min(admitted) {
             return self.exact(q, k, filter);
         }
-        found.into_iter().take(k).map(|c| Hit { id: c.id, score: -c.d }).collect()
+        found.into_iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
     }
 
     /// Exact top-k over the admitted live ids.

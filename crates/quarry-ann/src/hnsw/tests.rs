@@ -199,3 +199,88 @@ fn quarry_eval_free_npy_f16(path: &std::path::Path, rows: usize) -> Matrix {
         (0..n * d).map(|i| half::f16::from_le_bytes([data[2 * i], data[2 * i + 1]]).to_f32()).collect();
     Matrix::new(values, d).expect("shape")
 }
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("quarry-hnsw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn save_open_round_trip_serves_from_a_mapping() {
+    for storage in [crate::flat::Storage::F32, crate::flat::Storage::F16] {
+        let base = gen::clustered(3000, 24, 30, 0.6, 12);
+        let queries = gen::clustered(20, 24, 30, 0.6, 13);
+        let mut index =
+            HnswIndex::build(&base, Metric::Cosine, HnswParams { storage, ..HnswParams::default() })
+                .expect("valid");
+        index.delete(7).expect("in range");
+        let path = temp(&format!("round-trip-{storage:?}.qhnsw"));
+        index.save(&path).expect("save");
+        let opened = HnswIndex::open(&path).expect("open");
+        assert!((opened.flat.raw_bytes().as_ptr() as usize).is_multiple_of(64));
+        assert_eq!(
+            (opened.len(), opened.dim(), opened.metric(), opened.params()),
+            (2999, 24, Metric::Cosine, index.params())
+        );
+        for q in queries.iter() {
+            let s = HnswSearch::ef(50);
+            assert_eq!(
+                opened.search_with(q, 10, &s, None).expect("ok"),
+                index.search_with(q, 10, &s, None).expect("ok")
+            );
+        }
+        HnswIndex::verify(&path).expect("intact");
+        // The opened index can still change (copy-on-write; the file stays as saved).
+        let mut opened = opened;
+        opened.add(&gen::gaussian(10, 24, 14)).expect("append");
+        assert_eq!(opened.len(), 3009);
+        HnswIndex::verify(&path).expect("file untouched");
+    }
+}
+
+#[test]
+fn damaged_files_are_rejected_with_the_path_and_reason() {
+    let index = build(&gen::gaussian(500, 8, 15), Metric::L2);
+    let path = temp("damaged.qhnsw");
+    index.save(&path).expect("save");
+    let good = std::fs::read(&path).expect("read");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("magic", [b"NOTQUARRY".as_slice(), &good[9..]].concat(), "magic"),
+        (
+            "header",
+            {
+                let mut b = good.clone();
+                b[20] ^= 1;
+                b
+            },
+            "header checksum",
+        ),
+        ("truncated", good[..good.len() - 100].to_vec(), "outside the file"),
+        (
+            "links",
+            {
+                let mut b = good.clone();
+                let at = b.len() - 200;
+                b[at] ^= 0xFF;
+                b
+            },
+            "checksum mismatch",
+        ),
+        ("short", good[..100].to_vec(), "shorter"),
+    ];
+    for (name, bytes, want) in cases {
+        let p = temp(&format!("damaged-{name}.qhnsw"));
+        std::fs::write(&p, bytes).expect("write");
+        let err = HnswIndex::open(&p).expect_err(name).to_string();
+        assert!(err.contains(want) && err.contains(&p.display().to_string()), "{name}: {err}");
+    }
+    // A flipped vector byte passes the quick open but not `verify`.
+    let mut b = good.clone();
+    b[4096 + 13] ^= 0x40;
+    let p = temp("damaged-vectors.qhnsw");
+    std::fs::write(&p, b).expect("write");
+    assert!(HnswIndex::open(&p).is_ok());
+    assert!(HnswIndex::verify(&p).expect_err("vectors").to_string().contains("vectors"));
+    assert!(HnswIndex::open(&temp("missing.qhnsw")).is_err());
+}

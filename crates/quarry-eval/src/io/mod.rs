@@ -22,7 +22,6 @@ use std::path::Path;
 
 use quarry_core::{Error, Matrix, Result};
 
-pub use crate::atomic::write_atomic;
 pub use beir::{
     parse_beir_corpus, parse_beir_queries, read_beir, read_beir_corpus, read_beir_queries, BeirDataset,
     BeirDoc, BeirQuery,
@@ -32,6 +31,7 @@ pub use npy::{
     parse_npy, parse_npy_header, read_npy, read_npy_header, write_npy_f16, write_npy_f32, write_npy_i32,
     NpyArray, NpyData, NpyDtype, NpyHeader,
 };
+pub use quarry_store::atomic::write_atomic;
 pub use texmex::{
     parse_bvecs, parse_fvecs, parse_ivecs, read_bvecs, read_fvecs, read_ivecs, write_fvecs, write_ivecs,
 };

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use quarry_core::{Error, Result};
 
-use crate::atomic::write_atomic;
+use quarry_store::atomic::write_atomic;
 
 /// Relevance judgements: for each query id, the judged documents and their integer grades.
 ///

@@ -1,6 +1,6 @@
 //! Crash-safe writing of TREC run files.
 //!
-//! Every file goes through [`crate::atomic::AtomicFile`] (temporary sibling, fsync, rename,
+//! Every file goes through [`quarry_store::atomic::AtomicFile`] (temporary sibling, fsync, rename,
 //! directory fsync), so a reader never sees a half-written run. Scores are
 //! printed with Rust's shortest round-trip formatting of their own type (f32 or f64), so reading
 //! the file back gives exactly the scores — and therefore exactly the ties — that were written.
@@ -11,7 +11,7 @@ use std::path::Path;
 use quarry_core::{Error, Result};
 
 use super::run::Run;
-use crate::atomic::AtomicFile;
+use quarry_store::atomic::AtomicFile;
 
 /// A score type that can be written to a run file without losing precision.
 pub trait TrecScore: Copy {

@@ -1,0 +1,20 @@
+//! Storage building blocks shared by every on-disk format.
+//!
+//! * [`atomic`]: crash-safe writes (temporary file, fsync, rename, directory fsync).
+//! * [`checksum`]: CRC32C (Castagnoli, hardware-accelerated where available).
+//! * [`le`]: little-endian field readers that report truncation instead of panicking.
+
+pub mod atomic;
+pub mod le;
+
+pub use atomic::{write_atomic, AtomicFile};
+
+/// CRC32C of `bytes`.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+/// Continues a CRC32C over more bytes.
+pub fn checksum_append(crc: u32, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc, bytes)
+}
