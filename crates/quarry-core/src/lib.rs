@@ -14,7 +14,7 @@ mod metric;
 pub use error::{Error, Result};
 pub use filter::IdFilter;
 pub use hit::{sort_hits, Hit};
-pub use index::{SearchParams, VectorIndex};
+pub use index::{SearchParams, VectorIndex, VectorIndexMut};
 pub use matrix::{check_finite, Matrix};
 pub use metric::Metric;
 

@@ -2,12 +2,15 @@
 //!
 //! * [`atomic`]: crash-safe writes (temporary file, fsync, rename, directory fsync).
 //! * [`checksum`]: CRC32C (Castagnoli, hardware-accelerated where available).
+//! * [`framing`]: the sectioned, checksummed file layout of every index file.
 //! * [`le`]: little-endian field readers that report truncation instead of panicking.
 
 pub mod atomic;
+pub mod framing;
 pub mod le;
 
 pub use atomic::{write_atomic, AtomicFile};
+pub use framing::{write_framed, Framed};
 
 /// CRC32C of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u32 {

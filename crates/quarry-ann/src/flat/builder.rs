@@ -2,7 +2,7 @@
 
 use super::params::{FlatParams, Storage};
 use half::f16;
-use quarry_core::{check_finite, DocId, Error, Matrix, Metric, Result};
+use quarry_core::{check_finite, DocId, Error, IdFilter, Matrix, Metric, Result};
 use quarry_linalg::AlignedVec;
 
 /// The rows, in the element type chosen by [`FlatParams::storage`].
@@ -18,7 +18,10 @@ pub struct FlatIndex {
     pub(super) dim: usize,
     pub(super) metric: Metric,
     pub(super) rows: Rows,
+    /// Rows stored (deleted ones included).
     pub(super) len: usize,
+    /// Tombstoned ids: never returned.
+    pub(super) deleted: IdFilter,
 }
 
 impl FlatIndex {
@@ -31,7 +34,7 @@ impl FlatIndex {
             Storage::F32 => Rows::F32(AlignedVec::new()),
             Storage::F16 => Rows::F16(AlignedVec::new()),
         };
-        Ok(FlatIndex { dim, metric, rows, len: 0 })
+        Ok(FlatIndex { dim, metric, rows, len: 0, deleted: IdFilter::new() })
     }
 
     /// Builds an index holding `vectors` (ids `0..rows`).
@@ -174,7 +177,7 @@ impl FlatIndex {
             Storage::F32 => Rows::F32(AlignedVec::from_mmap(map, len)?),
             Storage::F16 => Rows::F16(AlignedVec::from_mmap(map, len)?),
         };
-        Ok(FlatIndex { dim, metric, rows, len: n })
+        Ok(FlatIndex { dim, metric, rows, len: n, deleted: IdFilter::new() })
     }
 
     /// The stored rows as little-endian bytes (the on-disk vector section).

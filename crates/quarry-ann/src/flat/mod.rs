@@ -5,10 +5,13 @@
 //! tile queries × row blocks so each block is read from memory once per group of queries.
 
 mod builder;
+mod format;
 mod params;
 mod search;
 #[cfg(test)]
 mod tests;
 
 pub use builder::FlatIndex;
+pub(crate) use format::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code};
+pub use format::{MAGIC, VERSION};
 pub use params::{FlatParams, Storage};

@@ -5,7 +5,9 @@
 //! Ties are broken by ascending id, independent of thread count.
 
 use super::builder::{FlatIndex, Rows};
-use quarry_core::{check_finite, DocId, Error, Hit, Matrix, Metric, Result, SearchParams, VectorIndex};
+use quarry_core::{
+    check_finite, DocId, Error, Hit, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut,
+};
 use quarry_linalg::{kernels, AlignedVec, Kernels, TopK};
 use rayon::prelude::*;
 
@@ -122,6 +124,35 @@ impl FlatIndex {
         Self::hits(top)
     }
 
+    fn is_restricted(&self, params: &SearchParams) -> bool {
+        params.filter.is_some() || !self.deleted.is_empty()
+    }
+
+    /// One prepared query under `params`: the block scan, or a scan of the admitted live ids
+    /// when a filter or deletes restrict the result.
+    fn search_params(&self, q: &[f32], params: &SearchParams) -> Vec<Hit> {
+        let k = params.k.min(self.len);
+        if !self.is_restricted(params) {
+            return self.search_prepared(q, k);
+        }
+        let live = |id: &DocId| (*id as usize) < self.len && !self.deleted.contains(*id);
+        match &params.filter {
+            Some(f) => self.search_ids(q, f.iter().filter(live), k),
+            None => self.search_ids(q, (0..self.len as DocId).filter(live), k),
+        }
+    }
+
+    /// Marks `id` deleted; false if it already was.
+    pub fn delete(&mut self, id: DocId) -> Result<bool> {
+        if id as usize >= self.len {
+            return Err(Error::InvalidArgument(format!(
+                "id {id} is not in an index of {} vectors",
+                self.len
+            )));
+        }
+        Ok(self.deleted.insert(id))
+    }
+
     pub(crate) fn hits(top: TopK) -> Vec<Hit> {
         // `0.0 - key` rather than `-key`: a zero distance scores +0, not -0.
         top.into_sorted().into_iter().map(|(key, id)| Hit { id, score: 0.0 - key }).collect()
@@ -181,7 +212,7 @@ impl VectorIndex for FlatIndex {
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.len - self.deleted.len()
     }
 
     fn metric(&self) -> Metric {
@@ -197,7 +228,7 @@ impl VectorIndex for FlatIndex {
 
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         let q = self.prepare(query, || "query".into())?;
-        Ok(self.search_prepared(q.as_slice(), params.k.min(self.len)))
+        Ok(self.search_params(q.as_slice(), params))
     }
 
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
@@ -210,6 +241,9 @@ impl VectorIndex for FlatIndex {
             .enumerate()
             .map(|(i, q)| self.prepare(q, || format!("query {i}")))
             .collect::<Result<Vec<_>>>()?;
+        if self.is_restricted(params) {
+            return Ok(prepared.par_iter().map(|q| self.search_params(q.as_slice(), params)).collect());
+        }
         if prepared.len() == 1 {
             return Ok(vec![self.search_prepared(prepared[0].as_slice(), k)]);
         }
@@ -232,5 +266,11 @@ impl VectorIndex for FlatIndex {
                 tops.into_iter().map(Self::hits)
             })
             .collect())
+    }
+}
+
+impl VectorIndexMut for FlatIndex {
+    fn delete(&mut self, id: DocId) -> Result<bool> {
+        FlatIndex::delete(self, id)
     }
 }

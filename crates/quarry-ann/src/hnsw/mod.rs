@@ -8,13 +8,14 @@
 //!
 //! Files: `params` (build and search parameters), `graph` (link storage), `visited` (epoch-tagged
 //! visited sets), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
-//! re-inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
+//! re-inserts), `repair` (reachability after inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
 //! checksummed file and memory-mapped opening), `tests`.
 
 mod builder;
 mod format;
 mod graph;
 mod params;
+mod repair;
 mod search;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use super::builder::HnswIndex;
 use super::params::HnswSearch;
 use super::visited::with_visited;
-use quarry_core::{DocId, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex};
+use quarry_core::{DocId, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut};
 use quarry_linalg::Kernels;
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
@@ -209,13 +209,17 @@ impl HnswIndex {
         }
     }
 
-    fn batch(&self, queries: &Matrix, k: usize, search: &HnswSearch) -> Result<Vec<Vec<Hit>>> {
+    fn batch(&self, queries: &Matrix, params: &SearchParams, search: &HnswSearch) -> Result<Vec<Vec<Hit>>> {
         let prepared = queries
             .iter()
             .enumerate()
             .map(|(i, q)| self.flat.prepare(q, || format!("query {i}")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(prepared.par_iter().map(|q| self.search_prepared(q.as_slice(), k, search, None)).collect())
+        let filter = params.filter.as_deref();
+        Ok(prepared
+            .par_iter()
+            .map(|q| self.search_prepared(q.as_slice(), params.k, search, filter))
+            .collect())
     }
 }
 
@@ -240,10 +244,10 @@ impl VectorIndex for HnswSearcher<'_> {
         self.index.memory_bytes()
     }
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
-        self.index.search_with(query, params.k, &self.search, None)
+        self.index.search_with(query, params.k, &self.search, params.filter.as_deref())
     }
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
-        self.index.batch(queries, params.k, &self.search)
+        self.index.batch(queries, params, &self.search)
     }
 }
 
@@ -261,9 +265,15 @@ impl VectorIndex for HnswIndex {
         self.flat.memory_bytes() + self.graph.memory_bytes()
     }
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
-        self.search_with(query, params.k, &HnswSearch::default(), None)
+        self.search_with(query, params.k, &HnswSearch::default(), params.filter.as_deref())
     }
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
-        self.batch(queries, params.k, &HnswSearch::default())
+        self.batch(queries, params, &HnswSearch::default())
+    }
+}
+
+impl VectorIndexMut for HnswIndex {
+    fn delete(&mut self, id: DocId) -> Result<bool> {
+        HnswIndex::delete(self, id)
     }
 }
