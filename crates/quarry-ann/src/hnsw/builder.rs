@@ -70,7 +70,7 @@ impl HnswIndex {
         if n > 0 {
             index.insert(0);
             (1..n).into_par_iter().with_min_len(64).for_each(|id| index.insert(id));
-            index.repair_orphans();
+            index.repair_reachability();
         }
         Ok(index)
     }
@@ -165,55 +165,6 @@ impl HnswIndex {
         kept
     }
 
-    /// Gives every level-0 node without in-links one, so the whole graph is reachable.
-    ///
-    /// The heuristic can prune a node out of all its neighbours' lists (a known HNSW failure; such
-    /// a node is never returned). Each orphan is linked from the nearest of its own neighbours
-    /// that has room, or else replaces that neighbour's farthest link to a node with other in-links.
-    pub(crate) fn repair_orphans(&self) {
-        let n = self.graph.len();
-        let mut indeg = vec![0u32; n];
-        let mut buf = Vec::new();
-        for id in 0..n as u32 {
-            self.graph.for_each(id, 0, |nb| indeg[nb as usize] += 1);
-        }
-        let entry = self.entry().map(|e| e.id);
-        let kern = Kernels::get();
-        for orphan in 0..n as u32 {
-            if indeg[orphan as usize] > 0 || Some(orphan) == entry {
-                continue;
-            }
-            self.graph.read(orphan, 0, &mut buf);
-            let own = buf.clone();
-            for &nb in &own {
-                self.graph.read(nb, 0, &mut buf);
-                if buf.len() < self.graph.cap(0) {
-                    buf.push(orphan);
-                } else {
-                    let q = self.flat.row_query(nb as usize);
-                    let victim = buf
-                        .iter()
-                        .enumerate()
-                        .filter(|&(_, &x)| indeg[x as usize] > 1)
-                        .max_by(|a, b| {
-                            let (da, db) = (
-                                self.flat.key(kern, &q, *a.1 as usize),
-                                self.flat.key(kern, &q, *b.1 as usize),
-                            );
-                            da.total_cmp(&db)
-                        })
-                        .map(|(i, &x)| (i, x));
-                    let Some((slot, old)) = victim else { continue };
-                    indeg[old as usize] -= 1;
-                    buf[slot] = orphan;
-                }
-                self.graph.write(nb, 0, &buf);
-                indeg[orphan as usize] += 1;
-                break;
-            }
-        }
-    }
-
     /// Appends `vectors` (ids continue after the current ones) and links them into the graph.
     pub fn add(&mut self, vectors: &Matrix) -> Result<DocId> {
         let first = self.flat.add(vectors)?;
@@ -223,7 +174,7 @@ impl HnswIndex {
         let end = first + vectors.rows() as u32;
         let this = &*self;
         (first..end).into_par_iter().with_min_len(64).for_each(|id| this.insert(id));
-        self.repair_orphans();
+        self.repair_reachability();
         Ok(first)
     }
 
