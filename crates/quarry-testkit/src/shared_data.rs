@@ -26,3 +26,45 @@ pub fn require(sub: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// Reads the first `rows` rows of a 2-D little-endian f16 or f32 `.npy` from the shared data
+/// (a minimal reader, so the testkit needs no dependency on quarry-eval). Panics on anything
+/// else: the shared files are known.
+pub fn load_npy_rows(path: &std::path::Path, rows: usize) -> quarry_core::Matrix {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + header_len]).into_owned();
+    let shape = &header[header.find("shape").expect("npy shape")..];
+    let dims: Vec<usize> = shape[shape.find('(').expect("(") + 1..shape.find(')').expect(")")]
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let (n, d) = (dims[0].min(rows), dims[1]);
+    let data = &bytes[10 + header_len..];
+    let values: Vec<f32> = if header.contains("<f2") {
+        (0..n * d).map(|i| f16_to_f32(u16::from_le_bytes([data[2 * i], data[2 * i + 1]]))).collect()
+    } else if header.contains("<f4") {
+        data[..n * d * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    } else {
+        panic!("{}: only <f2 and <f4 arrays are supported here", path.display())
+    };
+    quarry_core::Matrix::new(values, d).expect("npy shape")
+}
+
+/// IEEE binary16 to f32.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h >> 15 == 1 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1F) as i32;
+    let frac = (h & 0x3FF) as f32;
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 => {
+            if frac == 0.0 {
+                sign * f32::INFINITY
+            } else {
+                f32::NAN
+            }
+        }
+        _ => sign * (1.0 + frac / 1024.0) * 2f32.powi(exp - 15),
+    }
+}

@@ -145,3 +145,16 @@ fn cosine_normalises_huge_and_tiny_vectors() {
     assert_eq!((hits[0].id, hits[1].id), (0, 1));
     assert!((hits[0].score - 1.0).abs() < 1e-6);
 }
+
+fn build_flat(m: &Matrix, metric: Metric) -> FlatIndex {
+    FlatIndex::build(m, metric, FlatParams::default()).expect("valid data")
+}
+
+#[test]
+fn passes_deletes_persistence_and_real_data_suites() {
+    conformance::deletes(&build_flat, 1.0);
+    let dir = std::env::temp_dir().join(format!("quarry-flat-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    conformance::persistence(&build_flat, &|i: &FlatIndex, p| i.save(p), &FlatIndex::open, &dir);
+    conformance::real_data_recall(&build, 1.0);
+}

@@ -49,7 +49,8 @@ fn recall(
 
 #[test]
 fn passes_conformance_suite() {
-    conformance::run_all(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.95);
+    // 0.9: raw inner product on unnormalised clustered data is the hard case for graphs (§2.11).
+    conformance::run_all(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.9);
 }
 
 #[test]
@@ -172,32 +173,14 @@ fn appending_links_new_vectors() {
     }
 }
 
-/// Real embeddings (shared data): 20k of the wndict-384 base, recall@10 at ef = 64.
 #[test]
-fn real_embeddings_recall() {
-    let Some(dir) = quarry_testkit::shared_data::require("wndict-384") else { return };
-    let base = quarry_eval_free_npy_f16(&dir.join("base.f16.npy"), 20_000);
-    let queries = quarry_eval_free_npy_f16(&dir.join("query.f16.npy"), 100);
-    let index = HnswIndex::build(&base, Metric::InnerProduct, HnswParams::default()).expect("valid");
-    let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
-    assert!(r >= 0.95, "wndict-384 (20k) recall@10 at ef 64: {r}");
-}
-
-/// Reads the first `rows` rows of a 2-D little-endian f16 `.npy` (v1 header) without quarry-eval.
-fn quarry_eval_free_npy_f16(path: &std::path::Path, rows: usize) -> Matrix {
-    let bytes = std::fs::read(path).expect("read npy");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("utf-8 header");
-    let shape = &header[header.find("shape").expect("shape")..];
-    let dims: Vec<usize> = shape[shape.find('(').expect("(") + 1..shape.find(')').expect(")")]
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let (n, d) = (dims[0].min(rows), dims[1]);
-    let data = &bytes[10 + header_len..];
-    let values =
-        (0..n * d).map(|i| half::f16::from_le_bytes([data[2 * i], data[2 * i + 1]]).to_f32()).collect();
-    Matrix::new(values, d).expect("shape")
+fn passes_deletes_persistence_and_real_data_suites() {
+    let b = |m: &Matrix, metric: Metric| build(m, metric);
+    conformance::deletes(&b, 0.9);
+    let dir = temp("conformance");
+    std::fs::create_dir_all(&dir).expect("dir");
+    conformance::persistence(&b, &|i: &HnswIndex, p| i.save(p), &HnswIndex::open, &dir);
+    conformance::real_data_recall(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.95);
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
