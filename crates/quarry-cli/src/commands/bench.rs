@@ -6,6 +6,7 @@
 //! `--threads` pool and prints one row each. Recall is scored by an exact [`FlatIndex`] over the
 //! same base (the index itself when it is flat).
 
+mod open;
 mod params;
 
 use crate::{load, progress};
@@ -26,6 +27,8 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// Recall@k and QPS of an index against exact ground truth.
     Ann(AnnArgs),
+    /// Open time and first-query cost of a saved index file.
+    Open(open::OpenArgs),
 }
 
 /// Arguments of `quarry bench ann`.
@@ -76,12 +79,16 @@ pub struct AnnArgs {
     /// Print one JSON object per configuration, nothing else on stdout.
     #[arg(long)]
     json: bool,
+    /// Save the built index to this file (open it again with `quarry bench open`).
+    #[arg(long)]
+    save: Option<PathBuf>,
 }
 
 /// Runs a bench subcommand.
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ann(a) => ann(a),
+        BenchCommand::Open(a) => open::run(a),
     }
 }
 
@@ -204,6 +211,9 @@ fn ann(a: AnnArgs) -> Result<()> {
                 let (index, build_seconds) =
                     build_pool.install(|| load::flat_index(&a.base, a.metric, storage))?;
                 load::check_dims(&index, &bench.queries, &a.base, &a.query)?;
+                if let Some(path) = &a.save {
+                    index.save(path).with_context(|| format!("saving the index to {}", path.display()))?;
+                }
                 let params = serde_json::json!({ "storage": storage.name() });
                 let (row, passes) =
                     bench.measure(&index, &index, params, build_seconds, index.memory_bytes())?;
@@ -245,6 +255,11 @@ fn hnsw(
         .install(|| HnswIndex::build(base, a.metric, params))
         .with_context(|| format!("building an hnsw index from {}", a.base.display()))?;
     let build_seconds = start.elapsed().as_secs_f64();
+    if let Some(path) = &a.save {
+        let t = Instant::now();
+        index.save(path).with_context(|| format!("saving the index to {}", path.display()))?;
+        eprintln!("saved the hnsw index to {} in {:.2} s", path.display(), t.elapsed().as_secs_f64());
+    }
     let mut fixed = serde_json::Map::new();
     fixed.insert("M".into(), params.m.into());
     fixed.insert("efc".into(), params.ef_construction.into());
