@@ -434,3 +434,39 @@ fn bench_hnsw_sweeps_ef_over_one_build() {
     assert!(recall(&rows[1]) >= recall(&rows[0]), "ef=40 {} < ef=10 {}", recall(&rows[1]), recall(&rows[0]));
     assert!(recall(&rows[1]) >= 0.9, "recall at ef=40: {}", recall(&rows[1]));
 }
+
+#[test]
+fn saved_hnsw_index_opens_and_answers() {
+    let (b, q, g) = dataset("open", 1500, 20, 16, 10);
+    let file = tmp("open.qhnsw");
+    let o = quarry(&[
+        "bench",
+        "ann",
+        "--base",
+        p(&b),
+        "--query",
+        p(&q),
+        "--gt",
+        p(&g),
+        "--metric",
+        "l2",
+        "--index",
+        "hnsw",
+        "--sweep",
+        "ef=32",
+        "--passes",
+        "1",
+        "--save",
+        p(&file),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quarry(&["bench", "open", "--index-file", p(&file), "--query", p(&q), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(row["index"], "hnsw");
+    assert!(row["open_seconds"].as_f64().expect("open") < 5.0);
+    let o = quarry(&["bench", "open", "--index-file", p(&b), "--query", p(&q)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a Quarry index file"), "{}", stderr(&o));
+}

@@ -65,13 +65,15 @@ fn resident_bytes(path: &Path) -> u64 {
 
 enum Opened {
     Flat(FlatIndex),
-    Hnsw(HnswIndex),
+    Hnsw(Box<HnswIndex>),
 }
 
 /// Runs `quarry bench open`.
 pub fn run(a: OpenArgs) -> Result<()> {
     let queries = load::queries(&a.query, None)?;
-    let file_bytes = std::fs::metadata(&a.index_file).with_context(|| format!("reading {}", a.index_file.display()))?.len();
+    let file_bytes = std::fs::metadata(&a.index_file)
+        .with_context(|| format!("reading {}", a.index_file.display()))?
+        .len();
     let mut magic = [0u8; 8];
     std::fs::File::open(&a.index_file)
         .and_then(|mut f| f.read_exact(&mut magic))
@@ -81,7 +83,7 @@ pub fn run(a: OpenArgs) -> Result<()> {
     }
     let start = Instant::now();
     let index = match magic {
-        quarry_ann::hnsw::MAGIC => Opened::Hnsw(HnswIndex::open(&a.index_file)?),
+        quarry_ann::hnsw::MAGIC => Opened::Hnsw(Box::new(HnswIndex::open(&a.index_file)?)),
         quarry_ann::flat::MAGIC => Opened::Flat(FlatIndex::open(&a.index_file)?),
         _ => bail!("{} is not a Quarry index file", a.index_file.display()),
     };
