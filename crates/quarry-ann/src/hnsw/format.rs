@@ -122,8 +122,7 @@ impl HnswIndex {
         // query then reads 2.6% of the file instead of 29% (docs/benchmarks/hnsw-open.md).
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
-        let flat = FlatIndex::from_mapped(map, n, dim, metric, storage)
-            .map_err(|msg| bad(NAMES[0], msg))?;
+        let flat = FlatIndex::from_mapped(map, n, dim, metric, storage).map_err(|msg| bad(NAMES[0], msg))?;
         Ok(HnswIndex {
             flat,
             graph,
