@@ -13,6 +13,20 @@
 //! let index = FlatIndex::build(&base, Metric::Cosine, FlatParams::default())?;
 //! let hits = index.search(&[0.9, 0.1], &SearchParams::top(2))?; // score-descending, ties by id
 //! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![0, 2]);
+//!
+//! // A graph index over the same vectors, filtered, saved and reopened (memory-mapped).
+//! use quarry_ann::{HnswIndex, HnswParams};
+//! use quarry_core::IdFilter;
+//! use std::sync::Arc;
+//! let hnsw = HnswIndex::build(&base, Metric::Cosine, HnswParams::default())?;
+//! let only = Arc::new(IdFilter::from_ids([1, 2]));
+//! let hits = hnsw.search(&[0.9, 0.1], &SearchParams::top(2).with_filter(only))?;
+//! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![2, 1]);
+//! let path = std::env::temp_dir().join(format!("doc-{}.qhnsw", std::process::id()));
+//! hnsw.save(&path)?;
+//! let reopened = HnswIndex::open(&path)?;
+//! assert_eq!(reopened.search(&[0.9, 0.1], &SearchParams::top(1))?[0].id, 0);
+//! # std::fs::remove_file(&path).ok();
 //! # Ok(())
 //! # }
 //! ```
