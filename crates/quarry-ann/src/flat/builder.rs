@@ -180,6 +180,15 @@ impl FlatIndex {
         Ok(FlatIndex { dim, metric, rows, len: n, deleted: IdFilter::new() })
     }
 
+    /// Copies memory-mapped rows onto the heap (no-op for heap rows).
+    pub(crate) fn move_to_heap(&mut self) {
+        match &mut self.rows {
+            Rows::F32(r) if r.is_mapped() => *r = AlignedVec::from_slice(r.as_slice()),
+            Rows::F16(r) if r.is_mapped() => *r = AlignedVec::from_slice(r.as_slice()),
+            _ => {}
+        }
+    }
+
     /// The stored rows as little-endian bytes (the on-disk vector section).
     pub(crate) fn raw_bytes(&self) -> &[u8] {
         match &self.rows {

@@ -82,6 +82,10 @@ pub struct AnnArgs {
     /// Save the built index to this file (open it again with `quarry bench open`).
     #[arg(long)]
     save: Option<PathBuf>,
+    /// hnsw: time a saved index, loaded into memory, instead of building one (`--params` are
+    /// then ignored and build_seconds is reported as 0).
+    #[arg(long, conflicts_with = "save")]
+    load: Option<PathBuf>,
 }
 
 /// Runs a bench subcommand.
@@ -251,10 +255,28 @@ fn hnsw(
         storage: given.storage.unwrap_or(d.storage),
     };
     let start = Instant::now();
-    let index = build_pool
-        .install(|| HnswIndex::build(base, a.metric, params))
-        .with_context(|| format!("building an hnsw index from {}", a.base.display()))?;
-    let build_seconds = start.elapsed().as_secs_f64();
+    let (index, build_seconds) = match &a.load {
+        Some(path) => {
+            let index = HnswIndex::load(path)?;
+            anyhow::ensure!(
+                index.metric() == a.metric && index.len() == base.rows(),
+                "{} holds {} {} vectors; --base has {} and --metric is {}",
+                path.display(),
+                index.len(),
+                index.metric(),
+                base.rows(),
+                a.metric
+            );
+            (index, 0.0)
+        }
+        None => {
+            let index = build_pool
+                .install(|| HnswIndex::build(base, a.metric, params))
+                .with_context(|| format!("building an hnsw index from {}", a.base.display()))?;
+            (index, start.elapsed().as_secs_f64())
+        }
+    };
+    let params = if a.load.is_some() { index.params() } else { params };
     if let Some(path) = &a.save {
         let t = Instant::now();
         index.save(path).with_context(|| format!("saving the index to {}", path.display()))?;
