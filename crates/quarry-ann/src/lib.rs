@@ -35,4 +35,4 @@ pub mod flat;
 pub mod hnsw;
 
 pub use flat::{FlatIndex, FlatParams, Storage};
-pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher};
+pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher, InsertionOrder};

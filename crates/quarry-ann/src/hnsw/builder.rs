@@ -1,13 +1,15 @@
 //! Building the graph: level sampling, parallel insertion with the neighbour-selection
-//! heuristic (ALGORITHMS.md §2.2–2.5), and later changes — appends, deletes, re-inserts.
+//! heuristic (ALGORITHMS.md §2.2–2.5) in a chosen insertion order (§2.10), and later changes —
+//! appends, deletes, re-inserts.
 
 use super::graph::Graph;
+use super::order::{corpus_lid, LID_K};
 use super::params::HnswParams;
 use super::search::{Cand, Walk};
 use crate::flat::{FlatIndex, FlatParams};
 use quarry_core::{DocId, Error, IdFilter, Matrix, Metric, Result};
 use quarry_linalg::Kernels;
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Entry point and top level of the graph.
@@ -27,8 +29,8 @@ pub struct HnswIndex {
     pub(crate) params: HnswParams,
 }
 
-/// SplitMix64: a small, seedable generator for level sampling.
-fn splitmix(state: &mut u64) -> u64 {
+/// SplitMix64: a small, seedable generator for level sampling and shuffles.
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -48,17 +50,58 @@ fn sample_levels(n: usize, m: usize, state: &mut u64) -> Vec<u8> {
 }
 
 impl HnswIndex {
-    /// Builds the graph over `vectors` (ids `0..rows`) on the current rayon pool.
+    /// Builds the graph over `vectors` (ids `0..rows`) on the current rayon pool, inserting the
+    /// rows in `params.insertion_order`. The LID orders first estimate every row's LID with
+    /// [`corpus_lid`] (k = [`LID_K`]), which costs a pilot build with `ef_construction` ≤ 100 plus
+    /// one k-NN search per row.
     pub fn build(vectors: &Matrix, metric: Metric, params: HnswParams) -> Result<Self> {
-        if params.m < 2 || params.m > 256 {
-            return Err(Error::InvalidArgument(format!("HNSW M must be in 2..=256, got {}", params.m)));
+        Self::check_params(&params)?;
+        let order = params.insertion_order;
+        let perm = if order.needs_lid() && vectors.rows() < 2 {
+            (0..vectors.rows() as u32).collect()
+        } else if order.needs_lid() {
+            let lid = corpus_lid(vectors, metric, &params, LID_K)?;
+            order.permutation(vectors.rows(), params.seed, Some(&lid))?
+        } else {
+            order.permutation(vectors.rows(), params.seed, None)?
+        };
+        Self::build_in_order(vectors, metric, params, &perm)
+    }
+
+    /// Builds the graph inserting the rows in the sequence `order` (a permutation of
+    /// `0..rows`; `params.insertion_order` is only recorded). Ids stay the row numbers: only the
+    /// graph differs. `order[0]` is inserted first, alone; the rest are taken from `order` one
+    /// at a time by the threads of the current rayon pool, so with T threads at most T
+    /// consecutive rows of `order` are in flight together (one thread: exactly this sequence,
+    /// and a deterministic graph).
+    pub fn build_in_order(
+        vectors: &Matrix,
+        metric: Metric,
+        params: HnswParams,
+        order: &[u32],
+    ) -> Result<Self> {
+        Self::check_params(&params)?;
+        let n = vectors.rows();
+        if order.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "the insertion order lists {} rows, the data has {n}",
+                order.len()
+            )));
         }
-        if params.ef_construction == 0 {
-            return Err(Error::InvalidArgument("HNSW ef_construction must be at least 1".into()));
+        let mut seen = vec![false; n];
+        for &id in order {
+            match seen.get_mut(id as usize) {
+                Some(s) if !*s => *s = true,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the insertion order is not a permutation of 0..{n}: row {id} is repeated or out of range"
+                    )))
+                }
+            }
         }
         let flat = FlatIndex::build(vectors, metric, FlatParams { storage: params.storage })?;
         let mut state = params.seed;
-        let levels = sample_levels(vectors.rows(), params.m, &mut state);
+        let levels = sample_levels(n, params.m, &mut state);
         let index = HnswIndex {
             flat,
             graph: Graph::new(levels, params.m),
@@ -66,13 +109,37 @@ impl HnswIndex {
             deleted: IdFilter::new(),
             params,
         };
-        let n = vectors.rows() as u32;
-        if n > 0 {
-            index.insert(0);
-            (1..n).into_par_iter().with_min_len(64).for_each(|id| index.insert(id));
+        if let Some((&first, rest)) = order.split_first() {
+            index.insert(first);
+            index.insert_all(rest.len(), |i| rest[i]);
             index.repair_reachability();
         }
         Ok(index)
+    }
+
+    fn check_params(params: &HnswParams) -> Result<()> {
+        if params.m < 2 || params.m > 256 {
+            return Err(Error::InvalidArgument(format!("HNSW M must be in 2..=256, got {}", params.m)));
+        }
+        if params.ef_construction == 0 {
+            return Err(Error::InvalidArgument("HNSW ef_construction must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Inserts `id_at(0), id_at(1), …, id_at(count - 1)` on every thread of the current rayon
+    /// pool, each thread taking the next position from a shared counter (hnswlib's scheme), so
+    /// the insertions start in sequence order. (Splitting the range into per-thread halves, as a
+    /// parallel iterator does, would insert two far-apart parts of the order side by side.)
+    fn insert_all(&self, count: usize, id_at: impl Fn(usize) -> u32 + Sync) {
+        let next = AtomicUsize::new(0);
+        rayon::broadcast(|_| loop {
+            let i = next.fetch_add(1, Relaxed);
+            if i >= count {
+                break;
+            }
+            self.insert(id_at(i));
+        });
     }
 
     /// The build parameters.
@@ -171,9 +238,7 @@ impl HnswIndex {
         let mut state = self.params.seed ^ (first as u64).wrapping_mul(0x9E37_79B9);
         let levels = sample_levels(vectors.rows(), self.params.m, &mut state);
         self.graph.extend(&levels);
-        let end = first + vectors.rows() as u32;
-        let this = &*self;
-        (first..end).into_par_iter().with_min_len(64).for_each(|id| this.insert(id));
+        self.insert_all(vectors.rows(), |i| first + i as u32);
         self.repair_reachability();
         Ok(first)
     }

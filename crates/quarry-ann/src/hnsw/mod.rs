@@ -8,12 +8,14 @@
 //!
 //! Files: `params` (build and search parameters), `graph` (link storage), `visited` (epoch-tagged
 //! visited sets), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
-//! re-inserts), `repair` (reachability after inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
+//! re-inserts), `order` (insertion orders and the LID estimator), `repair` (reachability after
+//! inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
 //! checksummed file and memory-mapped opening), `tests`.
 
 mod builder;
 mod format;
 mod graph;
+mod order;
 mod params;
 mod repair;
 mod search;
@@ -23,5 +25,6 @@ mod visited;
 
 pub use builder::HnswIndex;
 pub use format::{MAGIC, VERSION};
+pub use order::{corpus_lid, lid_mle, InsertionOrder, LID_K};
 pub use params::{HnswParams, HnswSearch};
 pub use search::HnswSearcher;

@@ -1,5 +1,6 @@
 //! Build and search parameters of the HNSW index, with hnswlib's defaults.
 
+use super::order::InsertionOrder;
 use crate::flat::Storage;
 
 /// How the graph is built.
@@ -13,11 +14,21 @@ pub struct HnswParams {
     pub seed: u64,
     /// Element type of the stored vectors.
     pub storage: Storage,
+    /// Order in which [`super::HnswIndex::build`] inserts the rows (ids stay the row numbers).
+    /// The default inserts them as given: on the dev set no order beat it by more than the
+    /// seed-to-seed noise (docs/benchmarks/hnsw-insertion-order.md).
+    pub insertion_order: InsertionOrder,
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construction: 200, seed: 42, storage: Storage::F32 }
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            seed: 42,
+            storage: Storage::F32,
+            insertion_order: InsertionOrder::AsGiven,
+        }
     }
 }
 

@@ -267,3 +267,201 @@ fn damaged_files_are_rejected_with_the_path_and_reason() {
     assert!(HnswIndex::verify(&p).expect_err("vectors").to_string().contains("vectors"));
     assert!(HnswIndex::open(&temp("missing.qhnsw")).is_err());
 }
+
+// ---- Insertion order and LID (ALGORITHMS.md §2.10, §2.12) ----
+
+/// `n` points with i.i.d. standard normal coefficients in a random `k`-dimensional linear
+/// subspace of R^`dim` (orthonormal basis by Gram–Schmidt), as in the LID oracle.
+fn subspace_points(n: usize, k: usize, dim: usize, seed: u64) -> Matrix {
+    let raw = gen::gaussian(k, dim, seed);
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(k);
+    for v in raw.iter() {
+        let mut w: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        for u in &basis {
+            let p: f64 = w.iter().zip(u).map(|(a, b)| a * b).sum();
+            w.iter_mut().zip(u).for_each(|(a, b)| *a -= p * b);
+        }
+        let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
+        basis.push(w.into_iter().map(|a| a / norm).collect());
+    }
+    let coef = gen::gaussian(n, k, seed ^ 0x5EED);
+    let mut data = vec![0.0f32; n * dim];
+    for (row, c) in data.chunks_exact_mut(dim).zip(coef.iter()) {
+        for (u, &ci) in basis.iter().zip(c) {
+            row.iter_mut().zip(u).for_each(|(x, b)| *x += ci * *b as f32);
+        }
+    }
+    Matrix::new(data, dim).expect("shape")
+}
+
+/// Exact LID (`nb` neighbours) of every `step`-th row, by a brute-force scan.
+fn exact_lids(m: &Matrix, nb: usize, step: usize, squared: bool) -> Vec<f64> {
+    let exact = FlatIndex::build(m, Metric::L2, FlatParams::default()).expect("valid");
+    (0..m.rows())
+        .step_by(step)
+        .map(|i| {
+            let hits = exact.search(m.row(i), &SearchParams::top(nb + 1)).expect("ok");
+            let d: Vec<f32> = hits
+                .iter()
+                .filter(|h| h.id != i as u32)
+                .take(nb)
+                .map(|h| if squared { -h.score } else { (-h.score).max(0.0).sqrt() })
+                .collect();
+            lid_mle(&d).expect("defined")
+        })
+        .collect()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn lid_mle_formula_zero_distances_and_undefined_cases() {
+    // -m / Σ ln(r_i / r_max) with m = 2: 2 / ln 2.
+    let two = lid_mle(&[1.0, 2.0]).expect("defined");
+    assert!((two - 2.0 / 2f64.ln()).abs() < 1e-12, "{two}");
+    // Order does not matter; zero and non-finite distances are skipped.
+    assert_eq!(lid_mle(&[2.0, 0.0, 1.0, f32::NAN]), Some(two));
+    assert_eq!(lid_mle(&[0.0, 0.0, 3.0]), None, "one positive distance");
+    assert_eq!(lid_mle(&[]), None);
+    assert_eq!(lid_mle(&[0.5, 0.5, 0.5]), None, "all distances equal");
+    // Squared distances halve the estimate.
+    let d = [0.3f32, 0.5, 0.55, 0.8, 0.9];
+    let sq: Vec<f32> = d.iter().map(|x| x * x).collect();
+    let (a, b) = (lid_mle(&d).expect("defined"), lid_mle(&sq).expect("defined"));
+    assert!((b - a / 2.0).abs() < 1e-5 * a, "{a} {b}");
+}
+
+/// The §2.12 LID oracle: Gaussian data in a random k-dim subspace of R^128 has mean MLE LID
+/// within ±20% of k (n = 20k, 50 neighbours; exact k-NN of every 40th point keeps it quick),
+/// invariant to scaling the data, and halved by squared distances.
+#[test]
+fn lid_oracle_on_linear_subspaces() {
+    for k in [2usize, 8, 16] {
+        let m = subspace_points(20_000, k, 128, 100 + k as u64);
+        let lids = exact_lids(&m, 50, 40, false);
+        let est = mean(&lids);
+        assert!((est - k as f64).abs() <= 0.2 * k as f64, "k = {k}: mean LID {est}");
+        if k == 8 {
+            let scaled = Matrix::new(m.as_slice().iter().map(|x| x * 1000.0).collect(), 128).expect("shape");
+            let s = mean(&exact_lids(&scaled, 50, 40, false));
+            assert!((s - est).abs() < 1e-3 * est, "scaling changed LID: {est} → {s}");
+            let sq = mean(&exact_lids(&m, 50, 40, true));
+            assert!((sq - est / 2.0).abs() < 1e-3 * est, "squared distances: {sq} vs {est} / 2");
+        }
+    }
+}
+
+/// The graph-based estimate (pilot HNSW, ef = 2k) of the corpus LID matches the exact one.
+#[test]
+fn corpus_lid_from_the_graph_matches_exact() {
+    let m = subspace_points(5000, 8, 64, 7);
+    let approx = corpus_lid(&m, Metric::L2, &HnswParams::default(), 20).expect("ok");
+    assert_eq!(approx.len(), 5000);
+    let exact = exact_lids(&m, 20, 10, false);
+    let sampled: Vec<f64> = (0..5000).step_by(10).map(|i| approx[i]).collect();
+    let close = sampled.iter().zip(&exact).filter(|(a, e)| (*a - *e).abs() <= 0.01 * *e).count();
+    assert!(close as f64 >= 0.95 * exact.len() as f64, "{close} of {} estimates match", exact.len());
+    assert!((mean(&sampled) - mean(&exact)).abs() < 0.02 * mean(&exact));
+    // Inner product (Euclidean pilot) and cosine give estimates too; scaling changes nothing.
+    for metric in [Metric::InnerProduct, Metric::Cosine] {
+        let lids = corpus_lid(&m, metric, &HnswParams::default(), 20).expect("ok");
+        assert!(lids.iter().all(|x| x.is_finite() && *x > 0.0), "{metric}");
+    }
+    assert!(corpus_lid(&m, Metric::L2, &HnswParams::default(), 1).is_err());
+}
+
+#[test]
+fn permutations_follow_the_order() {
+    let lid = [3.0, f64::NAN, 1.0, 2.0, 1.0];
+    let p = |o: InsertionOrder| o.permutation(5, 9, Some(&lid)).expect("ok");
+    assert_eq!(p(InsertionOrder::AsGiven), vec![0, 1, 2, 3, 4]);
+    assert_eq!(p(InsertionOrder::LidAscending), vec![2, 4, 3, 0, 1]);
+    assert_eq!(p(InsertionOrder::LidDescending), vec![0, 3, 2, 4, 1]);
+    let r = InsertionOrder::Random.permutation(1000, 9, None).expect("ok");
+    assert_eq!(r, InsertionOrder::Random.permutation(1000, 9, None).expect("ok"), "seeded");
+    assert_ne!(r, InsertionOrder::Random.permutation(1000, 10, None).expect("ok"));
+    assert_ne!(r, (0..1000).collect::<Vec<u32>>());
+    let mut sorted = r.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
+    assert!(InsertionOrder::LidAscending.permutation(5, 0, None).is_err());
+    assert!(InsertionOrder::LidDescending.permutation(4, 0, Some(&lid)).is_err());
+    for o in InsertionOrder::ALL {
+        assert_eq!(o.name().parse::<InsertionOrder>().expect("round trip"), o);
+    }
+    assert!("lid".parse::<InsertionOrder>().is_err());
+    assert_eq!(HnswParams::default().insertion_order, InsertionOrder::AsGiven);
+}
+
+/// Every insertion order builds a valid graph whose ids are the row numbers, with good recall;
+/// one thread gives a deterministic graph, and the order does change it.
+#[test]
+fn every_insertion_order_builds_a_valid_index() {
+    let base = gen::clustered(3000, 16, 30, 0.5, 21);
+    let queries = gen::clustered(50, 16, 30, 0.5, 22);
+    let links = |index: &HnswIndex| -> Vec<Vec<u32>> {
+        let mut buf = Vec::new();
+        (0..3000u32)
+            .map(|id| {
+                index.graph.read(id, 0, &mut buf);
+                buf.clone()
+            })
+            .collect()
+    };
+    let mut graphs = Vec::new();
+    for order in InsertionOrder::ALL {
+        let params = HnswParams { insertion_order: order, ..HnswParams::default() };
+        let index = one_thread(|| HnswIndex::build(&base, Metric::L2, params)).expect("valid");
+        assert_eq!(index.params().insertion_order, order);
+        let g = &index.graph;
+        let entry = index.entry().expect("non-empty");
+        assert_eq!(entry.level, *g.levels.iter().max().expect("levels") as usize, "{order}");
+        let mut buf = Vec::new();
+        let mut indeg = vec![0usize; 3000];
+        for id in 0..3000u32 {
+            for l in 0..=g.levels[id as usize] as usize {
+                g.read(id, l, &mut buf);
+                assert!(buf.len() <= g.cap(l) && !buf.contains(&id), "{order}: node {id} level {l}");
+                assert_eq!(buf.iter().collect::<HashSet<_>>().len(), buf.len(), "{order}: duplicate links");
+                assert!(buf.iter().all(|&nb| g.levels[nb as usize] as usize >= l), "{order}");
+                if l == 0 {
+                    buf.iter().for_each(|&nb| indeg[nb as usize] += 1);
+                }
+            }
+        }
+        assert!((0..3000).all(|i| indeg[i] > 0 || i == entry.id as usize), "{order}: unreachable node");
+        for i in (0..3000).step_by(97) {
+            let top = index.search(base.row(i), &SearchParams::top(1)).expect("ok");
+            assert_eq!(top[0].id, i as u32, "{order}: row {i} is not id {i}");
+        }
+        let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+        assert!(r >= 0.95, "{order}: recall@10 at ef 64 is {r}");
+        let again = one_thread(|| HnswIndex::build(&base, Metric::L2, params)).expect("valid");
+        assert_eq!(links(&index), links(&again), "{order}: one-thread build is not deterministic");
+        graphs.push(links(&index));
+    }
+    assert_ne!(graphs[0], graphs[3], "lid_desc built the same graph as as_given");
+    // Parallel builds in a LID order are valid too.
+    let params = HnswParams { insertion_order: InsertionOrder::LidDescending, ..HnswParams::default() };
+    let index = HnswIndex::build(&base, Metric::Cosine, params).expect("valid");
+    let r = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+    assert!(r >= 0.95, "parallel lid_desc: recall@10 at ef 64 is {r}");
+    // An explicit order must be a permutation of the rows.
+    let p = HnswParams::default();
+    assert!(HnswIndex::build_in_order(&base, Metric::L2, p, &[0, 1, 2]).is_err());
+    let mut dup: Vec<u32> = (0..3000).collect();
+    dup[5] = 4;
+    assert!(HnswIndex::build_in_order(&base, Metric::L2, p, &dup).is_err());
+    dup[5] = 3000;
+    assert!(HnswIndex::build_in_order(&base, Metric::L2, p, &dup).is_err());
+    let tiny = gen::gaussian(1, 4, 1);
+    let one = HnswIndex::build(
+        &tiny,
+        Metric::L2,
+        HnswParams { insertion_order: InsertionOrder::LidAscending, ..p },
+    )
+    .expect("one row");
+    assert_eq!(one.search(tiny.row(0), &SearchParams::top(1)).expect("ok")[0].id, 0);
+}

@@ -6,7 +6,9 @@
 //! `--threads` pool and prints one row each. Recall is scored by an exact [`FlatIndex`] over the
 //! same base (the index itself when it is flat).
 
+mod adaptive;
 mod open;
+mod order;
 mod params;
 
 use crate::{load, progress};
@@ -29,6 +31,13 @@ pub enum BenchCommand {
     Ann(AnnArgs),
     /// Open time and first-query cost of a saved index file.
     Open(open::OpenArgs),
+    /// HNSW recall at fixed ef under each insertion order (as given, random, LID ascending and
+    /// descending), with LID statistics: the study in docs/benchmarks/hnsw-insertion-order.md.
+    #[command(hide = true)]
+    Order(order::OrderArgs),
+    /// Per-query adaptive ef against fixed ef at equal recall (a prototype outside the library).
+    #[command(hide = true, name = "adaptive-ef")]
+    AdaptiveEf(adaptive::AdaptiveArgs),
 }
 
 /// Arguments of `quarry bench ann`.
@@ -50,7 +59,8 @@ pub struct AnnArgs {
     #[arg(long, default_value = "flat")]
     index: String,
     /// Build parameters as key=value pairs, comma-separated. hnsw: M (graph degree, default 16),
-    /// efc (ef_construction, default 200), seed, storage (f32 or f16); flat: storage.
+    /// efc (ef_construction, default 200), seed, storage (f32 or f16), insertion_order
+    /// (as_given, random, lid_asc or lid_desc; default as_given); flat: storage.
     #[arg(long, value_name = "KEY=VALUE,...")]
     params: Option<String>,
     /// A search parameter and the values to time, e.g. ef=10,20,40 (hnsw): the index is built
@@ -93,6 +103,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ann(a) => ann(a),
         BenchCommand::Open(a) => open::run(a),
+        BenchCommand::Order(a) => order::run(a),
+        BenchCommand::AdaptiveEf(a) => adaptive::run(a),
     }
 }
 
@@ -237,7 +249,7 @@ fn ann(a: AnnArgs) -> Result<()> {
 
 /// Builds the HNSW index over `base` once on `build_pool`, then times every `ef` of the sweep
 /// (the library's default ef without one). Rows carry `M`, `efc` and `ef` like peer_bench.py's,
-/// plus `seed` and `storage` when they were given.
+/// plus `seed`, `storage` and `insertion_order` when they were given.
 fn hnsw(
     bench: &Bench,
     base: &Matrix,
@@ -253,6 +265,7 @@ fn hnsw(
         ef_construction: given.efc.unwrap_or(d.ef_construction),
         seed: given.seed.unwrap_or(d.seed),
         storage: given.storage.unwrap_or(d.storage),
+        insertion_order: given.insertion_order.unwrap_or(d.insertion_order),
     };
     let start = Instant::now();
     let (index, build_seconds) = match &a.load {
@@ -290,6 +303,9 @@ fn hnsw(
     }
     if let Some(storage) = given.storage {
         fixed.insert("storage".into(), storage.name().into());
+    }
+    if let Some(order) = given.insertion_order {
+        fixed.insert("insertion_order".into(), order.name().into());
     }
     for ef in efs.unwrap_or_else(|| vec![HnswSearch::default().ef]) {
         let searcher = index.searcher(HnswSearch { ef, ..HnswSearch::default() });

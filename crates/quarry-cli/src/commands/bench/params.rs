@@ -3,7 +3,7 @@
 //! valid keys.
 
 use anyhow::{bail, Context, Result};
-use quarry_ann::Storage;
+use quarry_ann::{InsertionOrder, Storage};
 
 /// Index kinds `quarry bench ann` can build.
 pub const KINDS: &[&str] = &["flat", "hnsw"];
@@ -39,7 +39,7 @@ impl Kind {
     pub fn param_keys(self) -> &'static [&'static str] {
         match self {
             Kind::Flat => &["storage"],
-            Kind::Hnsw => &["M", "efc", "seed", "storage"],
+            Kind::Hnsw => &["M", "efc", "seed", "storage", "insertion_order"],
         }
     }
 
@@ -63,6 +63,8 @@ pub struct HnswBuild {
     pub seed: Option<u64>,
     /// `storage`: element type of the stored vectors.
     pub storage: Option<Storage>,
+    /// `insertion_order`: as_given, random, lid_asc or lid_desc.
+    pub insertion_order: Option<InsertionOrder>,
 }
 
 /// Parsed build parameters.
@@ -116,6 +118,11 @@ pub fn build(kind: Kind, params: Option<&str>, storage: Option<&[Storage]>) -> R
                         })?)
                     }
                     "storage" => b.storage = Some(storage_value(value)?),
+                    "insertion_order" => {
+                        b.insertion_order = Some(value.parse().with_context(|| {
+                            format!("--params insertion_order={value}: expected as_given, random, lid_asc or lid_desc")
+                        })?)
+                    }
                     _ => unreachable!("pairs() admits only the hnsw keys"),
                 }
             }
@@ -142,6 +149,7 @@ fn pairs(spec: &str, kind: Kind) -> Result<Vec<(String, String)>> {
         let canonical = match (kind, key) {
             (Kind::Hnsw, "m") => "M",
             (Kind::Hnsw, "ef_construction") => "efc",
+            (Kind::Hnsw, "order") => "insertion_order",
             _ => key,
         };
         if !valid.contains(&canonical) {
@@ -219,9 +227,23 @@ mod tests {
     #[test]
     fn hnsw_params_parse_with_aliases_and_defaults() {
         let b = build(Kind::Hnsw, Some("M=32, efc=100,seed=7"), None).expect("ok");
-        assert_eq!(b, Build::Hnsw(HnswBuild { m: Some(32), efc: Some(100), seed: Some(7), storage: None }));
+        let want = HnswBuild { m: Some(32), efc: Some(100), seed: Some(7), ..HnswBuild::default() };
+        assert_eq!(b, Build::Hnsw(want));
         let b = build(Kind::Hnsw, Some("m=8,ef_construction=40,storage=f16"), None).expect("ok");
-        let want = HnswBuild { m: Some(8), efc: Some(40), seed: None, storage: Some(Storage::F16) };
+        let want =
+            HnswBuild { m: Some(8), efc: Some(40), storage: Some(Storage::F16), ..HnswBuild::default() };
+        assert_eq!(b, Build::Hnsw(want));
+        for (value, order) in [
+            ("as_given", InsertionOrder::AsGiven),
+            ("random", InsertionOrder::Random),
+            ("lid_asc", InsertionOrder::LidAscending),
+            ("lid_desc", InsertionOrder::LidDescending),
+        ] {
+            let b = build(Kind::Hnsw, Some(&format!("insertion_order={value}")), None).expect("ok");
+            assert_eq!(b, Build::Hnsw(HnswBuild { insertion_order: Some(order), ..HnswBuild::default() }));
+        }
+        let b = build(Kind::Hnsw, Some("order=lid_desc"), None).expect("ok");
+        let want = HnswBuild { insertion_order: Some(InsertionOrder::LidDescending), ..HnswBuild::default() };
         assert_eq!(b, Build::Hnsw(want));
         assert_eq!(build(Kind::Hnsw, None, None).expect("ok"), Build::Hnsw(HnswBuild::default()));
     }
@@ -229,16 +251,18 @@ mod tests {
     #[test]
     fn bad_params_name_the_valid_keys() {
         let e = err(build(Kind::Hnsw, Some("M=16,foo=1"), None));
-        assert!(e.contains("\"foo\"") && e.contains("M, efc, seed, storage"), "{e}");
+        assert!(e.contains("\"foo\"") && e.contains("M, efc, seed, storage, insertion_order"), "{e}");
         let e = err(build(Kind::Flat, Some("M=16"), None));
         assert!(e.contains("valid keys are storage"), "{e}");
         let e = err(build(Kind::Hnsw, Some("M"), None));
-        assert!(e.contains("key=value") && e.contains("M, efc, seed, storage"), "{e}");
+        assert!(e.contains("key=value") && e.contains("M, efc, seed, storage, insertion_order"), "{e}");
         assert!(err(build(Kind::Hnsw, Some("M=0"), None)).contains("positive integer"));
         assert!(err(build(Kind::Hnsw, Some("efc=x"), None)).contains("positive integer"));
         assert!(err(build(Kind::Hnsw, Some("M=4,m=8"), None)).contains("more than once"));
         assert!(err(build(Kind::Hnsw, Some("seed=-1"), None)).contains("seed=-1"));
         assert!(err(build(Kind::Flat, Some("storage=f8"), None)).contains("f32 or f16"));
+        let e = err(build(Kind::Hnsw, Some("insertion_order=lid"), None));
+        assert!(e.contains("insertion_order=lid") && e.contains("lid_asc or lid_desc"), "{e}");
         assert!(err(build(Kind::Hnsw, None, Some(&[Storage::F16]))).contains("flat index only"));
         assert!(err(build(Kind::Flat, Some("storage=f16"), Some(&[Storage::F32]))).contains("twice"));
     }
