@@ -30,6 +30,16 @@ pub(crate) fn metric_from_code(c: u8) -> Option<Metric> {
     [Metric::InnerProduct, Metric::Cosine, Metric::L2].get(c as usize).copied()
 }
 
+/// The on-disk code of a storage type.
+pub(crate) fn storage_code(s: Storage) -> u8 {
+    (s == Storage::F16) as u8
+}
+
+/// The storage type of an on-disk code.
+pub(crate) fn storage_from_code(c: u8) -> Option<Storage> {
+    [Storage::F32, Storage::F16].get(c as usize).copied()
+}
+
 /// `deleted` as ⌈n/64⌉ little-endian u64 words (bit i = id i).
 pub(crate) fn bitmap_bytes(deleted: &IdFilter, n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n.div_ceil(64) * 8];
@@ -56,7 +66,7 @@ impl FlatIndex {
         }
         let mut f = [0u8; FIELDS_LEN];
         f[0] = metric_code(self.metric);
-        f[1] = (self.storage() == Storage::F16) as u8;
+        f[1] = storage_code(self.storage());
         f[4..8].copy_from_slice(&(self.dim as u32).to_le_bytes());
         f[8..16].copy_from_slice(&(self.len as u64).to_le_bytes());
         write_framed(
@@ -76,11 +86,8 @@ impl FlatIndex {
         let f = file.fields;
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
-        let storage = match f[1] {
-            0 => Storage::F32,
-            1 => Storage::F16,
-            x => return Err(bad("header", format!("unknown storage code {x}"))),
-        };
+        let storage =
+            storage_from_code(f[1]).ok_or_else(|| bad("header", format!("unknown storage code {}", f[1])))?;
         let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
         let n64 = le::u64_at(&f, 8).unwrap_or(0);
         if dim == 0 || n64 > u32::MAX as u64 || file.sections.len() != 2 {

@@ -12,6 +12,8 @@ mod search;
 mod tests;
 
 pub use builder::FlatIndex;
-pub(crate) use format::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code};
+pub(crate) use format::{
+    bitmap_bytes, bitmap_filter, metric_code, metric_from_code, storage_code, storage_from_code,
+};
 pub use format::{MAGIC, VERSION};
 pub use params::{FlatParams, Storage};

@@ -9,7 +9,9 @@
 use super::builder::{Entry, HnswIndex};
 use super::graph::Graph;
 use super::params::HnswParams;
-use crate::flat::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code, FlatIndex, Storage};
+use crate::flat::{
+    bitmap_bytes, bitmap_filter, metric_code, metric_from_code, storage_code, storage_from_code, FlatIndex,
+};
 use quarry_core::{Error, Result, VectorIndex};
 use quarry_store::framing::FIELDS_LEN;
 use quarry_store::{le, write_framed, Framed};
@@ -44,7 +46,7 @@ impl HnswIndex {
         let entry = self.entry();
         let mut f = [0u8; FIELDS_LEN];
         f[0] = metric_code(self.flat.metric());
-        f[1] = (self.flat.storage() == Storage::F16) as u8;
+        f[1] = storage_code(self.flat.storage());
         f[4..8].copy_from_slice(&(self.flat.dim() as u32).to_le_bytes());
         f[8..12].copy_from_slice(&(self.graph.m as u32).to_le_bytes());
         f[12..16].copy_from_slice(&(self.params.ef_construction as u32).to_le_bytes());
@@ -67,11 +69,8 @@ impl HnswIndex {
         let field = |at: usize| le::u32_at(&f, at).unwrap_or(0);
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
-        let storage = match f[1] {
-            0 => Storage::F32,
-            1 => Storage::F16,
-            x => return Err(bad("header", format!("unknown storage code {x}"))),
-        };
+        let storage =
+            storage_from_code(f[1]).ok_or_else(|| bad("header", format!("unknown storage code {}", f[1])))?;
         let (dim, m, efc) = (field(4) as usize, field(8) as usize, field(12) as usize);
         let n64 = le::u64_at(&f, 16).unwrap_or(0);
         let seed = le::u64_at(&f, 24).unwrap_or(0);
