@@ -15,8 +15,9 @@ pub struct HnswParams {
     /// Element type of the stored vectors.
     pub storage: Storage,
     /// Order in which [`super::HnswIndex::build`] inserts the rows (ids stay the row numbers).
-    /// The default inserts them as given: on the dev set no order beat it by more than the
-    /// seed-to-seed noise (docs/benchmarks/hnsw-insertion-order.md).
+    /// The default inserts them as given: on the dev sets the best order, `LidDescending`, gained
+    /// under 1 point of recall@10 at ef = 10 (about 1 on SciFact) and nothing at ef = 40, while
+    /// its LID pass roughly doubles the build time (docs/benchmarks/hnsw-insertion-order.md).
     pub insertion_order: InsertionOrder,
 }
 
