@@ -2,7 +2,8 @@
 //!
 //! Each index lives in its own folder with the same file names (`params`, `builder`, `search`,
 //! `tests`). [`flat`] is the exact scan — the oracle every approximate index is checked against
-//! and the exact re-scoring stage of later pipelines; [`hnsw`] is the in-memory graph index.
+//! and the exact re-scoring stage of later pipelines; [`hnsw`] is the in-memory graph index;
+//! [`quant`] puts compressed codes in front of either (`flat+sq8`, `hnsw+rabitq`, ...).
 //!
 //! ```
 //! use quarry_ann::{FlatIndex, FlatParams};
@@ -33,6 +34,8 @@
 
 pub mod flat;
 pub mod hnsw;
+pub mod quant;
 
 pub use flat::{FlatIndex, FlatParams, Storage};
 pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher, InsertionOrder};
+pub use quant::{QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};

@@ -4,8 +4,8 @@
 //! To regenerate after an intentional format change (with a new version number!):
 //! `QUARRY_WRITE_GOLDEN=1 cargo test -p quarry-ann --test compat`.
 
-use quarry_ann::{HnswIndex, HnswParams, HnswSearch};
-use quarry_core::{Matrix, Metric, VectorIndex};
+use quarry_ann::{FlatParams, HnswIndex, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams};
+use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use std::path::PathBuf;
 
 fn golden(name: &str) -> PathBuf {
@@ -54,4 +54,67 @@ fn hnsw_v1_golden_file_opens_and_answers_as_written() {
     let got: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
     let want = std::fs::read_to_string(&expected_path).expect("expected answers");
     assert_eq!(got.join("\n") + "\n", want);
+}
+
+/// One quantized golden folder: `quant-<name>-v1/` and `quant-<name>-v1.expected.txt`, searched
+/// with re-scoring depth 1 so that the answers depend on the codes, not only on the f32 rows.
+fn quant_golden(name: &str, hnsw: bool, params: QuantParams) {
+    let dir = golden(&format!("quant-{name}-v1"));
+    let expected_path = golden(&format!("quant-{name}-v1.expected.txt"));
+    let answer = |index: &dyn VectorIndex| -> String {
+        let mut text = String::new();
+        for q in [0usize, 7, 150] {
+            let hits = index.search(data().row(q), &SearchParams::top(5)).expect("search");
+            let line: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
+            text += &(line.join(" ") + "\n");
+        }
+        text
+    };
+    if std::env::var_os("QUARRY_WRITE_GOLDEN").is_some() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = if hnsw {
+            let graph = HnswParams { m: 4, ef_construction: 32, ..HnswParams::default() };
+            let mut index =
+                pool.install(|| QuantHnswIndex::build(&data(), Metric::L2, graph, params)).expect("build");
+            index.delete(3).expect("delete");
+            index.save(&dir).expect("save");
+            answer(&index.searcher(HnswSearch::ef(16), 1))
+        } else {
+            let mut index = QuantFlatIndex::build(&data(), Metric::L2, FlatParams::default(), params).expect("build");
+            index.delete(3).expect("delete");
+            index.save(&dir).expect("save");
+            answer(&index.searcher(1))
+        };
+        std::fs::write(&expected_path, text).expect("write expected");
+    }
+    let got = if hnsw {
+        QuantHnswIndex::verify(&dir).expect("golden folder checksums");
+        let index = QuantHnswIndex::open(&dir).expect("golden folder opens");
+        assert_eq!((index.len(), index.params()), (199, params));
+        answer(&index.searcher(HnswSearch::ef(16), 1))
+    } else {
+        QuantFlatIndex::verify(&dir).expect("golden folder checksums");
+        let index = QuantFlatIndex::open(&dir).expect("golden folder opens");
+        assert_eq!((index.len(), index.params()), (199, params));
+        answer(&index.searcher(1))
+    };
+    let want = std::fs::read_to_string(&expected_path).expect("expected answers");
+    assert_eq!(got, want, "{name}: answers differ from when the golden folder was written");
+}
+
+fn spec(family: &str, opts: &[(&'static str, &'static str)]) -> QuantParams {
+    let mut p = QuantParams::parse(family, opts, 8).expect("valid").0;
+    p.train_size = QuantParams::new(p.spec).train_size;
+    p
+}
+
+#[test]
+fn quant_v1_golden_folders_open_and_answer_as_written() {
+    quant_golden("flat-sq8", false, spec("sq8", &[]));
+    quant_golden("flat-sq4", false, spec("sq4", &[]));
+    quant_golden("flat-pq", false, spec("pq", &[("m", "4"), ("nbits", "4")]));
+    quant_golden("flat-rabitq1", false, spec("rabitq", &[("bits", "1")]));
+    quant_golden("hnsw-rabitq4", true, spec("rabitq", &[("bits", "4")]));
+    quant_golden("hnsw-sq8", true, spec("sq8", &[]));
 }

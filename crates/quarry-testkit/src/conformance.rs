@@ -118,15 +118,25 @@ pub fn persistence<I: VectorIndexMut>(
             opened.search_batch(&queries, &p).expect("ok"),
             index.search_batch(&queries, &p).expect("ok")
         );
-        let _ = std::fs::remove_file(&path);
+        remove(&path);
     }
     let empty = build(&Matrix::new(Vec::new(), 8).expect("shape"), Metric::L2);
     let path = dir.join("conformance-empty.idx");
     save(&empty, &path).expect("save empty");
     assert!(open(&path).expect("open empty").is_empty());
+    remove(&path);
     std::fs::write(&path, b"not an index").expect("write");
     assert!(open(&path).is_err(), "garbage is rejected");
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
+}
+
+/// Removes a saved index: a file, or a folder for indexes saved as several files.
+fn remove(path: &Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Mean recall@10 on 20,000 real 384-d sentence embeddings (shared wndict-384, inner product)

@@ -199,6 +199,24 @@ impl FlatIndex {
 
     /// The storage element type.
     pub fn storage(&self) -> Storage {
+        self.storage_of()
+    }
+
+    /// Rows stored, deleted ones included (ids are `0..rows`).
+    pub fn rows(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the rows are memory-mapped from a file (opened with `open`) rather than on the
+    /// heap: mapped rows are resident only where they have been read.
+    pub fn is_mapped(&self) -> bool {
+        match &self.rows {
+            Rows::F32(r) => r.is_mapped(),
+            Rows::F16(r) => r.is_mapped(),
+        }
+    }
+
+    fn storage_of(&self) -> Storage {
         match self.rows {
             Rows::F32(_) => Storage::F32,
             Rows::F16(_) => Storage::F16,

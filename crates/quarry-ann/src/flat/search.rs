@@ -195,8 +195,9 @@ fn nan_last(key: f32) -> f32 {
     }
 }
 
+/// Asks the cache to start loading the line at `p` (a hint; never faults).
 #[inline]
-fn prefetch_line(p: *const u8) {
+pub(crate) fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint that never faults, whatever the address.
     unsafe {

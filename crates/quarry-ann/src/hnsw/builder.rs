@@ -166,7 +166,7 @@ impl HnswIndex {
         };
         let kern = Kernels::get();
         let q = self.flat.row_query(id as usize);
-        let walk = Walk { index: self, kern, q: &q, locked: true, admit: None, budget: usize::MAX };
+        let walk = Walk::exact(self, kern, &q, true);
         let mut cur = Cand { d: walk.key(entry.id), id: entry.id };
         for l in (level + 1..=entry.level).rev() {
             cur = walk.greedy(cur, l);

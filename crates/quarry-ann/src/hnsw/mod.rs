@@ -18,12 +18,13 @@ mod graph;
 mod order;
 mod params;
 mod repair;
-mod search;
+pub(crate) mod search;
 #[cfg(test)]
 mod tests;
 mod visited;
 
 pub use builder::HnswIndex;
+pub(crate) use builder::splitmix;
 pub use format::{MAGIC, VERSION};
 pub use order::{corpus_lid, lid_mle, InsertionOrder, LID_K};
 pub use params::{HnswParams, HnswSearch};

@@ -163,7 +163,7 @@ impl HnswIndex {
             .with_min_len(64)
             .map(|id| {
                 let q = self.flat.row_query(id as usize);
-                let walk = Walk { index: self, kern, q: &q, locked: false, admit: None, budget: usize::MAX };
+                let walk = Walk::exact(self, kern, &q, false);
                 let mut cur = Cand { d: walk.key(entry.id), id: entry.id };
                 for l in (1..=entry.level).rev() {
                     cur = walk.greedy(cur, l);

@@ -2,6 +2,7 @@
 //! (ALGORITHMS.md §2.3, §2.6, §2.9), and the `VectorIndex` implementations.
 
 use super::builder::HnswIndex;
+use super::graph::Graph;
 use super::params::HnswSearch;
 use super::visited::with_visited;
 use quarry_core::{DocId, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut};
@@ -34,11 +35,46 @@ impl Ord for Cand {
     }
 }
 
-/// One walk over the graph for query `q`.
-pub(crate) struct Walk<'a> {
-    pub(crate) index: &'a HnswIndex,
+/// Where a walk gets its ranking keys from: exact rows, or compressed codes.
+pub(crate) trait KeySource {
+    /// Ranking key (lower is better) of node `id` for the walk's query.
+    fn key(&self, id: u32) -> f32;
+    /// Asks the cache to start loading what `key(id)` will read.
+    fn prefetch(&self, id: u32);
+}
+
+/// Exact keys from the rows of the index's flat store.
+pub(crate) struct ExactKeys<'a> {
+    pub(crate) flat: &'a crate::flat::FlatIndex,
     pub(crate) kern: &'a Kernels,
     pub(crate) q: &'a [f32],
+}
+
+impl KeySource for ExactKeys<'_> {
+    #[inline]
+    fn key(&self, id: u32) -> f32 {
+        self.flat.key(self.kern, self.q, id as usize)
+    }
+    #[inline]
+    fn prefetch(&self, id: u32) {
+        self.flat.prefetch(id as usize);
+    }
+}
+
+/// The outcome of [`HnswIndex::walk_candidates`].
+pub(crate) enum Walked {
+    /// No admitted live node, or k = 0.
+    Empty,
+    /// Answer with an exact scan of the admitted ids.
+    Exact,
+    /// The beam, nearest first.
+    Found(Vec<Cand>),
+}
+
+/// One walk over the graph for one query, ranking nodes by the keys of `S`.
+pub(crate) struct Walk<'a, S: KeySource> {
+    pub(crate) graph: &'a Graph,
+    pub(crate) keys: S,
     /// Read lists under node locks (while inserts run concurrently).
     pub(crate) locked: bool,
     /// Ids that may enter the results (`None`: all); others are still walked through.
@@ -47,23 +83,36 @@ pub(crate) struct Walk<'a> {
     pub(crate) budget: usize,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a, ExactKeys<'a>> {
+    /// An unrestricted walk with exact keys over `index` for prepared query `q`.
+    pub(crate) fn exact(index: &'a HnswIndex, kern: &'a Kernels, q: &'a [f32], locked: bool) -> Self {
+        Walk {
+            graph: &index.graph,
+            keys: ExactKeys { flat: &index.flat, kern, q },
+            locked,
+            admit: None,
+            budget: usize::MAX,
+        }
+    }
+}
+
+impl<S: KeySource> Walk<'_, S> {
     #[inline]
     pub(crate) fn key(&self, id: u32) -> f32 {
-        self.index.flat.key(self.kern, self.q, id as usize)
+        self.keys.key(id)
     }
 
     fn neighbours(&self, id: u32, level: usize, out: &mut Vec<u32>) {
         if self.locked {
-            self.index.graph.read_locked(id, level, out);
+            self.graph.read_locked(id, level, out);
         } else {
-            self.index.graph.read(id, level, out);
+            self.graph.read(id, level, out);
         }
     }
 
     /// Greedy descent at `level` (beam width 1).
     pub(crate) fn greedy(&self, mut cur: Cand, level: usize) -> Cand {
-        let mut buf = Vec::with_capacity(self.index.graph.m0);
+        let mut buf = Vec::with_capacity(self.graph.m0);
         loop {
             let mut moved = false;
             self.neighbours(cur.id, level, &mut buf);
@@ -83,7 +132,7 @@ impl Walk<'_> {
     /// Beam search at `level` from `entry`, keeping the `ef` best admitted nodes; returns them
     /// nearest first.
     pub(crate) fn layer(&self, entry: &[Cand], ef: usize, level: usize) -> Vec<Cand> {
-        let n = self.index.graph.len();
+        let n = self.graph.len();
         with_visited(n, |visited| {
             let admit = |id: u32| self.admit.is_none_or(|f| f(id));
             let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
@@ -96,7 +145,7 @@ impl Walk<'_> {
                     }
                 }
             }
-            let mut buf = Vec::with_capacity(self.index.graph.m0);
+            let mut buf = Vec::with_capacity(self.graph.m0);
             let mut visits = 0usize;
             while let Some(Reverse(c)) = cands.pop() {
                 if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
@@ -105,7 +154,7 @@ impl Walk<'_> {
                 self.neighbours(c.id, level, &mut buf);
                 buf.retain(|&nb| visited.insert(nb));
                 for &nb in &buf {
-                    self.index.flat.prefetch(nb as usize);
+                    self.keys.prefetch(nb);
                 }
                 visits += buf.len();
                 for &nb in &buf {
@@ -157,6 +206,27 @@ impl HnswIndex {
         search: &HnswSearch,
         filter: Option<&IdFilter>,
     ) -> Vec<Hit> {
+        let keys = ExactKeys { flat: &self.flat, kern: Kernels::get(), q };
+        match self.walk_candidates(keys, k, search.ef.max(k), search, filter) {
+            Walked::Empty => Vec::new(),
+            Walked::Exact => self.exact(q, k, filter),
+            Walked::Found(found) => {
+                found.into_iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
+            }
+        }
+    }
+
+    /// The level-0 beam (nearest first, at most `ef` admitted live nodes) for a query whose keys
+    /// come from `keys`, or what to do instead: nothing to find, or an exact scan because the
+    /// filter is very selective or the walk found fewer than k admitted nodes.
+    pub(crate) fn walk_candidates<S: KeySource>(
+        &self,
+        keys: S,
+        k: usize,
+        ef: usize,
+        search: &HnswSearch,
+        filter: Option<&IdFilter>,
+    ) -> Walked {
         let n = self.graph.len();
         let live = n - self.deleted.len();
         let admitted = match filter {
@@ -164,20 +234,19 @@ impl HnswIndex {
             None => live,
         };
         if k == 0 || admitted == 0 {
-            return Vec::new();
+            return Walked::Empty;
         }
-        let Some(entry) = self.entry() else { return Vec::new() };
+        let Some(entry) = self.entry() else { return Walked::Empty };
         let restricted = filter.is_some() || !self.deleted.is_empty();
         let sigma = admitted as f64 / n as f64;
-        let ef = search.ef.max(k);
+        let ef = ef.max(k);
         if filter.is_some() && (sigma <= search.exact_scan_fraction || admitted <= ef) {
-            return self.exact(q, k, filter);
+            return Walked::Exact;
         }
         let admit_fn = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
         let walk = Walk {
-            index: self,
-            kern: Kernels::get(),
-            q,
+            graph: &self.graph,
+            keys,
             locked: false,
             admit: restricted.then_some(&admit_fn as &dyn Fn(u32) -> bool),
             // A restricted walk may wander; cap it at a tenth of the graph (then scan exactly).
@@ -191,13 +260,13 @@ impl HnswIndex {
         let ef = if restricted { ((ef as f64 / sigma.sqrt()) as usize).min(ef * 8) } else { ef };
         let found = walk.layer(&[cur], ef, 0);
         if found.len() < k.min(admitted) {
-            return self.exact(q, k, filter);
+            return Walked::Exact;
         }
-        found.into_iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
+        Walked::Found(found)
     }
 
     /// Exact top-k over the admitted live ids.
-    fn exact(&self, q: &[f32], k: usize, filter: Option<&IdFilter>) -> Vec<Hit> {
+    pub(crate) fn exact(&self, q: &[f32], k: usize, filter: Option<&IdFilter>) -> Vec<Hit> {
         let live = |id: &DocId| !self.deleted.contains(*id);
         match filter {
             Some(f) => self.flat.search_ids(

@@ -10,6 +10,7 @@ mod adaptive;
 mod open;
 mod order;
 mod params;
+mod quant;
 
 use crate::{load, progress};
 use anyhow::{Context, Result};
@@ -195,10 +196,21 @@ impl Bench<'_> {
 }
 
 fn ann(a: AnnArgs) -> Result<()> {
+    if let Some((base_kind, family)) = quant::split_spec(&a.index) {
+        anyhow::ensure!(a.storage.is_none(), "--storage applies to the flat index only; use --params storage=");
+        let (build_pool, bench) = setup(&a)?;
+        return quant::run(&bench, base_kind, family, &build_pool);
+    }
     // Every flag is checked before any data is read.
     let kind = Kind::parse(&a.index)?;
     let build = params::build(kind, a.params.as_deref(), a.storage.as_deref())?;
     let sweep = params::sweep(kind, a.sweep.as_deref())?;
+    let (build_pool, bench) = setup(&a)?;
+    run_plain(&a, &bench, build, sweep, &build_pool)
+}
+
+/// Loads the queries and ground truth and makes the thread pools.
+fn setup(a: &AnnArgs) -> Result<(rayon::ThreadPool, Bench<'_>)> {
     anyhow::ensure!(a.k > 0, "-k must be at least 1");
     anyhow::ensure!(a.threads > 0, "--threads must be at least 1");
     anyhow::ensure!(a.build_threads > 0, "--build-threads must be at least 1");
@@ -220,7 +232,16 @@ fn ann(a: AnnArgs) -> Result<()> {
         a.k
     );
     let build_pool = progress::pool(a.build_threads)?;
-    let bench = Bench { args: &a, queries, gt, search_pool: progress::pool(a.threads)? };
+    Ok((build_pool, Bench { args: a, queries, gt, search_pool: progress::pool(a.threads)? }))
+}
+
+fn run_plain(
+    a: &AnnArgs,
+    bench: &Bench,
+    build: Build,
+    sweep: Option<Vec<usize>>,
+    build_pool: &rayon::ThreadPool,
+) -> Result<()> {
     match build {
         Build::Flat(storages) => {
             for storage in storages {
@@ -241,7 +262,7 @@ fn ann(a: AnnArgs) -> Result<()> {
             let base = load::base(&a.base)?;
             let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
             load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
-            hnsw(&bench, &base, &scorer, params, sweep, &build_pool)?;
+            hnsw(bench, &base, &scorer, params, sweep, build_pool)?;
         }
     }
     Ok(())

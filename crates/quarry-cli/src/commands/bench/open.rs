@@ -1,9 +1,12 @@
-//! `quarry bench open`: how fast a saved index opens and answers its first query, and how much
-//! of the file that query actually read (the vectors are memory-mapped and page in on touch).
+//! `quarry bench open`: how fast a saved index opens and answers its first query, how much of
+//! the file that query actually read (the vectors are memory-mapped and page in on touch), and
+//! the process's resident memory as the OS reports it after all queries (this process only
+//! opens and searches). Quantized index folders (`quarry bench ann --index hnsw+sq8 --save DIR`)
+//! are opened too: codes on the heap, f32 rows mapped for re-scoring.
 
 use crate::load;
 use anyhow::{bail, Context, Result};
-use quarry_ann::{FlatIndex, HnswIndex, HnswSearch};
+use quarry_ann::{FlatIndex, HnswIndex, HnswSearch, QuantFlatIndex, QuantHnswIndex};
 use quarry_core::{SearchParams, VectorIndex};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,9 +15,12 @@ use std::time::Instant;
 /// Arguments of `quarry bench open`.
 #[derive(clap::Args)]
 pub struct OpenArgs {
-    /// A saved index file (`quarry bench ann --save FILE`).
+    /// A saved index file (`quarry bench ann --save FILE`), or a quantized index folder.
     #[arg(long)]
     index_file: PathBuf,
+    /// Quantized indexes: candidates re-scored per result (default: the index's own).
+    #[arg(long)]
+    rerank: Option<usize>,
     /// Query vectors; the first is the "first query", all are then run once.
     #[arg(long)]
     query: PathBuf,
@@ -63,29 +69,78 @@ fn resident_bytes(path: &Path) -> u64 {
     total
 }
 
+/// `(VmRSS, RssAnon, RssFile)` of this process in bytes (Linux `/proc/self/status`; zeros elsewhere).
+fn process_rss() -> (u64, u64, u64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return (0, 0, 0) };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+}
+
+/// Total size of a file, or of the files directly inside a folder.
+fn size_of(path: &Path) -> Result<u64> {
+    if path.is_dir() {
+        let mut total = 0;
+        for e in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+            total += e?.metadata()?.len();
+        }
+        Ok(total)
+    } else {
+        Ok(std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len())
+    }
+}
+
 enum Opened {
     Flat(FlatIndex),
     Hnsw(Box<HnswIndex>),
+    QuantFlat(Box<QuantFlatIndex>),
+    QuantHnsw(Box<QuantHnswIndex>),
 }
 
 /// Runs `quarry bench open`.
 pub fn run(a: OpenArgs) -> Result<()> {
     let queries = load::queries(&a.query, None)?;
-    let file_bytes = std::fs::metadata(&a.index_file)
-        .with_context(|| format!("reading {}", a.index_file.display()))?
-        .len();
-    let mut magic = [0u8; 8];
-    std::fs::File::open(&a.index_file)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .with_context(|| format!("reading {}", a.index_file.display()))?;
+    let file_bytes = size_of(&a.index_file)?;
+    // The file whose mapped pages are counted: the vectors' file inside a quantized folder.
+    let mapped_file = if a.index_file.is_dir() {
+        let flat = a.index_file.join(quarry_ann::quant::FLAT_FILE);
+        if flat.exists() { flat } else { a.index_file.join(quarry_ann::quant::HNSW_FILE) }
+    } else {
+        a.index_file.clone()
+    };
     if !a.warm {
-        evict(&a.index_file)?;
+        if a.index_file.is_dir() {
+            for e in std::fs::read_dir(&a.index_file)? {
+                evict(&e?.path())?;
+            }
+        } else {
+            evict(&a.index_file)?;
+        }
     }
     let start = Instant::now();
-    let index = match magic {
-        quarry_ann::hnsw::MAGIC => Opened::Hnsw(Box::new(HnswIndex::open(&a.index_file)?)),
-        quarry_ann::flat::MAGIC => Opened::Flat(FlatIndex::open(&a.index_file)?),
-        _ => bail!("{} is not a Quarry index file", a.index_file.display()),
+    let index = if a.index_file.is_dir() {
+        if a.index_file.join(quarry_ann::quant::FLAT_FILE).exists() {
+            Opened::QuantFlat(Box::new(QuantFlatIndex::open(&a.index_file)?))
+        } else {
+            Opened::QuantHnsw(Box::new(QuantHnswIndex::open(&a.index_file)?))
+        }
+    } else {
+        let mut magic = [0u8; 8];
+        std::fs::File::open(&a.index_file)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .with_context(|| format!("reading {}", a.index_file.display()))?;
+        match magic {
+            quarry_ann::hnsw::MAGIC => Opened::Hnsw(Box::new(HnswIndex::open(&a.index_file)?)),
+            quarry_ann::flat::MAGIC => Opened::Flat(FlatIndex::open(&a.index_file)?),
+            _ => bail!("{} is not a Quarry index file", a.index_file.display()),
+        }
     };
     let open_seconds = start.elapsed().as_secs_f64();
     let search = HnswSearch { ef: a.ef, ..HnswSearch::default() };
@@ -93,20 +148,32 @@ pub fn run(a: OpenArgs) -> Result<()> {
     let dyn_index: Box<dyn VectorIndex + '_> = match &index {
         Opened::Flat(f) => Box::new(f.clone()),
         Opened::Hnsw(h) => Box::new(h.searcher(search)),
+        Opened::QuantFlat(q) => Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank))),
+        Opened::QuantHnsw(q) => Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank))),
     };
     load::check_dims(dyn_index.as_ref(), &queries, &a.index_file, &a.query)?;
     let t = Instant::now();
     dyn_index.search(queries.row(0), &params)?;
     let first_query_ms = t.elapsed().as_secs_f64() * 1e3;
-    let resident_first = resident_bytes(&a.index_file);
+    let resident_first = resident_bytes(&mapped_file);
     let t = Instant::now();
     for q in queries.iter() {
         dyn_index.search(q, &params)?;
     }
     let rest_ms = t.elapsed().as_secs_f64() * 1e3 / queries.rows() as f64;
-    let resident_all = resident_bytes(&a.index_file);
+    let resident_all = resident_bytes(&mapped_file);
+    let (rss, rss_anon, rss_file) = process_rss();
     let row = serde_json::json!({
-        "index": match index { Opened::Flat(_) => "flat", Opened::Hnsw(_) => "hnsw" },
+        "index": match index {
+            Opened::Flat(_) => "flat".to_string(),
+            Opened::Hnsw(_) => "hnsw".to_string(),
+            Opened::QuantFlat(ref q) => format!("flat+{}", q.params().spec.family()),
+            Opened::QuantHnsw(ref q) => format!("hnsw+{}", q.params().spec.family()),
+        },
+        "index_resident_bytes": dyn_index.memory_bytes(),
+        "process_rss_bytes": rss,
+        "process_rss_anon_bytes": rss_anon,
+        "process_rss_file_bytes": rss_file,
         "file_bytes": file_bytes,
         "cold": !a.warm,
         "open_seconds": open_seconds,
@@ -121,7 +188,8 @@ pub fn run(a: OpenArgs) -> Result<()> {
     } else {
         println!(
             "opened {} ({:.1} MB, {}) in {:.3} s; first query {:.2} ms touched {:.1} MB of the mapped vectors \
-             ({:.1}% of the file); after {} queries {:.1} MB resident, {:.3} ms per query",
+             ({:.1}% of the file); after {} queries {:.1} MB resident, {:.3} ms per query; process RSS \
+             {:.1} MB ({:.1} MB anonymous, {:.1} MB file-backed)",
             a.index_file.display(),
             file_bytes as f64 / 1e6,
             if a.warm { "warm page cache" } else { "evicted from the page cache first" },
@@ -131,7 +199,10 @@ pub fn run(a: OpenArgs) -> Result<()> {
             100.0 * resident_first as f64 / file_bytes.max(1) as f64,
             queries.rows(),
             resident_all as f64 / 1e6,
-            rest_ms
+            rest_ms,
+            rss as f64 / 1e6,
+            rss_anon as f64 / 1e6,
+            rss_file as f64 / 1e6,
         );
     }
     Ok(())

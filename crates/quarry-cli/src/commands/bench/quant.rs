@@ -1,0 +1,201 @@
+//! `quarry bench ann --index flat+sq8|flat+pq|flat+rabitq|hnsw+sq8|hnsw+rabitq|...`: quantized
+//! indexes. The index is built (or `--load`ed), saved to a folder (`--save`, or a temporary one)
+//! and opened again from it, so that the f32 rows used for re-scoring are memory-mapped as in
+//! production; `index_bytes` of each row is then the resident part (codes, quantizer, graph).
+//!
+//! `--params` mixes the base index's keys (`M`, `efc`, `seed`, `storage`, ...) with the codes'
+//! (`bits`, `m`, `nbits`, `rerank`, `train`); `--sweep` varies `ef` (hnsw) and/or `rerank`,
+//! e.g. `--sweep "ef=20,40,80;rerank=2,4"` (every combination is timed).
+
+use super::params::{self, Build, Kind};
+use super::Bench;
+use crate::load;
+use anyhow::{bail, Context, Result};
+use quarry_ann::{FlatParams, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};
+use quarry_core::{Matrix, VectorIndex};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Splits `base+codes` into the base kind and the codes family, if `index` is a quantized spec.
+pub fn split_spec(index: &str) -> Option<(&str, &str)> {
+    index.split_once('+')
+}
+
+/// The ef and rerank values of `--sweep "ef=..;rerank=.."` (either may be absent).
+fn sweeps(kind: Kind, spec: Option<&str>) -> Result<(Option<Vec<usize>>, Option<Vec<usize>>)> {
+    let (mut ef, mut rerank) = (None, None);
+    for part in spec.unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, values)) = part.split_once('=') else {
+            bail!("--sweep expects name=v1,v2,... separated by ';' (ef, rerank), got {part:?}");
+        };
+        let vals = values
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|v| v.parse::<usize>().with_context(|| format!("--sweep {name}: {v:?} is not an integer")))
+            .collect::<Result<Vec<_>>>()?;
+        if vals.is_empty() {
+            bail!("--sweep {name}= lists no values");
+        }
+        match (name.trim(), kind) {
+            ("ef", Kind::Hnsw) => {
+                if vals.contains(&0) {
+                    bail!("--sweep ef: values must be positive");
+                }
+                ef = Some(vals)
+            }
+            ("rerank", _) => rerank = Some(vals),
+            (other, _) => bail!(
+                "unknown --sweep parameter {other:?} for the {} index with codes: use {}",
+                kind.name(),
+                if kind == Kind::Hnsw { "ef and/or rerank" } else { "rerank" }
+            ),
+        }
+    }
+    Ok((ef, rerank))
+}
+
+/// Runs the quantized-index benchmark for `--index base+family`.
+pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::ThreadPool) -> Result<()> {
+    let a = bench.args;
+    let kind = Kind::parse(base_kind)?;
+    // Split --params into the codes' keys and the base index's keys.
+    let given: Vec<(&str, &str)> = a
+        .params
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((kv, "")))
+        .collect();
+    let base = load::base(&a.base)?;
+    let (qp, rest) = QuantParams::parse(family, &given, base.cols_hint())?;
+    let rest: Vec<String> = rest.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let base_build = params::build(kind, (!rest.is_empty()).then(|| rest.join(",")).as_deref(), None)?;
+    let (efs, reranks) = sweeps(kind, a.sweep.as_deref())?;
+    let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
+    load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
+
+    let dir = match (&a.save, &a.load) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => std::env::temp_dir().join(format!("quarry-bench-{}", std::process::id())),
+    };
+    let temp = a.save.is_none() && a.load.is_none();
+    let mut fixed = serde_json::Map::new();
+    let start = Instant::now();
+    let mut build_seconds = 0.0;
+    if a.load.is_none() {
+        match (&base_build, kind) {
+            (Build::Flat(storages), _) => {
+                let storage = storages.first().copied().unwrap_or(quarry_ann::Storage::F32);
+                fixed.insert("storage".into(), storage.name().into());
+                let index = build_pool
+                    .install(|| QuantFlatIndex::build(&base, a.metric, FlatParams { storage }, qp))
+                    .with_context(|| format!("building flat+{family} from {}", a.base.display()))?;
+                build_seconds = start.elapsed().as_secs_f64();
+                index.save(&dir).with_context(|| format!("saving the index to {}", dir.display()))?;
+            }
+            (Build::Hnsw(g), _) => {
+                let d = HnswParams::default();
+                let graph = HnswParams {
+                    m: g.m.unwrap_or(d.m),
+                    ef_construction: g.efc.unwrap_or(d.ef_construction),
+                    seed: g.seed.unwrap_or(d.seed),
+                    storage: g.storage.unwrap_or(d.storage),
+                    insertion_order: g.insertion_order.unwrap_or(d.insertion_order),
+                };
+                fixed.insert("M".into(), graph.m.into());
+                fixed.insert("efc".into(), graph.ef_construction.into());
+                let index = build_pool
+                    .install(|| QuantHnswIndex::build(&base, a.metric, graph, qp))
+                    .with_context(|| format!("building hnsw+{family} from {}", a.base.display()))?;
+                build_seconds = start.elapsed().as_secs_f64();
+                index.save(&dir).with_context(|| format!("saving the index to {}", dir.display()))?;
+            }
+        }
+        if !a.json {
+            eprintln!("built in {build_seconds:.1} s; saved to {}", dir.display());
+        }
+    }
+    drop(base);
+    let result = measure_opened(bench, &scorer, kind, &dir, fixed, build_seconds, efs, reranks);
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_opened(
+    bench: &Bench,
+    scorer: &quarry_ann::FlatIndex,
+    kind: Kind,
+    dir: &PathBuf,
+    mut fixed: serde_json::Map<String, serde_json::Value>,
+    build_seconds: f64,
+    efs: Option<Vec<usize>>,
+    reranks: Option<Vec<usize>>,
+) -> Result<()> {
+    let describe = |fixed: &mut serde_json::Map<String, serde_json::Value>, qp: QuantParams, dim: usize, code_len: usize| {
+        fixed.insert("codes".into(), qp.spec.family().into());
+        match qp.spec {
+            QuantSpec::Sq { bits } | QuantSpec::RaBitQ { bits } => {
+                fixed.insert("bits".into(), bits.into());
+            }
+            QuantSpec::Pq { m, nbits } => {
+                fixed.insert("m".into(), m.into());
+                fixed.insert("nbits".into(), nbits.into());
+            }
+        }
+        fixed.insert("bits_per_dim".into(), qp.spec.bits_per_dim(dim).into());
+        fixed.insert("code_bytes".into(), code_len.into());
+    };
+    match kind {
+        Kind::Flat => {
+            let index = QuantFlatIndex::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+            load::check_dims(&index, &bench.queries, &bench.args.base, &bench.args.query)?;
+            let qp = index.params();
+            describe(&mut fixed, qp, index.dim(), index.code_len());
+            for rerank in reranks.unwrap_or_else(|| vec![qp.rerank]) {
+                let mut p = fixed.clone();
+                p.insert("rerank".into(), rerank.into());
+                let s = index.searcher(rerank);
+                let (row, passes) = bench.measure(&s, scorer, p.into(), build_seconds, index.resident_bytes())?;
+                bench.print(&row, &passes, None)?;
+            }
+        }
+        Kind::Hnsw => {
+            let index = QuantHnswIndex::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+            load::check_dims(&index, &bench.queries, &bench.args.base, &bench.args.query)?;
+            let qp = index.params();
+            describe(&mut fixed, qp, index.dim(), index.code_len());
+            let g = index.graph().params();
+            fixed.insert("M".into(), g.m.into());
+            fixed.insert("efc".into(), g.ef_construction.into());
+            for rerank in reranks.unwrap_or_else(|| vec![qp.rerank]) {
+                for &ef in efs.as_deref().unwrap_or(&[HnswSearch::default().ef]) {
+                    let mut p = fixed.clone();
+                    p.insert("ef".into(), ef.into());
+                    p.insert("rerank".into(), rerank.into());
+                    let s = index.searcher(HnswSearch { ef, ..HnswSearch::default() }, rerank);
+                    let (row, passes) =
+                        bench.measure(&s, scorer, p.into(), build_seconds, index.resident_bytes())?;
+                    bench.print(&row, &passes, None)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dimension of a matrix (named for what the PQ default needs).
+trait ColsHint {
+    fn cols_hint(&self) -> usize;
+}
+
+impl ColsHint for Matrix {
+    fn cols_hint(&self) -> usize {
+        self.dim()
+    }
+}
