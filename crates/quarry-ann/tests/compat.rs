@@ -4,7 +4,9 @@
 //! To regenerate after an intentional format change (with a new version number!):
 //! `QUARRY_WRITE_GOLDEN=1 cargo test -p quarry-ann --test compat`.
 
-use quarry_ann::{FlatParams, HnswIndex, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams};
+use quarry_ann::{
+    FlatParams, HnswIndex, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams,
+};
 use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use std::path::PathBuf;
 
@@ -81,7 +83,8 @@ fn quant_golden(name: &str, hnsw: bool, params: QuantParams) {
             index.save(&dir).expect("save");
             answer(&index.searcher(HnswSearch::ef(16), 1))
         } else {
-            let mut index = QuantFlatIndex::build(&data(), Metric::L2, FlatParams::default(), params).expect("build");
+            let mut index =
+                QuantFlatIndex::build(&data(), Metric::L2, FlatParams::default(), params).expect("build");
             index.delete(3).expect("delete");
             index.save(&dir).expect("save");
             answer(&index.searcher(1))

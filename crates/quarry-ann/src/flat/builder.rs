@@ -21,7 +21,7 @@ pub struct FlatIndex {
     /// Rows stored (deleted ones included).
     pub(super) len: usize,
     /// Tombstoned ids: never returned.
-    pub(super) deleted: IdFilter,
+    pub(crate) deleted: IdFilter,
 }
 
 impl FlatIndex {

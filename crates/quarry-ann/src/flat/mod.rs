@@ -16,5 +16,5 @@ pub(crate) use format::{
     bitmap_bytes, bitmap_filter, metric_code, metric_from_code, storage_code, storage_from_code,
 };
 pub use format::{MAGIC, VERSION};
-pub(crate) use search::prefetch_line;
 pub use params::{FlatParams, Storage};
+pub(crate) use search::prefetch_line;

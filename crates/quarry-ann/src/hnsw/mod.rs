@@ -23,8 +23,8 @@ pub(crate) mod search;
 mod tests;
 mod visited;
 
-pub use builder::HnswIndex;
 pub(crate) use builder::splitmix;
+pub use builder::HnswIndex;
 pub use format::{MAGIC, VERSION};
 pub use order::{corpus_lid, lid_mle, InsertionOrder, LID_K};
 pub use params::{HnswParams, HnswSearch};

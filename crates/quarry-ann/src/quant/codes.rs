@@ -4,9 +4,9 @@
 use super::spec::{QuantParams, QuantSpec};
 use crate::flat::FlatIndex;
 use crate::hnsw::search::KeySource;
-use quarry_core::{Matrix, Metric, Result};
+use quarry_core::{Matrix, Metric, Result, VectorIndex};
 use quarry_linalg::AlignedVec;
-use quarry_quant::pq::PqQuantizer;
+use quarry_quant::pq::{FastScanCodes, PqQuantizer};
 use quarry_quant::rabitq::RaBitQuantizer;
 use quarry_quant::sq::SqQuantizer;
 use quarry_quant::{encode_all, Estimator, Quantizer};
@@ -33,15 +33,6 @@ macro_rules! with_quantizer {
 pub(crate) use with_quantizer;
 
 impl AnyQuantizer {
-    /// Family tag stored in files.
-    pub(crate) fn tag(&self) -> u8 {
-        match self {
-            AnyQuantizer::Sq(_) => 1,
-            AnyQuantizer::Pq(_) => 2,
-            AnyQuantizer::RaBitQ(_) => 3,
-        }
-    }
-
     /// Reads a quantizer of family `tag` from its parameter bytes.
     pub(crate) fn from_bytes(tag: u8, bytes: &[u8]) -> Result<AnyQuantizer> {
         Ok(match tag {
@@ -64,6 +55,8 @@ pub(crate) struct Codes {
     pub(crate) code_len: usize,
     pub(crate) arena: AlignedVec<u8>,
     pub(crate) params: QuantParams,
+    /// 4-bit PQ codes again in fast-scan blocks of 32 (ALGORITHMS.md §4.4), for full scans.
+    pub(crate) fastscan: Option<FastScanCodes>,
 }
 
 /// SplitMix64 step (for the seeded training sample).
@@ -108,7 +101,7 @@ impl Codes {
             _ => n > 0,
         };
         if !enough {
-            return Ok(Codes { quant: None, code_len: 0, arena: AlignedVec::new(), params });
+            return Ok(Codes { quant: None, code_len: 0, arena: AlignedVec::new(), params, fastscan: None });
         }
         let sample = rows(&sample_ids(n, params.train_size, params.seed))?;
         let quant = match params.spec {
@@ -129,7 +122,21 @@ impl Codes {
             let codes = with_quantizer!(&quant, q => encode_all(q, &block));
             arena.as_mut_slice()[start * code_len..start * code_len + codes.len()].copy_from_slice(&codes);
         }
-        Ok(Codes { quant: Some(quant), code_len, arena, params })
+        Codes::assemble(quant, code_len, arena, params)
+    }
+
+    /// Codes from their parts, adding the fast-scan layout for 4-bit PQ.
+    pub(crate) fn assemble(
+        quant: AnyQuantizer,
+        code_len: usize,
+        arena: AlignedVec<u8>,
+        params: QuantParams,
+    ) -> Result<Codes> {
+        let fastscan = match &quant {
+            AnyQuantizer::Pq(pq) if pq.nbits() == 4 => Some(FastScanCodes::from_pq(pq, arena.as_slice())?),
+            _ => None,
+        };
+        Ok(Codes { quant: Some(quant), code_len, arena, params, fastscan })
     }
 
     /// The code of row `id`.
@@ -142,17 +149,14 @@ impl Codes {
     /// Heap bytes held: codes plus quantizer parameters.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.arena.capacity_bytes()
+            + self.fastscan.as_ref().map_or(0, |f| f.as_bytes().len())
             + self.quant.as_ref().map_or(0, |a| with_quantizer!(a, q => q.to_bytes().len()))
     }
 
-    /// Whether candidates are re-scored by RaBitQ error bound rather than a fixed count.
-    pub(crate) fn bounded(&self) -> bool {
-        matches!(self.params.spec, QuantSpec::RaBitQ { .. }) && self.params.rerank == 0
-    }
-
-    /// How many candidates to re-score for `k` results (fixed-count mode).
-    pub(crate) fn rerank_count(&self, k: usize) -> usize {
-        k.saturating_mul(self.params.rerank.max(1))
+    /// Whether a search re-scoring `rerank` candidates per result goes by RaBitQ error bound
+    /// instead (RaBitQ codes and `rerank` = 0).
+    pub(crate) fn bounded(&self, rerank: usize) -> bool {
+        matches!(self.params.spec, QuantSpec::RaBitQ { .. }) && rerank == 0
     }
 }
 

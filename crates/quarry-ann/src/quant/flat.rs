@@ -1,12 +1,13 @@
 //! `flat+sq8`, `flat+pq`, `flat+rabitq`, ...: a scan over compressed codes followed by exact
 //! re-scoring of the best candidates ([`QuantFlatIndex`]).
 
-use super::codes::{with_quantizer, Codes};
+use super::codes::{with_quantizer, AnyQuantizer, Codes};
 use super::rerank::{rescore, rescore_bounded};
 use super::spec::QuantParams;
 use crate::flat::{FlatIndex, FlatParams};
 use quarry_core::{DocId, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut};
 use quarry_linalg::TopK;
+use quarry_quant::pq::{top_candidates, QuantizedLut};
 use quarry_quant::{Estimator, Quantizer};
 use rayon::prelude::*;
 
@@ -62,7 +63,13 @@ impl QuantFlatIndex {
 
     /// Top-k for a query, re-scoring `k × rerank` code candidates exactly (0 with RaBitQ: by
     /// error bound).
-    pub fn search_with(&self, query: &[f32], k: usize, rerank: usize, filter: Option<&IdFilter>) -> Result<Vec<Hit>> {
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        rerank: usize,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
         let q = self.flat.prepare(query, || "query".into())?;
         Ok(self.search_prepared(q.as_slice(), k, rerank, filter))
     }
@@ -82,9 +89,18 @@ impl QuantFlatIndex {
                 None => self.flat.search_ids(q, (0..n as DocId).filter(admitted), k),
             };
         };
+        if let (Some(fs), AnyQuantizer::Pq(pq), false) = (&self.codes.fastscan, quant, restricted) {
+            // 4-bit PQ without a filter: SIMD fast-scan over blocks of 32 codes.
+            let est = pq.estimator(q);
+            if let Ok(lut) = QuantizedLut::from_estimator(&est) {
+                let cands = top_candidates(fs, &lut, k.saturating_mul(rerank.max(1)));
+                let ids: Vec<u32> = cands.into_iter().map(|(_, id)| id).collect();
+                return rescore(&self.flat, q, &ids, k);
+            }
+        }
         with_quantizer!(quant, qz => {
             let est = qz.estimator(q);
-            let bounded = self.codes.params.spec.default_rerank() == 0 && rerank == 0;
+            let bounded = self.codes.bounded(rerank);
             if bounded {
                 let ids: Box<dyn Iterator<Item = DocId>> = match filter {
                     Some(f) => Box::new(f.iter().filter(admitted)),
@@ -129,7 +145,13 @@ impl QuantFlatIndex {
 
     /// RaBitQ re-scoring by error bound: one pass keeps the candidates whose lower bound is
     /// within the k-th smallest upper bound seen, then they are re-scored in bound order.
-    fn scan_bounded<E: Estimator>(&self, est: &E, q: &[f32], k: usize, ids: impl Iterator<Item = DocId>) -> Vec<Hit> {
+    fn scan_bounded<E: Estimator>(
+        &self,
+        est: &E,
+        q: &[f32],
+        k: usize,
+        ids: impl Iterator<Item = DocId>,
+    ) -> Vec<Hit> {
         let mut upper = TopK::new(k);
         let mut cands = Vec::new();
         for id in ids {
@@ -154,7 +176,10 @@ impl QuantFlatIndex {
             .map(|(i, q)| self.flat.prepare(q, || format!("query {i}")))
             .collect::<Result<Vec<_>>>()?;
         let filter = params.filter.as_deref();
-        Ok(prepared.par_iter().map(|q| self.search_prepared(q.as_slice(), params.k, rerank, filter)).collect())
+        Ok(prepared
+            .par_iter()
+            .map(|q| self.search_prepared(q.as_slice(), params.k, rerank, filter))
+            .collect())
     }
 
     /// Resident bytes: codes and quantizer, plus the f32 rows when they are on the heap (rows

@@ -13,7 +13,7 @@ use super::hnsw::QuantHnswIndex;
 use super::spec::{QuantParams, QuantSpec};
 use crate::flat::FlatIndex;
 use crate::hnsw::HnswIndex;
-use quarry_core::{Error, Result};
+use quarry_core::{Error, Result, VectorIndex};
 use quarry_linalg::AlignedVec;
 use quarry_quant::Quantizer;
 use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
@@ -64,7 +64,14 @@ impl Codes {
         f[28..32].copy_from_slice(&header_crc(base)?.to_le_bytes());
         f[32..40].copy_from_slice(&self.params.seed.to_le_bytes());
         let quant = self.quant.as_ref().map_or_else(Vec::new, |a| with_quantizer!(a, q => q.to_bytes()));
-        write_framed(&dir.join(CODES_FILE), CODES_MAGIC, CODES_VERSION, &f, &[&quant, self.arena.as_slice()], 256)
+        write_framed(
+            &dir.join(CODES_FILE),
+            CODES_MAGIC,
+            CODES_VERSION,
+            &f,
+            &[&quant, self.arena.as_slice()],
+            256,
+        )
     }
 
     /// Reads the codes of the folder `dir` whose exact index file is `base` with `rows` rows
@@ -92,7 +99,10 @@ impl Codes {
         if crc != header_crc(base)? {
             return Err(bad(
                 "header",
-                format!("written with another version of {} (the two files come from different saves)", base.display()),
+                format!(
+                    "written with another version of {} (the two files come from different saves)",
+                    base.display()
+                ),
             ));
         }
         if file.sections.len() != 2 || file.sections[1].len != (n as u64).saturating_mul(code_len as u64) {
@@ -100,7 +110,7 @@ impl Codes {
         }
         let params = QuantParams { spec, rerank, train_size: QuantParams::new(spec).train_size, seed };
         if f[2] == 0 {
-            return Ok(Codes { quant: None, code_len: 0, arena: AlignedVec::new(), params });
+            return Ok(Codes { quant: None, code_len: 0, arena: AlignedVec::new(), params, fastscan: None });
         }
         let quant = AnyQuantizer::from_bytes(f[0], &file.read(0, "quantizer")?)
             .map_err(|e| bad("quantizer", e.to_string()))?;
@@ -108,11 +118,13 @@ impl Codes {
         if qdim != dim || qlen != code_len {
             return Err(bad(
                 "quantizer",
-                format!("quantizer for dimension {qdim} with {qlen}-byte codes; expected {dim} and {code_len}"),
+                format!(
+                    "quantizer for dimension {qdim} with {qlen}-byte codes; expected {dim} and {code_len}"
+                ),
             ));
         }
         let arena = AlignedVec::from_slice(&file.read(1, "codes")?);
-        Ok(Codes { quant: Some(quant), code_len, arena, params })
+        Codes::assemble(quant, code_len, arena, params).map_err(|e| bad("codes", e.to_string()))
     }
 
     fn verify(dir: &Path) -> Result<()> {

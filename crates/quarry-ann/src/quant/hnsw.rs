@@ -49,8 +49,9 @@ impl QuantHnswIndex {
         self.codes.code_len
     }
 
-    /// A view searching with `search` (its `ef` is the beam walked on codes) and re-scoring
-    /// `k × rerank` of the beam exactly (0 with RaBitQ: by error bound over the whole beam).
+    /// A view searching with `search` (its `ef` is the beam walked on codes, raised to
+    /// `k × rerank` if smaller) and re-scoring the best `k × rerank` of the beam exactly (0 with
+    /// RaBitQ: by error bound over the whole beam).
     pub fn searcher(&self, search: HnswSearch, rerank: usize) -> QuantHnswSearcher<'_> {
         QuantHnswSearcher { index: self, search, rerank }
     }
@@ -111,11 +112,13 @@ impl QuantHnswIndex {
         filter: Option<&IdFilter>,
     ) -> Vec<Hit> {
         let keys = CodeKeys { est, codes: &self.codes };
-        match self.hnsw.walk_candidates(keys, k, search.ef, search, filter) {
+        // The beam holds at least the k × rerank candidates that will be re-scored.
+        let ef = if self.codes.bounded(rerank) { search.ef } else { search.ef.max(k.saturating_mul(rerank)) };
+        match self.hnsw.walk_candidates(keys, k, ef, search, filter) {
             Walked::Empty => Vec::new(),
             Walked::Exact => self.hnsw.exact(q, k, filter),
             Walked::Found(beam) => {
-                if self.codes.params.spec.default_rerank() == 0 && rerank == 0 {
+                if self.codes.bounded(rerank) {
                     let cands =
                         beam.iter().map(|c| (est.key_and_bound(self.codes.code(c.id)).1, c.id)).collect();
                     rescore_bounded(&self.hnsw.flat, q, cands, k).0

@@ -142,8 +142,7 @@ impl QuantParams {
             QuantSpec::Pq { .. } => &["m", "nbits", "rerank", "train", "seed"],
             QuantSpec::RaBitQ { .. } => &["bits", "rerank", "train", "seed"],
         };
-        let rest =
-            options.iter().filter(|(k, _)| !used.contains(k)).copied().collect();
+        let rest = options.iter().filter(|(k, _)| !used.contains(k)).copied().collect();
         Ok((p, rest))
     }
 }

@@ -197,7 +197,10 @@ impl Bench<'_> {
 
 fn ann(a: AnnArgs) -> Result<()> {
     if let Some((base_kind, family)) = quant::split_spec(&a.index) {
-        anyhow::ensure!(a.storage.is_none(), "--storage applies to the flat index only; use --params storage=");
+        anyhow::ensure!(
+            a.storage.is_none(),
+            "--storage applies to the flat index only; use --params storage="
+        );
         let (build_pool, bench) = setup(&a)?;
         return quant::run(&bench, base_kind, family, &build_pool);
     }

@@ -111,7 +111,11 @@ pub fn run(a: OpenArgs) -> Result<()> {
     // The file whose mapped pages are counted: the vectors' file inside a quantized folder.
     let mapped_file = if a.index_file.is_dir() {
         let flat = a.index_file.join(quarry_ann::quant::FLAT_FILE);
-        if flat.exists() { flat } else { a.index_file.join(quarry_ann::quant::HNSW_FILE) }
+        if flat.exists() {
+            flat
+        } else {
+            a.index_file.join(quarry_ann::quant::HNSW_FILE)
+        }
     } else {
         a.index_file.clone()
     };

@@ -11,9 +11,11 @@ use super::params::{self, Build, Kind};
 use super::Bench;
 use crate::load;
 use anyhow::{bail, Context, Result};
-use quarry_ann::{FlatParams, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};
-use quarry_core::{Matrix, VectorIndex};
-use std::path::PathBuf;
+use quarry_ann::{
+    FlatParams, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec,
+};
+use quarry_core::VectorIndex;
+use std::path::Path;
 use std::time::Instant;
 
 /// Splits `base+codes` into the base kind and the codes family, if `index` is a quantized spec.
@@ -21,8 +23,15 @@ pub fn split_spec(index: &str) -> Option<(&str, &str)> {
     index.split_once('+')
 }
 
-/// The ef and rerank values of `--sweep "ef=..;rerank=.."` (either may be absent).
-fn sweeps(kind: Kind, spec: Option<&str>) -> Result<(Option<Vec<usize>>, Option<Vec<usize>>)> {
+/// The values of `--sweep "ef=..;rerank=.."` (either may be absent: the default is used).
+#[derive(Debug, Default)]
+struct Sweeps {
+    ef: Option<Vec<usize>>,
+    rerank: Option<Vec<usize>>,
+}
+
+/// Parses `--sweep` for a quantized index on `kind`.
+fn sweeps(kind: Kind, spec: Option<&str>) -> Result<Sweeps> {
     let (mut ef, mut rerank) = (None, None);
     for part in spec.unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, values)) = part.split_once('=') else {
@@ -52,7 +61,7 @@ fn sweeps(kind: Kind, spec: Option<&str>) -> Result<(Option<Vec<usize>>, Option<
             ),
         }
     }
-    Ok((ef, rerank))
+    Ok(Sweeps { ef, rerank })
 }
 
 /// Runs the quantized-index benchmark for `--index base+family`.
@@ -70,10 +79,10 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
         .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((kv, "")))
         .collect();
     let base = load::base(&a.base)?;
-    let (qp, rest) = QuantParams::parse(family, &given, base.cols_hint())?;
+    let (qp, rest) = QuantParams::parse(family, &given, base.dim())?;
     let rest: Vec<String> = rest.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let base_build = params::build(kind, (!rest.is_empty()).then(|| rest.join(",")).as_deref(), None)?;
-    let (efs, reranks) = sweeps(kind, a.sweep.as_deref())?;
+    let sweeps = sweeps(kind, a.sweep.as_deref())?;
     let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
     load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
 
@@ -119,25 +128,28 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
         }
     }
     drop(base);
-    let result = measure_opened(bench, &scorer, kind, &dir, fixed, build_seconds, efs, reranks);
+    let result = measure_opened(bench, &scorer, kind, &dir, fixed, build_seconds, sweeps);
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Opens the saved folder `dir` and times every sweep point, one row each.
 fn measure_opened(
     bench: &Bench,
     scorer: &quarry_ann::FlatIndex,
     kind: Kind,
-    dir: &PathBuf,
+    dir: &Path,
     mut fixed: serde_json::Map<String, serde_json::Value>,
     build_seconds: f64,
-    efs: Option<Vec<usize>>,
-    reranks: Option<Vec<usize>>,
+    sweeps: Sweeps,
 ) -> Result<()> {
-    let describe = |fixed: &mut serde_json::Map<String, serde_json::Value>, qp: QuantParams, dim: usize, code_len: usize| {
+    let Sweeps { ef: efs, rerank: reranks } = sweeps;
+    let describe = |fixed: &mut serde_json::Map<String, serde_json::Value>,
+                    qp: QuantParams,
+                    dim: usize,
+                    code_len: usize| {
         fixed.insert("codes".into(), qp.spec.family().into());
         match qp.spec {
             QuantSpec::Sq { bits } | QuantSpec::RaBitQ { bits } => {
@@ -161,7 +173,8 @@ fn measure_opened(
                 let mut p = fixed.clone();
                 p.insert("rerank".into(), rerank.into());
                 let s = index.searcher(rerank);
-                let (row, passes) = bench.measure(&s, scorer, p.into(), build_seconds, index.resident_bytes())?;
+                let (row, passes) =
+                    bench.measure(&s, scorer, p.into(), build_seconds, index.resident_bytes())?;
                 bench.print(&row, &passes, None)?;
             }
         }
@@ -187,15 +200,4 @@ fn measure_opened(
         }
     }
     Ok(())
-}
-
-/// The dimension of a matrix (named for what the PQ default needs).
-trait ColsHint {
-    fn cols_hint(&self) -> usize;
-}
-
-impl ColsHint for Matrix {
-    fn cols_hint(&self) -> usize {
-        self.dim()
-    }
 }
