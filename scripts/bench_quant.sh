@@ -60,7 +60,7 @@ if want quarry; then
   run "flat+pq 8-bit m=48" --index flat+pq --params m=48,nbits=8 --sweep "rerank=5,10,20,40"
 fi
 peers_cmd=("$venv/bin/python" scripts/peer_quant.py --base "$base" --query "$query" --gt "$gt" --metric "$metric"
-  --build-threads 2 --k 10 --queries "$nq")
+  --build-threads 2 --k 10 --queries "$nq" --nprobe 16,32,64,128,256 --k-factor 4,8,16)
 if want peers; then
   echo "== peers (faiss SQ8, IVF-PQ + refine, fast-scan, RaBitQ; hnswlib)" >&2
   "${peers_cmd[@]}" | tee -a "$rows"

@@ -470,3 +470,95 @@ fn saved_hnsw_index_opens_and_answers() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a Quarry index file"), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_quantized_indexes_sweep_rerank_save_and_open() {
+    let files = clustered_dataset("quant");
+    let dir = tmp("quant-hnsw-sq8");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = bench(
+        &files,
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "hnsw+sq8",
+            "--params",
+            "M=12,efc=100,rerank=3",
+            "--sweep",
+            "ef=16,48;rerank=1,4",
+            "--passes",
+            "1",
+            "--save",
+            p(&dir),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 4, "ef × rerank: {}", stdout(&o));
+    for row in &rows {
+        let params = &row["params"];
+        assert_eq!((params["codes"].as_str(), params["M"].as_u64()), (Some("sq8"), Some(12)), "{row}");
+        assert_eq!(params["code_bytes"].as_u64(), Some(16 + 4), "16 one-byte cells and |x̂|² for L2");
+    }
+    // Resident: codes (20 bytes a row) and graph, not the f32 rows (64 bytes a row, memory-mapped
+    // for re-scoring): less than the same graph with its rows.
+    let o = bench(
+        &files,
+        &["--metric", "l2", "--index", "hnsw", "--load", &format!("{}/graph.qhnsw", p(&dir)), "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = json_rows(&o)[0]["index_bytes"].as_u64().expect("bytes");
+    let resident = rows[0]["index_bytes"].as_u64().expect("bytes");
+    assert!(resident >= 2000 * 20 && resident < plain, "resident {resident} vs plain hnsw {plain}");
+    let best = rows.iter().map(|r| r["recall"].as_f64().expect("recall")).fold(0.0, f64::max);
+    assert!(best >= 0.9, "best recall {best}");
+    // The folder opens in another process, with the OS's resident memory reported.
+    let o = quarry(&[
+        "bench",
+        "open",
+        "--index-file",
+        p(&dir),
+        "--query",
+        p(&files.1),
+        "--rerank",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(row["index"], "hnsw+sq8");
+    assert!(row["process_rss_bytes"].as_u64().is_some());
+    // --load of the folder with other codes than --index asks for is refused.
+    let o = bench(&files, &["--metric", "l2", "--index", "hnsw+rabitq", "--load", p(&dir), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("holds sq8 codes"), "{}", stderr(&o));
+    // flat+pq with 4-bit fast-scan, and bad codes parameters named.
+    let o = bench(
+        &files,
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "flat+pq",
+            "--params",
+            "m=8,nbits=4",
+            "--sweep",
+            "rerank=20",
+            "--passes",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert!(rows[0]["recall"].as_f64().expect("recall") >= 0.9, "{}", stdout(&o));
+    let o = bench(&files, &["--index", "flat+pq", "--params", "nbits=5", "--json"]);
+    assert!(stderr(&o).contains("nbits=5"), "{}", stderr(&o));
+    let o = bench(&files, &["--index", "hnsw+zip", "--json"]);
+    assert!(stderr(&o).contains("unknown compression"), "{}", stderr(&o));
+    let o = bench(&files, &["--index", "flat+sq8", "--sweep", "ef=10", "--json"]);
+    assert!(stderr(&o).contains("unknown --sweep parameter"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

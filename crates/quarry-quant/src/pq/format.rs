@@ -52,7 +52,7 @@ pub(super) fn write(pq: &PqQuantizer) -> Vec<u8> {
     out
 }
 
-/// Reads what [`write`] produced, validating every field.
+/// Reads what [`write()`] produced, validating every field.
 pub(super) fn read(bytes: &[u8]) -> Result<PqQuantizer> {
     if bytes.len() < HEADER {
         return Err(bad(format!("{} bytes, shorter than the {HEADER}-byte header", bytes.len())));

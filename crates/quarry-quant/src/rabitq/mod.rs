@@ -43,13 +43,17 @@ use kernels::CodeKernels;
 use layout::{Factors, FACTOR_BYTES};
 use quarry_core::{check_finite, Error, Matrix, Metric, Result};
 
-/// Default `eps0` of the error bound (the RaBitQ reference code's value).
+/// The RaBitQ reference code's `eps0`.
 ///
 /// The estimation error is close to normal with standard deviation equal to the `eps0 = 1`
 /// bound, so 1.9 is a ~94% two-sided interval: measured, 5.6–6.6% of (o, q) pairs fall outside
 /// it and ~3% have an exact key below the lower bound (synthetic and wndict-384 data, 1 and 4
 /// bits). `eps0 = 4` brings both to ~0.01%; see [`RaBitQuantizer::set_eps0`].
-pub const DEFAULT_EPS0: f32 = 1.9;
+pub const REFERENCE_EPS0: f32 = 1.9;
+
+/// Quarry's default `eps0`: 3.0, a ~99.7% two-sided interval (~0.13% of exact keys under the lower
+/// bound), because bound-driven re-scoring drops any neighbour whose lower bound is too high.
+pub const DEFAULT_EPS0: f32 = 3.0;
 
 /// RaBitQ (1 bit per dimension) or extended RaBitQ (2–8 bits) with a global centroid.
 #[derive(Debug, Clone)]

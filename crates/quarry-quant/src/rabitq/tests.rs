@@ -211,14 +211,21 @@ fn normal_two_sided_tail(z: f64) -> f64 {
 fn error_bound_coverage_on_synthetic_data() {
     let base = gen::gaussian(2000, 200, 11);
     let queries = gen::gaussian(50, 200, 12);
-    let predicted = normal_two_sided_tail(DEFAULT_EPS0 as f64);
+    let predicted = normal_two_sided_tail(REFERENCE_EPS0 as f64);
     for metric in [Metric::L2, Metric::InnerProduct] {
         let exact = exact_keys(metric, &base, &queries);
         for bits in [1u8, 4] {
             let quant = train(&base, metric, bits, 5);
             let codes = encode_all(&quant, &base);
-            let (outside, below) = violation_rates(&quant, DEFAULT_EPS0, &codes, &queries, &exact);
+            let (outside, below) = violation_rates(&quant, REFERENCE_EPS0, &codes, &queries, &exact);
             let (wide, _) = violation_rates(&quant, 4.0, &codes, &queries, &exact);
+            let (engine, engine_below) = violation_rates(&quant, DEFAULT_EPS0, &codes, &queries, &exact);
+            assert!(engine <= 0.01, "synthetic bits {bits}: {engine} outside the default eps0 bound");
+            println!(
+                "synthetic {metric} bits {bits}: default eps0 {DEFAULT_EPS0}: {:.3}% outside, {:.3}% below the lower bound",
+                100.0 * engine,
+                100.0 * engine_below
+            );
             println!(
                 "synthetic {metric} bits {bits}: eps0 1.9: {:.3}% outside the bound, {:.3}% below the lower bound \
                  (normal prediction {:.3}% / {:.3}%); eps0 4: {:.4}% outside",
@@ -486,8 +493,16 @@ fn real_data_bounds_and_recall() {
         }
         let recall = hits as f64 / (10 * queries.rows()) as f64;
         let rate = if bits == 1 || bits == 4 {
-            let (outside, below) = violation_rates(&quant, DEFAULT_EPS0, &codes, &queries, &exact);
+            let (outside, below) = violation_rates(&quant, REFERENCE_EPS0, &codes, &queries, &exact);
             let (wide, _) = violation_rates(&quant, 4.0, &codes, &queries, &exact);
+            let (engine, engine_below) = violation_rates(&quant, DEFAULT_EPS0, &codes, &queries, &exact);
+            // The issue's rule: Quarry's bound holds for at least 99% of pairs on real data.
+            assert!(engine <= 0.01, "wndict bits {bits}: {engine} outside the default eps0 bound");
+            println!(
+                "wndict bits {bits}: default eps0 {DEFAULT_EPS0}: {:.3}% outside, {:.3}% below the lower bound",
+                100.0 * engine,
+                100.0 * engine_below
+            );
             assert!(outside < 0.1, "wndict bits {bits}: {outside} outside the eps0 = 1.9 bound");
             assert!(wide <= 0.01, "wndict bits {bits}: {wide} outside the eps0 = 4 bound");
             format!(

@@ -128,24 +128,43 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
         }
     }
     drop(base);
-    let result = measure_opened(bench, &scorer, kind, &dir, fixed, build_seconds, sweeps);
+    let saved = Saved { kind, dir: &dir, spec: qp.spec };
+    let result = measure_opened(bench, &scorer, &saved, fixed, build_seconds, sweeps);
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-/// Opens the saved folder `dir` and times every sweep point, one row each.
+/// A saved quantized index: its base kind, folder and the codes asked for.
+struct Saved<'a> {
+    kind: Kind,
+    dir: &'a Path,
+    spec: QuantSpec,
+}
+
+/// Opens the saved folder and times every sweep point, one row each.
 fn measure_opened(
     bench: &Bench,
     scorer: &quarry_ann::FlatIndex,
-    kind: Kind,
-    dir: &Path,
+    saved: &Saved,
     mut fixed: serde_json::Map<String, serde_json::Value>,
     build_seconds: f64,
     sweeps: Sweeps,
 ) -> Result<()> {
     let Sweeps { ef: efs, rerank: reranks } = sweeps;
+    let (kind, dir, asked) = (saved.kind, saved.dir, saved.spec);
+    let check = |found: QuantSpec| -> Result<()> {
+        if found.family() != asked.family() {
+            bail!(
+                "{} holds {} codes, not the {} codes --index asks for",
+                dir.display(),
+                found.family(),
+                asked.family()
+            );
+        }
+        Ok(())
+    };
     let describe = |fixed: &mut serde_json::Map<String, serde_json::Value>,
                     qp: QuantParams,
                     dim: usize,
@@ -168,6 +187,7 @@ fn measure_opened(
             let index = QuantFlatIndex::open(dir).with_context(|| format!("opening {}", dir.display()))?;
             load::check_dims(&index, &bench.queries, &bench.args.base, &bench.args.query)?;
             let qp = index.params();
+            check(qp.spec)?;
             describe(&mut fixed, qp, index.dim(), index.code_len());
             for rerank in reranks.unwrap_or_else(|| vec![qp.rerank]) {
                 let mut p = fixed.clone();
@@ -182,6 +202,7 @@ fn measure_opened(
             let index = QuantHnswIndex::open(dir).with_context(|| format!("opening {}", dir.display()))?;
             load::check_dims(&index, &bench.queries, &bench.args.base, &bench.args.query)?;
             let qp = index.params();
+            check(qp.spec)?;
             describe(&mut fixed, qp, index.dim(), index.code_len());
             let g = index.graph().params();
             fixed.insert("M".into(), g.m.into());
