@@ -154,16 +154,34 @@ impl Framed {
 
     /// Reads section `i` (named `name` in errors) and checks its checksum.
     pub fn read(&mut self, i: usize, name: &str) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.section_len(i, name)?];
+        self.read_into(i, name, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Length in bytes of section `i`.
+    pub fn section_len(&self, i: usize, name: &str) -> Result<usize> {
         let s = self.section(i, name)?;
-        let len =
-            usize::try_from(s.len).map_err(|_| Error::malformed(&self.path, name, "section too large"))?;
-        let mut buf = vec![0u8; len];
+        usize::try_from(s.len).map_err(|_| Error::malformed(&self.path, name, "section too large"))
+    }
+
+    /// Reads section `i` into `buf` (exactly [`Framed::section_len`] bytes, e.g. an aligned
+    /// buffer, so that a large section is not copied twice) and checks its checksum.
+    pub fn read_into(&mut self, i: usize, name: &str, buf: &mut [u8]) -> Result<()> {
+        let s = self.section(i, name)?;
+        if buf.len() as u64 != s.len {
+            return Err(Error::InvalidArgument(format!(
+                "section {name} holds {} bytes, the buffer {}",
+                s.len,
+                buf.len()
+            )));
+        }
         self.file.seek(SeekFrom::Start(s.offset)).map_err(|e| Error::io("reading", &self.path, e))?;
-        self.file.read_exact(&mut buf).map_err(|e| Error::io("reading", &self.path, e))?;
-        if checksum(&buf) != s.crc {
+        self.file.read_exact(buf).map_err(|e| Error::io("reading", &self.path, e))?;
+        if checksum(buf) != s.crc {
             return Err(Error::malformed(&self.path, name, "checksum mismatch: the file is corrupted"));
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Checks section `i`'s checksum, streaming it through memory in 8 MiB pieces.

@@ -123,7 +123,8 @@ impl Codes {
                 ),
             ));
         }
-        let arena = AlignedVec::from_slice(&file.read(1, "codes")?);
+        let mut arena = AlignedVec::zeroed(file.section_len(1, "codes")?);
+        file.read_into(1, "codes", arena.as_mut_slice())?;
         Codes::assemble(quant, code_len, arena, params).map_err(|e| bad("codes", e.to_string()))
     }
 

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Interleaved A/B check of the compressed HNSW claims, robust to a noisy shared machine.
+
+1. QPS: hnswlib (M=16, efc=200) against Quarry's plain `hnsw`, `hnsw+sq8` and `hnsw+rabitq` (4 bits),
+   all at the same ef, timed in alternating rounds (hnswlib in this process, Quarry through
+   `quarry bench ann --load` on saved indexes), so that slow and fast periods of the machine hit
+   every system. Prints one JSON row per system and round, then the median QPS and the median of
+   the per-round QPS ratios to hnswlib.
+2. Memory: each saved compressed folder is opened by `quarry bench open` inside a memory cgroup
+   (cgroup v1 `memory.limit_in_bytes`, as root) limited to --limit-fraction (default 40%) of the
+   plain hnsw index's bytes; the run must finish, and the cgroup's peak charge (anonymous memory
+   plus the page cache of the memory-mapped f32 rows) is reported with the QPS reached under it.
+   Skipped with a note when no writable cgroup v1 memory controller exists.
+
+Saved indexes are kept in --cache (default ~/.cache/quarry/bench-indexes) and built on first use.
+
+Usage: bench_quant_ab.py --quarry target/release/quarry [--data ../shared/data/wndict-384]
+       [--rounds 5] [--ef 40] [--queries 2000] > rows.jsonl
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+import numpy as np
+
+sys.path.insert(0, os.environ.get("PEER_BENCH_DIR", os.path.join(os.path.dirname(__file__), "../../shared/tools")))
+try:
+    from peer_bench import read_vecs, recall, timed_queries
+except ImportError:  # the shared folder is absent: local copies
+    def read_vecs(path, dtype):
+        if path.endswith(".npy"):
+            return np.load(path).astype(dtype)
+        raw = np.fromfile(path, dtype=np.int32)
+        rows = raw.reshape(-1, raw[0] + 1)
+        return rows[:, 1:].view(dtype) if dtype == np.float32 else rows[:, 1:]
+
+    def recall(found, gt, k):
+        return sum(len(set(f[:k]) & set(g[:k])) for f, g in zip(found, gt)) / (k * len(gt))
+
+    def timed_queries(search_one, queries, repeats=3):
+        rates, ids = [], None
+        for _ in range(repeats):
+            t = time.perf_counter()
+            ids = [search_one(q) for q in queries]
+            rates.append(len(queries) / (time.perf_counter() - t))
+        return float(np.median(rates)), ids
+
+
+def log(msg):
+    print(f"[ab {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pick(d, *names):
+    for n in names:
+        if os.path.exists(os.path.join(d, n)):
+            return os.path.join(d, n)
+    raise SystemExit(f"none of {names} in {d}")
+
+
+def quarry_row(a, files, index, load, sweep):
+    cmd = [a.quarry, "bench", "ann", "--base", files["base"], "--query", files["query"], "--gt", files["gt"],
+           "--metric", "ip", "-k", "10", "--threads", "1", "--queries", str(a.queries), "--index", index,
+           "--load", load, "--sweep", sweep, "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ensure_saved(a, files, name, index, params):
+    path = os.path.join(a.cache, name)
+    if not os.path.isdir(path):
+        log(f"building {index} ({params}) into {path}")
+        subprocess.run([a.quarry, "bench", "ann", "--base", files["base"], "--query", files["query"], "--gt",
+                        files["gt"], "--metric", "ip", "--index", index, "--params", params, "--sweep",
+                        f"ef={a.ef}", "--build-threads", "2", "--queries", "200", "--passes", "1", "--save", path,
+                        "--json"], check=True, capture_output=True)
+    return path
+
+
+def limited_open(a, files, folder, rerank, limit):
+    """Runs `quarry bench open` in a fresh memory cgroup limited to `limit` bytes."""
+    root = "/sys/fs/cgroup/memory"
+    group = os.path.join(root, f"quarry-ab-{os.getpid()}")
+    if not os.access(root, os.W_OK):
+        return {"skipped": f"{root} is not writable (needs root and cgroup v1)"}
+    os.makedirs(group, exist_ok=True)
+    try:
+        with open(os.path.join(group, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(limit))
+        # Page cache of the index files, charged to the group once read inside it.
+        subprocess.run(["sh", "-c", "sync; echo 1 > /proc/sys/vm/drop_caches"], check=False)
+        cmd = f"echo $$ > {group}/cgroup.procs && exec {a.quarry} bench open --index-file {folder} " \
+              f"--query {files['query']} --ef {a.ef} --rerank {rerank} --passes 3 --json"
+        p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+        read = lambda n: int(open(os.path.join(group, n)).read())
+        row = {"exit_code": p.returncode, "limit_bytes": limit, "peak_charged_bytes": read("memory.max_usage_in_bytes"),
+               "limit_hits": read("memory.failcnt")}
+        if p.returncode == 0:
+            row.update(json.loads(p.stdout.strip().splitlines()[-1]))
+        else:
+            row["stderr"] = p.stderr[-500:]
+        return row
+    finally:
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quarry", required=True)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../shared/data/wndict-384"))
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/quarry/bench-indexes"))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--ef", type=int, default=40)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--limit-fraction", type=float, default=0.4)
+    ap.add_argument("--memory-only", action="store_true", help="skip the QPS rounds (plain hnsw bytes from --plain-bytes)")
+    ap.add_argument("--plain-bytes", type=int, default=0, help="plain hnsw index bytes for --memory-only")
+    a = ap.parse_args()
+    a.quarry = os.path.abspath(a.quarry)
+    os.makedirs(a.cache, exist_ok=True)
+    files = {"base": pick(a.data, "base.fvecs", "base.f16.npy", "base.npy"),
+             "query": pick(a.data, "query.fvecs", "query.f16.npy", "query.npy"),
+             "gt": pick(a.data, "groundtruth.ivecs", "groundtruth.i32.npy")}
+    sq8 = ensure_saved(a, files, "hnsw-sq8", "hnsw+sq8", "M=16,efc=200")
+    rq4 = ensure_saved(a, files, "hnsw-rabitq4", "hnsw+rabitq", "M=16,efc=200,bits=4")
+
+    import hnswlib
+    base = np.ascontiguousarray(read_vecs(files["base"], np.float32))
+    queries = np.ascontiguousarray(read_vecs(files["query"], np.float32)[: a.queries])
+    gt = read_vecs(files["gt"], np.int32)[: a.queries]
+    hpath = os.path.join(a.cache, "hnswlib-M16-efc200.bin")
+    h = hnswlib.Index(space="ip", dim=base.shape[1])
+    if os.path.exists(hpath):
+        h.load_index(hpath, max_elements=base.shape[0])
+    else:
+        log("building hnswlib (M=16, efc=200, 2 threads)")
+        h.init_index(max_elements=base.shape[0], M=16, ef_construction=200, random_seed=100)
+        h.set_num_threads(2)
+        h.add_items(base, np.arange(base.shape[0]))
+        h.save_index(hpath)
+    h.set_num_threads(1)
+    h.set_ef(a.ef)
+    del base
+
+    systems = [
+        ("hnswlib hnsw", None),
+        ("quarry hnsw", ("hnsw", os.path.join(sq8, "graph.qhnsw"), f"ef={a.ef}")),
+        ("quarry hnsw+sq8", ("hnsw+sq8", sq8, f"ef={a.ef};rerank=2")),
+        ("quarry hnsw+rabitq4", ("hnsw+rabitq", rq4, f"ef={a.ef};rerank=0")),
+    ]
+    qps = {name: [] for name, _ in systems}
+    rec = {}
+    mem = {}
+    for r in range(0 if a.memory_only else a.rounds):
+        for name, spec in systems:
+            if spec is None:
+                for q in queries[:100]:
+                    h.knn_query(q, k=10)
+                rate, ids = timed_queries(lambda q: h.knn_query(q, k=10)[0][0], queries)
+                rec[name] = recall(ids, gt, 10)
+                mem[name] = None
+            else:
+                row = quarry_row(a, files, *spec)
+                rate, rec[name], mem[name] = row["qps"], row["recall_plain"], row["index_bytes"]
+            qps[name].append(rate)
+            print(json.dumps({"round": r, "system": name, "ef": a.ef, "recall": rec[name], "qps": rate,
+                              "index_bytes": mem[name]}), flush=True)
+            log(f"round {r}: {name}: recall {rec[name]:.4f}, {rate:,.0f} QPS")
+    if a.memory_only:
+        mem["quarry hnsw"] = a.plain_bytes
+    ref = qps["hnswlib hnsw"]
+    summary = {}
+    for name, _ in ([] if a.memory_only else systems):
+        ratios = [x / y for x, y in zip(qps[name], ref)]
+        summary[name] = {"recall": rec[name], "median_qps": statistics.median(qps[name]),
+                         "median_ratio_to_hnswlib": statistics.median(ratios),
+                         "min_ratio": min(ratios), "max_ratio": max(ratios), "index_bytes": mem[name]}
+    if summary:
+        print(json.dumps({"summary": summary}), flush=True)
+
+    plain = mem["quarry hnsw"]
+    limit = int(a.limit_fraction * plain)
+    for name, folder, rerank in [("quarry hnsw+sq8", sq8, 2), ("quarry hnsw+rabitq4", rq4, 0)]:
+        log(f"{name}: bench open under a {limit / 1e6:.1f} MB memory limit")
+        row = limited_open(a, files, folder, rerank, limit)
+        print(json.dumps({"memory_limited": name, "plain_hnsw_bytes": plain, **row}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
