@@ -10,18 +10,8 @@ data=${1:-../shared/data/wndict-384}
 nq=${2:-2000}
 name=flat-$(basename "$data")
 out=docs/benchmarks
-venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
-export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
-
-pick() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "missing: $*" >&2; exit 1; }
-base=$(pick "$data"/base.fvecs "$data"/base.f16.npy "$data"/base.npy)
-query=$(pick "$data"/query.fvecs "$data"/query.f16.npy "$data"/query.npy)
-gt=$(pick "$data"/groundtruth.ivecs "$data"/groundtruth.i32.npy)
-metric=${METRIC:-ip}
-
-[ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
-cargo build --release -p quarry-cli
-quarry=$CARGO_TARGET_DIR/release/quarry
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 mkdir -p "$out"
 rows=$out/$name.jsonl
 : > "$rows"

@@ -13,19 +13,10 @@ data=${1:-../shared/data/wndict-384}
 nq=${2:-2000}
 name=hnsw-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
-venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
-export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
 M=16 efc=200 efs=10,20,40,80,160,320 build_threads=2 threads=1 k=10
 
-pick() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "missing: $*" >&2; exit 1; }
-base=$(pick "$data"/base.fvecs "$data"/base.f16.npy "$data"/base.npy)
-query=$(pick "$data"/query.fvecs "$data"/query.f16.npy "$data"/query.npy)
-gt=$(pick "$data"/groundtruth.ivecs "$data"/groundtruth.i32.npy)
-metric=${METRIC:-ip}
-
-[ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
-cargo build --release -p quarry-cli
-quarry=$CARGO_TARGET_DIR/release/quarry
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 quarry_cmd=("$quarry" bench ann --base "$base" --query "$query" --gt "$gt" --metric "$metric" --index hnsw
   --params "M=$M,efc=$efc" --sweep "ef=$efs" --build-threads "$build_threads" --threads "$threads"
   -k "$k" --queries "$nq" --json)
@@ -40,14 +31,6 @@ echo "== quarry hnsw" >&2
 "${quarry_cmd[@]}" | tee -a "$rows"
 echo "== peers: hnswlib, faiss-hnsw, usearch" >&2
 "${peers_cmd[@]}" | tee -a "$rows"
-# Command lines as run (binaries by name; arguments quoted only when the shell needs it).
-shown() {
-  local out=() a
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./=,:+@-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-  done
-  echo "${out[*]}"
-}
 "$venv/bin/python" scripts/bench_plot.py "$rows" --data "$base" \
   --command "scripts/bench_hnsw.sh${*:+ $*}" --command "$(shown quarry "${quarry_cmd[@]:1}")" \
   --command "$(shown python "${peers_cmd[@]:1}")" \

@@ -19,15 +19,10 @@ data=${1:-../shared/data/wndict-384}
 seeds=${2:-1,2,3}
 seeds2=${3:-1,2,3,4,5}
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
-export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
-cargo build --release -p quarry-cli
-quarry=$CARGO_TARGET_DIR/release/quarry
-
-pick() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "missing: $*" >&2; exit 1; }
-base=$(pick "$data"/base.fvecs "$data"/base.f16.npy "$data"/base.npy)
-query=$(pick "$data"/query.fvecs "$data"/query.f16.npy "$data"/query.npy)
-gt=$(pick "$data"/groundtruth.ivecs "$data"/groundtruth.i32.npy)
-set_args=(--base "$base" --query "$query" --gt "$gt" --metric "${METRIC:-ip}")
+no_peers=1
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
+set_args=(--base "$base" --query "$query" --gt "$gt" --metric "$metric")
 
 mkdir -p "$out"
 log=$out/hnsw-insertion-order.runs.md

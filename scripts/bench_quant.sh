@@ -11,26 +11,19 @@
 #   subset of: quarry peers open report) as in the other bench scripts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+script_args="$*"
 data=${1:-../shared/data/wndict-384}
 nq=${2:-2000}
 name=quant-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
-venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
-export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
 only=${ONLY:-quarry peers open report}
 want() { [[ " $only " == *" $1 "* ]]; }
 
-pick() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "missing: $*" >&2; exit 1; }
-base=$(pick "$data"/base.fvecs "$data"/base.f16.npy "$data"/base.npy)
-query=$(pick "$data"/query.fvecs "$data"/query.f16.npy "$data"/query.npy)
-gt=$(pick "$data"/groundtruth.ivecs "$data"/groundtruth.i32.npy)
-metric=${METRIC:-ip}
 graph="M=16,efc=200"
 efs="10,15,20,30,40,60,80,120,160"
 
-[ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
-cargo build --release -p quarry-cli
-quarry=$CARGO_TARGET_DIR/release/quarry
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/quarry-quant-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 common=(--base "$base" --query "$query" --gt "$gt" --metric "$metric" --build-threads 2 --threads 1 -k 10
@@ -73,12 +66,12 @@ if want open; then
     set -- $cfg
     [ -d "$work/$1" ] || continue
     echo "== open $1" >&2
-    "$quarry" bench open --index-file "$work/$1" --query "$query" --ef "$2" --rerank "$3" --warm --json \
+    "$quarry" bench open --index-file "$work/$1" --query "$query" --ef "$2" --rerank "$3" --warm --passes 3 --json \
       | sed "s/^{/{\"config\":\"$1\",/" | tee -a "$opens"
   done
 fi
 if want report; then
-  "$venv/bin/python" scripts/bench_quant_report.py "$rows" --data "$base" --command "scripts/bench_quant.sh${*:+ $*}" \
+  "$venv/bin/python" scripts/bench_quant_report.py "$rows" --data "$base" --command "scripts/bench_quant.sh${script_args:+ $script_args}" \
     "${cmds[@]/#/--command=}" --command "python ${peers_cmd[*]:1}" > "$out/$name.md"
   echo "wrote $out/$name.md and $out/$name.png" >&2
 fi

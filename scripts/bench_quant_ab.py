@@ -6,7 +6,8 @@
    `quarry bench ann --load` on saved indexes), so that slow and fast periods of the machine hit
    every system. Prints one JSON row per system and round, then the median QPS and the median of
    the per-round QPS ratios to hnswlib.
-2. Memory: each saved compressed folder is opened by `quarry bench open` inside a memory cgroup
+2. Memory: each saved compressed folder is opened by `quarry bench open`, once freely (process RSS
+   split into anonymous and file-backed pages) and once inside a memory cgroup
    (cgroup v1 `memory.limit_in_bytes`, as root) limited to --limit-fraction (default 40%) of the
    plain hnsw index's bytes; the run must finish, and the cgroup's peak charge (anonymous memory
    plus the page cache of the memory-mapped f32 rows) is reported with the QPS reached under it.
@@ -20,27 +21,9 @@ Usage: bench_quant_ab.py --quarry target/release/quarry [--data ../shared/data/w
 import argparse, json, os, statistics, subprocess, sys, time
 import numpy as np
 
-sys.path.insert(0, os.environ.get("PEER_BENCH_DIR", os.path.join(os.path.dirname(__file__), "../../shared/tools")))
-try:
-    from peer_bench import read_vecs, recall, timed_queries
-except ImportError:  # the shared folder is absent: local copies
-    def read_vecs(path, dtype):
-        if path.endswith(".npy"):
-            return np.load(path).astype(dtype)
-        raw = np.fromfile(path, dtype=np.int32)
-        rows = raw.reshape(-1, raw[0] + 1)
-        return rows[:, 1:].view(dtype) if dtype == np.float32 else rows[:, 1:]
-
-    def recall(found, gt, k):
-        return sum(len(set(f[:k]) & set(g[:k])) for f, g in zip(found, gt)) / (k * len(gt))
-
-    def timed_queries(search_one, queries, repeats=3):
-        rates, ids = [], None
-        for _ in range(repeats):
-            t = time.perf_counter()
-            ids = [search_one(q) for q in queries]
-            rates.append(len(queries) / (time.perf_counter() - t))
-        return float(np.median(rates)), ids
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# peer_quant takes read_vecs/recall/timed_queries from shared/tools/peer_bench.py, or local copies.
+from peer_quant import read_vecs, recall, timed_queries  # noqa: E402
 
 
 def log(msg):
@@ -71,6 +54,14 @@ def ensure_saved(a, files, name, index, params):
                         f"ef={a.ef}", "--build-threads", "2", "--queries", "200", "--passes", "1", "--save", path,
                         "--json"], check=True, capture_output=True)
     return path
+
+
+def open_row(a, files, folder, rerank):
+    """`quarry bench open` without a limit, files in the page cache, 3 passes."""
+    p = subprocess.run([a.quarry, "bench", "open", "--index-file", folder, "--query", files["query"], "--ef",
+                        str(a.ef), "--rerank", str(rerank), "--passes", "3", "--warm", "--json"],
+                       check=True, capture_output=True, text=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def limited_open(a, files, folder, rerank, limit):
@@ -180,6 +171,8 @@ def main():
     plain = mem["quarry hnsw"]
     limit = int(a.limit_fraction * plain)
     for name, folder, rerank in [("quarry hnsw+sq8", sq8, 2), ("quarry hnsw+rabitq4", rq4, 0)]:
+        log(f"{name}: bench open, no limit")
+        print(json.dumps({"open_unlimited": name, **open_row(a, files, folder, rerank)}), flush=True)
         log(f"{name}: bench open under a {limit / 1e6:.1f} MB memory limit")
         row = limited_open(a, files, folder, rerank, limit)
         print(json.dumps({"memory_limited": name, "plain_hnsw_bytes": plain, **row}), flush=True)

@@ -19,6 +19,11 @@ const TASK_ROWS: usize = 16 * 1024;
 const QUERY_TILE: usize = 16;
 
 impl FlatIndex {
+    /// Validates every query of a batch (errors name the query's row) and returns them prepared.
+    pub(crate) fn prepare_batch(&self, queries: &Matrix) -> Result<Vec<AlignedVec<f32>>> {
+        queries.iter().enumerate().map(|(i, q)| self.prepare(q, || format!("query {i}"))).collect()
+    }
+
     /// Validates a query and returns it 64-byte aligned (normalised for cosine).
     pub(crate) fn prepare(&self, query: &[f32], what: impl Fn() -> String) -> Result<AlignedVec<f32>> {
         if query.len() != self.dim {
@@ -237,11 +242,7 @@ impl VectorIndex for FlatIndex {
             return Ok(Vec::new());
         }
         let k = params.k.min(self.len);
-        let prepared = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| self.prepare(q, || format!("query {i}")))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.prepare_batch(queries)?;
         if self.is_restricted(params) {
             return Ok(prepared.par_iter().map(|q| self.search_params(q.as_slice(), params)).collect());
         }

@@ -199,7 +199,7 @@ impl HnswIndex {
         Ok(self.search_prepared(q.as_slice(), k, search, filter))
     }
 
-    fn search_prepared(
+    pub(crate) fn search_prepared(
         &self,
         q: &[f32],
         k: usize,
@@ -279,11 +279,7 @@ impl HnswIndex {
     }
 
     fn batch(&self, queries: &Matrix, params: &SearchParams, search: &HnswSearch) -> Result<Vec<Vec<Hit>>> {
-        let prepared = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| self.flat.prepare(q, || format!("query {i}")))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.flat.prepare_batch(queries)?;
         let filter = params.filter.as_deref();
         Ok(prepared
             .par_iter()

@@ -170,11 +170,7 @@ impl QuantFlatIndex {
     }
 
     fn batch(&self, queries: &Matrix, params: &SearchParams, rerank: usize) -> Result<Vec<Vec<Hit>>> {
-        let prepared = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| self.flat.prepare(q, || format!("query {i}")))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.flat.prepare_batch(queries)?;
         let filter = params.filter.as_deref();
         Ok(prepared
             .par_iter()

@@ -83,18 +83,7 @@ impl QuantHnswIndex {
         filter: Option<&IdFilter>,
     ) -> Vec<Hit> {
         let Some(quant) = &self.codes.quant else {
-            let keys = crate::hnsw::search::ExactKeys {
-                flat: &self.hnsw.flat,
-                kern: quarry_linalg::Kernels::get(),
-                q,
-            };
-            return match self.hnsw.walk_candidates(keys, k, search.ef, search, filter) {
-                Walked::Empty => Vec::new(),
-                Walked::Exact => self.hnsw.exact(q, k, filter),
-                Walked::Found(beam) => {
-                    beam.into_iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
-                }
-            };
+            return self.hnsw.search_prepared(q, k, search, filter);
         };
         with_quantizer!(quant, qz => {
             let est = qz.estimator(q);
@@ -138,11 +127,7 @@ impl QuantHnswIndex {
         search: &HnswSearch,
         rerank: usize,
     ) -> Result<Vec<Vec<Hit>>> {
-        let prepared = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| self.hnsw.flat.prepare(q, || format!("query {i}")))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.hnsw.flat.prepare_batch(queries)?;
         let filter = params.filter.as_deref();
         Ok(prepared
             .par_iter()

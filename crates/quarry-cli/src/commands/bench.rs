@@ -16,7 +16,7 @@ use crate::{load, progress};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use params::{Build, HnswBuild, Kind};
-use quarry_ann::{FlatIndex, HnswIndex, HnswParams, HnswSearch, Storage};
+use quarry_ann::{FlatIndex, HnswIndex, HnswSearch, Storage};
 use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use quarry_eval::ann_recall::{ids, recall_at_k, tie_aware_recall_at_k};
 use quarry_eval::bench::{time_queries, BenchRow, Timing};
@@ -283,14 +283,7 @@ fn hnsw(
     build_pool: &rayon::ThreadPool,
 ) -> Result<()> {
     let a = bench.args;
-    let d = HnswParams::default();
-    let params = HnswParams {
-        m: given.m.unwrap_or(d.m),
-        ef_construction: given.efc.unwrap_or(d.ef_construction),
-        seed: given.seed.unwrap_or(d.seed),
-        storage: given.storage.unwrap_or(d.storage),
-        insertion_order: given.insertion_order.unwrap_or(d.insertion_order),
-    };
+    let params = given.resolve();
     let start = Instant::now();
     let (index, build_seconds) = match &a.load {
         Some(path) => {

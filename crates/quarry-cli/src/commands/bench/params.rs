@@ -67,6 +67,20 @@ pub struct HnswBuild {
     pub insertion_order: Option<InsertionOrder>,
 }
 
+impl HnswBuild {
+    /// The library's parameters: given values, library defaults for the rest.
+    pub fn resolve(&self) -> quarry_ann::HnswParams {
+        let d = quarry_ann::HnswParams::default();
+        quarry_ann::HnswParams {
+            m: self.m.unwrap_or(d.m),
+            ef_construction: self.efc.unwrap_or(d.ef_construction),
+            seed: self.seed.unwrap_or(d.seed),
+            storage: self.storage.unwrap_or(d.storage),
+            insertion_order: self.insertion_order.unwrap_or(d.insertion_order),
+        }
+    }
+}
+
 /// Parsed build parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Build {

@@ -11,9 +11,7 @@ use super::params::{self, Build, Kind};
 use super::Bench;
 use crate::load;
 use anyhow::{bail, Context, Result};
-use quarry_ann::{
-    FlatParams, HnswParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec,
-};
+use quarry_ann::{FlatParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};
 use quarry_core::VectorIndex;
 use std::path::Path;
 use std::time::Instant;
@@ -106,14 +104,7 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
                 index.save(&dir).with_context(|| format!("saving the index to {}", dir.display()))?;
             }
             (Build::Hnsw(g), _) => {
-                let d = HnswParams::default();
-                let graph = HnswParams {
-                    m: g.m.unwrap_or(d.m),
-                    ef_construction: g.efc.unwrap_or(d.ef_construction),
-                    seed: g.seed.unwrap_or(d.seed),
-                    storage: g.storage.unwrap_or(d.storage),
-                    insertion_order: g.insertion_order.unwrap_or(d.insertion_order),
-                };
+                let graph = g.resolve();
                 fixed.insert("M".into(), graph.m.into());
                 fixed.insert("efc".into(), graph.ef_construction.into());
                 let index = build_pool
