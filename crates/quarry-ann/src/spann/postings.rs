@@ -1,0 +1,365 @@
+//! The SPANN posting file, version 1 (spec: docs/FORMAT.md, "SPANN posting file"): every posting
+//! list's entries `[u32 id][dim × f32]` stored contiguously, each list starting on a 4 KiB page so
+//! reading one list touches the fewest pages; a table of `(offset, count, CRC32C)` per list.
+//! Lists are read with positioned reads (threads share one handle, no seek lock on unix) and
+//! checked against their own checksum. The LRU cache of decoded lists lives in `postings/cache.rs`.
+//!
+//! Framed by `quarry_store::framing`; header fields: metric, entry layout, dim, list count, total
+//! entries; sections: list data (at 4096), list table.
+
+use crate::flat::{metric_code, metric_from_code};
+use quarry_core::{Error, Metric, Result};
+use quarry_linalg::AlignedVec;
+use quarry_store::framing::{Section, FIELDS_LEN};
+use quarry_store::{checksum, le, write_framed, Framed};
+use std::cell::RefCell;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+mod cache;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use cache::PostingList;
+// Used by the SPANN searcher (being written); drop the allow once it is.
+#[allow(unused_imports)]
+pub(crate) use cache::PostingCache;
+
+/// First bytes of every posting file.
+pub(crate) const MAGIC: [u8; 8] = *b"QRYPOST\0";
+/// The version this code writes and reads.
+pub(crate) const VERSION: u32 = 1;
+/// Page size every list is aligned to (absolute file offsets).
+pub(crate) const PAGE: u64 = 4096;
+/// Entry layout code: `[u32 id][dim × f32]`.
+const LAYOUT_F32: u8 = 1;
+/// Bytes per list-table row: offset u64, count u32, CRC32C u32.
+const TABLE_ROW: usize = 16;
+
+/// What [`write_postings`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PostingStats {
+    /// Number of lists (empty ones included).
+    pub lists: usize,
+    /// Entries over all lists (replicas counted once per list).
+    pub entries: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Longest list, in entries.
+    pub max_len: usize,
+    /// Mean list length, in entries (0 without lists).
+    pub mean_len: f64,
+}
+
+/// Bytes of one entry: a u32 id and `dim` f32.
+fn entry_bytes(dim: usize) -> Option<usize> {
+    dim.checked_mul(4)?.checked_add(4)
+}
+
+/// Writes the posting file crash-safely: list `j` holds the ids `lists[j]` with their vectors
+/// `row(id)` (each of length `dim`). Lists may be empty; an id may appear in several lists.
+/// The list data is assembled in memory before writing (peak memory ≈ the file size).
+pub(crate) fn write_postings(
+    path: &Path,
+    dim: usize,
+    metric: Metric,
+    lists: &[Vec<u32>],
+    row: &dyn Fn(u32) -> Vec<f32>,
+) -> Result<PostingStats> {
+    let dim32 = u32::try_from(dim).ok().filter(|&d| d > 0);
+    let (Some(dim32), Some(entry)) = (dim32, entry_bytes(dim)) else {
+        return Err(Error::InvalidArgument(format!("posting dimension {dim} must be in 1..2^32")));
+    };
+    let n_lists = u32::try_from(lists.len())
+        .map_err(|_| Error::InvalidArgument(format!("{} posting lists, at most 2^32-1", lists.len())))?;
+    let mut data: Vec<u8> = Vec::new();
+    let mut table = Vec::with_capacity(lists.len() * TABLE_ROW);
+    let (mut entries, mut max_len) = (0u64, 0usize);
+    for (j, list) in lists.iter().enumerate() {
+        let count = u32::try_from(list.len()).map_err(|_| {
+            Error::InvalidArgument(format!("posting list {j} holds {} entries, at most 2^32-1", list.len()))
+        })?;
+        let start = data.len();
+        data.reserve(list.len() * entry);
+        for &id in list {
+            let v = row(id);
+            if v.len() != dim {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    got: v.len(),
+                    context: format!("row {id} of posting list {j}"),
+                });
+            }
+            data.extend_from_slice(&id.to_le_bytes());
+            if cfg!(target_endian = "little") {
+                data.extend_from_slice(bytemuck::cast_slice(&v));
+            } else {
+                v.iter().for_each(|x| data.extend_from_slice(&x.to_le_bytes()));
+            }
+        }
+        table.extend_from_slice(&(PAGE + start as u64).to_le_bytes());
+        table.extend_from_slice(&count.to_le_bytes());
+        table.extend_from_slice(&checksum(&data[start..]).to_le_bytes());
+        data.resize(data.len().next_multiple_of(PAGE as usize), 0);
+        entries += u64::from(count);
+        max_len = max_len.max(list.len());
+    }
+    let mut f = [0u8; FIELDS_LEN];
+    f[0] = metric_code(metric);
+    f[1] = LAYOUT_F32;
+    f[4..8].copy_from_slice(&dim32.to_le_bytes());
+    f[8..12].copy_from_slice(&n_lists.to_le_bytes());
+    f[16..24].copy_from_slice(&entries.to_le_bytes());
+    write_framed(path, MAGIC, VERSION, &f, &[&data, &table], PAGE)?;
+    let mean_len = if lists.is_empty() { 0.0 } else { entries as f64 / lists.len() as f64 };
+    // The data section is a whole number of pages, so the table follows it without padding.
+    let bytes = PAGE + data.len() as u64 + table.len() as u64;
+    Ok(PostingStats { lists: lists.len(), entries, bytes, max_len, mean_len })
+}
+
+/// Where one list lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListRef {
+    /// Absolute file offset (a multiple of [`PAGE`]).
+    offset: u64,
+    /// Entries.
+    count: u32,
+    /// CRC32C of the list's entry bytes (padding excluded).
+    crc: u32,
+}
+
+/// An opened posting file: the list table in memory, the lists read on demand.
+#[derive(Debug)]
+pub(crate) struct PostingFile {
+    path: PathBuf,
+    #[cfg(unix)]
+    file: File,
+    #[cfg(not(unix))]
+    file: std::sync::Mutex<File>,
+    dim: usize,
+    metric: Metric,
+    entry: usize,
+    lists: Vec<ListRef>,
+    entries: u64,
+    read_bytes: AtomicU64,
+}
+
+impl PostingFile {
+    /// Opens `path`: checks the header, the list table's checksum, that every list is page-aligned,
+    /// lies inside the data section after the previous one with length count × entry size, and
+    /// that the counts add up to the header's total. List checksums are checked on read.
+    pub(crate) fn open(path: &Path) -> Result<PostingFile> {
+        if cfg!(target_endian = "big") {
+            return Err(Error::InvalidArgument(
+                "posting files are read on little-endian machines only".into(),
+            ));
+        }
+        let mut framed = Framed::open(path, MAGIC, VERSION, "SPANN posting")?;
+        let bad = |loc: &str, msg: String| Error::malformed(path, loc, msg);
+        let f = framed.fields;
+        let metric =
+            metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
+        if f[1] != LAYOUT_F32 {
+            return Err(bad("header", format!("unknown entry layout code {}", f[1])));
+        }
+        let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
+        let n_lists = le::u32_at(&f, 8).unwrap_or(0) as usize;
+        let total = le::u64_at(&f, 16).unwrap_or(0);
+        let entry =
+            entry_bytes(dim).filter(|_| dim > 0).ok_or_else(|| bad("header", format!("dimension {dim}")))?;
+        if framed.sections.len() != 2 {
+            return Err(bad("header", format!("{} sections, expected 2", framed.sections.len())));
+        }
+        let data = framed.sections[0];
+        if data.offset != PAGE {
+            return Err(bad("section 1", format!("list data starts at {}, expected {PAGE}", data.offset)));
+        }
+        if framed.sections[1].len != (n_lists * TABLE_ROW) as u64 {
+            return Err(bad("section 2", format!("list table length does not match {n_lists} lists")));
+        }
+        let table = framed.read(1, "list table")?;
+        let lists = parse_table(&table, n_lists, entry as u64, data)
+            .map_err(|(j, msg)| bad(&format!("posting list {j}"), msg))?;
+        let sum: u64 = lists.iter().map(|l| u64::from(l.count)).sum();
+        if sum != total {
+            return Err(bad("header", format!("{total} entries in the header, {sum} in the list table")));
+        }
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        #[cfg(not(unix))]
+        let file = std::sync::Mutex::new(file);
+        Ok(PostingFile {
+            path: path.to_path_buf(),
+            file,
+            dim,
+            metric,
+            entry,
+            lists,
+            entries: total,
+            read_bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Checks every checksum of a posting file: header, both sections, and each list.
+    pub(crate) fn verify(path: &Path) -> Result<()> {
+        Framed::open(path, MAGIC, VERSION, "SPANN posting")?.verify(0, "list data")?;
+        let file = PostingFile::open(path)?;
+        let mut buf = AlignedVec::new();
+        (0..file.len()).try_for_each(|j| file.read(j, &mut buf))
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Vector dimension.
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric recorded at write time.
+    pub(crate) fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of lists.
+    pub(crate) fn len(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// True without lists.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lists.is_empty()
+    }
+
+    /// Entries over all lists.
+    pub(crate) fn total_entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Bytes per entry (4 + 4·dim).
+    pub(crate) fn entry_bytes(&self) -> usize {
+        self.entry
+    }
+
+    /// Entries in list `j` (0 when `j` is out of range).
+    pub(crate) fn count(&self, j: usize) -> usize {
+        self.lists.get(j).map_or(0, |l| l.count as usize)
+    }
+
+    /// 4 KiB pages list `j` spans (what one read of it costs on disk).
+    pub(crate) fn pages(&self, j: usize) -> u64 {
+        ((self.count(j) * self.entry) as u64).div_ceil(PAGE)
+    }
+
+    /// Bytes read by [`PostingFile::read`] since opening (for benchmarks).
+    pub(crate) fn read_bytes_total(&self) -> u64 {
+        self.read_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Reads list `j`'s entry bytes into `buf` (resized to count × entry size) with one positioned
+    /// read and checks its CRC32C. `buf` is 64-byte aligned, so [`PostingFile::entries`] can view
+    /// it in place.
+    pub(crate) fn read(&self, j: usize, buf: &mut AlignedVec<u8>) -> Result<()> {
+        let l = *self.lists.get(j).ok_or_else(|| {
+            Error::InvalidArgument(format!("posting list {j} out of range ({} lists)", self.lists.len()))
+        })?;
+        let len = l.count as usize * self.entry;
+        buf.resize_zeroed(len);
+        self.read_at(buf.as_mut_slice(), l.offset)?;
+        self.read_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        if checksum(buf.as_slice()) != l.crc {
+            return Err(Error::malformed(
+                &self.path,
+                format!("posting list {j}"),
+                "checksum mismatch: the file is corrupted",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The entries `(id, vector)` of a buffer filled by [`PostingFile::read`], viewed in place
+    /// (a trailing partial entry is ignored).
+    pub(crate) fn entries<'a>(&self, buf: &'a AlignedVec<u8>) -> impl Iterator<Item = (u32, &'a [f32])> + 'a {
+        let bytes = buf.as_slice();
+        let whole = &bytes[..bytes.len() / self.entry * self.entry];
+        // The buffer is 64-byte aligned and `whole` a multiple of 4 bytes, so both casts succeed;
+        // the file is little-endian and `open` refuses big-endian hosts.
+        let ids: &[u32] = bytemuck::try_cast_slice(whole).unwrap_or(&[]);
+        let vals: &[f32] = bytemuck::try_cast_slice(whole).unwrap_or(&[]);
+        let words = self.entry / 4;
+        ids.chunks_exact(words).zip(vals.chunks_exact(words)).map(|(i, v)| (i[0], &v[1..]))
+    }
+
+    /// Reads and decodes list `j` (the loader to give [`PostingCache::get_or_load`]).
+    pub(crate) fn load(&self, j: usize) -> Result<PostingList> {
+        thread_local! {
+            static BUF: RefCell<AlignedVec<u8>> = RefCell::new(AlignedVec::new());
+        }
+        BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => self.load_with(j, &mut buf),
+            Err(_) => self.load_with(j, &mut AlignedVec::new()),
+        })
+    }
+
+    fn load_with(&self, j: usize, buf: &mut AlignedVec<u8>) -> Result<PostingList> {
+        self.read(j, buf)?;
+        Ok(PostingList::from_entries(self.dim, self.count(j), self.entries(buf)))
+    }
+
+    #[cfg(unix)]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset).map_err(|e| Error::io("reading", &self.path, e))
+    }
+
+    #[cfg(not(unix))]
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(buf))
+            .map_err(|e| Error::io("reading", &self.path, e))
+    }
+}
+
+/// Parses and checks the list table; an error names the list index.
+fn parse_table(
+    table: &[u8],
+    n_lists: usize,
+    entry: u64,
+    data: Section,
+) -> std::result::Result<Vec<ListRef>, (usize, String)> {
+    let end = data.offset + data.len;
+    let mut prev_end = data.offset;
+    let mut lists = Vec::with_capacity(n_lists);
+    for j in 0..n_lists {
+        let at = j * TABLE_ROW;
+        let l = ListRef {
+            offset: le::u64_at(table, at).unwrap_or(u64::MAX),
+            count: le::u32_at(table, at + 8).unwrap_or(0),
+            crc: le::u32_at(table, at + 12).unwrap_or(0),
+        };
+        if !l.offset.is_multiple_of(PAGE) {
+            return Err((j, format!("offset {} is not a multiple of {PAGE}", l.offset)));
+        }
+        if l.offset < prev_end {
+            return Err((j, format!("offset {} overlaps the previous list (ends at {prev_end})", l.offset)));
+        }
+        match u64::from(l.count).checked_mul(entry).and_then(|len| l.offset.checked_add(len)) {
+            Some(e) if e <= end => prev_end = e,
+            _ => {
+                return Err((
+                    j,
+                    format!(
+                        "{} entries at offset {} lie outside the list data ({}..{end})",
+                        l.count, l.offset, data.offset
+                    ),
+                ))
+            }
+        }
+        lists.push(l);
+    }
+    Ok(lists)
+}
