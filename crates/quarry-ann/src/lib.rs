@@ -35,6 +35,7 @@
 pub mod flat;
 pub mod hnsw;
 pub mod quant;
+pub mod spann;
 
 pub use flat::{FlatIndex, FlatParams, Storage};
 pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher, InsertionOrder};

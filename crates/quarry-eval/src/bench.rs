@@ -31,6 +31,10 @@ pub struct BenchRow {
     pub build_seconds: f64,
     /// Bytes the index holds in memory.
     pub index_bytes: usize,
+    /// Median single-query latency of the timed passes, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th-percentile single-query latency of the timed passes, in milliseconds.
+    pub p99_ms: f64,
     /// Number of queries timed.
     pub queries: usize,
 }
@@ -59,6 +63,10 @@ pub struct Timed {
     pub pass_qps: Vec<f64>,
     /// The answers of the last pass.
     pub answers: Vec<Vec<Hit>>,
+    /// Median single-query latency over all timed passes, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th-percentile single-query latency over all timed passes, in milliseconds.
+    pub p99_ms: f64,
 }
 
 /// Runs `queries` one per call through `index.search`, `timing.passes` times after a warm-up,
@@ -75,18 +83,26 @@ pub fn time_queries(
     }
     let mut pass_qps = Vec::with_capacity(timing.passes);
     let mut answers = Vec::new();
+    let mut latencies = Vec::with_capacity(queries.rows() * timing.passes.max(1));
     for _ in 0..timing.passes.max(1) {
         answers = Vec::with_capacity(queries.rows());
         let start = Instant::now();
+        let mut last = start;
         for q in queries.iter() {
             answers.push(index.search(q, params)?);
+            let now = Instant::now();
+            latencies.push((now - last).as_secs_f64() * 1e3);
+            last = now;
             tick();
         }
         pass_qps.push(queries.rows() as f64 / start.elapsed().as_secs_f64().max(1e-12));
     }
     let mut sorted = pass_qps.clone();
     sorted.sort_by(f64::total_cmp);
-    Ok(Timed { qps: sorted[sorted.len() / 2], pass_qps, answers })
+    latencies.sort_by(f64::total_cmp);
+    let at =
+        |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    Ok(Timed { qps: sorted[sorted.len() / 2], pass_qps, answers, p50_ms: at(0.5), p99_ms: at(0.99) })
 }
 
 #[cfg(test)]

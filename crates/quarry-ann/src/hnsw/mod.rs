@@ -21,7 +21,7 @@ mod repair;
 pub(crate) mod search;
 #[cfg(test)]
 mod tests;
-mod visited;
+pub(crate) mod visited;
 
 pub(crate) use builder::splitmix;
 pub use builder::HnswIndex;

@@ -11,6 +11,7 @@ mod open;
 mod order;
 mod params;
 mod quant;
+mod spann;
 
 use crate::{load, progress};
 use anyhow::{Context, Result};
@@ -93,6 +94,9 @@ pub struct AnnArgs {
     /// Save the built index to this file (open it again with `quarry bench open`).
     #[arg(long)]
     save: Option<PathBuf>,
+    /// spann: the folder the index is built into (posting lists on disk).
+    #[arg(long)]
+    index_dir: Option<PathBuf>,
     /// hnsw: time a saved index, loaded into memory, instead of building one (`--params` are
     /// then ignored and build_seconds is reported as 0).
     #[arg(long, conflicts_with = "save")]
@@ -151,6 +155,8 @@ impl Bench<'_> {
             qps: timed.qps,
             build_seconds,
             index_bytes,
+            p50_ms: timed.p50_ms,
+            p99_ms: timed.p99_ms,
             queries: queries.rows(),
         };
         Ok((row, timed.pass_qps))
@@ -196,6 +202,10 @@ impl Bench<'_> {
 }
 
 fn ann(a: AnnArgs) -> Result<()> {
+    if a.index == "spann" {
+        let (build_pool, bench) = setup(&a)?;
+        return spann::run(&bench, &build_pool);
+    }
     if let Some((base_kind, family)) = quant::split_spec(&a.index) {
         anyhow::ensure!(
             a.storage.is_none(),

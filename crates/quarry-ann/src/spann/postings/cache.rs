@@ -203,3 +203,14 @@ impl PostingCache {
         *self.lock() = Lru::default();
     }
 }
+
+impl std::fmt::Debug for PostingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostingCache")
+            .field("budget", &self.budget())
+            .field("resident_bytes", &self.resident_bytes())
+            .field("hits", &self.hits())
+            .field("misses", &self.misses())
+            .finish()
+    }
+}

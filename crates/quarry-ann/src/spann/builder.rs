@@ -1,0 +1,210 @@
+//! Building a SPANN index: validated rows, heads by hierarchical balanced k-means, the head graph,
+//! closure assignment with the RNG rule and a posting cap (ALGORITHMS.md §3.1), the posting file.
+
+use super::cluster::{choose_heads, ClusterParams};
+use super::format::{HEADS_FILE, POSTINGS_FILE};
+use super::params::SpannParams;
+use super::postings::{write_postings, PostingCache, PostingFile, PostingStats};
+use crate::flat::{FlatIndex, FlatParams};
+use crate::hnsw::{HnswIndex, HnswSearch};
+use quarry_core::{Error, IdFilter, Matrix, Metric, Result, VectorIndex};
+use quarry_linalg::Kernels;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A SPANN index: heads and their graph in memory, posting lists in a file read on demand.
+#[derive(Debug)]
+pub struct SpannIndex {
+    pub(crate) dim: usize,
+    pub(crate) metric: Metric,
+    /// Data ids are `0..n` (deleted ones included).
+    pub(crate) n: usize,
+    /// HNSW over the head vectors under squared L2; head row r owns posting list r.
+    pub(crate) heads: HnswIndex,
+    /// Head row → data id.
+    pub(crate) head_ids: Vec<u32>,
+    pub(crate) postings: PostingFile,
+    pub(crate) cache: PostingCache,
+    /// Validates and normalises queries (an empty exact index of the same metric).
+    pub(crate) validator: FlatIndex,
+    pub(crate) deleted: IdFilter,
+    pub(crate) params: SpannParams,
+    pub(crate) dir: PathBuf,
+}
+
+/// What the build did, for reports and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpannBuildStats {
+    /// Heads chosen.
+    pub heads: usize,
+    /// Posting entries written (replicas included).
+    pub entries: usize,
+    /// Mean postings per non-head vector.
+    pub replication: f64,
+    /// Longest posting list.
+    pub max_list: usize,
+    /// Entries dropped by the posting cap.
+    pub cut: usize,
+    /// Vectors left in no posting and not a head (0 by construction: the cap never removes a
+    /// vector's last posting).
+    pub orphans: usize,
+}
+
+impl SpannIndex {
+    /// Builds an index over `vectors` into folder `dir` (created; existing index files are
+    /// replaced) and opens it with a posting cache of `cache_bytes`.
+    pub fn build(
+        vectors: &Matrix,
+        metric: Metric,
+        params: SpannParams,
+        dir: &Path,
+        cache_bytes: usize,
+    ) -> Result<(SpannIndex, SpannBuildStats)> {
+        params.check()?;
+        let flat = FlatIndex::build(vectors, metric, FlatParams::default())?;
+        let (n, dim) = (flat.rows(), vectors.dim());
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))?;
+        let rows = |id: u32| flat.row_query(id as usize);
+        let clusters = if n == 0 {
+            Vec::new()
+        } else {
+            let head_count = ((n as f64 * params.head_ratio).ceil() as usize).clamp(1, n);
+            let cp = ClusterParams { seed: params.seed, ..ClusterParams::default() };
+            choose_heads(&rows, n, dim, metric, head_count, &cp)?
+        };
+        let head_ids: Vec<u32> = clusters.iter().map(|c| c.head).collect();
+        drop(clusters);
+        let mut head_rows = Vec::with_capacity(head_ids.len() * dim);
+        for &h in &head_ids {
+            head_rows.extend_from_slice(&rows(h));
+        }
+        let head_mat = Matrix::new(head_rows, dim)?;
+        let heads = HnswIndex::build(&head_mat, Metric::L2, params.graph)?;
+        let (lists, stats) = assign(&flat, &heads, &head_mat, &head_ids, &params)?;
+        let ids: Vec<Vec<u32>> =
+            lists.into_iter().map(|l| l.into_iter().map(|(_, id)| id).collect()).collect();
+        let _: PostingStats =
+            write_postings(&dir.join(POSTINGS_FILE), dim, metric, &ids, &|id| rows(id).into_owned())?;
+        heads.save(&dir.join(HEADS_FILE))?;
+        let index = SpannIndex::write_meta_and_open(
+            dir,
+            metric,
+            dim,
+            n,
+            &head_ids,
+            &IdFilter::new(),
+            params,
+            cache_bytes,
+        )?;
+        Ok((index, stats))
+    }
+
+    /// Build parameters.
+    pub fn params(&self) -> SpannParams {
+        self.params
+    }
+
+    /// Number of heads (= posting lists).
+    pub fn head_count(&self) -> usize {
+        self.head_ids.len()
+    }
+
+    /// The folder the index lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// One posting list under construction: `(squared L2 to the head, data id)`, nearest first.
+type PostingEntries = Vec<(f32, u32)>;
+
+/// Closure assignment with the RNG rule, then the posting cap. Returns per head row its entries
+/// `(squared L2 to the head, data id)`, nearest first.
+fn assign(
+    flat: &FlatIndex,
+    heads: &HnswIndex,
+    head_mat: &Matrix,
+    head_ids: &[u32],
+    p: &SpannParams,
+) -> Result<(Vec<PostingEntries>, SpannBuildStats)> {
+    let n = flat.rows();
+    let h = head_ids.len();
+    let mut is_head = vec![false; n];
+    for &id in head_ids {
+        is_head[id as usize] = true;
+    }
+    let kern = Kernels::get();
+    let probe = HnswSearch::ef(p.candidates.max(64));
+    let chosen: Vec<Vec<(u32, f32)>> = (0..n as u32)
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|id| -> Result<Vec<(u32, f32)>> {
+            if is_head[id as usize] || h == 0 {
+                return Ok(Vec::new());
+            }
+            let x = flat.row_query(id as usize);
+            let cands = heads.search_with(&x, p.candidates.min(h), &probe, None)?;
+            let d1 = cands.first().map_or(0.0, |c| -c.score);
+            let mut accepted: Vec<(u32, f32)> = Vec::with_capacity(p.replicas);
+            for c in &cands {
+                let d = -c.score;
+                if d > p.closure * d1 && !accepted.is_empty() {
+                    break;
+                }
+                let hj = head_mat.row(c.id as usize);
+                let blocked = accepted
+                    .iter()
+                    .any(|&(a, _)| p.rng_factor * (kern.l2_sq)(head_mat.row(a as usize), hj) < d);
+                if !blocked {
+                    accepted.push((c.id, d));
+                    if accepted.len() == p.replicas {
+                        break;
+                    }
+                }
+            }
+            Ok(accepted)
+        })
+        .collect::<Result<_>>()?;
+    let mut lists: Vec<PostingEntries> = vec![Vec::new(); h];
+    let mut copies = vec![0u8; n];
+    for (id, acc) in chosen.iter().enumerate() {
+        copies[id] = acc.len() as u8;
+        for &(r, d) in acc {
+            lists[r as usize].push((d, id as u32));
+        }
+    }
+    let cap = p.cap_for(flat.dim());
+    let mut cut = 0;
+    for list in &mut lists {
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if list.len() <= cap {
+            continue;
+        }
+        // Drop the farthest entries whose vector has another posting; keep last copies.
+        let mut keep = Vec::with_capacity(list.len());
+        let mut excess = list.len() - cap;
+        for &(d, id) in list.iter().rev() {
+            if excess > 0 && copies[id as usize] > 1 {
+                copies[id as usize] -= 1;
+                excess -= 1;
+                cut += 1;
+            } else {
+                keep.push((d, id));
+            }
+        }
+        keep.reverse();
+        *list = keep;
+    }
+    let entries: usize = lists.iter().map(Vec::len).sum();
+    let non_heads = n - h.min(n);
+    let orphans = (0..n).filter(|&i| !is_head[i] && copies[i] == 0).count();
+    let stats = SpannBuildStats {
+        heads: h,
+        entries,
+        replication: entries as f64 / non_heads.max(1) as f64,
+        max_list: lists.iter().map(Vec::len).max().unwrap_or(0),
+        cut,
+        orphans,
+    };
+    Ok((lists, stats))
+}

@@ -1,0 +1,202 @@
+//! The SPANN index folder (spec: docs/FORMAT.md, "SPANN index folder"): `heads.qhnsw` (the head
+//! graph, an HNSW file), `postings.qpost` (the posting lists) and `spann.meta` (magic
+//! `QRYSPANN`, version 1: parameters, head row → data id, the deleted bitmap), each written
+//! crash-safely; `spann.meta` is written last and records the header checksums of the other two,
+//! so a folder mixing files of different builds is refused.
+
+use super::builder::SpannIndex;
+use super::params::SpannParams;
+use super::postings::{PostingCache, PostingFile};
+use crate::flat::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code, FlatIndex, FlatParams};
+use crate::hnsw::{HnswIndex, HnswParams};
+use quarry_core::{Error, IdFilter, Metric, Result, VectorIndex};
+use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
+use quarry_store::le;
+use std::io::Read;
+use std::path::Path;
+
+/// Magic of `spann.meta`.
+pub const MAGIC: [u8; 8] = *b"QRYSPANN";
+/// Current version of `spann.meta`.
+pub const VERSION: u32 = 1;
+/// The head graph inside a SPANN folder.
+pub const HEADS_FILE: &str = "heads.qhnsw";
+/// The posting lists inside a SPANN folder.
+pub const POSTINGS_FILE: &str = "postings.qpost";
+/// The parameters, id map and deletes inside a SPANN folder.
+pub const META_FILE: &str = "spann.meta";
+
+fn header_crc(path: &Path) -> Result<u32> {
+    let mut h = [0u8; HEADER_LEN];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .map_err(|e| Error::io("reading the header of", path, e))?;
+    Ok(le::u32_at(&h, HEADER_LEN - 4).unwrap_or(0))
+}
+
+/// Parameters stored in the meta file's first section (little-endian).
+fn params_bytes(p: &SpannParams) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64);
+    b.extend_from_slice(&p.head_ratio.to_le_bytes());
+    b.extend_from_slice(&(p.replicas as u32).to_le_bytes());
+    b.extend_from_slice(&p.rng_factor.to_le_bytes());
+    b.extend_from_slice(&(p.candidates as u32).to_le_bytes());
+    b.extend_from_slice(&p.closure.to_le_bytes());
+    b.extend_from_slice(&(p.posting_cap as u64).to_le_bytes());
+    b.extend_from_slice(&p.seed.to_le_bytes());
+    b
+}
+
+fn params_from(b: &[u8], graph: HnswParams) -> Option<SpannParams> {
+    Some(SpannParams {
+        head_ratio: f64::from_le_bytes(le::bytes(b, 0)?),
+        replicas: le::u32_at(b, 8)? as usize,
+        rng_factor: f32::from_le_bytes(le::bytes(b, 12)?),
+        candidates: le::u32_at(b, 16)? as usize,
+        closure: f32::from_le_bytes(le::bytes(b, 20)?),
+        posting_cap: le::u64_at(b, 24)? as usize,
+        seed: le::u64_at(b, 32)?,
+        graph,
+    })
+}
+
+/// What `spann.meta` records.
+struct Meta<'a> {
+    metric: Metric,
+    dim: usize,
+    n: usize,
+    head_ids: &'a [u32],
+    deleted: &'a IdFilter,
+    params: SpannParams,
+}
+
+/// Writes `spann.meta` for the head graph and posting file already in `dir`.
+fn write_meta(dir: &Path, m: Meta<'_>) -> Result<()> {
+    let mut f = [0u8; FIELDS_LEN];
+    f[0] = metric_code(m.metric);
+    f[4..8].copy_from_slice(&(m.dim as u32).to_le_bytes());
+    f[8..16].copy_from_slice(&(m.n as u64).to_le_bytes());
+    f[16..20].copy_from_slice(&(m.head_ids.len() as u32).to_le_bytes());
+    f[20..24].copy_from_slice(&header_crc(&dir.join(HEADS_FILE))?.to_le_bytes());
+    f[24..28].copy_from_slice(&header_crc(&dir.join(POSTINGS_FILE))?.to_le_bytes());
+    let ids: Vec<u8> = m.head_ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    write_framed(
+        &dir.join(META_FILE),
+        MAGIC,
+        VERSION,
+        &f,
+        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n)],
+        256,
+    )
+}
+
+impl SpannIndex {
+    /// Writes `spann.meta` for the files already in `dir` and opens the folder.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_meta_and_open(
+        dir: &Path,
+        metric: Metric,
+        dim: usize,
+        n: usize,
+        head_ids: &[u32],
+        deleted: &IdFilter,
+        params: SpannParams,
+        cache_bytes: usize,
+    ) -> Result<SpannIndex> {
+        write_meta(dir, Meta { metric, dim, n, head_ids, deleted, params })?;
+        SpannIndex::open(dir, cache_bytes)
+    }
+
+    /// Opens a SPANN folder: head graph memory-mapped, posting lists read on demand through an
+    /// LRU cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<SpannIndex> {
+        let meta_path = dir.join(META_FILE);
+        let mut meta = Framed::open(&meta_path, MAGIC, VERSION, "SPANN index")?;
+        let bad = |loc: &str, msg: String| Error::malformed(&meta_path, loc, msg);
+        let f = meta.fields;
+        let metric =
+            metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
+        let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
+        let n = le::u64_at(&f, 8).unwrap_or(0);
+        let h = le::u32_at(&f, 16).unwrap_or(0) as usize;
+        if dim == 0 || n > u32::MAX as u64 || h as u64 > n || meta.sections.len() != 3 {
+            return Err(bad("header", format!("inconsistent parameters: dim {dim}, n {n}, heads {h}")));
+        }
+        let n = n as usize;
+        let heads_path = dir.join(HEADS_FILE);
+        let postings_path = dir.join(POSTINGS_FILE);
+        if le::u32_at(&f, 20) != Some(header_crc(&heads_path)?)
+            || le::u32_at(&f, 24) != Some(header_crc(&postings_path)?)
+        {
+            return Err(bad("header", "the head graph or posting file comes from another build".into()));
+        }
+        let heads = HnswIndex::open(&heads_path)?;
+        let params = params_from(&meta.read(0, "parameters")?, heads.params())
+            .ok_or_else(|| bad("parameters", "section too short".into()))?;
+        let ids_bytes = meta.read(1, "head ids")?;
+        if ids_bytes.len() != h * 4 || heads.len() != h || (h > 0 && heads.dim() != dim) {
+            return Err(bad("head ids", format!("{} bytes for {h} heads", ids_bytes.len())));
+        }
+        let head_ids: Vec<u32> =
+            ids_bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if head_ids.iter().any(|&id| id as usize >= n) {
+            return Err(bad("head ids", "a head id is out of range".into()));
+        }
+        let deleted_bytes = meta.read(2, "deleted bitmap")?;
+        if deleted_bytes.len() != n.div_ceil(64) * 8 {
+            return Err(bad("deleted bitmap", "wrong length".into()));
+        }
+        let deleted = bitmap_filter(&deleted_bytes, n);
+        let postings = PostingFile::open(&postings_path)?;
+        if postings.len() != h || (h > 0 && postings.dim() != dim) {
+            return Err(bad("header", format!("{} posting lists for {h} heads", postings.len())));
+        }
+        Ok(SpannIndex {
+            dim,
+            metric,
+            n,
+            heads,
+            head_ids,
+            postings,
+            cache: PostingCache::new(cache_bytes),
+            validator: FlatIndex::new(dim, metric, FlatParams::default())?,
+            deleted,
+            params,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Saves the index into `dir`: its own folder (only the deletes change), or a copy.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        if dir != self.dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))?;
+            for name in [HEADS_FILE, POSTINGS_FILE] {
+                let bytes = std::fs::read(self.dir.join(name))
+                    .map_err(|e| Error::io("reading", self.dir.join(name), e))?;
+                quarry_store::write_atomic(&dir.join(name), |w| w.write_all(&bytes))?;
+            }
+        }
+        write_meta(
+            dir,
+            Meta {
+                metric: self.metric,
+                dim: self.dim,
+                n: self.n,
+                head_ids: &self.head_ids,
+                deleted: &self.deleted,
+                params: self.params,
+            },
+        )
+    }
+
+    /// Checks every checksum of the folder's three files.
+    pub fn verify(dir: &Path) -> Result<()> {
+        HnswIndex::verify(&dir.join(HEADS_FILE))?;
+        PostingFile::verify(&dir.join(POSTINGS_FILE))?;
+        let mut meta = Framed::open(&dir.join(META_FILE), MAGIC, VERSION, "SPANN index")?;
+        for (i, name) in ["parameters", "head ids", "deleted bitmap"].iter().enumerate() {
+            meta.verify(i, name)?;
+        }
+        Ok(())
+    }
+}

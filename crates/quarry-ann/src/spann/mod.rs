@@ -1,0 +1,29 @@
+//! SPANN: a memory+disk index (ALGORITHMS.md §3). Posting-list heads (real vectors) and a graph
+//! over them stay in memory; the posting lists (ids and vectors) live in one file on disk and a
+//! query reads only the few lists whose heads are close to it.
+//!
+//! Files: `params` (build and search parameters), `cluster` (hierarchical balanced k-means
+//! choosing the heads), `builder` (closure assignment with the RNG rule and the posting cap),
+//! `postings` (the posting file: page-aligned lists, positioned reads, an LRU cache of hot lists),
+//! `search` (head search, query-aware pruning, de-duplicated list scans, the `VectorIndex`
+//! impls), `format` (the index folder), `tests`.
+//!
+//! Not yet: in-place updates (SPFresh inserts, splits, merges), compressed posting entries,
+//! parallel/asynchronous list reads.
+
+mod builder;
+// Some accessors are used only by tests and by the coming update path (SPFresh).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod cluster;
+mod format;
+mod params;
+#[allow(dead_code)]
+pub(crate) mod postings;
+mod search;
+#[cfg(test)]
+mod tests;
+
+pub use builder::{SpannBuildStats, SpannIndex};
+pub use format::{HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VERSION};
+pub use params::{SpannParams, SpannSearch};
+pub use search::SpannSearcher;

@@ -1,0 +1,212 @@
+//! Searching SPANN (ALGORITHMS.md §3.2): nearest heads from the head graph, query-aware pruning,
+//! posting lists from the LRU cache or the file, replicas de-duplicated, exact keys, top-k; and
+//! the `VectorIndex` implementations.
+
+use super::builder::SpannIndex;
+use super::params::SpannSearch;
+use crate::hnsw::visited::with_visited;
+use crate::hnsw::HnswSearch;
+use quarry_core::{
+    DocId, Error, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut,
+};
+use quarry_linalg::{Kernels, TopK};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+impl SpannIndex {
+    /// Ranking key of row `x` for prepared query `q` (lower is better).
+    #[inline]
+    fn key(&self, kern: &Kernels, q: &[f32], x: &[f32]) -> f32 {
+        let k = match self.metric {
+            Metric::L2 => (kern.l2_sq)(q, x),
+            _ => -(kern.dot)(q, x),
+        };
+        if k.is_nan() {
+            f32::INFINITY
+        } else {
+            k
+        }
+    }
+
+    /// Top-k for `query` under `search`, returning only ids in `filter` (if given) that are not
+    /// deleted. When the probed lists hold fewer than k admitted ids, the remaining lists are
+    /// read too, so k hits come back whenever k live ids pass the filter.
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        search: &SpannSearch,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
+        let q = self.validator.prepare(query, || "query".into())?;
+        self.search_prepared(q.as_slice(), k, search, filter)
+    }
+
+    fn search_prepared(
+        &self,
+        q: &[f32],
+        k: usize,
+        search: &SpannSearch,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
+        let h = self.head_ids.len();
+        if k == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        // A filter admitting a fraction σ of the ids leaves about σ of each list: probe 1/σ times
+        // as many lists, without ratio pruning (ALGORITHMS.md §2.9's reasoning for graphs).
+        let (probes, ratio) = match filter {
+            Some(f) => {
+                let sigma = (f.len().min(self.n) as f64 / self.n.max(1) as f64).max(1e-9);
+                ((search.max_postings as f64 / sigma).ceil().min(h as f64) as usize, f32::INFINITY)
+            }
+            None => (search.max_postings, search.max_dist_ratio),
+        };
+        let probes = probes.clamp(1, h);
+        let near = self.heads.search_with(q, probes, &HnswSearch::ef(search.head_ef.max(probes)), None)?;
+        let kern = Kernels::get();
+        let admit = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
+        let mut top = TopK::new(k);
+        with_visited(self.n, |seen| -> Result<()> {
+            // The probed heads are data vectors too (they are not in their own lists).
+            for hit in &near {
+                let id = self.head_ids[hit.id as usize];
+                if seen.insert(id) && admit(id) {
+                    let key = self.key(kern, q, &self.heads.flat.row_query(hit.id as usize));
+                    top.push(key, id);
+                }
+            }
+            let d1 = near.first().map_or(0.0, |c| -c.score);
+            let mut read = vec![false; h];
+            for hit in &near {
+                let d = -hit.score;
+                if d1 > 1e-6 && d > ratio * d1 {
+                    break;
+                }
+                self.scan_list(hit.id as usize, kern, q, &admit, seen, &mut top)?;
+                read[hit.id as usize] = true;
+            }
+            // Too few admitted hits (a selective filter, many deletes): read the other lists too.
+            if top.len() < k {
+                for (r, done) in read.iter().enumerate() {
+                    if !done {
+                        let id = self.head_ids[r];
+                        if seen.insert(id) && admit(id) {
+                            top.push(self.key(kern, q, &self.heads.flat.row_query(r)), id);
+                        }
+                        self.scan_list(r, kern, q, &admit, seen, &mut top)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(crate::flat::FlatIndex::hits(top))
+    }
+
+    /// Offers every not-yet-seen admitted entry of posting list `r` to `top`.
+    fn scan_list(
+        &self,
+        r: usize,
+        kern: &Kernels,
+        q: &[f32],
+        admit: &dyn Fn(u32) -> bool,
+        seen: &mut crate::hnsw::visited::Visited,
+        top: &mut TopK,
+    ) -> Result<()> {
+        if self.postings.count(r) == 0 {
+            return Ok(());
+        }
+        let list = self.cache.get_or_load(r, || self.postings.load(r).map(Arc::new))?;
+        for i in 0..list.len() {
+            let id = list.id(i);
+            if !seen.insert(id) || !admit(id) {
+                continue;
+            }
+            let key = self.key(kern, q, list.row(i));
+            if key <= top.threshold() {
+                top.push(key, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// A view that searches with `search` and implements [`VectorIndex`].
+    pub fn searcher(&self, search: SpannSearch) -> SpannSearcher<'_> {
+        SpannSearcher { index: self, search }
+    }
+
+    /// Marks `id` deleted (a tombstone: its posting entries are skipped); false if it already was.
+    pub fn delete(&mut self, id: DocId) -> Result<bool> {
+        if id as usize >= self.n {
+            return Err(Error::InvalidArgument(format!("id {id} is not in an index of {} vectors", self.n)));
+        }
+        Ok(self.deleted.insert(id))
+    }
+
+    /// Resident bytes: the head graph with its vectors, the id map, the posting cache and the
+    /// deleted bitmap (posting lists not in the cache stay on disk).
+    pub fn resident_bytes(&self) -> usize {
+        self.heads.memory_bytes() + self.head_ids.len() * 4 + self.cache.resident_bytes() + self.n.div_ceil(8)
+    }
+
+    fn batch(&self, queries: &Matrix, params: &SearchParams, search: &SpannSearch) -> Result<Vec<Vec<Hit>>> {
+        let prepared = self.validator.prepare_batch(queries)?;
+        let filter = params.filter.as_deref();
+        prepared.par_iter().map(|q| self.search_prepared(q.as_slice(), params.k, search, filter)).collect()
+    }
+}
+
+/// A [`SpannIndex`] with fixed search parameters, usable wherever a [`VectorIndex`] is.
+#[derive(Debug, Clone, Copy)]
+pub struct SpannSearcher<'a> {
+    index: &'a SpannIndex,
+    search: SpannSearch,
+}
+
+impl VectorIndex for SpannSearcher<'_> {
+    fn dim(&self) -> usize {
+        self.index.dim
+    }
+    fn len(&self) -> usize {
+        self.index.n - self.index.deleted.len()
+    }
+    fn metric(&self) -> Metric {
+        self.index.metric
+    }
+    fn memory_bytes(&self) -> usize {
+        self.index.resident_bytes()
+    }
+    fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.index.search_with(query, params.k, &self.search, params.filter.as_deref())
+    }
+    fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        self.index.batch(queries, params, &self.search)
+    }
+}
+
+impl VectorIndex for SpannIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.n - self.deleted.len()
+    }
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+    fn memory_bytes(&self) -> usize {
+        self.resident_bytes()
+    }
+    fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.search_with(query, params.k, &SpannSearch::default(), params.filter.as_deref())
+    }
+    fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        self.batch(queries, params, &SpannSearch::default())
+    }
+}
+
+impl VectorIndexMut for SpannIndex {
+    fn delete(&mut self, id: DocId) -> Result<bool> {
+        SpannIndex::delete(self, id)
+    }
+}

@@ -1,0 +1,103 @@
+//! `quarry bench ann --index spann --index-dir DIR`: the SPANN memory+disk index. The index is
+//! built into DIR (or opened from it with `--load DIR`), then every sweep point is timed; rows
+//! add `p50_ms`/`p99_ms` (every row has them) and report the resident part of the index
+//! (head graph, id map, posting cache) as `index_bytes`. The OS's view of resident memory comes
+//! from `quarry bench open --index-file DIR`, a process that only opens and searches.
+//!
+//! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
+//! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
+//! `cache_mb` (posting cache, default 16). `--sweep "max_postings=8,16,32;ratio=4,8"`.
+
+use super::Bench;
+use crate::load;
+use anyhow::{bail, Context, Result};
+use quarry_ann::spann::{SpannIndex, SpannParams, SpannSearch};
+use std::time::Instant;
+
+/// Parses one number of `--params` / `--sweep`.
+fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+    v.parse::<T>().ok().with_context(|| format!("--params {key}={v}: not a valid number"))
+}
+
+/// Runs the SPANN benchmark.
+pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
+    let a = bench.args;
+    let Some(dir) = a.index_dir.clone().or_else(|| a.load.clone()) else {
+        bail!("--index spann needs --index-dir DIR (where the posting file is written) or --load DIR");
+    };
+    let mut p = SpannParams::default();
+    let mut cache_mb = 16usize;
+    for kv in a.params.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = kv.split_once('=') else { bail!("--params expects key=value, got {kv:?}") };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "head_ratio" => p.head_ratio = num(k, v)?,
+            "replicas" => p.replicas = num(k, v)?,
+            "rng_factor" => p.rng_factor = num(k, v)?,
+            "candidates" => p.candidates = num(k, v)?,
+            "closure" => p.closure = num(k, v)?,
+            "cap" => p.posting_cap = num(k, v)?,
+            "M" => p.graph.m = num(k, v)?,
+            "efc" => p.graph.ef_construction = num(k, v)?,
+            "seed" => p.seed = num(k, v)?,
+            "cache_mb" => cache_mb = num(k, v)?,
+            _ => bail!(
+                "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
+                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb"
+            ),
+        }
+    }
+    p.check()?;
+    let (mut probes, mut ratios) =
+        (vec![SpannSearch::default().max_postings], vec![SpannSearch::default().max_dist_ratio]);
+    for part in a.sweep.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, values)) = part.split_once('=') else {
+            bail!("--sweep expects name=v1,v2,... separated by ';' (max_postings, ratio), got {part:?}");
+        };
+        let vals: Vec<&str> = values.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        match name.trim() {
+            "max_postings" => probes = vals.iter().map(|v| num("max_postings", v)).collect::<Result<_>>()?,
+            "ratio" => ratios = vals.iter().map(|v| num("ratio", v)).collect::<Result<_>>()?,
+            other => bail!(
+                "unknown --sweep parameter {other:?} for the spann index: use max_postings and/or ratio"
+            ),
+        }
+    }
+    let cache = cache_mb << 20;
+    let base = load::base(&a.base)?;
+    let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
+    load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
+    let start = Instant::now();
+    let (index, build_seconds) = if a.load.is_some() {
+        (SpannIndex::open(&dir, cache).with_context(|| format!("opening {}", dir.display()))?, 0.0)
+    } else {
+        let (index, stats) =
+            build_pool.install(|| SpannIndex::build(&base, a.metric, p, &dir, cache)).with_context(|| {
+                format!("building a spann index from {} into {}", a.base.display(), dir.display())
+            })?;
+        let secs = start.elapsed().as_secs_f64();
+        if !a.json {
+            eprintln!(
+                "built in {secs:.1} s: {} heads, {} posting entries ({:.2} per vector), longest list {}, {} cut, {} orphans",
+                stats.heads, stats.entries, stats.replication, stats.max_list, stats.cut, stats.orphans
+            );
+        }
+        (index, secs)
+    };
+    drop(base);
+    let ip = index.params();
+    for &max_postings in &probes {
+        for &ratio in &ratios {
+            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef: max_postings.max(64) };
+            let params = serde_json::json!({
+                "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
+                "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
+                "max_postings": max_postings, "ratio": ratio,
+            });
+            let s = index.searcher(search);
+            let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
+            bench.print(&row, &passes, None)?;
+        }
+    }
+    Ok(())
+}
