@@ -562,3 +562,51 @@ fn bench_quantized_indexes_sweep_rerank_save_and_open() {
     assert!(stderr(&o).contains("unknown --sweep parameter"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_spann_builds_into_a_folder_and_sweeps_probes() {
+    let files = clustered_dataset("spann");
+    let dir = tmp("spann-index");
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "--metric",
+        "l2",
+        "--index",
+        "spann",
+        "--index-dir",
+        p(&dir),
+        "--params",
+        "head_ratio=0.1,cache_mb=1",
+    ];
+    let o =
+        bench(&files, &[&args[..], &["--sweep", "max_postings=2,64", "--passes", "1", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 2, "{}", stdout(&o));
+    let recall = |r: &serde_json::Value| r["recall"].as_f64().expect("recall");
+    assert!(recall(&rows[1]) >= recall(&rows[0]) && recall(&rows[1]) >= 0.9, "{}", stdout(&o));
+    assert!(rows[1]["p99_ms"].as_f64().expect("p99") >= rows[1]["p50_ms"].as_f64().expect("p50"));
+    assert_eq!(rows[0]["params"]["heads"].as_u64(), Some(200));
+    // Opened again from the folder, without rebuilding.
+    let o = bench(
+        &files,
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "spann",
+            "--load",
+            p(&dir),
+            "--sweep",
+            "max_postings=64",
+            "--passes",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_rows(&o)[0]["build_seconds"].as_f64(), Some(0.0));
+    let o = bench(&files, &["--index", "spann", "--json"]);
+    assert!(stderr(&o).contains("--index-dir"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,7 @@ use crate::hnsw::HnswSearch;
 use quarry_core::{
     DocId, Error, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut,
 };
-use quarry_linalg::{Kernels, TopK};
+use quarry_linalg::{AlignedVec, Kernels, TopK};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -116,16 +116,36 @@ impl SpannIndex {
         if self.postings.count(r) == 0 {
             return Ok(());
         }
+        let mut offer = |id: u32, row: &[f32]| {
+            if seen.insert(id) && admit(id) {
+                let key = self.key(kern, q, row);
+                if key <= top.threshold() {
+                    top.push(key, id);
+                }
+            }
+        };
+        if self.cache.budget() == 0 {
+            // No cache: one positioned read into a reused buffer, entries viewed in place.
+            thread_local! {
+                static BUF: std::cell::RefCell<AlignedVec<u8>> = std::cell::RefCell::new(AlignedVec::new());
+            }
+            return BUF.with(|cell| {
+                let mut owned = AlignedVec::new();
+                let mut borrowed = cell.try_borrow_mut();
+                let buf = match borrowed.as_deref_mut() {
+                    Ok(b) => b,
+                    Err(_) => &mut owned,
+                };
+                self.postings.read(r, buf)?;
+                for (id, row) in self.postings.entries(buf) {
+                    offer(id, row);
+                }
+                Ok(())
+            });
+        }
         let list = self.cache.get_or_load(r, || self.postings.load(r).map(Arc::new))?;
         for i in 0..list.len() {
-            let id = list.id(i);
-            if !seen.insert(id) || !admit(id) {
-                continue;
-            }
-            let key = self.key(kern, q, list.row(i));
-            if key <= top.threshold() {
-                top.push(key, id);
-            }
+            offer(list.id(i), list.row(i));
         }
         Ok(())
     }
