@@ -143,6 +143,8 @@ pub(crate) struct PostingFile {
     lists: Vec<ListRef>,
     entries: u64,
     read_bytes: AtomicU64,
+    /// Lists whose checksum has already been checked since opening (one bit each).
+    verified: Vec<AtomicU64>,
 }
 
 impl PostingFile {
@@ -197,6 +199,7 @@ impl PostingFile {
             lists,
             entries: total,
             read_bytes: AtomicU64::new(0),
+            verified: (0..n_lists.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -259,7 +262,7 @@ impl PostingFile {
     }
 
     /// Reads list `j`'s entry bytes into `buf` (resized to count × entry size) with one positioned
-    /// read and checks its CRC32C. `buf` is 64-byte aligned, so [`PostingFile::entries`] can view
+    /// read, checking its CRC32C on the list's first read since opening. `buf` is 64-byte aligned, so [`PostingFile::entries`] can view
     /// it in place.
     pub(crate) fn read(&self, j: usize, buf: &mut AlignedVec<u8>) -> Result<()> {
         let l = *self.lists.get(j).ok_or_else(|| {
@@ -269,12 +272,19 @@ impl PostingFile {
         buf.resize_zeroed(len);
         self.read_at(buf.as_mut_slice(), l.offset)?;
         self.read_bytes.fetch_add(len as u64, Ordering::Relaxed);
-        if checksum(buf.as_slice()) != l.crc {
-            return Err(Error::malformed(
-                &self.path,
-                format!("posting list {j}"),
-                "checksum mismatch: the file is corrupted",
-            ));
+        // Each list's checksum is checked on its first read after opening (then the list is in
+        // the page cache, and re-checking every read would cost as much as the scan itself);
+        // `verify` checks the whole file.
+        let (word, bit) = (&self.verified[j / 64], 1u64 << (j % 64));
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            if checksum(buf.as_slice()) != l.crc {
+                return Err(Error::malformed(
+                    &self.path,
+                    format!("posting list {j}"),
+                    "checksum mismatch: the file is corrupted",
+                ));
+            }
+            word.fetch_or(bit, Ordering::Relaxed);
         }
         Ok(())
     }

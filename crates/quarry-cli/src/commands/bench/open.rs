@@ -6,6 +6,7 @@
 
 use crate::load;
 use anyhow::{bail, Context, Result};
+use quarry_ann::spann::{SpannIndex, SpannSearch};
 use quarry_ann::{FlatIndex, HnswIndex, HnswSearch, QuantFlatIndex, QuantHnswIndex};
 use quarry_core::{SearchParams, VectorIndex};
 use std::io::Read;
@@ -21,6 +22,12 @@ pub struct OpenArgs {
     /// Quantized indexes: candidates re-scored per result (default: the index's own).
     #[arg(long)]
     rerank: Option<usize>,
+    /// SPANN folders: posting lists probed per query.
+    #[arg(long, default_value_t = 32)]
+    max_postings: usize,
+    /// SPANN folders: posting cache in MiB (0: every list is read from the file).
+    #[arg(long, default_value_t = 0)]
+    cache_mb: usize,
     /// Query vectors; the first is the "first query", all are then run once.
     #[arg(long)]
     query: PathBuf,
@@ -105,6 +112,7 @@ enum Opened {
     Hnsw(Box<HnswIndex>),
     QuantFlat(Box<QuantFlatIndex>),
     QuantHnsw(Box<QuantHnswIndex>),
+    Spann(Box<SpannIndex>),
 }
 
 /// Runs `quarry bench open`.
@@ -112,7 +120,10 @@ pub fn run(a: OpenArgs) -> Result<()> {
     let queries = load::queries(&a.query, None)?;
     let file_bytes = size_of(&a.index_file)?;
     // The file whose mapped pages are counted: the vectors' file inside a quantized folder.
-    let mapped_file = if a.index_file.is_dir() {
+    let spann = a.index_file.join(quarry_ann::spann::META_FILE).exists();
+    let mapped_file = if spann {
+        a.index_file.join(quarry_ann::spann::HEADS_FILE)
+    } else if a.index_file.is_dir() {
         let flat = a.index_file.join(quarry_ann::quant::FLAT_FILE);
         if flat.exists() {
             flat
@@ -132,7 +143,9 @@ pub fn run(a: OpenArgs) -> Result<()> {
         }
     }
     let start = Instant::now();
-    let index = if a.index_file.is_dir() {
+    let index = if spann {
+        Opened::Spann(Box::new(SpannIndex::open(&a.index_file, a.cache_mb << 20)?))
+    } else if a.index_file.is_dir() {
         if a.index_file.join(quarry_ann::quant::FLAT_FILE).exists() {
             Opened::QuantFlat(Box::new(QuantFlatIndex::open(&a.index_file)?))
         } else {
@@ -157,6 +170,11 @@ pub fn run(a: OpenArgs) -> Result<()> {
         Opened::Hnsw(h) => Box::new(h.searcher(search)),
         Opened::QuantFlat(q) => Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank))),
         Opened::QuantHnsw(q) => Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank))),
+        Opened::Spann(s) => Box::new(s.searcher(SpannSearch {
+            max_postings: a.max_postings,
+            head_ef: a.max_postings.max(SpannSearch::default().head_ef),
+            ..SpannSearch::default()
+        })),
     };
     load::check_dims(dyn_index.as_ref(), &queries, &a.index_file, &a.query)?;
     let t = Instant::now();
@@ -183,6 +201,7 @@ pub fn run(a: OpenArgs) -> Result<()> {
             Opened::Hnsw(_) => "hnsw".to_string(),
             Opened::QuantFlat(ref q) => format!("flat+{}", q.params().spec.family()),
             Opened::QuantHnsw(ref q) => format!("hnsw+{}", q.params().spec.family()),
+            Opened::Spann(_) => "spann".to_string(),
         },
         "index_resident_bytes": dyn_index.memory_bytes(),
         "process_rss_bytes": rss,

@@ -6,7 +6,8 @@
 //!
 //! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
-//! `cache_mb` (posting cache, default 16). `--sweep "max_postings=8,16,32;ratio=4,8"`.
+//! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer).
+//! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64"` (every combination).
 
 use super::Bench;
 use crate::load;
@@ -48,18 +49,19 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         }
     }
     p.check()?;
-    let (mut probes, mut ratios) =
-        (vec![SpannSearch::default().max_postings], vec![SpannSearch::default().max_dist_ratio]);
+    let d = SpannSearch::default();
+    let (mut probes, mut ratios, mut head_efs) = (vec![d.max_postings], vec![d.max_dist_ratio], vec![0usize]);
     for part in a.sweep.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, values)) = part.split_once('=') else {
-            bail!("--sweep expects name=v1,v2,... separated by ';' (max_postings, ratio), got {part:?}");
+            bail!("--sweep expects name=v1,v2,... separated by ';' (max_postings, ratio, head_ef), got {part:?}");
         };
         let vals: Vec<&str> = values.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         match name.trim() {
             "max_postings" => probes = vals.iter().map(|v| num("max_postings", v)).collect::<Result<_>>()?,
             "ratio" => ratios = vals.iter().map(|v| num("ratio", v)).collect::<Result<_>>()?,
+            "head_ef" => head_efs = vals.iter().map(|v| num("head_ef", v)).collect::<Result<_>>()?,
             other => bail!(
-                "unknown --sweep parameter {other:?} for the spann index: use max_postings and/or ratio"
+                "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio and/or head_ef"
             ),
         }
     }
@@ -86,13 +88,23 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     };
     drop(base);
     let ip = index.params();
-    for &max_postings in &probes {
-        for &ratio in &ratios {
-            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef: max_postings.max(64) };
+    let mut grid = Vec::new();
+    for &p in &probes {
+        for &r in &ratios {
+            for &e in &head_efs {
+                grid.push((p, r, e));
+            }
+        }
+    }
+    for (max_postings, ratio, head_ef) in grid {
+        {
+            // head_ef 0 (the default): the library's default beam, at least max_postings.
+            let head_ef = if head_ef == 0 { d.head_ef.max(max_postings) } else { head_ef.max(max_postings) };
+            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef };
             let params = serde_json::json!({
                 "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
                 "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
-                "max_postings": max_postings, "ratio": ratio,
+                "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
             });
             let s = index.searcher(search);
             let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
