@@ -2,13 +2,16 @@
 //! closure assignment with the RNG rule and a posting cap (ALGORITHMS.md §3.1), the posting file.
 
 use super::cluster::{choose_heads, ClusterParams};
-use super::format::{HEADS_FILE, POSTINGS_FILE};
+use super::format::{HEADS_FILE, POSTINGS_FILE, VECTORS_FILE};
 use super::params::SpannParams;
-use super::postings::{write_postings, PostingCache, PostingFile, PostingStats};
+use super::postings::{write_posting_codes, write_postings, PostingCache, PostingFile, PostingStats};
+use super::rows::RowFile;
 use crate::flat::{FlatIndex, FlatParams};
 use crate::hnsw::{HnswIndex, HnswSearch};
 use quarry_core::{Error, IdFilter, Matrix, Metric, Result, VectorIndex};
 use quarry_linalg::Kernels;
+use quarry_quant::sq::SqQuantizer;
+use quarry_quant::Quantizer;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,8 @@ pub struct SpannIndex {
     pub(crate) deleted: IdFilter,
     pub(crate) params: SpannParams,
     pub(crate) dir: PathBuf,
+    /// With coded entries: the SQ8 quantizer and the exact rows for re-scoring.
+    pub(crate) coded: Option<(SqQuantizer, RowFile)>,
 }
 
 /// What the build did, for reports and tests.
@@ -83,19 +88,43 @@ impl SpannIndex {
         let (lists, stats) = assign(&flat, &heads, &head_mat, &head_ids, &params)?;
         let ids: Vec<Vec<u32>> =
             lists.into_iter().map(|l| l.into_iter().map(|(_, id)| id).collect()).collect();
-        let _: PostingStats =
-            write_postings(&dir.join(POSTINGS_FILE), dim, metric, &ids, &|id| rows(id).into_owned())?;
+        let postings = dir.join(POSTINGS_FILE);
+        let quantizer = if params.codes == 8 && n > 0 {
+            // SQ8 codes in the lists; the f32 rows go to a flat file read only to re-score.
+            let sample_ids = crate::quant::codes::sample_ids(n, 65_536, params.seed);
+            let mut sample = Vec::with_capacity(sample_ids.len() * dim);
+            for &id in &sample_ids {
+                sample.extend_from_slice(&rows(id));
+            }
+            let qmetric = if metric == Metric::Cosine { Metric::InnerProduct } else { metric };
+            let sq = SqQuantizer::train(&Matrix::new(sample, dim)?, qmetric, 8)?;
+            let code_len = sq.code_len();
+            let _: PostingStats = write_posting_codes(
+                &postings,
+                dim,
+                metric,
+                code_len.next_multiple_of(4),
+                &ids,
+                &|id, out| sq.encode(&rows(id), &mut out[..code_len]),
+            )?;
+            flat.save(&dir.join(VECTORS_FILE))?;
+            sq.to_bytes()
+        } else {
+            let _: PostingStats = write_postings(&postings, dim, metric, &ids, &|id| rows(id).into_owned())?;
+            let _ = std::fs::remove_file(dir.join(VECTORS_FILE));
+            Vec::new()
+        };
         heads.save(&dir.join(HEADS_FILE))?;
-        let index = SpannIndex::write_meta_and_open(
-            dir,
+        let meta = super::format::Meta {
             metric,
             dim,
             n,
-            &head_ids,
-            &IdFilter::new(),
+            head_ids: &head_ids,
+            deleted: &IdFilter::new(),
             params,
-            cache_bytes,
-        )?;
+            quantizer: &quantizer,
+        };
+        let index = SpannIndex::write_meta_and_open(dir, meta, cache_bytes)?;
         Ok((index, stats))
     }
 

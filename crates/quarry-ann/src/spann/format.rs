@@ -7,9 +7,12 @@
 use super::builder::SpannIndex;
 use super::params::SpannParams;
 use super::postings::{PostingCache, PostingFile};
+use super::rows::RowFile;
 use crate::flat::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code, FlatIndex, FlatParams};
 use crate::hnsw::{HnswIndex, HnswParams};
 use quarry_core::{Error, IdFilter, Metric, Result, VectorIndex};
+use quarry_quant::sq::SqQuantizer;
+use quarry_quant::Quantizer;
 use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
 use quarry_store::le;
 use std::io::Read;
@@ -25,6 +28,8 @@ pub const HEADS_FILE: &str = "heads.qhnsw";
 pub const POSTINGS_FILE: &str = "postings.qpost";
 /// The parameters, id map and deletes inside a SPANN folder.
 pub const META_FILE: &str = "spann.meta";
+/// With coded posting entries: the exact f32 rows (a flat index file) read to re-score.
+pub const VECTORS_FILE: &str = "vectors.qflat";
 
 fn header_crc(path: &Path) -> Result<u32> {
     let mut h = [0u8; HEADER_LEN];
@@ -44,6 +49,7 @@ fn params_bytes(p: &SpannParams) -> Vec<u8> {
     b.extend_from_slice(&p.closure.to_le_bytes());
     b.extend_from_slice(&(p.posting_cap as u64).to_le_bytes());
     b.extend_from_slice(&p.seed.to_le_bytes());
+    b.push(p.codes);
     b
 }
 
@@ -56,18 +62,21 @@ fn params_from(b: &[u8], graph: HnswParams) -> Option<SpannParams> {
         closure: f32::from_le_bytes(le::bytes(b, 20)?),
         posting_cap: le::u64_at(b, 24)? as usize,
         seed: le::u64_at(b, 32)?,
+        codes: *b.get(40)?,
         graph,
     })
 }
 
 /// What `spann.meta` records.
-struct Meta<'a> {
-    metric: Metric,
-    dim: usize,
-    n: usize,
-    head_ids: &'a [u32],
-    deleted: &'a IdFilter,
-    params: SpannParams,
+pub(crate) struct Meta<'a> {
+    pub(crate) metric: Metric,
+    pub(crate) dim: usize,
+    pub(crate) n: usize,
+    pub(crate) head_ids: &'a [u32],
+    pub(crate) deleted: &'a IdFilter,
+    pub(crate) params: SpannParams,
+    /// The SQ8 quantizer's bytes when entries are codes (else empty).
+    pub(crate) quantizer: &'a [u8],
 }
 
 /// Writes `spann.meta` for the head graph and posting file already in `dir`.
@@ -85,25 +94,15 @@ fn write_meta(dir: &Path, m: Meta<'_>) -> Result<()> {
         MAGIC,
         VERSION,
         &f,
-        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n)],
+        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n), m.quantizer],
         256,
     )
 }
 
 impl SpannIndex {
     /// Writes `spann.meta` for the files already in `dir` and opens the folder.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn write_meta_and_open(
-        dir: &Path,
-        metric: Metric,
-        dim: usize,
-        n: usize,
-        head_ids: &[u32],
-        deleted: &IdFilter,
-        params: SpannParams,
-        cache_bytes: usize,
-    ) -> Result<SpannIndex> {
-        write_meta(dir, Meta { metric, dim, n, head_ids, deleted, params })?;
+    pub(crate) fn write_meta_and_open(dir: &Path, meta: Meta<'_>, cache_bytes: usize) -> Result<SpannIndex> {
+        write_meta(dir, meta)?;
         SpannIndex::open(dir, cache_bytes)
     }
 
@@ -119,7 +118,7 @@ impl SpannIndex {
         let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
         let n = le::u64_at(&f, 8).unwrap_or(0);
         let h = le::u32_at(&f, 16).unwrap_or(0) as usize;
-        if dim == 0 || n > u32::MAX as u64 || h as u64 > n || meta.sections.len() != 3 {
+        if dim == 0 || n > u32::MAX as u64 || h as u64 > n || meta.sections.len() != 4 {
             return Err(bad("header", format!("inconsistent parameters: dim {dim}, n {n}, heads {h}")));
         }
         let n = n as usize;
@@ -148,6 +147,16 @@ impl SpannIndex {
         }
         let deleted = bitmap_filter(&deleted_bytes, n);
         let postings = PostingFile::open(&postings_path)?;
+        let quantizer = meta.read(3, "quantizer")?;
+        let coded = if postings.has_codes() {
+            let sq = SqQuantizer::from_bytes(&quantizer).map_err(|e| bad("quantizer", e.to_string()))?;
+            if sq.dim() != dim {
+                return Err(bad("quantizer", format!("quantizer for dimension {}", sq.dim())));
+            }
+            Some((sq, RowFile::open(&dir.join(VECTORS_FILE), n, dim)?))
+        } else {
+            None
+        };
         if postings.len() != h || (h > 0 && postings.dim() != dim) {
             return Err(bad("header", format!("{} posting lists for {h} heads", postings.len())));
         }
@@ -163,6 +172,7 @@ impl SpannIndex {
             deleted,
             params,
             dir: dir.to_path_buf(),
+            coded,
         })
     }
 
@@ -170,7 +180,12 @@ impl SpannIndex {
     pub fn save(&self, dir: &Path) -> Result<()> {
         if dir != self.dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))?;
-            for name in [HEADS_FILE, POSTINGS_FILE] {
+            let names: &[&str] = if self.coded.is_some() {
+                &[HEADS_FILE, POSTINGS_FILE, VECTORS_FILE]
+            } else {
+                &[HEADS_FILE, POSTINGS_FILE]
+            };
+            for &name in names {
                 let bytes = std::fs::read(self.dir.join(name))
                     .map_err(|e| Error::io("reading", self.dir.join(name), e))?;
                 quarry_store::write_atomic(&dir.join(name), |w| w.write_all(&bytes))?;
@@ -185,6 +200,7 @@ impl SpannIndex {
                 head_ids: &self.head_ids,
                 deleted: &self.deleted,
                 params: self.params,
+                quantizer: &self.coded.as_ref().map_or_else(Vec::new, |(sq, _)| sq.to_bytes()),
             },
         )
     }
@@ -194,8 +210,11 @@ impl SpannIndex {
         HnswIndex::verify(&dir.join(HEADS_FILE))?;
         PostingFile::verify(&dir.join(POSTINGS_FILE))?;
         let mut meta = Framed::open(&dir.join(META_FILE), MAGIC, VERSION, "SPANN index")?;
-        for (i, name) in ["parameters", "head ids", "deleted bitmap"].iter().enumerate() {
+        for (i, name) in ["parameters", "head ids", "deleted bitmap", "quantizer"].iter().enumerate() {
             meta.verify(i, name)?;
+        }
+        if dir.join(VECTORS_FILE).exists() {
+            RowFile::verify(&dir.join(VECTORS_FILE))?;
         }
         Ok(())
     }

@@ -19,11 +19,12 @@ mod format;
 mod params;
 #[allow(dead_code)]
 pub(crate) mod postings;
+mod rows;
 mod search;
 #[cfg(test)]
 mod tests;
 
 pub use builder::{SpannBuildStats, SpannIndex};
-pub use format::{HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VERSION};
+pub use format::{HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VECTORS_FILE, VERSION};
 pub use params::{SpannParams, SpannSearch};
 pub use search::SpannSearcher;

@@ -34,6 +34,8 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const PAGE: u64 = 4096;
 /// Entry layout code: `[u32 id][dim × f32]`.
 const LAYOUT_F32: u8 = 1;
+/// Entry layout code: `[u32 id][code bytes]` (the code length is in the header).
+const LAYOUT_CODES: u8 = 2;
 /// Bytes per list-table row: offset u64, count u32, CRC32C u32.
 const TABLE_ROW: usize = 16;
 
@@ -67,10 +69,65 @@ pub(crate) fn write_postings(
     lists: &[Vec<u32>],
     row: &dyn Fn(u32) -> Vec<f32>,
 ) -> Result<PostingStats> {
+    let payload = dim.checked_mul(4).ok_or_else(|| Error::InvalidArgument(format!("dimension {dim}")))?;
+    write_entries(path, dim, metric, (LAYOUT_F32, payload), lists, &|id, j, out| {
+        let v = row(id);
+        if v.len() != dim {
+            return Err(Error::DimensionMismatch {
+                expected: dim,
+                got: v.len(),
+                context: format!("row {id} of posting list {j}"),
+            });
+        }
+        if cfg!(target_endian = "little") {
+            out.extend_from_slice(bytemuck::cast_slice(&v));
+        } else {
+            v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        }
+        Ok(())
+    })
+}
+
+/// Writes a posting file whose entries hold `code_len`-byte codes (`code(id, out)` fills one)
+/// instead of f32 vectors; the vectors' dimension `dim` is recorded.
+pub(crate) fn write_posting_codes(
+    path: &Path,
+    dim: usize,
+    metric: Metric,
+    code_len: usize,
+    lists: &[Vec<u32>],
+    code: &dyn Fn(u32, &mut [u8]),
+) -> Result<PostingStats> {
+    if code_len == 0 || !code_len.is_multiple_of(4) {
+        return Err(Error::InvalidArgument(format!(
+            "code length {code_len} must be a positive multiple of 4"
+        )));
+    }
+    write_entries(path, dim, metric, (LAYOUT_CODES, code_len), lists, &|id, _, out| {
+        let at = out.len();
+        out.resize(at + code_len, 0);
+        code(id, &mut out[at..]);
+        Ok(())
+    })
+}
+
+/// Appends one entry's payload (after its id) for `(id, list)` to the buffer.
+type Fill<'a> = dyn Fn(u32, usize, &mut Vec<u8>) -> Result<()> + 'a;
+
+fn write_entries(
+    path: &Path,
+    dim: usize,
+    metric: Metric,
+    (layout, payload): (u8, usize),
+    lists: &[Vec<u32>],
+    fill: &Fill<'_>,
+) -> Result<PostingStats> {
     let dim32 = u32::try_from(dim).ok().filter(|&d| d > 0);
-    let (Some(dim32), Some(entry)) = (dim32, entry_bytes(dim)) else {
+    let payload32 = u32::try_from(payload).ok();
+    let (Some(dim32), Some(payload32)) = (dim32, payload32) else {
         return Err(Error::InvalidArgument(format!("posting dimension {dim} must be in 1..2^32")));
     };
+    let entry = 4 + payload;
     let n_lists = u32::try_from(lists.len())
         .map_err(|_| Error::InvalidArgument(format!("{} posting lists, at most 2^32-1", lists.len())))?;
     let mut data: Vec<u8> = Vec::new();
@@ -83,20 +140,8 @@ pub(crate) fn write_postings(
         let start = data.len();
         data.reserve(list.len() * entry);
         for &id in list {
-            let v = row(id);
-            if v.len() != dim {
-                return Err(Error::DimensionMismatch {
-                    expected: dim,
-                    got: v.len(),
-                    context: format!("row {id} of posting list {j}"),
-                });
-            }
             data.extend_from_slice(&id.to_le_bytes());
-            if cfg!(target_endian = "little") {
-                data.extend_from_slice(bytemuck::cast_slice(&v));
-            } else {
-                v.iter().for_each(|x| data.extend_from_slice(&x.to_le_bytes()));
-            }
+            fill(id, j, &mut data)?;
         }
         table.extend_from_slice(&(PAGE + start as u64).to_le_bytes());
         table.extend_from_slice(&count.to_le_bytes());
@@ -107,9 +152,10 @@ pub(crate) fn write_postings(
     }
     let mut f = [0u8; FIELDS_LEN];
     f[0] = metric_code(metric);
-    f[1] = LAYOUT_F32;
+    f[1] = layout;
     f[4..8].copy_from_slice(&dim32.to_le_bytes());
     f[8..12].copy_from_slice(&n_lists.to_le_bytes());
+    f[12..16].copy_from_slice(&payload32.to_le_bytes());
     f[16..24].copy_from_slice(&entries.to_le_bytes());
     write_framed(path, MAGIC, VERSION, &f, &[&data, &table], PAGE)?;
     let mean_len = if lists.is_empty() { 0.0 } else { entries as f64 / lists.len() as f64 };
@@ -140,6 +186,8 @@ pub(crate) struct PostingFile {
     dim: usize,
     metric: Metric,
     entry: usize,
+    /// Whether entries hold codes (`[u32 id][code]`) rather than f32 vectors.
+    codes: bool,
     lists: Vec<ListRef>,
     entries: u64,
     read_bytes: AtomicU64,
@@ -162,14 +210,22 @@ impl PostingFile {
         let f = framed.fields;
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
-        if f[1] != LAYOUT_F32 {
-            return Err(bad("header", format!("unknown entry layout code {}", f[1])));
-        }
         let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
+        let payload = le::u32_at(&f, 12).unwrap_or(0) as usize;
+        let codes = match f[1] {
+            LAYOUT_F32 if payload == 0 || payload == dim * 4 => false,
+            LAYOUT_CODES if payload > 0 && payload.is_multiple_of(4) => true,
+            l => {
+                return Err(bad(
+                    "header",
+                    format!("unknown entry layout code {l} with {payload}-byte entries"),
+                ))
+            }
+        };
         let n_lists = le::u32_at(&f, 8).unwrap_or(0) as usize;
         let total = le::u64_at(&f, 16).unwrap_or(0);
-        let entry =
-            entry_bytes(dim).filter(|_| dim > 0).ok_or_else(|| bad("header", format!("dimension {dim}")))?;
+        let entry = if codes { Some(4 + payload) } else { entry_bytes(dim) };
+        let entry = entry.filter(|_| dim > 0).ok_or_else(|| bad("header", format!("dimension {dim}")))?;
         if framed.sections.len() != 2 {
             return Err(bad("header", format!("{} sections, expected 2", framed.sections.len())));
         }
@@ -196,6 +252,7 @@ impl PostingFile {
             dim,
             metric,
             entry,
+            codes,
             lists,
             entries: total,
             read_bytes: AtomicU64::new(0),
@@ -302,8 +359,28 @@ impl PostingFile {
         ids.chunks_exact(words).zip(vals.chunks_exact(words)).map(|(i, v)| (i[0], &v[1..]))
     }
 
-    /// Reads and decodes list `j` (the loader to give [`PostingCache::get_or_load`]).
+    /// Whether entries hold codes rather than f32 vectors.
+    pub(crate) fn has_codes(&self) -> bool {
+        self.codes
+    }
+
+    /// The entries `(id, code)` of a buffer filled by [`PostingFile::read`] from a file of codes.
+    pub(crate) fn code_entries<'a>(
+        &self,
+        buf: &'a AlignedVec<u8>,
+    ) -> impl Iterator<Item = (u32, &'a [u8])> + 'a {
+        let bytes = buf.as_slice();
+        bytes[..bytes.len() / self.entry * self.entry]
+            .chunks_exact(self.entry)
+            .map(|e| (u32::from_le_bytes([e[0], e[1], e[2], e[3]]), &e[4..]))
+    }
+
+    /// Reads and decodes list `j` (the loader to give [`PostingCache::get_or_load`]); f32 files
+    /// only (lists of codes are scanned from the read buffer).
     pub(crate) fn load(&self, j: usize) -> Result<PostingList> {
+        if self.codes {
+            return Err(Error::InvalidArgument("lists of codes are not cached".into()));
+        }
         thread_local! {
             static BUF: RefCell<AlignedVec<u8>> = RefCell::new(AlignedVec::new());
         }

@@ -10,6 +10,8 @@ use quarry_core::{
     DocId, Error, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut,
 };
 use quarry_linalg::{AlignedVec, Kernels, TopK};
+use quarry_quant::sq::SqEstimator;
+use quarry_quant::{Estimator, Quantizer};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -67,6 +69,10 @@ impl SpannIndex {
         let kern = Kernels::get();
         let admit = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
         let mut top = TopK::new(k);
+        // With coded entries, list entries compete by estimated key here and the best
+        // `k × rerank` are re-scored exactly at the end; heads go straight to `top`.
+        let est = self.coded.as_ref().map(|(sq, _)| sq.estimator(q));
+        let mut cands = TopK::new(if est.is_some() { k.saturating_mul(search.rerank.max(1)) } else { 0 });
         with_visited(self.n, |seen| -> Result<()> {
             // The probed heads are data vectors too (they are not in their own lists).
             for hit in &near {
@@ -83,35 +89,49 @@ impl SpannIndex {
                 if d1 > 1e-6 && d > ratio * d1 {
                     break;
                 }
-                self.scan_list(hit.id as usize, kern, q, &admit, seen, &mut top)?;
+                self.scan_list(hit.id as usize, kern, q, est.as_ref(), &admit, seen, &mut top, &mut cands)?;
                 read[hit.id as usize] = true;
             }
             // Too few admitted hits (a selective filter, many deletes): read the other lists too.
-            if top.len() < k {
+            if top.len() + cands.len() < k {
                 for (r, done) in read.iter().enumerate() {
                     if !done {
                         let id = self.head_ids[r];
                         if seen.insert(id) && admit(id) {
                             top.push(self.key(kern, q, &self.heads.flat.row_query(r)), id);
                         }
-                        self.scan_list(r, kern, q, &admit, seen, &mut top)?;
+                        self.scan_list(r, kern, q, est.as_ref(), &admit, seen, &mut top, &mut cands)?;
                     }
                 }
             }
             Ok(())
         })?;
+        if let Some((_, rows)) = &self.coded {
+            let mut row = vec![0f32; self.dim];
+            for (_, id) in cands.into_sorted() {
+                rows.read(id, &mut row)?;
+                let key = self.key(kern, q, &row);
+                if key <= top.threshold() {
+                    top.push(key, id);
+                }
+            }
+        }
         Ok(crate::flat::FlatIndex::hits(top))
     }
 
-    /// Offers every not-yet-seen admitted entry of posting list `r` to `top`.
+    /// Offers every not-yet-seen admitted entry of posting list `r`: to `top` by exact key, or
+    /// with coded entries to `cands` by estimated key (`est`).
+    #[allow(clippy::too_many_arguments)]
     fn scan_list(
         &self,
         r: usize,
         kern: &Kernels,
         q: &[f32],
+        est: Option<&SqEstimator<'_>>,
         admit: &dyn Fn(u32) -> bool,
         seen: &mut crate::hnsw::visited::Visited,
         top: &mut TopK,
+        cands: &mut TopK,
     ) -> Result<()> {
         if self.postings.count(r) == 0 {
             return Ok(());
@@ -124,6 +144,19 @@ impl SpannIndex {
                 }
             }
         };
+        if let Some(est) = est {
+            return self.with_list_bytes(r, |postings, buf| {
+                let code_len = self.coded.as_ref().map_or(0, |(sq, _)| sq.code_len());
+                for (id, code) in postings.code_entries(buf) {
+                    if seen.insert(id) && admit(id) {
+                        let key = est.key(&code[..code_len]);
+                        if key <= cands.threshold() {
+                            cands.push(key, id);
+                        }
+                    }
+                }
+            });
+        }
         if self.cache.budget() == 0 {
             // No cache: one positioned read into a reused buffer, entries viewed in place.
             thread_local! {
@@ -148,6 +181,28 @@ impl SpannIndex {
             offer(list.id(i), list.row(i));
         }
         Ok(())
+    }
+
+    /// Reads list `r` into a reused per-thread buffer and runs `f` on it.
+    fn with_list_bytes(
+        &self,
+        r: usize,
+        f: impl FnOnce(&super::postings::PostingFile, &AlignedVec<u8>),
+    ) -> Result<()> {
+        thread_local! {
+            static CODES: std::cell::RefCell<AlignedVec<u8>> = std::cell::RefCell::new(AlignedVec::new());
+        }
+        CODES.with(|cell| {
+            let mut owned = AlignedVec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let buf = match borrowed.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut owned,
+            };
+            self.postings.read(r, buf)?;
+            f(&self.postings, buf);
+            Ok(())
+        })
     }
 
     /// A view that searches with `search` and implements [`VectorIndex`].

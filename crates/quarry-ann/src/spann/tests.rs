@@ -76,7 +76,8 @@ fn probing_every_list_without_pruning_is_exact() {
     let queries = gen::clustered(30, 24, 30, 0.6, 8);
     for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
         let index = build(&base, metric);
-        let all = SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000 };
+        let all =
+            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank: 4 };
         for q in queries.iter() {
             let got = index.search_with(q, 10, &all, None).expect("ok");
             let want = oracle::exact_top_k(&base, q, metric, 10);
@@ -99,7 +100,7 @@ fn more_probes_never_lower_recall_and_build_stats_hold() {
     assert!(stats.heads >= 250 && stats.heads <= 350, "about 5% heads: {stats:?}");
     let mut last = 0.0;
     for probes in [1, 2, 4, 8, 16, 64] {
-        let s = SpannSearch { max_postings: probes, max_dist_ratio: f32::INFINITY, head_ef: 64 };
+        let s = SpannSearch { max_postings: probes, max_dist_ratio: f32::INFINITY, head_ef: 64, rerank: 4 };
         let mut total = 0.0;
         for q in queries.iter() {
             let got = index.search_with(q, 10, &s, None).expect("ok");
@@ -135,4 +136,45 @@ fn damaged_or_mixed_folders_are_refused() {
     assert!(err.contains("another build"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
+}
+
+#[test]
+fn sq8_coded_entries_rescore_to_exact_results() {
+    let base = gen::clustered(4000, 32, 30, 0.6, 11);
+    let queries = gen::clustered(30, 32, 30, 0.6, 12);
+    for metric in [Metric::L2, Metric::Cosine] {
+        let p = SpannParams { head_ratio: 0.1, codes: 8, ..SpannParams::default() };
+        let dir = temp_dir();
+        let (index, _) = SpannIndex::build(&base, metric, p, &dir, 0).expect("valid");
+        assert!(dir.join(format::VECTORS_FILE).exists(), "exact rows kept for re-scoring");
+        let exact =
+            crate::flat::FlatIndex::build(&base, metric, crate::flat::FlatParams::default()).expect("ok");
+        let all =
+            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank: 4 };
+        let mut total = 0.0;
+        for q in queries.iter() {
+            let got = index.search_with(q, 10, &all, None).expect("ok");
+            let ids: Vec<u32> = got.iter().map(|h| h.id).collect();
+            let scores = exact.score_ids(q, &ids).expect("ok");
+            for (h, s) in got.iter().zip(&scores) {
+                assert!((h.score - s).abs() <= 1e-5 * s.abs().max(1.0), "{metric}: hits carry exact scores");
+            }
+            let want = oracle::exact_top_k(&base, q, metric, 10);
+            total += oracle::tie_robust_recall(&base, q, metric, &got, &want, 1e-5);
+        }
+        let recall = total / queries.rows() as f64;
+        assert!(recall >= 0.99, "{metric}: SQ8 entries, every list, recall {recall}");
+        // Persistence keeps the codes and the row file.
+        let copy = temp_dir();
+        index.save(&copy).expect("save");
+        SpannIndex::verify(&copy).expect("intact");
+        let reopened = SpannIndex::open(&copy, 0).expect("open");
+        let q = queries.row(0);
+        assert_eq!(
+            reopened.search_with(q, 10, &all, None).expect("ok"),
+            index.search_with(q, 10, &all, None).expect("ok")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&copy);
+    }
 }

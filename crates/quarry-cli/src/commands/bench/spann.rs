@@ -6,7 +6,8 @@
 //!
 //! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
-//! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer).
+//! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
+//! `codes` (0: f32 entries; 8: SQ8 codes, re-scored from `vectors.qflat` by positioned reads).
 //! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64"` (every combination).
 
 use super::Bench;
@@ -42,15 +43,17 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "efc" => p.graph.ef_construction = num(k, v)?,
             "seed" => p.seed = num(k, v)?,
             "cache_mb" => cache_mb = num(k, v)?,
+            "codes" => p.codes = num(k, v)?,
             _ => bail!(
                 "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
-                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb"
+                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, codes"
             ),
         }
     }
     p.check()?;
     let d = SpannSearch::default();
     let (mut probes, mut ratios, mut head_efs) = (vec![d.max_postings], vec![d.max_dist_ratio], vec![0usize]);
+    let mut reranks = vec![d.rerank];
     for part in a.sweep.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, values)) = part.split_once('=') else {
             bail!("--sweep expects name=v1,v2,... separated by ';' (max_postings, ratio, head_ef), got {part:?}");
@@ -60,8 +63,9 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "max_postings" => probes = vals.iter().map(|v| num("max_postings", v)).collect::<Result<_>>()?,
             "ratio" => ratios = vals.iter().map(|v| num("ratio", v)).collect::<Result<_>>()?,
             "head_ef" => head_efs = vals.iter().map(|v| num("head_ef", v)).collect::<Result<_>>()?,
+            "rerank" => reranks = vals.iter().map(|v| num("rerank", v)).collect::<Result<_>>()?,
             other => bail!(
-                "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio and/or head_ef"
+                "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio, head_ef and/or rerank"
             ),
         }
     }
@@ -92,19 +96,22 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     for &p in &probes {
         for &r in &ratios {
             for &e in &head_efs {
-                grid.push((p, r, e));
+                for &x in &reranks {
+                    grid.push((p, r, e, x));
+                }
             }
         }
     }
-    for (max_postings, ratio, head_ef) in grid {
+    for (max_postings, ratio, head_ef, rerank) in grid {
         {
             // head_ef 0 (the default): the library's default beam, at least max_postings.
             let head_ef = if head_ef == 0 { d.head_ef.max(max_postings) } else { head_ef.max(max_postings) };
-            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef };
+            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef, rerank };
             let params = serde_json::json!({
                 "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
                 "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
                 "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
+                "codes": ip.codes, "rerank": rerank,
             });
             let s = index.searcher(search);
             let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;

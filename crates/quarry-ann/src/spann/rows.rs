@@ -1,0 +1,68 @@
+//! Exact f32 rows of a SPANN index with coded posting entries, read one at a time with positioned
+//! reads from the folder's `vectors.qflat` (a flat index file), so re-scoring candidates does not
+//! make the vectors resident.
+
+use crate::flat::{FlatIndex, MAGIC, VERSION};
+use quarry_core::{Error, Result};
+use quarry_store::Framed;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A flat index file opened for positioned reads of single rows.
+#[derive(Debug)]
+pub(crate) struct RowFile {
+    path: PathBuf,
+    file: File,
+    /// File offset of row 0.
+    offset: u64,
+    dim: usize,
+    rows: usize,
+}
+
+impl RowFile {
+    /// Opens the flat index file `path`, which must hold `rows` f32 rows of `dim` components.
+    pub(crate) fn open(path: &Path, rows: usize, dim: usize) -> Result<RowFile> {
+        let framed = Framed::open(path, MAGIC, VERSION, "flat index")?;
+        let s = framed.sections.first().copied().unwrap_or_default();
+        if framed.fields[1] != crate::flat::storage_code(crate::flat::Storage::F32)
+            || s.len != (rows * dim * 4) as u64
+        {
+            return Err(Error::malformed(
+                path,
+                "header",
+                format!("expected {rows} f32 rows of dimension {dim}"),
+            ));
+        }
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        Ok(RowFile { path: path.to_path_buf(), file, offset: s.offset, dim, rows })
+    }
+
+    /// Reads row `id` into `out` (length `dim`).
+    pub(crate) fn read(&self, id: u32, out: &mut [f32]) -> Result<()> {
+        if id as usize >= self.rows || out.len() != self.dim {
+            return Err(Error::InvalidArgument(format!("row {id} of {} rows", self.rows)));
+        }
+        let at = self.offset + id as u64 * (self.dim * 4) as u64;
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+        read_at(&self.file, bytes, at).map_err(|e| Error::io("reading", &self.path, e))
+    }
+
+    /// Checks the file's checksums.
+    pub(crate) fn verify(path: &Path) -> Result<()> {
+        FlatIndex::verify(path)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(at))?;
+    f.read_exact(buf)
+}
