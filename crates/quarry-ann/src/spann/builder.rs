@@ -8,9 +8,10 @@ use super::postings::{write_posting_codes, write_postings, PostingCache, Posting
 use super::rows::RowFile;
 use crate::flat::{FlatIndex, FlatParams};
 use crate::hnsw::{HnswIndex, HnswSearch};
+use crate::quant::codes::{with_quantizer, AnyQuantizer, Codes};
+use crate::quant::QuantParams;
 use quarry_core::{Error, IdFilter, Matrix, Metric, Result, VectorIndex};
 use quarry_linalg::Kernels;
-use quarry_quant::sq::SqQuantizer;
 use quarry_quant::Quantizer;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -33,8 +34,17 @@ pub struct SpannIndex {
     pub(crate) deleted: IdFilter,
     pub(crate) params: SpannParams,
     pub(crate) dir: PathBuf,
-    /// With coded entries: the SQ8 quantizer and the exact rows for re-scoring.
-    pub(crate) coded: Option<(SqQuantizer, RowFile)>,
+    /// With coded entries: the quantizer and the exact rows for re-scoring.
+    pub(crate) coded: Option<Coded>,
+}
+
+/// The quantizer of coded posting entries and the exact rows they are re-scored from.
+#[derive(Debug)]
+pub(crate) struct Coded {
+    pub(crate) quant: AnyQuantizer,
+    /// Bytes of a code (the entries pad it to a multiple of 4).
+    pub(crate) code_len: usize,
+    pub(crate) rows: RowFile,
 }
 
 /// What the build did, for reports and tests.
@@ -89,31 +99,38 @@ impl SpannIndex {
         let ids: Vec<Vec<u32>> =
             lists.into_iter().map(|l| l.into_iter().map(|(_, id)| id).collect()).collect();
         let postings = dir.join(POSTINGS_FILE);
-        let quantizer = if params.codes == 8 && n > 0 {
-            // SQ8 codes in the lists; the f32 rows go to a flat file read only to re-score.
-            let sample_ids = crate::quant::codes::sample_ids(n, 65_536, params.seed);
-            let mut sample = Vec::with_capacity(sample_ids.len() * dim);
-            for &id in &sample_ids {
-                sample.extend_from_slice(&rows(id));
+        let codes = match params.codes {
+            Some(spec) if n > 0 => {
+                let qp = QuantParams {
+                    spec,
+                    rerank: spec.default_rerank(),
+                    train_size: 65_536,
+                    seed: params.seed,
+                };
+                Some(Codes::train(&flat, qp)?).filter(|c| c.quant.is_some())
             }
-            let qmetric = if metric == Metric::Cosine { Metric::InnerProduct } else { metric };
-            let sq = SqQuantizer::train(&Matrix::new(sample, dim)?, qmetric, 8)?;
-            let code_len = sq.code_len();
+            _ => None,
+        };
+        let quantizer = if let Some(codes) = &codes {
+            // Codes in the lists; the f32 rows go to a flat file read only to re-score.
+            let code_len = codes.code_len;
             let _: PostingStats = write_posting_codes(
                 &postings,
                 dim,
                 metric,
                 code_len.next_multiple_of(4),
                 &ids,
-                &|id, out| sq.encode(&rows(id), &mut out[..code_len]),
+                &|id, out| out[..code_len].copy_from_slice(codes.code(id)),
             )?;
             flat.save(&dir.join(VECTORS_FILE))?;
-            sq.to_bytes()
+            codes.quant.as_ref().map_or_else(Vec::new, |a| with_quantizer!(a, q => q.to_bytes()))
         } else {
             let _: PostingStats = write_postings(&postings, dim, metric, &ids, &|id| rows(id).into_owned())?;
             let _ = std::fs::remove_file(dir.join(VECTORS_FILE));
             Vec::new()
         };
+        // An index too small to train its codes (PQ) keeps f32 entries.
+        let params = if codes.is_none() { SpannParams { codes: None, ..params } } else { params };
         heads.save(&dir.join(HEADS_FILE))?;
         let meta = super::format::Meta {
             metric,

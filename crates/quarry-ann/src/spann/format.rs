@@ -4,14 +4,16 @@
 //! crash-safely; `spann.meta` is written last and records the header checksums of the other two,
 //! so a folder mixing files of different builds is refused.
 
+use super::builder::Coded;
 use super::builder::SpannIndex;
 use super::params::SpannParams;
 use super::postings::{PostingCache, PostingFile};
 use super::rows::RowFile;
 use crate::flat::{bitmap_bytes, bitmap_filter, metric_code, metric_from_code, FlatIndex, FlatParams};
 use crate::hnsw::{HnswIndex, HnswParams};
+use crate::quant::codes::{with_quantizer, AnyQuantizer};
+use crate::quant::QuantSpec;
 use quarry_core::{Error, IdFilter, Metric, Result, VectorIndex};
-use quarry_quant::sq::SqQuantizer;
 use quarry_quant::Quantizer;
 use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
 use quarry_store::le;
@@ -49,7 +51,15 @@ fn params_bytes(p: &SpannParams) -> Vec<u8> {
     b.extend_from_slice(&p.closure.to_le_bytes());
     b.extend_from_slice(&(p.posting_cap as u64).to_le_bytes());
     b.extend_from_slice(&p.seed.to_le_bytes());
-    b.push(p.codes);
+    let (family, bits, m) = match p.codes {
+        None => (0u8, 0u8, 0u32),
+        Some(QuantSpec::Sq { bits }) => (1, bits, 0),
+        Some(QuantSpec::Pq { m, nbits }) => (2, nbits, m as u32),
+        Some(QuantSpec::RaBitQ { bits }) => (3, bits, 0),
+    };
+    b.push(family);
+    b.push(bits);
+    b.extend_from_slice(&m.to_le_bytes());
     b
 }
 
@@ -62,7 +72,13 @@ fn params_from(b: &[u8], graph: HnswParams) -> Option<SpannParams> {
         closure: f32::from_le_bytes(le::bytes(b, 20)?),
         posting_cap: le::u64_at(b, 24)? as usize,
         seed: le::u64_at(b, 32)?,
-        codes: *b.get(40)?,
+        codes: match (*b.get(40)?, *b.get(41)?) {
+            (0, _) => None,
+            (1, bits) => Some(QuantSpec::Sq { bits }),
+            (2, nbits) => Some(QuantSpec::Pq { m: le::u32_at(b, 42)? as usize, nbits }),
+            (3, bits) => Some(QuantSpec::RaBitQ { bits }),
+            _ => return None,
+        },
         graph,
     })
 }
@@ -75,7 +91,7 @@ pub(crate) struct Meta<'a> {
     pub(crate) head_ids: &'a [u32],
     pub(crate) deleted: &'a IdFilter,
     pub(crate) params: SpannParams,
-    /// The SQ8 quantizer's bytes when entries are codes (else empty).
+    /// The quantizer's bytes when entries are codes (else empty).
     pub(crate) quantizer: &'a [u8],
 }
 
@@ -149,11 +165,19 @@ impl SpannIndex {
         let postings = PostingFile::open(&postings_path)?;
         let quantizer = meta.read(3, "quantizer")?;
         let coded = if postings.has_codes() {
-            let sq = SqQuantizer::from_bytes(&quantizer).map_err(|e| bad("quantizer", e.to_string()))?;
-            if sq.dim() != dim {
-                return Err(bad("quantizer", format!("quantizer for dimension {}", sq.dim())));
+            let tag = match params.codes {
+                Some(QuantSpec::Sq { .. }) => 1,
+                Some(QuantSpec::Pq { .. }) => 2,
+                Some(QuantSpec::RaBitQ { .. }) => 3,
+                None => return Err(bad("parameters", "coded posting entries without a code spec".into())),
+            };
+            let quant =
+                AnyQuantizer::from_bytes(tag, &quantizer).map_err(|e| bad("quantizer", e.to_string()))?;
+            let (qdim, code_len) = with_quantizer!(&quant, q => (q.dim(), q.code_len()));
+            if qdim != dim {
+                return Err(bad("quantizer", format!("quantizer for dimension {qdim}")));
             }
-            Some((sq, RowFile::open(&dir.join(VECTORS_FILE), n, dim)?))
+            Some(Coded { quant, code_len, rows: RowFile::open(&dir.join(VECTORS_FILE), n, dim)? })
         } else {
             None
         };
@@ -200,7 +224,10 @@ impl SpannIndex {
                 head_ids: &self.head_ids,
                 deleted: &self.deleted,
                 params: self.params,
-                quantizer: &self.coded.as_ref().map_or_else(Vec::new, |(sq, _)| sq.to_bytes()),
+                quantizer: &self
+                    .coded
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| with_quantizer!(&c.quant, q => q.to_bytes())),
             },
         )
     }

@@ -2,6 +2,7 @@
 //! SPTAG's defaults where they apply (ALGORITHMS.md §3.3).
 
 use crate::hnsw::HnswParams;
+use crate::quant::QuantSpec;
 use quarry_core::{Error, Result};
 
 /// How a SPANN index is built.
@@ -28,9 +29,10 @@ pub struct SpannParams {
     pub graph: HnswParams,
     /// Seed of the clustering.
     pub seed: u64,
-    /// What posting entries hold: 0 = the f32 vectors; 8 = SQ8 codes (4× fewer bytes read per
-    /// list), with the best `k × rerank` candidates re-scored exactly from an f32 file.
-    pub codes: u8,
+    /// What posting entries hold: `None` = the f32 vectors; a code spec (SQ8, RaBitQ, ...) =
+    /// compressed codes (4–24× fewer bytes read per list), the candidates re-scored exactly from
+    /// an f32 file (the best `k × rerank`, or by RaBitQ error bound when `rerank` is 0).
+    pub codes: Option<QuantSpec>,
 }
 
 impl Default for SpannParams {
@@ -44,7 +46,7 @@ impl Default for SpannParams {
             posting_cap: 0,
             graph: HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() },
             seed: 1234,
-            codes: 0,
+            codes: None,
         }
     }
 }
@@ -55,9 +57,6 @@ impl SpannParams {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !(self.head_ratio > 0.0 && self.head_ratio <= 1.0) {
             return bad(format!("spann: head_ratio={} must be in (0, 1]", self.head_ratio));
-        }
-        if self.codes != 0 && self.codes != 8 {
-            return bad(format!("spann: codes={}: expected 0 (f32 entries) or 8 (SQ8 codes)", self.codes));
         }
         if self.replicas == 0 || self.candidates == 0 {
             return bad("spann: replicas and candidates must be at least 1".into());
@@ -90,7 +89,8 @@ pub struct SpannSearch {
     pub max_dist_ratio: f32,
     /// Beam of the head-graph search (at least `max_postings`).
     pub head_ef: usize,
-    /// With coded entries: candidates re-scored exactly per result.
+    /// With coded entries: candidates re-scored exactly per result (0 with RaBitQ codes: by
+    /// error bound).
     pub rerank: usize,
 }
 

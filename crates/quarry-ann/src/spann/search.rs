@@ -6,12 +6,69 @@ use super::builder::SpannIndex;
 use super::params::SpannSearch;
 use crate::hnsw::visited::with_visited;
 use crate::hnsw::HnswSearch;
+use crate::quant::codes::with_quantizer;
+use crate::quant::QuantSpec;
 use quarry_core::{
     DocId, Error, Hit, IdFilter, Matrix, Metric, Result, SearchParams, VectorIndex, VectorIndexMut,
 };
 use quarry_linalg::{AlignedVec, Kernels, TopK};
-use quarry_quant::sq::SqEstimator;
 use quarry_quant::{Estimator, Quantizer};
+
+/// Estimated key and lower bound of a code for the query being searched.
+type KeyFn<'a> = dyn Fn(&[u8]) -> (f32, f32) + 'a;
+
+/// Candidates from coded entries: the best `k × rerank` by estimate, or (RaBitQ, `rerank` 0)
+/// every candidate whose lower bound is within the k-th smallest upper bound seen.
+pub(crate) struct CodeSink {
+    bounded: bool,
+    /// Best estimates (fixed depth) or smallest upper bounds (bounded).
+    top: TopK,
+    /// Bounded: `(lower bound, id)`.
+    cands: Vec<(f32, u32)>,
+}
+
+impl CodeSink {
+    fn new(k: usize, rerank: usize, bounded: bool) -> Self {
+        let depth = if bounded { k } else { k.saturating_mul(rerank.max(1)) };
+        CodeSink { bounded, top: TopK::new(depth), cands: Vec::new() }
+    }
+
+    #[inline]
+    fn offer(&mut self, estimate: f32, lower: f32, id: u32) {
+        if self.bounded {
+            let upper = estimate + (estimate - lower);
+            if upper <= self.top.threshold() {
+                self.top.push(upper, id);
+            }
+            if lower <= self.top.threshold() {
+                self.cands.push((lower, id));
+            }
+        } else if estimate <= self.top.threshold() {
+            self.top.push(estimate, id);
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.bounded {
+            self.cands.len()
+        } else {
+            self.top.len()
+        }
+    }
+
+    /// The candidates to re-score, in order: `(estimate, id)` best first, or (bounded)
+    /// `(lower bound, id)` ascending, to stop at the first bound above the k-th exact key.
+    fn finish(self) -> Vec<(f32, u32)> {
+        if self.bounded {
+            let t = self.top.threshold();
+            let mut c: Vec<(f32, u32)> = self.cands.into_iter().filter(|&(lb, _)| lb <= t).collect();
+            c.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            c
+        } else {
+            self.top.into_sorted()
+        }
+    }
+}
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -69,10 +126,16 @@ impl SpannIndex {
         let kern = Kernels::get();
         let admit = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
         let mut top = TopK::new(k);
-        // With coded entries, list entries compete by estimated key here and the best
-        // `k × rerank` are re-scored exactly at the end; heads go straight to `top`.
-        let est = self.coded.as_ref().map(|(sq, _)| sq.estimator(q));
-        let mut cands = TopK::new(if est.is_some() { k.saturating_mul(search.rerank.max(1)) } else { 0 });
+        // With coded entries, list entries are collected by estimated key (or RaBitQ bound) and
+        // re-scored exactly at the end; heads go straight to `top`.
+        let est: Option<Box<KeyFn<'_>>> = self.coded.as_ref().map(|c| {
+            with_quantizer!(&c.quant, qz => {
+                let est = qz.estimator(q);
+                Box::new(move |code: &[u8]| est.key_and_bound(code)) as Box<KeyFn<'_>>
+            })
+        });
+        let bounded = matches!(self.params.codes, Some(QuantSpec::RaBitQ { .. })) && search.rerank == 0;
+        let mut cands = CodeSink::new(k, search.rerank, bounded);
         with_visited(self.n, |seen| -> Result<()> {
             // The probed heads are data vectors too (they are not in their own lists).
             for hit in &near {
@@ -89,7 +152,7 @@ impl SpannIndex {
                 if d1 > 1e-6 && d > ratio * d1 {
                     break;
                 }
-                self.scan_list(hit.id as usize, kern, q, est.as_ref(), &admit, seen, &mut top, &mut cands)?;
+                self.scan_list(hit.id as usize, kern, q, est.as_deref(), &admit, seen, &mut top, &mut cands)?;
                 read[hit.id as usize] = true;
             }
             // Too few admitted hits (a selective filter, many deletes): read the other lists too.
@@ -100,16 +163,19 @@ impl SpannIndex {
                         if seen.insert(id) && admit(id) {
                             top.push(self.key(kern, q, &self.heads.flat.row_query(r)), id);
                         }
-                        self.scan_list(r, kern, q, est.as_ref(), &admit, seen, &mut top, &mut cands)?;
+                        self.scan_list(r, kern, q, est.as_deref(), &admit, seen, &mut top, &mut cands)?;
                     }
                 }
             }
             Ok(())
         })?;
-        if let Some((_, rows)) = &self.coded {
+        if let Some(coded) = &self.coded {
             let mut row = vec![0f32; self.dim];
-            for (_, id) in cands.into_sorted() {
-                rows.read(id, &mut row)?;
+            for (bound, id) in cands.finish() {
+                if bounded && bound > top.threshold() {
+                    break;
+                }
+                coded.rows.read(id, &mut row)?;
                 let key = self.key(kern, q, &row);
                 if key <= top.threshold() {
                     top.push(key, id);
@@ -127,11 +193,11 @@ impl SpannIndex {
         r: usize,
         kern: &Kernels,
         q: &[f32],
-        est: Option<&SqEstimator<'_>>,
+        est: Option<&KeyFn<'_>>,
         admit: &dyn Fn(u32) -> bool,
         seen: &mut crate::hnsw::visited::Visited,
         top: &mut TopK,
-        cands: &mut TopK,
+        cands: &mut CodeSink,
     ) -> Result<()> {
         if self.postings.count(r) == 0 {
             return Ok(());
@@ -146,13 +212,11 @@ impl SpannIndex {
         };
         if let Some(est) = est {
             return self.with_list_bytes(r, |postings, buf| {
-                let code_len = self.coded.as_ref().map_or(0, |(sq, _)| sq.code_len());
+                let code_len = self.coded.as_ref().map_or(0, |c| c.code_len);
                 for (id, code) in postings.code_entries(buf) {
                     if seen.insert(id) && admit(id) {
-                        let key = est.key(&code[..code_len]);
-                        if key <= cands.threshold() {
-                            cands.push(key, id);
-                        }
+                        let (e, lb) = est(&code[..code_len]);
+                        cands.offer(e, lb, id);
                     }
                 }
             });

@@ -139,18 +139,24 @@ fn damaged_or_mixed_folders_are_refused() {
 }
 
 #[test]
-fn sq8_coded_entries_rescore_to_exact_results() {
+fn coded_entries_rescore_to_exact_results() {
     let base = gen::clustered(4000, 32, 30, 0.6, 11);
     let queries = gen::clustered(30, 32, 30, 0.6, 12);
-    for metric in [Metric::L2, Metric::Cosine] {
-        let p = SpannParams { head_ratio: 0.1, codes: 8, ..SpannParams::default() };
+    use crate::quant::QuantSpec;
+    for (metric, spec, rerank) in [
+        (Metric::L2, QuantSpec::Sq { bits: 8 }, 4),
+        (Metric::Cosine, QuantSpec::Sq { bits: 8 }, 4),
+        (Metric::L2, QuantSpec::RaBitQ { bits: 1 }, 0),
+        (Metric::InnerProduct, QuantSpec::RaBitQ { bits: 4 }, 0),
+    ] {
+        let p = SpannParams { head_ratio: 0.1, codes: Some(spec), ..SpannParams::default() };
         let dir = temp_dir();
         let (index, _) = SpannIndex::build(&base, metric, p, &dir, 0).expect("valid");
         assert!(dir.join(format::VECTORS_FILE).exists(), "exact rows kept for re-scoring");
         let exact =
             crate::flat::FlatIndex::build(&base, metric, crate::flat::FlatParams::default()).expect("ok");
         let all =
-            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank: 4 };
+            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank };
         let mut total = 0.0;
         for q in queries.iter() {
             let got = index.search_with(q, 10, &all, None).expect("ok");
@@ -163,7 +169,7 @@ fn sq8_coded_entries_rescore_to_exact_results() {
             total += oracle::tie_robust_recall(&base, q, metric, &got, &want, 1e-5);
         }
         let recall = total / queries.rows() as f64;
-        assert!(recall >= 0.99, "{metric}: SQ8 entries, every list, recall {recall}");
+        assert!(recall >= 0.99, "{metric} {spec:?}: coded entries, every list, recall {recall}");
         // Persistence keeps the codes and the row file.
         let copy = temp_dir();
         index.save(&copy).expect("save");

@@ -7,18 +7,40 @@
 //! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
 //! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
-//! `codes` (0: f32 entries; 8: SQ8 codes, re-scored from `vectors.qflat` by positioned reads).
+//! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
+//! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound).
 //! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64"` (every combination).
 
 use super::Bench;
 use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_ann::spann::{SpannIndex, SpannParams, SpannSearch};
+use quarry_ann::{QuantParams, QuantSpec};
+use quarry_core::VectorIndex;
 use std::time::Instant;
 
 /// Parses one number of `--params` / `--sweep`.
 fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
     v.parse::<T>().ok().with_context(|| format!("--params {key}={v}: not a valid number"))
+}
+
+/// Parses `codes=`: `f32` (no codes), `sq8`, `sq4`, `rabitq` or `rabitqB` (B bits, 1..8), `pqM`
+/// (M 8-bit sub-spaces).
+fn codes_spec(v: &str, dim: usize) -> Result<Option<QuantSpec>> {
+    let (family, bits) = match v {
+        "f32" | "none" => return Ok(None),
+        _ if v.starts_with("rabitq") => ("rabitq", v.trim_start_matches("rabitq")),
+        _ if v.starts_with("pq") => ("pq", v.trim_start_matches("pq")),
+        _ => (v, ""),
+    };
+    let opts: Vec<(&str, &str)> = match (family, bits) {
+        (_, "") => Vec::new(),
+        ("pq", m) => vec![("m", m)],
+        (_, b) => vec![("bits", b)],
+    };
+    let (qp, _) = QuantParams::parse(family, &opts, dim)
+        .with_context(|| format!("--params codes={v}: expected f32, sq8, sq4, rabitq[1-8] or pq<M>"))?;
+    Ok(Some(qp.spec))
 }
 
 /// Runs the SPANN benchmark.
@@ -29,6 +51,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     };
     let mut p = SpannParams::default();
     let mut cache_mb = 16usize;
+    let mut codes_arg: Option<String> = None;
     for kv in a.params.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = kv.split_once('=') else { bail!("--params expects key=value, got {kv:?}") };
         let (k, v) = (k.trim(), v.trim());
@@ -43,7 +66,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "efc" => p.graph.ef_construction = num(k, v)?,
             "seed" => p.seed = num(k, v)?,
             "cache_mb" => cache_mb = num(k, v)?,
-            "codes" => p.codes = num(k, v)?,
+            "codes" => codes_arg = Some(v.to_string()),
             _ => bail!(
                 "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
                  rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, codes"
@@ -71,6 +94,9 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     }
     let cache = cache_mb << 20;
     let base = load::base(&a.base)?;
+    if let Some(v) = &codes_arg {
+        p.codes = codes_spec(v, base.dim())?;
+    }
     let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
     load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
     let start = Instant::now();
@@ -111,7 +137,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
                 "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
                 "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
                 "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
-                "codes": ip.codes, "rerank": rerank,
+                "codes": ip.codes.map_or("f32", |c| c.family()), "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank,
             });
             let s = index.searcher(search);
             let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
