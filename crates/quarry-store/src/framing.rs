@@ -79,6 +79,16 @@ pub fn write_framed(
     out.commit()
 }
 
+/// The header checksum of the framed file at `path` (its header's last 4 bytes): identifies one
+/// written version of the file, so that files written together can record each other's.
+pub fn header_crc(path: &Path) -> Result<u32> {
+    let mut h = [0u8; HEADER_LEN];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .map_err(|e| Error::io("reading the header of", path, e))?;
+    Ok(le::u32_at(&h, HEADER_LEN - 4).unwrap_or(0))
+}
+
 /// An opened framed file whose header has been checked.
 #[derive(Debug)]
 pub struct Framed {

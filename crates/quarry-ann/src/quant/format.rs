@@ -16,9 +16,8 @@ use crate::hnsw::HnswIndex;
 use quarry_core::{Error, Result, VectorIndex};
 use quarry_linalg::AlignedVec;
 use quarry_quant::Quantizer;
-use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
+use quarry_store::framing::{header_crc, write_framed, Framed, FIELDS_LEN};
 use quarry_store::le;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Magic of a codes file.
@@ -31,15 +30,6 @@ pub const CODES_FILE: &str = "codes.qcodes";
 pub const FLAT_FILE: &str = "vectors.qflat";
 /// File name of the graph of an `hnsw+…` index.
 pub const HNSW_FILE: &str = "graph.qhnsw";
-
-/// The header checksum of a framed file (its last 4 header bytes).
-fn header_crc(path: &Path) -> Result<u32> {
-    let mut h = [0u8; HEADER_LEN];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut h))
-        .map_err(|e| Error::io("reading the header of", path, e))?;
-    Ok(le::u32_at(&h, HEADER_LEN - 4).unwrap_or(0))
-}
 
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))

@@ -15,9 +15,8 @@ use crate::quant::codes::{with_quantizer, AnyQuantizer};
 use crate::quant::QuantSpec;
 use quarry_core::{Error, IdFilter, Metric, Result, VectorIndex};
 use quarry_quant::Quantizer;
-use quarry_store::framing::{write_framed, Framed, FIELDS_LEN, HEADER_LEN};
+use quarry_store::framing::{header_crc, write_framed, Framed, FIELDS_LEN};
 use quarry_store::le;
-use std::io::Read;
 use std::path::Path;
 
 /// Magic of `spann.meta`.
@@ -32,14 +31,6 @@ pub const POSTINGS_FILE: &str = "postings.qpost";
 pub const META_FILE: &str = "spann.meta";
 /// With coded posting entries: the exact f32 rows (a flat index file) read to re-score.
 pub const VECTORS_FILE: &str = "vectors.qflat";
-
-fn header_crc(path: &Path) -> Result<u32> {
-    let mut h = [0u8; HEADER_LEN];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut h))
-        .map_err(|e| Error::io("reading the header of", path, e))?;
-    Ok(le::u32_at(&h, HEADER_LEN - 4).unwrap_or(0))
-}
 
 /// Parameters stored in the meta file's first section (little-endian).
 fn params_bytes(p: &SpannParams) -> Vec<u8> {

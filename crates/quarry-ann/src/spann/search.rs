@@ -223,21 +223,10 @@ impl SpannIndex {
         }
         if self.cache.budget() == 0 {
             // No cache: one positioned read into a reused buffer, entries viewed in place.
-            thread_local! {
-                static BUF: std::cell::RefCell<AlignedVec<u8>> = std::cell::RefCell::new(AlignedVec::new());
-            }
-            return BUF.with(|cell| {
-                let mut owned = AlignedVec::new();
-                let mut borrowed = cell.try_borrow_mut();
-                let buf = match borrowed.as_deref_mut() {
-                    Ok(b) => b,
-                    Err(_) => &mut owned,
-                };
-                self.postings.read(r, buf)?;
-                for (id, row) in self.postings.entries(buf) {
+            return self.with_list_bytes(r, |postings, buf| {
+                for (id, row) in postings.entries(buf) {
                     offer(id, row);
                 }
-                Ok(())
             });
         }
         let list = self.cache.get_or_load(r, || self.postings.load(r).map(Arc::new))?;
