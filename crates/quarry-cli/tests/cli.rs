@@ -71,31 +71,26 @@ fn quickstart_runs_offline_and_reports_full_recall() {
 #[test]
 fn bench_ann_prints_peer_schema_with_exact_recall() {
     let (b, q, g) = dataset("bench", 3000, 40, 24, 20);
-    let o = quarry(&[
-        "bench",
-        "ann",
-        "--base",
-        p(&b),
-        "--query",
-        p(&q),
-        "--gt",
-        p(&g),
-        "--metric",
-        "l2",
-        "--index",
-        "flat",
-        "-k",
-        "10",
-        "--threads",
-        "1",
-        "--queries",
-        "30",
-        "--storage",
-        "f32,f16",
-        "--passes",
-        "1",
-        "--json",
-    ]);
+    let o = bench(
+        &(b.clone(), q.clone(), g.clone()),
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "flat",
+            "-k",
+            "10",
+            "--threads",
+            "1",
+            "--queries",
+            "30",
+            "--storage",
+            "f32,f16",
+            "--passes",
+            "1",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -169,19 +164,7 @@ fn bad_input_gives_clear_errors_not_panics() {
     let (b, _, g) = dataset("bad", 50, 2, 8, 5);
     let wrong_dim = tmp("q4.fvecs");
     write_fvecs(&wrong_dim, &Matrix::new(vec![0.5; 8], 4).expect("shape")).expect("write");
-    let o = quarry(&[
-        "bench",
-        "ann",
-        "--base",
-        p(&b),
-        "--query",
-        p(&wrong_dim),
-        "--gt",
-        p(&g),
-        "-k",
-        "5",
-        "--json",
-    ]);
+    let o = bench(&(b.clone(), wrong_dim.clone(), g.clone()), &["-k", "5", "--json"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("wrong dimension"), "{}", stderr(&o));
 
@@ -196,7 +179,7 @@ fn bad_input_gives_clear_errors_not_panics() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent/qrels"), "{}", stderr(&o));
 
-    let o = quarry(&["bench", "ann", "--base", p(&b), "--query", p(&b), "--gt", p(&g), "--index", "ivf"]);
+    let o = bench(&(b.clone(), b.clone(), g.clone()), &["--index", "ivf"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown index"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
@@ -251,23 +234,8 @@ fn bench_recall_counts_exact_ties() {
     write_fvecs(&b, &base).expect("write");
     write_fvecs(&q, &queries).expect("write");
     write_ivecs(&g, &gt, 1).expect("write");
-    let o = quarry(&[
-        "bench",
-        "ann",
-        "--base",
-        p(&b),
-        "--query",
-        p(&q),
-        "--gt",
-        p(&g),
-        "--metric",
-        "l2",
-        "-k",
-        "1",
-        "--passes",
-        "1",
-        "--json",
-    ]);
+    let o =
+        bench(&(b.clone(), q.clone(), g.clone()), &["--metric", "l2", "-k", "1", "--passes", "1", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
     assert_eq!(row["recall"].as_f64(), Some(1.0), "{row}");
@@ -439,27 +407,22 @@ fn bench_hnsw_sweeps_ef_over_one_build() {
 fn saved_hnsw_index_opens_and_answers() {
     let (b, q, g) = dataset("open", 1500, 20, 16, 10);
     let file = tmp("open.qhnsw");
-    let o = quarry(&[
-        "bench",
-        "ann",
-        "--base",
-        p(&b),
-        "--query",
-        p(&q),
-        "--gt",
-        p(&g),
-        "--metric",
-        "l2",
-        "--index",
-        "hnsw",
-        "--sweep",
-        "ef=32",
-        "--passes",
-        "1",
-        "--save",
-        p(&file),
-        "--json",
-    ]);
+    let o = bench(
+        &(b.clone(), q.clone(), g.clone()),
+        &[
+            "--metric",
+            "l2",
+            "--index",
+            "hnsw",
+            "--sweep",
+            "ef=32",
+            "--passes",
+            "1",
+            "--save",
+            p(&file),
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = quarry(&["bench", "open", "--index-file", p(&file), "--query", p(&q), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
