@@ -45,6 +45,8 @@ pub(crate) struct Coded {
     /// Bytes of a code (the entries pad it to a multiple of 4).
     pub(crate) code_len: usize,
     pub(crate) rows: RowFile,
+    /// Every vector's code when kept in memory (`codes_in_ram`); the lists then hold ids only.
+    pub(crate) arena: Option<quarry_linalg::AlignedVec<u8>>,
 }
 
 /// What the build did, for reports and tests.
@@ -114,14 +116,12 @@ impl SpannIndex {
         let quantizer = if let Some(codes) = &codes {
             // Codes in the lists; the f32 rows go to a flat file read only to re-score.
             let code_len = codes.code_len;
-            let _: PostingStats = write_posting_codes(
-                &postings,
-                dim,
-                metric,
-                code_len.next_multiple_of(4),
-                &ids,
-                &|id, out| out[..code_len].copy_from_slice(codes.code(id)),
-            )?;
+            let payload = if params.codes_in_ram { 0 } else { code_len.next_multiple_of(4) };
+            let _: PostingStats = write_posting_codes(&postings, dim, metric, payload, &ids, &|id, out| {
+                if !out.is_empty() {
+                    out[..code_len].copy_from_slice(codes.code(id))
+                }
+            })?;
             flat.save(&dir.join(VECTORS_FILE))?;
             codes.quant.as_ref().map_or_else(Vec::new, |a| with_quantizer!(a, q => q.to_bytes()))
         } else {
@@ -140,6 +140,10 @@ impl SpannIndex {
             deleted: &IdFilter::new(),
             params,
             quantizer: &quantizer,
+            codes: match &codes {
+                Some(c) if params.codes_in_ram => c.arena.as_slice(),
+                _ => &[],
+            },
         };
         let index = SpannIndex::write_meta_and_open(dir, meta, cache_bytes)?;
         Ok((index, stats))

@@ -14,6 +14,7 @@ use crate::hnsw::{HnswIndex, HnswParams};
 use crate::quant::codes::{with_quantizer, AnyQuantizer};
 use crate::quant::QuantSpec;
 use quarry_core::{Error, IdFilter, Metric, Result, VectorIndex};
+use quarry_linalg::AlignedVec;
 use quarry_quant::Quantizer;
 use quarry_store::framing::{header_crc, write_framed, Framed, FIELDS_LEN};
 use quarry_store::le;
@@ -51,6 +52,7 @@ fn params_bytes(p: &SpannParams) -> Vec<u8> {
     b.push(family);
     b.push(bits);
     b.extend_from_slice(&m.to_le_bytes());
+    b.push(u8::from(p.codes_in_ram));
     b
 }
 
@@ -70,6 +72,7 @@ fn params_from(b: &[u8], graph: HnswParams) -> Option<SpannParams> {
             (3, bits) => Some(QuantSpec::RaBitQ { bits }),
             _ => return None,
         },
+        codes_in_ram: b.get(46).copied().unwrap_or(0) == 1,
         graph,
     })
 }
@@ -84,6 +87,8 @@ pub(crate) struct Meta<'a> {
     pub(crate) params: SpannParams,
     /// The quantizer's bytes when entries are codes (else empty).
     pub(crate) quantizer: &'a [u8],
+    /// The codes of every vector when they are kept in memory (else empty).
+    pub(crate) codes: &'a [u8],
 }
 
 /// Writes `spann.meta` for the head graph and posting file already in `dir`.
@@ -101,7 +106,7 @@ fn write_meta(dir: &Path, m: Meta<'_>) -> Result<()> {
         MAGIC,
         VERSION,
         &f,
-        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n), m.quantizer],
+        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n), m.quantizer, m.codes],
         256,
     )
 }
@@ -125,7 +130,7 @@ impl SpannIndex {
         let dim = le::u32_at(&f, 4).unwrap_or(0) as usize;
         let n = le::u64_at(&f, 8).unwrap_or(0);
         let h = le::u32_at(&f, 16).unwrap_or(0) as usize;
-        if dim == 0 || n > u32::MAX as u64 || h as u64 > n || meta.sections.len() != 4 {
+        if dim == 0 || n > u32::MAX as u64 || h as u64 > n || meta.sections.len() != 5 {
             return Err(bad("header", format!("inconsistent parameters: dim {dim}, n {n}, heads {h}")));
         }
         let n = n as usize;
@@ -168,7 +173,20 @@ impl SpannIndex {
             if qdim != dim {
                 return Err(bad("quantizer", format!("quantizer for dimension {qdim}")));
             }
-            Some(Coded { quant, code_len, rows: RowFile::open(&dir.join(VECTORS_FILE), n, dim)? })
+            let arena = if params.codes_in_ram {
+                let mut arena = AlignedVec::zeroed(meta.section_len(4, "codes")?);
+                meta.read_into(4, "codes", arena.as_mut_slice())?;
+                if arena.len() != n * code_len {
+                    return Err(bad(
+                        "codes",
+                        format!("{} bytes for {n} codes of {code_len} bytes", arena.len()),
+                    ));
+                }
+                Some(arena)
+            } else {
+                None
+            };
+            Some(Coded { quant, code_len, rows: RowFile::open(&dir.join(VECTORS_FILE), n, dim)?, arena })
         } else {
             None
         };
@@ -219,6 +237,7 @@ impl SpannIndex {
                     .coded
                     .as_ref()
                     .map_or_else(Vec::new, |c| with_quantizer!(&c.quant, q => q.to_bytes())),
+                codes: self.coded.as_ref().and_then(|c| c.arena.as_ref()).map_or(&[], |a| a.as_slice()),
             },
         )
     }
@@ -228,7 +247,8 @@ impl SpannIndex {
         HnswIndex::verify(&dir.join(HEADS_FILE))?;
         PostingFile::verify(&dir.join(POSTINGS_FILE))?;
         let mut meta = Framed::open(&dir.join(META_FILE), MAGIC, VERSION, "SPANN index")?;
-        for (i, name) in ["parameters", "head ids", "deleted bitmap", "quantizer"].iter().enumerate() {
+        for (i, name) in ["parameters", "head ids", "deleted bitmap", "quantizer", "codes"].iter().enumerate()
+        {
             meta.verify(i, name)?;
         }
         if dir.join(VECTORS_FILE).exists() {

@@ -33,6 +33,9 @@ pub struct SpannParams {
     /// compressed codes (4–24× fewer bytes read per list), the candidates re-scored exactly from
     /// an f32 file (the best `k × rerank`, or by RaBitQ error bound when `rerank` is 0).
     pub codes: Option<QuantSpec>,
+    /// With codes: keep one code per vector in memory and only ids in the posting lists (a list
+    /// read is then a few hundred bytes; the codes cost `n × code bytes` of RAM, replicas free).
+    pub codes_in_ram: bool,
 }
 
 impl Default for SpannParams {
@@ -47,6 +50,7 @@ impl Default for SpannParams {
             graph: HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() },
             seed: 1234,
             codes: None,
+            codes_in_ram: false,
         }
     }
 }

@@ -98,9 +98,9 @@ pub(crate) fn write_posting_codes(
     lists: &[Vec<u32>],
     code: &dyn Fn(u32, &mut [u8]),
 ) -> Result<PostingStats> {
-    if code_len == 0 || !code_len.is_multiple_of(4) {
+    if !code_len.is_multiple_of(4) {
         return Err(Error::InvalidArgument(format!(
-            "code length {code_len} must be a positive multiple of 4"
+            "code length {code_len} must be a multiple of 4 (0: ids only)"
         )));
     }
     write_entries(path, dim, metric, (LAYOUT_CODES, code_len), lists, &|id, _, out| {
@@ -214,7 +214,7 @@ impl PostingFile {
         let payload = le::u32_at(&f, 12).unwrap_or(0) as usize;
         let codes = match f[1] {
             LAYOUT_F32 if payload == 0 || payload == dim * 4 => false,
-            LAYOUT_CODES if payload > 0 && payload.is_multiple_of(4) => true,
+            LAYOUT_CODES if payload.is_multiple_of(4) => true,
             l => {
                 return Err(bad(
                     "header",

@@ -212,10 +212,16 @@ impl SpannIndex {
         };
         if let Some(est) = est {
             return self.with_list_bytes(r, |postings, buf| {
-                let code_len = self.coded.as_ref().map_or(0, |c| c.code_len);
+                let Some(coded) = &self.coded else { return };
+                let len = coded.code_len;
+                let arena = coded.arena.as_ref().map(|a| a.as_slice());
                 for (id, code) in postings.code_entries(buf) {
                     if seen.insert(id) && admit(id) {
-                        let (e, lb) = est(&code[..code_len]);
+                        let code = match arena {
+                            Some(a) => &a[id as usize * len..(id as usize + 1) * len],
+                            None => &code[..len],
+                        };
+                        let (e, lb) = est(code);
                         cands.offer(e, lb, id);
                     }
                 }
@@ -271,10 +277,14 @@ impl SpannIndex {
         Ok(self.deleted.insert(id))
     }
 
-    /// Resident bytes: the head graph with its vectors, the id map, the posting cache and the
-    /// deleted bitmap (posting lists not in the cache stay on disk).
+    /// Resident bytes: the head graph with its vectors, the id map, the posting cache, the
+    /// deleted bitmap and in-memory codes (posting lists not in the cache stay on disk).
     pub fn resident_bytes(&self) -> usize {
-        self.heads.memory_bytes() + self.head_ids.len() * 4 + self.cache.resident_bytes() + self.n.div_ceil(8)
+        self.heads.memory_bytes()
+            + self.head_ids.len() * 4
+            + self.cache.resident_bytes()
+            + self.n.div_ceil(8)
+            + self.coded.as_ref().and_then(|c| c.arena.as_ref()).map_or(0, |a| a.capacity_bytes())
     }
 
     fn batch(&self, queries: &Matrix, params: &SearchParams, search: &SpannSearch) -> Result<Vec<Vec<Hit>>> {

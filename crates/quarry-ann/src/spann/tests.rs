@@ -143,13 +143,18 @@ fn coded_entries_rescore_to_exact_results() {
     let base = gen::clustered(4000, 32, 30, 0.6, 11);
     let queries = gen::clustered(30, 32, 30, 0.6, 12);
     use crate::quant::QuantSpec;
-    for (metric, spec, rerank) in [
-        (Metric::L2, QuantSpec::Sq { bits: 8 }, 4),
-        (Metric::Cosine, QuantSpec::Sq { bits: 8 }, 4),
-        (Metric::L2, QuantSpec::RaBitQ { bits: 1 }, 0),
-        (Metric::InnerProduct, QuantSpec::RaBitQ { bits: 4 }, 0),
+    for (metric, spec, rerank, in_ram) in [
+        (Metric::L2, QuantSpec::Sq { bits: 8 }, 4, false),
+        (Metric::Cosine, QuantSpec::Sq { bits: 8 }, 4, true),
+        (Metric::L2, QuantSpec::RaBitQ { bits: 1 }, 0, true),
+        (Metric::InnerProduct, QuantSpec::RaBitQ { bits: 4 }, 0, false),
     ] {
-        let p = SpannParams { head_ratio: 0.1, codes: Some(spec), ..SpannParams::default() };
+        let p = SpannParams {
+            head_ratio: 0.1,
+            codes: Some(spec),
+            codes_in_ram: in_ram,
+            ..SpannParams::default()
+        };
         let dir = temp_dir();
         let (index, _) = SpannIndex::build(&base, metric, p, &dir, 0).expect("valid");
         assert!(dir.join(format::VECTORS_FILE).exists(), "exact rows kept for re-scoring");

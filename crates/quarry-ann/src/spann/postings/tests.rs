@@ -219,7 +219,7 @@ fn inconsistent_headers_and_tables_are_refused() {
     assert_eq!((ok.count(0), ok.count(1), ok.pages(0), ok.pages(1)), (256, 44, 1, 1));
     let cases: Vec<Crafted> = vec![
         ("metric code", fields(9, 1, 3, 1, 0), vec![(PAGE, 0)], false),
-        ("layout code", fields(2, 2, 3, 1, 0), vec![(PAGE, 0)], false),
+        ("layout code", fields(2, 7, 3, 1, 0), vec![(PAGE, 0)], false),
         ("dimension 0", fields(2, 1, 0, 1, 0), vec![(PAGE, 0)], false),
         ("3 sections", fields(2, 1, 3, 1, 0), vec![(PAGE, 0)], true),
         ("list table length", fields(2, 1, 3, 2, 0), vec![(PAGE, 0)], false),

@@ -8,7 +8,8 @@
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
 //! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
 //! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
-//! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound).
+//! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound),
+//! `ram_codes` (1: one code per vector in memory, posting lists of ids only).
 //! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64"` (every combination).
 
 use super::Bench;
@@ -67,9 +68,10 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "seed" => p.seed = num(k, v)?,
             "cache_mb" => cache_mb = num(k, v)?,
             "codes" => codes_arg = Some(v.to_string()),
+            "ram_codes" => p.codes_in_ram = num::<u8>(k, v)? == 1,
             _ => bail!(
                 "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
-                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, codes"
+                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, codes, ram_codes"
             ),
         }
     }
@@ -137,7 +139,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
                 "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
                 "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
                 "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
-                "codes": ip.codes.map_or("f32", |c| c.family()), "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank,
+                "codes": ip.codes.map_or("f32", |c| c.family()), "ram_codes": ip.codes_in_ram, "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank,
             });
             let s = index.searcher(search);
             let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
