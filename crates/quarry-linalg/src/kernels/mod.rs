@@ -129,15 +129,27 @@ impl Kernels {
     pub fn get() -> &'static Kernels {
         static K: OnceLock<Kernels> = OnceLock::new();
         K.get_or_init(|| {
-            let forced = std::env::var("QUARRY_ISA")
-                .ok()
-                .and_then(|s| Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim())));
-            let isa = match forced {
-                Some(i) if i.is_supported() => i,
-                _ => Isa::ALL.into_iter().find(|i| i.is_supported()).unwrap_or(Isa::Scalar),
-            };
+            let isa = choose_level(&Isa::ALL, Isa::name, Isa::is_supported, Isa::Scalar);
             Kernels::for_isa(isa).unwrap_or(scalar::KERNELS)
         })
+    }
+}
+
+/// The level a kernel family runs at: the one `QUARRY_ISA` names (case-insensitive) if `supported`,
+/// else the first supported level of `preference`, else `fallback`. Every SIMD kernel family
+/// (here and in `quarry-quant`) selects its level with this, once, at first use.
+pub fn choose_level<T: Copy>(
+    preference: &[T],
+    name: impl Fn(T) -> &'static str,
+    supported: impl Fn(T) -> bool,
+    fallback: T,
+) -> T {
+    let forced = std::env::var("QUARRY_ISA")
+        .ok()
+        .and_then(|s| preference.iter().copied().find(|&l| name(l).eq_ignore_ascii_case(s.trim())));
+    match forced {
+        Some(l) if supported(l) => l,
+        _ => preference.iter().copied().find(|&l| supported(l)).unwrap_or(fallback),
     }
 }
 

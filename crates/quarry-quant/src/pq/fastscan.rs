@@ -83,13 +83,12 @@ impl ScanKernel {
     pub fn best() -> ScanKernel {
         static BEST: OnceLock<ScanKernel> = OnceLock::new();
         *BEST.get_or_init(|| {
-            let forced = std::env::var("QUARRY_ISA")
-                .ok()
-                .and_then(|s| ScanKernel::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s.trim())));
-            match forced {
-                Some(k) if k.is_supported() => k,
-                _ => ScanKernel::ALL.into_iter().find(|k| k.is_supported()).unwrap_or(ScanKernel::Scalar),
-            }
+            quarry_linalg::kernels::choose_level(
+                &ScanKernel::ALL,
+                ScanKernel::name,
+                ScanKernel::is_supported,
+                ScanKernel::Scalar,
+            )
         })
     }
 

@@ -47,14 +47,8 @@ impl<'a> RaBitQEstimator<'a> {
     /// Prepares `q` (length `dim`; panics otherwise — a programming error).
     pub(crate) fn new(quant: &'a RaBitQuantizer, q: &[f32]) -> Self {
         assert_eq!(q.len(), quant.dim, "RaBitQ query of the wrong dimension");
-        let mut rotated = vec![0.0f32; quant.padded];
-        let (mut q_norm_sq, mut c_dot_q) = (0.0f64, 0.0f64);
-        for ((o, &qi), &ci) in rotated.iter_mut().zip(q).zip(&quant.centroid) {
-            let r = qi - ci;
-            *o = r;
-            q_norm_sq += r as f64 * r as f64;
-            c_dot_q += ci as f64 * qi as f64;
-        }
+        let (mut rotated, q_norm_sq, r_dot_c) = quant.centered(q);
+        let c_dot_q = r_dot_c + quant.centroid_sq;
         quant.rotation.rotate(&mut rotated);
         let (add_sign, constant, ip_scale) = match quant.metric {
             Metric::L2 => (1.0, q_norm_sq as f32, -2.0f32),

@@ -65,6 +65,8 @@ pub struct RaBitQuantizer {
     seed: u64,
     eps0: f32,
     centroid: Vec<f32>,
+    /// `|c|²` (f64), so that a query's `<c, q> = <q − c, c> + |c|²` comes with its centring.
+    centroid_sq: f64,
     rotation: Rotation,
     kernels: &'static CodeKernels,
 }
@@ -126,6 +128,7 @@ impl RaBitQuantizer {
             bits,
             seed,
             eps0,
+            centroid_sq: centroid.iter().map(|&c| c as f64 * c as f64).sum(),
             centroid,
             rotation,
             kernels: CodeKernels::get(),
@@ -183,9 +186,9 @@ impl RaBitQuantizer {
         -(((1u32 << self.bits) - 1) as f32) / 2.0
     }
 
-    /// Encodes `x` without packing.
-    pub(crate) fn encode_parts(&self, x: &[f32]) -> Encoded {
-        assert_eq!(x.len(), self.dim, "RaBitQ encode: vector of the wrong dimension");
+    /// `x − c` zero-padded to the rotation's dimension, `|x − c|²`, and `<x − c, c>` (all in f64
+    /// accumulation), the common first step of encoding a vector and preparing a query.
+    pub(crate) fn centered(&self, x: &[f32]) -> (Vec<f32>, f64, f64) {
         let mut v = vec![0.0f32; self.padded];
         let (mut norm_sq, mut dot_c) = (0.0f64, 0.0f64);
         for ((o, &xi), &ci) in v.iter_mut().zip(x).zip(&self.centroid) {
@@ -194,6 +197,13 @@ impl RaBitQuantizer {
             norm_sq += r as f64 * r as f64;
             dot_c += r as f64 * ci as f64;
         }
+        (v, norm_sq, dot_c)
+    }
+
+    /// Encodes `x` without packing.
+    pub(crate) fn encode_parts(&self, x: &[f32]) -> Encoded {
+        assert_eq!(x.len(), self.dim, "RaBitQ encode: vector of the wrong dimension");
+        let (mut v, norm_sq, dot_c) = self.centered(x);
         let norm = norm_sq.sqrt();
         let add = match self.metric {
             Metric::L2 => norm_sq,

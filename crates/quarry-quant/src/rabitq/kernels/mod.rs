@@ -139,12 +139,12 @@ impl CodeKernels {
     pub fn get() -> &'static CodeKernels {
         static K: OnceLock<CodeKernels> = OnceLock::new();
         K.get_or_init(|| {
-            let forced = std::env::var("QUARRY_ISA").ok().map(|s| s.trim().to_ascii_lowercase());
-            let forced = forced.and_then(|s| Level::ALL.into_iter().find(|l| l.name() == s));
-            let level = match forced {
-                Some(l) if l.is_supported() => l,
-                _ => Level::ALL.into_iter().find(|l| l.is_supported()).unwrap_or(Level::Scalar),
-            };
+            let level = quarry_linalg::kernels::choose_level(
+                &Level::ALL,
+                Level::name,
+                Level::is_supported,
+                Level::Scalar,
+            );
             CodeKernels::for_level(level).unwrap_or(SCALAR)
         })
     }

@@ -85,13 +85,8 @@ impl SqKernels {
     pub(crate) fn get() -> &'static SqKernels {
         static K: OnceLock<SqKernels> = OnceLock::new();
         K.get_or_init(|| {
-            let forced = std::env::var("QUARRY_ISA")
-                .ok()
-                .and_then(|s| PREFERENCE.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim())));
-            forced
-                .and_then(SqKernels::for_isa)
-                .or_else(|| PREFERENCE.into_iter().find_map(SqKernels::for_isa))
-                .unwrap_or(scalar::KERNELS)
+            let isa = quarry_linalg::kernels::choose_level(&PREFERENCE, Isa::name, supported, Isa::Scalar);
+            SqKernels::for_isa(isa).unwrap_or(scalar::KERNELS)
         })
     }
 }
