@@ -3,6 +3,7 @@
 
 use super::cluster::{choose_heads, ClusterParams};
 use super::format::{HEADS_FILE, POSTINGS_FILE, VECTORS_FILE};
+use super::heads::HeadCodes;
 use super::params::SpannParams;
 use super::postings::{write_posting_codes, write_postings, PostingCache, PostingFile, PostingStats};
 use super::rows::RowFile;
@@ -36,6 +37,9 @@ pub struct SpannIndex {
     pub(crate) dir: PathBuf,
     /// With coded entries: the quantizer and the exact rows for re-scoring.
     pub(crate) coded: Option<Coded>,
+    /// Codes of the heads: the head search reads only these (`None`: too few heads to train
+    /// them; the graph is then walked with exact keys).
+    pub(crate) head_codes: Option<HeadCodes>,
 }
 
 /// The quantizer of coded posting entries and the exact rows they are re-scored from.
@@ -132,6 +136,7 @@ impl SpannIndex {
         // An index too small to train its codes (PQ) keeps f32 entries.
         let params = if codes.is_none() { SpannParams { codes: None, ..params } } else { params };
         heads.save(&dir.join(HEADS_FILE))?;
+        let head_codes = HeadCodes::train(&heads.flat, params.seed)?.map_or_else(Vec::new, |c| c.to_bytes());
         let meta = super::format::Meta {
             metric,
             dim,
@@ -144,6 +149,7 @@ impl SpannIndex {
                 Some(c) if params.codes_in_ram => c.arena.as_slice(),
                 _ => &[],
             },
+            head_codes: &head_codes,
         };
         let index = SpannIndex::write_meta_and_open(dir, meta, cache_bytes)?;
         Ok((index, stats))
@@ -179,9 +185,10 @@ fn assign(
 ) -> Result<(Vec<PostingEntries>, SpannBuildStats)> {
     let n = flat.rows();
     let h = head_ids.len();
-    let mut is_head = vec![false; n];
-    for &id in head_ids {
-        is_head[id as usize] = true;
+    // A head is a data vector too: it is the first entry of its own list (and of no other).
+    let mut head_row = vec![u32::MAX; n];
+    for (r, &id) in head_ids.iter().enumerate() {
+        head_row[id as usize] = r as u32;
     }
     let kern = Kernels::get();
     let probe = HnswSearch::ef(p.candidates.max(64));
@@ -189,8 +196,11 @@ fn assign(
         .into_par_iter()
         .with_min_len(64)
         .map(|id| -> Result<Vec<(u32, f32)>> {
-            if is_head[id as usize] || h == 0 {
+            if h == 0 {
                 return Ok(Vec::new());
+            }
+            if head_row[id as usize] != u32::MAX {
+                return Ok(vec![(head_row[id as usize], 0.0)]);
             }
             let x = flat.row_query(id as usize);
             let cands = heads.search_with(&x, p.candidates.min(h), &probe, None)?;
@@ -247,11 +257,11 @@ fn assign(
     }
     let entries: usize = lists.iter().map(Vec::len).sum();
     let non_heads = n - h.min(n);
-    let orphans = (0..n).filter(|&i| !is_head[i] && copies[i] == 0).count();
+    let orphans = (0..n).filter(|&i| copies[i] == 0).count();
     let stats = SpannBuildStats {
         heads: h,
         entries,
-        replication: entries as f64 / non_heads.max(1) as f64,
+        replication: (entries - h.min(entries)) as f64 / non_heads.max(1) as f64,
         max_list: lists.iter().map(Vec::len).max().unwrap_or(0),
         cut,
         orphans,

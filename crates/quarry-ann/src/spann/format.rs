@@ -6,6 +6,7 @@
 
 use super::builder::Coded;
 use super::builder::SpannIndex;
+use super::heads::HeadCodes;
 use super::params::SpannParams;
 use super::postings::{PostingCache, PostingFile};
 use super::rows::RowFile;
@@ -89,6 +90,8 @@ pub(crate) struct Meta<'a> {
     pub(crate) quantizer: &'a [u8],
     /// The codes of every vector when they are kept in memory (else empty).
     pub(crate) codes: &'a [u8],
+    /// The head codes ([`HeadCodes::to_bytes`]; empty: none).
+    pub(crate) head_codes: &'a [u8],
 }
 
 /// Writes `spann.meta` for the head graph and posting file already in `dir`.
@@ -101,12 +104,17 @@ fn write_meta(dir: &Path, m: Meta<'_>) -> Result<()> {
     f[20..24].copy_from_slice(&header_crc(&dir.join(HEADS_FILE))?.to_le_bytes());
     f[24..28].copy_from_slice(&header_crc(&dir.join(POSTINGS_FILE))?.to_le_bytes());
     let ids: Vec<u8> = m.head_ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    // Section 5: u64 length of the head codes, the head codes, then the vector codes (if in RAM).
+    let mut codes = Vec::with_capacity(8 + m.head_codes.len() + m.codes.len());
+    codes.extend_from_slice(&(m.head_codes.len() as u64).to_le_bytes());
+    codes.extend_from_slice(m.head_codes);
+    codes.extend_from_slice(m.codes);
     write_framed(
         &dir.join(META_FILE),
         MAGIC,
         VERSION,
         &f,
-        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n), m.quantizer, m.codes],
+        &[&params_bytes(&m.params), &ids, &bitmap_bytes(m.deleted, m.n), m.quantizer, &codes],
         256,
     )
 }
@@ -160,6 +168,20 @@ impl SpannIndex {
         let deleted = bitmap_filter(&deleted_bytes, n);
         let postings = PostingFile::open(&postings_path)?;
         let quantizer = meta.read(3, "quantizer")?;
+        let mut codes = AlignedVec::zeroed(meta.section_len(4, "codes")?);
+        meta.read_into(4, "codes", codes.as_mut_slice())?;
+        let codes = codes.as_slice();
+        let head_len = le::u64_at(codes, 0).ok_or_else(|| bad("codes", "shorter than 8 bytes".into()))?;
+        let (head_bytes, vector_codes) =
+            match usize::try_from(head_len).ok().and_then(|l| codes.get(8..)?.split_at_checked(l)) {
+                Some(parts) => parts,
+                None => {
+                    return Err(bad(
+                        "codes",
+                        format!("head codes of {head_len} bytes in a section of {}", codes.len()),
+                    ))
+                }
+            };
         let coded = if postings.has_codes() {
             let tag = match params.codes {
                 Some(QuantSpec::Sq { .. }) => 1,
@@ -174,8 +196,8 @@ impl SpannIndex {
                 return Err(bad("quantizer", format!("quantizer for dimension {qdim}")));
             }
             let arena = if params.codes_in_ram {
-                let mut arena = AlignedVec::zeroed(meta.section_len(4, "codes")?);
-                meta.read_into(4, "codes", arena.as_mut_slice())?;
+                let mut arena = AlignedVec::zeroed(vector_codes.len());
+                arena.as_mut_slice().copy_from_slice(vector_codes);
                 if arena.len() != n * code_len {
                     return Err(bad(
                         "codes",
@@ -193,6 +215,8 @@ impl SpannIndex {
         if postings.len() != h || (h > 0 && postings.dim() != dim) {
             return Err(bad("header", format!("{} posting lists for {h} heads", postings.len())));
         }
+        let head_codes = HeadCodes::from_bytes(head_bytes, h, dim, params.seed)
+            .map_err(|e| bad("head codes", e.to_string()))?;
         Ok(SpannIndex {
             dim,
             metric,
@@ -206,6 +230,7 @@ impl SpannIndex {
             params,
             dir: dir.to_path_buf(),
             coded,
+            head_codes,
         })
     }
 
@@ -238,6 +263,7 @@ impl SpannIndex {
                     .as_ref()
                     .map_or_else(Vec::new, |c| with_quantizer!(&c.quant, q => q.to_bytes())),
                 codes: self.coded.as_ref().and_then(|c| c.arena.as_ref()).map_or(&[], |a| a.as_slice()),
+                head_codes: &self.head_codes.as_ref().map_or_else(Vec::new, HeadCodes::to_bytes),
             },
         )
     }

@@ -16,6 +16,7 @@ mod builder;
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod cluster;
 mod format;
+mod heads;
 mod params;
 #[allow(dead_code)]
 pub(crate) mod postings;
@@ -26,5 +27,6 @@ mod tests;
 
 pub use builder::{SpannBuildStats, SpannIndex};
 pub use format::{HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VECTORS_FILE, VERSION};
+pub use heads::{HeadSearch, SCAN_MAX_HEADS};
 pub use params::{SpannParams, SpannSearch};
 pub use search::SpannSearcher;

@@ -1,6 +1,7 @@
 //! SPANN build parameters ([`SpannParams`]) and search parameters ([`SpannSearch`]), with
 //! SPTAG's defaults where they apply (ALGORITHMS.md §3.3).
 
+use super::heads::HeadSearch;
 use crate::hnsw::HnswParams;
 use crate::quant::QuantSpec;
 use quarry_core::{Error, Result};
@@ -96,10 +97,18 @@ pub struct SpannSearch {
     /// With coded entries: candidates re-scored exactly per result (0 with RaBitQ codes: by
     /// error bound).
     pub rerank: usize,
+    /// How the nearest heads are found (codes scan or graph walk).
+    pub head_search: HeadSearch,
 }
 
 impl Default for SpannSearch {
     fn default() -> Self {
-        SpannSearch { max_postings: 64, max_dist_ratio: 8.0, head_ef: 64, rerank: 4 }
+        SpannSearch {
+            max_postings: 64,
+            max_dist_ratio: 8.0,
+            head_ef: 64,
+            rerank: 4,
+            head_search: HeadSearch::Auto,
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! the `VectorIndex` implementations.
 
 use super::builder::SpannIndex;
+use super::heads::{HeadSearch, SCAN_MAX_HEADS};
 use super::params::SpannSearch;
 use crate::hnsw::visited::with_visited;
 use crate::hnsw::HnswSearch;
@@ -122,12 +123,12 @@ impl SpannIndex {
             None => (search.max_postings, search.max_dist_ratio),
         };
         let probes = probes.clamp(1, h);
-        let near = self.heads.search_with(q, probes, &HnswSearch::ef(search.head_ef.max(probes)), None)?;
+        let near = self.nearest_heads(q, probes, search)?;
         let kern = Kernels::get();
         let admit = |id: u32| !self.deleted.contains(id) && filter.is_none_or(|f| f.contains(id));
         let mut top = TopK::new(k);
         // With coded entries, list entries are collected by estimated key (or RaBitQ bound) and
-        // re-scored exactly at the end; heads go straight to `top`.
+        // re-scored exactly at the end.
         let est: Option<Box<KeyFn<'_>>> = self.coded.as_ref().map(|c| {
             with_quantizer!(&c.quant, qz => {
                 let est = qz.estimator(q);
@@ -137,14 +138,6 @@ impl SpannIndex {
         let bounded = matches!(self.params.codes, Some(QuantSpec::RaBitQ { .. })) && search.rerank == 0;
         let mut cands = CodeSink::new(k, search.rerank, bounded);
         with_visited(self.n, |seen| -> Result<()> {
-            // The probed heads are data vectors too (they are not in their own lists).
-            for hit in &near {
-                let id = self.head_ids[hit.id as usize];
-                if seen.insert(id) && admit(id) {
-                    let key = self.key(kern, q, &self.heads.flat.row_query(hit.id as usize));
-                    top.push(key, id);
-                }
-            }
             let d1 = near.first().map_or(0.0, |c| -c.score);
             let mut read = vec![false; h];
             for hit in &near {
@@ -159,10 +152,6 @@ impl SpannIndex {
             if top.len() + cands.len() < k {
                 for (r, done) in read.iter().enumerate() {
                     if !done {
-                        let id = self.head_ids[r];
-                        if seen.insert(id) && admit(id) {
-                            top.push(self.key(kern, q, &self.heads.flat.row_query(r)), id);
-                        }
                         self.scan_list(r, kern, q, est.as_deref(), &admit, seen, &mut top, &mut cands)?;
                     }
                 }
@@ -183,6 +172,22 @@ impl SpannIndex {
             }
         }
         Ok(crate::flat::FlatIndex::hits(top))
+    }
+
+    /// The `probes` nearest heads of prepared query `q` (hits scored `-squared L2`), by the head
+    /// codes (scan or graph walk, see [`HeadSearch`]) or, without codes, the exact graph.
+    fn nearest_heads(&self, q: &[f32], probes: usize, search: &SpannSearch) -> Result<Vec<Hit>> {
+        let ef = search.head_ef.max(probes);
+        let Some(codes) = &self.head_codes else {
+            return self.heads.search_with(q, probes, &HnswSearch::ef(ef), None);
+        };
+        Ok(match search.head_search {
+            HeadSearch::Scan { depth } => codes.scan(q, probes, depth),
+            HeadSearch::Auto if self.head_ids.len() <= SCAN_MAX_HEADS => {
+                codes.scan(q, probes, probes.saturating_mul(2).max(64))
+            }
+            HeadSearch::Auto | HeadSearch::Graph => codes.walk(&self.heads, q, probes, ef),
+        })
     }
 
     /// Offers every not-yet-seen admitted entry of posting list `r`: to `top` by exact key, or
@@ -277,10 +282,15 @@ impl SpannIndex {
         Ok(self.deleted.insert(id))
     }
 
-    /// Resident bytes: the head graph with its vectors, the id map, the posting cache, the
-    /// deleted bitmap and in-memory codes (posting lists not in the cache stay on disk).
+    /// Resident bytes: the head graph's links (its f32 vectors are memory-mapped and read only by
+    /// builds and updates when head codes exist), the head codes, the id map, the posting cache,
+    /// the deleted bitmap and in-memory codes (posting lists not in the cache stay on disk).
     pub fn resident_bytes(&self) -> usize {
-        self.heads.memory_bytes()
+        let graph = match &self.head_codes {
+            Some(c) => self.heads.graph.memory_bytes() + c.memory_bytes(),
+            None => self.heads.memory_bytes(),
+        };
+        graph
             + self.head_ids.len() * 4
             + self.cache.resident_bytes()
             + self.n.div_ceil(8)

@@ -76,8 +76,13 @@ fn probing_every_list_without_pruning_is_exact() {
     let queries = gen::clustered(30, 24, 30, 0.6, 8);
     for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
         let index = build(&base, metric);
-        let all =
-            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank: 4 };
+        let all = SpannSearch {
+            max_postings: usize::MAX,
+            max_dist_ratio: f32::INFINITY,
+            head_ef: 1000,
+            rerank: 4,
+            head_search: HeadSearch::Graph,
+        };
         for q in queries.iter() {
             let got = index.search_with(q, 10, &all, None).expect("ok");
             let want = oracle::exact_top_k(&base, q, metric, 10);
@@ -100,7 +105,13 @@ fn more_probes_never_lower_recall_and_build_stats_hold() {
     assert!(stats.heads >= 250 && stats.heads <= 350, "about 5% heads: {stats:?}");
     let mut last = 0.0;
     for probes in [1, 2, 4, 8, 16, 64] {
-        let s = SpannSearch { max_postings: probes, max_dist_ratio: f32::INFINITY, head_ef: 64, rerank: 4 };
+        let s = SpannSearch {
+            max_postings: probes,
+            max_dist_ratio: f32::INFINITY,
+            head_ef: 64,
+            rerank: 4,
+            ..SpannSearch::default()
+        };
         let mut total = 0.0;
         for q in queries.iter() {
             let got = index.search_with(q, 10, &s, None).expect("ok");
@@ -160,8 +171,13 @@ fn coded_entries_rescore_to_exact_results() {
         assert!(dir.join(format::VECTORS_FILE).exists(), "exact rows kept for re-scoring");
         let exact =
             crate::flat::FlatIndex::build(&base, metric, crate::flat::FlatParams::default()).expect("ok");
-        let all =
-            SpannSearch { max_postings: usize::MAX, max_dist_ratio: f32::INFINITY, head_ef: 1000, rerank };
+        let all = SpannSearch {
+            max_postings: usize::MAX,
+            max_dist_ratio: f32::INFINITY,
+            head_ef: 1000,
+            rerank,
+            head_search: HeadSearch::Graph,
+        };
         let mut total = 0.0;
         for q in queries.iter() {
             let got = index.search_with(q, 10, &all, None).expect("ok");

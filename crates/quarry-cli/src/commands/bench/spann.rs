@@ -10,12 +10,14 @@
 //! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
 //! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound),
 //! `ram_codes` (1: one code per vector in memory, posting lists of ids only).
-//! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64"` (every combination).
+//! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64;rerank=0,2;heads=auto,graph,scan128"`
+//! (every combination; `heads` is how the nearest heads are found: `auto`, `graph` (walk the head
+//! graph on SQ8 keys, beam `head_ef`) or `scanD` (fast-scan the head codes, re-rank the best D)).
 
 use super::Bench;
 use crate::load;
 use anyhow::{bail, Context, Result};
-use quarry_ann::spann::{SpannIndex, SpannParams, SpannSearch};
+use quarry_ann::spann::{HeadSearch, SpannIndex, SpannParams, SpannSearch};
 use quarry_ann::{QuantParams, QuantSpec};
 use quarry_core::VectorIndex;
 use std::time::Instant;
@@ -42,6 +44,27 @@ fn codes_spec(v: &str, dim: usize) -> Result<Option<QuantSpec>> {
     let (qp, _) = QuantParams::parse(family, &opts, dim)
         .with_context(|| format!("--params codes={v}: expected f32, sq8, sq4, rabitq[1-8] or pq<M>"))?;
     Ok(Some(qp.spec))
+}
+
+/// Parses a head search mode: `auto`, `graph` or `scanD`.
+pub fn head_search(v: &str) -> Result<HeadSearch> {
+    Ok(match v {
+        "auto" => HeadSearch::Auto,
+        "graph" => HeadSearch::Graph,
+        _ => match v.strip_prefix("scan").map(str::parse::<usize>) {
+            Some(Ok(depth)) if depth > 0 => HeadSearch::Scan { depth },
+            _ => bail!("heads={v}: expected auto, graph or scanD with D ≥ 1 (e.g. scan128)"),
+        },
+    })
+}
+
+/// The name of a head search mode, as [`head_search`] parses it.
+pub fn head_search_name(h: HeadSearch) -> String {
+    match h {
+        HeadSearch::Auto => "auto".into(),
+        HeadSearch::Graph => "graph".into(),
+        HeadSearch::Scan { depth } => format!("scan{depth}"),
+    }
 }
 
 /// Runs the SPANN benchmark.
@@ -79,6 +102,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     let d = SpannSearch::default();
     let (mut probes, mut ratios, mut head_efs) = (vec![d.max_postings], vec![d.max_dist_ratio], vec![0usize]);
     let mut reranks = vec![d.rerank];
+    let mut heads = vec![d.head_search];
     for part in a.sweep.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, values)) = part.split_once('=') else {
             bail!("--sweep expects name=v1,v2,... separated by ';' (max_postings, ratio, head_ef), got {part:?}");
@@ -89,8 +113,9 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "ratio" => ratios = vals.iter().map(|v| num("ratio", v)).collect::<Result<_>>()?,
             "head_ef" => head_efs = vals.iter().map(|v| num("head_ef", v)).collect::<Result<_>>()?,
             "rerank" => reranks = vals.iter().map(|v| num("rerank", v)).collect::<Result<_>>()?,
+            "heads" => heads = vals.iter().map(|v| head_search(v)).collect::<Result<_>>()?,
             other => bail!(
-                "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio, head_ef and/or rerank"
+                "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio, head_ef, rerank and/or heads"
             ),
         }
     }
@@ -125,21 +150,23 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         for &r in &ratios {
             for &e in &head_efs {
                 for &x in &reranks {
-                    grid.push((p, r, e, x));
+                    for &hs in &heads {
+                        grid.push((p, r, e, x, hs));
+                    }
                 }
             }
         }
     }
-    for (max_postings, ratio, head_ef, rerank) in grid {
+    for (max_postings, ratio, head_ef, rerank, head_search) in grid {
         {
             // head_ef 0 (the default): the library's default beam, at least max_postings.
             let head_ef = if head_ef == 0 { d.head_ef.max(max_postings) } else { head_ef.max(max_postings) };
-            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef, rerank };
+            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef, rerank, head_search };
             let params = serde_json::json!({
                 "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
                 "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
                 "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
-                "codes": ip.codes.map_or("f32", |c| c.family()), "ram_codes": ip.codes_in_ram, "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank,
+                "codes": ip.codes.map_or("f32", |c| c.family()), "ram_codes": ip.codes_in_ram, "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank, "heads": head_search_name(head_search),
             });
             let s = index.searcher(search);
             let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
