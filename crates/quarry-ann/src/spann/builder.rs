@@ -40,6 +40,19 @@ pub struct SpannIndex {
     /// Codes of the heads: the head search reads only these (`None`: too few heads to train
     /// them; the graph is then walked with exact keys).
     pub(crate) head_codes: Option<HeadCodes>,
+    /// Exact rows (`vectors.qflat`) of the ids present at build time, read by positioned reads
+    /// to re-score and by updates; `None` only for folders written before it existed.
+    pub(crate) rows: Option<RowFile>,
+    /// Ids at build time (ids from `base_n` on were inserted; their rows are in the update log).
+    pub(crate) base_n: usize,
+    /// Per list, the base list and its runs in the update log (empty until the first update).
+    pub(crate) lists: Vec<super::delta::ListState>,
+    /// The update log, once there has been an update.
+    pub(crate) delta: Option<super::delta::Delta>,
+    /// Heads changed since the head graph was built: head search scans the head codes.
+    pub(crate) heads_changed: bool,
+    /// Deletes since the last clean-up of lists.
+    pub(crate) deletes_since_clean: usize,
 }
 
 /// The quantizer of coded posting entries and the exact rows they are re-scored from.
@@ -48,7 +61,6 @@ pub(crate) struct Coded {
     pub(crate) quant: AnyQuantizer,
     /// Bytes of a code (the entries pad it to a multiple of 4).
     pub(crate) code_len: usize,
-    pub(crate) rows: RowFile,
     /// Every vector's code when kept in memory (`codes_in_ram`); the lists then hold ids only.
     pub(crate) arena: Option<quarry_linalg::AlignedVec<u8>>,
 }
@@ -126,13 +138,14 @@ impl SpannIndex {
                     out[..code_len].copy_from_slice(codes.code(id))
                 }
             })?;
-            flat.save(&dir.join(VECTORS_FILE))?;
             codes.quant.as_ref().map_or_else(Vec::new, |a| with_quantizer!(a, q => q.to_bytes()))
         } else {
             let _: PostingStats = write_postings(&postings, dim, metric, &ids, &|id| rows(id).into_owned())?;
-            let _ = std::fs::remove_file(dir.join(VECTORS_FILE));
             Vec::new()
         };
+        // The exact rows: re-scoring of coded entries, and updates (splits read members' rows).
+        flat.save(&dir.join(VECTORS_FILE))?;
+        let _ = std::fs::remove_file(super::delta::Delta::path_in(dir));
         // An index too small to train its codes (PQ) keeps f32 entries.
         let params = if codes.is_none() { SpannParams { codes: None, ..params } } else { params };
         heads.save(&dir.join(HEADS_FILE))?;

@@ -31,7 +31,9 @@ pub const HEADS_FILE: &str = "heads.qhnsw";
 pub const POSTINGS_FILE: &str = "postings.qpost";
 /// The parameters, id map and deletes inside a SPANN folder.
 pub const META_FILE: &str = "spann.meta";
-/// With coded posting entries: the exact f32 rows (a flat index file) read to re-score.
+/// The update log (inserted rows, appended and rewritten lists, deletes) inside a SPANN folder.
+pub const DELTA_FILE: &str = "postings.delta";
+/// The exact f32 rows (a flat index file) read to re-score coded entries and by updates.
 pub const VECTORS_FILE: &str = "vectors.qflat";
 
 /// Parameters stored in the meta file's first section (little-endian).
@@ -208,7 +210,13 @@ impl SpannIndex {
             } else {
                 None
             };
-            Some(Coded { quant, code_len, rows: RowFile::open(&dir.join(VECTORS_FILE), n, dim)?, arena })
+            if !dir.join(VECTORS_FILE).exists() {
+                return Err(bad(
+                    "files",
+                    format!("{VECTORS_FILE} is missing (coded entries are re-scored from it)"),
+                ));
+            }
+            Some(Coded { quant, code_len, arena })
         } else {
             None
         };
@@ -217,7 +225,13 @@ impl SpannIndex {
         }
         let head_codes = HeadCodes::from_bytes(head_bytes, h, dim, params.seed)
             .map_err(|e| bad("head codes", e.to_string()))?;
-        Ok(SpannIndex {
+        let rows = match dir.join(VECTORS_FILE) {
+            p if p.exists() => Some(RowFile::open(&p, n, dim)?),
+            _ => None,
+        };
+        let log =
+            super::delta::Delta::open(dir, header_crc(&postings_path)?, postings.entry_bytes(), dim, false)?;
+        let mut index = SpannIndex {
             dim,
             metric,
             n,
@@ -231,14 +245,35 @@ impl SpannIndex {
             dir: dir.to_path_buf(),
             coded,
             head_codes,
-        })
+            rows,
+            base_n: n,
+            lists: Vec::new(),
+            delta: None,
+            heads_changed: false,
+            deletes_since_clean: 0,
+        };
+        if let Some((log, records)) = log {
+            index.replay(log, records)?;
+        }
+        Ok(index)
     }
 
-    /// Saves the index into `dir`: its own folder (only the deletes change), or a copy.
+    /// Saves the index into `dir`: its own folder (only the deletes change), or a copy. After
+    /// updates ([`SpannIndex::insert_batch`], [`SpannIndex::delete_batch`]) everything is already
+    /// durable in the folder's update log, so saving into its own folder does nothing more, and
+    /// copying an updated index elsewhere is not supported yet (copy the folder instead).
     pub fn save(&self, dir: &Path) -> Result<()> {
+        if self.delta.is_some() {
+            if dir == self.dir {
+                return Ok(());
+            }
+            return Err(Error::InvalidArgument(
+                "an updated SPANN index is saved in its own folder (its update log); copy the folder to copy it".into(),
+            ));
+        }
         if dir != self.dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))?;
-            let names: &[&str] = if self.coded.is_some() {
+            let names: &[&str] = if self.rows.is_some() {
                 &[HEADS_FILE, POSTINGS_FILE, VECTORS_FILE]
             } else {
                 &[HEADS_FILE, POSTINGS_FILE]

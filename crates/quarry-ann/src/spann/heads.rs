@@ -46,11 +46,13 @@ pub(crate) struct HeadCodes {
     coarse: Codes,
     /// SQ8 codes: keys for re-ranking and for the graph walk.
     fine: Codes,
+    /// Codes changed since the fast-scan blocks were built.
+    stale: bool,
 }
 
 /// Sub-spaces of the coarse PQ: the largest divisor of `dim` that is at most `dim / 4`.
 fn coarse_m(dim: usize) -> usize {
-    (1..=(dim / 4).max(1)).rev().find(|m| dim % m == 0).unwrap_or(1)
+    (1..=(dim / 4).max(1)).rev().find(|m| dim.is_multiple_of(*m)).unwrap_or(1)
 }
 
 impl HeadCodes {
@@ -64,7 +66,7 @@ impl HeadCodes {
         if coarse.fastscan.is_none() || fine.quant.is_none() {
             return Ok(None);
         }
-        Ok(Some(HeadCodes { coarse, fine }))
+        Ok(Some(HeadCodes { coarse, fine, stale: false }))
     }
 
     /// Heap bytes held (codes, fast-scan blocks, quantizer parameters).
@@ -133,7 +135,38 @@ impl HeadCodes {
             fine,
             QuantParams { seed, ..QuantParams::new(QuantSpec::Sq { bits: 8 }) },
         )?;
-        Ok(Some(HeadCodes { coarse, fine }))
+        Ok(Some(HeadCodes { coarse, fine, stale: false }))
+    }
+
+    /// Sets the codes of head `r` (`r` = head count appends one) from its vector `x`; call
+    /// [`HeadCodes::refresh`] before searching again.
+    pub(crate) fn set(&mut self, r: usize, x: &[f32]) {
+        for codes in [&mut self.coarse, &mut self.fine] {
+            let len = codes.code_len;
+            if (r + 1) * len > codes.arena.len() {
+                codes.arena.resize_zeroed((r + 1) * len);
+            }
+            let out = &mut codes.arena.as_mut_slice()[r * len..(r + 1) * len];
+            match &codes.quant {
+                Some(AnyQuantizer::Pq(q)) => q.encode(x, out),
+                Some(AnyQuantizer::Sq(q)) => q.encode(x, out),
+                Some(AnyQuantizer::RaBitQ(q)) => q.encode(x, out),
+                None => {}
+            }
+        }
+        self.stale = true;
+    }
+
+    /// Rebuilds the fast-scan blocks after [`HeadCodes::set`].
+    pub(crate) fn refresh(&mut self) -> Result<()> {
+        if self.stale {
+            if let Some(AnyQuantizer::Pq(pq)) = &self.coarse.quant {
+                self.coarse.fastscan =
+                    Some(quarry_quant::pq::FastScanCodes::from_pq(pq, self.coarse.arena.as_slice())?);
+            }
+            self.stale = false;
+        }
+        Ok(())
     }
 
     fn parts(&self) -> Option<(&PqQuantizer, &quarry_quant::pq::FastScanCodes, &SqQuantizer)> {

@@ -15,6 +15,7 @@ mod builder;
 // Some accessors are used only by tests and by the coming update path (SPFresh).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod cluster;
+mod delta;
 mod format;
 mod heads;
 mod params;
@@ -24,9 +25,10 @@ mod rows;
 mod search;
 #[cfg(test)]
 mod tests;
+mod update;
 
 pub use builder::{SpannBuildStats, SpannIndex};
-pub use format::{HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VECTORS_FILE, VERSION};
+pub use format::{DELTA_FILE, HEADS_FILE, MAGIC, META_FILE, POSTINGS_FILE, VECTORS_FILE, VERSION};
 pub use heads::{HeadSearch, SCAN_MAX_HEADS};
 pub use params::{SpannParams, SpannSearch};
 pub use search::SpannSearcher;

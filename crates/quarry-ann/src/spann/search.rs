@@ -164,7 +164,8 @@ impl SpannIndex {
                 if bounded && bound > top.threshold() {
                     break;
                 }
-                coded.rows.read(id, &mut row)?;
+                let _ = coded;
+                self.read_row(id, &mut row)?;
                 let key = self.key(kern, q, &row);
                 if key <= top.threshold() {
                     top.push(key, id);
@@ -181,13 +182,16 @@ impl SpannIndex {
         let Some(codes) = &self.head_codes else {
             return self.heads.search_with(q, probes, &HnswSearch::ef(ef), None);
         };
-        Ok(match search.head_search {
+        let auto_depth = probes.saturating_mul(2).max(64);
+        let mut near = match search.head_search {
             HeadSearch::Scan { depth } => codes.scan(q, probes, depth),
-            HeadSearch::Auto if self.head_ids.len() <= SCAN_MAX_HEADS => {
-                codes.scan(q, probes, probes.saturating_mul(2).max(64))
-            }
+            // After updates changed the heads, the head graph is stale: scan.
+            _ if self.heads_changed => codes.scan(q, probes, auto_depth),
+            HeadSearch::Auto if self.head_ids.len() <= SCAN_MAX_HEADS => codes.scan(q, probes, auto_depth),
             HeadSearch::Auto | HeadSearch::Graph => codes.walk(&self.heads, q, probes, ef),
-        })
+        };
+        near.retain(|h| self.head_ids.get(h.id as usize).is_some_and(|&id| id != super::delta::DEAD));
+        Ok(near)
     }
 
     /// Offers every not-yet-seen admitted entry of posting list `r`: to `top` by exact key, or
@@ -204,7 +208,18 @@ impl SpannIndex {
         top: &mut TopK,
         cands: &mut CodeSink,
     ) -> Result<()> {
-        if self.postings.count(r) == 0 {
+        let state = self.lists.get(r);
+        if let (Some(st), Some(delta)) = (state, &self.delta) {
+            // An updated list: the base list (unless rewritten), then its runs in the update log.
+            if st.base && self.postings.count(r) > 0 {
+                self.scan_bytes(kern, q, est, admit, seen, top, cands, |buf| self.postings.read(r, buf))?;
+            }
+            for c in &st.chunks {
+                self.scan_bytes(kern, q, est, admit, seen, top, cands, |buf| delta.read_chunk(c, buf))?;
+            }
+            return Ok(());
+        }
+        if r >= self.postings.len() || self.postings.count(r) == 0 {
             return Ok(());
         }
         let mut offer = |id: u32, row: &[f32]| {
@@ -247,6 +262,50 @@ impl SpannIndex {
         Ok(())
     }
 
+    /// Scans the entries that `fill` reads into a reused buffer (one run of an updated list).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_bytes(
+        &self,
+        kern: &Kernels,
+        q: &[f32],
+        est: Option<&KeyFn<'_>>,
+        admit: &dyn Fn(u32) -> bool,
+        seen: &mut crate::hnsw::visited::Visited,
+        top: &mut TopK,
+        cands: &mut CodeSink,
+        fill: impl FnOnce(&mut AlignedVec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = AlignedVec::new();
+        fill(&mut buf)?;
+        match (est, &self.coded) {
+            (Some(est), Some(coded)) => {
+                let len = coded.code_len;
+                let arena = coded.arena.as_ref().map(|a| a.as_slice());
+                for (id, code) in self.postings.code_entries(&buf) {
+                    if seen.insert(id) && admit(id) {
+                        let code = match arena {
+                            Some(a) => &a[id as usize * len..(id as usize + 1) * len],
+                            None => &code[..len],
+                        };
+                        let (e, lb) = est(code);
+                        cands.offer(e, lb, id);
+                    }
+                }
+            }
+            _ => {
+                for (id, row) in self.postings.entries(&buf) {
+                    if seen.insert(id) && admit(id) {
+                        let key = self.key(kern, q, row);
+                        if key <= top.threshold() {
+                            top.push(key, id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads list `r` into a reused per-thread buffer and runs `f` on it.
     fn with_list_bytes(
         &self,
@@ -275,9 +334,14 @@ impl SpannIndex {
     }
 
     /// Marks `id` deleted (a tombstone: its posting entries are skipped); false if it already was.
+    /// Before any update the tombstone is kept in memory until [`SpannIndex::save`]; once the
+    /// index has an update log it is logged durably like [`SpannIndex::delete_batch`].
     pub fn delete(&mut self, id: DocId) -> Result<bool> {
         if id as usize >= self.n {
             return Err(Error::InvalidArgument(format!("id {id} is not in an index of {} vectors", self.n)));
+        }
+        if self.delta.is_some() {
+            return Ok(self.delete_batch(&[id])? == 1);
         }
         Ok(self.deleted.insert(id))
     }

@@ -1,0 +1,174 @@
+//! Update tests: recall after 20% inserts and 10% deletes within a point of a fresh build (f32 and
+//! SQ8 entries), splits and merges happen, deleted ids never return, updates survive reopening,
+//! a torn log tail is cut, a damaged log run is an error, bad input leaves the index unchanged.
+
+use crate::quant::QuantSpec;
+use crate::spann::{SpannIndex, SpannParams, SpannSearch, DELTA_FILE};
+use quarry_core::{Matrix, Metric, VectorIndex};
+use quarry_testkit::{gen, oracle};
+use std::path::PathBuf;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("quarry-spann-upd-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn rows(m: &Matrix, ids: &[usize]) -> Matrix {
+    let mut data = Vec::with_capacity(ids.len() * m.dim());
+    for &i in ids {
+        data.extend_from_slice(m.row(i));
+    }
+    Matrix::new(data, m.dim()).expect("rows")
+}
+
+/// Mean recall@10 of `index` over `queries` against the exact top 10 of `live` (whose row i is
+/// index id `ids[i]`).
+fn recall(index: &SpannIndex, s: &SpannSearch, queries: &Matrix, live: &Matrix, ids: &[u32]) -> f64 {
+    let mut total = 0.0;
+    for q in queries.iter() {
+        let got = index.search_with(q, 10, s, None).expect("search");
+        let want: Vec<u32> =
+            oracle::exact_top_k(live, q, Metric::L2, 10).into_iter().map(|(i, _)| ids[i as usize]).collect();
+        total += got.iter().filter(|h| want.contains(&h.id)).count() as f64 / 10.0;
+    }
+    total / queries.rows() as f64
+}
+
+fn updates_keep_recall(codes: Option<QuantSpec>, tag: &str) {
+    let all = gen::clustered(9600, 32, 60, 0.6, 21);
+    let queries = gen::clustered(100, 32, 60, 0.6, 22);
+    let p = SpannParams { head_ratio: 0.05, posting_cap: 60, codes, ..SpannParams::default() };
+    let dir = temp_dir(tag);
+    let base_ids: Vec<usize> = (0..8000).collect();
+    let (mut index, _) = SpannIndex::build(&rows(&all, &base_ids), Metric::L2, p, &dir, 0).expect("build");
+    let lists_before = index.head_count();
+    // 20% inserts, in batches.
+    for start in (8000..9600).step_by(200) {
+        let ids: Vec<usize> = (start..start + 200).collect();
+        let got = index.insert_batch(&rows(&all, &ids)).expect("insert");
+        assert_eq!(got, (start as u32..start as u32 + 200).collect::<Vec<_>>());
+    }
+    // 10% deletes, spread over old and new ids.
+    let deleted: Vec<u32> = (0..9600u32).filter(|i| i % 12 == 5).take(960).collect();
+    for chunk in deleted.chunks(160) {
+        index.delete_batch(chunk).expect("delete");
+    }
+    assert!(
+        index.head_count() > lists_before,
+        "inserts split lists: {lists_before} -> {}",
+        index.head_count()
+    );
+    let live_ids: Vec<u32> = (0..9600u32).filter(|i| !deleted.contains(i)).collect();
+    let live = rows(&all, &live_ids.iter().map(|&i| i as usize).collect::<Vec<_>>());
+    let s = SpannSearch { max_postings: 12, ..SpannSearch::default() };
+    let updated = recall(&index, &s, &queries, &live, &live_ids);
+    let all_lists = SpannSearch {
+        max_postings: usize::MAX,
+        max_dist_ratio: f32::INFINITY,
+        rerank: 50,
+        ..SpannSearch::default()
+    };
+    let everything = recall(&index, &all_lists, &queries, &live, &live_ids);
+    let live_lists =
+        (0..index.head_count()).filter(|&r| index.head_ids[r] != crate::spann::delta::DEAD).count();
+    let entries: usize = (0..index.head_count()).map(|r| index.list_len(r)).sum();
+    eprintln!(
+        "{tag}: every list probed: {everything:.4}; {live_lists} live lists of {}, {entries} entries",
+        index.head_count()
+    );
+    let fresh_dir = temp_dir(&format!("{tag}-fresh"));
+    let (fresh, _) = SpannIndex::build(&live, Metric::L2, p, &fresh_dir, 0).expect("fresh build");
+    let fresh_ids: Vec<u32> = (0..live_ids.len() as u32).collect();
+    let rebuilt = recall(&fresh, &s, &queries, &live, &fresh_ids);
+    let fentries: usize = (0..fresh.head_count()).map(|r| fresh.list_len(r)).sum();
+    eprintln!("{tag}: fresh: {} lists, {fentries} entries", fresh.head_count());
+    eprintln!("{tag}: recall@10 after updates {updated:.4}, fresh build {rebuilt:.4}");
+    assert!(updated >= rebuilt - 0.01, "{tag}: updated {updated} vs fresh {rebuilt}");
+    // Deleted ids never come back; every inserted vector finds itself.
+    for q in queries.iter() {
+        for h in index.search_with(q, 10, &s, None).expect("search") {
+            assert!(!deleted.contains(&h.id), "deleted id {} returned", h.id);
+        }
+    }
+    for id in (8000..9600u32).filter(|i| !deleted.contains(i)).step_by(37) {
+        let hits = index.search_with(all.row(id as usize), 1, &s, None).expect("search");
+        assert_eq!(hits.first().map(|h| h.id), Some(id), "inserted {id} finds itself");
+    }
+    // Reopening replays the log: the same answers.
+    let before: Vec<_> =
+        queries.iter().map(|q| index.search_with(q, 10, &s, None).expect("search")).collect();
+    drop(index);
+    let reopened = SpannIndex::open(&dir, 0).expect("reopen");
+    let after: Vec<_> =
+        queries.iter().map(|q| reopened.search_with(q, 10, &s, None).expect("search")).collect();
+    assert_eq!(before, after, "{tag}: reopened index answers the same");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+}
+
+#[test]
+fn updates_keep_recall_within_a_point_of_a_fresh_build() {
+    updates_keep_recall(None, "f32");
+}
+
+#[test]
+fn updates_with_coded_entries_keep_recall() {
+    updates_keep_recall(Some(QuantSpec::Sq { bits: 8 }), "sq8");
+}
+
+#[test]
+fn torn_tails_are_cut_and_damaged_runs_are_errors() {
+    let all = gen::clustered(3000, 16, 20, 0.6, 5);
+    let dir = temp_dir("torn");
+    let p = SpannParams { head_ratio: 0.05, posting_cap: 40, ..SpannParams::default() };
+    let (mut index, _) =
+        SpannIndex::build(&rows(&all, &(0..2500).collect::<Vec<_>>()), Metric::L2, p, &dir, 0)
+            .expect("build");
+    index.insert_batch(&rows(&all, &(2500..3000).collect::<Vec<_>>())).expect("insert");
+    let n = index.len();
+    // Bad input: an error, nothing changes.
+    let bad = Matrix::new(vec![f32::NAN; 16], 16).expect("matrix");
+    assert!(index.insert_batch(&bad).is_err());
+    let wrong = Matrix::new(vec![1.0; 8], 8).expect("matrix");
+    assert!(index.insert_batch(&wrong).is_err());
+    assert!(index.delete_batch(&[1_000_000]).is_err());
+    assert_eq!(index.len(), n);
+    let s = SpannSearch::default();
+    let want: Vec<_> =
+        (0..20).map(|i| index.search_with(all.row(i * 100), 10, &s, None).expect("ok")).collect();
+    drop(index);
+    // A torn tail (an append that never committed) is ignored and cut.
+    let log = dir.join(DELTA_FILE);
+    let len = std::fs::metadata(&log).expect("log").len();
+    let mut bytes = std::fs::read(&log).expect("read");
+    bytes.extend_from_slice(b"QDRC\x02garbage that is not a whole record");
+    std::fs::write(&log, &bytes).expect("write");
+    let index = SpannIndex::open(&dir, 0).expect("reopen after a torn tail");
+    assert_eq!(index.len(), n);
+    let got: Vec<_> =
+        (0..20).map(|i| index.search_with(all.row(i * 100), 10, &s, None).expect("ok")).collect();
+    assert_eq!(got, want);
+    assert_eq!(std::fs::metadata(&log).expect("log").len(), len, "the torn tail was cut");
+    drop(index);
+    // A flipped byte inside a committed run: searches that read it fail with a checksum error.
+    let mut bytes = std::fs::read(&log).expect("read");
+    let at = 64 + 40 + 10; // inside the first record's payload (the inserted rows)
+    bytes[at] ^= 0xff;
+    let mid = bytes.len() - 200;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&log, &bytes).expect("write");
+    match SpannIndex::open(&dir, 0) {
+        Err(e) => assert!(e.to_string().contains("update log") || e.to_string().contains("checksum"), "{e}"),
+        Ok(index) => {
+            let errors = (0..3000)
+                .step_by(10)
+                .filter(|&i| {
+                    index.search_with(all.row(i), 10, &SpannSearch { max_postings: 64, ..s }, None).is_err()
+                })
+                .count();
+            assert!(errors > 0, "a damaged run is reported");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
