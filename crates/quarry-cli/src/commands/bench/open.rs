@@ -222,14 +222,28 @@ pub fn run(a: OpenArgs) -> Result<()> {
         heads,
     );
     let params = SearchParams::top(a.k);
-    let dyn_index: Box<dyn VectorIndex + '_> = match &index {
-        Opened::Flat(f) => Box::new(f.clone()),
-        Opened::Hnsw(h) => Box::new(h.searcher(search)),
-        Opened::QuantFlat(q) => Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank))),
-        Opened::QuantHnsw(q) => Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank))),
-        Opened::Spann(s) => Box::new(s.searcher(spann_params)),
+    // The flat index is searched in place (a clone would copy its rows into the measured RSS).
+    let searcher: Box<dyn VectorIndex + '_>;
+    let dyn_index: &dyn VectorIndex = match &index {
+        Opened::Flat(f) => f,
+        Opened::Hnsw(h) => {
+            searcher = Box::new(h.searcher(search));
+            searcher.as_ref()
+        }
+        Opened::QuantFlat(q) => {
+            searcher = Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank)));
+            searcher.as_ref()
+        }
+        Opened::QuantHnsw(q) => {
+            searcher = Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank)));
+            searcher.as_ref()
+        }
+        Opened::Spann(s) => {
+            searcher = Box::new(s.searcher(spann_params));
+            searcher.as_ref()
+        }
     };
-    load::check_dims(dyn_index.as_ref(), &queries, &a.index_file, &a.query)?;
+    load::check_dims(dyn_index, &queries, &a.index_file, &a.query)?;
     let t = Instant::now();
     dyn_index.search(queries.row(0), &params)?;
     let first_query_ms = t.elapsed().as_secs_f64() * 1e3;
