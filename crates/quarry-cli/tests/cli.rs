@@ -549,7 +549,52 @@ fn bench_spann_builds_into_a_folder_and_sweeps_probes() {
     let recall = |r: &serde_json::Value| r["recall"].as_f64().expect("recall");
     assert!(recall(&rows[1]) >= recall(&rows[0]) && recall(&rows[1]) >= 0.9, "{}", stdout(&o));
     assert!(rows[1]["p99_ms"].as_f64().expect("p99") >= rows[1]["p50_ms"].as_f64().expect("p50"));
-    assert_eq!(rows[0]["params"]["heads"].as_u64(), Some(200));
+    assert_eq!(rows[0]["params"]["head_count"].as_u64(), Some(200));
+    // Resident memory as the OS measures it, in a child process that only opens and searches.
+    for row in &rows {
+        let resident = row["resident_bytes"].as_u64().expect("resident_bytes");
+        let process = row["process_rss_bytes"].as_u64().expect("process_rss_bytes");
+        assert!(resident > 0 && resident < process, "{row}");
+        assert!(
+            row["rss_anon_bytes"].as_u64().is_some() && row["rss_file_bytes"].as_u64().is_some(),
+            "{row}"
+        );
+        assert_eq!(row["cold"].as_bool(), Some(false), "{row}");
+        assert!(row["index_bytes"].as_u64().expect("estimate") > 0, "{row}");
+    }
+    // `bench open` takes the full SPANN search parameters and reports the index's RSS growth.
+    let o = quarry(&[
+        "bench",
+        "open",
+        "--index-file",
+        p(&dir),
+        "--query",
+        p(&files.1),
+        "--max-postings",
+        "16",
+        "--ratio",
+        "4",
+        "--head-ef",
+        "40",
+        "--heads",
+        "graph",
+        "--rerank",
+        "2",
+        "--queries",
+        "30",
+        "--warm",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(row["index"], "spann");
+    assert_eq!(row["queries"].as_u64(), Some(30));
+    assert_eq!(row["search"]["heads"], "graph");
+    assert_eq!(row["search"]["head_ef"].as_u64(), Some(40));
+    assert!(row["resident_bytes"].as_u64().expect("resident") > 0, "{row}");
+    let o = quarry(&["bench", "open", "--index-file", p(&dir), "--query", p(&files.1), "--heads", "scan0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("heads=scan0"), "{}", stderr(&o));
     // Opened again from the folder, without rebuilding.
     let o = bench(
         &files,
@@ -571,5 +616,7 @@ fn bench_spann_builds_into_a_folder_and_sweeps_probes() {
     assert_eq!(json_rows(&o)[0]["build_seconds"].as_f64(), Some(0.0));
     let o = bench(&files, &["--index", "spann", "--json"]);
     assert!(stderr(&o).contains("--index-dir"), "{}", stderr(&o));
+    let o = bench(&files, &["--index", "hnsw", "--cold", "--json"]);
+    assert!(stderr(&o).contains("--cold applies to --index spann only"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,11 @@ pub struct BenchRow {
     pub p99_ms: f64,
     /// Number of queries timed.
     pub queries: usize,
+    /// Further keys of this row (e.g. the OS-measured resident memory of `quarry bench ann
+    /// --index spann`), written after the others at the top level of the JSON object; empty for
+    /// the keys of `peer_bench.py` alone.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Timing settings for [`time_queries`].

@@ -97,6 +97,11 @@ pub struct AnnArgs {
     /// spann: the folder the index is built into (posting lists on disk).
     #[arg(long)]
     index_dir: Option<PathBuf>,
+    /// spann: drop the OS page cache (`sync`, then 3 into /proc/sys/vm/drop_caches; needs root)
+    /// and reopen the index before each sweep point, then time one pass with no warm-up. Rows
+    /// carry `"cold": true`, or `false` with a warning when the cache could not be dropped.
+    #[arg(long)]
+    cold: bool,
     /// hnsw: time a saved index, loaded into memory, instead of building one (`--params` are
     /// then ignored and build_seconds is reported as 0).
     #[arg(long, conflicts_with = "save")]
@@ -133,9 +138,22 @@ impl Bench<'_> {
         build_seconds: f64,
         index_bytes: usize,
     ) -> Result<(BenchRow, Vec<f64>)> {
+        let timing = Timing { warmup_queries: self.queries.rows().min(100), passes: self.args.passes.max(1) };
+        self.measure_with(index, scorer, params, build_seconds, index_bytes, timing)
+    }
+
+    /// [`Bench::measure`] with explicit warm-up and passes (a cold run: no warm-up, one pass).
+    fn measure_with(
+        &self,
+        index: &dyn VectorIndex,
+        scorer: &FlatIndex,
+        params: serde_json::Value,
+        build_seconds: f64,
+        index_bytes: usize,
+        timing: Timing,
+    ) -> Result<(BenchRow, Vec<f64>)> {
         let (a, queries) = (self.args, &self.queries);
         let search = SearchParams::top(a.k);
-        let timing = Timing { warmup_queries: queries.rows().min(100), passes: a.passes.max(1) };
         let pb =
             progress::bar((queries.rows() as u64).saturating_mul(timing.passes as u64), "searching", a.json);
         let timed =
@@ -158,6 +176,7 @@ impl Bench<'_> {
             p50_ms: timed.p50_ms,
             p99_ms: timed.p99_ms,
             queries: queries.rows(),
+            extra: serde_json::Map::new(),
         };
         Ok((row, timed.pass_qps))
     }
@@ -183,8 +202,15 @@ impl Bench<'_> {
                 quarry_linalg::detected_isa().name()
             )
         });
+        let mut measured = String::new();
+        if let Some(r) = row.extra.get("resident_bytes").and_then(serde_json::Value::as_f64) {
+            measured += &format!("; resident {:.1} MB as the OS measures it", r / 1e6);
+        }
+        if row.extra.get("cold").and_then(serde_json::Value::as_bool) == Some(true) {
+            measured += "; cold page cache, one pass";
+        }
         println!(
-            "{} {} ({}) k={} threads={}: recall {:.4} (plain {:.4}), {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB{scan}",
+            "{} {} ({}) k={} threads={}: recall {:.4} (plain {:.4}), {:.1} QPS (passes: {}), build {:.2}s, {:.1} MB{scan}{measured}",
             row.system,
             row.index,
             params.join(", "),
@@ -202,6 +228,10 @@ impl Bench<'_> {
 }
 
 fn ann(a: AnnArgs) -> Result<()> {
+    anyhow::ensure!(
+        !a.cold || a.index == "spann",
+        "--cold applies to --index spann only (the other indexes are searched from memory)"
+    );
     if a.index == "spann" {
         let (build_pool, bench) = setup(&a)?;
         return spann::run(&bench, &build_pool);

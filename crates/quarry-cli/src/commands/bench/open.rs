@@ -2,8 +2,16 @@
 //! the file that query actually read (the vectors are memory-mapped and page in on touch), and
 //! the process's resident memory as the OS reports it after all queries (this process only
 //! opens and searches). Quantized index folders (`quarry bench ann --index hnsw+sq8 --save DIR`)
-//! are opened too: codes on the heap, f32 rows mapped for re-scoring.
+//! are opened too: codes on the heap, f32 rows mapped for re-scoring; and SPANN folders
+//! (`quarry bench ann --index spann --index-dir DIR`), with their full search parameters.
+//!
+//! `resident_bytes` is the growth of VmRSS from just before the index is opened (queries loaded,
+//! binary and allocator already resident) to after all searches: the index's own resident
+//! memory as the OS sees it, anonymous (`resident_anon_bytes`) plus file-backed mapped pages
+//! (`resident_file_bytes`; it also holds the few pages of search code first run after the
+//! baseline). `process_rss_bytes` is the whole process's VmRSS. Linux only (zeros elsewhere).
 
+use super::spann::{head_search, head_search_name, spann_search};
 use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_ann::spann::{SpannIndex, SpannSearch};
@@ -19,18 +27,32 @@ pub struct OpenArgs {
     /// A saved index file (`quarry bench ann --save FILE`), or a quantized index folder.
     #[arg(long)]
     index_file: PathBuf,
-    /// Quantized indexes: candidates re-scored per result (default: the index's own).
+    /// Quantized indexes and coded SPANN folders: candidates re-scored per result (default: the
+    /// index's own; SPANN: the library's default; 0 with RaBitQ codes re-scores by error bound).
     #[arg(long)]
     rerank: Option<usize>,
     /// SPANN folders: posting lists probed per query.
     #[arg(long, default_value_t = 32)]
     max_postings: usize,
+    /// SPANN folders: read list j only if d(q, h_j) ≤ ratio · d(q, h_1) (default: the library's).
+    #[arg(long)]
+    ratio: Option<f32>,
+    /// SPANN folders: beam of the head-graph search (0: the library's default; at least
+    /// max_postings either way), as `bench ann --sweep head_ef=` takes it.
+    #[arg(long, default_value_t = 0)]
+    head_ef: usize,
+    /// SPANN folders: how the nearest heads are found: auto, graph or scanD (e.g. scan128).
+    #[arg(long, default_value = "auto")]
+    heads: String,
     /// SPANN folders: posting cache in MiB (0: every list is read from the file).
     #[arg(long, default_value_t = 0)]
     cache_mb: usize,
     /// Query vectors; the first is the "first query", all are then run once.
     #[arg(long)]
     query: PathBuf,
+    /// Use only the first N query vectors.
+    #[arg(long)]
+    queries: Option<usize>,
     /// Results per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     k: usize,
@@ -79,9 +101,33 @@ fn resident_bytes(path: &Path) -> u64 {
     total
 }
 
-/// `(VmRSS, RssAnon, RssFile)` of this process in bytes (Linux `/proc/self/status`; zeros elsewhere).
-fn process_rss() -> (u64, u64, u64) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return (0, 0, 0) };
+/// Resident memory of this process in bytes (Linux `/proc/self/status`; zeros elsewhere).
+#[derive(Clone, Copy)]
+struct Rss {
+    /// VmRSS: all resident pages.
+    total: u64,
+    /// RssAnon: anonymous pages (heap, stacks).
+    anon: u64,
+    /// RssFile: file-backed mapped pages (the binary, memory-mapped index files).
+    file: u64,
+}
+
+impl Rss {
+    /// Growth since `before`, each figure floored at 0.
+    fn since(self, before: Rss) -> Rss {
+        Rss {
+            total: self.total.saturating_sub(before.total),
+            anon: self.anon.saturating_sub(before.anon),
+            file: self.file.saturating_sub(before.file),
+        }
+    }
+}
+
+/// The current [`Rss`] of this process.
+fn process_rss() -> Rss {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Rss { total: 0, anon: 0, file: 0 };
+    };
     let field = |name: &str| {
         status
             .lines()
@@ -91,7 +137,7 @@ fn process_rss() -> (u64, u64, u64) {
             .unwrap_or(0)
             * 1024
     };
-    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+    Rss { total: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") }
 }
 
 /// Total size of a file, or of the files directly inside a folder.
@@ -117,7 +163,8 @@ enum Opened {
 
 /// Runs `quarry bench open`.
 pub fn run(a: OpenArgs) -> Result<()> {
-    let queries = load::queries(&a.query, None)?;
+    let queries = load::queries(&a.query, a.queries)?;
+    let heads = head_search(&a.heads)?;
     let file_bytes = size_of(&a.index_file)?;
     // The file whose mapped pages are counted: the vectors' file inside a quantized folder.
     let spann = a.index_file.join(quarry_ann::spann::META_FILE).exists();
@@ -142,6 +189,8 @@ pub fn run(a: OpenArgs) -> Result<()> {
             evict(&a.index_file)?;
         }
     }
+    // The baseline: binary, allocator and queries resident, index not opened yet.
+    let before = process_rss();
     let start = Instant::now();
     let index = if spann {
         Opened::Spann(Box::new(SpannIndex::open(&a.index_file, a.cache_mb << 20)?))
@@ -164,19 +213,37 @@ pub fn run(a: OpenArgs) -> Result<()> {
     };
     let open_seconds = start.elapsed().as_secs_f64();
     let search = HnswSearch { ef: a.ef, ..HnswSearch::default() };
+    let d = SpannSearch::default();
+    let spann_params = spann_search(
+        a.max_postings,
+        a.ratio.unwrap_or(d.max_dist_ratio),
+        a.head_ef,
+        a.rerank.unwrap_or(d.rerank),
+        heads,
+    );
     let params = SearchParams::top(a.k);
-    let dyn_index: Box<dyn VectorIndex + '_> = match &index {
-        Opened::Flat(f) => Box::new(f.clone()),
-        Opened::Hnsw(h) => Box::new(h.searcher(search)),
-        Opened::QuantFlat(q) => Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank))),
-        Opened::QuantHnsw(q) => Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank))),
-        Opened::Spann(s) => Box::new(s.searcher(SpannSearch {
-            max_postings: a.max_postings,
-            head_ef: a.max_postings.max(SpannSearch::default().head_ef),
-            ..SpannSearch::default()
-        })),
+    // The flat index is searched in place (a clone would copy its rows into the measured RSS).
+    let searcher: Box<dyn VectorIndex + '_>;
+    let dyn_index: &dyn VectorIndex = match &index {
+        Opened::Flat(f) => f,
+        Opened::Hnsw(h) => {
+            searcher = Box::new(h.searcher(search));
+            searcher.as_ref()
+        }
+        Opened::QuantFlat(q) => {
+            searcher = Box::new(q.searcher(a.rerank.unwrap_or(q.params().rerank)));
+            searcher.as_ref()
+        }
+        Opened::QuantHnsw(q) => {
+            searcher = Box::new(q.searcher(search, a.rerank.unwrap_or(q.params().rerank)));
+            searcher.as_ref()
+        }
+        Opened::Spann(s) => {
+            searcher = Box::new(s.searcher(spann_params));
+            searcher.as_ref()
+        }
     };
-    load::check_dims(dyn_index.as_ref(), &queries, &a.index_file, &a.query)?;
+    load::check_dims(dyn_index, &queries, &a.index_file, &a.query)?;
     let t = Instant::now();
     dyn_index.search(queries.row(0), &params)?;
     let first_query_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -194,7 +261,21 @@ pub fn run(a: OpenArgs) -> Result<()> {
     sorted.sort_by(f64::total_cmp);
     let qps = 1e3 / sorted[sorted.len() / 2];
     let resident_all = resident_bytes(&mapped_file);
-    let (rss, rss_anon, rss_file) = process_rss();
+    let after = process_rss();
+    let grown = after.since(before);
+    let search_params = match index {
+        Opened::Spann(_) => serde_json::json!({
+            "max_postings": spann_params.max_postings, "ratio": spann_params.max_dist_ratio,
+            "head_ef": spann_params.head_ef, "rerank": spann_params.rerank,
+            "heads": head_search_name(spann_params.head_search), "cache_mb": a.cache_mb,
+        }),
+        Opened::Flat(_) => serde_json::json!({}),
+        Opened::Hnsw(_) => serde_json::json!({ "ef": a.ef }),
+        Opened::QuantFlat(ref q) => serde_json::json!({ "rerank": a.rerank.unwrap_or(q.params().rerank) }),
+        Opened::QuantHnsw(ref q) => {
+            serde_json::json!({ "ef": a.ef, "rerank": a.rerank.unwrap_or(q.params().rerank) })
+        }
+    };
     let row = serde_json::json!({
         "index": match index {
             Opened::Flat(_) => "flat".to_string(),
@@ -203,10 +284,15 @@ pub fn run(a: OpenArgs) -> Result<()> {
             Opened::QuantHnsw(ref q) => format!("hnsw+{}", q.params().spec.family()),
             Opened::Spann(_) => "spann".to_string(),
         },
+        "search": search_params,
         "index_resident_bytes": dyn_index.memory_bytes(),
-        "process_rss_bytes": rss,
-        "process_rss_anon_bytes": rss_anon,
-        "process_rss_file_bytes": rss_file,
+        "resident_bytes": grown.total,
+        "resident_anon_bytes": grown.anon,
+        "resident_file_bytes": grown.file,
+        "baseline_rss_bytes": before.total,
+        "process_rss_bytes": after.total,
+        "process_rss_anon_bytes": after.anon,
+        "process_rss_file_bytes": after.file,
         "file_bytes": file_bytes,
         "cold": !a.warm,
         "open_seconds": open_seconds,
@@ -224,7 +310,9 @@ pub fn run(a: OpenArgs) -> Result<()> {
         println!(
             "opened {} ({:.1} MB, {}) in {:.3} s; first query {:.2} ms touched {:.1} MB of the mapped vectors \
              ({:.1}% of the file); after {} queries {:.1} MB resident, {:.3} ms per query (first pass), \
-             {:.0} QPS (median of {} passes); process RSS {:.1} MB ({:.1} MB anonymous, {:.1} MB file-backed)",
+             {:.0} QPS (median of {} passes); the index's own resident memory (RSS growth since before the open) \
+             {:.1} MB ({:.1} MB anonymous, {:.1} MB file-backed); process RSS {:.1} MB ({:.1} MB anonymous, \
+             {:.1} MB file-backed)",
             a.index_file.display(),
             file_bytes as f64 / 1e6,
             if a.warm { "warm page cache" } else { "evicted from the page cache first" },
@@ -237,9 +325,12 @@ pub fn run(a: OpenArgs) -> Result<()> {
             rest_ms,
             qps,
             pass_ms.len(),
-            rss as f64 / 1e6,
-            rss_anon as f64 / 1e6,
-            rss_file as f64 / 1e6,
+            grown.total as f64 / 1e6,
+            grown.anon as f64 / 1e6,
+            grown.file as f64 / 1e6,
+            after.total as f64 / 1e6,
+            after.anon as f64 / 1e6,
+            after.file as f64 / 1e6,
         );
     }
     Ok(())

@@ -1,8 +1,19 @@
 //! `quarry bench ann --index spann --index-dir DIR`: the SPANN memory+disk index. The index is
 //! built into DIR (or opened from it with `--load DIR`), then every sweep point is timed; rows
 //! add `p50_ms`/`p99_ms` (every row has them) and report the resident part of the index
-//! (head graph, id map, posting cache) as `index_bytes`. The OS's view of resident memory comes
-//! from `quarry bench open --index-file DIR`, a process that only opens and searches.
+//! (head graph, id map, posting cache) as the library estimates it in `index_bytes`.
+//!
+//! The OS's view of resident memory: after timing a point, this binary is run again as
+//! `quarry bench open --index-file DIR` with the same search parameters over the same queries
+//! (one pass), a process that only opens and searches, and its figures join the row:
+//! `resident_bytes` (VmRSS growth from just before the open to after the searches: the index's
+//! own memory, binary and allocator excluded), `rss_anon_bytes` / `rss_file_bytes` (the same
+//! growth split into anonymous and file-backed pages), `process_rss_bytes` (the child's whole
+//! VmRSS), `baseline_rss_bytes` and `resident_fraction` (`resident_bytes` over the raw f32 bytes
+//! `N × d × 4`), as `scripts/peer_spann.py` reports them for faiss. Rows also carry `cold` and
+//! `build_threads`. With `--cold`, the index is closed, the page cache dropped (needs root) and
+//! the index reopened before each point, which is then timed on one pass with no warm-up (rows add
+//! `open_seconds`, the reopen's time).
 //!
 //! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
@@ -14,12 +25,16 @@
 //! (every combination; `heads` is how the nearest heads are found: `auto`, `graph` (walk the head
 //! graph on SQ8 keys, beam `head_ef`) or `scanD` (fast-scan the head codes, re-rank the best D)).
 
-use super::Bench;
+use super::{AnnArgs, Bench};
 use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_ann::spann::{HeadSearch, SpannIndex, SpannParams, SpannSearch};
 use quarry_ann::{QuantParams, QuantSpec};
 use quarry_core::VectorIndex;
+use quarry_eval::bench::Timing;
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 /// Parses one number of `--params` / `--sweep`.
@@ -65,6 +80,105 @@ pub fn head_search_name(h: HeadSearch) -> String {
         HeadSearch::Graph => "graph".into(),
         HeadSearch::Scan { depth } => format!("scan{depth}"),
     }
+}
+
+/// The search parameters of one sweep point. `head_ef` 0 means the library's default beam; the
+/// beam is at least `max_postings` either way.
+pub fn spann_search(
+    max_postings: usize,
+    ratio: f32,
+    head_ef: usize,
+    rerank: usize,
+    head_search: HeadSearch,
+) -> SpannSearch {
+    let head_ef = if head_ef == 0 { SpannSearch::default().head_ef } else { head_ef };
+    SpannSearch {
+        max_postings,
+        max_dist_ratio: ratio,
+        head_ef: head_ef.max(max_postings),
+        rerank,
+        head_search,
+    }
+}
+
+/// Drops the OS page cache: `sync`, then 3 into `/proc/sys/vm/drop_caches` (Linux, as root).
+fn drop_page_cache() -> Result<()> {
+    let status = Command::new("sync").status().context("running sync")?;
+    anyhow::ensure!(status.success(), "sync exited with {status}");
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("writing 3 to /proc/sys/vm/drop_caches (needs root and a writable /proc/sys)")
+}
+
+/// Runs `quarry bench open` (this binary, in a child process) on the folder `dir` with `search`
+/// over the run's queries, one pass, and returns the OS's view of the index's resident memory as
+/// row keys: `resident_bytes`, `rss_anon_bytes`, `rss_file_bytes` (growth since just before the
+/// open), `process_rss_bytes` and `baseline_rss_bytes` (the child's VmRSS after and before).
+fn measure_resident(
+    a: &AnnArgs,
+    dir: &Path,
+    search: &SpannSearch,
+    cache_mb: usize,
+) -> Result<Map<String, Value>> {
+    let exe = std::env::current_exe().context("finding the quarry binary to measure resident memory")?;
+    let mut args: Vec<String> = vec!["bench".into(), "open".into(), "--index-file".into()];
+    args.push(dir.display().to_string());
+    args.extend(["--query".into(), a.query.display().to_string()]);
+    if let Some(n) = a.queries {
+        args.extend(["--queries".into(), n.to_string()]);
+    }
+    args.extend([
+        "--max-postings".into(),
+        search.max_postings.to_string(),
+        "--ratio".into(),
+        search.max_dist_ratio.to_string(),
+        "--head-ef".into(),
+        search.head_ef.to_string(),
+        "--rerank".into(),
+        search.rerank.to_string(),
+        "--heads".into(),
+        head_search_name(search.head_search),
+        "--cache-mb".into(),
+        cache_mb.to_string(),
+        "-k".into(),
+        a.k.to_string(),
+        "--warm".into(),
+        "--passes".into(),
+        "1".into(),
+        "--json".into(),
+    ]);
+    let shown = || format!("{} {}", exe.display(), args.join(" "));
+    let out = Command::new(&exe)
+        .args(&args)
+        .output()
+        .with_context(|| format!("measuring resident memory: running {}", shown()))?;
+    if !out.status.success() {
+        bail!(
+            "measuring resident memory: `{}` exited with {}: {}",
+            shown(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
+        format!("measuring resident memory: `{}` printed no JSON object: {stdout:?}", shown())
+    })?;
+    let row: Value = serde_json::from_str(line)
+        .with_context(|| format!("measuring resident memory: `{}` printed bad JSON {line:?}", shown()))?;
+    let mut m = Map::new();
+    for (ours, theirs) in [
+        ("resident_bytes", "resident_bytes"),
+        ("rss_anon_bytes", "resident_anon_bytes"),
+        ("rss_file_bytes", "resident_file_bytes"),
+        ("process_rss_bytes", "process_rss_bytes"),
+        ("baseline_rss_bytes", "baseline_rss_bytes"),
+    ] {
+        let v = row.get(theirs).and_then(Value::as_u64).with_context(|| {
+            format!("measuring resident memory: `{}` printed no {theirs:?} in {line}", shown())
+        })?;
+        m.insert(ours.into(), v.into());
+    }
+    Ok(m)
 }
 
 /// Runs the SPANN benchmark.
@@ -144,7 +258,10 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         (index, secs)
     };
     drop(base);
+    let mut index = index;
     let ip = index.params();
+    let (head_count, raw_bytes) = (index.head_count(), (index.len() * index.dim() * 4) as f64);
+    let mut warned = false;
     let mut grid = Vec::new();
     for &p in &probes {
         for &r in &ratios {
@@ -158,20 +275,49 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         }
     }
     for (max_postings, ratio, head_ef, rerank, head_search) in grid {
-        {
-            // head_ef 0 (the default): the library's default beam, at least max_postings.
-            let head_ef = if head_ef == 0 { d.head_ef.max(max_postings) } else { head_ef.max(max_postings) };
-            let search = SpannSearch { max_postings, max_dist_ratio: ratio, head_ef, rerank, head_search };
-            let params = serde_json::json!({
-                "head_ratio": ip.head_ratio, "heads": index.head_count(), "replicas": ip.replicas,
-                "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
-                "max_postings": max_postings, "ratio": ratio, "head_ef": head_ef,
-                "codes": ip.codes.map_or("f32", |c| c.family()), "ram_codes": ip.codes_in_ram, "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank, "heads": head_search_name(head_search),
-            });
-            let s = index.searcher(search);
-            let (row, passes) = bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?;
-            bench.print(&row, &passes, None)?;
+        let search = spann_search(max_postings, ratio, head_ef, rerank, head_search);
+        let mut extra = Map::new();
+        let mut cold = false;
+        if a.cold {
+            // Closed first, so that its memory-mapped pages leave the page cache too.
+            drop(index);
+            match drop_page_cache() {
+                Ok(()) => cold = true,
+                Err(e) if !warned => {
+                    warned = true;
+                    eprintln!(
+                        "warning: could not drop the page cache ({e:#}); rows are marked \"cold\": false"
+                    );
+                }
+                Err(_) => {}
+            }
+            let t = Instant::now();
+            index = SpannIndex::open(&dir, cache).with_context(|| format!("reopening {}", dir.display()))?;
+            extra.insert("open_seconds".into(), t.elapsed().as_secs_f64().into());
         }
+        let params = serde_json::json!({
+            "head_ratio": ip.head_ratio, "head_count": head_count, "replicas": ip.replicas,
+            "M": ip.graph.m, "efc": ip.graph.ef_construction, "cache_mb": cache_mb,
+            "max_postings": max_postings, "ratio": ratio, "head_ef": search.head_ef,
+            "codes": ip.codes.map_or("f32", |c| c.family()), "ram_codes": ip.codes_in_ram,
+            "code_bits": ip.codes.map(|c| c.bits_per_dim(index.dim())), "rerank": rerank,
+            "heads": head_search_name(head_search),
+        });
+        let s = index.searcher(search);
+        let (mut row, passes) = if a.cold {
+            let timing = Timing { warmup_queries: 0, passes: 1 };
+            bench.measure_with(&s, &scorer, params, build_seconds, index.resident_bytes(), timing)?
+        } else {
+            bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?
+        };
+        extra.insert("cold".into(), cold.into());
+        extra.insert("build_threads".into(), a.build_threads.into());
+        extra.append(&mut measure_resident(a, &dir, &search, cache_mb)?);
+        if let Some(r) = extra.get("resident_bytes").and_then(Value::as_f64) {
+            extra.insert("resident_fraction".into(), (r / raw_bytes.max(1.0)).into());
+        }
+        row.extra = extra;
+        bench.print(&row, &passes, None)?;
     }
     Ok(())
 }
