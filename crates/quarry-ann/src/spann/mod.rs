@@ -8,8 +8,11 @@
 //! `search` (head search, query-aware pruning, de-duplicated list scans, the `VectorIndex`
 //! impls), `format` (the index folder), `tests`.
 //!
-//! Not yet: in-place updates (SPFresh inserts, splits, merges), compressed posting entries,
-//! parallel/asynchronous list reads.
+//! `heads` (head codes: the head search reads only codes), `update` (SPFresh inserts, splits,
+//! re-assignment, deletes, merges) and `delta` (the durable update log they write).
+//!
+//! Not yet: parallel/asynchronous list reads (io_uring), copying an updated index into another
+//! folder (compaction), rebuilding the head graph after updates (searches scan the head codes).
 
 mod builder;
 // Some accessors are used only by tests and by the coming update path (SPFresh).

@@ -172,3 +172,72 @@ fn torn_tails_are_cut_and_damaged_runs_are_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The rule on the largest shared set: build on 90,000 wndict-384 vectors, insert 18,000
+/// (20%) in batches of 1,000, delete 9,000 (10%), then compare recall@10 with a fresh build on the
+/// live vectors. Long (builds twice, ~1 min in release): `cargo test --release -p quarry-ann --lib
+/// wndict_updates -- --ignored --nocapture`.
+#[test]
+#[ignore = "large: 108k x 384-d, two builds"]
+fn wndict_updates_stay_within_a_point_of_a_fresh_build() {
+    let Some(dir) = quarry_testkit::shared_data::require("wndict-384") else { return };
+    let all = quarry_testkit::shared_data::load_npy_rows(&dir.join("base.f16.npy"), 108_000);
+    let queries = quarry_testkit::shared_data::load_npy_rows(&dir.join("query.f16.npy"), 500);
+    let (n0, add) = (90_000usize, 18_000usize);
+    let p = SpannParams { head_ratio: 0.1, codes: Some(QuantSpec::Sq { bits: 8 }), ..SpannParams::default() };
+    let folder = temp_dir("wndict");
+    let t = std::time::Instant::now();
+    let (mut index, _) =
+        SpannIndex::build(&rows(&all, &(0..n0).collect::<Vec<_>>()), Metric::InnerProduct, p, &folder, 0)
+            .expect("build");
+    let build_s = t.elapsed().as_secs_f64();
+    let lists0 = index.head_count();
+    let t = std::time::Instant::now();
+    for start in (n0..n0 + add).step_by(1000) {
+        index.insert_batch(&rows(&all, &(start..start + 1000).collect::<Vec<_>>())).expect("insert");
+    }
+    let insert_s = t.elapsed().as_secs_f64();
+    let deleted: Vec<u32> = (0..(n0 + add) as u32).filter(|i| i % 12 == 7).take(9_000).collect();
+    let t = std::time::Instant::now();
+    for chunk in deleted.chunks(1000) {
+        index.delete_batch(chunk).expect("delete");
+    }
+    let delete_s = t.elapsed().as_secs_f64();
+    let del: std::collections::HashSet<u32> = deleted.iter().copied().collect();
+    let live_ids: Vec<u32> = (0..(n0 + add) as u32).filter(|i| !del.contains(i)).collect();
+    let live = rows(&all, &live_ids.iter().map(|&i| i as usize).collect::<Vec<_>>());
+    let fresh_dir = temp_dir("wndict-fresh");
+    let (fresh, _) = SpannIndex::build(&live, Metric::InnerProduct, p, &fresh_dir, 0).expect("fresh");
+    let fresh_ids: Vec<u32> = (0..live_ids.len() as u32).collect();
+    let ip_recall = |index: &SpannIndex, s: &SpannSearch, ids: &[u32]| {
+        let mut total = 0.0;
+        for q in queries.iter() {
+            let got = index.search_with(q, 10, s, None).expect("search");
+            let want: Vec<u32> = oracle::exact_top_k(&live, q, Metric::InnerProduct, 10)
+                .into_iter()
+                .map(|(i, _)| ids[i as usize])
+                .collect();
+            total += got.iter().filter(|h| want.contains(&h.id)).count() as f64 / 10.0;
+        }
+        total / queries.rows() as f64
+    };
+    eprintln!(
+        "build {build_s:.1} s on {n0}; {add} inserts {insert_s:.1} s ({:.0}/s); 9000 deletes {delete_s:.1} s; lists {lists0} -> {} (fresh {})",
+        add as f64 / insert_s,
+        index.head_count(),
+        fresh.head_count()
+    );
+    let mut worst = f64::INFINITY;
+    for probes in [16, 32, 48] {
+        let s = SpannSearch { max_postings: probes, rerank: 2, ..SpannSearch::default() };
+        let (u, f) = (ip_recall(&index, &s, &live_ids), ip_recall(&fresh, &s, &fresh_ids));
+        eprintln!(
+            "max_postings {probes}: recall@10 after updates {u:.4}, fresh build {f:.4} ({:+.4})",
+            u - f
+        );
+        worst = worst.min(u - f);
+    }
+    assert!(worst >= -0.01, "updated index more than a point below a fresh build: {worst:.4}");
+    let _ = std::fs::remove_dir_all(&folder);
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+}
