@@ -121,3 +121,72 @@ fn quant_v1_golden_folders_open_and_answer_as_written() {
     quant_golden("hnsw-rabitq4", true, spec("rabitq", &[("bits", "4")]));
     quant_golden("hnsw-sq8", true, spec("sq8", &[]));
 }
+
+/// 400 deterministic 8-d vectors (the first 200 are `data()`'s).
+fn data400() -> Matrix {
+    let mut x = 0x2545F4914F6CDD1Du64;
+    let values = (0..400 * 8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5).mul_add(4.0, 0.0)
+        })
+        .collect();
+    Matrix::new(values, 8).expect("shape")
+}
+
+/// A SPANN golden folder `spann-<name>-v1/`: built on the first 360 of `data400()`, then (with
+/// `updates`) the last 40 inserted (lists split), two ids deleted through the update log; without,
+/// one id deleted and saved in the meta file. Answers at 8 probes go to `.expected.txt`.
+fn spann_golden(name: &str, codes: Option<quarry_ann::QuantSpec>, updates: bool) {
+    use quarry_ann::spann::{SpannIndex, SpannParams, SpannSearch};
+    let dir = golden(&format!("spann-{name}-v1"));
+    let expected_path = golden(&format!("spann-{name}-v1.expected.txt"));
+    let all = data400();
+    let s = SpannSearch { max_postings: 8, rerank: 2, ..SpannSearch::default() };
+    let answer = |index: &SpannIndex| -> String {
+        let mut text = String::new();
+        for q in [0usize, 7, 150, 390] {
+            let hits = index.search_with(all.row(q), 5, &s, None).expect("search");
+            let line: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
+            text += &(line.join(" ") + "\n");
+        }
+        text
+    };
+    if std::env::var_os("QUARRY_WRITE_GOLDEN").is_some() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = Matrix::new(all.as_slice()[..360 * 8].to_vec(), 8).expect("rows");
+        let params = SpannParams {
+            head_ratio: 0.1,
+            posting_cap: 6,
+            codes,
+            graph: HnswParams { m: 4, ef_construction: 32, ..HnswParams::default() },
+            ..SpannParams::default()
+        };
+        let mut index =
+            pool.install(|| SpannIndex::build(&base, Metric::L2, params, &dir, 0)).expect("build").0;
+        if updates {
+            let rest = Matrix::new(all.as_slice()[360 * 8..].to_vec(), 8).expect("rows");
+            pool.install(|| index.insert_batch(&rest)).expect("insert");
+            index.delete_batch(&[3, 365]).expect("delete");
+        } else {
+            index.delete(3).expect("delete");
+            index.save(&dir).expect("save");
+        }
+        std::fs::write(&expected_path, answer(&index)).expect("write expected");
+    }
+    SpannIndex::verify(&dir).expect("golden folder checksums");
+    let index = SpannIndex::open(&dir, 0).expect("golden folder opens");
+    let n = if updates { 398 } else { 359 };
+    assert_eq!((index.len(), index.dim(), index.metric()), (n, 8, Metric::L2), "{name}");
+    let want = std::fs::read_to_string(&expected_path).expect("expected answers");
+    assert_eq!(answer(&index), want, "{name}: answers differ from when the golden folder was written");
+}
+
+#[test]
+fn spann_v1_golden_folders_open_and_answer_as_written() {
+    spann_golden("f32", None, false);
+    spann_golden("sq8-updated", Some(quarry_ann::QuantSpec::Sq { bits: 8 }), true);
+}

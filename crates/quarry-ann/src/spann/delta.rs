@@ -65,8 +65,8 @@ pub(crate) struct ListState {
 /// A record read back by [`Delta::open`], to be applied by the index.
 #[derive(Debug, Clone)]
 pub(crate) enum Replayed {
-    /// Rows of inserted vectors `first..first+count` at `offset`.
-    Rows { first: u32, count: u32, offset: u64 },
+    /// Rows of inserted vectors `first..first+count` at `offset` (payload CRC `crc`).
+    Rows { first: u32, count: u32, offset: u64, crc: u32 },
     /// Entries appended to `list`.
     Append { list: u32, chunk: Chunk },
     /// `list` rewritten with head `head`.
@@ -111,6 +111,27 @@ impl Delta {
         dim: usize,
         create: bool,
     ) -> Result<Option<(Delta, Vec<Replayed>)>> {
+        Delta::open_with(dir, base_crc, entry, dim, create, true)
+    }
+
+    /// [`Delta::open`] without creating or truncating anything (for checks).
+    pub(crate) fn open_read_only(
+        dir: &Path,
+        base_crc: u32,
+        entry: usize,
+        dim: usize,
+    ) -> Result<Option<(Delta, Vec<Replayed>)>> {
+        Delta::open_with(dir, base_crc, entry, dim, false, false)
+    }
+
+    fn open_with(
+        dir: &Path,
+        base_crc: u32,
+        entry: usize,
+        dim: usize,
+        create: bool,
+        writable: bool,
+    ) -> Result<Option<(Delta, Vec<Replayed>)>> {
         let path = Delta::path_in(dir);
         if !path.exists() {
             if !create {
@@ -128,7 +149,7 @@ impl Delta {
         }
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(writable)
             .open(&path)
             .map_err(|e| Error::io("opening", &path, e))?;
         let len = file.metadata().map_err(|e| Error::io("reading the size of", &path, e))?.len();
@@ -177,7 +198,7 @@ impl Delta {
             let (list, head, count, crc) = (w(8), w(12), w(16), w(20));
             let chunk = Chunk { offset: body, count, crc };
             match rec[4] {
-                1 => pending.push(Replayed::Rows { first: head, count, offset: body }),
+                1 => pending.push(Replayed::Rows { first: head, count, offset: body, crc }),
                 2 => pending.push(Replayed::Append { list, chunk }),
                 3 => pending.push(Replayed::Replace { list, head, chunk }),
                 4 => {
@@ -191,7 +212,7 @@ impl Delta {
                 }
                 5 => {
                     for r in pending.drain(..) {
-                        if let Replayed::Rows { first, count, offset } = r {
+                        if let Replayed::Rows { first, count, offset, .. } = r {
                             d.rows.push((first, count, offset));
                         }
                         out.push(r);
@@ -203,7 +224,7 @@ impl Delta {
             at = body + payload;
         }
         // Cut a torn or uncommitted tail so new records follow the last commit.
-        if d.end < len {
+        if d.end < len && writable {
             d.file.set_len(d.end).map_err(|e| Error::io("truncating the torn tail of", &d.path, e))?;
             d.file.sync_all().map_err(|e| Error::io("syncing", &d.path, e))?;
         }
@@ -245,6 +266,33 @@ impl Delta {
     pub(crate) fn commit(&mut self, ids: u32, lists: u32) -> Result<()> {
         self.append(Kind::Commit, lists, ids, 0, &[])?;
         self.file.sync_data().map_err(|e| Error::io("syncing", &self.path, e))
+    }
+
+    /// Checks the payload CRC of every replayed record (rows, appended and rewritten runs).
+    pub(crate) fn verify(&self, records: &[Replayed]) -> Result<()> {
+        let mut buf = AlignedVec::new();
+        for r in records {
+            match r {
+                Replayed::Rows { count, offset, crc, .. } => {
+                    buf.resize_zeroed(*count as usize * self.dim * 4);
+                    read_at(&self.file, buf.as_mut_slice(), *offset)
+                        .map_err(|e| Error::io("reading", &self.path, e))?;
+                    if checksum(buf.as_slice()) != *crc {
+                        return Err(bad(&self.path, *offset, "checksum mismatch in inserted rows"));
+                    }
+                }
+                Replayed::Append { chunk, .. } | Replayed::Replace { chunk, .. } => {
+                    self.read_chunk(chunk, &mut buf)?
+                }
+                Replayed::Delete(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Heap bytes of the row table.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.rows.capacity() * 16
     }
 
     /// Reads inserted row `id` (it must be in a rows record) into `out`.

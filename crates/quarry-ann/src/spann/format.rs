@@ -303,7 +303,24 @@ impl SpannIndex {
         )
     }
 
-    /// Checks every checksum of the folder's three files.
+    /// Opens a SPANN folder within a memory budget: the resident part (head codes, head graph
+    /// links, id map, deleted bitmap, in-memory codes and the update state) must fit in
+    /// `budget_bytes`, and what is left becomes the LRU cache of hot posting lists. An error names
+    /// both figures when the resident part alone exceeds the budget.
+    pub fn open_with_budget(dir: &Path, budget_bytes: usize) -> Result<SpannIndex> {
+        let mut index = SpannIndex::open(dir, 0)?;
+        let fixed = index.resident_bytes();
+        if fixed > budget_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "spann: the resident part of {} needs {fixed} bytes, over the memory budget of {budget_bytes} bytes",
+                dir.display()
+            )));
+        }
+        index.cache = PostingCache::new(budget_bytes - fixed);
+        Ok(index)
+    }
+
+    /// Checks every checksum of the folder's files (the update log's too, if there is one).
     pub fn verify(dir: &Path) -> Result<()> {
         HnswIndex::verify(&dir.join(HEADS_FILE))?;
         PostingFile::verify(&dir.join(POSTINGS_FILE))?;
@@ -314,6 +331,15 @@ impl SpannIndex {
         }
         if dir.join(VECTORS_FILE).exists() {
             RowFile::verify(&dir.join(VECTORS_FILE))?;
+        }
+        let postings = PostingFile::open(&dir.join(POSTINGS_FILE))?;
+        let dim = postings.dim();
+        let crc = header_crc(&dir.join(POSTINGS_FILE))?;
+        // Opening the log for reading only: `Delta::open` cuts a torn tail, which a check must not.
+        if let Some((log, records)) =
+            super::delta::Delta::open_read_only(dir, crc, postings.entry_bytes(), dim)?
+        {
+            log.verify(&records)?;
         }
         Ok(())
     }

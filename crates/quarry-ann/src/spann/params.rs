@@ -99,6 +99,9 @@ pub struct SpannSearch {
     pub rerank: usize,
     /// How the nearest heads are found (codes scan or graph walk).
     pub head_search: HeadSearch,
+    /// Before scanning, ask the OS to read every list to probe (`POSIX_FADV_WILLNEED`): parallel
+    /// disk reads when the lists are not in the page cache; a small cost per list when they are.
+    pub readahead: bool,
 }
 
 impl Default for SpannSearch {
@@ -109,6 +112,7 @@ impl Default for SpannSearch {
             head_ef: 64,
             rerank: 4,
             head_search: HeadSearch::Auto,
+            readahead: false,
         }
     }
 }

@@ -313,6 +313,28 @@ impl PostingFile {
         ((self.count(j) * self.entry) as u64).div_ceil(PAGE)
     }
 
+    /// Asks the OS to start reading list `j` into the page cache (`POSIX_FADV_WILLNEED`), so the
+    /// lists a query is about to read are fetched from disk in parallel while it scans the first
+    /// ones; a no-op for empty lists and off Linux. Errors are ignored (it is only a hint).
+    pub(crate) fn will_need(&self, j: usize) {
+        #[cfg(target_os = "linux")]
+        if let Some(l) = self.lists.get(j).filter(|l| l.count > 0) {
+            use std::os::fd::AsRawFd;
+            let len = (l.count as usize * self.entry) as libc::off_t;
+            // SAFETY: a valid open descriptor; WILLNEED only schedules read-ahead.
+            unsafe {
+                libc::posix_fadvise(
+                    self.file.as_raw_fd(),
+                    l.offset as libc::off_t,
+                    len,
+                    libc::POSIX_FADV_WILLNEED,
+                )
+            };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = j;
+    }
+
     /// Bytes read by [`PostingFile::read`] since opening (for benchmarks).
     pub(crate) fn read_bytes_total(&self) -> u64 {
         self.read_bytes.load(Ordering::Relaxed)

@@ -73,6 +73,35 @@ impl CodeSink {
 use rayon::prelude::*;
 use std::sync::Arc;
 
+/// What a list scan needs besides the index: the kernels, the prepared query, the code estimator
+/// (coded entries) and the admission test (deletes, filter).
+struct ScanCtx<'a> {
+    kern: &'a Kernels,
+    q: &'a [f32],
+    est: Option<&'a KeyFn<'a>>,
+    admit: &'a dyn Fn(u32) -> bool,
+}
+
+/// Where a scan puts what it finds: ids seen (replicas), exact top-k, coded candidates.
+struct Found<'a> {
+    seen: &'a mut crate::hnsw::visited::Visited,
+    top: &'a mut TopK,
+    cands: &'a mut CodeSink,
+}
+
+impl Found<'_> {
+    /// Offers an f32 row: exact key into `top` if new and admitted.
+    #[inline]
+    fn offer_row(&mut self, index: &SpannIndex, cx: &ScanCtx<'_>, id: u32, row: &[f32]) {
+        if self.seen.insert(id) && (cx.admit)(id) {
+            let key = index.key(cx.kern, cx.q, row);
+            if key <= self.top.threshold() {
+                self.top.push(key, id);
+            }
+        }
+    }
+}
+
 impl SpannIndex {
     /// Ranking key of row `x` for prepared query `q` (lower is better).
     #[inline]
@@ -137,22 +166,31 @@ impl SpannIndex {
         });
         let bounded = matches!(self.params.codes, Some(QuantSpec::RaBitQ { .. })) && search.rerank == 0;
         let mut cands = CodeSink::new(k, search.rerank, bounded);
+        let cx = ScanCtx { kern, q, est: est.as_deref(), admit: &admit };
         with_visited(self.n, |seen| -> Result<()> {
             let d1 = near.first().map_or(0.0, |c| -c.score);
+            if search.readahead {
+                // Parallel reads: the OS fetches every list to probe while the first are scanned.
+                for hit in near.iter().take_while(|c| d1 <= 1e-6 || -c.score <= ratio * d1) {
+                    if self.lists.get(hit.id as usize).is_none_or(|l| l.base) {
+                        self.postings.will_need(hit.id as usize);
+                    }
+                }
+            }
             let mut read = vec![false; h];
             for hit in &near {
                 let d = -hit.score;
                 if d1 > 1e-6 && d > ratio * d1 {
                     break;
                 }
-                self.scan_list(hit.id as usize, kern, q, est.as_deref(), &admit, seen, &mut top, &mut cands)?;
+                self.scan_list(hit.id as usize, &cx, &mut Found { seen, top: &mut top, cands: &mut cands })?;
                 read[hit.id as usize] = true;
             }
             // Too few admitted hits (a selective filter, many deletes): read the other lists too.
             if top.len() + cands.len() < k {
                 for (r, done) in read.iter().enumerate() {
                     if !done {
-                        self.scan_list(r, kern, q, est.as_deref(), &admit, seen, &mut top, &mut cands)?;
+                        self.scan_list(r, &cx, &mut Found { seen, top: &mut top, cands: &mut cands })?;
                     }
                 }
             }
@@ -180,6 +218,21 @@ impl SpannIndex {
     fn nearest_heads(&self, q: &[f32], probes: usize, search: &SpannSearch) -> Result<Vec<Hit>> {
         let ef = search.head_ef.max(probes);
         let Some(codes) = &self.head_codes else {
+            if self.heads_changed {
+                // Too few heads for codes, and updates changed them: rank every live head exactly.
+                let kern = Kernels::get();
+                let mut row = vec![0f32; self.dim];
+                let mut all = Vec::with_capacity(self.head_ids.len());
+                for (r, &id) in self.head_ids.iter().enumerate() {
+                    if id != super::delta::DEAD {
+                        self.read_row(id, &mut row)?;
+                        all.push(Hit { id: r as u32, score: -(kern.l2_sq)(q, &row) });
+                    }
+                }
+                all.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+                all.truncate(probes);
+                return Ok(all);
+            }
             return self.heads.search_with(q, probes, &HnswSearch::ef(ef), None);
         };
         let auto_depth = probes.saturating_mul(2).max(64);
@@ -194,116 +247,68 @@ impl SpannIndex {
         Ok(near)
     }
 
-    /// Offers every not-yet-seen admitted entry of posting list `r`: to `top` by exact key, or
-    /// with coded entries to `cands` by estimated key (`est`).
-    #[allow(clippy::too_many_arguments)]
-    fn scan_list(
-        &self,
-        r: usize,
-        kern: &Kernels,
-        q: &[f32],
-        est: Option<&KeyFn<'_>>,
-        admit: &dyn Fn(u32) -> bool,
-        seen: &mut crate::hnsw::visited::Visited,
-        top: &mut TopK,
-        cands: &mut CodeSink,
-    ) -> Result<()> {
-        let state = self.lists.get(r);
-        if let (Some(st), Some(delta)) = (state, &self.delta) {
-            // An updated list: the base list (unless rewritten), then its runs in the update log.
+    /// Offers every not-yet-seen admitted entry of posting list `r` (the base list and, after
+    /// updates, its runs in the update log): to `f.top` by exact key, or with coded entries to
+    /// `f.cands` by estimated key. Hot lists come from the LRU cache when it has a budget.
+    fn scan_list(&self, r: usize, cx: &ScanCtx<'_>, f: &mut Found<'_>) -> Result<()> {
+        if let (Some(st), Some(delta)) = (self.lists.get(r), &self.delta) {
             if st.base && self.postings.count(r) > 0 {
-                self.scan_bytes(kern, q, est, admit, seen, top, cands, |buf| self.postings.read(r, buf))?;
+                self.with_list_bytes(r, |_, buf| self.offer_bytes(cx, buf, f))?;
             }
+            let mut buf = AlignedVec::new();
             for c in &st.chunks {
-                self.scan_bytes(kern, q, est, admit, seen, top, cands, |buf| delta.read_chunk(c, buf))?;
+                delta.read_chunk(c, &mut buf)?;
+                self.offer_bytes(cx, &buf, f);
             }
             return Ok(());
         }
         if r >= self.postings.len() || self.postings.count(r) == 0 {
             return Ok(());
         }
-        let mut offer = |id: u32, row: &[f32]| {
-            if seen.insert(id) && admit(id) {
-                let key = self.key(kern, q, row);
-                if key <= top.threshold() {
-                    top.push(key, id);
-                }
-            }
-        };
-        if let Some(est) = est {
-            return self.with_list_bytes(r, |postings, buf| {
-                let Some(coded) = &self.coded else { return };
-                let len = coded.code_len;
-                let arena = coded.arena.as_ref().map(|a| a.as_slice());
-                for (id, code) in postings.code_entries(buf) {
-                    if seen.insert(id) && admit(id) {
-                        let code = match arena {
-                            Some(a) => &a[id as usize * len..(id as usize + 1) * len],
-                            None => &code[..len],
-                        };
-                        let (e, lb) = est(code);
-                        cands.offer(e, lb, id);
-                    }
-                }
-            });
-        }
         if self.cache.budget() == 0 {
             // No cache: one positioned read into a reused buffer, entries viewed in place.
-            return self.with_list_bytes(r, |postings, buf| {
-                for (id, row) in postings.entries(buf) {
-                    offer(id, row);
-                }
-            });
+            return self.with_list_bytes(r, |_, buf| self.offer_bytes(cx, buf, f));
+        }
+        if cx.est.is_some() {
+            // Lists of codes stay in the cache as the bytes read.
+            let list = self.cache.get_or_load(r, || {
+                let mut buf = AlignedVec::new();
+                self.postings.read(r, &mut buf)?;
+                Ok(Arc::new(super::postings::PostingList::raw(buf)))
+            })?;
+            self.offer_bytes(cx, list.raw_bytes(), f);
+            return Ok(());
         }
         let list = self.cache.get_or_load(r, || self.postings.load(r).map(Arc::new))?;
         for i in 0..list.len() {
-            offer(list.id(i), list.row(i));
+            f.offer_row(self, cx, list.id(i), list.row(i));
         }
         Ok(())
     }
 
-    /// Scans the entries that `fill` reads into a reused buffer (one run of an updated list).
-    #[allow(clippy::too_many_arguments)]
-    fn scan_bytes(
-        &self,
-        kern: &Kernels,
-        q: &[f32],
-        est: Option<&KeyFn<'_>>,
-        admit: &dyn Fn(u32) -> bool,
-        seen: &mut crate::hnsw::visited::Visited,
-        top: &mut TopK,
-        cands: &mut CodeSink,
-        fill: impl FnOnce(&mut AlignedVec<u8>) -> Result<()>,
-    ) -> Result<()> {
-        let mut buf = AlignedVec::new();
-        fill(&mut buf)?;
-        match (est, &self.coded) {
+    /// Offers the entries of one run of list bytes (file layout).
+    fn offer_bytes(&self, cx: &ScanCtx<'_>, bytes: &AlignedVec<u8>, f: &mut Found<'_>) {
+        match (cx.est, &self.coded) {
             (Some(est), Some(coded)) => {
                 let len = coded.code_len;
                 let arena = coded.arena.as_ref().map(|a| a.as_slice());
-                for (id, code) in self.postings.code_entries(&buf) {
-                    if seen.insert(id) && admit(id) {
+                for (id, code) in self.postings.code_entries(bytes) {
+                    if f.seen.insert(id) && (cx.admit)(id) {
                         let code = match arena {
                             Some(a) => &a[id as usize * len..(id as usize + 1) * len],
                             None => &code[..len],
                         };
                         let (e, lb) = est(code);
-                        cands.offer(e, lb, id);
+                        f.cands.offer(e, lb, id);
                     }
                 }
             }
             _ => {
-                for (id, row) in self.postings.entries(&buf) {
-                    if seen.insert(id) && admit(id) {
-                        let key = self.key(kern, q, row);
-                        if key <= top.threshold() {
-                            top.push(key, id);
-                        }
-                    }
+                for (id, row) in self.postings.entries(bytes) {
+                    f.offer_row(self, cx, id, row);
                 }
             }
         }
-        Ok(())
     }
 
     /// Reads list `r` into a reused per-thread buffer and runs `f` on it.
@@ -359,6 +364,8 @@ impl SpannIndex {
             + self.cache.resident_bytes()
             + self.n.div_ceil(8)
             + self.coded.as_ref().and_then(|c| c.arena.as_ref()).map_or(0, |a| a.capacity_bytes())
+            + self.lists.iter().map(|l| std::mem::size_of_val(l) + l.chunks.len() * 16).sum::<usize>()
+            + self.delta.as_ref().map_or(0, |d| d.memory_bytes())
     }
 
     fn batch(&self, queries: &Matrix, params: &SearchParams, search: &SpannSearch) -> Result<Vec<Vec<Hit>>> {

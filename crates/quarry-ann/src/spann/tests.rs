@@ -82,6 +82,7 @@ fn probing_every_list_without_pruning_is_exact() {
             head_ef: 1000,
             rerank: 4,
             head_search: HeadSearch::Graph,
+            ..SpannSearch::default()
         };
         for q in queries.iter() {
             let got = index.search_with(q, 10, &all, None).expect("ok");
@@ -177,6 +178,7 @@ fn coded_entries_rescore_to_exact_results() {
             head_ef: 1000,
             rerank,
             head_search: HeadSearch::Graph,
+            ..SpannSearch::default()
         };
         let mut total = 0.0;
         for q in queries.iter() {
@@ -204,4 +206,25 @@ fn coded_entries_rescore_to_exact_results() {
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&copy);
     }
+}
+
+#[test]
+fn memory_budget_bounds_resident_bytes_and_sizes_the_cache() {
+    let base = gen::clustered(4000, 32, 30, 0.6, 31);
+    let dir = temp_dir();
+    let p = SpannParams { head_ratio: 0.05, ..SpannParams::default() };
+    let (built, _) = SpannIndex::build(&base, Metric::L2, p, &dir, 0).expect("build");
+    let fixed = built.resident_bytes();
+    drop(built);
+    let err = SpannIndex::open_with_budget(&dir, fixed / 2).expect_err("budget below the resident part");
+    assert!(err.to_string().contains("memory budget"), "{err}");
+    let budget = fixed + (256 << 10);
+    let index = SpannIndex::open_with_budget(&dir, budget).expect("fits");
+    assert_eq!(index.cache.budget(), budget - fixed);
+    let s = SpannSearch { max_postings: 64, ..SpannSearch::default() };
+    for q in gen::clustered(200, 32, 30, 0.6, 32).iter() {
+        index.search_with(q, 10, &s, None).expect("search");
+        assert!(index.resident_bytes() <= budget, "{} > {budget}", index.resident_bytes());
+    }
+    assert!(index.cache.resident_bytes() > 0, "hot lists are cached");
 }

@@ -85,11 +85,6 @@ impl SpannIndex {
 
     /// Opens the update log (creating it) and the per-list state, before a first update.
     fn begin_update(&mut self) -> Result<()> {
-        if self.head_codes.is_none() {
-            return Err(Error::InvalidArgument(
-                "this SPANN index has too few heads to be updated; rebuild it".into(),
-            ));
-        }
         if self.rows.is_none() {
             return Err(Error::InvalidArgument(
                 "this SPANN folder has no vectors file (built by an older version); rebuild it to update it"
@@ -210,17 +205,23 @@ impl SpannIndex {
     /// The lists `x` goes to: nearest live heads by code scan, exact distances, then the closure
     /// and RNG rules of the build (at most `replicas`), excluding `skip`.
     fn choose_lists(&self, x: &[f32], hv: &mut HeadVecs, skip: &[u32]) -> Result<Vec<(u32, f32)>> {
-        let Some(codes) = &self.head_codes else { return Ok(Vec::new()) };
         let p = &self.params;
         let kern = Kernels::get();
         let want = p.candidates.min(self.head_ids.len());
-        let mut cands = Vec::with_capacity(want);
-        for hit in codes.scan(x, want, want.saturating_mul(2).max(64)) {
-            if self.head_ids[hit.id as usize] == DEAD || skip.contains(&hit.id) {
+        // Candidate heads: by the head codes, or every head when there are too few to have codes.
+        let rows: Vec<u32> = match &self.head_codes {
+            Some(codes) => {
+                codes.scan(x, want, want.saturating_mul(2).max(64)).into_iter().map(|h| h.id).collect()
+            }
+            None => (0..self.head_ids.len() as u32).collect(),
+        };
+        let mut cands = Vec::with_capacity(rows.len());
+        for r in rows {
+            if self.head_ids[r as usize] == DEAD || skip.contains(&r) {
                 continue;
             }
-            let d = (kern.l2_sq)(x, self.head_vec(hv, hit.id)?);
-            cands.push((hit.id, d));
+            let d = (kern.l2_sq)(x, self.head_vec(hv, r)?);
+            cands.push((r, d));
         }
         cands.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         let d1 = cands.first().map_or(0.0, |c| c.1);
@@ -245,6 +246,24 @@ impl SpannIndex {
             }
         }
         Ok(accepted)
+    }
+
+    /// The `count` nearest live heads of `x` (exact distances among the head-code candidates).
+    fn choose_lists_exact(&self, x: &[f32], hv: &mut HeadVecs, count: usize) -> Result<Vec<(u32, f32)>> {
+        let kern = Kernels::get();
+        let rows: Vec<u32> = match &self.head_codes {
+            Some(codes) => codes.scan(x, count, 64).into_iter().map(|h| h.id).collect(),
+            None => (0..self.head_ids.len() as u32).collect(),
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            if self.head_ids[r as usize] != DEAD {
+                out.push((r, (kern.l2_sq)(x, self.head_vec(hv, r)?)));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        out.truncate(count);
+        Ok(out)
     }
 
     /// Inserts `vectors` (validated like queries: dimension, finite, non-zero for cosine) with
@@ -458,10 +477,9 @@ impl SpannIndex {
             }
         }
         // Condition 2: members of nearby lists now nearer a new head than their own.
-        let codes =
-            self.head_codes.as_ref().map(|c| c.scan(&old_head, REASSIGN_LISTS + 2, 64)).unwrap_or_default();
-        for hit in codes {
-            let j = hit.id as usize;
+        let near = self.choose_lists_exact(&old_head, hv, REASSIGN_LISTS + 2)?;
+        for (j, _) in near {
+            let j = j as usize;
             if j == r || j == rb || self.head_ids[j] == DEAD {
                 continue;
             }

@@ -11,12 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// One posting list, decoded: ids and row-major vectors.
+/// One posting list, decoded: ids and row-major vectors; or, for lists of codes, its raw entry
+/// bytes as read from the file ([`PostingList::raw`]).
 #[derive(Debug, Clone)]
 pub(crate) struct PostingList {
     dim: usize,
     ids: Vec<u32>,
     vectors: AlignedVec<f32>,
+    raw: AlignedVec<u8>,
 }
 
 impl PostingList {
@@ -36,7 +38,17 @@ impl PostingList {
             rows[i * dim..i * dim + n].copy_from_slice(&v[..n]);
         }
         vectors.resize_zeroed(ids.len() * dim);
-        PostingList { dim, ids, vectors }
+        PostingList { dim, ids, vectors, raw: AlignedVec::new() }
+    }
+
+    /// A list of coded entries kept as the bytes read from the file.
+    pub(crate) fn raw(bytes: AlignedVec<u8>) -> PostingList {
+        PostingList { dim: 0, ids: Vec::new(), vectors: AlignedVec::new(), raw: bytes }
+    }
+
+    /// The raw entry bytes of a [`PostingList::raw`] list (empty for decoded lists).
+    pub(crate) fn raw_bytes(&self) -> &AlignedVec<u8> {
+        &self.raw
     }
 
     /// Number of entries.
@@ -76,7 +88,10 @@ impl PostingList {
 
     /// Memory held (ids, vectors and the struct itself), the unit of the cache budget.
     pub(crate) fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.ids.capacity() * 4 + self.vectors.capacity_bytes()
+        std::mem::size_of::<Self>()
+            + self.ids.capacity() * 4
+            + self.vectors.capacity_bytes()
+            + self.raw.capacity_bytes()
     }
 }
 

@@ -241,3 +241,28 @@ fn wndict_updates_stay_within_a_point_of_a_fresh_build() {
     let _ = std::fs::remove_dir_all(&folder);
     let _ = std::fs::remove_dir_all(&fresh_dir);
 }
+
+#[test]
+fn tiny_index_without_head_codes_updates_and_reopens() {
+    // Three vectors: one head, too few to train head codes; the README's example.
+    let base = Matrix::new(vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7], 2).expect("matrix");
+    let dir = temp_dir("tiny");
+    let params = SpannParams { codes: Some(QuantSpec::RaBitQ { bits: 4 }), ..SpannParams::default() };
+    let (mut index, _) = SpannIndex::build(&base, Metric::Cosine, params, &dir, 0).expect("build");
+    let s = SpannSearch { max_postings: 32, rerank: 0, ..SpannSearch::default() };
+    assert_eq!(index.search_with(&[0.9, 0.1], 1, &s, None).expect("search")[0].id, 0);
+    let ids =
+        index.insert_batch(&Matrix::new(vec![0.6, 0.8, -1.0, 0.1], 2).expect("matrix")).expect("insert");
+    assert_eq!(ids, vec![3, 4]);
+    assert_eq!(index.delete_batch(&[1]).expect("delete"), 1);
+    let got: Vec<u32> =
+        index.search_with(&[0.6, 0.8], 5, &s, None).expect("search").iter().map(|h| h.id).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], 3);
+    assert!(!got.contains(&1));
+    let reopened = SpannIndex::open(&dir, 0).expect("reopen");
+    let again: Vec<u32> =
+        reopened.search_with(&[0.6, 0.8], 5, &s, None).expect("search").iter().map(|h| h.id).collect();
+    assert_eq!(again, got);
+    let _ = std::fs::remove_dir_all(&dir);
+}

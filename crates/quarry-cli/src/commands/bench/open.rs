@@ -44,6 +44,9 @@ pub struct OpenArgs {
     /// SPANN folders: how the nearest heads are found: auto, graph or scanD (e.g. scan128).
     #[arg(long, default_value = "auto")]
     heads: String,
+    /// SPANN folders: 1 asks the OS to read every list a query will probe before scanning them.
+    #[arg(long, default_value_t = 0)]
+    readahead: u8,
     /// SPANN folders: posting cache in MiB (0: every list is read from the file).
     #[arg(long, default_value_t = 0)]
     cache_mb: usize,
@@ -220,6 +223,7 @@ pub fn run(a: OpenArgs) -> Result<()> {
         a.head_ef,
         a.rerank.unwrap_or(d.rerank),
         heads,
+        a.readahead == 1,
     );
     let params = SearchParams::top(a.k);
     // The flat index is searched in place (a clone would copy its rows into the measured RSS).

@@ -20,7 +20,8 @@
 //! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
 //! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
 //! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound),
-//! `ram_codes` (1: one code per vector in memory, posting lists of ids only).
+//! `ram_codes` (1: one code per vector in memory, posting lists of ids only), `readahead` (1: ask
+//! the OS to read all lists a query will probe before scanning them: parallel reads when cold).
 //! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64;rerank=0,2;heads=auto,graph,scan128"`
 //! (every combination; `heads` is how the nearest heads are found: `auto`, `graph` (walk the head
 //! graph on SQ8 keys, beam `head_ef`) or `scanD` (fast-scan the head codes, re-rank the best D)).
@@ -90,6 +91,7 @@ pub fn spann_search(
     head_ef: usize,
     rerank: usize,
     head_search: HeadSearch,
+    readahead: bool,
 ) -> SpannSearch {
     let head_ef = if head_ef == 0 { SpannSearch::default().head_ef } else { head_ef };
     SpannSearch {
@@ -98,6 +100,7 @@ pub fn spann_search(
         head_ef: head_ef.max(max_postings),
         rerank,
         head_search,
+        readahead,
     }
 }
 
@@ -137,6 +140,8 @@ fn measure_resident(
         search.rerank.to_string(),
         "--heads".into(),
         head_search_name(search.head_search),
+        "--readahead".into(),
+        u8::from(search.readahead).to_string(),
         "--cache-mb".into(),
         cache_mb.to_string(),
         "-k".into(),
@@ -189,6 +194,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     };
     let mut p = SpannParams::default();
     let mut cache_mb = 16usize;
+    let mut readahead = false;
     let mut codes_arg: Option<String> = None;
     for kv in a.params.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = kv.split_once('=') else { bail!("--params expects key=value, got {kv:?}") };
@@ -204,11 +210,12 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "efc" => p.graph.ef_construction = num(k, v)?,
             "seed" => p.seed = num(k, v)?,
             "cache_mb" => cache_mb = num(k, v)?,
+            "readahead" => readahead = num::<u8>(k, v)? == 1,
             "codes" => codes_arg = Some(v.to_string()),
             "ram_codes" => p.codes_in_ram = num::<u8>(k, v)? == 1,
             _ => bail!(
                 "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
-                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, codes, ram_codes"
+                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, readahead, codes, ram_codes"
             ),
         }
     }
@@ -275,7 +282,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         }
     }
     for (max_postings, ratio, head_ef, rerank, head_search) in grid {
-        let search = spann_search(max_postings, ratio, head_ef, rerank, head_search);
+        let search = spann_search(max_postings, ratio, head_ef, rerank, head_search, readahead);
         let mut extra = Map::new();
         let mut cold = false;
         if a.cold {
