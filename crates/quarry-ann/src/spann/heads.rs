@@ -23,6 +23,10 @@ use quarry_quant::{Estimator, Quantizer};
 /// with the head count, the graph about logarithmically.)
 pub const SCAN_MAX_HEADS: usize = 65_536;
 
+/// Up to this many bytes of SQ8 head codes, a scan reads them all instead of fast-scanning the
+/// coarse codes first (e.g. 680 heads of 384-d, 13,000 of 16-d).
+const SMALL_SQ8_BYTES: usize = 1 << 18;
+
 /// How a query finds its nearest heads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeadSearch {
@@ -180,12 +184,18 @@ impl HeadCodes {
     /// fast-scan, nearest first, scored `-key` (squared L2) like the head graph's hits.
     pub(crate) fn scan(&self, q: &[f32], probes: usize, depth: usize) -> Vec<Hit> {
         let Some((pq, fs, sq)) = self.parts() else { return Vec::new() };
-        let est = pq.estimator(q);
-        let Ok(lut) = QuantizedLut::from_estimator(&est) else { return Vec::new() };
-        let cands = top_candidates(fs, &lut, depth.max(probes));
         let fine = sq.estimator(q);
-        let mut keyed: Vec<(f32, u32)> =
-            cands.into_iter().map(|(_, id)| (fine.key(self.fine.code(id)), id)).collect();
+        let heads = self.fine.arena.len() / self.fine.code_len.max(1);
+        let mut keyed: Vec<(f32, u32)> = if heads * self.fine.code_len <= SMALL_SQ8_BYTES {
+            // Few or low-dimensional heads: their SQ8 codes are cheaper to scan than a coarse
+            // 4-bit code is accurate (at 16-d it has 16 bits).
+            (0..heads as u32).map(|id| (fine.key(self.fine.code(id)), id)).collect()
+        } else {
+            let est = pq.estimator(q);
+            let Ok(lut) = QuantizedLut::from_estimator(&est) else { return Vec::new() };
+            let cands = top_candidates(fs, &lut, depth.max(probes));
+            cands.into_iter().map(|(_, id)| (fine.key(self.fine.code(id)), id)).collect()
+        };
         keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         keyed.truncate(probes);
         keyed.into_iter().map(|(k, id)| Hit { id, score: -k }).collect()
