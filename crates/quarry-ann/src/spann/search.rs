@@ -333,6 +333,11 @@ impl SpannIndex {
         })
     }
 
+    /// Bytes the posting cache may hold (see [`SpannIndex::open_with_budget`]).
+    pub fn cache_budget(&self) -> usize {
+        self.cache.budget()
+    }
+
     /// A view that searches with `search` and implements [`VectorIndex`].
     pub fn searcher(&self, search: SpannSearch) -> SpannSearcher<'_> {
         SpannSearcher { index: self, search }

@@ -20,7 +20,9 @@
 //! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
 //! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
 //! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound),
-//! `ram_codes` (1: one code per vector in memory, posting lists of ids only), `readahead` (1: ask
+//! `ram_codes` (1: one code per vector in memory, posting lists of ids only), `budget_mb` (open
+//! within a memory budget: what the resident part leaves becomes the posting cache, replacing
+//! `cache_mb`; an error if the resident part alone is larger), `readahead` (1: ask
 //! the OS to read all lists a query will probe before scanning them: parallel reads when cold).
 //! `--sweep "max_postings=8,16,32;ratio=4,8;head_ef=32,64;rerank=0,2;heads=auto,graph,scan128"`
 //! (every combination; `heads` is how the nearest heads are found: `auto`, `graph` (walk the head
@@ -195,6 +197,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     let mut p = SpannParams::default();
     let mut cache_mb = 16usize;
     let mut readahead = false;
+    let mut budget_mb: Option<usize> = None;
     let mut codes_arg: Option<String> = None;
     for kv in a.params.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = kv.split_once('=') else { bail!("--params expects key=value, got {kv:?}") };
@@ -211,11 +214,12 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "seed" => p.seed = num(k, v)?,
             "cache_mb" => cache_mb = num(k, v)?,
             "readahead" => readahead = num::<u8>(k, v)? == 1,
+            "budget_mb" => budget_mb = Some(num::<usize>(k, v)?),
             "codes" => codes_arg = Some(v.to_string()),
             "ram_codes" => p.codes_in_ram = num::<u8>(k, v)? == 1,
             _ => bail!(
                 "unknown --params key {k:?} for the spann index: valid keys are head_ratio, replicas, \
-                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, readahead, codes, ram_codes"
+                 rng_factor, candidates, closure, cap, M, efc, seed, cache_mb, budget_mb, readahead, codes, ram_codes"
             ),
         }
     }
@@ -264,6 +268,19 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         }
         (index, secs)
     };
+    let (mut index, mut cache, mut cache_mb) = (index, cache, cache_mb);
+    if let Some(mb) = budget_mb {
+        index = SpannIndex::open_with_budget(&dir, mb << 20)
+            .with_context(|| format!("opening {} within {mb} MiB", dir.display()))?;
+        cache = index.cache_budget();
+        cache_mb = cache >> 20;
+        if !a.json {
+            eprintln!(
+                "memory budget {mb} MiB: {:.1} MiB resident part, {cache_mb} MiB posting cache",
+                index.resident_bytes() as f64 / (1 << 20) as f64
+            );
+        }
+    }
     drop(base);
     let mut index = index;
     let ip = index.params();
