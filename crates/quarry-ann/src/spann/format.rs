@@ -260,16 +260,14 @@ impl SpannIndex {
 
     /// Saves the index into `dir`: its own folder (only the deletes change), or a copy. After
     /// updates ([`SpannIndex::insert_batch`], [`SpannIndex::delete_batch`]) everything is already
-    /// durable in the folder's update log, so saving into its own folder does nothing more, and
-    /// copying an updated index elsewhere is not supported yet (copy the folder instead).
+    /// durable in the folder's update log, so saving into its own folder does nothing more; saving
+    /// an updated index into another folder compacts it ([`SpannIndex::compact_into`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
         if self.delta.is_some() {
             if dir == self.dir {
                 return Ok(());
             }
-            return Err(Error::InvalidArgument(
-                "an updated SPANN index is saved in its own folder (its update log); copy the folder to copy it".into(),
-            ));
+            return self.compact_into(dir, 0).map(drop);
         }
         if dir != self.dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the index folder", dir, e))?;

@@ -11,10 +11,14 @@
 //! `heads` (head codes: the head search reads only codes), `update` (SPFresh inserts, splits,
 //! re-assignment, deletes, merges) and `delta` (the durable update log they write).
 //!
-//! Not yet: parallel/asynchronous list reads (io_uring), copying an updated index into another
-//! folder (compaction), rebuilding the head graph after updates (searches scan the head codes).
+//! `compact` writes an updated index as fresh base files in another folder.
+//!
+//! Not yet: io_uring reads (a read-ahead hint asks the OS to fetch a query's lists in parallel),
+//! compaction in place, rebuilding the head graph after updates without compaction (searches
+//! scan the head codes meanwhile).
 
 mod builder;
+mod compact;
 // Some accessors are used only by tests and by the coming update path (SPFresh).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod cluster;

@@ -311,3 +311,42 @@ fn updated_index_passes_conformance_suite() {
     };
     quarry_testkit::conformance::run_all(&build, 0.9);
 }
+
+#[test]
+fn compaction_writes_fresh_files_that_answer_the_same() {
+    let all = gen::clustered(4000, 16, 30, 0.6, 41);
+    let dir = temp_dir("compact-src");
+    let out = temp_dir("compact-dst");
+    let p = SpannParams {
+        head_ratio: 0.05,
+        posting_cap: 30,
+        codes: Some(QuantSpec::Sq { bits: 8 }),
+        ..SpannParams::default()
+    };
+    let (mut index, _) =
+        SpannIndex::build(&rows(&all, &(0..3000).collect::<Vec<_>>()), Metric::L2, p, &dir, 0)
+            .expect("build");
+    index.insert_batch(&rows(&all, &(3000..4000).collect::<Vec<_>>())).expect("insert");
+    let gone: Vec<u32> = (0..4000).step_by(7).collect();
+    index.delete_batch(&gone).expect("delete");
+    assert!(index.compact_into(&dir, 0).is_err(), "not into its own folder");
+    index.save(&out).expect("save = compact into another folder");
+    let compacted = SpannIndex::open(&out, 0).expect("open");
+    assert!(!out.join(DELTA_FILE).exists(), "no update log after compaction");
+    SpannIndex::verify(&out).expect("checksums");
+    assert_eq!(compacted.len(), index.len());
+    let s = SpannSearch {
+        max_postings: usize::MAX,
+        max_dist_ratio: f32::INFINITY,
+        rerank: 1000,
+        ..SpannSearch::default()
+    };
+    for i in (0..4000).step_by(97) {
+        let a = index.search_with(all.row(i), 10, &s, None).expect("search");
+        let b = compacted.search_with(all.row(i), 10, &s, None).expect("search");
+        assert_eq!(a, b, "query {i}: every list probed, exact re-scoring: the same answer");
+        assert!(b.iter().all(|h| !gone.contains(&h.id)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&out);
+}
