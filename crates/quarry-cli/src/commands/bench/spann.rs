@@ -17,9 +17,10 @@
 //!
 //! `--params`: `head_ratio` (0.1), `replicas` (8), `rng_factor` (1.0), `candidates` (64),
 //! `closure` (4.0), `cap` (posting entries; 0 = 3 pages), `M`, `efc` (head graph), `seed`,
-//! `cache_mb` (posting cache, default 16; 0 reads every list from the file into a reused buffer),
-//! `codes` (`f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes re-scored from
-//! `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0` re-scores by error bound),
+//! `cache_mb` (posting cache, default 0: every list is read from the file into a reused buffer),
+//! `codes` (default `rabitq4`; `f32` entries, or `sq8`, `sq4`, `rabitq1`..`rabitq8`, `pq<M>` codes
+//! re-scored from `vectors.qflat` by positioned reads; with RaBitQ, `rerank=0`, the default without
+//! `rerank` in the sweep, re-scores by error bound; other codes default to their family's depth),
 //! `ram_codes` (1: one code per vector in memory, posting lists of ids only), `budget_mb` (open
 //! within a memory budget: what the resident part leaves becomes the posting cache, replacing
 //! `cache_mb`; an error if the resident part alone is larger), `readahead` (1: ask
@@ -195,10 +196,10 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         bail!("--index spann needs --index-dir DIR (where the posting file is written) or --load DIR");
     };
     let mut p = SpannParams::default();
-    let mut cache_mb = 16usize;
+    let mut cache_mb = 0usize;
     let mut readahead = false;
     let mut budget_mb: Option<usize> = None;
-    let mut codes_arg: Option<String> = None;
+    let mut codes_arg: Option<String> = Some("rabitq4".into());
     for kv in a.params.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = kv.split_once('=') else { bail!("--params expects key=value, got {kv:?}") };
         let (k, v) = (k.trim(), v.trim());
@@ -226,7 +227,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     p.check()?;
     let d = SpannSearch::default();
     let (mut probes, mut ratios, mut head_efs) = (vec![d.max_postings], vec![d.max_dist_ratio], vec![0usize]);
-    let mut reranks = vec![d.rerank];
+    let mut reranks: Option<Vec<usize>> = None;
     let mut heads = vec![d.head_search];
     for part in a.sweep.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, values)) = part.split_once('=') else {
@@ -237,7 +238,7 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
             "max_postings" => probes = vals.iter().map(|v| num("max_postings", v)).collect::<Result<_>>()?,
             "ratio" => ratios = vals.iter().map(|v| num("ratio", v)).collect::<Result<_>>()?,
             "head_ef" => head_efs = vals.iter().map(|v| num("head_ef", v)).collect::<Result<_>>()?,
-            "rerank" => reranks = vals.iter().map(|v| num("rerank", v)).collect::<Result<_>>()?,
+            "rerank" => reranks = Some(vals.iter().map(|v| num("rerank", v)).collect::<Result<_>>()?),
             "heads" => heads = vals.iter().map(|v| head_search(v)).collect::<Result<_>>()?,
             other => bail!(
                 "unknown --sweep parameter {other:?} for the spann index: use max_postings, ratio, head_ef, rerank and/or heads"
@@ -283,6 +284,9 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
     }
     drop(base);
     let mut index = index;
+    // Without `rerank` in the sweep: the code family's default (RaBitQ: by error bound).
+    let reranks =
+        reranks.unwrap_or_else(|| vec![index.params().codes.map_or(d.rerank, |c| c.default_rerank())]);
     let ip = index.params();
     let (head_count, raw_bytes) = (index.head_count(), (index.len() * index.dim() * 4) as f64);
     let mut warned = false;
