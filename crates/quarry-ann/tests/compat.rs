@@ -16,8 +16,13 @@ fn golden(name: &str) -> PathBuf {
 
 /// 200 deterministic 8-d vectors.
 fn data() -> Matrix {
+    data_rows(200)
+}
+
+/// `n` deterministic 8-d vectors (xorshift; the first rows of every `n` agree).
+fn data_rows(n: usize) -> Matrix {
     let mut x = 0x2545F4914F6CDD1Du64;
-    let values = (0..200 * 8)
+    let values = (0..n * 8)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -122,28 +127,14 @@ fn quant_v1_golden_folders_open_and_answer_as_written() {
     quant_golden("hnsw-sq8", true, spec("sq8", &[]));
 }
 
-/// 400 deterministic 8-d vectors (the first 200 are `data()`'s).
-fn data400() -> Matrix {
-    let mut x = 0x2545F4914F6CDD1Du64;
-    let values = (0..400 * 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5).mul_add(4.0, 0.0)
-        })
-        .collect();
-    Matrix::new(values, 8).expect("shape")
-}
-
-/// A SPANN golden folder `spann-<name>-v1/`: built on the first 360 of `data400()`, then (with
+/// A SPANN golden folder `spann-<name>-v1/`: built on the first 360 of `data_rows(400)`, then (with
 /// `updates`) the last 40 inserted (lists split), two ids deleted through the update log; without,
 /// one id deleted and saved in the meta file. Answers at 8 probes go to `.expected.txt`.
 fn spann_golden(name: &str, codes: Option<quarry_ann::QuantSpec>, updates: bool) {
     use quarry_ann::spann::{SpannIndex, SpannParams, SpannSearch};
     let dir = golden(&format!("spann-{name}-v1"));
     let expected_path = golden(&format!("spann-{name}-v1.expected.txt"));
-    let all = data400();
+    let all = data_rows(400);
     let s = SpannSearch { max_postings: 8, rerank: 2, ..SpannSearch::default() };
     let answer = |index: &SpannIndex| -> String {
         let mut text = String::new();

@@ -5,6 +5,7 @@
 //! [`Delta`]'s per-list chunk tables; a torn or garbled tail after the last commit is cut off.
 //! Entry payloads are checked against their CRC32C on first read, like the base posting lists.
 
+use super::rows::read_at;
 use quarry_core::{Error, Result};
 use quarry_linalg::AlignedVec;
 use quarry_store::checksum;
@@ -324,20 +325,6 @@ impl Delta {
         }
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(buf, at)
-}
-
-#[cfg(not(unix))]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = file.try_clone()?;
-    f.seek(SeekFrom::Start(at))?;
-    f.read_exact(buf)
 }
 
 #[cfg(unix)]

@@ -53,14 +53,16 @@ impl RowFile {
     }
 }
 
+/// Reads exactly `buf.len()` bytes at offset `at` (a positioned read; no shared seek position).
 #[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     file.read_exact_at(buf, at)
 }
 
+/// Reads exactly `buf.len()` bytes at offset `at`.
 #[cfg(not(unix))]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = file.try_clone()?;
     f.seek(SeekFrom::Start(at))?;

@@ -27,7 +27,7 @@ fn build(m: &Matrix, metric: Metric) -> SpannIndex {
 }
 
 /// An index that owns its search parameters (for builders that return `Box<dyn VectorIndex>`).
-struct Owned(SpannIndex, SpannSearch);
+pub(crate) struct Owned(pub(crate) SpannIndex, pub(crate) SpannSearch);
 
 impl VectorIndex for Owned {
     fn dim(&self) -> usize {

@@ -267,34 +267,6 @@ fn tiny_index_without_head_codes_updates_and_reopens() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An index built on the first 80% of the rows with the rest inserted, searched like a built one.
-struct Updated(SpannIndex);
-
-impl VectorIndex for Updated {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn metric(&self) -> Metric {
-        self.0.metric()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.0.memory_bytes()
-    }
-    fn search(&self, q: &[f32], p: &quarry_core::SearchParams) -> quarry_core::Result<Vec<quarry_core::Hit>> {
-        self.0.searcher(SpannSearch::default()).search(q, p)
-    }
-    fn search_batch(
-        &self,
-        q: &Matrix,
-        p: &quarry_core::SearchParams,
-    ) -> quarry_core::Result<Vec<Vec<quarry_core::Hit>>> {
-        self.0.searcher(SpannSearch::default()).search_batch(q, p)
-    }
-}
-
 #[test]
 fn updated_index_passes_conformance_suite() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -307,7 +279,7 @@ fn updated_index_passes_conformance_suite() {
         let p = SpannParams { head_ratio: 0.1, ..SpannParams::default() };
         let (mut index, _) = SpannIndex::build(&head, metric, p, &dir, 0).expect("build");
         index.insert_batch(&tail).expect("insert");
-        Box::new(Updated(index))
+        Box::new(crate::spann::tests::Owned(index, SpannSearch::default()))
     };
     quarry_testkit::conformance::run_all(&build, 0.9);
 }
