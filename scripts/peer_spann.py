@@ -65,50 +65,10 @@ import argparse, json, os, subprocess, sys, time, traceback
 import numpy as np
 
 
-def _shared_helpers():
-    """read_vecs/recall/timed_queries/emit from shared/tools/peer_bench.py, else local copies."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.environ.get("PEER_BENCH_DIR"), "/work/shared/tools",
-                  os.path.join(here, "..", "..", "shared", "tools")]
-    for path in candidates:
-        if path and os.path.isfile(os.path.join(path, "peer_bench.py")):
-            sys.path.insert(0, path)
-            try:
-                import peer_bench
-                return peer_bench.read_vecs, peer_bench.recall, peer_bench.timed_queries, peer_bench.emit
-            except Exception:
-                pass
-            finally:
-                sys.path.remove(path)
-
-    def read_vecs(path, dtype):
-        if path.endswith(".npy"):
-            return np.load(path).astype(dtype)
-        raw = np.fromfile(path, dtype=np.int32)
-        d = raw[0]
-        rows = raw.reshape(-1, d + 1)
-        return rows[:, 1:].view(dtype) if dtype == np.float32 else rows[:, 1:]
-
-    def recall(found, gt, k):
-        hits = sum(len(set(f[:k]) & set(g[:k])) for f, g in zip(found, gt))
-        return hits / (k * len(gt))
-
-    def timed_queries(search_one, queries, repeats=3):
-        rates, ids = [], None
-        for _ in range(repeats):
-            t = time.perf_counter()
-            ids = [search_one(q) for q in queries]
-            rates.append(len(queries) / (time.perf_counter() - t))
-        return float(np.median(rates)), ids
-
-    def emit(**row):
-        print(json.dumps(row), flush=True)
-
-    return read_vecs, recall, timed_queries, emit
-
-
-# timed_queries is not used: the sweep needs per-query latencies, so it has its own pass loop.
-read_vecs, recall, timed_queries, emit = _shared_helpers()
+# read_vecs / recall / emit: shared/tools/peer_bench.py's helpers (or local copies), as peer_quant.py
+# loads them. Its timed_queries is not used: the sweep needs per-query latencies.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_quant import read_vecs, recall, emit  # noqa: E402
 
 ALL_INDEXES = ["ivfflat", "ivfpq+refine", "ivfpqfs+refine"]
 REFINES = {"sq4": "QT_4bit", "sq6": "QT_6bit", "sq8": "QT_8bit", "fp16": "QT_fp16", "flat": None}
