@@ -4,13 +4,16 @@
 //! * [`checksum`]: CRC32C (Castagnoli, hardware-accelerated where available).
 //! * [`framing`]: the sectioned, checksummed file layout of every index file.
 //! * [`le`]: little-endian field readers that report truncation instead of panicking.
+//! * [`wal`]: the write-ahead log (checksummed records, group commit, torn-tail recovery).
 
 pub mod atomic;
 pub mod framing;
 pub mod le;
+pub mod wal;
 
 pub use atomic::{write_atomic, AtomicFile};
 pub use framing::{write_framed, Framed};
+pub use wal::{Durability, Wal};
 
 /// CRC32C of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u32 {

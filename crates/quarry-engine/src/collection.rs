@@ -1,0 +1,298 @@
+//! A collection: its schema, its write-ahead log and the points in memory (the mutable segment,
+//! searched by exact scan). A write is validated whole, logged (and fsynced, by default), then
+//! applied under the log's lock, so the in-memory order is the log order and a write is visible to
+//! every read that starts after it is acknowledged. Opening replays the log.
+//!
+//! Not yet (issue 6, next steps): sealing into immutable indexed segments with a manifest, payload
+//! indexes, snapshots, group commit across concurrent writers.
+
+use crate::filter::Filter;
+use crate::id::PointId;
+use crate::point::{Op, Point};
+use crate::schema::CollectionSchema;
+use quarry_core::{Error, Metric, Result};
+use quarry_linalg::{Kernels, TopK};
+use quarry_store::Wal;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPoint {
+    /// The point's id.
+    pub id: PointId,
+    /// Similarity (higher is better): inner product, cosine, or minus the squared L2 distance.
+    pub score: f32,
+    /// The point's payload.
+    pub payload: Map<String, Value>,
+}
+
+/// Points in memory, by slot; a replaced or deleted point's slot is dead.
+#[derive(Debug, Default)]
+struct State {
+    slot_of: HashMap<PointId, u32>,
+    ids: Vec<PointId>,
+    live: Vec<bool>,
+    /// Per field: the vectors as given, slot-major.
+    vectors: Vec<Vec<f32>>,
+    /// Per field: 1 / norm of each slot's vector (cosine), else 1.
+    inv_norms: Vec<Vec<f32>>,
+    payloads: Vec<Map<String, Value>>,
+}
+
+/// A collection of points with a schema.
+#[derive(Debug)]
+pub struct Collection {
+    name: String,
+    dir: PathBuf,
+    schema: CollectionSchema,
+    metrics: Vec<Metric>,
+    state: RwLock<State>,
+    wal: Mutex<Wal>,
+}
+
+/// File of the write-ahead log in a collection's folder.
+pub const WAL_FILE: &str = "wal.log";
+
+impl Collection {
+    /// Opens the collection in `dir` (schema and log), replaying the log.
+    pub fn open(name: &str, dir: &Path) -> Result<Collection> {
+        let schema = CollectionSchema::load(dir)?;
+        let metrics = schema.vectors.iter().map(|f| f.metric()).collect::<Result<Vec<_>>>()?;
+        let (wal, records) = Wal::open(&dir.join(WAL_FILE), schema.durability())?;
+        let fields = schema.vectors.len();
+        let c = Collection {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            schema,
+            metrics,
+            state: RwLock::new(State {
+                vectors: vec![Vec::new(); fields],
+                inv_norms: vec![Vec::new(); fields],
+                ..State::default()
+            }),
+            wal: Mutex::new(wal),
+        };
+        {
+            let mut st = c.write_state();
+            for (seq, payload) in records {
+                let op = Op::decode(&payload).map_err(|e| {
+                    Error::malformed(dir.join(WAL_FILE), format!("record {seq}"), e.to_string())
+                })?;
+                c.apply(&mut st, op);
+            }
+        }
+        Ok(c)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The collection's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The collection's schema.
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
+    fn apply(&self, st: &mut State, op: Op) {
+        match op {
+            Op::Upsert(points) => {
+                for p in points {
+                    if let Some(old) = st.slot_of.get(&p.id).copied() {
+                        st.live[old as usize] = false;
+                    }
+                    let slot = st.ids.len() as u32;
+                    for (f, v) in p.vectors.iter().enumerate() {
+                        let inv = if self.metrics[f] == Metric::Cosine {
+                            1.0 / v.iter().map(|x| x * x).sum::<f32>().sqrt()
+                        } else {
+                            1.0
+                        };
+                        st.vectors[f].extend_from_slice(v);
+                        st.inv_norms[f].push(inv);
+                    }
+                    st.slot_of.insert(p.id, slot);
+                    st.ids.push(p.id);
+                    st.live.push(true);
+                    st.payloads.push(p.payload);
+                }
+            }
+            Op::Delete(ids) => {
+                for id in ids {
+                    if let Some(slot) = st.slot_of.remove(&id) {
+                        st.live[slot as usize] = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs `op` durably, then applies it; returns after both.
+    fn commit(&self, op: Op) -> Result<()> {
+        let bytes = op.encode();
+        let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
+        wal.append(&[&bytes])?;
+        let mut st = self.write_state();
+        self.apply(&mut st, op);
+        Ok(())
+    }
+
+    /// Inserts or replaces `points` as one durable batch. Every point is checked first (dimension,
+    /// finite values, payload size); one bad point rejects the batch and nothing is written.
+    pub fn upsert(&self, points: Vec<Point>) -> Result<usize> {
+        for p in &points {
+            p.check(&self.schema)?;
+        }
+        let n = points.len();
+        if n > 0 {
+            self.commit(Op::Upsert(points))?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes `ids` durably; returns how many existed.
+    pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
+        let present = {
+            let st = self.read_state();
+            ids.iter().filter(|id| st.slot_of.contains_key(id)).count()
+        };
+        if !ids.is_empty() {
+            self.commit(Op::Delete(ids.to_vec()))?;
+        }
+        Ok(present)
+    }
+
+    /// Deletes every point passing `filter` durably; returns how many.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
+        let ids: Vec<PointId> = {
+            let st = self.read_state();
+            st.slot_of
+                .iter()
+                .filter(|(id, &s)| filter.matches(**id, &st.payloads[s as usize]))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        self.delete(&ids)
+    }
+
+    /// The point with `id`, if present.
+    pub fn get(&self, id: PointId) -> Option<Point> {
+        let st = self.read_state();
+        let slot = *st.slot_of.get(&id)? as usize;
+        let vectors = self
+            .schema
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(f, field)| st.vectors[f][slot * field.dim..(slot + 1) * field.dim].to_vec())
+            .collect();
+        Some(Point { id, vectors, payload: st.payloads[slot].clone() })
+    }
+
+    /// Number of points (passing `filter`, if given).
+    pub fn count(&self, filter: Option<&Filter>) -> usize {
+        let st = self.read_state();
+        match filter {
+            None => st.slot_of.len(),
+            Some(f) => st.slot_of.iter().filter(|(id, &s)| f.matches(**id, &st.payloads[s as usize])).count(),
+        }
+    }
+
+    /// Up to `limit` points in id order after `after` (exclusive), and the cursor for the next page.
+    pub fn scroll(
+        &self,
+        after: Option<PointId>,
+        limit: usize,
+        filter: Option<&Filter>,
+    ) -> (Vec<Point>, Option<PointId>) {
+        let mut ids: Vec<PointId> = {
+            let st = self.read_state();
+            st.slot_of
+                .iter()
+                .filter(|(id, &s)| {
+                    after.is_none_or(|a| **id > a)
+                        && filter.is_none_or(|f| f.matches(**id, &st.payloads[s as usize]))
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        ids.sort_unstable();
+        let next = if ids.len() > limit { Some(ids[limit - 1]) } else { None };
+        let page = ids.into_iter().take(limit).filter_map(|id| self.get(id)).collect();
+        (page, next.filter(|_| limit > 0))
+    }
+
+    /// The `k` most similar points to `query` in vector field `field` (`None`: the only field),
+    /// among those passing `filter`: an exact scan of the points in memory.
+    pub fn search(
+        &self,
+        query: &[f32],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<ScoredPoint>> {
+        let f = self.schema.field(field)?;
+        let spec = &self.schema.vectors[f];
+        if query.len() != spec.dim {
+            return Err(Error::DimensionMismatch {
+                expected: spec.dim,
+                got: query.len(),
+                context: format!("query for field {:?}", spec.name),
+            });
+        }
+        if let Some((i, x)) = query.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFinite { what: "query".into(), component: i, value: *x });
+        }
+        let metric = self.metrics[f];
+        let mut q = query.to_vec();
+        if metric == Metric::Cosine {
+            let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm == 0.0 {
+                return Err(Error::ZeroVector { what: "query".into() });
+            }
+            q.iter_mut().for_each(|x| *x /= norm);
+        }
+        let kern = Kernels::get();
+        let st = self.read_state();
+        let mut top = TopK::new(k);
+        let dim = spec.dim;
+        for slot in 0..st.ids.len() {
+            if !st.live[slot] || filter.is_some_and(|fl| !fl.matches(st.ids[slot], &st.payloads[slot])) {
+                continue;
+            }
+            let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
+            let key = match metric {
+                Metric::L2 => (kern.l2_sq)(&q, x),
+                _ => -(kern.dot)(&q, x) * st.inv_norms[f][slot],
+            };
+            if key <= top.threshold() {
+                top.push(key, slot as u32);
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|(key, slot)| ScoredPoint {
+                id: st.ids[slot as usize],
+                score: -key,
+                payload: st.payloads[slot as usize].clone(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,86 @@
+//! The embedded database: a folder of collections (`<dir>/collections/<name>/`), opened like
+//! SQLite. Creating a collection writes its schema and an empty log crash-safely before it is
+//! returned; unknown collection names are errors that name them.
+
+use crate::collection::Collection;
+use crate::schema::CollectionSchema;
+use quarry_core::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// An open database.
+#[derive(Debug)]
+pub struct Database {
+    dir: PathBuf,
+    collections: RwLock<BTreeMap<String, Arc<Collection>>>,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "collection name {name:?}: use 1-64 ASCII letters, digits, '_' or '-' (not leading)"
+        )))
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in `dir`, opening every collection in it.
+    pub fn open(dir: &Path) -> Result<Database> {
+        let root = dir.join("collections");
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        let mut collections = BTreeMap::new();
+        for entry in std::fs::read_dir(&root).map_err(|e| Error::io("listing", &root, e))? {
+            let entry = entry.map_err(|e| Error::io("listing", &root, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if check_name(&name).is_err() || !entry.path().join("schema.json").exists() {
+                continue;
+            }
+            let c = Collection::open(&name, &entry.path())?;
+            collections.insert(name, Arc::new(c));
+        }
+        Ok(Database { dir: dir.to_path_buf(), collections: RwLock::new(collections) })
+    }
+
+    /// The database folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates collection `name` with `schema`; an error if it exists or the schema is invalid.
+    pub fn create_collection(&self, name: &str, schema: CollectionSchema) -> Result<Arc<Collection>> {
+        check_name(name)?;
+        schema.check()?;
+        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
+        if map.contains_key(name) {
+            return Err(Error::InvalidArgument(format!("collection {name:?} already exists")));
+        }
+        let dir = self.dir.join("collections").join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        schema.save(&dir)?;
+        let c = Arc::new(Collection::open(name, &dir)?);
+        map.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The open collection `name`.
+    pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        self.collections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown collection {name:?}")))
+    }
+
+    /// Names of the collections.
+    pub fn collection_names(&self) -> Vec<String> {
+        self.collections.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+    }
+}

@@ -1,0 +1,212 @@
+//! Payload filters in Qdrant's JSON dialect (the one syntax of the CLI, server and Python):
+//! `{"must": [...], "should": [...], "must_not": [...]}` whose conditions are field conditions
+//! `{"key": "a.b", "match": {"value": v} | {"any": [..]} | {"except": [..]}}`,
+//! `{"key": k, "range": {"gt"|"gte"|"lt"|"lte": x}}`, `{"is_empty": {"key": k}}`,
+//! `{"is_null": {"key": k}}`, `{"has_id": [ids]}`, or a nested filter. Keys are dotted paths; a
+//! condition on an array value holds if it holds for any element (Qdrant's rule). Parsing checks
+//! the whole filter first, so a bad filter is an error naming the problem, never a silent miss.
+
+use crate::id::PointId;
+use quarry_core::{Error, Result};
+use serde_json::{Map, Value};
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    must: Vec<Cond>,
+    should: Vec<Cond>,
+    must_not: Vec<Cond>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    Match { key: String, values: Vec<Value>, negate: bool },
+    Range { key: String, gt: Option<f64>, gte: Option<f64>, lt: Option<f64>, lte: Option<f64> },
+    IsEmpty(String),
+    IsNull(String),
+    HasId(Vec<PointId>),
+    Nested(Filter),
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(format!("bad filter: {}", msg.into()))
+}
+
+impl Filter {
+    /// Parses a filter from JSON text.
+    pub fn parse(text: &str) -> Result<Filter> {
+        let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e})")))?;
+        Filter::from_json(&v)
+    }
+
+    /// Parses a filter object.
+    pub fn from_json(v: &Value) -> Result<Filter> {
+        let obj =
+            v.as_object().ok_or_else(|| bad("a filter is a JSON object with must / should / must_not"))?;
+        let mut f = Filter::default();
+        for (k, conds) in obj {
+            let list = match conds {
+                Value::Array(a) => a.iter().map(Cond::from_json).collect::<Result<Vec<_>>>()?,
+                Value::Object(_) => vec![Cond::from_json(conds)?],
+                _ => return Err(bad(format!("\"{k}\" must be a condition or a list of conditions"))),
+            };
+            match k.as_str() {
+                "must" => f.must = list,
+                "should" => f.should = list,
+                "must_not" => f.must_not = list,
+                other => return Err(bad(format!("unknown clause \"{other}\" (use must, should, must_not)"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether a point with `id` and `payload` passes.
+    pub fn matches(&self, id: PointId, payload: &Map<String, Value>) -> bool {
+        self.must.iter().all(|c| c.holds(id, payload))
+            && (self.should.is_empty() || self.should.iter().any(|c| c.holds(id, payload)))
+            && !self.must_not.iter().any(|c| c.holds(id, payload))
+    }
+}
+
+impl Cond {
+    fn from_json(v: &Value) -> Result<Cond> {
+        let obj = v.as_object().ok_or_else(|| bad(format!("condition {v} is not an object")))?;
+        if obj.contains_key("must") || obj.contains_key("should") || obj.contains_key("must_not") {
+            return Filter::from_json(v).map(Cond::Nested);
+        }
+        if let Some(ids) = obj.get("has_id") {
+            let ids = ids.as_array().ok_or_else(|| bad("has_id takes a list of ids"))?;
+            return ids.iter().map(PointId::from_json).collect::<Result<_>>().map(Cond::HasId);
+        }
+        for (name, is_empty) in [("is_empty", true), ("is_null", false)] {
+            if let Some(inner) = obj.get(name) {
+                let key = inner
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(format!("{name} needs {{\"key\": …}}")))?;
+                return Ok(if is_empty { Cond::IsEmpty(key.into()) } else { Cond::IsNull(key.into()) });
+            }
+        }
+        let key = obj
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                bad(format!(
+                    "condition {v} has no \"key\" (or has_id / is_empty / is_null / a nested filter)"
+                ))
+            })?
+            .to_string();
+        if let Some(m) = obj.get("match") {
+            let m = m.as_object().ok_or_else(|| bad("match takes an object"))?;
+            let scalar = |x: &Value| matches!(x, Value::String(_) | Value::Number(_) | Value::Bool(_));
+            if let Some(x) = m.get("value") {
+                if !scalar(x) {
+                    return Err(bad(format!("match value {x} must be a string, number or bool")));
+                }
+                return Ok(Cond::Match { key, values: vec![x.clone()], negate: false });
+            }
+            for (name, negate) in [("any", false), ("except", true)] {
+                if let Some(list) = m.get(name) {
+                    let list = list.as_array().ok_or_else(|| bad(format!("match {name} takes a list")))?;
+                    if let Some(x) = list.iter().find(|x| !scalar(x)) {
+                        return Err(bad(format!("match {name}: {x} must be a string, number or bool")));
+                    }
+                    return Ok(Cond::Match { key, values: list.clone(), negate });
+                }
+            }
+            return Err(bad("match needs value, any or except"));
+        }
+        if let Some(r) = obj.get("range") {
+            let r = r.as_object().ok_or_else(|| bad("range takes an object"))?;
+            let get = |n: &str| -> Result<Option<f64>> {
+                match r.get(n) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(x) => {
+                        x.as_f64().map(Some).ok_or_else(|| bad(format!("range {n}: {x} is not a number")))
+                    }
+                }
+            };
+            if let Some(k) = r.keys().find(|k| !["gt", "gte", "lt", "lte"].contains(&k.as_str())) {
+                return Err(bad(format!("range: unknown bound \"{k}\"")));
+            }
+            return Ok(Cond::Range {
+                key,
+                gt: get("gt")?,
+                gte: get("gte")?,
+                lt: get("lt")?,
+                lte: get("lte")?,
+            });
+        }
+        Err(bad(format!("condition on \"{key}\" needs match or range")))
+    }
+
+    fn holds(&self, id: PointId, payload: &Map<String, Value>) -> bool {
+        match self {
+            Cond::Nested(f) => f.matches(id, payload),
+            Cond::HasId(ids) => ids.contains(&id),
+            Cond::IsEmpty(key) => {
+                values_at(payload, key).iter().all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+            }
+            Cond::IsNull(key) => values_at(payload, key).iter().any(|v| v.is_null()),
+            Cond::Match { key, values, negate } => {
+                let found = scalars_at(payload, key);
+                if *negate {
+                    // Qdrant: except holds when the key has a value none of whose elements is listed.
+                    !found.is_empty() && found.iter().all(|x| !values.iter().any(|v| same(v, x)))
+                } else {
+                    found.iter().any(|x| values.iter().any(|v| same(v, x)))
+                }
+            }
+            Cond::Range { key, gt, gte, lt, lte } => {
+                scalars_at(payload, key).iter().filter_map(|x| x.as_f64()).any(|x| {
+                    gt.is_none_or(|b| x > b)
+                        && gte.is_none_or(|b| x >= b)
+                        && lt.is_none_or(|b| x < b)
+                        && lte.is_none_or(|b| x <= b)
+                })
+            }
+        }
+    }
+}
+
+/// Numbers compare by value (1 == 1.0), the rest by equality.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The values at dotted path `key` (arrays on the way are flattened).
+fn values_at<'a>(payload: &'a Map<String, Value>, key: &str) -> Vec<&'a Value> {
+    let mut cur: Vec<&Value> = Vec::new();
+    let mut parts = key.split('.');
+    let Some(first) = parts.next() else { return cur };
+    if let Some(v) = payload.get(first) {
+        cur.push(v);
+    }
+    for part in parts {
+        let mut next = Vec::new();
+        for v in cur {
+            match v {
+                Value::Object(o) => next.extend(o.get(part)),
+                Value::Array(a) => next.extend(a.iter().filter_map(|x| x.get(part))),
+                _ => {}
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// The scalar values at `key`, array elements included.
+fn scalars_at<'a>(payload: &'a Map<String, Value>, key: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for v in values_at(payload, key) {
+        match v {
+            Value::Array(a) => out.extend(a.iter()),
+            other => out.push(other),
+        }
+    }
+    out
+}

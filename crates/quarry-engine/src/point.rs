@@ -1,0 +1,265 @@
+//! Points (id, named vectors, JSON payload), their validation against a schema, and the binary
+//! encoding of write operations in the write-ahead log (spec: docs/FORMAT.md, "Collection WAL
+//! operations"). Decoding never panics: a record that does not parse is an error naming the field.
+
+use crate::id::PointId;
+use crate::schema::CollectionSchema;
+use quarry_core::{Error, Result};
+use serde_json::{Map, Value};
+
+/// One point: an id, one vector per field of the schema (by field index), a payload object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// External id.
+    pub id: PointId,
+    /// Vectors in schema field order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Payload (a JSON object; empty if none).
+    pub payload: Map<String, Value>,
+}
+
+/// A write operation, as logged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Insert or replace these points.
+    Upsert(Vec<Point>),
+    /// Delete these ids (absent ones are ignored).
+    Delete(Vec<PointId>),
+}
+
+impl Point {
+    /// Parses one point from JSON: `{"id": …, "vector": […] | {"name": […], …}, "payload": {…}}`
+    /// (`vectors` is accepted for `vector`), checked against `schema`.
+    pub fn from_json(v: &Value, schema: &CollectionSchema) -> Result<Point> {
+        let obj =
+            v.as_object().ok_or_else(|| Error::InvalidArgument("a point must be a JSON object".into()))?;
+        let id = PointId::from_json(
+            obj.get("id").ok_or_else(|| Error::InvalidArgument("a point needs an \"id\"".into()))?,
+        )?;
+        let vec_value = obj
+            .get("vector")
+            .or_else(|| obj.get("vectors"))
+            .ok_or_else(|| Error::InvalidArgument(format!("point {id}: no \"vector\"")))?;
+        let mut vectors = vec![Vec::new(); schema.vectors.len()];
+        match vec_value {
+            Value::Array(_) => vectors[schema.field(None)?] = floats(vec_value, id, "")?,
+            Value::Object(named) => {
+                for (name, v) in named {
+                    vectors[schema.field(Some(name))?] = floats(v, id, name)?;
+                }
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "point {id}: \"vector\" must be an array or an object"
+                )))
+            }
+        }
+        let payload = match obj.get("payload") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                return Err(Error::InvalidArgument(format!("point {id}: \"payload\" must be a JSON object")))
+            }
+        };
+        let p = Point { id, vectors, payload };
+        p.check(schema)?;
+        Ok(p)
+    }
+
+    /// Checks dimensions, finiteness, non-empty vectors and the payload size.
+    pub fn check(&self, schema: &CollectionSchema) -> Result<()> {
+        let id = self.id;
+        if self.vectors.len() != schema.vectors.len() {
+            return Err(Error::InvalidArgument(format!(
+                "point {id}: {} vector fields, expected {}",
+                self.vectors.len(),
+                schema.vectors.len()
+            )));
+        }
+        for (f, v) in schema.vectors.iter().zip(&self.vectors) {
+            if v.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "point {id}: vector {:?} is missing or empty",
+                    f.name
+                )));
+            }
+            if v.len() != f.dim {
+                return Err(Error::DimensionMismatch {
+                    expected: f.dim,
+                    got: v.len(),
+                    context: format!("point {id}, vector {:?}", f.name),
+                });
+            }
+            if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                return Err(Error::NonFinite {
+                    what: format!("point {id}, vector {:?}", f.name),
+                    component: i,
+                    value: *x,
+                });
+            }
+            if f.metric()? == quarry_core::Metric::Cosine && v.iter().all(|&x| x == 0.0) {
+                return Err(Error::ZeroVector { what: format!("point {id}, vector {:?}", f.name) });
+            }
+        }
+        let size = serde_json::to_vec(&self.payload).map_or(usize::MAX, |b| b.len());
+        if size > schema.max_payload_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "point {id}: payload of {size} bytes is over the collection's limit of {} bytes",
+                schema.max_payload_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The point as JSON: `{"id", "vector" (an array for a single unnamed field, else an object),
+    /// "payload"}`.
+    pub fn to_json(&self, schema: &CollectionSchema) -> Value {
+        let vector = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
+            Value::from(self.vectors[0].clone())
+        } else {
+            Value::Object(
+                schema
+                    .vectors
+                    .iter()
+                    .zip(&self.vectors)
+                    .map(|(f, v)| (f.name.clone(), Value::from(v.clone())))
+                    .collect(),
+            )
+        };
+        serde_json::json!({"id": self.id.to_json(), "vector": vector, "payload": Value::Object(self.payload.clone())})
+    }
+}
+
+fn floats(v: &Value, id: PointId, field: &str) -> Result<Vec<f32>> {
+    let arr = v.as_array().ok_or_else(|| {
+        Error::InvalidArgument(format!("point {id}: vector {field:?} must be an array of numbers"))
+    })?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_f64().map(|f| f as f32).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "point {id}: vector {field:?} component {i} is not a number ({x})"
+                ))
+            })
+        })
+        .collect()
+}
+
+impl Op {
+    /// Binary encoding for the WAL.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Op::Upsert(points) => {
+                out.push(1);
+                out.extend_from_slice(&(points.len() as u32).to_le_bytes());
+                for p in points {
+                    put_id(&mut out, p.id);
+                    out.extend_from_slice(&(p.vectors.len() as u32).to_le_bytes());
+                    for v in &p.vectors {
+                        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+                    }
+                    let payload = serde_json::to_vec(&p.payload).unwrap_or_default();
+                    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&payload);
+                }
+            }
+            Op::Delete(ids) => {
+                out.push(2);
+                out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+                ids.iter().for_each(|&id| put_id(&mut out, id));
+            }
+        }
+        out
+    }
+
+    /// Decodes [`Op::encode`]'s bytes.
+    pub fn decode(b: &[u8]) -> Result<Op> {
+        let mut c = Cursor { b, at: 0 };
+        match c.u8()? {
+            1 => {
+                let n = c.u32()? as usize;
+                let mut points = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    let id = c.id()?;
+                    let fields = c.u32()? as usize;
+                    let mut vectors = Vec::with_capacity(fields.min(64));
+                    for _ in 0..fields {
+                        let dim = c.u32()? as usize;
+                        let bytes = c.take(dim.checked_mul(4).ok_or_else(|| c.bad("dimension"))?)?;
+                        vectors.push(
+                            bytes
+                                .chunks_exact(4)
+                                .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                                .collect(),
+                        );
+                    }
+                    let len = c.u32()? as usize;
+                    let payload: Map<String, Value> = serde_json::from_slice(c.take(len)?)
+                        .map_err(|e| Error::InvalidArgument(format!("WAL payload: {e}")))?;
+                    points.push(Point { id, vectors, payload });
+                }
+                Ok(Op::Upsert(points))
+            }
+            2 => {
+                let n = c.u32()? as usize;
+                (0..n).map(|_| c.id()).collect::<Result<_>>().map(Op::Delete)
+            }
+            k => Err(Error::InvalidArgument(format!("WAL operation kind {k} is unknown"))),
+        }
+    }
+}
+
+fn put_id(out: &mut Vec<u8>, id: PointId) {
+    match id {
+        PointId::Num(n) => {
+            out.push(0);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        PointId::Uuid(u) => {
+            out.push(1);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bad(&self, what: &str) -> Error {
+        Error::InvalidArgument(format!("WAL operation: {what} at byte {} is cut short or invalid", self.at))
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self
+            .b
+            .get(self.at..self.at.checked_add(n).ok_or_else(|| self.bad("length"))?)
+            .ok_or_else(|| self.bad("field"))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn id(&mut self) -> Result<PointId> {
+        match self.u8()? {
+            0 => {
+                let s = self.take(8)?;
+                Ok(PointId::Num(u64::from_le_bytes(s.try_into().map_err(|_| self.bad("id"))?)))
+            }
+            1 => {
+                let s = self.take(16)?;
+                Ok(PointId::Uuid(u128::from_le_bytes(s.try_into().map_err(|_| self.bad("id"))?)))
+            }
+            _ => Err(self.bad("id tag")),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! A collection's schema: its named dense vector fields (dimension, metric, index spec), the
+//! payload size limit and the durability of its writes. Stored as `schema.json` in the
+//! collection's folder, written crash-safely.
+
+use quarry_core::{Error, Metric, Result};
+use quarry_store::Durability;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One dense vector field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorField {
+    /// Field name ("" is the default, unnamed vector).
+    pub name: String,
+    /// Dimension (≥ 1).
+    pub dim: usize,
+    /// `cosine`, `ip` or `l2`.
+    pub metric: String,
+    /// Index spec for sealed segments (`hnsw`, `hnsw+sq8`, `flat`, ...).
+    pub index: String,
+}
+
+impl VectorField {
+    /// The parsed metric.
+    pub fn metric(&self) -> Result<Metric> {
+        self.metric
+            .parse::<Metric>()
+            .map_err(|e| Error::InvalidArgument(format!("field {:?}: {e}", self.name)))
+    }
+}
+
+/// A collection's schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSchema {
+    /// Vector fields (at least one; names unique).
+    pub vectors: Vec<VectorField>,
+    /// Largest accepted payload, in bytes of its JSON (default 64 KiB).
+    #[serde(default = "default_payload_limit")]
+    pub max_payload_bytes: usize,
+    /// `true` (default): every acknowledged write is fsynced; `false`: written to the OS only.
+    #[serde(default = "default_fsync")]
+    pub fsync: bool,
+}
+
+fn default_payload_limit() -> usize {
+    64 << 10
+}
+
+fn default_fsync() -> bool {
+    true
+}
+
+impl CollectionSchema {
+    /// A schema with one unnamed vector field.
+    pub fn single(dim: usize, metric: Metric, index: &str) -> CollectionSchema {
+        CollectionSchema {
+            vectors: vec![VectorField {
+                name: String::new(),
+                dim,
+                metric: metric.to_string(),
+                index: index.into(),
+            }],
+            max_payload_bytes: default_payload_limit(),
+            fsync: true,
+        }
+    }
+
+    /// Checks the schema; errors name the field.
+    pub fn check(&self) -> Result<()> {
+        if self.vectors.is_empty() {
+            return Err(Error::InvalidArgument("a collection needs at least one vector field".into()));
+        }
+        for (i, f) in self.vectors.iter().enumerate() {
+            if f.dim == 0 || f.dim > 65_536 {
+                return Err(Error::InvalidArgument(format!(
+                    "field {:?}: dimension {} must be in 1..=65536",
+                    f.name, f.dim
+                )));
+            }
+            f.metric()?;
+            if self.vectors[..i].iter().any(|g| g.name == f.name) {
+                return Err(Error::InvalidArgument(format!("field {:?} is declared twice", f.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Durability of writes.
+    pub fn durability(&self) -> Durability {
+        if self.fsync {
+            Durability::Fsync
+        } else {
+            Durability::Buffered
+        }
+    }
+
+    /// Index of field `name` (`None` or "" with a single field: that field).
+    pub fn field(&self, name: Option<&str>) -> Result<usize> {
+        match name {
+            None if self.vectors.len() == 1 => Ok(0),
+            None => Err(Error::InvalidArgument(format!(
+                "the collection has {} vector fields: name one",
+                self.vectors.len()
+            ))),
+            Some(n) => self
+                .vectors
+                .iter()
+                .position(|f| f.name == n)
+                .ok_or_else(|| Error::InvalidArgument(format!("unknown vector field {n:?}"))),
+        }
+    }
+
+    /// Writes `schema.json` into `dir` crash-safely.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        quarry_store::write_atomic(&dir.join("schema.json"), |w| std::io::Write::write_all(w, &text))
+    }
+
+    /// Reads `schema.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<CollectionSchema> {
+        let path = dir.join("schema.json");
+        let text = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let s: CollectionSchema =
+            serde_json::from_slice(&text).map_err(|e| Error::malformed(&path, "schema", e.to_string()))?;
+        s.check()?;
+        Ok(s)
+    }
+}

@@ -1,0 +1,252 @@
+//! The write-ahead log (spec: docs/FORMAT.md, "Write-ahead log"): a 32-byte header, then records
+//! `[u32 payload length][u32 CRC32C of (seq, payload)][u64 seq][payload]` with consecutive
+//! sequence numbers. [`Wal::append`] writes a batch of records with one write and (with
+//! [`Durability::Fsync`]) one fsync before returning: group commit, and the caller acknowledges
+//! only after it returns. [`Wal::open`] replays records up to the first torn, garbled or
+//! out-of-sequence one and cuts the file there, so later appends follow the last valid record.
+//! After a failed write or fsync the log refuses further appends until it is reopened (the state
+//! of the file after a failed fsync is unknown, so nothing more is acknowledged from it).
+
+use crate::{checksum, checksum_append};
+use quarry_core::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// Magic of a WAL file.
+pub const MAGIC: [u8; 8] = *b"QRYWAL\0\0";
+/// Version of the WAL format.
+pub const VERSION: u32 = 1;
+/// Header bytes.
+pub const HEADER: u64 = 32;
+/// Record header bytes (length, CRC, sequence number).
+pub const RECORD_HEADER: usize = 16;
+/// Largest payload accepted (a guard against reading a garbled length as a huge allocation).
+pub const MAX_PAYLOAD: usize = 1 << 30;
+
+/// When an append is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync before returning (the default): an acknowledged write survives power loss.
+    #[default]
+    Fsync,
+    /// Written to the OS only: survives a process crash, not power loss.
+    Buffered,
+}
+
+/// An open write-ahead log.
+#[derive(Debug)]
+pub struct Wal {
+    path: PathBuf,
+    file: File,
+    end: u64,
+    next_seq: u64,
+    durability: Durability,
+    /// A write or fsync failed: no more appends until reopened.
+    poisoned: bool,
+}
+
+/// One replayed record: its sequence number and payload.
+pub type Record = (u64, Vec<u8>);
+
+impl Wal {
+    /// Opens (creating if missing) the log at `path`, returning it and every valid record in
+    /// order. A torn or garbled tail is cut off; a file that is not a WAL is an error.
+    pub fn open(path: &Path, durability: Durability) -> Result<(Wal, Vec<Record>)> {
+        let io = |what: &'static str| move |e| Error::io(what, path, e);
+        if !path.exists() {
+            let mut h = [0u8; HEADER as usize];
+            h[..8].copy_from_slice(&MAGIC);
+            h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+            let c = checksum(&h[..28]);
+            h[28..32].copy_from_slice(&c.to_le_bytes());
+            crate::write_atomic(path, |w| std::io::Write::write_all(w, &h))?;
+        }
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io("opening"))?;
+        let len = file.metadata().map_err(io("reading the size of"))?.len();
+        let mut h = [0u8; HEADER as usize];
+        if len < HEADER || read_at(&file, &mut h, 0).is_err() {
+            return Err(Error::malformed(path, "header", "shorter than the 32-byte WAL header"));
+        }
+        if h[..8] != MAGIC || checksum(&h[..28]).to_le_bytes() != h[28..32] {
+            return Err(Error::malformed(path, "header", "not a Quarry WAL (magic or header checksum)"));
+        }
+        let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        if version != VERSION {
+            return Err(Error::malformed(
+                path,
+                "header",
+                format!("version {version}, this build reads {VERSION}"),
+            ));
+        }
+        let mut records = Vec::new();
+        let mut at = HEADER;
+        let mut next_seq = 1u64;
+        let mut rec = [0u8; RECORD_HEADER];
+        while at + RECORD_HEADER as u64 <= len && read_at(&file, &mut rec, at).is_ok() {
+            let n = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+            let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+            let seq =
+                u64::from_le_bytes([rec[8], rec[9], rec[10], rec[11], rec[12], rec[13], rec[14], rec[15]]);
+            let body = at + RECORD_HEADER as u64;
+            if n > MAX_PAYLOAD || body + n as u64 > len || seq != next_seq {
+                break;
+            }
+            let mut payload = vec![0u8; n];
+            if read_at(&file, &mut payload, body).is_err()
+                || checksum_append(checksum(&rec[8..16]), &payload) != crc
+            {
+                break;
+            }
+            records.push((seq, payload));
+            next_seq += 1;
+            at = body + n as u64;
+        }
+        if at < len {
+            file.set_len(at).map_err(io("cutting the torn tail of"))?;
+            file.sync_all().map_err(io("syncing"))?;
+        }
+        Ok((Wal { path: path.to_path_buf(), file, end: at, next_seq, durability, poisoned: false }, records))
+    }
+
+    /// Appends `payloads` as consecutive records with one write, then (with fsync durability)
+    /// one fsync; returns the last sequence number. On failure nothing is acknowledged, the file
+    /// is cut back to its previous end when possible, and the log refuses appends until reopened.
+    pub fn append(&mut self, payloads: &[&[u8]]) -> Result<u64> {
+        if self.poisoned {
+            return Err(Error::InvalidArgument(format!(
+                "the write-ahead log {} had a failed write; reopen the database",
+                self.path.display()
+            )));
+        }
+        let total: usize = payloads.iter().map(|p| RECORD_HEADER + p.len()).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut seq = self.next_seq;
+        for p in payloads {
+            if p.len() > MAX_PAYLOAD {
+                return Err(Error::InvalidArgument(format!(
+                    "a WAL record of {} bytes (at most {MAX_PAYLOAD})",
+                    p.len()
+                )));
+            }
+            let seq_bytes = seq.to_le_bytes();
+            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&checksum_append(checksum(&seq_bytes), p).to_le_bytes());
+            buf.extend_from_slice(&seq_bytes);
+            buf.extend_from_slice(p);
+            seq += 1;
+        }
+        let written = write_at(&self.file, &buf, self.end).and_then(|()| match self.durability {
+            Durability::Fsync => self.file.sync_data(),
+            Durability::Buffered => Ok(()),
+        });
+        if let Err(e) = written {
+            self.poisoned = true;
+            let _ = self.file.set_len(self.end);
+            return Err(Error::io("appending to", &self.path, e));
+        }
+        self.end += buf.len() as u64;
+        self.next_seq = seq;
+        Ok(seq - 1)
+    }
+
+    /// Sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Bytes in the file.
+    pub fn len_bytes(&self) -> u64 {
+        self.end
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, at)
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(at))?;
+    f.read_exact(buf)
+}
+
+#[cfg(not(unix))]
+fn write_at(file: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(at))?;
+    f.write_all(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("quarry-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join("wal.log")
+    }
+
+    #[test]
+    fn round_trip_and_sequence_numbers() {
+        let path = temp("rt");
+        let (mut wal, recs) = Wal::open(&path, Durability::Fsync).expect("create");
+        assert!(recs.is_empty());
+        assert_eq!(wal.append(&[b"a", b"bb"]).expect("append"), 2);
+        assert_eq!(wal.append(&[b""]).expect("append"), 3);
+        drop(wal);
+        let (wal, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
+        assert_eq!(recs, vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, Vec::new())]);
+        assert_eq!(wal.next_seq(), 4);
+    }
+
+    #[test]
+    fn torn_and_garbled_tails_are_cut_and_appends_follow() {
+        let path = temp("torn");
+        let (mut wal, _) = Wal::open(&path, Durability::Fsync).expect("create");
+        wal.append(&[b"first", b"second"]).expect("append");
+        let good = wal.len_bytes();
+        wal.append(&[b"third"]).expect("append");
+        drop(wal);
+        // Torn: cut in the middle of the third record.
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 2]).expect("write");
+        let (mut wal, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
+        assert_eq!(recs.len(), 2);
+        assert_eq!(wal.len_bytes(), good);
+        assert_eq!(wal.append(&[b"again"]).expect("append"), 3);
+        drop(wal);
+        // Garbled: a flipped payload byte in the second record ends the replay there.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let second = HEADER as usize + RECORD_HEADER + 5 + RECORD_HEADER;
+        bytes[second] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("write");
+        let (_, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
+        assert_eq!(recs, vec![(1, b"first".to_vec())]);
+    }
+
+    #[test]
+    fn not_a_wal_is_an_error() {
+        let path = temp("bad");
+        std::fs::write(&path, b"definitely not a write-ahead log, just text").expect("write");
+        let err = Wal::open(&path, Durability::Fsync).expect_err("refused");
+        assert!(err.to_string().contains("not a Quarry WAL"), "{err}");
+    }
+}
