@@ -28,6 +28,15 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Collections of an embedded database folder.
+    #[command(subcommand)]
+    Collection(commands::db::CollectionCommand),
+    /// Add JSONL points to a collection in durable batches (prints `acked <total>` per batch).
+    Ingest(commands::db::IngestArgs),
+    /// Count the points of a collection (optionally under a filter).
+    Count(commands::db::CountArgs),
+    /// Print one point of a collection as JSON.
+    Get(commands::db::GetArgs),
 }
 
 fn main() {
@@ -37,6 +46,10 @@ fn main() {
         Command::Search(a) => commands::search::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bench(b) => commands::bench::run(b),
+        Command::Collection(c) => commands::db::collection(c),
+        Command::Ingest(a) => commands::db::ingest(a),
+        Command::Count(a) => commands::db::count(a),
+        Command::Get(a) => commands::db::get(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

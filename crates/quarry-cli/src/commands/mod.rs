@@ -1,6 +1,7 @@
 //! One module per `quarry` subcommand.
 
 pub mod bench;
+pub mod db;
 pub mod eval;
 pub mod quickstart;
 pub mod search;

@@ -12,11 +12,29 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct Args {
     /// Base vectors (.fvecs, .bvecs, .npy f32/f16, .jsonl).
-    #[arg(long)]
-    base: PathBuf,
+    #[arg(long, required_unless_present = "dir")]
+    base: Option<PathBuf>,
     /// Query vectors (same formats).
+    #[arg(long, required_unless_present = "dir")]
+    query: Option<PathBuf>,
+    /// Collection mode: a database folder (with --collection and --vector-file).
+    #[arg(long, requires = "collection")]
+    dir: Option<PathBuf>,
+    /// Collection mode: the collection to search.
+    #[arg(long, requires = "dir")]
+    collection: Option<String>,
+    /// Collection mode: query vectors (.fvecs, .npy, ...).
+    #[arg(long, requires = "dir")]
+    vector_file: Option<PathBuf>,
+    /// Collection mode: the vector field (default: the only one).
     #[arg(long)]
-    query: PathBuf,
+    field: Option<String>,
+    /// Collection mode: a payload filter (Qdrant's JSON dialect).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Collection mode: one JSON object per query on stdout.
+    #[arg(long)]
+    json: bool,
     /// Index kind.
     #[arg(long, default_value = "flat")]
     index: String,
@@ -27,8 +45,8 @@ pub struct Args {
     #[arg(short = 'k', long = "k", default_value_t = 100)]
     k: usize,
     /// Output TREC run file.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "dir")]
+    out: Option<PathBuf>,
     /// Document ids, one per line in base order (default: row numbers from 0).
     #[arg(long)]
     base_ids: Option<PathBuf>,
@@ -48,10 +66,29 @@ pub struct Args {
 
 /// Runs `quarry search`.
 pub fn run(a: Args) -> Result<()> {
+    if let (Some(dir), Some(collection)) = (&a.dir, &a.collection) {
+        let Some(vectors) = &a.vector_file else {
+            anyhow::bail!("--dir needs --vector-file (the query vectors)")
+        };
+        return crate::commands::db::search_collection(
+            dir,
+            collection,
+            vectors,
+            a.field.as_deref(),
+            a.k,
+            a.filter.as_deref(),
+            a.json,
+        );
+    }
+    let (Some(base), Some(query), Some(out_path)) = (&a.base, &a.query, &a.out) else {
+        anyhow::bail!(
+            "quarry search needs --base, --query and --out (or --dir, --collection and --vector-file)"
+        );
+    };
     load::check_index_kind(&a.index)?;
-    let (index, build) = load::flat_index(&a.base, a.metric, a.storage)?;
-    let queries = load::queries(&a.query, None)?;
-    load::check_dims(&index, &queries, &a.base, &a.query)?;
+    let (index, build) = load::flat_index(base, a.metric, a.storage)?;
+    let queries = load::queries(query, None)?;
+    load::check_dims(&index, &queries, base, query)?;
     let doc_ids = match &a.base_ids {
         Some(p) => load::id_list(p, index.len(), "base")?,
         None => (0..index.len()).map(|i| i.to_string()).collect(),
@@ -66,7 +103,7 @@ pub fn run(a: Args) -> Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let pb = progress::bar(results.len() as u64, "writing", false);
     let mut out =
-        RunWriter::create(&a.out, &a.tag).with_context(|| format!("creating {}", a.out.display()))?;
+        RunWriter::create(out_path, &a.tag).with_context(|| format!("creating {}", out_path.display()))?;
     for (qid, hits) in query_ids.iter().zip(&results) {
         let ranked: Vec<(&str, f32)> =
             hits.iter().map(|h| (doc_ids[h.id as usize].as_str(), h.score)).collect();
@@ -84,7 +121,7 @@ pub fn run(a: Args) -> Result<()> {
         a.index,
         secs,
         build,
-        a.out.display()
+        out_path.display()
     );
     Ok(())
 }

@@ -1,0 +1,213 @@
+//! Database commands over an embedded Quarry database folder (`--dir`): `collection create`,
+//! `ingest` (JSONL points in durable batches, printing `acked <total>` after each), `count`,
+//! `get`, and the collection mode of `search` (`search_collection`). Bad input is an error that
+//! names it (with the JSONL line number); a batch with one bad point is rejected whole, and the
+//! batches acknowledged before it stay stored.
+
+use anyhow::{bail, Context, Result};
+use quarry_core::Metric;
+use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// `quarry collection …`.
+#[derive(clap::Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection with one dense vector field.
+    Create(CreateArgs),
+}
+
+/// Arguments of `quarry collection create`.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Database folder (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name (1-64 letters, digits, '_' or '-').
+    #[arg(long)]
+    name: String,
+    /// Vector dimension.
+    #[arg(long)]
+    dim: usize,
+    /// Similarity metric: cosine, ip or l2.
+    #[arg(long, default_value = "cosine")]
+    metric: Metric,
+    /// Index of sealed segments (hnsw, hnsw+sq8, flat, ...).
+    #[arg(long, default_value = "hnsw")]
+    index: String,
+    /// Largest payload in bytes of JSON.
+    #[arg(long, default_value_t = 65_536)]
+    max_payload_bytes: usize,
+    /// Acknowledge writes without fsync (survives a process crash, not power loss).
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+/// Runs `quarry collection …`.
+pub fn collection(cmd: CollectionCommand) -> Result<()> {
+    match cmd {
+        CollectionCommand::Create(a) => {
+            let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            let mut schema = CollectionSchema::single(a.dim, a.metric, &a.index);
+            schema.max_payload_bytes = a.max_payload_bytes;
+            schema.fsync = !a.no_fsync;
+            db.create_collection(&a.name, schema)?;
+            println!("created collection {} ({}-d, {}, {})", a.name, a.dim, a.metric, a.index);
+            Ok(())
+        }
+    }
+}
+
+/// Arguments of `quarry ingest`.
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long)]
+    collection: String,
+    /// JSONL file: one point per line, `{"id": …, "vector": […], "payload": {…}}` (`-`: stdin).
+    #[arg(long)]
+    jsonl: PathBuf,
+    /// Points per durable batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+}
+
+/// Runs `quarry ingest`: prints `acked <total>` after every durable batch.
+pub fn ingest(a: IngestArgs) -> Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let col = db.collection(&a.collection)?;
+    let schema = col.schema().clone();
+    let reader: Box<dyn BufRead> = if a.jsonl.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(&a.jsonl).with_context(|| format!("opening {}", a.jsonl.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let stdout = std::io::stdout();
+    let mut total = 0usize;
+    let mut batch = Vec::with_capacity(a.batch);
+    let flush = |batch: &mut Vec<Point>, total: &mut usize| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        *total += col.upsert(std::mem::take(batch))?;
+        let mut out = stdout.lock();
+        writeln!(out, "acked {total}")?;
+        out.flush()?;
+        Ok(())
+    };
+    let mut batch_first_line = 1;
+    for (i, line) in reader.lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("{} line {n}: reading", a.jsonl.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(|v| Point::from_json(&v, &schema).map_err(anyhow::Error::from));
+        match parsed {
+            Ok(p) => batch.push(p),
+            Err(e) => bail!(
+                "{} line {n}: {e:#}; the batch from line {batch_first_line} was not written ({total} points acknowledged before it)",
+                a.jsonl.display()
+            ),
+        }
+        if batch.len() == a.batch {
+            flush(&mut batch, &mut total)?;
+            batch_first_line = n + 1;
+        }
+    }
+    flush(&mut batch, &mut total)?;
+    eprintln!("ingested {total} points into {}", a.collection);
+    Ok(())
+}
+
+/// Arguments of `quarry count`.
+#[derive(clap::Args)]
+pub struct CountArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long)]
+    collection: String,
+    /// Count only points passing this filter (Qdrant's JSON dialect).
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// Runs `quarry count`: prints the number.
+pub fn count(a: CountArgs) -> Result<()> {
+    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let col = db.collection(&a.collection)?;
+    let filter = a.filter.as_deref().map(Filter::parse).transpose()?;
+    println!("{}", col.count(filter.as_ref()));
+    Ok(())
+}
+
+/// Arguments of `quarry get`.
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long)]
+    collection: String,
+    /// Point id (an integer or a UUID).
+    #[arg(long)]
+    id: String,
+}
+
+/// Runs `quarry get`: prints the point as one JSON object.
+pub fn get(a: GetArgs) -> Result<()> {
+    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let col = db.collection(&a.collection)?;
+    let id = PointId::parse(&a.id)?;
+    match col.get(id) {
+        Some(p) => {
+            println!("{}", p.to_json(col.schema()));
+            Ok(())
+        }
+        None => bail!("no point with id {id} in collection {}", a.collection),
+    }
+}
+
+/// `quarry search --dir D --collection C --vector-file Q [-k] [--filter JSON] [--json]`: one line
+/// per query, `{"query": i, "hits": [{"id", "score", "payload"}]}` with `--json`, else text.
+pub fn search_collection(
+    dir: &std::path::Path,
+    collection: &str,
+    vector_file: &std::path::Path,
+    field: Option<&str>,
+    k: usize,
+    filter: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let db = Database::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let col = db.collection(collection)?;
+    let filter = filter.map(Filter::parse).transpose()?;
+    let queries = crate::load::queries(vector_file, None)?;
+    let mut out = std::io::stdout().lock();
+    for (i, q) in queries.iter().enumerate() {
+        let hits = col.search(q, field, k, filter.as_ref()).with_context(|| format!("query {i}"))?;
+        if json {
+            let hits: Vec<serde_json::Value> = hits
+                .iter()
+                .map(|h| serde_json::json!({"id": h.id.to_json(), "score": h.score, "payload": h.payload}))
+                .collect();
+            writeln!(out, "{}", serde_json::json!({"query": i, "hits": hits}))?;
+        } else {
+            let line: Vec<String> = hits.iter().map(|h| format!("{}:{:.4}", h.id, h.score)).collect();
+            writeln!(out, "query {i}: {}", line.join(" "))?;
+        }
+    }
+    Ok(())
+}
