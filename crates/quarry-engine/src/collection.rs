@@ -53,15 +53,24 @@ pub struct Collection {
     wal: Mutex<Wal>,
 }
 
+/// Opens a collection's log file (the default opens the real file; tests inject faults).
+pub type StoreOpener =
+    std::sync::Arc<dyn Fn(&Path) -> std::io::Result<Box<dyn quarry_store::LogStore>> + Send + Sync>;
+
 /// File of the write-ahead log in a collection's folder.
 pub const WAL_FILE: &str = "wal.log";
 
 impl Collection {
-    /// Opens the collection in `dir` (schema and log), replaying the log.
-    pub fn open(name: &str, dir: &Path) -> Result<Collection> {
+    /// Opens the collection in `dir` (schema and log), replaying the log; the log file is opened
+    /// through `opener` when given (tests inject faults there).
+    pub fn open(name: &str, dir: &Path, opener: Option<&StoreOpener>) -> Result<Collection> {
         let schema = CollectionSchema::load(dir)?;
         let metrics = schema.vectors.iter().map(|f| f.metric()).collect::<Result<Vec<_>>>()?;
-        let (wal, records) = Wal::open(&dir.join(WAL_FILE), schema.durability())?;
+        let path = dir.join(WAL_FILE);
+        let (wal, records) = match opener {
+            Some(open) => Wal::open_with(&path, schema.durability(), &|p| open(p))?,
+            None => Wal::open(&path, schema.durability())?,
+        };
         let fields = schema.vectors.len();
         let c = Collection {
             name: name.to_string(),

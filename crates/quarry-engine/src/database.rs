@@ -2,7 +2,7 @@
 //! SQLite. Creating a collection writes its schema and an empty log crash-safely before it is
 //! returned; unknown collection names are errors that name them.
 
-use crate::collection::Collection;
+use crate::collection::{Collection, StoreOpener};
 use crate::schema::CollectionSchema;
 use quarry_core::{Error, Result};
 use std::collections::BTreeMap;
@@ -10,10 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// An open database.
-#[derive(Debug)]
 pub struct Database {
     dir: PathBuf,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
+    opener: Option<StoreOpener>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("dir", &self.dir)
+            .field("collections", &self.collection_names())
+            .finish()
+    }
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -33,6 +42,11 @@ fn check_name(name: &str) -> Result<()> {
 impl Database {
     /// Opens (creating if needed) the database in `dir`, opening every collection in it.
     pub fn open(dir: &Path) -> Result<Database> {
+        Database::open_with(dir, None)
+    }
+
+    /// [`Database::open`] with collection logs opened through `opener` (fault injection).
+    pub fn open_with(dir: &Path, opener: Option<StoreOpener>) -> Result<Database> {
         let root = dir.join("collections");
         std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
         let mut collections = BTreeMap::new();
@@ -42,10 +56,10 @@ impl Database {
             if check_name(&name).is_err() || !entry.path().join("schema.json").exists() {
                 continue;
             }
-            let c = Collection::open(&name, &entry.path())?;
+            let c = Collection::open(&name, &entry.path(), opener.as_ref())?;
             collections.insert(name, Arc::new(c));
         }
-        Ok(Database { dir: dir.to_path_buf(), collections: RwLock::new(collections) })
+        Ok(Database { dir: dir.to_path_buf(), collections: RwLock::new(collections), opener })
     }
 
     /// The database folder.
@@ -64,7 +78,7 @@ impl Database {
         let dir = self.dir.join("collections").join(name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         schema.save(&dir)?;
-        let c = Arc::new(Collection::open(name, &dir)?);
+        let c = Arc::new(Collection::open(name, &dir, self.opener.as_ref())?);
         map.insert(name.to_string(), c.clone());
         Ok(c)
     }

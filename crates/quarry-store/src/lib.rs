@@ -13,7 +13,7 @@ pub mod wal;
 
 pub use atomic::{write_atomic, AtomicFile};
 pub use framing::{write_framed, Framed};
-pub use wal::{Durability, Wal};
+pub use wal::{Durability, LogStore, Wal};
 
 /// CRC32C of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u32 {

@@ -2,10 +2,13 @@
 //! `[u32 payload length][u32 CRC32C of (seq, payload)][u64 seq][payload]` with consecutive
 //! sequence numbers. [`Wal::append`] writes a batch of records with one write and (with
 //! [`Durability::Fsync`]) one fsync before returning: group commit, and the caller acknowledges
-//! only after it returns. [`Wal::open`] replays records up to the first torn, garbled or
-//! out-of-sequence one and cuts the file there, so later appends follow the last valid record.
-//! After a failed write or fsync the log refuses further appends until it is reopened (the state
-//! of the file after a failed fsync is unknown, so nothing more is acknowledged from it).
+//! only after it returns; the written bytes are read back and checked first. [`Wal::open`]
+//! replays records up to the first torn one and cuts the file there, so later appends follow the
+//! last valid record; a damaged record *followed by* valid ones is corruption, not a torn tail,
+//! and opening fails rather than drop acknowledged writes. A failed write is cut back and the log
+//! stays usable (e.g. once disk space is freed); after a failed fsync the log refuses appends until
+//! it is reopened (the file's state is then unknown, so nothing more is acknowledged from it).
+//! The file is reached through [`LogStore`], so tests can inject faults.
 
 use crate::{checksum, checksum_append};
 use quarry_core::{Error, Result};
@@ -33,11 +36,43 @@ pub enum Durability {
     Buffered,
 }
 
+/// The file operations the log needs: a real [`File`], or a fault-injecting stand-in in tests.
+pub trait LogStore: Send + Sync + std::fmt::Debug {
+    /// Reads exactly `buf.len()` bytes at `at`.
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()>;
+    /// Writes all of `buf` at `at`.
+    fn write_at(&self, buf: &[u8], at: u64) -> std::io::Result<()>;
+    /// Makes written data durable (fdatasync).
+    fn sync(&self) -> std::io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> std::io::Result<()>;
+    /// Current length.
+    fn size(&self) -> std::io::Result<u64>;
+}
+
+impl LogStore for File {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        read_at(self, buf, at)
+    }
+    fn write_at(&self, buf: &[u8], at: u64) -> std::io::Result<()> {
+        write_at(self, buf, at)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+}
+
 /// An open write-ahead log.
 #[derive(Debug)]
 pub struct Wal {
     path: PathBuf,
-    file: File,
+    file: Box<dyn LogStore>,
     end: u64,
     next_seq: u64,
     durability: Durability,
@@ -52,6 +87,18 @@ impl Wal {
     /// Opens (creating if missing) the log at `path`, returning it and every valid record in
     /// order. A torn or garbled tail is cut off; a file that is not a WAL is an error.
     pub fn open(path: &Path, durability: Durability) -> Result<(Wal, Vec<Record>)> {
+        Wal::open_with(path, durability, &|p| {
+            let f = OpenOptions::new().read(true).write(true).open(p)?;
+            Ok(Box::new(f) as Box<dyn LogStore>)
+        })
+    }
+
+    /// [`Wal::open`] through `open_store`, which opens the (existing) file at a path.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        open_store: &dyn Fn(&Path) -> std::io::Result<Box<dyn LogStore>>,
+    ) -> Result<(Wal, Vec<Record>)> {
         let io = |what: &'static str| move |e| Error::io(what, path, e);
         if !path.exists() {
             let mut h = [0u8; HEADER as usize];
@@ -61,10 +108,10 @@ impl Wal {
             h[28..32].copy_from_slice(&c.to_le_bytes());
             crate::write_atomic(path, |w| std::io::Write::write_all(w, &h))?;
         }
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io("opening"))?;
-        let len = file.metadata().map_err(io("reading the size of"))?.len();
+        let file = open_store(path).map_err(io("opening"))?;
+        let len = file.size().map_err(io("reading the size of"))?;
         let mut h = [0u8; HEADER as usize];
-        if len < HEADER || read_at(&file, &mut h, 0).is_err() {
+        if len < HEADER || file.read_at(&mut h, 0).is_err() {
             return Err(Error::malformed(path, "header", "shorter than the 32-byte WAL header"));
         }
         if h[..8] != MAGIC || checksum(&h[..28]).to_le_bytes() != h[28..32] {
@@ -81,36 +128,37 @@ impl Wal {
         let mut records = Vec::new();
         let mut at = HEADER;
         let mut next_seq = 1u64;
-        let mut rec = [0u8; RECORD_HEADER];
-        while at + RECORD_HEADER as u64 <= len && read_at(&file, &mut rec, at).is_ok() {
-            let n = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
-            let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-            let seq =
-                u64::from_le_bytes([rec[8], rec[9], rec[10], rec[11], rec[12], rec[13], rec[14], rec[15]]);
-            let body = at + RECORD_HEADER as u64;
-            if n > MAX_PAYLOAD || body + n as u64 > len || seq != next_seq {
-                break;
-            }
-            let mut payload = vec![0u8; n];
-            if read_at(&file, &mut payload, body).is_err()
-                || checksum_append(checksum(&rec[8..16]), &payload) != crc
-            {
-                break;
-            }
-            records.push((seq, payload));
+        while let Some((payload, end)) = record_at(file.as_ref(), at, len, next_seq) {
+            records.push((next_seq, payload));
             next_seq += 1;
-            at = body + n as u64;
+            at = end;
         }
         if at < len {
+            // A torn tail holds no complete later record; one there means the damaged record is
+            // in the middle of acknowledged writes: refuse rather than drop them.
+            let later = (at + 1..len).find(|&p| {
+                record_at(file.as_ref(), p, len, next_seq + 1).is_some()
+                    || record_at(file.as_ref(), p, len, next_seq).is_some()
+            });
+            if let Some(later) = later {
+                return Err(Error::malformed(
+                    path,
+                    format!("record {next_seq} at byte {at}"),
+                    format!(
+                        "damaged, but valid records follow (from byte {later}): the log is corrupted, not torn; refusing to drop acknowledged writes"
+                    ),
+                ));
+            }
             file.set_len(at).map_err(io("cutting the torn tail of"))?;
-            file.sync_all().map_err(io("syncing"))?;
+            file.sync().map_err(io("syncing"))?;
         }
         Ok((Wal { path: path.to_path_buf(), file, end: at, next_seq, durability, poisoned: false }, records))
     }
 
     /// Appends `payloads` as consecutive records with one write, then (with fsync durability)
-    /// one fsync; returns the last sequence number. On failure nothing is acknowledged, the file
-    /// is cut back to its previous end when possible, and the log refuses appends until reopened.
+    /// one fsync, then reads the bytes back and checks them; returns the last sequence number. On
+    /// failure nothing is acknowledged: a failed or garbled write is cut back (the log stays
+    /// usable if that works), a failed fsync makes the log refuse appends until reopened.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<u64> {
         if self.poisoned {
             return Err(Error::InvalidArgument(format!(
@@ -135,18 +183,37 @@ impl Wal {
             buf.extend_from_slice(p);
             seq += 1;
         }
-        let written = write_at(&self.file, &buf, self.end).and_then(|()| match self.durability {
-            Durability::Fsync => self.file.sync_data(),
-            Durability::Buffered => Ok(()),
-        });
-        if let Err(e) = written {
-            self.poisoned = true;
-            let _ = self.file.set_len(self.end);
+        if let Err(e) = self.file.write_at(&buf, self.end) {
+            self.cut_back();
             return Err(Error::io("appending to", &self.path, e));
+        }
+        if self.durability == Durability::Fsync {
+            if let Err(e) = self.file.sync() {
+                self.poisoned = true;
+                return Err(Error::io("syncing", &self.path, e));
+            }
+        }
+        let mut back = vec![0u8; buf.len()];
+        if self.file.read_at(&mut back, self.end).is_err() || back != buf {
+            self.cut_back();
+            return Err(Error::InvalidArgument(format!(
+                "the write-ahead log {} did not read back what was written; the write was not acknowledged",
+                self.path.display()
+            )));
         }
         self.end += buf.len() as u64;
         self.next_seq = seq;
         Ok(seq - 1)
+    }
+
+    /// Cuts the file back to the last acknowledged record after a failed write (poisoning the
+    /// log if even that fails).
+    fn cut_back(&mut self) {
+        let ok = self.file.set_len(self.end).is_ok()
+            && (self.durability == Durability::Buffered || self.file.sync().is_ok());
+        if !ok {
+            self.poisoned = true;
+        }
     }
 
     /// Sequence number the next record gets.
@@ -163,6 +230,26 @@ impl Wal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The payload and end offset of a valid record with sequence number `seq` at `at`, if any.
+fn record_at(file: &dyn LogStore, at: u64, len: u64, seq: u64) -> Option<(Vec<u8>, u64)> {
+    let mut rec = [0u8; RECORD_HEADER];
+    if at + RECORD_HEADER as u64 > len || file.read_at(&mut rec, at).is_err() {
+        return None;
+    }
+    let n = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+    let crc = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    let got = u64::from_le_bytes([rec[8], rec[9], rec[10], rec[11], rec[12], rec[13], rec[14], rec[15]]);
+    let body = at + RECORD_HEADER as u64;
+    if n > MAX_PAYLOAD || body + n as u64 > len || got != seq {
+        return None;
+    }
+    let mut payload = vec![0u8; n];
+    if file.read_at(&mut payload, body).is_err() || checksum_append(checksum(&rec[8..16]), &payload) != crc {
+        return None;
+    }
+    Some((payload, body + n as u64))
 }
 
 #[cfg(unix)]
@@ -233,13 +320,21 @@ mod tests {
         assert_eq!(wal.len_bytes(), good);
         assert_eq!(wal.append(&[b"again"]).expect("append"), 3);
         drop(wal);
-        // Garbled: a flipped payload byte in the second record ends the replay there.
+        // Garbled in the middle (valid records follow): corruption, refused with the offset.
         let mut bytes = std::fs::read(&path).expect("read");
         let second = HEADER as usize + RECORD_HEADER + 5 + RECORD_HEADER;
         bytes[second] ^= 0x40;
         std::fs::write(&path, &bytes).expect("write");
+        let err = Wal::open(&path, Durability::Fsync).expect_err("corrupted, not torn");
+        assert!(err.to_string().contains("refusing to drop acknowledged writes"), "{err}");
+        // Garbled in the last record only: a torn tail, cut.
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[second] ^= 0x40;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("write");
         let (_, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
-        assert_eq!(recs, vec![(1, b"first".to_vec())]);
+        assert_eq!(recs.len(), 2);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! * [`oracle`]: f64 brute-force top-k and tie-robust recall — the ground truth of every test.
 //! * [`conformance`]: the suite every [`quarry_core::VectorIndex`] must pass.
 //! * [`shared_data`]: locating the team's `shared/data` folder, so tests can skip when it is absent.
+//! * [`faults`]: a fault-injecting log file (failed, short or garbled writes, failed fsyncs).
 
 pub mod conformance;
+pub mod faults;
 pub mod gen;
 pub mod oracle;
 pub mod shared_data;
