@@ -502,3 +502,67 @@ fn injected_faults_never_acknowledge_a_lost_write_and_the_database_reopens() {
         "fault injection: 16 runs, {acked_total} batches acknowledged, {refused_total} refused, 0 lost"
     );
 }
+
+/// Disk full: on a 1 MiB tmpfs (mounted for the test; skipped where mounting is not allowed)
+/// writes fail cleanly with an error, reads keep working, and once space is freed writes resume
+/// in the same process, without a restart; everything acknowledged survives a reopen.
+#[test]
+fn disk_full_fails_cleanly_and_recovers_without_restart() {
+    let mnt = temp("diskfull");
+    std::fs::create_dir_all(&mnt).expect("mount point");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let dir = mnt.join("db");
+    let db = Database::open(&dir).expect("open");
+    let c = db.create_collection("c", CollectionSchema::single(64, Metric::L2, "flat")).expect("create");
+    // Ballast that will be deleted to free space.
+    let ballast = mnt.join("ballast");
+    std::fs::write(&ballast, vec![0u8; 256 << 10]).expect("ballast");
+    let mut acked = 0u64;
+    let mut failure = None;
+    for b in 0..1000u64 {
+        let batch: Vec<Point> =
+            (0..20).map(|i| point(b * 20 + i, vec![(b * 20 + i) as f32; 64], json!({"b": b}))).collect();
+        match c.upsert(batch) {
+            Ok(_) => acked = b + 1,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let err = failure.expect("the disk fills up");
+    assert!(err.to_string().contains("No space") || err.to_string().contains("space"), "{err}");
+    // Reads keep working and see exactly what was acknowledged.
+    assert_eq!(c.count(None), (acked * 20) as usize);
+    assert!(c.get(PointId::Num(0)).is_some());
+    assert_eq!(c.search(&[0.0; 64], None, 1, None).expect("search")[0].id, PointId::Num(0));
+    // Free space: writes resume without reopening.
+    std::fs::remove_file(&ballast).expect("free space");
+    let more: Vec<Point> = (0..20).map(|i| point(1_000_000 + i, vec![1.0; 64], json!({}))).collect();
+    c.upsert(more).expect("writes resume once space is freed");
+    let n = c.count(None);
+    drop(c);
+    drop(db);
+    let db = Database::open(&dir).expect("reopen");
+    assert_eq!(db.collection("c").expect("c").count(None), n, "everything acknowledged survives");
+    eprintln!(
+        "disk full: {} points acknowledged before ENOSPC ({err}); writes resumed after freeing space",
+        acked * 20
+    );
+}
