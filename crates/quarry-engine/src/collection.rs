@@ -40,6 +40,17 @@ struct State {
     /// Per field: 1 / norm of each slot's vector (cosine), else 1.
     inv_norms: Vec<Vec<f32>>,
     payloads: Vec<Map<String, Value>>,
+    pidx: crate::payload_index::PayloadIndex,
+}
+
+/// Live slots passing `filter`: index candidates (if an indexed key is in its `must` clause)
+/// or every slot, each checked against the whole filter.
+fn matching<'a>(st: &'a State, filter: &'a Filter) -> impl Iterator<Item = u32> + 'a {
+    let all: Box<dyn Iterator<Item = u32> + 'a> = match st.pidx.candidates(filter) {
+        Some(c) => Box::new(c.into_iter()),
+        None => Box::new(0..st.ids.len() as u32),
+    };
+    all.filter(move |&s| st.live[s as usize] && filter.matches(st.ids[s as usize], &st.payloads[s as usize]))
 }
 
 /// A collection of points with a schema.
@@ -72,6 +83,7 @@ impl Collection {
             None => Wal::open(&path, schema.durability())?,
         };
         let fields = schema.vectors.len();
+        let indexed = schema.payload_indexes.clone();
         let c = Collection {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -80,6 +92,7 @@ impl Collection {
             state: RwLock::new(State {
                 vectors: vec![Vec::new(); fields],
                 inv_norms: vec![Vec::new(); fields],
+                pidx: crate::payload_index::PayloadIndex::new(&indexed),
                 ..State::default()
             }),
             wal: Mutex::new(wal),
@@ -139,6 +152,7 @@ impl Collection {
                     st.slot_of.insert(p.id, slot);
                     st.ids.push(p.id);
                     st.live.push(true);
+                    st.pidx.add(slot, &p.payload);
                     st.payloads.push(p.payload);
                 }
             }
@@ -191,11 +205,7 @@ impl Collection {
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
         let ids: Vec<PointId> = {
             let st = self.read_state();
-            st.slot_of
-                .iter()
-                .filter(|(id, &s)| filter.matches(**id, &st.payloads[s as usize]))
-                .map(|(id, _)| *id)
-                .collect()
+            matching(&st, filter).map(|s| st.ids[s as usize]).collect()
         };
         self.delete(&ids)
     }
@@ -219,7 +229,7 @@ impl Collection {
         let st = self.read_state();
         match filter {
             None => st.slot_of.len(),
-            Some(f) => st.slot_of.iter().filter(|(id, &s)| f.matches(**id, &st.payloads[s as usize])).count(),
+            Some(f) => matching(&st, f).count(),
         }
     }
 
@@ -281,10 +291,12 @@ impl Collection {
         let st = self.read_state();
         let mut top = TopK::new(k);
         let dim = spec.dim;
-        for slot in 0..st.ids.len() {
-            if !st.live[slot] || filter.is_some_and(|fl| !fl.matches(st.ids[slot], &st.payloads[slot])) {
-                continue;
-            }
+        let slots: Box<dyn Iterator<Item = u32>> = match filter {
+            Some(fl) => Box::new(matching(&st, fl)),
+            None => Box::new((0..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
+        };
+        for slot in slots {
+            let slot = slot as usize;
             let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
             let key = match metric {
                 Metric::L2 => (kern.l2_sq)(&q, x),

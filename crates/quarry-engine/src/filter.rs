@@ -68,6 +68,36 @@ impl Filter {
     }
 }
 
+/// A `must` condition a payload index can answer.
+#[derive(Debug)]
+pub(crate) enum IndexableCond<'a> {
+    /// Any of these values.
+    Values(&'a [Value]),
+    /// A numeric range (inclusive bounds; open ends infinite).
+    Range { lo: f64, hi: f64 },
+}
+
+impl Filter {
+    /// The `must` conditions on a key that an index can answer: non-negated matches and ranges
+    /// (strict bounds are widened to inclusive ones: candidates are re-checked anyway).
+    pub(crate) fn must_conditions(&self) -> Vec<(&str, IndexableCond<'_>)> {
+        self.must
+            .iter()
+            .filter_map(|c| match c {
+                Cond::Match { key, values, negate: false } => {
+                    Some((key.as_str(), IndexableCond::Values(values)))
+                }
+                Cond::Range { key, gt, gte, lt, lte } => {
+                    let lo = (*gt).into_iter().chain(*gte).fold(f64::NEG_INFINITY, f64::max);
+                    let hi = (*lt).into_iter().chain(*lte).fold(f64::INFINITY, f64::min);
+                    Some((key.as_str(), IndexableCond::Range { lo, hi }))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Cond {
     fn from_json(v: &Value) -> Result<Cond> {
         let obj = v.as_object().ok_or_else(|| bad(format!("condition {v} is not an object")))?;

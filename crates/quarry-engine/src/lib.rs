@@ -23,6 +23,7 @@ pub mod collection;
 pub mod database;
 pub mod filter;
 pub mod id;
+mod payload_index;
 pub mod point;
 pub mod schema;
 #[cfg(test)]

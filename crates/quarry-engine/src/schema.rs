@@ -40,6 +40,9 @@ pub struct CollectionSchema {
     /// `true` (default): every acknowledged write is fsynced; `false`: written to the OS only.
     #[serde(default = "default_fsync")]
     pub fsync: bool,
+    /// Payload keys (dotted paths) with an index: filters matching them are answered from it.
+    #[serde(default)]
+    pub payload_indexes: Vec<String>,
 }
 
 fn default_payload_limit() -> usize {
@@ -62,6 +65,7 @@ impl CollectionSchema {
             }],
             max_payload_bytes: default_payload_limit(),
             fsync: true,
+            payload_indexes: Vec::new(),
         }
     }
 

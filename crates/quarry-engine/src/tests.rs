@@ -566,3 +566,58 @@ fn disk_full_fails_cleanly_and_recovers_without_restart() {
         acked * 20
     );
 }
+
+#[test]
+fn payload_indexes_never_change_answers() {
+    let dir = temp("pidx");
+    let db = Database::open(&dir).expect("open");
+    let plain =
+        db.create_collection("plain", CollectionSchema::single(2, Metric::L2, "flat")).expect("create");
+    let mut schema = CollectionSchema::single(2, Metric::L2, "flat");
+    schema.payload_indexes = vec!["g".into(), "tags".into(), "x".into(), "m.k".into(), "s".into()];
+    let indexed = db.create_collection("indexed", schema).expect("create");
+    let mut points = Vec::new();
+    for i in 0..600u64 {
+        let x = if i % 7 == 0 { json!(i as f64 + 0.5) } else { json!(i % 50) };
+        let payload = json!({"g": i % 10, "tags": [i % 3, i % 4], "x": x, "m": {"k": format!("k{}", i % 6)}, "s": i % 2 == 0});
+        points.push(point(i, vec![i as f32, (i % 17) as f32], payload));
+    }
+    plain.upsert(points.clone()).expect("upsert");
+    indexed.upsert(points).expect("upsert");
+    // Replace and delete some, so dead slots are in the index.
+    let again: Vec<Point> =
+        (0..50u64).map(|i| point(i, vec![0.0, 0.0], json!({"g": 99, "tags": [], "x": 1.25}))).collect();
+    plain.upsert(again.clone()).expect("upsert");
+    indexed.upsert(again).expect("upsert");
+    let gone: Vec<PointId> = (100..160).map(PointId::Num).collect();
+    plain.delete(&gone).expect("delete");
+    indexed.delete(&gone).expect("delete");
+    let filters = [
+        r#"{"must": [{"key": "g", "match": {"value": 3}}]}"#,
+        r#"{"must": [{"key": "g", "match": {"any": [1, 99]}}, {"key": "s", "match": {"value": true}}]}"#,
+        r#"{"must": [{"key": "tags", "match": {"value": 2}}]}"#,
+        r#"{"must": [{"key": "x", "range": {"gte": 10, "lt": 30}}]}"#,
+        r#"{"must": [{"key": "x", "range": {"gt": 1}}, {"key": "g", "range": {"lte": 2}}]}"#,
+        r#"{"must": [{"key": "x", "match": {"value": 1.25}}]}"#,
+        r#"{"must": [{"key": "m.k", "match": {"value": "k5"}}], "must_not": [{"key": "g", "match": {"value": 5}}]}"#,
+        r#"{"should": [{"key": "g", "match": {"value": 1}}, {"key": "g", "match": {"value": 2}}]}"#,
+        r#"{"must": [{"key": "g", "match": {"value": 4}}, {"has_id": [4, 14, 24, 999]}]}"#,
+        r#"{"must": [{"key": "g", "match": {"except": [1, 2, 3]}}]}"#,
+    ];
+    for f in filters {
+        let filter = Filter::parse(f).expect(f);
+        assert_eq!(indexed.count(Some(&filter)), plain.count(Some(&filter)), "{f}");
+        for q in [[0.0, 0.0], [300.0, 5.0], [599.0, 16.0]] {
+            let a = indexed.search(&q, None, 7, Some(&filter)).expect("search");
+            let b = plain.search(&q, None, 7, Some(&filter)).expect("search");
+            assert_eq!(a, b, "{f}");
+        }
+    }
+    let filter = Filter::parse(r#"{"must": [{"key": "g", "match": {"value": 7}}]}"#).expect("filter");
+    assert_eq!(
+        indexed.delete_by_filter(&filter).expect("delete"),
+        plain.delete_by_filter(&filter).expect("delete")
+    );
+    assert_eq!(indexed.count(None), plain.count(None));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@
 //! same base (the index itself when it is flat).
 
 mod adaptive;
+mod engine;
 mod open;
 mod order;
 mod params;
@@ -33,6 +34,8 @@ pub enum BenchCommand {
     Ann(AnnArgs),
     /// Open time and first-query cost of a saved index file.
     Open(open::OpenArgs),
+    /// The embedded database: durable ingest, filtered search and count (as peer_engine.py).
+    Engine(engine::EngineArgs),
     /// HNSW recall at fixed ef under each insertion order (as given, random, LID ascending and
     /// descending), with LID statistics: the study in docs/benchmarks/hnsw-insertion-order.md.
     #[command(hide = true)]
@@ -113,6 +116,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ann(a) => ann(a),
         BenchCommand::Open(a) => open::run(a),
+        BenchCommand::Engine(a) => engine::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),
     }

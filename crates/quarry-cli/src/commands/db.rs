@@ -41,6 +41,9 @@ pub struct CreateArgs {
     /// Acknowledge writes without fsync (survives a process crash, not power loss).
     #[arg(long)]
     no_fsync: bool,
+    /// Payload key (dotted path) to index; repeat for several.
+    #[arg(long = "index-payload")]
+    index_payload: Vec<String>,
 }
 
 /// Runs `quarry collection …`.
@@ -51,6 +54,7 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             let mut schema = CollectionSchema::single(a.dim, a.metric, &a.index);
             schema.max_payload_bytes = a.max_payload_bytes;
             schema.fsync = !a.no_fsync;
+            schema.payload_indexes = a.index_payload.clone();
             db.create_collection(&a.name, schema)?;
             println!("created collection {} ({}-d, {}, {})", a.name, a.dim, a.metric, a.index);
             Ok(())

@@ -1,0 +1,158 @@
+//! `quarry bench engine`: the embedded database measured the way `scripts/peer_engine.py`
+//! measures qdrant-edge, so both print comparable JSON rows. Point i of the base file gets the
+//! payload `{"g100": i % 100, "g10": i % 10, "g2": i % 2}`; points are ingested through the
+//! collection API in durable batches (fsync before each acknowledgement), then searched one query
+//! per call on one thread, k = 10, under the filters g100 = 0 / g10 = 0 / g2 = 0 (selectivity 1%,
+//! 10%, 50%), with recall@10 against an f64 brute force over the admitted points; count with the
+//! same filters is timed too; payload indexes are declared on g100, g10 and g2. Rows: `{"op": "ingest", "points_per_s", …}`,
+//! `{"op": "search", "selectivity", "recall", "qps", "p50_ms", "p99_ms", …}`,
+//! `{"op": "count", "selectivity", "p50_ms", "count"}`.
+//!
+//! Today's collections search their points by exact scan (sealed HNSW segments are the next step
+//! of issue 6), so recall is 1.0 and latency grows with the collection.
+
+use crate::load;
+use anyhow::{bail, Context, Result};
+use quarry_core::Metric;
+use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `quarry bench engine`.
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    /// Base vectors (.npy f16/f32, .fvecs).
+    #[arg(long)]
+    base: PathBuf,
+    /// Query vectors.
+    #[arg(long)]
+    query: PathBuf,
+    /// Points to ingest (default: all).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Queries (the first ones).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Points per durable batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Database folder (default: a fresh temporary folder, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `quarry bench engine`.
+pub fn run(a: EngineArgs) -> Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let base = load::base(&a.base)?;
+    let queries = load::queries(&a.query, Some(a.queries))?;
+    let n = a.n.unwrap_or(base.rows()).min(base.rows());
+    let dim = base.dim();
+    let temp = a.dir.is_none();
+    let dir = a
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("quarry-bench-engine-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let mut schema = CollectionSchema::single(dim, Metric::Cosine, "hnsw");
+    schema.payload_indexes = vec!["g100".into(), "g10".into(), "g2".into()];
+    let col = db.create_collection("bench", schema)?;
+    let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
+    // Ingest.
+    let t = Instant::now();
+    for start in (0..n).step_by(a.batch) {
+        let batch: Vec<Point> = (start..(start + a.batch).min(n))
+            .map(|i| {
+                let mut payload = serde_json::Map::new();
+                payload.insert("g100".into(), json!(i % 100));
+                payload.insert("g10".into(), json!(i % 10));
+                payload.insert("g2".into(), json!(i % 2));
+                Point { id: PointId::Num(i as u64), vectors: vec![base.row(i).to_vec()], payload }
+            })
+            .collect();
+        col.upsert(batch)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"system": system, "op": "ingest", "n": n, "batch": a.batch, "points_per_s": n as f64 / secs,
+               "ingest_seconds": secs, "index_seconds": 0.0, "durability": "fsync per batch (WAL)"})
+    );
+    eprintln!("ingested {n} points in {secs:.2} s ({:.0}/s)", n as f64 / secs);
+    // Unit-normalised rows for the f64 ground truth (cosine).
+    let norm = |v: &[f32]| -> Vec<f64> {
+        let s = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        v.iter().map(|x| *x as f64 / s).collect()
+    };
+    let rows: Vec<Vec<f64>> = (0..n).map(|i| norm(base.row(i))).collect();
+    for (key, modulus, sel) in [("g100", 100usize, 0.01), ("g10", 10, 0.1), ("g2", 2, 0.5)] {
+        let filter = Filter::parse(&format!(r#"{{"must": [{{"key": "{key}", "match": {{"value": 0}}}}]}}"#))?;
+        let admitted: Vec<usize> = (0..n).filter(|i| i % modulus == 0).collect();
+        for q in queries.iter().take(20) {
+            col.search(q, None, 10, Some(&filter))?;
+        }
+        let (mut lat, mut hits_found) = (Vec::with_capacity(queries.rows()), 0usize);
+        for q in queries.iter() {
+            let t = Instant::now();
+            let hits = col.search(q, None, 10, Some(&filter))?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            let qn = norm(q);
+            let mut exact: Vec<(f64, usize)> = admitted
+                .iter()
+                .map(|&i| (-rows[i].iter().zip(&qn).map(|(a, b)| a * b).sum::<f64>(), i))
+                .collect();
+            if exact.len() > 10 {
+                exact.select_nth_unstable_by(9, |a, b| a.0.total_cmp(&b.0));
+            }
+            let want: Vec<u64> = exact.iter().take(10).map(|&(_, i)| i as u64).collect();
+            hits_found +=
+                hits.iter().filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&id))).count();
+        }
+        let total_ms: f64 = lat.iter().sum();
+        lat.sort_by(f64::total_cmp);
+        let recall = hits_found as f64 / (10 * queries.rows()) as f64;
+        println!(
+            "{}",
+            json!({"system": system, "op": "search", "selectivity": sel, "k": 10, "recall": recall,
+                   "qps": queries.rows() as f64 / (total_ms / 1e3), "p50_ms": percentile(&lat, 0.5),
+                   "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": "exact scan (mutable segment)"})
+        );
+        let mut count_lat = Vec::with_capacity(50);
+        let mut count = 0;
+        for _ in 0..50 {
+            let t = Instant::now();
+            count = col.count(Some(&filter));
+            count_lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        count_lat.sort_by(f64::total_cmp);
+        if count != admitted.len() {
+            bail!("count with filter {key} = 0 gave {count}, expected {}", admitted.len());
+        }
+        println!(
+            "{}",
+            json!({"system": system, "op": "count", "selectivity": sel, "p50_ms": percentile(&count_lat, 0.5), "count": count})
+        );
+        eprintln!(
+            "selectivity {sel}: recall {recall:.4}, p50 {:.3} ms, count p50 {:.3} ms",
+            percentile(&lat, 0.5),
+            percentile(&count_lat, 0.5)
+        );
+    }
+    drop(col);
+    drop(db);
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

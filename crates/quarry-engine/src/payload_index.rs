@@ -1,0 +1,160 @@
+//! Payload indexes: for each declared payload key, the slots holding each value (integers,
+//! strings, booleans; array elements each count), with integers also ordered for ranges. A filter
+//! whose `must` clause has a `match` or integer `range` condition on an indexed key is answered
+//! from the index first ([`PayloadIndex::candidates`]); the candidates are then checked against
+//! the whole filter, so an index can only make a query faster, never change its answer.
+
+use crate::filter::Filter;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// An indexed scalar value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Key {
+    Int(i64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Key {
+    /// The key of a JSON scalar (integers, including floats with an integral value; strings;
+    /// booleans), or `None`.
+    pub(crate) fn of(v: &Value) -> Option<Key> {
+        match v {
+            Value::Bool(b) => Some(Key::Bool(*b)),
+            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+                .map(Key::Int),
+            _ => None,
+        }
+    }
+}
+
+/// The slots of each value of one key.
+#[derive(Debug, Default)]
+struct FieldIndex {
+    values: HashMap<Key, Vec<u32>>,
+    ints: BTreeMap<i64, Vec<u32>>,
+    /// A number without an integral value was seen: ranges on this key are not answered here.
+    fractional: bool,
+}
+
+/// Indexes of the declared payload keys.
+#[derive(Debug, Default)]
+pub(crate) struct PayloadIndex {
+    fields: HashMap<String, FieldIndex>,
+}
+
+/// Values at a dotted key, arrays flattened.
+fn scalars<'a>(payload: &'a Map<String, Value>, key: &str) -> Vec<&'a Value> {
+    let mut cur: Vec<&Value> = Vec::new();
+    let mut parts = key.split('.');
+    if let Some(v) = parts.next().and_then(|first| payload.get(first)) {
+        cur.push(v);
+    }
+    for part in parts {
+        cur = cur
+            .into_iter()
+            .flat_map(|v| match v {
+                Value::Object(o) => o.get(part).into_iter().collect::<Vec<_>>(),
+                Value::Array(a) => a.iter().filter_map(|x| x.get(part)).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+    }
+    cur.into_iter()
+        .flat_map(|v| match v {
+            Value::Array(a) => a.iter().collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect()
+}
+
+impl PayloadIndex {
+    /// Indexes for `keys`.
+    pub(crate) fn new(keys: &[String]) -> PayloadIndex {
+        PayloadIndex { fields: keys.iter().map(|k| (k.clone(), FieldIndex::default())).collect() }
+    }
+
+    /// Adds slot `slot` with `payload` (slots are added in increasing order).
+    pub(crate) fn add(&mut self, slot: u32, payload: &Map<String, Value>) {
+        for (key, f) in &mut self.fields {
+            for v in scalars(payload, key) {
+                if v.is_number() && Key::of(v).is_none() {
+                    f.fractional = true;
+                }
+                if let Some(k) = Key::of(v) {
+                    if let Key::Int(i) = k {
+                        push_once(f.ints.entry(i).or_default(), slot);
+                    }
+                    push_once(f.values.entry(k).or_default(), slot);
+                }
+            }
+        }
+    }
+
+    /// Ascending candidate slots for `filter` from the indexed `must` conditions (intersected),
+    /// or `None` when none of them is indexed (scan everything).
+    pub(crate) fn candidates(&self, filter: &Filter) -> Option<Vec<u32>> {
+        let mut out: Option<Vec<u32>> = None;
+        for (key, cond) in filter.must_conditions() {
+            let Some(f) = self.fields.get(key) else { continue };
+            let answerable = match &cond {
+                crate::filter::IndexableCond::Values(values) => values.iter().all(|v| Key::of(v).is_some()),
+                crate::filter::IndexableCond::Range { .. } => !f.fractional,
+            };
+            if !answerable {
+                continue;
+            }
+            let mut slots: Vec<u32> = match cond {
+                crate::filter::IndexableCond::Values(values) => values
+                    .iter()
+                    .filter_map(Key::of)
+                    .flat_map(|k| f.values.get(&k).into_iter().flatten().copied())
+                    .collect(),
+                crate::filter::IndexableCond::Range { lo, hi } => {
+                    let (lo, hi) = (lo.ceil(), hi.floor());
+                    if lo > hi || lo > 9e15 || hi < -9e15 {
+                        Vec::new()
+                    } else {
+                        f.ints
+                            .range(lo.max(-9e15) as i64..=hi.min(9e15) as i64)
+                            .flat_map(|(_, s)| s.iter().copied())
+                            .collect()
+                    }
+                }
+            };
+            slots.sort_unstable();
+            slots.dedup();
+            out = Some(match out {
+                None => slots,
+                Some(prev) => intersect(&prev, &slots),
+            });
+        }
+        out
+    }
+}
+
+fn push_once(list: &mut Vec<u32>, slot: u32) {
+    if list.last() != Some(&slot) {
+        list.push(slot);
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
