@@ -78,6 +78,14 @@ pub(crate) enum IndexableCond<'a> {
 }
 
 impl Filter {
+    /// Whether the filter is only `must` conditions of the kinds [`Filter::must_conditions`]
+    /// lists (so an index that answers each of them answers the whole filter).
+    pub(crate) fn only_indexable_must(&self) -> bool {
+        self.should.is_empty()
+            && self.must_not.is_empty()
+            && self.must.iter().all(|c| matches!(c, Cond::Match { negate: false, .. } | Cond::Range { .. }))
+    }
+
     /// The `must` conditions on a key that an index can answer: non-negated matches and ranges
     /// (strict bounds are widened to inclusive ones: candidates are re-checked anyway).
     pub(crate) fn must_conditions(&self) -> Vec<(&str, IndexableCond<'_>)> {

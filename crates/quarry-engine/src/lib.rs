@@ -26,6 +26,7 @@ pub mod id;
 mod payload_index;
 pub mod point;
 pub mod schema;
+mod segment;
 #[cfg(test)]
 mod tests;
 

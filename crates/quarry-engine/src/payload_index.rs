@@ -96,18 +96,25 @@ impl PayloadIndex {
     }
 
     /// Ascending candidate slots for `filter` from the indexed `must` conditions (intersected),
-    /// or `None` when none of them is indexed (scan everything).
-    pub(crate) fn candidates(&self, filter: &Filter) -> Option<Vec<u32>> {
+    /// and whether they are the exact answer (every condition answered by the index; no need to
+    /// check the payloads); `None` when no condition is indexed (scan everything).
+    pub(crate) fn candidates(&self, filter: &Filter) -> Option<(Vec<u32>, bool)> {
         let mut out: Option<Vec<u32>> = None;
+        let mut exact = filter.only_indexable_must();
         for (key, cond) in filter.must_conditions() {
-            let Some(f) = self.fields.get(key) else { continue };
+            let Some(f) = self.fields.get(key) else {
+                exact = false;
+                continue;
+            };
             let answerable = match &cond {
                 crate::filter::IndexableCond::Values(values) => values.iter().all(|v| Key::of(v).is_some()),
                 crate::filter::IndexableCond::Range { .. } => !f.fractional,
             };
             if !answerable {
+                exact = false;
                 continue;
             }
+            let single = matches!(&cond, crate::filter::IndexableCond::Values(v) if v.len() == 1);
             let mut slots: Vec<u32> = match cond {
                 crate::filter::IndexableCond::Values(values) => values
                     .iter()
@@ -126,14 +133,17 @@ impl PayloadIndex {
                     }
                 }
             };
-            slots.sort_unstable();
-            slots.dedup();
+            if !single {
+                // One value's list is already ascending and unique (slots are added in order).
+                slots.sort_unstable();
+                slots.dedup();
+            }
             out = Some(match out {
                 None => slots,
                 Some(prev) => intersect(&prev, &slots),
             });
         }
-        out
+        out.map(|o| (o, exact))
     }
 }
 

@@ -43,6 +43,14 @@ pub struct CollectionSchema {
     /// Payload keys (dotted paths) with an index: filters matching them are answered from it.
     #[serde(default)]
     pub payload_indexes: Vec<String>,
+    /// Unsealed points that trigger building a graph segment over them (0: only
+    /// [`crate::Collection::optimize`] builds segments).
+    #[serde(default = "default_seal")]
+    pub seal_threshold: usize,
+}
+
+fn default_seal() -> usize {
+    50_000
 }
 
 fn default_payload_limit() -> usize {
@@ -66,6 +74,7 @@ impl CollectionSchema {
             max_payload_bytes: default_payload_limit(),
             fsync: true,
             payload_indexes: Vec::new(),
+            seal_threshold: default_seal(),
         }
     }
 

@@ -357,6 +357,7 @@ fn concurrent_writers_and_readers_see_acknowledged_points() {
     let db = Database::open(&dir).expect("open");
     let mut schema = CollectionSchema::single(4, Metric::L2, "flat");
     schema.fsync = false; // the contention is the point here; durability is tested elsewhere
+    schema.seal_threshold = 12_000; // a few graph segments are sealed while writers and readers run
     let c = db.create_collection("c", schema).expect("create");
     let vec_of = |id: u64| -> Vec<f32> { (0..4).map(|j| ((id * 31 + j * 7) % 101) as f32).collect() };
     let done = Arc::new(AtomicBool::new(false));
@@ -619,5 +620,75 @@ fn payload_indexes_never_change_answers() {
         plain.delete_by_filter(&filter).expect("delete")
     );
     assert_eq!(indexed.count(None), plain.count(None));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sealed_graph_segments_answer_like_brute_force() {
+    let dir = temp("segments");
+    let db = Database::open(&dir).expect("open");
+    let mut schema = CollectionSchema::single(16, Metric::Cosine, "hnsw");
+    schema.seal_threshold = 1000;
+    schema.fsync = false;
+    schema.payload_indexes = vec!["g".into()];
+    let c = db.create_collection("c", schema).expect("create");
+    let mut s = 0x1234_5678u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..16).map(|_| rnd() * 4.0).collect()).collect();
+    let mut points: Vec<Point> = (0..3500u64)
+        .map(|i| {
+            point(i, centres[(i % 20) as usize].iter().map(|x| x + rnd()).collect(), json!({"g": i % 10}))
+        })
+        .collect();
+    for chunk in points.chunks(250) {
+        c.upsert(chunk.to_vec()).expect("upsert");
+    }
+    assert_eq!(c.segment_count(), 3, "sealed every 1000 unsealed points");
+    // Deletes and replacements of sealed points.
+    let gone: Vec<PointId> = (0..3500).step_by(9).map(PointId::Num).collect();
+    c.delete(&gone).expect("delete");
+    for i in (1..3500u64).step_by(31).filter(|i| i % 9 != 0) {
+        let v: Vec<f32> = (0..16).map(|_| rnd()).collect();
+        points[i as usize] = point(i, v, json!({"g": i % 10}));
+        c.upsert(vec![points[i as usize].clone()]).expect("replace");
+    }
+    let live: Vec<&Point> = points.iter().filter(|p| !gone.contains(&p.id)).collect();
+    let filter = Filter::parse(r#"{"must": [{"key": "g", "match": {"any": [1, 2, 3]}}]}"#).expect("filter");
+    let check = |c: &Collection, label: &str| {
+        for f in [None, Some(&filter)] {
+            let mut found = 0;
+            for qi in 0..50 {
+                let q: Vec<f32> = centres[qi % 20]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, x)| x + ((qi * 7 + j) % 5) as f32 * 0.1)
+                    .collect();
+                let got = c.search_ef(&q, None, 10, f, 128).expect("search");
+                let mut want: Vec<(f64, PointId)> = live
+                    .iter()
+                    .filter(|p| f.is_none_or(|f| f.matches(p.id, &p.payload)))
+                    .map(|p| (-quarry_testkit_score(Metric::Cosine, &q, &p.vectors[0]), p.id))
+                    .collect();
+                want.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let want: Vec<PointId> = want.into_iter().take(10).map(|(_, id)| id).collect();
+                for h in &got {
+                    assert!(!gone.contains(&h.id), "{label}: deleted {} returned", h.id);
+                    assert!(f.is_none_or(|f| f.matches(h.id, &h.payload)), "{label}: filter violated");
+                }
+                found += got.iter().filter(|h| want.contains(&h.id)).count();
+            }
+            let recall = found as f64 / 500.0;
+            assert!(recall >= 0.95, "{label} filter={}: recall {recall}", f.is_some());
+        }
+    };
+    check(&c, "3 segments + tail");
+    c.optimize().expect("optimize");
+    assert_eq!(c.segment_count(), 1, "optimize merges into one graph");
+    check(&c, "1 merged segment");
     let _ = std::fs::remove_dir_all(&dir);
 }

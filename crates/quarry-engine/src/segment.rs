@@ -1,0 +1,58 @@
+//! Sealed segments: an HNSW graph per vector field over a run of slots, built from the points in
+//! memory once enough have arrived ([`CollectionSchema::seal_threshold`]) or when the collection
+//! is optimised (which merges every sealed segment and the unsealed tail into one). A segment is
+//! derived data: the write-ahead log stays the source of truth, and searches combine the
+//! segments' graph searches (admitting only live slots that pass the filter) with an exact scan
+//! of the slots not yet sealed.
+//!
+//! [`CollectionSchema::seal_threshold`]: crate::CollectionSchema
+
+use quarry_ann::{HnswIndex, HnswParams, HnswSearch};
+use quarry_core::{IdFilter, Matrix, Metric, Result};
+
+/// One sealed run of slots.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// Local row → slot (ascending): the live slots when the segment was built.
+    pub(crate) slots: Vec<u32>,
+    /// One graph per vector field, rows in `slots` order.
+    pub(crate) graphs: Vec<HnswIndex>,
+}
+
+impl Segment {
+    /// Builds graphs over `slots` whose vectors (per field, row-major in `slots` order) are
+    /// `vectors[f]` of dimension `dims[f]` under `metrics[f]`.
+    pub(crate) fn build(
+        slots: Vec<u32>,
+        vectors: Vec<Vec<f32>>,
+        dims: &[usize],
+        metrics: &[Metric],
+    ) -> Result<Segment> {
+        let params = HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() };
+        let graphs = vectors
+            .into_iter()
+            .zip(dims.iter().zip(metrics))
+            .map(|(v, (&d, &m))| HnswIndex::build(&Matrix::new(v, d)?, m, params))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Segment { slots, graphs })
+    }
+
+    /// Local row of `slot`, if the segment holds it.
+    pub(crate) fn local(&self, slot: u32) -> Option<u32> {
+        self.slots.binary_search(&slot).ok().map(|i| i as u32)
+    }
+
+    /// The `k` best `(score, slot)` of field `f` for query `q` (unnormalised; the graph prepares
+    /// it), admitting only local rows in `admit` (`None`: all), with beam `ef`.
+    pub(crate) fn search(
+        &self,
+        f: usize,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        admit: Option<&IdFilter>,
+    ) -> Result<Vec<(f32, u32)>> {
+        let hits = self.graphs[f].search_with(q, k, &HnswSearch::ef(ef.max(k)), admit)?;
+        Ok(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect())
+    }
+}
