@@ -74,6 +74,10 @@ pub struct Collection {
     wal: Mutex<Wal>,
     /// Held while a segment is built (one at a time).
     sealing: Mutex<()>,
+    /// A background seal is scheduled or running.
+    seal_pending: std::sync::atomic::AtomicBool,
+    /// This collection, for background sealing threads.
+    me: std::sync::Weak<Collection>,
 }
 
 /// Opens a collection's log file (the default opens the real file; tests inject faults).
@@ -93,7 +97,7 @@ pub const WAL_FILE: &str = "wal.log";
 impl Collection {
     /// Opens the collection in `dir` (schema and log), replaying the log; the log file is opened
     /// through `opener` when given (tests inject faults there).
-    pub fn open(name: &str, dir: &Path, opener: Option<&StoreOpener>) -> Result<Collection> {
+    pub fn open(name: &str, dir: &Path, opener: Option<&StoreOpener>) -> Result<std::sync::Arc<Collection>> {
         let schema = CollectionSchema::load(dir)?;
         let metrics = schema.vectors.iter().map(|f| f.metric()).collect::<Result<Vec<_>>>()?;
         let path = dir.join(WAL_FILE);
@@ -103,20 +107,23 @@ impl Collection {
         };
         let fields = schema.vectors.len();
         let indexed = schema.payload_indexes.clone();
-        let c = Collection {
+        let state = RwLock::new(State {
+            vectors: vec![Vec::new(); fields],
+            inv_norms: vec![Vec::new(); fields],
+            pidx: crate::payload_index::PayloadIndex::new(&indexed),
+            ..State::default()
+        });
+        let c = std::sync::Arc::new_cyclic(|me| Collection {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             schema,
             metrics,
-            state: RwLock::new(State {
-                vectors: vec![Vec::new(); fields],
-                inv_norms: vec![Vec::new(); fields],
-                pidx: crate::payload_index::PayloadIndex::new(&indexed),
-                ..State::default()
-            }),
+            state,
             wal: Mutex::new(wal),
             sealing: Mutex::new(()),
-        };
+            seal_pending: std::sync::atomic::AtomicBool::new(false),
+            me: me.clone(),
+        });
         {
             let mut st = c.write_state();
             for (seq, payload) in records {
@@ -200,10 +207,25 @@ impl Collection {
             st.ids.len() - st.sealed_end as usize
         };
         let t = self.schema.seal_threshold;
-        if t > 0 && unsealed >= t {
-            self.seal(false)?;
+        if t > 0 && unsealed >= t && !self.seal_pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // Build the graph in the background: the write is acknowledged now.
+            let me = self.me.clone();
+            std::thread::spawn(move || {
+                if let Some(c) = me.upgrade() {
+                    let _ = c.seal(false);
+                    c.seal_pending.store(false, std::sync::atomic::Ordering::Release);
+                }
+            });
         }
         Ok(())
+    }
+
+    /// Waits until no background seal is scheduled or running.
+    pub fn wait_for_sealing(&self) {
+        while self.seal_pending.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        drop(self.sealing.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Builds a graph segment over the unsealed live points (`merge`: over every live point,

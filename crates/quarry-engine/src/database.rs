@@ -57,7 +57,7 @@ impl Database {
                 continue;
             }
             let c = Collection::open(&name, &entry.path(), opener.as_ref())?;
-            collections.insert(name, Arc::new(c));
+            collections.insert(name, c);
         }
         Ok(Database { dir: dir.to_path_buf(), collections: RwLock::new(collections), opener })
     }
@@ -78,7 +78,7 @@ impl Database {
         let dir = self.dir.join("collections").join(name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         schema.save(&dir)?;
-        let c = Arc::new(Collection::open(name, &dir, self.opener.as_ref())?);
+        let c = Collection::open(name, &dir, self.opener.as_ref())?;
         map.insert(name.to_string(), c.clone());
         Ok(c)
     }

@@ -17,6 +17,9 @@ pub(crate) struct Segment {
     pub(crate) slots: Vec<u32>,
     /// One graph per vector field, rows in `slots` order.
     pub(crate) graphs: Vec<HnswIndex>,
+    /// Slot − `first` → local row (`u32::MAX`: not in the segment), for O(1) mapping.
+    local_of: Vec<u32>,
+    first: u32,
 }
 
 impl Segment {
@@ -34,12 +37,19 @@ impl Segment {
             .zip(dims.iter().zip(metrics))
             .map(|(v, (&d, &m))| HnswIndex::build(&Matrix::new(v, d)?, m, params))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Segment { slots, graphs })
+        let first = slots.first().copied().unwrap_or(0);
+        let span = slots.last().map_or(0, |&l| (l - first) as usize + 1);
+        let mut local_of = vec![u32::MAX; span];
+        for (i, &s) in slots.iter().enumerate() {
+            local_of[(s - first) as usize] = i as u32;
+        }
+        Ok(Segment { slots, graphs, local_of, first })
     }
 
     /// Local row of `slot`, if the segment holds it.
     pub(crate) fn local(&self, slot: u32) -> Option<u32> {
-        self.slots.binary_search(&slot).ok().map(|i| i as u32)
+        let i = slot.checked_sub(self.first)? as usize;
+        self.local_of.get(i).copied().filter(|&l| l != u32::MAX)
     }
 
     /// The `k` best `(score, slot)` of field `f` for query `q` (unnormalised; the graph prepares

@@ -70,6 +70,8 @@ pub fn run(a: EngineArgs) -> Result<()> {
     let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let mut schema = CollectionSchema::single(dim, Metric::Cosine, "hnsw");
     schema.payload_indexes = vec!["g100".into(), "g10".into(), "g2".into()];
+    // The graph is built once after the ingest (timed apart), as qdrant-edge's optimize() does.
+    schema.seal_threshold = 0;
     let col = db.create_collection("bench", schema)?;
     let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
     // Ingest.
