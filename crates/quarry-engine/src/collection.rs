@@ -48,6 +48,20 @@ struct State {
     dead_sealed: usize,
 }
 
+/// Asks the CPU to start loading every cache line of `row`.
+#[inline]
+fn prefetch_row(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: prefetching is a hint; the pointer is valid (it is in `row`).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// Live slots passing `filter`: index candidates (if an indexed key is in its `must` clause)
 /// or every slot, each checked against the whole filter.
 fn matching<'a>(st: &'a State, filter: &'a Filter) -> Box<dyn Iterator<Item = u32> + 'a> {
@@ -259,7 +273,36 @@ impl Collection {
             return Ok(());
         }
         let dims: Vec<usize> = self.schema.vectors.iter().map(|f| f.dim).collect();
-        let seg = std::sync::Arc::new(crate::segment::Segment::build(slots, vectors, &dims, &self.metrics)?);
+        // Frequent payload values get their own graphs (schema `payload_graphs`).
+        let mut groups = Vec::new();
+        if self.schema.payload_graphs {
+            let st = self.read_state();
+            for key in &self.schema.payload_indexes {
+                for (value, all) in st.pidx.value_groups(key) {
+                    let mine: Vec<u32> =
+                        all.into_iter().filter(|&s| s >= from && s < to && st.live[s as usize]).collect();
+                    if mine.len() >= crate::segment::Segment::SUB_MIN && mine.len() < slots.len() {
+                        let vecs: Vec<Vec<f32>> = dims
+                            .iter()
+                            .enumerate()
+                            .map(|(f, &d)| {
+                                mine.iter()
+                                    .flat_map(|&s| {
+                                        st.vectors[f][s as usize * d..(s as usize + 1) * d].iter().copied()
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        groups.push(((key.clone(), value), mine, vecs));
+                    }
+                }
+            }
+        }
+        let mut seg = crate::segment::Segment::build(slots, vectors, &dims, &self.metrics)?;
+        for (k, mine, vecs) in groups {
+            seg.subs.insert(k, crate::segment::Segment::build(mine, vecs, &dims, &self.metrics)?);
+        }
+        let seg = std::sync::Arc::new(seg);
         let mut st = self.write_state();
         // Slots that died during the build are caught by the liveness filter.
         let died = seg.slots.iter().filter(|&&s| !st.live[s as usize]).count();
@@ -414,8 +457,14 @@ impl Collection {
         let mut top = TopK::new(k);
         let dim = spec.dim;
         if !st.segments.is_empty() && k > 0 {
+            let single = filter
+                .and_then(|fl| fl.single_match())
+                .and_then(|(k, v)| Some((k.to_string(), crate::payload_index::Key::of(v)?)));
             // Admitted slots (filter and liveness), once, split per segment below.
+            let all_have_sub =
+                st.segments.iter().all(|seg| single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
             let admitted: Option<Vec<u32>> = match filter {
+                _ if all_have_sub => None, // every segment answers from its value graph
                 Some(fl) => Some(matching(&st, fl).collect()),
                 None if st.dead_sealed > 0 => {
                     Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect())
@@ -423,6 +472,20 @@ impl Collection {
                 None => None,
             };
             for seg in &st.segments {
+                if let Some(sub) = single.as_ref().and_then(|k| seg.subs.get(k)) {
+                    // The value's own graph: only liveness is left to filter.
+                    let live = (st.dead_sealed > 0).then(|| {
+                        IdFilter::from_ids(
+                            (0..sub.slots.len() as u32).filter(|&l| st.live[sub.slots[l as usize] as usize]),
+                        )
+                    });
+                    for (score, slot) in sub.search(f, query, k, ef, live.as_ref())? {
+                        if -score <= top.threshold() {
+                            top.push(-score, slot);
+                        }
+                    }
+                    continue;
+                }
                 let Some(adm) = &admitted else {
                     for (score, slot) in seg.search(f, query, k, ef, None)? {
                         if -score <= top.threshold() {
@@ -433,9 +496,19 @@ impl Collection {
                 };
                 let local: Vec<u32> = adm.iter().filter_map(|&s| seg.local(s)).collect();
                 if local.len() <= EXACT_MAX_ADMITTED {
-                    // Few admitted points: an exact scan of them beats a filtered graph walk.
-                    for l in local {
-                        let slot = seg.slots[l as usize] as usize;
+                    // Few admitted points: an exact scan of them beats a filtered graph walk. The
+                    // rows are scattered, so each is prefetched a few rows ahead.
+                    const AHEAD: usize = 4;
+                    let row_of = |i: usize| seg.slots[local[i] as usize] as usize;
+                    for i in 0..local.len().min(AHEAD) {
+                        prefetch_row(&st.vectors[f][row_of(i) * dim..(row_of(i) + 1) * dim]);
+                    }
+                    for i in 0..local.len() {
+                        if i + AHEAD < local.len() {
+                            let r = row_of(i + AHEAD);
+                            prefetch_row(&st.vectors[f][r * dim..(r + 1) * dim]);
+                        }
+                        let slot = row_of(i);
                         let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
                         let key = match metric {
                             Metric::L2 => (kern.l2_sq)(&q, x),

@@ -78,6 +78,16 @@ pub(crate) enum IndexableCond<'a> {
 }
 
 impl Filter {
+    /// The key and value when the filter is exactly one `must` match of one value.
+    pub(crate) fn single_match(&self) -> Option<(&str, &Value)> {
+        match (self.must.as_slice(), self.should.is_empty() && self.must_not.is_empty()) {
+            ([Cond::Match { key, values, negate: false }], true) if values.len() == 1 => {
+                Some((key.as_str(), &values[0]))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the filter is only `must` conditions of the kinds [`Filter::must_conditions`]
     /// lists (so an index that answers each of them answers the whole filter).
     pub(crate) fn only_indexable_must(&self) -> bool {

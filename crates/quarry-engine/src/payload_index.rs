@@ -95,6 +95,13 @@ impl PayloadIndex {
         }
     }
 
+    /// Every indexed value of `key` with its ascending slots.
+    pub(crate) fn value_groups(&self, key: &str) -> Vec<(Key, Vec<u32>)> {
+        self.fields
+            .get(key)
+            .map_or_else(Vec::new, |f| f.values.iter().map(|(k, s)| (k.clone(), s.clone())).collect())
+    }
+
     /// Ascending candidate slots for `filter` from the indexed `must` conditions (intersected),
     /// and whether they are the exact answer (every condition answered by the index; no need to
     /// check the payloads); `None` when no condition is indexed (scan everything).

@@ -47,6 +47,11 @@ pub struct CollectionSchema {
     /// [`crate::Collection::optimize`] builds segments).
     #[serde(default = "default_seal")]
     pub seal_threshold: usize,
+    /// Also build, in each sealed segment, a graph per frequent value (≥ 4,096 points) of each
+    /// indexed payload key: a filter on one such value then searches that graph unfiltered
+    /// (faster mid-selectivity filtered search, for more build time and memory).
+    #[serde(default)]
+    pub payload_graphs: bool,
 }
 
 fn default_seal() -> usize {
@@ -75,6 +80,7 @@ impl CollectionSchema {
             fsync: true,
             payload_indexes: Vec::new(),
             seal_threshold: default_seal(),
+            payload_graphs: false,
         }
     }
 

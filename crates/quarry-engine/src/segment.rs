@@ -20,6 +20,8 @@ pub(crate) struct Segment {
     /// Slot − `first` → local row (`u32::MAX`: not in the segment), for O(1) mapping.
     local_of: Vec<u32>,
     first: u32,
+    /// Per (payload key, value): a graph over the segment's points with that value.
+    pub(crate) subs: std::collections::HashMap<(String, crate::payload_index::Key), Segment>,
 }
 
 impl Segment {
@@ -43,8 +45,11 @@ impl Segment {
         for (i, &s) in slots.iter().enumerate() {
             local_of[(s - first) as usize] = i as u32;
         }
-        Ok(Segment { slots, graphs, local_of, first })
+        Ok(Segment { slots, graphs, local_of, first, subs: std::collections::HashMap::new() })
     }
+
+    /// Fewest points of a value for it to get its own graph.
+    pub(crate) const SUB_MIN: usize = 4096;
 
     /// Local row of `slot`, if the segment holds it.
     pub(crate) fn local(&self, slot: u32) -> Option<u32> {

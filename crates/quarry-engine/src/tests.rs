@@ -693,3 +693,49 @@ fn sealed_graph_segments_answer_like_brute_force() {
     check(&c, "1 merged segment");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn payload_value_graphs_answer_single_value_filters() {
+    let dir = temp("valuegraphs");
+    let db = Database::open(&dir).expect("open");
+    let mut schema = CollectionSchema::single(8, Metric::L2, "hnsw");
+    schema.seal_threshold = 0;
+    schema.fsync = false;
+    schema.payload_indexes = vec!["g".into()];
+    schema.payload_graphs = true;
+    let c = db.create_collection("c", schema).expect("create");
+    let mut s = 0xABCDEFu64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let points: Vec<Point> =
+        (0..9000u64).map(|i| point(i, (0..8).map(|_| rnd()).collect(), json!({"g": i % 2}))).collect();
+    c.upsert(points.clone()).expect("upsert");
+    c.optimize().expect("optimize");
+    let gone: Vec<PointId> = (0..9000).step_by(11).map(PointId::Num).collect();
+    c.delete(&gone).expect("delete");
+    let filter = Filter::parse(r#"{"must": [{"key": "g", "match": {"value": 1}}]}"#).expect("filter");
+    let mut found = 0;
+    for qi in 0..40 {
+        let q: Vec<f32> = (0..8).map(|j| ((qi * 3 + j) % 7) as f32 / 7.0).collect();
+        let got = c.search_ef(&q, None, 10, Some(&filter), 128).expect("search");
+        assert_eq!(got.len(), 10);
+        for h in &got {
+            assert!(!gone.contains(&h.id), "deleted {} returned", h.id);
+            assert_eq!(h.payload["g"], json!(1), "filter respected");
+        }
+        let mut want: Vec<(f64, PointId)> = points
+            .iter()
+            .filter(|p| !gone.contains(&p.id) && filter.matches(p.id, &p.payload))
+            .map(|p| (-quarry_testkit_score(Metric::L2, &q, &p.vectors[0]), p.id))
+            .collect();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0));
+        found += got.iter().filter(|h| want.iter().take(10).any(|w| w.1 == h.id)).count();
+    }
+    let recall = found as f64 / 400.0;
+    assert!(recall >= 0.95, "value-graph recall {recall}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -72,6 +72,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
     schema.payload_indexes = vec!["g100".into(), "g10".into(), "g2".into()];
     // The graph is built once after the ingest (timed apart), as qdrant-edge's optimize() does.
     schema.seal_threshold = 0;
+    schema.payload_graphs = true;
     let col = db.create_collection("bench", schema)?;
     let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
     // Ingest.
