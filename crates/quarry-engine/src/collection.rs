@@ -456,6 +456,19 @@ impl Collection {
         let st = self.read_state();
         let mut top = TopK::new(k);
         let dim = spec.dim;
+        // Exact key (lower is better) of a slot's vector, and offering a key to the top k.
+        let exact = |slot: usize| -> f32 {
+            let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
+            match metric {
+                Metric::L2 => (kern.l2_sq)(&q, x),
+                _ => -(kern.dot)(&q, x) * st.inv_norms[f][slot],
+            }
+        };
+        let offer = |top: &mut TopK, key: f32, slot: u32| {
+            if key <= top.threshold() {
+                top.push(key, slot);
+            }
+        };
         if !st.segments.is_empty() && k > 0 {
             let single = filter
                 .and_then(|fl| fl.single_match())
@@ -480,17 +493,13 @@ impl Collection {
                         )
                     });
                     for (score, slot) in sub.search(f, query, k, ef, live.as_ref())? {
-                        if -score <= top.threshold() {
-                            top.push(-score, slot);
-                        }
+                        offer(&mut top, -score, slot);
                     }
                     continue;
                 }
                 let Some(adm) = &admitted else {
                     for (score, slot) in seg.search(f, query, k, ef, None)? {
-                        if -score <= top.threshold() {
-                            top.push(-score, slot);
-                        }
+                        offer(&mut top, -score, slot);
                     }
                     continue;
                 };
@@ -509,22 +518,13 @@ impl Collection {
                             prefetch_row(&st.vectors[f][r * dim..(r + 1) * dim]);
                         }
                         let slot = row_of(i);
-                        let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
-                        let key = match metric {
-                            Metric::L2 => (kern.l2_sq)(&q, x),
-                            _ => -(kern.dot)(&q, x) * st.inv_norms[f][slot],
-                        };
-                        if key <= top.threshold() {
-                            top.push(key, slot as u32);
-                        }
+                        offer(&mut top, exact(slot), slot as u32);
                     }
                     continue;
                 }
                 let admit = IdFilter::from_ids(local);
                 for (score, slot) in seg.search(f, query, k, ef, Some(&admit))? {
-                    if -score <= top.threshold() {
-                        top.push(-score, slot);
-                    }
+                    offer(&mut top, -score, slot);
                 }
             }
         }
@@ -534,15 +534,7 @@ impl Collection {
             None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
         };
         for slot in slots {
-            let slot = slot as usize;
-            let x = &st.vectors[f][slot * dim..(slot + 1) * dim];
-            let key = match metric {
-                Metric::L2 => (kern.l2_sq)(&q, x),
-                _ => -(kern.dot)(&q, x) * st.inv_norms[f][slot],
-            };
-            if key <= top.threshold() {
-                top.push(key, slot as u32);
-            }
+            offer(&mut top, exact(slot as usize), slot);
         }
         Ok(top
             .into_sorted()
