@@ -719,6 +719,16 @@ fn collection_create_ingest_count_get_search() {
     assert!(stderr(&o).contains("unknown collection"), "{}", stderr(&o));
     let o = quarry(&["count", "--dir", p(&dir), "--collection", "c", "--filter", "{\"must\": 3}"]);
     assert!(stderr(&o).contains("bad filter"), "{}", stderr(&o));
+    // Snapshot and restore elsewhere.
+    let snap = tmp("db-basic.qsnap");
+    let o = quarry(&["collection", "snapshot", "--dir", p(&dir), "--collection", "c", "--out", p(&snap)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let other = tmp("db-restored");
+    let _ = std::fs::remove_dir_all(&other);
+    let o = quarry(&["collection", "restore", "--dir", p(&other), "--name", "copy", "--snapshot", p(&snap)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&quarry(&["count", "--dir", p(&other), "--collection", "copy"])).trim(), "250");
+    let _ = std::fs::remove_dir_all(&other);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

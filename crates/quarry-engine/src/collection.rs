@@ -98,6 +98,38 @@ pub struct Collection {
 pub type StoreOpener =
     std::sync::Arc<dyn Fn(&Path) -> std::io::Result<Box<dyn quarry_store::LogStore>> + Send + Sync>;
 
+/// Magic of a collection snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"QRYSNAP\0";
+/// Version of the snapshot format.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Reads a snapshot file: the schema and the log bytes, after checking magic, version, lengths
+/// and the checksum (errors name the problem).
+pub(crate) fn read_snapshot(path: &Path) -> Result<(CollectionSchema, Vec<u8>)> {
+    let b = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let bad = |m: &str| Error::malformed(path, "snapshot", m.to_string());
+    if b.len() < 32 || b[..8] != SNAPSHOT_MAGIC {
+        return Err(bad("not a Quarry collection snapshot (magic)"));
+    }
+    let (body, tail) = b.split_at(b.len() - 4);
+    if quarry_store::checksum(body).to_le_bytes() != tail {
+        return Err(bad("checksum mismatch: the file is damaged or truncated"));
+    }
+    let version = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(bad(&format!("version {version}, this build reads {SNAPSHOT_VERSION}")));
+    }
+    let n = quarry_store::le::u64_at(body, 12).ok_or_else(|| bad("truncated"))? as usize;
+    let schema_bytes = body.get(20..20usize.saturating_add(n)).ok_or_else(|| bad("schema length"))?;
+    let schema: CollectionSchema =
+        serde_json::from_slice(schema_bytes).map_err(|e| bad(&format!("schema: {e}")))?;
+    schema.check()?;
+    let at = 20 + n;
+    let m = quarry_store::le::u64_at(body, at).ok_or_else(|| bad("truncated"))? as usize;
+    let log = body.get(at + 8..).filter(|l| l.len() == m).ok_or_else(|| bad("log length"))?;
+    Ok((schema, log.to_vec()))
+}
+
 /// Default beam of graph searches in sealed segments.
 pub const DEFAULT_EF: usize = 100;
 
@@ -232,6 +264,33 @@ impl Collection {
             });
         }
         Ok(())
+    }
+
+    /// Writes a consistent snapshot of the collection to one file (spec: docs/FORMAT.md,
+    /// "Collection snapshot"), crash-safely, while writes continue: the schema and the log up to
+    /// the last acknowledged record at the moment of the call (the log is append-only, so that
+    /// prefix never changes). Returns the number of log bytes captured.
+    pub fn snapshot(&self, path: &Path) -> Result<u64> {
+        let (end, wal_path) = {
+            let wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
+            (wal.len_bytes(), wal.path().to_path_buf())
+        };
+        let mut log = vec![0u8; end as usize];
+        let f = std::fs::File::open(&wal_path).map_err(|e| Error::io("opening", &wal_path, e))?;
+        std::io::Read::read_exact(&mut std::io::Read::take(f, end), &mut log)
+            .map_err(|e| Error::io("reading", &wal_path, e))?;
+        let schema = serde_json::to_vec(&self.schema).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut out = Vec::with_capacity(32 + schema.len() + log.len());
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(schema.len() as u64).to_le_bytes());
+        out.extend_from_slice(&schema);
+        out.extend_from_slice(&end.to_le_bytes());
+        out.extend_from_slice(&log);
+        let crc = quarry_store::checksum(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        quarry_store::write_atomic(path, |w| std::io::Write::write_all(w, &out))?;
+        Ok(end)
     }
 
     /// Waits until no background seal is scheduled or running.

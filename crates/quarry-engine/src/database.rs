@@ -83,6 +83,26 @@ impl Database {
         Ok(c)
     }
 
+    /// Restores a snapshot file ([`Collection::snapshot`]) as a new collection `name` (an error
+    /// if it exists or the file is damaged); its log is replayed like any collection's.
+    pub fn restore_snapshot(&self, path: &Path, name: &str) -> Result<Arc<Collection>> {
+        check_name(name)?;
+        let (schema, log) = crate::collection::read_snapshot(path)?;
+        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
+        if map.contains_key(name) {
+            return Err(Error::InvalidArgument(format!("collection {name:?} already exists")));
+        }
+        let dir = self.dir.join("collections").join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        quarry_store::write_atomic(&dir.join(crate::collection::WAL_FILE), |w| {
+            std::io::Write::write_all(w, &log)
+        })?;
+        schema.save(&dir)?;
+        let c = Collection::open(name, &dir, self.opener.as_ref())?;
+        map.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
     /// The open collection `name`.
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
         self.collections

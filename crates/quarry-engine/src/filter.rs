@@ -2,7 +2,8 @@
 //! `{"must": [...], "should": [...], "must_not": [...]}` whose conditions are field conditions
 //! `{"key": "a.b", "match": {"value": v} | {"any": [..]} | {"except": [..]}}`,
 //! `{"key": k, "range": {"gt"|"gte"|"lt"|"lte": x}}`, `{"is_empty": {"key": k}}`,
-//! `{"is_null": {"key": k}}`, `{"has_id": [ids]}`, or a nested filter. Keys are dotted paths; a
+//! `{"is_null": {"key": k}}`, `{"exists": {"key": k}}` (the key has a non-null value: Qdrant
+//! writes this as `must_not` + `is_empty`), `{"has_id": [ids]}`, or a nested filter. Keys are dotted paths; a
 //! condition on an array value holds if it holds for any element (Qdrant's rule). Parsing checks
 //! the whole filter first, so a bad filter is an error naming the problem, never a silent miss.
 
@@ -24,6 +25,7 @@ enum Cond {
     Range { key: String, gt: Option<f64>, gte: Option<f64>, lt: Option<f64>, lte: Option<f64> },
     IsEmpty(String),
     IsNull(String),
+    Exists(String),
     HasId(Vec<PointId>),
     Nested(Filter),
 }
@@ -126,13 +128,17 @@ impl Cond {
             let ids = ids.as_array().ok_or_else(|| bad("has_id takes a list of ids"))?;
             return ids.iter().map(PointId::from_json).collect::<Result<_>>().map(Cond::HasId);
         }
-        for (name, is_empty) in [("is_empty", true), ("is_null", false)] {
+        for name in ["is_empty", "is_null", "exists"] {
             if let Some(inner) = obj.get(name) {
                 let key = inner
                     .get("key")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad(format!("{name} needs {{\"key\": …}}")))?;
-                return Ok(if is_empty { Cond::IsEmpty(key.into()) } else { Cond::IsNull(key.into()) });
+                return Ok(match name {
+                    "is_empty" => Cond::IsEmpty(key.into()),
+                    "is_null" => Cond::IsNull(key.into()),
+                    _ => Cond::Exists(key.into()),
+                });
             }
         }
         let key = obj
@@ -196,6 +202,9 @@ impl Cond {
                 values_at(payload, key).iter().all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
             }
             Cond::IsNull(key) => values_at(payload, key).iter().any(|v| v.is_null()),
+            Cond::Exists(key) => values_at(payload, key)
+                .iter()
+                .any(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())),
             Cond::Match { key, values, negate } => {
                 let found = scalars_at(payload, key);
                 if *negate {

@@ -15,6 +15,38 @@ use std::path::PathBuf;
 pub enum CollectionCommand {
     /// Create a collection with one dense vector field.
     Create(CreateArgs),
+    /// Write a consistent snapshot of a collection to one file (writes may continue).
+    Snapshot(SnapshotArgs),
+    /// Restore a snapshot file as a new collection.
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `quarry collection snapshot`.
+#[derive(clap::Args)]
+pub struct SnapshotArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long)]
+    collection: String,
+    /// Snapshot file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Arguments of `quarry collection restore`.
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// Database folder (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Name of the new collection.
+    #[arg(long)]
+    name: String,
+    /// Snapshot file.
+    #[arg(long)]
+    snapshot: PathBuf,
 }
 
 /// Arguments of `quarry collection create`.
@@ -57,6 +89,18 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             schema.payload_indexes = a.index_payload.clone();
             db.create_collection(&a.name, schema)?;
             println!("created collection {} ({}-d, {}, {})", a.name, a.dim, a.metric, a.index);
+            Ok(())
+        }
+        CollectionCommand::Snapshot(a) => {
+            let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            let bytes = db.collection(&a.collection)?.snapshot(&a.out)?;
+            println!("snapshot of {} written to {} ({bytes} log bytes)", a.collection, a.out.display());
+            Ok(())
+        }
+        CollectionCommand::Restore(a) => {
+            let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            let c = db.restore_snapshot(&a.snapshot, &a.name)?;
+            println!("restored {} points into collection {}", c.count(None), a.name);
             Ok(())
         }
     }
