@@ -18,6 +18,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
+/// Where a queued write learns its outcome (an error as its message).
+type Ticket = std::sync::Arc<Mutex<Option<std::result::Result<(), String>>>>;
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredPoint {
@@ -88,6 +91,8 @@ pub struct Collection {
     wal: Mutex<Wal>,
     /// Held while a segment is built (one at a time).
     sealing: Mutex<()>,
+    /// Operations waiting for the next group commit.
+    queue: Mutex<Vec<(Op, Ticket)>>,
     /// A background seal is scheduled or running.
     seal_pending: std::sync::atomic::AtomicBool,
     /// This collection, for background sealing threads.
@@ -167,6 +172,7 @@ impl Collection {
             state,
             wal: Mutex::new(wal),
             sealing: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             seal_pending: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
         });
@@ -243,14 +249,50 @@ impl Collection {
 
     /// Logs `op` durably, then applies it; returns after both. Seals the unsealed points into a
     /// graph segment when there are enough of them.
+    ///
+    /// Group commit: a writer queues its operation, then whoever holds the log's lock appends
+    /// every queued operation with one write and one fsync and applies them in order; a writer
+    /// whose operation a previous holder already committed returns its outcome without waiting
+    /// for another fsync.
     fn commit(&self, op: Op) -> Result<()> {
-        let bytes = op.encode();
-        let unsealed = {
+        let ticket: Ticket = std::sync::Arc::new(Mutex::new(None));
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push((op, ticket.clone()));
+        let outcome = |t: &Ticket| t.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let unsealed = loop {
+            if let Some(r) = outcome(&ticket) {
+                r.map_err(Error::InvalidArgument)?;
+                break {
+                    let st = self.read_state();
+                    st.ids.len() - st.sealed_end as usize
+                };
+            }
             let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
-            wal.append(&[&bytes])?;
-            let mut st = self.write_state();
-            self.apply(&mut st, op);
-            st.ids.len() - st.sealed_end as usize
+            if let Some(r) = outcome(&ticket) {
+                drop(wal);
+                r.map_err(Error::InvalidArgument)?;
+                break {
+                    let st = self.read_state();
+                    st.ids.len() - st.sealed_end as usize
+                };
+            }
+            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+            let encoded: Vec<Vec<u8>> = batch.iter().map(|(op, _)| op.encode()).collect();
+            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            match wal.append(&refs) {
+                Ok(_) => {
+                    let mut st = self.write_state();
+                    for (op, t) in batch {
+                        self.apply(&mut st, op);
+                        *t.lock().unwrap_or_else(PoisonError::into_inner) = Some(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (_, t) in &batch {
+                        *t.lock().unwrap_or_else(PoisonError::into_inner) = Some(Err(msg.clone()));
+                    }
+                }
+            }
         };
         let t = self.schema.seal_threshold;
         if t > 0 && unsealed >= t && !self.seal_pending.swap(true, std::sync::atomic::Ordering::AcqRel) {

@@ -794,3 +794,40 @@ fn snapshots_are_consistent_while_writes_continue_and_restore_elsewhere() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+#[test]
+fn group_commit_acknowledges_every_concurrent_writer() {
+    let dir = temp("group");
+    let db = Database::open(&dir).expect("open");
+    let c = db.create_collection("c", CollectionSchema::single(2, Metric::L2, "flat")).expect("create");
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..150u64 {
+                    let id = t * 1000 + i;
+                    c.upsert(vec![point(id, vec![id as f32, 1.0], json!({"t": t}))]).expect("acknowledged");
+                    assert!(c.get(PointId::Num(id)).is_some(), "read your write");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("writer");
+    }
+    assert_eq!(c.count(None), 600);
+    drop(c);
+    drop(db);
+    let db = Database::open(&dir).expect("reopen");
+    let c = db.collection("c").expect("c");
+    assert_eq!(c.count(None), 600, "every acknowledged write is in the log");
+    for t in 0..4u64 {
+        for i in 0..150u64 {
+            assert_eq!(
+                c.get(PointId::Num(t * 1000 + i)).expect("present").vectors[0],
+                vec![(t * 1000 + i) as f32, 1.0]
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
