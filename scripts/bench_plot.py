@@ -12,7 +12,7 @@ peers'), so every curve uses the same formula; Quarry's tie-aware recall is list
 
 Usage: bench_plot.py ROWS.jsonl --data BASE_FILE [--command CMD]... > REPORT.md
 """
-import argparse, datetime, json, os, platform, subprocess
+import argparse, datetime, json, os, platform, subprocess, sys
 from collections import OrderedDict
 
 TARGETS = (0.90, 0.95, 0.99)
@@ -101,6 +101,30 @@ def git_rev():
         return "unknown"
 
 
+def read_rows(path):
+    """The JSON rows of a JSONL file; lines that do not parse (a run still writing) are skipped with
+    a warning; no rows at all is an error."""
+    rows = []
+    for i, line in enumerate(open(path), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            print(f"warning: {path}:{i} is not JSON (a run still writing?); skipped", file=sys.stderr)
+    if not rows:
+        raise SystemExit(f"{path} holds no rows")
+    return rows
+
+
+def print_commands(commands):
+    """The report header's list of commands (nothing without any)."""
+    if commands:
+        print("- Commands:")
+        for c in commands:
+            print(f"  - `{c}`")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("rows")
@@ -129,10 +153,7 @@ def main():
     print(f"- Data: `{a.data}`{size}; {first['queries']} queries, k = {k}, search threads: {first['threads']}, "
           "one query per call, median of 3 timed passes")
     print(f"- Machine: {machine()}")
-    if a.command:
-        print("- Commands:")
-        for c in a.command:
-            print(f"  - `{c}`")
+    print_commands(a.command)
     print()
 
     heads = " | ".join(f"QPS @ recall {t:.2f}" for t in TARGETS)

@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_plot  # noqa: E402
-from bench_plot import fmt_qps, git_rev, machine, plain, qps_at, shape  # noqa: E402
+from bench_plot import fmt_qps, git_rev, machine, plain, print_commands, qps_at, read_rows, shape  # noqa: E402
 
 TARGETS = (0.90, 0.95, 0.99)
 SWEEP_KEYS = ("ef", "nprobe", "k_factor", "rerank", "qb")
@@ -385,16 +385,7 @@ def main():
     ap.add_argument("--title", default="Quantized indexes: recall, QPS and memory of Quarry and its peers")
     ap.add_argument("--recall-min", type=float, default=0.8, help="left end of the recall axis of the plot")
     a = ap.parse_args()
-    rows = []
-    for i, line in enumerate(open(a.rows), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            print(f"warning: {a.rows}:{i} is not JSON (a run still writing?); skipped", file=sys.stderr)
-    if not rows:
-        raise SystemExit(f"{a.rows} holds no rows")
+    rows = read_rows(a.rows)
     configs = group(rows)
     png = a.png or os.path.splitext(a.rows)[0] + ".png"
     shp = shape(a.data)
@@ -412,10 +403,7 @@ def main():
     print(f"- Data: `{a.data}`{size}; {values('queries')} queries, k = {values('k')}, search threads: {threads}, "
           "one query per call, median of 3 timed passes")
     print(f"- Machine: {machine()}")
-    if a.command:
-        print("- Commands:")
-        for c in a.command:
-            print(f"  - `{c}`")
+    print_commands(a.command)
     print()
 
     print("## Configurations\n")

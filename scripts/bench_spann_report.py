@@ -26,7 +26,7 @@ import argparse, datetime, json, os, sys
 from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_plot import git_rev, machine, plain, shape  # noqa: E402
+from bench_plot import git_rev, machine, plain, print_commands, read_rows, shape  # noqa: E402
 from bench_quant_report import place_labels  # noqa: E402
 
 SWEEP_KEYS = ("max_postings", "ratio", "head_ef", "rerank", "heads", "ef", "nprobe", "k_factor")
@@ -405,16 +405,7 @@ def main():
     ap.add_argument("--title", default="SPANN (memory + disk): Quarry vs faiss IVF and Quarry hnsw at measured "
                     "resident memory")
     a = ap.parse_args()
-    rows = []
-    for i, line in enumerate(open(a.rows), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            print(f"warning: {a.rows}:{i} is not JSON (a run still writing?); skipped", file=sys.stderr)
-    if not rows:
-        raise SystemExit(f"{a.rows} holds no rows")
+    rows = read_rows(a.rows)
     configs = group(rows)
     info = build_info(configs)
     png = a.png or os.path.splitext(a.rows)[0] + ".png"
@@ -439,10 +430,7 @@ def main():
           "sweep point; faiss: a search subprocess of peer_spann.py per index). Posting lists read with "
           "positioned reads sit in the page cache, which is not process memory")
     print(f"- Machine: {machine()}")
-    if a.command:
-        print("- Commands:")
-        for c in a.command:
-            print(f"  - `{c}`")
+    print_commands(a.command)
     print()
     done_when(configs, raw, info)
     print("## Configurations\n")
