@@ -732,9 +732,10 @@ fn collection_create_ingest_count_get_search() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Kills `quarry ingest` with SIGKILL at random moments; after every kill, each acknowledged
-/// point must be present with its exact vector and payload, and every batch either whole or
-/// absent. 20 iterations in CI.
+/// Kills `quarry ingest` with SIGKILL at random moments (three runs in four; the fourth ends
+/// normally), with background seals and checkpoints every 500 points; after every run, each
+/// acknowledged point must be present with its exact vector and payload, and every batch either
+/// whole or absent. 20 iterations in CI.
 #[test]
 fn crash_loop_keeps_every_acknowledged_point() {
     crash_loop(20, "db-crash");
@@ -752,7 +753,12 @@ fn crash_loop(iters: u64, name: &str) {
     let dir = tmp(name);
     let _ = std::fs::remove_dir_all(&dir);
     let o =
-        quarry(&["collection", "create", "--dir", p(&dir), "--name", "c", "--dim", "4", "--metric", "l2"]);
+        // Seals (segment folders, manifest checkpoints, log cuts) run in the background every
+        // 500 points, so kills also land in the middle of checkpoints.
+        quarry(&[
+            "collection", "create", "--dir", p(&dir), "--name", "c", "--dim", "4", "--metric", "l2",
+            "--seal-threshold", "500",
+        ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (per_run, batch) = (3000u64, 50u64);
     let mut seed = 0xC0FFEEu64;
@@ -790,9 +796,13 @@ fn crash_loop(iters: u64, name: &str) {
             last
         });
         let wait_ms = (lcg(&mut seed) + 0.5) * 120.0;
-        std::thread::sleep(std::time::Duration::from_micros((wait_ms * 1000.0) as u64));
-        if child.kill().is_ok() {
-            kills += 1;
+        // Every fourth run ends normally (closing waits for its background seal, so checkpoints
+        // complete and later kills hit a log that starts after one); the others are killed.
+        if it % 4 != 3 {
+            std::thread::sleep(std::time::Duration::from_micros((wait_ms * 1000.0) as u64));
+            if child.kill().is_ok() {
+                kills += 1;
+            }
         }
         let _ = child.wait();
         let acked = reader.join().expect("reader");
@@ -825,9 +835,17 @@ fn crash_loop(iters: u64, name: &str) {
         // The unacknowledged tail of the run is written now (as a client would retry it).
         acked_ranges.last_mut().expect("this run").1 = present;
     }
+    let segments = quarry_engine::Database::open(&dir)
+        .and_then(|db| db.collection("c"))
+        .map(|c| c.segment_count())
+        .expect("reopen");
     eprintln!(
-        "crash loop: {iters} iterations, {kills} kills, {total_acked} points acknowledged, {lost} lost"
+        "crash loop: {iters} iterations, {kills} kills, {total_acked} points acknowledged, {lost} lost, {segments} sealed segments on disk at the end"
     );
     assert_eq!(lost, 0);
+    assert!(
+        dir.join("collections/c/manifest.qman").exists(),
+        "background seals wrote checkpoints during the loop"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

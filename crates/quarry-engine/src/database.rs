@@ -16,6 +16,15 @@ pub struct Database {
     opener: Option<StoreOpener>,
 }
 
+impl Drop for Database {
+    /// Closing waits for background seals to finish (their segments are then on disk).
+    fn drop(&mut self) {
+        for c in self.collections.read().unwrap_or_else(PoisonError::into_inner).values() {
+            c.wait_for_sealing();
+        }
+    }
+}
+
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")

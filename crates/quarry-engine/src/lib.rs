@@ -23,14 +23,16 @@ pub mod collection;
 pub mod database;
 pub mod filter;
 pub mod id;
+mod manifest;
 mod payload_index;
 pub mod point;
 pub mod schema;
 mod segment;
+mod segment_file;
 #[cfg(test)]
 mod tests;
 
-pub use collection::{Collection, ScoredPoint};
+pub use collection::{Collection, ScoredPoint, SearchOptions};
 pub use database::Database;
 pub use filter::Filter;
 pub use id::PointId;

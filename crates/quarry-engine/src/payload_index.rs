@@ -102,10 +102,13 @@ impl PayloadIndex {
             .map_or_else(Vec::new, |f| f.values.iter().map(|(k, s)| (k.clone(), s.clone())).collect())
     }
 
-    /// Ascending candidate slots for `filter` from the indexed `must` conditions (intersected),
-    /// and whether they are the exact answer (every condition answered by the index; no need to
-    /// check the payloads); `None` when no condition is indexed (scan everything).
-    pub(crate) fn candidates(&self, filter: &Filter) -> Option<(Vec<u32>, bool)> {
+    /// Ascending candidate slots at or above `from` for `filter` from the indexed `must`
+    /// conditions (intersected), and whether they are the exact answer (every condition answered
+    /// by the index; no need to check the payloads); `None` when no condition is indexed (scan
+    /// everything from `from`).
+    pub(crate) fn candidates(&self, filter: &Filter, from: u32) -> Option<(Vec<u32>, bool)> {
+        // Slots of one value are ascending: skip those below `from` by binary search.
+        let tail = |s: &'_ [u32]| -> std::ops::Range<usize> { s.partition_point(|&x| x < from)..s.len() };
         let mut out: Option<Vec<u32>> = None;
         let mut exact = filter.only_indexable_must();
         for (key, cond) in filter.must_conditions() {
@@ -126,7 +129,7 @@ impl PayloadIndex {
                 crate::filter::IndexableCond::Values(values) => values
                     .iter()
                     .filter_map(Key::of)
-                    .flat_map(|k| f.values.get(&k).into_iter().flatten().copied())
+                    .flat_map(|k| f.values.get(&k).into_iter().flat_map(|s| s[tail(s)].iter().copied()))
                     .collect(),
                 crate::filter::IndexableCond::Range { lo, hi } => {
                     let (lo, hi) = (lo.ceil(), hi.floor());
@@ -135,7 +138,7 @@ impl PayloadIndex {
                     } else {
                         f.ints
                             .range(lo.max(-9e15) as i64..=hi.min(9e15) as i64)
-                            .flat_map(|(_, s)| s.iter().copied())
+                            .flat_map(|(_, s)| s[tail(s)].iter().copied())
                             .collect()
                     }
                 }

@@ -155,15 +155,8 @@ impl Op {
                 out.push(1);
                 out.extend_from_slice(&(points.len() as u32).to_le_bytes());
                 for p in points {
-                    put_id(&mut out, p.id);
-                    out.extend_from_slice(&(p.vectors.len() as u32).to_le_bytes());
-                    for v in &p.vectors {
-                        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-                    }
-                    let payload = serde_json::to_vec(&p.payload).unwrap_or_default();
-                    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-                    out.extend_from_slice(&payload);
+                    let vectors: Vec<&[f32]> = p.vectors.iter().map(Vec::as_slice).collect();
+                    put_point(&mut out, p.id, &vectors, &p.payload);
                 }
             }
             Op::Delete(ids) => {
@@ -210,6 +203,19 @@ impl Op {
             k => Err(Error::InvalidArgument(format!("WAL operation kind {k} is unknown"))),
         }
     }
+}
+
+/// Appends one point in the upsert encoding (after the kind byte and count of [`Op::encode`]).
+pub(crate) fn put_point(out: &mut Vec<u8>, id: PointId, vectors: &[&[f32]], payload: &Map<String, Value>) {
+    put_id(out, id);
+    out.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
+    for v in vectors {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+    }
+    let payload = serde_json::to_vec(payload).unwrap_or_default();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
 }
 
 fn put_id(out: &mut Vec<u8>, id: PointId) {

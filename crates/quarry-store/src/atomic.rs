@@ -92,6 +92,16 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     file.commit()
 }
 
+/// Persists the entries of folder `dir` (new, renamed or removed files) by fsyncing it (Unix;
+/// elsewhere a no-op).
+pub fn sync_folder(dir: &Path) -> Result<()> {
+    if cfg!(unix) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing directory", dir, e))
+    } else {
+        Ok(())
+    }
+}
+
 /// Persists a rename by syncing the directory that holds `dest` (Unix; elsewhere a no-op).
 #[cfg(unix)]
 fn sync_dir(dest: &Path) -> Result<()> {

@@ -11,7 +11,7 @@ pub mod framing;
 pub mod le;
 pub mod wal;
 
-pub use atomic::{write_atomic, AtomicFile};
+pub use atomic::{sync_folder, write_atomic, AtomicFile};
 pub use framing::{write_framed, Framed};
 pub use wal::{Durability, LogStore, Wal};
 

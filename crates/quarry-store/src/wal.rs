@@ -101,11 +101,7 @@ impl Wal {
     ) -> Result<(Wal, Vec<Record>)> {
         let io = |what: &'static str| move |e| Error::io(what, path, e);
         if !path.exists() {
-            let mut h = [0u8; HEADER as usize];
-            h[..8].copy_from_slice(&MAGIC);
-            h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-            let c = checksum(&h[..28]);
-            h[28..32].copy_from_slice(&c.to_le_bytes());
+            let h = header(1);
             crate::write_atomic(path, |w| std::io::Write::write_all(w, &h))?;
         }
         let file = open_store(path).map_err(io("opening"))?;
@@ -127,7 +123,8 @@ impl Wal {
         }
         let mut records = Vec::new();
         let mut at = HEADER;
-        let mut next_seq = 1u64;
+        // Sequence number of the first record (0 in files written before checkpoints: 1).
+        let mut next_seq = crate::le::u64_at(&h, 12).unwrap_or(0).max(1);
         while let Some((payload, end)) = record_at(file.as_ref(), at, len, next_seq) {
             records.push((next_seq, payload));
             next_seq += 1;
@@ -176,11 +173,7 @@ impl Wal {
                     p.len()
                 )));
             }
-            let seq_bytes = seq.to_le_bytes();
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&checksum_append(checksum(&seq_bytes), p).to_le_bytes());
-            buf.extend_from_slice(&seq_bytes);
-            buf.extend_from_slice(p);
+            frame(&mut buf, seq, p);
             seq += 1;
         }
         if let Err(e) = self.file.write_at(&buf, self.end) {
@@ -204,6 +197,55 @@ impl Wal {
         self.end += buf.len() as u64;
         self.next_seq = seq;
         Ok(seq - 1)
+    }
+
+    /// Drops every record before sequence number `first` (a checkpoint has made them redundant;
+    /// a `first` past the last record leaves an empty log whose next record is `first`): the later records are copied byte for byte into a new file whose header names `first`,
+    /// which is fsynced and renamed over the log (then the folder is fsynced), and the log
+    /// continues in the new file, opened through `open_store`. A crash at any point leaves either
+    /// the old log or the new one, both valid. Returns the bytes dropped.
+    pub fn truncate_before(
+        &mut self,
+        first: u64,
+        open_store: &dyn Fn(&Path) -> std::io::Result<Box<dyn LogStore>>,
+    ) -> Result<u64> {
+        let mut h = [0u8; HEADER as usize];
+        self.file.read_at(&mut h, 0).map_err(|e| Error::io("reading", &self.path, e))?;
+        let mut seq = crate::le::u64_at(&h, 12).unwrap_or(0).max(1);
+        if first <= seq {
+            return Ok(0);
+        }
+        let mut at = HEADER;
+        // (`first` past the last record: the log restarts empty at `first`.)
+        while seq < first.min(self.next_seq) {
+            let (_, end) = record_at(self.file.as_ref(), at, self.end, seq).ok_or_else(|| {
+                Error::malformed(
+                    &self.path,
+                    format!("record {seq} at byte {at}"),
+                    "unreadable during a checkpoint",
+                )
+            })?;
+            at = end;
+            seq += 1;
+        }
+        let mut rest = vec![0u8; (self.end - at) as usize];
+        self.file.read_at(&mut rest, at).map_err(|e| Error::io("reading", &self.path, e))?;
+        let new_header = header(first);
+        crate::write_atomic(&self.path, |w| {
+            w.write_all(&new_header)?;
+            w.write_all(&rest)
+        })?;
+        self.file = open_store(&self.path).map_err(|e| Error::io("reopening", &self.path, e))?;
+        self.end = HEADER + rest.len() as u64;
+        self.next_seq = self.next_seq.max(first);
+        Ok(at - HEADER)
+    }
+
+    /// Sequence number of the first record in the file.
+    pub fn first_seq(&self) -> Result<u64> {
+        let mut h = [0u8; HEADER as usize];
+        self.file.read_at(&mut h, 0).map_err(|e| Error::io("reading", &self.path, e))?;
+        Ok(crate::le::u64_at(&h, 12).unwrap_or(0).max(1))
     }
 
     /// Cuts the file back to the last acknowledged record after a failed write (poisoning the
@@ -230,6 +272,42 @@ impl Wal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A WAL header whose first record has sequence number `first`.
+fn header(first: u64) -> [u8; HEADER as usize] {
+    let mut h = [0u8; HEADER as usize];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&first.to_le_bytes());
+    let c = checksum(&h[..28]);
+    h[28..32].copy_from_slice(&c.to_le_bytes());
+    h
+}
+
+/// Appends one framed record to `buf`.
+fn frame(buf: &mut Vec<u8>, seq: u64, p: &[u8]) {
+    let seq_bytes = seq.to_le_bytes();
+    buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&checksum_append(checksum(&seq_bytes), p).to_le_bytes());
+    buf.extend_from_slice(&seq_bytes);
+    buf.extend_from_slice(p);
+}
+
+/// The bytes of a complete log file holding `payloads` as records 1, 2, … (used for snapshots,
+/// which restore by replaying a log).
+pub fn encode_log(payloads: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let mut buf = header(1).to_vec();
+    for (i, p) in payloads.iter().enumerate() {
+        if p.len() > MAX_PAYLOAD {
+            return Err(Error::InvalidArgument(format!(
+                "a WAL record of {} bytes (at most {MAX_PAYLOAD})",
+                p.len()
+            )));
+        }
+        frame(&mut buf, i as u64 + 1, p);
+    }
+    Ok(buf)
 }
 
 /// The payload and end offset of a valid record with sequence number `seq` at `at`, if any.
@@ -302,6 +380,31 @@ mod tests {
         let (wal, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
         assert_eq!(recs, vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, Vec::new())]);
         assert_eq!(wal.next_seq(), 4);
+    }
+
+    #[test]
+    fn truncate_before_keeps_later_records_and_numbering() {
+        let path = temp("trunc");
+        let plain = |p: &Path| -> std::io::Result<Box<dyn LogStore>> {
+            Ok(Box::new(OpenOptions::new().read(true).write(true).open(p)?))
+        };
+        let (mut wal, _) = Wal::open(&path, Durability::Fsync).expect("create");
+        wal.append(&[b"1", b"2", b"3"]).expect("append");
+        assert_eq!(wal.truncate_before(3, &plain).expect("truncate"), 2 * (RECORD_HEADER as u64 + 1));
+        assert_eq!(wal.first_seq().expect("first"), 3);
+        assert_eq!(wal.append(&[b"4"]).expect("append"), 4);
+        assert_eq!(wal.truncate_before(2, &plain).expect("no-op"), 0, "earlier than the first record");
+        drop(wal);
+        let (mut wal, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
+        assert_eq!(recs, vec![(3, b"3".to_vec()), (4, b"4".to_vec())]);
+        // Past the last record: an empty log that numbers on from there.
+        wal.truncate_before(10, &plain).expect("truncate all");
+        assert_eq!(wal.len_bytes(), HEADER);
+        assert_eq!(wal.append(&[b"10"]).expect("append"), 10);
+        drop(wal);
+        let (_, recs) = Wal::open(&path, Durability::Fsync).expect("reopen");
+        assert_eq!(recs, vec![(10, b"10".to_vec())]);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

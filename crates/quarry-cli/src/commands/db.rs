@@ -76,6 +76,10 @@ pub struct CreateArgs {
     /// Payload key (dotted path) to index; repeat for several.
     #[arg(long = "index-payload")]
     index_payload: Vec<String>,
+    /// Unsealed points that trigger a background seal into an indexed segment (0: only
+    /// `optimize` seals).
+    #[arg(long, default_value_t = 50_000)]
+    seal_threshold: usize,
 }
 
 /// Runs `quarry collection …`.
@@ -87,6 +91,7 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             schema.max_payload_bytes = a.max_payload_bytes;
             schema.fsync = !a.no_fsync;
             schema.payload_indexes = a.index_payload.clone();
+            schema.seal_threshold = a.seal_threshold;
             db.create_collection(&a.name, schema)?;
             println!("created collection {} ({}-d, {}, {})", a.name, a.dim, a.metric, a.index);
             Ok(())

@@ -14,7 +14,7 @@
 use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_core::Metric;
-use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId};
+use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId, SearchOptions};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -40,6 +40,10 @@ pub struct EngineArgs {
     /// Database folder (default: a fresh temporary folder, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// With `--dir`: reuse the collection a previous run left there (same data) instead of
+    /// ingesting and building again; the ingest row then reports the time to open it.
+    #[arg(long)]
+    reuse: bool,
     /// Graph beams to sweep in sealed segments.
     #[arg(long, default_value = "32,64,128,256")]
     ef: String,
@@ -66,6 +70,22 @@ pub fn run(a: EngineArgs) -> Result<()> {
         .dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("quarry-bench-engine-{}", std::process::id())));
+    let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
+    if a.reuse && !temp {
+        let t = Instant::now();
+        let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let col = db.collection("bench")?;
+        let open_secs = t.elapsed().as_secs_f64();
+        if col.count(None) != n {
+            bail!("--reuse: {} holds {} points, not {n}", dir.display(), col.count(None));
+        }
+        println!(
+            "{}",
+            json!({"system": system, "op": "open", "n": n, "open_seconds": open_secs, "segments": col.segment_count()})
+        );
+        eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
+        return searches(&col, &base, &queries, n, &a.ef, &system);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let mut schema = CollectionSchema::single(dim, Metric::Cosine, "hnsw");
@@ -74,7 +94,6 @@ pub fn run(a: EngineArgs) -> Result<()> {
     schema.seal_threshold = 0;
     schema.payload_graphs = true;
     let col = db.create_collection("bench", schema)?;
-    let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
     // Ingest.
     let t = Instant::now();
     for start in (0..n).step_by(a.batch) {
@@ -104,10 +123,28 @@ pub fn run(a: EngineArgs) -> Result<()> {
         "ingested {n} points in {secs:.2} s ({:.0}/s); graph built in {index_secs:.1} s",
         n as f64 / secs
     );
-    let efs: Vec<usize> =
-        a.ef.split(',')
-            .map(|v| v.trim().parse::<usize>().with_context(|| format!("--ef {v:?}: not a number")))
-            .collect::<Result<_>>()?;
+    searches(&col, &base, &queries, n, &a.ef, &system)?;
+    drop(col);
+    drop(db);
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// The filtered searches and counts at the three selectivities, one row each.
+fn searches(
+    col: &quarry_engine::Collection,
+    base: &quarry_core::Matrix,
+    queries: &quarry_core::Matrix,
+    n: usize,
+    ef: &str,
+    system: &str,
+) -> Result<()> {
+    let efs: Vec<usize> = ef
+        .split(',')
+        .map(|v| v.trim().parse::<usize>().with_context(|| format!("--ef {v:?}: not a number")))
+        .collect::<Result<_>>()?;
     // Unit-normalised rows for the f64 ground truth (cosine).
     let norm = |v: &[f32]| -> Vec<f64> {
         let s = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
@@ -117,15 +154,11 @@ pub fn run(a: EngineArgs) -> Result<()> {
     for (key, modulus, sel) in [("g100", 100usize, 0.01), ("g10", 10, 0.1), ("g2", 2, 0.5)] {
         let filter = Filter::parse(&format!(r#"{{"must": [{{"key": "{key}", "match": {{"value": 0}}}}]}}"#))?;
         let admitted: Vec<usize> = (0..n).filter(|i| i % modulus == 0).collect();
-        for &ef in &efs {
-            for q in queries.iter().take(20) {
-                col.search_ef(q, None, 10, Some(&filter), ef)?;
-            }
-            let (mut lat, mut hits_found) = (Vec::with_capacity(queries.rows()), 0usize);
-            for q in queries.iter() {
-                let t = Instant::now();
-                let hits = col.search_ef(q, None, 10, Some(&filter), ef)?;
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
+        // Ground truth first (as the peer script does), so the timed searches run back to back
+        // with no brute force evicting the caches in between.
+        let wants: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| {
                 let qn = norm(q);
                 let mut exact: Vec<(f64, usize)> = admitted
                     .iter()
@@ -134,10 +167,30 @@ pub fn run(a: EngineArgs) -> Result<()> {
                 if exact.len() > 10 {
                     exact.select_nth_unstable_by(9, |a, b| a.0.total_cmp(&b.0));
                 }
-                let want: Vec<u64> = exact.iter().take(10).map(|&(_, i)| i as u64).collect();
-                hits_found +=
-                    hits.iter().filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&id))).count();
+                exact.iter().take(10).map(|&(_, i)| i as u64).collect()
+            })
+            .collect();
+        for &ef in &efs {
+            // Ids and scores only, as the peer script asks qdrant-edge (with_payload=False).
+            let opts = SearchOptions { ef, with_payload: false };
+            for q in queries.iter().take(20) {
+                col.search_with(q, None, 10, Some(&filter), &opts)?;
             }
+            let mut lat = Vec::with_capacity(queries.rows());
+            let mut results = Vec::with_capacity(queries.rows());
+            for q in queries.iter() {
+                let t = Instant::now();
+                let hits = col.search_with(q, None, 10, Some(&filter), &opts)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                results.push(hits);
+            }
+            let hits_found: usize = results
+                .iter()
+                .zip(&wants)
+                .map(|(hits, want)| {
+                    hits.iter().filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&id))).count()
+                })
+                .sum();
             let total_ms: f64 = lat.iter().sum();
             lat.sort_by(f64::total_cmp);
             let recall = hits_found as f64 / (10 * queries.rows()) as f64;
@@ -169,11 +222,6 @@ pub fn run(a: EngineArgs) -> Result<()> {
             json!({"system": system, "op": "count", "selectivity": sel, "p50_ms": percentile(&count_lat, 0.5), "count": count})
         );
         eprintln!("selectivity {sel}: count p50 {:.3} ms", percentile(&count_lat, 0.5));
-    }
-    drop(col);
-    drop(db);
-    if temp {
-        let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
 }
