@@ -1,23 +1,42 @@
-//! Quarry's database layer (work in progress, issue 6): an embedded [`Database`] of collections,
-//! each with a [`CollectionSchema`] (named dense vector fields, payload limit, durability), points
-//! with JSON payloads and u64 or UUID ids, a write-ahead log that is fsynced before a write is
-//! acknowledged, Qdrant-dialect payload [`Filter`]s, and exact search over the points in memory.
+//! Quarry's database layer: an embedded [`Database`] (a folder, opened like SQLite) of
+//! collections, each with a [`CollectionSchema`] (named dense vector fields, payload limit,
+//! durability, payload indexes), points with JSON payloads and u64 or UUID ids, a write-ahead log
+//! fsynced before a write is acknowledged (group commit), Qdrant-dialect payload [`Filter`]s,
+//! sealed HNSW segments built in the background and persisted with a manifest (a log checkpoint),
+//! and consistent snapshots.
 //!
-//! ```no_run
-//! use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId};
+//! ```
+//! use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId, SearchOptions};
 //! use quarry_core::Metric;
-//! let db = Database::open(std::path::Path::new("my-db"))?;
-//! let col = db.create_collection("docs", CollectionSchema::single(3, Metric::Cosine, "hnsw"))?;
+//! # let dir = std::env::temp_dir().join(format!("quarry-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let db = Database::open(&dir)?;                       // a folder; created if missing
+//! let mut schema = CollectionSchema::single(3, Metric::Cosine, "hnsw");
+//! schema.payload_indexes = vec!["tag".into()];          // filters on "tag" use an index
+//! let col = db.create_collection("docs", schema)?;
 //! let mut payload = serde_json::Map::new();
 //! payload.insert("tag".into(), "a".into());
+//! // Acknowledged = in the log and fsynced: it survives a crash or power loss from here on.
 //! col.upsert(vec![Point { id: PointId::Num(1), vectors: vec![vec![0.1, 0.2, 0.3]], payload }])?;
 //! let filter = Filter::parse(r#"{"must": [{"key": "tag", "match": {"value": "a"}}]}"#)?;
 //! let hits = col.search(&[0.1, 0.2, 0.25], None, 10, Some(&filter))?;
+//! assert_eq!(hits[0].id, PointId::Num(1));
+//! let fast = col.search_with(&[0.1, 0.2, 0.25], None, 10, None, &SearchOptions { ef: 64, with_payload: false })?;
+//! col.optimize()?;                                      // one graph segment, written to disk
+//! drop(col);
+//! drop(db);
+//! let db = Database::open(&dir)?;                       // segments load; the log tail replays
+//! assert_eq!(db.collection("docs")?.count(None), 1);
+//! # drop(db);
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! # let _ = fast;
 //! # Ok::<(), quarry_core::Error>(())
 //! ```
 //!
 //! Files: `id` (point ids), `schema`, `point` (points, validation, the WAL operation codec),
-//! `filter` (payload filters), `collection` (log + in-memory points, search), `database`.
+//! `filter` (payload filters), `payload_index`, `segment` (sealed graphs, SQ8 codes),
+//! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, state,
+//! seals, search), `database`.
 
 pub mod collection;
 pub mod database;
