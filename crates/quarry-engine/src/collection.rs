@@ -121,6 +121,8 @@ pub struct Collection {
     dir: PathBuf,
     schema: CollectionSchema,
     metrics: Vec<Metric>,
+    /// Index kind of each vector field in sealed segments.
+    kinds: Vec<crate::segment::IndexKind>,
     state: RwLock<State>,
     wal: Mutex<Wal>,
     /// Held while a segment is built (one at a time).
@@ -208,6 +210,7 @@ impl Collection {
     pub fn open(name: &str, dir: &Path, opener: Option<&StoreOpener>) -> Result<std::sync::Arc<Collection>> {
         let schema = CollectionSchema::load(dir)?;
         let metrics = schema.vectors.iter().map(|f| f.metric()).collect::<Result<Vec<_>>>()?;
+        let kinds = schema.vectors.iter().map(|f| f.index_kind()).collect::<Result<Vec<_>>>()?;
         let manifest = crate::manifest::Manifest::load(dir)?.unwrap_or_default();
         let path = dir.join(WAL_FILE);
         let (wal, records) = match opener {
@@ -227,6 +230,7 @@ impl Collection {
             dir: dir.to_path_buf(),
             schema,
             metrics,
+            kinds,
             state,
             wal: Mutex::new(wal),
             sealing: Mutex::new(()),
@@ -284,7 +288,7 @@ impl Collection {
     /// first slots in manifest order, tombstoned rows are dead, and the graphs are read from disk.
     fn load_segments(&self, st: &mut State, manifest: &crate::manifest::Manifest) -> Result<()> {
         for entry in &manifest.segments {
-            let loaded = crate::segment_file::load(&self.dir, entry.id, self.schema.vectors.len())?;
+            let loaded = crate::segment_file::load(&self.dir, entry.id, &self.kinds)?;
             if loaded.points.len() as u64 != entry.points {
                 return Err(Error::malformed(
                     crate::segment_file::segment_dir(&self.dir, entry.id),
@@ -628,10 +632,10 @@ impl Collection {
         let seg = if slots.is_empty() {
             None
         } else {
-            let mut seg = crate::segment::Segment::build(slots, vectors.clone(), &dims, &self.metrics)?;
+            let mut seg = crate::segment::Segment::build(slots, vectors.clone(), &dims, &self.metrics, &self.kinds)?;
             seg.attach_codes(&vectors, &dims, &self.metrics)?;
             for (k, mine, vecs) in groups {
-                seg.subs.insert(k, crate::segment::Segment::build(mine, vecs, &dims, &self.metrics)?);
+                seg.subs.insert(k, crate::segment::Segment::build(mine, vecs, &dims, &self.metrics, &self.kinds)?);
             }
             seg.id = manifest.next_segment;
             crate::segment_file::save(&self.dir, seg.id, &seg, &ids, &vectors, &dims, &payloads)?;
@@ -859,27 +863,32 @@ impl Collection {
                 None => None,
             };
             for seg in &st.segments {
-                if let Some(sub) = single.as_ref().and_then(|k| seg.subs.get(k)) {
+                let flat = matches!(seg.graphs[f], crate::segment::Graph::Flat(_));
+                if let Some(sub) = single.as_ref().and_then(|k| seg.subs.get(k)).filter(|_| !flat) {
                     // The value's own graph: only liveness is left to filter.
                     let live = (st.dead_sealed > 0).then(|| {
                         IdFilter::from_ids(
                             (0..sub.slots.len() as u32).filter(|&l| st.live[sub.slots[l as usize] as usize]),
                         )
                     });
-                    for (score, slot) in sub.search(f, query, k, ef, live.as_ref())? {
+                    for (score, slot) in sub.search(f, query, k, ef, live.as_ref())?.unwrap_or_default() {
                         offer(&mut top, -score, slot);
                     }
                     continue;
                 }
-                let Some(adm) = &admitted else {
-                    for (score, slot) in seg.search(f, query, k, ef, None)? {
-                        offer(&mut top, -score, slot);
+                let local: Vec<u32> = match &admitted {
+                    None if !flat => {
+                        for (score, slot) in seg.search(f, query, k, ef, None)?.unwrap_or_default() {
+                            offer(&mut top, -score, slot);
+                        }
+                        continue;
                     }
-                    continue;
+                    // No filter and no deletes: every row (a flat field scans them all).
+                    None => (0..seg.slots.len() as u32).collect(),
+                    Some(adm) => adm.iter().filter_map(|&s| seg.local(s)).collect(),
                 };
-                let local: Vec<u32> = adm.iter().filter_map(|&s| seg.local(s)).collect();
                 if let (true, Some(codes)) =
-                    (local.len() <= EXACT_MAX_ADMITTED, seg.codes.get(f).and_then(Option::as_ref))
+                    (!flat && local.len() <= EXACT_MAX_ADMITTED, seg.codes.get(f).and_then(Option::as_ref))
                 {
                     // Few admitted points: scan their SQ8 codes (a quarter of the f32 bytes; each
                     // prefetched a few rows ahead), then re-score the best few exactly.
@@ -901,9 +910,9 @@ impl Collection {
                     }
                     continue;
                 }
-                if local.len() <= EXACT_MAX_ADMITTED {
-                    // Few admitted points: an exact scan of them beats a filtered graph walk. The
-                    // rows are scattered, so each is prefetched a few rows ahead.
+                if flat || local.len() <= EXACT_MAX_ADMITTED {
+                    // Few admitted points (or a flat field): an exact scan of them beats a filtered
+                    // graph walk. The rows are scattered, so each is prefetched a few rows ahead.
                     const AHEAD: usize = 4;
                     let row_of = |i: usize| seg.slots[local[i] as usize] as usize;
                     for i in 0..local.len().min(AHEAD) {
@@ -920,7 +929,7 @@ impl Collection {
                     continue;
                 }
                 let admit = IdFilter::from_ids(local);
-                for (score, slot) in seg.search(f, query, k, ef, Some(&admit))? {
+                for (score, slot) in seg.search(f, query, k, ef, Some(&admit))?.unwrap_or_default() {
                     offer(&mut top, -score, slot);
                 }
             }

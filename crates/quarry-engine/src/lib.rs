@@ -46,7 +46,7 @@ mod manifest;
 mod payload_index;
 pub mod point;
 pub mod schema;
-mod segment;
+pub mod segment;
 mod segment_file;
 #[cfg(test)]
 mod tests;
@@ -57,3 +57,4 @@ pub use filter::Filter;
 pub use id::PointId;
 pub use point::{Op, Point};
 pub use schema::{CollectionSchema, VectorField};
+pub use segment::IndexKind;

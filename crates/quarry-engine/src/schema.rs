@@ -16,11 +16,18 @@ pub struct VectorField {
     pub dim: usize,
     /// `cosine`, `ip` or `l2`.
     pub metric: String,
-    /// Index spec for sealed segments (`hnsw`, `hnsw+sq8`, `flat`, ...).
+    /// Index of sealed segments: `hnsw`, `hnsw+sq8` (graph walked on 8-bit codes, exact
+    /// re-scoring) or `flat` (exact scans).
     pub index: String,
 }
 
 impl VectorField {
+    /// The parsed index spec.
+    pub fn index_kind(&self) -> Result<crate::segment::IndexKind> {
+        crate::segment::IndexKind::parse(&self.index)
+            .map_err(|e| Error::InvalidArgument(format!("field {:?}: {e}", self.name)))
+    }
+
     /// The parsed metric.
     pub fn metric(&self) -> Result<Metric> {
         self.metric
@@ -97,6 +104,7 @@ impl CollectionSchema {
                 )));
             }
             f.metric()?;
+            f.index_kind()?;
             if self.vectors[..i].iter().any(|g| g.name == f.name) {
                 return Err(Error::InvalidArgument(format!("field {:?} is declared twice", f.name)));
             }

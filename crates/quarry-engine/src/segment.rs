@@ -1,4 +1,6 @@
-//! Sealed segments: an HNSW graph per vector field over a run of slots, built from the points in
+//! Sealed segments: an index per vector field over a run of slots (per the field's index spec: an
+//! HNSW graph on f32 rows, an HNSW graph walked on SQ8 codes with exact re-scoring, or none for
+//! `flat`, whose segments are scanned exactly), built from the points in
 //! memory once enough have arrived ([`CollectionSchema::seal_threshold`]) or when the collection
 //! is optimised (which merges every sealed segment and the unsealed tail into one). A segment is
 //! derived data persisted for fast reopening (`segment_file`, named by the manifest), and searches combine the
@@ -7,7 +9,7 @@
 //!
 //! [`CollectionSchema::seal_threshold`]: crate::CollectionSchema
 
-use quarry_ann::{HnswIndex, HnswParams, HnswSearch};
+use quarry_ann::{HnswIndex, HnswParams, HnswSearch, QuantHnswIndex, QuantParams, QuantSpec};
 use quarry_core::{IdFilter, Matrix, Metric, Result};
 use quarry_quant::sq::SqQuantizer;
 use quarry_quant::{encode_all, Quantizer};
@@ -19,8 +21,8 @@ pub(crate) struct Segment {
     pub(crate) id: u64,
     /// Local row → slot (ascending): the live slots when the segment was built.
     pub(crate) slots: Vec<u32>,
-    /// One graph per vector field, rows in `slots` order.
-    pub(crate) graphs: Vec<HnswIndex>,
+    /// One index per vector field, rows in `slots` order.
+    pub(crate) graphs: Vec<Graph>,
     /// Slot − `first` → local row (`u32::MAX`: not in the segment), for O(1) mapping.
     local_of: Vec<u32>,
     first: u32,
@@ -29,6 +31,64 @@ pub(crate) struct Segment {
     /// Per vector field: SQ8 codes of the rows (unit rows under cosine), for exact scans of few
     /// admitted rows (codes first, then the best few re-scored from the f32 rows).
     pub(crate) codes: Vec<Option<Codes>>,
+}
+
+/// How sealed segments index a vector field: the field's `index` spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// `hnsw`: an HNSW graph (M=16, efc=200) on the f32 rows.
+    Hnsw,
+    /// `hnsw+sq8`: the same graph walked on 8-bit scalar codes, the beam re-scored exactly.
+    HnswSq8,
+    /// `flat`: no graph; every search scans the segment's admitted rows exactly.
+    Flat,
+}
+
+impl IndexKind {
+    /// Parses an index spec (`hnsw`, `hnsw+sq8`, `flat`; case-insensitive).
+    pub fn parse(spec: &str) -> Result<IndexKind> {
+        match spec.trim().to_ascii_lowercase().as_str() {
+            "hnsw" => Ok(IndexKind::Hnsw),
+            "hnsw+sq8" => Ok(IndexKind::HnswSq8),
+            "flat" => Ok(IndexKind::Flat),
+            other => Err(quarry_core::Error::InvalidArgument(format!(
+                "index spec {other:?}: use hnsw, hnsw+sq8 or flat"
+            ))),
+        }
+    }
+}
+
+/// A segment's index of one vector field.
+#[derive(Debug)]
+pub(crate) enum Graph {
+    Hnsw(HnswIndex),
+    Sq8(QuantHnswIndex),
+    /// No graph over this many rows: scanned exactly.
+    Flat(usize),
+}
+
+impl Graph {
+    /// Builds the index of `kind` over `rows` (dimension `dim`).
+    fn build(kind: IndexKind, rows: Vec<f32>, dim: usize, metric: Metric) -> Result<Graph> {
+        let params = HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() };
+        Ok(match kind {
+            IndexKind::Flat => Graph::Flat(rows.len() / dim.max(1)),
+            IndexKind::Hnsw => Graph::Hnsw(HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?),
+            IndexKind::HnswSq8 => Graph::Sq8(QuantHnswIndex::from_hnsw(
+                HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?,
+                QuantParams::new(QuantSpec::Sq { bits: 8 }),
+            )?),
+        })
+    }
+
+    /// Rows indexed.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Graph::Hnsw(g) => quarry_core::VectorIndex::len(g),
+            Graph::Sq8(g) => quarry_core::VectorIndex::len(g.graph()),
+            Graph::Flat(n) => *n,
+        }
+    }
 }
 
 /// SQ8 codes of a segment's rows for one vector field.
@@ -67,25 +127,25 @@ impl Codes {
 }
 
 impl Segment {
-    /// Builds graphs over `slots` whose vectors (per field, row-major in `slots` order) are
-    /// `vectors[f]` of dimension `dims[f]` under `metrics[f]`.
+    /// Builds the indexes (`kinds[f]`) over `slots` whose vectors (per field, row-major in `slots`
+    /// order) are `vectors[f]` of dimension `dims[f]` under `metrics[f]`.
     pub(crate) fn build(
         slots: Vec<u32>,
         vectors: Vec<Vec<f32>>,
         dims: &[usize],
         metrics: &[Metric],
+        kinds: &[IndexKind],
     ) -> Result<Segment> {
-        let params = HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() };
         let graphs = vectors
             .into_iter()
-            .zip(dims.iter().zip(metrics))
-            .map(|(v, (&d, &m))| HnswIndex::build(&Matrix::new(v, d)?, m, params))
+            .enumerate()
+            .map(|(f, v)| Graph::build(kinds[f], v, dims[f], metrics[f]))
             .collect::<Result<Vec<_>>>()?;
         Ok(Segment::from_parts(slots, graphs))
     }
 
     /// A segment over `slots` with ready `graphs` (rows in `slots` order), no value graphs, id 0.
-    pub(crate) fn from_parts(slots: Vec<u32>, graphs: Vec<HnswIndex>) -> Segment {
+    pub(crate) fn from_parts(slots: Vec<u32>, graphs: Vec<Graph>) -> Segment {
         let first = slots.first().copied().unwrap_or(0);
         let span = slots.last().map_or(0, |&l| (l - first) as usize + 1);
         let mut local_of = vec![u32::MAX; span];
@@ -128,7 +188,8 @@ impl Segment {
     }
 
     /// The `k` best `(score, slot)` of field `f` for query `q` (unnormalised; the graph prepares
-    /// it), admitting only local rows in `admit` (`None`: all), with beam `ef`.
+    /// it), admitting only local rows in `admit` (`None`: all), with beam `ef`; `None` for a
+    /// `flat` field (the caller scans it exactly).
     pub(crate) fn search(
         &self,
         f: usize,
@@ -136,8 +197,13 @@ impl Segment {
         k: usize,
         ef: usize,
         admit: Option<&IdFilter>,
-    ) -> Result<Vec<(f32, u32)>> {
-        let hits = self.graphs[f].search_with(q, k, &HnswSearch::ef(ef.max(k)), admit)?;
-        Ok(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect())
+    ) -> Result<Option<Vec<(f32, u32)>>> {
+        let search = HnswSearch::ef(ef.max(k));
+        let hits = match &self.graphs[f] {
+            Graph::Hnsw(g) => g.search_with(q, k, &search, admit)?,
+            Graph::Sq8(g) => g.search_with(q, k, &search, g.params().rerank, admit)?,
+            Graph::Flat(_) => return Ok(None),
+        };
+        Ok(Some(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect()))
     }
 }

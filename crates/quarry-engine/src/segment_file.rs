@@ -1,15 +1,16 @@
 //! A sealed segment on disk (spec: docs/FORMAT.md, "Segment folder"): `segments/<id>/` holds
 //! `points.qseg` (a framed file: the segment's points in row order in the WAL's upsert encoding,
 //! and the rows of each per-value graph as JSON), `graph-<f>.hnsw` per vector field and
-//! `sub-<j>-<f>.hnsw` per value graph. Every file is written crash-safely and the folder fsynced
+//! `sub-<j>-<f>.hnsw` per value graph (`hnsw+sq8` fields: folders `graph-<f>.sq8/` and
+//! `sub-<j>-<f>.sq8/` holding the graph and its codes; `flat` fields: no file). Every file is written crash-safely and the folder fsynced
 //! before a manifest names it; segment folders are immutable once named (deletes are tombstones
 //! in the manifest).
 
 use crate::id::PointId;
 use crate::payload_index::Key;
 use crate::point::{Op, Point};
-use crate::segment::Segment;
-use quarry_ann::HnswIndex;
+use crate::segment::{Graph, IndexKind, Segment};
+use quarry_ann::{HnswIndex, QuantHnswIndex};
 use quarry_core::{Error, Result};
 use quarry_store::framing::FIELDS_LEN;
 use quarry_store::{le, write_framed, Framed};
@@ -33,12 +34,41 @@ pub(crate) fn segment_dir(dir: &Path, id: u64) -> PathBuf {
 /// rows (indices into the points).
 pub(crate) struct Loaded {
     pub(crate) points: Vec<Point>,
-    pub(crate) graphs: Vec<HnswIndex>,
+    pub(crate) graphs: Vec<Graph>,
     pub(crate) subs: Vec<LoadedSub>,
 }
 
 /// A value graph read back: its (key, value), its rows in the segment, its graphs per field.
-pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<HnswIndex>);
+pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<Graph>);
+
+/// Writes `g` as `<stem>.hnsw` (file) or `<stem>.sq8` (folder) in `dir`.
+fn save_graph(g: &Graph, dir: &Path, stem: &str) -> Result<()> {
+    match g {
+        Graph::Hnsw(h) => h.save(&dir.join(format!("{stem}.hnsw"))),
+        Graph::Sq8(q) => q.save(&dir.join(format!("{stem}.sq8"))),
+        Graph::Flat(_) => Ok(()),
+    }
+}
+
+/// Reads the index of `kind` saved by [`save_graph`], checking it has `rows` rows.
+fn load_graph(kind: IndexKind, dir: &Path, stem: &str, rows: usize) -> Result<Graph> {
+    let (g, path) = match kind {
+        IndexKind::Flat => return Ok(Graph::Flat(rows)),
+        IndexKind::Hnsw => {
+            let p = dir.join(format!("{stem}.hnsw"));
+            (Graph::Hnsw(HnswIndex::load(&p)?), p)
+        }
+        IndexKind::HnswSq8 => {
+            let p = dir.join(format!("{stem}.sq8"));
+            QuantHnswIndex::verify(&p)?;
+            (Graph::Sq8(QuantHnswIndex::open(&p)?), p)
+        }
+    };
+    if g.rows() != rows {
+        return Err(Error::malformed(path, "header", format!("an index of {} rows, expected {rows}", g.rows())));
+    }
+    Ok(g)
+}
 
 fn key_json(k: &Key) -> Value {
     match k {
@@ -90,20 +120,21 @@ pub(crate) fn save(
     fields[8..12].copy_from_slice(&(dims.len() as u32).to_le_bytes());
     write_framed(&sdir.join(POINTS_FILE), MAGIC, VERSION, &fields, &[&body, &subs_json], 0)?;
     for (f, g) in seg.graphs.iter().enumerate() {
-        g.save(&sdir.join(format!("graph-{f}.hnsw")))?;
+        save_graph(g, &sdir, &format!("graph-{f}"))?;
     }
     for (j, (_, sub)) in subs.iter().enumerate() {
         for (f, g) in sub.graphs.iter().enumerate() {
-            g.save(&sdir.join(format!("sub-{j}-{f}.hnsw")))?;
+            save_graph(g, &sdir, &format!("sub-{j}-{f}"))?;
         }
     }
     quarry_store::sync_folder(&sdir)?;
     quarry_store::sync_folder(&dir.join(SEGMENTS_DIR))
 }
 
-/// Reads segment `id` of the collection in `dir` with `fields` vector fields, checking every
-/// checksum and that the graphs agree with the points.
-pub(crate) fn load(dir: &Path, id: u64, fields: usize) -> Result<Loaded> {
+/// Reads segment `id` of the collection in `dir` whose vector fields are indexed as `kinds`,
+/// checking every checksum and that the indexes agree with the points.
+pub(crate) fn load(dir: &Path, id: u64, kinds: &[IndexKind]) -> Result<Loaded> {
+    let fields = kinds.len();
     let sdir = segment_dir(dir, id);
     let path = sdir.join(POINTS_FILE);
     let bad = |loc: &str, msg: String| Error::malformed(&path, loc, msg);
@@ -119,18 +150,9 @@ pub(crate) fn load(dir: &Path, id: u64, fields: usize) -> Result<Loaded> {
     };
     let subs_json: Vec<Value> = serde_json::from_slice(&file.read(1, "value graphs")?)
         .map_err(|e| bad("value graphs", e.to_string()))?;
-    let open_graph = |name: String, rows: usize| -> Result<HnswIndex> {
-        let g = HnswIndex::load(&sdir.join(&name))?;
-        if quarry_core::VectorIndex::len(&g) != rows {
-            return Err(Error::malformed(
-                sdir.join(&name),
-                "header",
-                format!("graph of {} rows, expected {rows}", quarry_core::VectorIndex::len(&g)),
-            ));
-        }
-        Ok(g)
-    };
-    let graphs = (0..fields).map(|f| open_graph(format!("graph-{f}.hnsw"), n)).collect::<Result<Vec<_>>>()?;
+    let graphs = (0..fields)
+        .map(|f| load_graph(kinds[f], &sdir, &format!("graph-{f}"), n))
+        .collect::<Result<Vec<_>>>()?;
     let mut subs = Vec::new();
     for (j, s) in subs_json.iter().enumerate() {
         let key = s["key"].as_str().ok_or_else(|| bad("value graphs", format!("entry {j}: key")))?;

@@ -887,3 +887,65 @@ fn group_commit_acknowledges_every_concurrent_writer() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn index_specs_flat_is_exact_and_hnsw_sq8_finds_neighbours_across_reopen() {
+    let bad = CollectionSchema::single(4, Metric::L2, "ivf");
+    let err = bad.check().expect_err("unknown index spec");
+    assert!(err.to_string().contains("hnsw, hnsw+sq8 or flat"), "{err}");
+    let mut s = 0x9e37_79b9u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let points: Vec<Point> =
+        (0..2500u64).map(|i| point(i, (0..12).map(|_| rnd()).collect(), json!({"g": i % 7}))).collect();
+    let queries: Vec<Vec<f32>> = (0..40).map(|_| (0..12).map(|_| rnd()).collect()).collect();
+    let filter = Filter::parse(r#"{"must": [{"key": "g", "match": {"any": [1, 2]}}]}"#).expect("filter");
+    for spec in ["flat", "hnsw+sq8"] {
+        let dir = temp(&format!("spec-{}", spec.replace('+', "-")));
+        let db = Database::open(&dir).expect("open");
+        let mut schema = CollectionSchema::single(12, Metric::L2, spec);
+        schema.seal_threshold = 0;
+        schema.fsync = false;
+        let c = db.create_collection("c", schema).expect("create");
+        for chunk in points.chunks(500) {
+            c.upsert(chunk.to_vec()).expect("upsert");
+        }
+        c.optimize().expect("optimize");
+        c.delete(&[PointId::Num(3), PointId::Num(10)]).expect("delete");
+        let check = |c: &Collection, label: &str| {
+            for f in [None, Some(&filter)] {
+                let mut found = 0;
+                for q in &queries {
+                    let got = c.search_ef(q, None, 10, f, 64).expect("search");
+                    let mut want: Vec<(f64, PointId)> = points
+                        .iter()
+                        .filter(|p| !matches!(p.id, PointId::Num(3 | 10)))
+                        .filter(|p| f.is_none_or(|f| f.matches(p.id, &p.payload)))
+                        .map(|p| (-quarry_testkit_score(Metric::L2, q, &p.vectors[0]), p.id))
+                        .collect();
+                    want.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let want: Vec<PointId> = want.into_iter().take(10).map(|(_, id)| id).collect();
+                    if spec == "flat" {
+                        let ids: Vec<PointId> = got.iter().map(|h| h.id).collect();
+                        assert_eq!(ids, want, "{label}: flat segments are exact");
+                    }
+                    found += got.iter().filter(|h| want.contains(&h.id)).count();
+                }
+                let recall = found as f64 / (10 * queries.len()) as f64;
+                assert!(recall >= 0.95, "{label} {spec} filter={}: recall {recall}", f.is_some());
+            }
+        };
+        check(&c, "built");
+        drop(c);
+        drop(db);
+        let db = Database::open(&dir).expect("reopen");
+        let c = db.collection("c").expect("collection");
+        assert_eq!(c.segment_count(), 1);
+        check(&c, "reopened");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
