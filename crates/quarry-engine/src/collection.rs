@@ -632,10 +632,14 @@ impl Collection {
         let seg = if slots.is_empty() {
             None
         } else {
-            let mut seg = crate::segment::Segment::build(slots, vectors.clone(), &dims, &self.metrics, &self.kinds)?;
+            let mut seg =
+                crate::segment::Segment::build(slots, vectors.clone(), &dims, &self.metrics, &self.kinds)?;
             seg.attach_codes(&vectors, &dims, &self.metrics)?;
             for (k, mine, vecs) in groups {
-                seg.subs.insert(k, crate::segment::Segment::build(mine, vecs, &dims, &self.metrics, &self.kinds)?);
+                seg.subs.insert(
+                    k,
+                    crate::segment::Segment::build(mine, vecs, &dims, &self.metrics, &self.kinds)?,
+                );
             }
             seg.id = manifest.next_segment;
             crate::segment_file::save(&self.dir, seg.id, &seg, &ids, &vectors, &dims, &payloads)?;

@@ -61,8 +61,8 @@ impl IndexKind {
 /// A segment's index of one vector field.
 #[derive(Debug)]
 pub(crate) enum Graph {
-    Hnsw(HnswIndex),
-    Sq8(QuantHnswIndex),
+    Hnsw(Box<HnswIndex>),
+    Sq8(Box<QuantHnswIndex>),
     /// No graph over this many rows: scanned exactly.
     Flat(usize),
 }
@@ -73,18 +73,20 @@ impl Graph {
         let params = HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() };
         Ok(match kind {
             IndexKind::Flat => Graph::Flat(rows.len() / dim.max(1)),
-            IndexKind::Hnsw => Graph::Hnsw(HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?),
-            IndexKind::HnswSq8 => Graph::Sq8(QuantHnswIndex::from_hnsw(
+            IndexKind::Hnsw => {
+                Graph::Hnsw(Box::new(HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?))
+            }
+            IndexKind::HnswSq8 => Graph::Sq8(Box::new(QuantHnswIndex::from_hnsw(
                 HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?,
                 QuantParams::new(QuantSpec::Sq { bits: 8 }),
-            )?),
+            )?)),
         })
     }
 
     /// Rows indexed.
     pub(crate) fn rows(&self) -> usize {
         match self {
-            Graph::Hnsw(g) => quarry_core::VectorIndex::len(g),
+            Graph::Hnsw(g) => quarry_core::VectorIndex::len(g.as_ref()),
             Graph::Sq8(g) => quarry_core::VectorIndex::len(g.graph()),
             Graph::Flat(n) => *n,
         }

@@ -56,16 +56,20 @@ fn load_graph(kind: IndexKind, dir: &Path, stem: &str, rows: usize) -> Result<Gr
         IndexKind::Flat => return Ok(Graph::Flat(rows)),
         IndexKind::Hnsw => {
             let p = dir.join(format!("{stem}.hnsw"));
-            (Graph::Hnsw(HnswIndex::load(&p)?), p)
+            (Graph::Hnsw(Box::new(HnswIndex::load(&p)?)), p)
         }
         IndexKind::HnswSq8 => {
             let p = dir.join(format!("{stem}.sq8"));
             QuantHnswIndex::verify(&p)?;
-            (Graph::Sq8(QuantHnswIndex::open(&p)?), p)
+            (Graph::Sq8(Box::new(QuantHnswIndex::open(&p)?)), p)
         }
     };
     if g.rows() != rows {
-        return Err(Error::malformed(path, "header", format!("an index of {} rows, expected {rows}", g.rows())));
+        return Err(Error::malformed(
+            path,
+            "header",
+            format!("an index of {} rows, expected {rows}", g.rows()),
+        ));
     }
     Ok(g)
 }
@@ -163,7 +167,7 @@ pub(crate) fn load(dir: &Path, id: u64, kinds: &[IndexKind]) -> Result<Loaded> {
             return Err(bad("value graphs", format!("entry {j}: rows not ascending within the segment")));
         }
         let g = (0..fields)
-            .map(|f| open_graph(format!("sub-{j}-{f}.hnsw"), rows.len()))
+            .map(|f| load_graph(kinds[f], &sdir, &format!("sub-{j}-{f}"), rows.len()))
             .collect::<Result<Vec<_>>>()?;
         subs.push(((key.to_string(), value), rows, g));
     }
