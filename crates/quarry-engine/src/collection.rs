@@ -418,6 +418,29 @@ impl Collection {
                     st.payloads.push(p.payload);
                 }
             }
+            Op::SetPayload { ids, payload, overwrite } => {
+                // A changed point moves to a new slot (its old one dies), so payload indexes and
+                // sealed segments stay append-only.
+                let changed: Vec<Point> = ids
+                    .iter()
+                    .filter_map(|&id| {
+                        let slot = *st.slot_of.get(&id)? as usize;
+                        let vectors = self
+                            .schema
+                            .vectors
+                            .iter()
+                            .enumerate()
+                            .map(|(f, field)| {
+                                st.vectors[f][slot * field.dim..(slot + 1) * field.dim].to_vec()
+                            })
+                            .collect();
+                        let mut p = if overwrite { Map::new() } else { st.payloads[slot].clone() };
+                        p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        Some(Point { id, vectors, payload: p })
+                    })
+                    .collect();
+                self.apply(st, Op::Upsert(changed));
+            }
             Op::Delete(ids) => {
                 for id in ids {
                     if let Some(slot) = st.slot_of.remove(&id) {
@@ -720,6 +743,67 @@ impl Collection {
             self.commit(Op::Delete(ids.to_vec()))?;
         }
         Ok(present)
+    }
+
+    /// Sets payload keys of the points `ids` durably (merged into each payload, or replacing it
+    /// whole with `overwrite`); returns how many exist. A result over the collection's payload
+    /// limit rejects the call and nothing is written.
+    pub fn set_payload(
+        &self,
+        ids: &[PointId],
+        payload: Map<String, Value>,
+        overwrite: bool,
+    ) -> Result<usize> {
+        let present = {
+            let st = self.read_state();
+            let mut present = 0;
+            for id in ids {
+                let Some(&slot) = st.slot_of.get(id) else { continue };
+                present += 1;
+                let mut p = if overwrite { Map::new() } else { st.payloads[slot as usize].clone() };
+                p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let size = serde_json::to_vec(&p).map_or(usize::MAX, |b| b.len());
+                if size > self.schema.max_payload_bytes {
+                    return Err(Error::InvalidArgument(format!(
+                        "point {id}: payload of {size} bytes after the change is over the collection's limit of {} bytes",
+                        self.schema.max_payload_bytes
+                    )));
+                }
+            }
+            present
+        };
+        if !ids.is_empty() {
+            self.commit(Op::SetPayload { ids: ids.to_vec(), payload, overwrite })?;
+        }
+        Ok(present)
+    }
+
+    /// Sets payload keys of every point passing `filter` ([`Collection::set_payload`]).
+    pub fn set_payload_by_filter(
+        &self,
+        filter: &Filter,
+        payload: Map<String, Value>,
+        overwrite: bool,
+    ) -> Result<usize> {
+        let ids: Vec<PointId> = {
+            let st = self.read_state();
+            matching(&st, filter, 0).map(|s| st.ids[s as usize]).collect()
+        };
+        self.set_payload(&ids, payload, overwrite)
+    }
+
+    /// Answers several queries ([`Collection::search_with`] each), in parallel on the rayon pool;
+    /// one result list per query, in order. Any bad query fails the whole call.
+    pub fn search_batch(
+        &self,
+        queries: &[Vec<f32>],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
+        use rayon::prelude::*;
+        queries.par_iter().map(|q| self.search_with(q, field, k, filter, opts)).collect()
     }
 
     /// Deletes every point passing `filter` durably; returns how many.

@@ -25,6 +25,16 @@ pub enum Op {
     Upsert(Vec<Point>),
     /// Delete these ids (absent ones are ignored).
     Delete(Vec<PointId>),
+    /// Set payload keys of these ids (absent ones are ignored): merged into each payload, or
+    /// replacing it whole when `overwrite`.
+    SetPayload {
+        /// Points to change.
+        ids: Vec<PointId>,
+        /// Keys and values to set.
+        payload: Map<String, Value>,
+        /// Replace the whole payload instead of merging keys.
+        overwrite: bool,
+    },
 }
 
 impl Point {
@@ -164,6 +174,15 @@ impl Op {
                 out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
                 ids.iter().for_each(|&id| put_id(&mut out, id));
             }
+            Op::SetPayload { ids, payload, overwrite } => {
+                out.push(3);
+                out.push(u8::from(*overwrite));
+                out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+                ids.iter().for_each(|&id| put_id(&mut out, id));
+                let p = serde_json::to_vec(payload).unwrap_or_default();
+                out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                out.extend_from_slice(&p);
+            }
         }
         out
     }
@@ -199,6 +218,19 @@ impl Op {
             2 => {
                 let n = c.u32()? as usize;
                 (0..n).map(|_| c.id()).collect::<Result<_>>().map(Op::Delete)
+            }
+            3 => {
+                let overwrite = match c.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(c.bad("overwrite flag")),
+                };
+                let n = c.u32()? as usize;
+                let ids = (0..n).map(|_| c.id()).collect::<Result<Vec<_>>>()?;
+                let len = c.u32()? as usize;
+                let payload: Map<String, Value> = serde_json::from_slice(c.take(len)?)
+                    .map_err(|e| Error::InvalidArgument(format!("WAL payload: {e}")))?;
+                Ok(Op::SetPayload { ids, payload, overwrite })
             }
             k => Err(Error::InvalidArgument(format!("WAL operation kind {k} is unknown"))),
         }

@@ -205,6 +205,12 @@ fn uuid_ids_named_fields_scroll_and_codec() {
     )
     .expect("point");
     assert_eq!(p.id.to_string(), "550e8400-e29b-41d4-a716-446655440000");
+    let set = Op::SetPayload {
+        ids: vec![PointId::Num(7), p.id],
+        payload: json!({"a": [1, 2], "b": null}).as_object().cloned().unwrap_or_default(),
+        overwrite: true,
+    };
+    assert_eq!(Op::decode(&set.encode()).expect("decode"), set);
     let encoded = Op::Upsert(vec![p.clone()]).encode();
     assert_eq!(Op::decode(&encoded).expect("decode"), Op::Upsert(vec![p.clone()]));
     for cut in 0..encoded.len() {
@@ -259,8 +265,8 @@ fn a_torn_wal_tail_loses_only_the_unacknowledged_batch() {
 }
 
 mod model {
-    //! Model-based test: random sequences of upserts, deletes (by id and by filter), reopens and
-    //! merges, with background seals (checkpoints) every 6 points, against an in-memory model (a
+    //! Model-based test: random sequences of upserts, deletes (by id and by filter), payload
+    //! updates, reopens and merges, with background seals (checkpoints) every 6 points, against an in-memory model (a
     //! map id → point); after every step, count, get, an unbounded search and a filtered count
     //! agree with the model.
     use super::*;
@@ -274,6 +280,7 @@ mod model {
         DeleteGroup(u8),
         Reopen,
         Optimize,
+        SetGroup(Vec<u64>, u8, bool),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -283,6 +290,8 @@ mod model {
             1 => (0u8..4).prop_map(Step::DeleteGroup),
             1 => Just(Step::Reopen),
             1 => Just(Step::Optimize),
+            1 => (prop::collection::vec(0u64..40, 1..6), 0u8..4, any::<bool>())
+                .prop_map(|(ids, g, o)| Step::SetGroup(ids, g, o)),
         ]
     }
 
@@ -333,6 +342,16 @@ mod model {
                         db = Database::open(&dir).expect("reopen");
                     }
                     Step::Optimize => c.optimize().expect("optimize"),
+                    Step::SetGroup(ids, g, overwrite) => {
+                        let pids: Vec<PointId> = ids.iter().map(|&i| PointId::Num(i)).collect();
+                        let payload = json!({"g": g}).as_object().cloned().unwrap_or_default();
+                        c.set_payload(&pids, payload, overwrite).expect("set payload");
+                        for id in ids {
+                            if let Some(entry) = model.get_mut(&id) {
+                                entry.1 = g;
+                            }
+                        }
+                    }
                 }
                 let c = db.collection("m").expect("m");
                 prop_assert_eq!(c.count(None), model.len());
@@ -948,4 +967,55 @@ fn index_specs_flat_is_exact_and_hnsw_sq8_finds_neighbours_across_reopen() {
         check(&c, "reopened");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn batch_search_equals_single_searches_and_payload_updates_are_filtered() {
+    let dir = temp("batch");
+    let db = Database::open(&dir).expect("open");
+    let mut schema = CollectionSchema::single(8, Metric::Cosine, "hnsw");
+    schema.seal_threshold = 300;
+    schema.fsync = false;
+    schema.payload_indexes = vec!["tag".into()];
+    let c = db.create_collection("c", schema).expect("create");
+    let points: Vec<Point> = (0..1000u64)
+        .map(|i| {
+            point(i, (0..8).map(|j| ((i * 31 + j * 7) % 17) as f32 - 8.0).collect(), json!({"tag": "old"}))
+        })
+        .collect();
+    for chunk in points.chunks(100) {
+        c.upsert(chunk.to_vec()).expect("upsert");
+    }
+    c.wait_for_sealing();
+    // Mark some points, sealed and unsealed, then filter on the new value.
+    let marked: Vec<PointId> = (0..1000).step_by(13).map(PointId::Num).collect();
+    let n = c
+        .set_payload(&marked, json!({"tag": "new"}).as_object().cloned().unwrap_or_default(), false)
+        .expect("set payload");
+    assert_eq!(n, marked.len());
+    let big = json!({"tag": "x".repeat(70_000)}).as_object().cloned().unwrap_or_default();
+    assert!(c.set_payload(&marked, big, true).is_err(), "over the payload limit: rejected");
+    let filter = Filter::parse(r#"{"must": [{"key": "tag", "match": {"value": "new"}}]}"#).expect("filter");
+    assert_eq!(c.count(Some(&filter)), marked.len());
+    assert_eq!(c.count(None), 1000, "a payload update does not duplicate points");
+    let queries: Vec<Vec<f32>> =
+        (0..20).map(|q| (0..8).map(|j| ((q * 5 + j) % 9) as f32 - 4.0).collect()).collect();
+    let opts = SearchOptions::default();
+    let batch = c.search_batch(&queries, None, 5, Some(&filter), &opts).expect("batch");
+    for (q, got) in queries.iter().zip(&batch) {
+        assert_eq!(got, &c.search_with(q, None, 5, Some(&filter), &opts).expect("single"));
+        assert!(got.iter().all(|h| marked.contains(&h.id) && h.payload["tag"] == "new"));
+    }
+    // Overwrite replaces the whole payload, and survives a reopen.
+    c.set_payload_by_filter(&filter, json!({"k": 1}).as_object().cloned().unwrap_or_default(), true)
+        .expect("overwrite");
+    drop(c);
+    drop(db);
+    let db = Database::open(&dir).expect("reopen");
+    let c = db.collection("c").expect("c");
+    assert_eq!(c.count(Some(&filter)), 0);
+    let p = c.get(marked[0]).expect("present");
+    assert_eq!(serde_json::Value::Object(p.payload), json!({"k": 1}));
+    assert!(c.search_batch(&[vec![1.0; 7]], None, 5, None, &opts).is_err(), "wrong dimension");
+    let _ = std::fs::remove_dir_all(&dir);
 }
