@@ -390,9 +390,9 @@ fn concurrent_writers_and_readers_see_acknowledged_points() {
     use std::sync::Arc;
     let dir = temp("conc");
     let db = Database::open(&dir).expect("open");
-    let mut schema = CollectionSchema::single(4, Metric::L2, "flat");
+    let mut schema = CollectionSchema::single(4, Metric::L2, "hnsw");
     schema.fsync = false; // the contention is the point here; durability is tested elsewhere
-    schema.seal_threshold = 12_000; // a few graph segments are sealed while writers and readers run
+    schema.seal_threshold = 12_000; // graph segments are sealed and checkpointed while threads run
     let c = db.create_collection("c", schema).expect("create");
     let vec_of = |id: u64| -> Vec<f32> { (0..4).map(|j| ((id * 31 + j * 7) % 101) as f32).collect() };
     let done = Arc::new(AtomicBool::new(false));
@@ -466,6 +466,13 @@ fn concurrent_writers_and_readers_see_acknowledged_points() {
     }
     assert_eq!(c.count(None), live);
     assert!(searches > 0);
+    c.wait_for_sealing();
+    eprintln!(
+        "concurrency: 2 writers ({} upserts, {} deletes, their gets and searches) + 2 readers ({searches} searches); {live} live points, {} sealed segments, 0 missing, 0 resurrected",
+        2 * per_writer,
+        2 * (per_writer / 3),
+        c.segment_count()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
