@@ -191,7 +191,7 @@ pub const RESCORE_FACTOR: usize = 4;
 /// See [`RESCORE_FACTOR`].
 pub const RESCORE_EXTRA: usize = 16;
 
-/// Sealed segments beyond which a background seal merges every segment into one.
+/// Sealed segments beyond which a background seal merges the newer half of them into one.
 pub const MAX_SEGMENTS: usize = 8;
 
 /// Default beam of graph searches in sealed segments.
@@ -337,10 +337,12 @@ impl Collection {
             let me = self.me.clone();
             std::thread::spawn(move || {
                 if let Some(c) = me.upgrade() {
-                    // Too many segments slow every search down: merge them all into one.
-                    let r = c.seal(false).and_then(|()| {
-                        if c.segment_count() > MAX_SEGMENTS {
-                            c.seal(true)
+                    // Too many segments slow every search down: merge the newer half (sizes
+                    // then grow geometrically, so a point is re-indexed O(log n) times).
+                    let r = c.seal(None).and_then(|()| {
+                        let n = c.segment_count();
+                        if n > MAX_SEGMENTS {
+                            c.seal(Some(n / 2))
                         } else {
                             Ok(())
                         }
@@ -569,8 +571,9 @@ impl Collection {
         drop(self.sealing.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// Builds a graph segment over the unsealed live points (`merge`: over every live point,
-    /// replacing all segments), writes it to disk with a new manifest (a checkpoint), then drops
+    /// Builds a graph segment over the unsealed live points (`merge_from: Some(i)`: over the live
+    /// points of segments `i..` and the unsealed ones, replacing those segments; `Some(0)` merges
+    /// everything), writes it to disk with a new manifest (a checkpoint), then drops
     /// the log records the manifest covers. The graphs are built and written without holding the
     /// state lock, so reads and writes go on meanwhile; points written during the build stay
     /// unsealed (their records stay in the log).
@@ -578,15 +581,17 @@ impl Collection {
     /// Crash safety: the segment folder is complete and fsynced before the manifest names it;
     /// the manifest is replaced atomically; the log is cut only after that, and opening skips
     /// records the manifest already covers, so a crash at any step loses nothing.
-    fn seal(&self, merge: bool) -> Result<()> {
+    fn seal(&self, merge_from: Option<usize>) -> Result<()> {
         let _one = self.sealing.lock().unwrap_or_else(PoisonError::into_inner);
         // Capture under the log's lock: `seq` is the last record whose effects are in the state.
-        let (seq, from, to, slots, ids, payloads, vectors, dead) = {
+        let (seq, keep, from, to, slots, ids, payloads, vectors, dead) = {
             let wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
             let st = self.read_state();
             let seq = wal.next_seq() - 1;
             drop(wal);
-            let from = if merge { 0 } else { st.sealed_end };
+            // Segments `keep..` are replaced; they are consecutive runs ending at `sealed_end`.
+            let keep = merge_from.unwrap_or(st.segments.len()).min(st.segments.len());
+            let from = st.segments.get(keep).and_then(|s| s.slots.first().copied()).unwrap_or(st.sealed_end);
             let to = st.ids.len() as u32;
             let slots: Vec<u32> = (from..to).filter(|&s| st.live[s as usize]).collect();
             let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s as usize]).collect();
@@ -608,21 +613,17 @@ impl Collection {
                 })
                 .collect();
             // Tombstones of the segments that stay (rows dead at `seq`).
-            let dead: Vec<Vec<u32>> = if merge {
-                Vec::new()
-            } else {
-                st.segments
-                    .iter()
-                    .map(|seg| {
-                        (0..seg.slots.len() as u32)
-                            .filter(|&r| !st.live[seg.slots[r as usize] as usize])
-                            .collect()
-                    })
-                    .collect()
-            };
-            (seq, from, to, slots, ids, payloads, vectors, dead)
+            let dead: Vec<Vec<u32>> = st.segments[..keep]
+                .iter()
+                .map(|seg| {
+                    (0..seg.slots.len() as u32)
+                        .filter(|&r| !st.live[seg.slots[r as usize] as usize])
+                        .collect()
+                })
+                .collect();
+            (seq, keep, from, to, slots, ids, payloads, vectors, dead)
         };
-        if !merge && slots.is_empty() {
+        if merge_from.is_none() && slots.is_empty() {
             return Ok(());
         }
         let dims: Vec<usize> = self.schema.vectors.iter().map(|f| f.dim).collect();
@@ -672,12 +673,9 @@ impl Collection {
         // The checkpoint: the new manifest names the segments and their tombstones at `seq`.
         manifest.generation += 1;
         manifest.checkpoint_seq = seq;
-        if merge {
-            manifest.segments.clear();
-        } else {
-            for (e, d) in manifest.segments.iter_mut().zip(dead) {
-                e.dead = d;
-            }
+        manifest.segments.truncate(keep);
+        for (e, d) in manifest.segments.iter_mut().zip(dead) {
+            e.dead = d;
         }
         if let Some(seg) = &seg {
             manifest.next_segment = seg.id + 1;
@@ -691,9 +689,7 @@ impl Collection {
         *self.manifest.lock().unwrap_or_else(PoisonError::into_inner) = manifest.clone();
         {
             let mut st = self.write_state();
-            if merge {
-                st.segments.clear();
-            }
+            st.segments.truncate(keep);
             if let Some(seg) = seg {
                 st.segments.push(seg);
             }
@@ -712,7 +708,7 @@ impl Collection {
     /// Builds one graph segment over every live point (merging earlier segments), so searches
     /// use a single graph. Blocks until built; reads and writes continue meanwhile.
     pub fn optimize(&self) -> Result<()> {
-        self.seal(true)
+        self.seal(Some(0))
     }
 
     /// Number of sealed graph segments.

@@ -1026,3 +1026,42 @@ fn batch_search_equals_single_searches_and_payload_updates_are_filtered() {
     assert!(c.search_batch(&[vec![1.0; 7]], None, 5, None, &opts).is_err(), "wrong dimension");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn many_seals_merge_the_newer_half_and_keep_every_point() {
+    let dir = temp("tiers");
+    let db = Database::open(&dir).expect("open");
+    let mut schema = CollectionSchema::single(4, Metric::L2, "hnsw");
+    schema.seal_threshold = 100;
+    schema.fsync = false;
+    let c = db.create_collection("c", schema).expect("create");
+    let vec_of = |id: u64| -> Vec<f32> { (0..4).map(|j| ((id * 37 + j * 11) % 997) as f32).collect() };
+    let mut max_segments = 0;
+    for batch in 0..40u64 {
+        let pts: Vec<Point> =
+            (batch * 100..batch * 100 + 100).map(|i| point(i, vec_of(i), json!({}))).collect();
+        c.upsert(pts).expect("upsert");
+        c.wait_for_sealing();
+        if batch % 3 == 0 {
+            c.delete(&[PointId::Num(batch * 100)]).expect("delete");
+        }
+        max_segments = max_segments.max(c.segment_count());
+    }
+    assert!(max_segments <= crate::collection::MAX_SEGMENTS + 1, "segments stay bounded: {max_segments}");
+    let check = |c: &Collection| {
+        for i in (0..4000u64).step_by(7) {
+            let deleted = i % 300 == 0 && (i / 100) % 3 == 0;
+            assert_eq!(c.get(PointId::Num(i)).is_none(), deleted, "id {i}");
+            if !deleted {
+                let hits = c.search(&vec_of(i), None, 1, None).expect("search");
+                assert_eq!(hits[0].score, 0.0, "{i} is its own nearest neighbour");
+            }
+        }
+    };
+    check(&c);
+    drop(c);
+    drop(db);
+    let db = Database::open(&dir).expect("reopen");
+    check(&db.collection("c").expect("c"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
