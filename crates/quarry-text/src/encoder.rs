@@ -18,6 +18,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 /// A sentence-embedding model ready to encode texts.
 pub struct SentenceEncoder {
     model: BertModel,
+    fast: crate::bert::FastBert,
     tokenizer: Tokenizer,
     config: SentenceConfig,
     dim: usize,
@@ -73,8 +74,10 @@ impl SentenceEncoder {
             .map_err(|e| Error::malformed(&weights, "safetensors", e.to_string()))?;
         let model = BertModel::load(vb, &bert)
             .map_err(|e| Error::malformed(&weights, "BERT weights", e.to_string()))?;
+        let fast = crate::bert::FastBert::load(&weights, &bert)?;
         Ok(SentenceEncoder {
             model,
+            fast,
             tokenizer,
             config,
             dim: bert.hidden_size,
@@ -101,8 +104,59 @@ impl SentenceEncoder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// Sentence vectors of `texts` (one row each, input order), `batch_size` texts per forward pass.
+    /// Sentence vectors of `texts` (one row each, input order), `batch_size` texts per forward
+    /// pass, on [`crate::bert::FastBert`] (packed tokens, no padding).
     pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Matrix> {
+        let batch_size = batch_size.max(1);
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let h = self.dim;
+        let mut out = vec![0f32; texts.len() * h];
+        for chunk in order.chunks(batch_size) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let tokens = self.fast.forward(&batch)?;
+            let mut row = 0;
+            for (&i, s) in chunk.iter().zip(&batch) {
+                let rows = &tokens[row * h..(row + s.len()) * h];
+                row += s.len();
+                let dst = &mut out[i * h..(i + 1) * h];
+                self.pool(rows, s.len(), dst);
+            }
+        }
+        Matrix::new(out, h)
+    }
+
+    /// Pools the `len` token vectors `rows` of one text into `dst` (then normalises it if the
+    /// model does).
+    fn pool(&self, rows: &[f32], len: usize, dst: &mut [f32]) {
+        let h = self.dim;
+        match self.config.pooling {
+            Pooling::Cls => dst.copy_from_slice(&rows[..h]),
+            Pooling::Max => {
+                dst.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+                for r in rows.chunks(h) {
+                    dst.iter_mut().zip(r).for_each(|(a, b)| *a = a.max(*b));
+                }
+            }
+            Pooling::Mean | Pooling::MeanSqrtLen => {
+                dst.iter_mut().for_each(|v| *v = 0.0);
+                for r in rows.chunks(h) {
+                    dst.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                }
+                let div = if self.config.pooling == Pooling::Mean { len as f32 } else { (len as f32).sqrt() };
+                dst.iter_mut().for_each(|v| *v /= div.max(1.0));
+            }
+        }
+        if self.config.normalize {
+            let n = dst.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            dst.iter_mut().for_each(|x| *x /= n);
+        }
+    }
+
+    /// [`SentenceEncoder::encode`] through candle's `BertModel` with padded batches: the
+    /// reference the fast path is tested against.
+    pub fn encode_reference(&self, texts: &[&str], batch_size: usize) -> Result<Matrix> {
         let batch_size = batch_size.max(1);
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect::<Result<_>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();

@@ -4,9 +4,11 @@
 //! * [`config`]: a sentence-transformers model folder's settings (pooling, normalisation,
 //!   sequence length).
 //! * [`encoder`]: [`SentenceEncoder`], loading a model folder and encoding texts in batches.
+//! * `bert`: the BERT forward pass used for encoding (packed tokens, fused bias, AVX-512 GEMM).
 //! * [`locate`]: finding a model folder (a path, `QUARRY_MODELS`, Quarry's cache, the Hugging
 //!   Face cache).
 
+mod bert;
 pub mod config;
 pub mod encoder;
 pub mod locate;

@@ -7,6 +7,7 @@
 //! same base (the index itself when it is flat).
 
 mod adaptive;
+pub mod embed;
 mod engine;
 mod open;
 mod order;
@@ -36,6 +37,8 @@ pub enum BenchCommand {
     Open(open::OpenArgs),
     /// The embedded database: durable ingest, filtered search and count (as peer_engine.py).
     Engine(engine::EngineArgs),
+    /// Sentence-embedding throughput of a model on a text file (as peer_embed.py).
+    Embed(embed::EmbedArgs),
     /// HNSW recall at fixed ef under each insertion order (as given, random, LID ascending and
     /// descending), with LID statistics: the study in docs/benchmarks/hnsw-insertion-order.md.
     #[command(hide = true)]
@@ -117,6 +120,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ann(a) => ann(a),
         BenchCommand::Open(a) => open::run(a),
         BenchCommand::Engine(a) => engine::run(a),
+        BenchCommand::Embed(a) => embed::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),
     }

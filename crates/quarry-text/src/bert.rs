@@ -1,0 +1,267 @@
+//! [`FastBert`]: the BERT encoder forward pass written for CPU inference of sentence embeddings.
+//!
+//! The same arithmetic as the reference (candle's `BertModel`, itself checked against
+//! sentence-transformers), arranged for speed: the tokens of a whole batch are packed into one
+//! `tokens × hidden` matrix with no padding (every per-token layer — the Q/K/V projections (one
+//! fused matrix), the attention output, the feed-forward pair — is one large matrix product with
+//! the bias folded in, on the `gemm` crate's AVX-512/AVX2 kernels), attention runs per sentence
+//! over its own tokens only (so no mask is needed), and the element-wise steps (GELU with the
+//! exact erf, residual + LayerNorm) run in place on all threads with no temporary tensors.
+
+use quarry_core::{Error, Result};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+struct Layer {
+    /// Q, K and V weights stacked: `3·hidden × hidden` (rows are output features).
+    qkv_w: Vec<f32>,
+    qkv_b: Vec<f32>,
+    o_w: Vec<f32>,
+    o_b: Vec<f32>,
+    ln1_w: Vec<f32>,
+    ln1_b: Vec<f32>,
+    i_w: Vec<f32>,
+    i_b: Vec<f32>,
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+    ln2_w: Vec<f32>,
+    ln2_b: Vec<f32>,
+}
+
+/// A BERT encoder's weights, ready for [`FastBert::forward`].
+pub(crate) struct FastBert {
+    hidden: usize,
+    heads: usize,
+    inter: usize,
+    eps: f32,
+    max_pos: usize,
+    vocab: usize,
+    word: Vec<f32>,
+    pos: Vec<f32>,
+    type0: Vec<f32>,
+    emb_ln_w: Vec<f32>,
+    emb_ln_b: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+/// `out = x · wᵀ + b` for `x` of `t × k` and `w` of `n × k` (rows are output features).
+fn linear(x: &[f32], t: usize, k: usize, w: &[f32], n: usize, b: &[f32], out: &mut Vec<f32>) {
+    debug_assert!(x.len() == t * k && w.len() == n * k && b.len() == n);
+    out.clear();
+    out.reserve(t * n);
+    for _ in 0..t {
+        out.extend_from_slice(b);
+    }
+    if t == 0 {
+        return;
+    }
+    let par = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    // SAFETY: `out` holds t×n, `x` t×k and `w` n×k f32 values; the strides describe row-major
+    // out (row stride n), row-major x (row stride k), and wᵀ read from row-major w (element
+    // (l, j) of wᵀ is w[j·k + l]). dst = 1·dst + 1·x·wᵀ adds the product to the bias rows.
+    unsafe {
+        gemm::gemm(
+            t,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Row-wise `x = LayerNorm(x + r)` with weights `w`, `b`.
+fn add_layer_norm(x: &mut [f32], r: &[f32], w: &[f32], b: &[f32], eps: f32) {
+    let h = w.len();
+    x.par_chunks_mut(h).zip(r.par_chunks(h)).for_each(|(row, res)| {
+        row.iter_mut().zip(res).for_each(|(a, b)| *a += b);
+        layer_norm_row(row, w, b, eps);
+    });
+}
+
+fn layer_norm_row(row: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((v, wi), bi) in row.iter_mut().zip(w).zip(b) {
+        *v = (*v - mean) * inv * wi + bi;
+    }
+}
+
+impl FastBert {
+    /// Reads the weights of `model.safetensors` for `config` (names with or without a `bert.`
+    /// prefix, as Hugging Face checkpoints store them).
+    pub(crate) fn load(
+        weights: &Path,
+        config: &candle_transformers::models::bert::Config,
+    ) -> Result<FastBert> {
+        let bad = |m: String| Error::malformed(weights, "weights", m);
+        let tensors: HashMap<String, candle_core::Tensor> =
+            candle_core::safetensors::load(weights, &candle_core::Device::Cpu)
+                .map_err(|e| bad(e.to_string()))?;
+        let prefix =
+            if tensors.contains_key("bert.embeddings.word_embeddings.weight") { "bert." } else { "" };
+        let get = |name: &str, len: usize| -> Result<Vec<f32>> {
+            let key = format!("{prefix}{name}");
+            let t = tensors.get(&key).ok_or_else(|| bad(format!("missing tensor {key}")))?;
+            let v: Vec<f32> = t
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(|e| bad(format!("{key}: {e}")))?;
+            if v.len() != len {
+                return Err(bad(format!("{key}: {} values, expected {len}", v.len())));
+            }
+            Ok(v)
+        };
+        let (h, i, v, p) =
+            (config.hidden_size, config.intermediate_size, config.vocab_size, config.max_position_embeddings);
+        if config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
+            return Err(bad(format!(
+                "hidden size {h} is not a multiple of {} heads",
+                config.num_attention_heads
+            )));
+        }
+        let types = get("embeddings.token_type_embeddings.weight", config.type_vocab_size * h)?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let n = |s: &str| format!("encoder.layer.{l}.{s}");
+            let mut qkv_w = get(&n("attention.self.query.weight"), h * h)?;
+            qkv_w.extend(get(&n("attention.self.key.weight"), h * h)?);
+            qkv_w.extend(get(&n("attention.self.value.weight"), h * h)?);
+            let mut qkv_b = get(&n("attention.self.query.bias"), h)?;
+            qkv_b.extend(get(&n("attention.self.key.bias"), h)?);
+            qkv_b.extend(get(&n("attention.self.value.bias"), h)?);
+            layers.push(Layer {
+                qkv_w,
+                qkv_b,
+                o_w: get(&n("attention.output.dense.weight"), h * h)?,
+                o_b: get(&n("attention.output.dense.bias"), h)?,
+                ln1_w: get(&n("attention.output.LayerNorm.weight"), h)?,
+                ln1_b: get(&n("attention.output.LayerNorm.bias"), h)?,
+                i_w: get(&n("intermediate.dense.weight"), i * h)?,
+                i_b: get(&n("intermediate.dense.bias"), i)?,
+                out_w: get(&n("output.dense.weight"), h * i)?,
+                out_b: get(&n("output.dense.bias"), h)?,
+                ln2_w: get(&n("output.LayerNorm.weight"), h)?,
+                ln2_b: get(&n("output.LayerNorm.bias"), h)?,
+            });
+        }
+        Ok(FastBert {
+            hidden: h,
+            heads: config.num_attention_heads,
+            inter: i,
+            eps: config.layer_norm_eps as f32,
+            max_pos: p,
+            vocab: v,
+            word: get("embeddings.word_embeddings.weight", v * h)?,
+            pos: get("embeddings.position_embeddings.weight", p * h)?,
+            type0: types[..h].to_vec(),
+            emb_ln_w: get("embeddings.LayerNorm.weight", h)?,
+            emb_ln_b: get("embeddings.LayerNorm.bias", h)?,
+            layers,
+        })
+    }
+
+    /// Token vectors of the last layer for each sequence of `batch` (token ids, each at most
+    /// the position limit long), packed: `Σ lengths × hidden`, sequences one after another.
+    pub(crate) fn forward(&self, batch: &[&[u32]]) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+        if let Some(&l) = lens.iter().find(|&&l| l > self.max_pos) {
+            return Err(Error::InvalidArgument(format!(
+                "{l} tokens, the model takes at most {}",
+                self.max_pos
+            )));
+        }
+        let total: usize = lens.iter().sum();
+        let mut x = vec![0f32; total * h];
+        let mut row = 0;
+        for s in batch {
+            for (p, &id) in s.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(Error::InvalidArgument(format!("token id {id} outside the vocabulary")));
+                }
+                let dst = &mut x[row * h..(row + 1) * h];
+                let (w, pe) = (&self.word[id * h..(id + 1) * h], &self.pos[p * h..(p + 1) * h]);
+                for j in 0..h {
+                    dst[j] = w[j] + pe[j] + self.type0[j];
+                }
+                row += 1;
+            }
+        }
+        x.par_chunks_mut(h).for_each(|r| layer_norm_row(r, &self.emb_ln_w, &self.emb_ln_b, self.eps));
+        let (mut qkv, mut ctx, mut tmp, mut inter) =
+            (Vec::new(), vec![0f32; total * h], Vec::new(), Vec::new());
+        let d = h / self.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        for layer in &self.layers {
+            linear(&x, total, h, &layer.qkv_w, 3 * h, &layer.qkv_b, &mut qkv);
+            // Attention per sequence over its own tokens.
+            let mut parts: Vec<(&mut [f32], usize, usize)> = Vec::with_capacity(lens.len());
+            let (mut rest, mut start) = (ctx.as_mut_slice(), 0);
+            for &l in &lens {
+                let (mine, tail) = rest.split_at_mut(l * h);
+                parts.push((mine, start, l));
+                rest = tail;
+                start += l;
+            }
+            let qkv_ref = &qkv;
+            parts.into_par_iter().for_each(|(out, start, l)| {
+                let mut scores = vec![0f32; l];
+                for head in 0..self.heads {
+                    let off = head * d;
+                    for i in 0..l {
+                        let q = &qkv_ref[(start + i) * 3 * h + off..][..d];
+                        let mut max = f32::NEG_INFINITY;
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            let k = &qkv_ref[(start + j) * 3 * h + h + off..][..d];
+                            *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                            max = max.max(*s);
+                        }
+                        let mut sum = 0.0;
+                        for s in scores.iter_mut() {
+                            *s = (*s - max).exp();
+                            sum += *s;
+                        }
+                        let o = &mut out[i * h + off..i * h + off + d];
+                        o.iter_mut().for_each(|v| *v = 0.0);
+                        for (j, &p) in scores.iter().enumerate() {
+                            let v = &qkv_ref[(start + j) * 3 * h + 2 * h + off..][..d];
+                            let p = p / sum;
+                            o.iter_mut().zip(v).for_each(|(a, b)| *a += p * b);
+                        }
+                    }
+                }
+            });
+            linear(&ctx, total, h, &layer.o_w, h, &layer.o_b, &mut tmp);
+            add_layer_norm(&mut x, &tmp, &layer.ln1_w, &layer.ln1_b, self.eps);
+            linear(&x, total, h, &layer.i_w, self.inter, &layer.i_b, &mut inter);
+            inter.par_chunks_mut(4096).for_each(|c| {
+                for v in c {
+                    *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+            linear(&inter, total, self.inter, &layer.out_w, h, &layer.out_b, &mut tmp);
+            add_layer_norm(&mut x, &tmp, &layer.ln2_w, &layer.ln2_b, self.eps);
+        }
+        Ok(x)
+    }
+}
