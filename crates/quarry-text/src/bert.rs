@@ -225,29 +225,71 @@ impl FastBert {
             }
             let qkv_ref = &qkv;
             parts.into_par_iter().for_each(|(out, start, l)| {
-                let mut scores = vec![0f32; l];
+                let mut scores = vec![0f32; l * l];
+                let base = &qkv_ref[start * 3 * h..(start + l) * 3 * h];
                 for head in 0..self.heads {
                     let off = head * d;
-                    for i in 0..l {
-                        let q = &qkv_ref[(start + i) * 3 * h + off..][..d];
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, s) in scores.iter_mut().enumerate() {
-                            let k = &qkv_ref[(start + j) * 3 * h + h + off..][..d];
-                            *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                            max = max.max(*s);
-                        }
+                    // SAFETY: `base` holds l rows of 3h values; Q, K, V of this head start at
+                    // columns off, h + off, 2h + off and span d ≤ h columns, so every element
+                    // read (row < l, column < 3h) is inside it. `scores` holds l×l values and
+                    // `out` l rows of h values, of which columns off..off + d are written.
+                    unsafe {
+                        // scores = Q·Kᵀ · scale (Q: l×d, row stride 3h; Kᵀ element (c, j) = K[j, c]).
+                        gemm::gemm(
+                            l,
+                            l,
+                            d,
+                            scores.as_mut_ptr(),
+                            1,
+                            l as isize,
+                            false,
+                            base.as_ptr().add(off),
+                            1,
+                            3 * h as isize,
+                            base.as_ptr().add(h + off),
+                            3 * h as isize,
+                            1,
+                            0.0f32,
+                            scale,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    for row in scores.chunks_mut(l) {
+                        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                         let mut sum = 0.0;
-                        for s in scores.iter_mut() {
-                            *s = (*s - max).exp();
-                            sum += *s;
+                        for v in row.iter_mut() {
+                            *v = (*v - max).exp();
+                            sum += *v;
                         }
-                        let o = &mut out[i * h + off..i * h + off + d];
-                        o.iter_mut().for_each(|v| *v = 0.0);
-                        for (j, &p) in scores.iter().enumerate() {
-                            let v = &qkv_ref[(start + j) * 3 * h + 2 * h + off..][..d];
-                            let p = p / sum;
-                            o.iter_mut().zip(v).for_each(|(a, b)| *a += p * b);
-                        }
+                        let inv = 1.0 / sum;
+                        row.iter_mut().for_each(|v| *v *= inv);
+                    }
+                    // SAFETY: as above; the product P·V (l×d) is written at out[i·h + off + c].
+                    unsafe {
+                        gemm::gemm(
+                            l,
+                            d,
+                            l,
+                            out.as_mut_ptr().add(off),
+                            1,
+                            h as isize,
+                            false,
+                            scores.as_ptr(),
+                            1,
+                            l as isize,
+                            base.as_ptr().add(2 * h + off),
+                            1,
+                            3 * h as isize,
+                            0.0f32,
+                            1.0f32,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
                     }
                 }
             });
