@@ -71,32 +71,20 @@ fn dead_in_segments(st: &State) -> usize {
     st.segments.iter().map(|seg| seg.slots.iter().filter(|&&s| !st.live[s as usize]).count()).sum()
 }
 
-/// Asks the CPU to start loading every cache line of `bytes`.
+/// Asks the CPU to start loading every cache line of `items` (rows of f32, codes of u8).
 #[inline]
-fn prefetch_bytes(bytes: &[u8]) {
+fn prefetch<T>(items: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: prefetching is a hint; the pointer is valid (it is in `bytes`).
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
-        };
+    {
+        let bytes = std::mem::size_of_val(items);
+        let base = items.as_ptr().cast::<i8>();
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: prefetching is a hint; `base + off` is inside `items` (off < its size).
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(off)) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
-/// Asks the CPU to start loading every cache line of `row`.
-#[inline]
-fn prefetch_row(row: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
-        // SAFETY: prefetching is a hint; the pointer is valid (it is in `row`).
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
+    let _ = items;
 }
 
 /// Live slots at or above `from` passing `filter`: index candidates (if an indexed key is in its
@@ -981,7 +969,7 @@ impl Collection {
                     let mut pre = TopK::new(k * RESCORE_FACTOR + RESCORE_EXTRA);
                     for (i, &l) in local.iter().enumerate() {
                         if let Some(&next) = local.get(i + AHEAD) {
-                            prefetch_bytes(codes.code(next));
+                            prefetch(codes.code(next));
                         }
                         let key = quarry_quant::Estimator::key(&est, codes.code(l));
                         if key <= pre.threshold() {
@@ -1000,12 +988,12 @@ impl Collection {
                     const AHEAD: usize = 4;
                     let row_of = |i: usize| seg.slots[local[i] as usize] as usize;
                     for i in 0..local.len().min(AHEAD) {
-                        prefetch_row(&st.vectors[f][row_of(i) * dim..(row_of(i) + 1) * dim]);
+                        prefetch(&st.vectors[f][row_of(i) * dim..(row_of(i) + 1) * dim]);
                     }
                     for i in 0..local.len() {
                         if i + AHEAD < local.len() {
                             let r = row_of(i + AHEAD);
-                            prefetch_row(&st.vectors[f][r * dim..(r + 1) * dim]);
+                            prefetch(&st.vectors[f][r * dim..(r + 1) * dim]);
                         }
                         let slot = row_of(i);
                         offer(&mut top, exact(slot), slot as u32);
