@@ -71,6 +71,23 @@ fn dead_in_segments(st: &State) -> usize {
     st.segments.iter().map(|seg| seg.slots.iter().filter(|&&s| !st.live[s as usize]).count()).sum()
 }
 
+/// Per vector field, the rows of `slots` (in that order), row-major.
+fn gather_rows(schema: &CollectionSchema, st: &State, slots: &[u32]) -> Vec<Vec<f32>> {
+    schema
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(f, field)| {
+            let d = field.dim;
+            let mut v = Vec::with_capacity(slots.len() * d);
+            for &s in slots {
+                v.extend_from_slice(&st.vectors[f][s as usize * d..(s as usize + 1) * d]);
+            }
+            v
+        })
+        .collect()
+}
+
 /// Asks the CPU to start loading every cache line of `items` (rows of f32, codes of u8).
 #[inline]
 fn prefetch<T>(items: &[T]) {
@@ -415,15 +432,7 @@ impl Collection {
                     .iter()
                     .filter_map(|&id| {
                         let slot = *st.slot_of.get(&id)? as usize;
-                        let vectors = self
-                            .schema
-                            .vectors
-                            .iter()
-                            .enumerate()
-                            .map(|(f, field)| {
-                                st.vectors[f][slot * field.dim..(slot + 1) * field.dim].to_vec()
-                            })
-                            .collect();
+                        let vectors = gather_rows(&self.schema, st, &[slot as u32]);
                         let mut p = if overwrite { Map::new() } else { st.payloads[slot].clone() };
                         p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
                         Some(Point { id, vectors, payload: p })
@@ -503,21 +512,11 @@ impl Collection {
             let wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
             let st = self.read_state();
             drop(wal);
-            let slots: Vec<usize> = (0..st.ids.len()).filter(|&s| st.live[s]).collect();
-            let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s]).collect();
-            let payloads: Vec<Map<String, Value>> = slots.iter().map(|&s| st.payloads[s].clone()).collect();
-            let vectors: Vec<Vec<f32>> = self
-                .schema
-                .vectors
-                .iter()
-                .enumerate()
-                .map(|(f, field)| {
-                    let d = field.dim;
-                    let mut v = Vec::with_capacity(slots.len() * d);
-                    slots.iter().for_each(|&s| v.extend_from_slice(&st.vectors[f][s * d..(s + 1) * d]));
-                    v
-                })
-                .collect();
+            let slots: Vec<u32> = (0..st.ids.len() as u32).filter(|&s| st.live[s as usize]).collect();
+            let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s as usize]).collect();
+            let payloads: Vec<Map<String, Value>> =
+                slots.iter().map(|&s| st.payloads[s as usize].clone()).collect();
+            let vectors = gather_rows(&self.schema, &st, &slots);
             (ids, payloads, vectors)
         };
         let dims: Vec<usize> = self.schema.vectors.iter().map(|f| f.dim).collect();
@@ -585,21 +584,7 @@ impl Collection {
             let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s as usize]).collect();
             let payloads: Vec<Map<String, Value>> =
                 slots.iter().map(|&s| st.payloads[s as usize].clone()).collect();
-            let vectors: Vec<Vec<f32>> = self
-                .schema
-                .vectors
-                .iter()
-                .enumerate()
-                .map(|(f, field)| {
-                    let mut v = Vec::with_capacity(slots.len() * field.dim);
-                    for &s in &slots {
-                        v.extend_from_slice(
-                            &st.vectors[f][s as usize * field.dim..(s as usize + 1) * field.dim],
-                        );
-                    }
-                    v
-                })
-                .collect();
+            let vectors = gather_rows(&self.schema, &st, &slots);
             // Tombstones of the segments that stay (rows dead at `seq`).
             let dead: Vec<Vec<u32>> = st.segments[..keep]
                 .iter()
@@ -624,17 +609,7 @@ impl Collection {
                     let mine: Vec<u32> =
                         all.into_iter().filter(|&s| s >= from && s < to && st.live[s as usize]).collect();
                     if mine.len() >= crate::segment::Segment::SUB_MIN && mine.len() < slots.len() {
-                        let vecs: Vec<Vec<f32>> = dims
-                            .iter()
-                            .enumerate()
-                            .map(|(f, &d)| {
-                                mine.iter()
-                                    .flat_map(|&s| {
-                                        st.vectors[f][s as usize * d..(s as usize + 1) * d].iter().copied()
-                                    })
-                                    .collect()
-                            })
-                            .collect();
+                        let vecs = gather_rows(&self.schema, &st, &mine);
                         groups.push(((key.clone(), value), mine, vecs));
                     }
                 }
@@ -803,13 +778,7 @@ impl Collection {
     pub fn get(&self, id: PointId) -> Option<Point> {
         let st = self.read_state();
         let slot = *st.slot_of.get(&id)? as usize;
-        let vectors = self
-            .schema
-            .vectors
-            .iter()
-            .enumerate()
-            .map(|(f, field)| st.vectors[f][slot * field.dim..(slot + 1) * field.dim].to_vec())
-            .collect();
+        let vectors = gather_rows(&self.schema, &st, &[slot as u32]);
         Some(Point { id, vectors, payload: st.payloads[slot].clone() })
     }
 
