@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Index a small bundled sample (WordNet glosses + embeddings), run example queries, show recall.
     Quickstart(commands::quickstart::Args),
+    /// Embed texts (BEIR JSONL or lines) into an .npy matrix with a local sentence model.
+    Embed(commands::embed::Args),
     /// Search a vector file with a query file and write a TREC run.
     Search(commands::search::Args),
     /// Evaluate a TREC run against qrels exactly as trec_eval does.
@@ -43,6 +45,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quickstart(a) => commands::quickstart::run(a),
+        Command::Embed(a) => commands::embed::run(a),
         Command::Search(a) => commands::search::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bench(b) => commands::bench::run(b),

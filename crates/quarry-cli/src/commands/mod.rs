@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod db;
+pub mod embed;
 pub mod eval;
 pub mod quickstart;
 pub mod search;
