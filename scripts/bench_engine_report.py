@@ -28,7 +28,7 @@ Usage: bench_engine_report.py ROWS.jsonl --data BASE_FILE [--command CMD]... [--
 import argparse, datetime, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_plot import git_rev, machine, print_commands, read_rows, shape  # noqa: E402
+from bench_plot import report_args, git_rev, machine, print_commands, read_rows, shape  # noqa: E402
 
 TARGET_RECALL = 0.95
 INGEST_TARGET = 1.5
@@ -138,12 +138,7 @@ def plot(data, sels, png, title):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("rows")
-    ap.add_argument("--data", required=True, help="base vector file (named in the report)")
-    ap.add_argument("--command", action="append", default=[], help="command line to list (repeatable)")
-    ap.add_argument("--png", help="plot path (default: ROWS with .png)")
-    a = ap.parse_args()
+    a = report_args(__doc__)
     png = a.png or os.path.splitext(a.rows)[0] + ".png"
     data = load(a.rows)
     q, p = data["quarry"], data["qdrant-edge"]

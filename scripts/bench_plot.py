@@ -125,13 +125,18 @@ def print_commands(commands):
             print(f"  - `{c}`")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def report_args(doc):
+    """The arguments every report script takes: ROWS, --data, --command (repeatable), --png."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("rows")
     ap.add_argument("--data", required=True, help="base vector file (named in the report)")
     ap.add_argument("--command", action="append", default=[], help="command line to list (repeatable)")
     ap.add_argument("--png", help="plot path (default: ROWS with .png)")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    a = report_args(__doc__)
     rows = [json.loads(l) for l in open(a.rows) if l.strip()]
     if not rows:
         raise SystemExit(f"{a.rows} holds no rows")
