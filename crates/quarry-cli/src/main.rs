@@ -25,6 +25,8 @@ enum Command {
     Embed(commands::embed::Args),
     /// Search a vector file with a query file and write a TREC run.
     Search(commands::search::Args),
+    /// Fuse TREC runs (reciprocal rank fusion or weighted score fusion) into one run.
+    Fuse(commands::fuse::Args),
     /// Evaluate a TREC run against qrels exactly as trec_eval does.
     Eval(commands::eval::Args),
     /// Benchmarks.
@@ -48,6 +50,7 @@ fn main() {
         Command::Embed(a) => commands::embed::run(a),
         Command::Search(a) => commands::search::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Fuse(a) => commands::fuse::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Collection(c) => commands::db::collection(c),
         Command::Ingest(a) => commands::db::ingest(a),

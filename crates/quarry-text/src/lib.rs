@@ -5,12 +5,14 @@
 //!   sequence length).
 //! * [`encoder`]: [`SentenceEncoder`], loading a model folder and encoding texts in batches.
 //! * `bert`: the BERT forward pass used for encoding (packed tokens, fused bias, AVX-512 GEMM).
+//! * [`fusion`]: reciprocal rank fusion and weighted / CombSUM / CombMNZ fusion of ranked lists.
 //! * [`locate`]: finding a model folder (a path, `QUARRY_MODELS`, Quarry's cache, the Hugging
 //!   Face cache).
 
 mod bert;
 pub mod config;
 pub mod encoder;
+pub mod fusion;
 pub mod locate;
 
 pub use config::{Pooling, SentenceConfig};

@@ -4,5 +4,6 @@ pub mod bench;
 pub mod db;
 pub mod embed;
 pub mod eval;
+pub mod fuse;
 pub mod quickstart;
 pub mod search;
