@@ -10,6 +10,12 @@ use quarry_ann::{
 use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use std::path::PathBuf;
 
+/// One query's hits as a golden-file line: `id score id score …`.
+fn answer_line(hits: &[quarry_core::Hit]) -> String {
+    let line: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
+    line.join(" ") + "\n"
+}
+
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat").join(name)
 }
@@ -72,8 +78,7 @@ fn quant_golden(name: &str, hnsw: bool, params: QuantParams) {
         let mut text = String::new();
         for q in [0usize, 7, 150] {
             let hits = index.search(data().row(q), &SearchParams::top(5)).expect("search");
-            let line: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
-            text += &(line.join(" ") + "\n");
+            text += &answer_line(&hits);
         }
         text
     };
@@ -140,8 +145,7 @@ fn spann_golden(name: &str, codes: Option<quarry_ann::QuantSpec>, updates: bool)
         let mut text = String::new();
         for q in [0usize, 7, 150, 390] {
             let hits = index.search_with(all.row(q), 5, &s, None).expect("search");
-            let line: Vec<String> = hits.iter().map(|h| format!("{} {}", h.id, h.score)).collect();
-            text += &(line.join(" ") + "\n");
+            text += &answer_line(&hits);
         }
         text
     };

@@ -433,8 +433,7 @@ impl Collection {
                     .filter_map(|&id| {
                         let slot = *st.slot_of.get(&id)? as usize;
                         let vectors = gather_rows(&self.schema, st, &[slot as u32]);
-                        let mut p = if overwrite { Map::new() } else { st.payloads[slot].clone() };
-                        p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        let p = crate::point::updated_payload(&st.payloads[slot], &payload, overwrite);
                         Some(Point { id, vectors, payload: p })
                     })
                     .collect();
@@ -719,15 +718,8 @@ impl Collection {
             for id in ids {
                 let Some(&slot) = st.slot_of.get(id) else { continue };
                 present += 1;
-                let mut p = if overwrite { Map::new() } else { st.payloads[slot as usize].clone() };
-                p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let size = serde_json::to_vec(&p).map_or(usize::MAX, |b| b.len());
-                if size > self.schema.max_payload_bytes {
-                    return Err(Error::InvalidArgument(format!(
-                        "point {id}: payload of {size} bytes after the change is over the collection's limit of {} bytes",
-                        self.schema.max_payload_bytes
-                    )));
-                }
+                let p = crate::point::updated_payload(&st.payloads[slot as usize], &payload, overwrite);
+                crate::point::check_payload_size(*id, &p, self.schema.max_payload_bytes)?;
             }
             present
         };
@@ -852,16 +844,7 @@ impl Collection {
         let ef = opts.ef;
         let f = self.schema.field(field)?;
         let spec = &self.schema.vectors[f];
-        if query.len() != spec.dim {
-            return Err(Error::DimensionMismatch {
-                expected: spec.dim,
-                got: query.len(),
-                context: format!("query for field {:?}", spec.name),
-            });
-        }
-        if let Some((i, x)) = query.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(Error::NonFinite { what: "query".into(), component: i, value: *x });
-        }
+        crate::point::check_vector(query, spec.dim, &format!("query for field {:?}", spec.name))?;
         let metric = self.metrics[f];
         let mut q = query.to_vec();
         if metric == Metric::Cosine {

@@ -18,6 +18,40 @@ pub struct Point {
     pub payload: Map<String, Value>,
 }
 
+/// Checks that `v` has `dim` components, all finite; errors name `what` (a point's field, a query).
+pub(crate) fn check_vector(v: &[f32], dim: usize, what: &str) -> Result<()> {
+    if v.len() != dim {
+        return Err(Error::DimensionMismatch { expected: dim, got: v.len(), context: what.to_string() });
+    }
+    if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(Error::NonFinite { what: what.to_string(), component: i, value: *x });
+    }
+    Ok(())
+}
+
+/// Checks that `payload` (of point `id`) serialises to at most `limit` bytes of JSON.
+pub(crate) fn check_payload_size(id: PointId, payload: &Map<String, Value>, limit: usize) -> Result<()> {
+    let size = serde_json::to_vec(payload).map_or(usize::MAX, |b| b.len());
+    if size > limit {
+        return Err(Error::InvalidArgument(format!(
+            "point {id}: payload of {size} bytes is over the collection's limit of {limit} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The payload a set-payload operation leaves: `set`'s keys merged into `old`, or `set` alone
+/// with `overwrite`.
+pub(crate) fn updated_payload(
+    old: &Map<String, Value>,
+    set: &Map<String, Value>,
+    overwrite: bool,
+) -> Map<String, Value> {
+    let mut p = if overwrite { Map::new() } else { old.clone() };
+    p.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    p
+}
+
 /// A write operation, as logged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -93,31 +127,12 @@ impl Point {
                     f.name
                 )));
             }
-            if v.len() != f.dim {
-                return Err(Error::DimensionMismatch {
-                    expected: f.dim,
-                    got: v.len(),
-                    context: format!("point {id}, vector {:?}", f.name),
-                });
-            }
-            if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                return Err(Error::NonFinite {
-                    what: format!("point {id}, vector {:?}", f.name),
-                    component: i,
-                    value: *x,
-                });
-            }
+            check_vector(v, f.dim, &format!("point {id}, vector {:?}", f.name))?;
             if f.metric()? == quarry_core::Metric::Cosine && v.iter().all(|&x| x == 0.0) {
                 return Err(Error::ZeroVector { what: format!("point {id}, vector {:?}", f.name) });
             }
         }
-        let size = serde_json::to_vec(&self.payload).map_or(usize::MAX, |b| b.len());
-        if size > schema.max_payload_bytes {
-            return Err(Error::InvalidArgument(format!(
-                "point {id}: payload of {size} bytes is over the collection's limit of {} bytes",
-                schema.max_payload_bytes
-            )));
-        }
+        check_payload_size(id, &self.payload, schema.max_payload_bytes)?;
         Ok(())
     }
 
