@@ -29,6 +29,9 @@ enum Command {
     Fuse(commands::fuse::Args),
     /// Evaluate a TREC run against qrels exactly as trec_eval does.
     Eval(commands::eval::Args),
+    /// Build a text collection from a BEIR folder, run its queries (dense, BM25 or hybrid) and
+    /// evaluate them (nDCG@10, recall@100, MRR, MAP) with indexing and query timings.
+    Beir(commands::beir::Args),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -51,6 +54,7 @@ fn main() {
         Command::Search(a) => commands::search::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Fuse(a) => commands::fuse::run(a),
+        Command::Beir(a) => commands::beir::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Collection(c) => commands::db::collection(c),
         Command::Ingest(a) => commands::db::ingest(a),

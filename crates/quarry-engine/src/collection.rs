@@ -783,6 +783,21 @@ impl Collection {
         }
     }
 
+    /// Ids of the points passing `filter` (through the payload indexes where they answer).
+    pub fn matching_ids(&self, filter: &Filter) -> Vec<PointId> {
+        let st = self.read_state();
+        matching(&st, filter, 0).map(|s| st.ids[s as usize]).collect()
+    }
+
+    /// Calls `f` with every point's id and payload (under the read lock: `f` must not call back
+    /// into this collection).
+    pub fn for_each_payload(&self, mut f: impl FnMut(PointId, &Map<String, Value>)) {
+        let st = self.read_state();
+        for (&id, &slot) in &st.slot_of {
+            f(id, &st.payloads[slot as usize]);
+        }
+    }
+
     /// Up to `limit` points in id order after `after` (exclusive), and the cursor for the next page.
     pub fn scroll(
         &self,

@@ -4,21 +4,30 @@
 
 use crate::collection::{Collection, StoreOpener};
 use crate::schema::CollectionSchema;
+use crate::text::{TextCollection, TextSpec};
 use quarry_core::{Error, Result};
-use std::collections::BTreeMap;
+use quarry_text::SentenceEncoder;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// An open database.
 pub struct Database {
     dir: PathBuf,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     opener: Option<StoreOpener>,
+    /// Text views opened so far (their BM25 index is built once).
+    texts: Mutex<HashMap<String, Arc<TextCollection>>>,
+    /// Sentence models loaded so far, by folder.
+    models: Mutex<HashMap<PathBuf, Arc<SentenceEncoder>>>,
 }
 
 impl Drop for Database {
     /// Closing waits for background seals to finish (their segments are then on disk).
     fn drop(&mut self) {
+        for t in self.texts.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            t.wait_for_sealing();
+        }
         for c in self.collections.read().unwrap_or_else(PoisonError::into_inner).values() {
             c.wait_for_sealing();
         }
@@ -68,7 +77,13 @@ impl Database {
             let c = Collection::open(&name, &entry.path(), opener.as_ref())?;
             collections.insert(name, c);
         }
-        Ok(Database { dir: dir.to_path_buf(), collections: RwLock::new(collections), opener })
+        Ok(Database {
+            dir: dir.to_path_buf(),
+            collections: RwLock::new(collections),
+            opener,
+            texts: Mutex::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The database folder.
@@ -120,6 +135,55 @@ impl Database {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::InvalidArgument(format!("unknown collection {name:?}")))
+    }
+
+    /// The sentence model `spec` names (a folder or a name, see `quarry_text::locate`), loaded
+    /// once per database.
+    pub fn model(&self, spec: &str) -> Result<Arc<SentenceEncoder>> {
+        let dir = quarry_text::locate::model_dir(spec)?;
+        let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = models.get(&dir) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(SentenceEncoder::load(&dir)?);
+        models.insert(dir, m.clone());
+        Ok(m)
+    }
+
+    /// Creates text collection `name`: one cosine vector field sized by `text`'s model (none
+    /// without a model) indexed with `index` (`hnsw`, `hnsw+sq8`, `flat`), payloads up to 16 MiB
+    /// (they hold the texts), and `text`'s settings.
+    pub fn create_text_collection(
+        &self,
+        name: &str,
+        text: TextSpec,
+        index: &str,
+    ) -> Result<Arc<TextCollection>> {
+        let mut schema = CollectionSchema::single(1, quarry_core::Metric::Cosine, index);
+        match &text.model {
+            Some(m) => schema.vectors[0].dim = self.model(m)?.dim(),
+            None => schema.vectors.clear(),
+        }
+        schema.max_payload_bytes = 16 << 20;
+        schema.text = Some(text);
+        self.create_collection(name, schema)?;
+        self.text_collection(name)
+    }
+
+    /// The text view of collection `name` (an error if it has no text settings); opened once.
+    pub fn text_collection(&self, name: &str) -> Result<Arc<TextCollection>> {
+        let mut texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = texts.get(name) {
+            return Ok(t.clone());
+        }
+        let docs = self.collection(name)?;
+        let encoder = match docs.schema().text.as_ref().and_then(|t| t.model.as_deref()) {
+            Some(m) => Some(self.model(m)?),
+            None => None,
+        };
+        let t = Arc::new(TextCollection::open(docs, encoder)?);
+        texts.insert(name.to_string(), t.clone());
+        Ok(t)
     }
 
     /// Names of the collections.

@@ -3,7 +3,8 @@
 //! durability, payload indexes), points with JSON payloads and u64 or UUID ids, a write-ahead log
 //! fsynced before a write is acknowledged (group commit), Qdrant-dialect payload [`Filter`]s,
 //! sealed HNSW segments built in the background and persisted with a manifest (a log checkpoint),
-//! and consistent snapshots.
+//! consistent snapshots, and text collections ([`TextCollection`]: BM25, sentence embeddings,
+//! hybrid and multi-query fusion).
 //!
 //! ```
 //! use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId, SearchOptions};
@@ -36,7 +37,7 @@
 //! Files: `id` (point ids), `schema`, `point` (points, validation, the WAL operation codec),
 //! `filter` (payload filters), `payload_index`, `segment` (sealed graphs, SQ8 codes),
 //! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, state,
-//! seals, search), `database`.
+//! seals, search), `text` (text collections), `database`.
 
 pub mod collection;
 pub mod database;
@@ -50,6 +51,9 @@ pub mod segment;
 mod segment_file;
 #[cfg(test)]
 mod tests;
+pub mod text;
+#[cfg(test)]
+mod text_tests;
 
 pub use collection::{Collection, ScoredPoint, SearchOptions};
 pub use database::Database;
@@ -58,3 +62,4 @@ pub use id::PointId;
 pub use point::{Op, Point};
 pub use schema::{CollectionSchema, VectorField};
 pub use segment::IndexKind;
+pub use text::{PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec};

@@ -1,5 +1,6 @@
 //! A collection's schema: its named dense vector fields (dimension, metric, index spec), the
-//! payload size limit and the durability of its writes. Stored as `schema.json` in the
+//! payload size limit, the durability of its writes, and for text collections the text settings
+//! ([`crate::text::TextSpec`]). Stored as `schema.json` in the
 //! collection's folder, written crash-safely.
 
 use quarry_core::{Error, Metric, Result};
@@ -59,6 +60,10 @@ pub struct CollectionSchema {
     /// (faster mid-selectivity filtered search, for more build time and memory).
     #[serde(default)]
     pub payload_graphs: bool,
+    /// Text settings (a text collection: documents carry text, indexed for BM25 and embedded by a
+    /// model into the single vector field); none for a vector collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<crate::text::TextSpec>,
 }
 
 fn default_seal() -> usize {
@@ -88,13 +93,28 @@ impl CollectionSchema {
             payload_indexes: Vec::new(),
             seal_threshold: default_seal(),
             payload_graphs: false,
+            text: None,
         }
     }
 
     /// Checks the schema; errors name the field.
     pub fn check(&self) -> Result<()> {
-        if self.vectors.is_empty() {
-            return Err(Error::InvalidArgument("a collection needs at least one vector field".into()));
+        match &self.text {
+            None if self.vectors.is_empty() => {
+                return Err(Error::InvalidArgument("a collection needs at least one vector field".into()));
+            }
+            Some(t) => {
+                t.check()?;
+                let want = usize::from(t.model.is_some());
+                if self.vectors.len() != want {
+                    return Err(Error::InvalidArgument(format!(
+                        "a text collection {} has {want} vector field(s) (found {})",
+                        if want == 1 { "with a model" } else { "without a model (BM25 only)" },
+                        self.vectors.len()
+                    )));
+                }
+            }
+            None => {}
         }
         for (i, f) in self.vectors.iter().enumerate() {
             if f.dim == 0 || f.dim > 65_536 {

@@ -302,7 +302,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn plain() -> Analyzer {
-        let cfg = AnalyzerConfig { stopwords: StopWords::Named("none".into()), stemmer: None, ..Default::default() };
+        let cfg = AnalyzerConfig {
+            stopwords: StopWords::Named("none".into()),
+            stemmer: None,
+            ..Default::default()
+        };
         Analyzer::new(&cfg).expect("analyzer")
     }
 

@@ -20,6 +20,8 @@ pub struct SentenceEncoder {
     model: BertModel,
     fast: crate::bert::FastBert,
     tokenizer: Tokenizer,
+    /// The tokenizer without truncation (passage splitting).
+    splitter: Tokenizer,
     config: SentenceConfig,
     dim: usize,
     pad_id: u32,
@@ -54,6 +56,10 @@ impl SentenceEncoder {
             .map_err(|e| Error::malformed(&tok_path, "tokenizer", e.to_string()))?;
         let pad_id = tokenizer.get_padding().map_or(bert.pad_token_id as u32, |p| p.pad_id);
         tokenizer.with_padding(None);
+        let mut splitter = tokenizer.clone();
+        splitter
+            .with_truncation(None)
+            .map_err(|e| Error::malformed(&tok_path, "truncation", e.to_string()))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: config.max_seq_length,
@@ -79,6 +85,7 @@ impl SentenceEncoder {
             model,
             fast,
             tokenizer,
+            splitter,
             config,
             dim: bert.hidden_size,
             pad_id,
@@ -102,6 +109,37 @@ impl SentenceEncoder {
         let enc =
             self.tokenizer.encode(t, true).map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Splits `text` into passages that each fit the model's window (`max_seq_length` tokens with
+    /// the special tokens), consecutive passages sharing `overlap` tokens; a text that fits is one
+    /// passage (itself). Passage 0 is what [`SentenceEncoder::encode`] sees of the whole text
+    /// (truncation keeps the first window). Passages are cut at token boundaries of the text the
+    /// model sees (lowercased first if the model lowercases).
+    pub fn passages(&self, text: &str, overlap: usize) -> Result<Vec<String>> {
+        let t = if self.config.do_lower_case { text.to_lowercase() } else { text.to_string() };
+        let enc = self
+            .splitter
+            .encode(t.as_str(), false)
+            .map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
+        let offsets = enc.get_offsets();
+        let window = self.config.max_seq_length.saturating_sub(2).max(1);
+        if offsets.len() <= window {
+            return Ok(vec![text.to_string()]);
+        }
+        let stride = window.saturating_sub(overlap).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + window).min(offsets.len());
+            let (a, b) = (offsets[start].0, offsets[end - 1].1);
+            out.push(t.get(a..b).unwrap_or_default().to_string());
+            if end == offsets.len() {
+                break;
+            }
+            start += stride;
+        }
+        Ok(out)
     }
 
     /// Sentence vectors of `texts` (one row each, input order), `batch_size` texts per forward

@@ -6,7 +6,9 @@
 
 use anyhow::{bail, Context, Result};
 use quarry_core::Metric;
-use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId};
+use quarry_engine::{
+    CollectionSchema, Database, Filter, PassageMode, Point, PointId, TextDoc, TextMode, TextQuery, TextSpec,
+};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -58,18 +60,34 @@ pub struct CreateArgs {
     /// Collection name (1-64 letters, digits, '_' or '-').
     #[arg(long)]
     name: String,
-    /// Vector dimension.
+    /// Vector dimension (not with --text: the model sets it).
+    #[arg(long, required_unless_present = "text")]
+    dim: Option<usize>,
+    /// A text collection: documents carry text, indexed for BM25 and (with --model) embedded.
     #[arg(long)]
-    dim: usize,
+    text: bool,
+    /// Text collections: the sentence model (folder or name); without it, BM25 only.
+    #[arg(long, requires = "text")]
+    model: Option<String>,
+    /// Text collections: BM25 k1.
+    #[arg(long, requires = "text", default_value_t = 1.2)]
+    k1: f32,
+    /// Text collections: BM25 b.
+    #[arg(long, requires = "text", default_value_t = 0.75)]
+    b: f32,
+    /// Text collections: long documents as the best of overlapping passages (max) or their first
+    /// window (truncate).
+    #[arg(long, requires = "text", default_value = "max")]
+    passages: String,
     /// Similarity metric: cosine, ip or l2.
     #[arg(long, default_value = "cosine")]
     metric: Metric,
     /// Index of sealed segments (hnsw, hnsw+sq8, flat, ...).
     #[arg(long, default_value = "hnsw")]
     index: String,
-    /// Largest payload in bytes of JSON.
-    #[arg(long, default_value_t = 65_536)]
-    max_payload_bytes: usize,
+    /// Largest payload in bytes of JSON (default 64 KiB; 16 MiB for text collections).
+    #[arg(long)]
+    max_payload_bytes: Option<usize>,
     /// Acknowledge writes without fsync (survives a process crash, not power loss).
     #[arg(long)]
     no_fsync: bool,
@@ -87,13 +105,41 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
     match cmd {
         CollectionCommand::Create(a) => {
             let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
-            let mut schema = CollectionSchema::single(a.dim, a.metric, &a.index);
-            schema.max_payload_bytes = a.max_payload_bytes;
+            let text = if a.text {
+                let mut spec = TextSpec::new(a.model.clone());
+                spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
+                spec.passages.mode = match a.passages.as_str() {
+                    "max" => PassageMode::Max,
+                    "truncate" => PassageMode::Truncate,
+                    p => bail!("--passages {p:?}: use max or truncate"),
+                };
+                Some(spec)
+            } else {
+                None
+            };
+            let dim = match (&a.model, a.dim) {
+                (Some(m), _) => db.model(m)?.dim(),
+                (None, Some(d)) => d,
+                (None, None) => 0,
+            };
+            let mut schema = CollectionSchema::single(dim.max(1), a.metric, &a.index);
+            if a.text && a.model.is_none() {
+                schema.vectors.clear();
+            }
+            let text_default = if a.text { 16 << 20 } else { 65_536 };
+            schema.max_payload_bytes = a.max_payload_bytes.unwrap_or(text_default);
             schema.fsync = !a.no_fsync;
             schema.payload_indexes = a.index_payload.clone();
             schema.seal_threshold = a.seal_threshold;
+            schema.text = text;
             db.create_collection(&a.name, schema)?;
-            println!("created collection {} ({}-d, {}, {})", a.name, a.dim, a.metric, a.index);
+            match (a.text, &a.model) {
+                (true, Some(m)) => {
+                    println!("created text collection {} (model {m}, {dim}-d, {})", a.name, a.index)
+                }
+                (true, None) => println!("created text collection {} (BM25 only)", a.name),
+                _ => println!("created collection {} ({dim}-d, {}, {})", a.name, a.metric, a.index),
+            }
             Ok(())
         }
         CollectionCommand::Snapshot(a) => {
@@ -120,7 +166,8 @@ pub struct IngestArgs {
     /// Collection name.
     #[arg(long)]
     collection: String,
-    /// JSONL file: one point per line, `{"id": …, "vector": […], "payload": {…}}` (`-`: stdin).
+    /// JSONL file: one point per line, `{"id": …, "vector": […], "payload": {…}}`, or for a
+    /// text collection `{"id": …, "text": "…", "payload": {…}}` (`-`: stdin).
     #[arg(long)]
     jsonl: PathBuf,
     /// Points per durable batch.
@@ -136,6 +183,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
     let col = db.collection(&a.collection)?;
     let schema = col.schema().clone();
+    let text = if schema.text.is_some() { Some(db.text_collection(&a.collection)?) } else { None };
     let reader: Box<dyn BufRead> = if a.jsonl.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -145,11 +193,15 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut total = 0usize;
     let mut batch = Vec::with_capacity(a.batch);
-    let flush = |batch: &mut Vec<Point>, total: &mut usize| -> Result<()> {
+    let flush = |batch: &mut Vec<Item>, total: &mut usize| -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        *total += col.upsert(std::mem::take(batch))?;
+        let items = std::mem::take(batch);
+        *total += match &text {
+            Some(t) => t.upsert(items.into_iter().filter_map(Item::doc).collect())?,
+            None => col.upsert(items.into_iter().filter_map(Item::point).collect())?,
+        };
         let mut out = stdout.lock();
         writeln!(out, "acked {total}")?;
         out.flush()?;
@@ -162,9 +214,14 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<serde_json::Value>(&line)
-            .map_err(anyhow::Error::from)
-            .and_then(|v| Point::from_json(&v, &schema).map_err(anyhow::Error::from));
+        let parsed =
+            serde_json::from_str::<serde_json::Value>(&line).map_err(anyhow::Error::from).and_then(|v| {
+                if text.is_some() {
+                    text_doc(&v).map(Item::Doc)
+                } else {
+                    Point::from_json(&v, &schema).map(Item::Point).map_err(anyhow::Error::from)
+                }
+            });
         match parsed {
             Ok(p) => batch.push(p),
             Err(e) => bail!(
@@ -180,6 +237,43 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     flush(&mut batch, &mut total)?;
     eprintln!("ingested {total} points into {}", a.collection);
     Ok(())
+}
+
+/// One parsed JSONL line of `quarry ingest`.
+enum Item {
+    Point(Point),
+    Doc(TextDoc),
+}
+
+impl Item {
+    fn point(self) -> Option<Point> {
+        match self {
+            Item::Point(p) => Some(p),
+            Item::Doc(_) => None,
+        }
+    }
+    fn doc(self) -> Option<TextDoc> {
+        match self {
+            Item::Doc(d) => Some(d),
+            Item::Point(_) => None,
+        }
+    }
+}
+
+/// A text document from `{"id": …, "text": "…", "payload": {…}}` (the payload is optional).
+fn text_doc(v: &serde_json::Value) -> Result<TextDoc> {
+    let id = PointId::from_json(v.get("id").context("missing \"id\"")?)?;
+    let text = match v.get("text") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(_) => bail!("\"text\" must be a string"),
+        None => bail!("missing \"text\" (the collection is a text collection)"),
+    };
+    let payload = match v.get("payload") {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        Some(_) => bail!("\"payload\" must be an object"),
+    };
+    Ok(TextDoc { id, text, payload })
 }
 
 /// Arguments of `quarry count`.
@@ -231,6 +325,66 @@ pub fn get(a: GetArgs) -> Result<()> {
         }
         None => bail!("no point with id {id} in collection {}", a.collection),
     }
+}
+
+/// `quarry search --dir D --collection C --text "…" [--text "…"] [--mode] [--explain]`: one JSON
+/// object (with `--json`) or text lines with the ranked documents of a text collection; several
+/// texts are one need, fused.
+#[allow(clippy::too_many_arguments)]
+pub fn search_text(
+    dir: &std::path::Path,
+    collection: &str,
+    texts: &[String],
+    mode: Option<TextMode>,
+    k: usize,
+    filter: Option<&str>,
+    explain: bool,
+    json: bool,
+) -> Result<()> {
+    let db = Database::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let col = db.text_collection(collection)?;
+    let filter = filter.map(Filter::parse).transpose()?;
+    let mode = mode.unwrap_or(if col.spec().model.is_some() { TextMode::Hybrid } else { TextMode::Bm25 });
+    let mut q = TextQuery::new(&texts[0], mode, k);
+    q.texts = texts.to_vec();
+    q.explain = explain;
+    let hits = col.search(&q, filter.as_ref())?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let hits: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| {
+                let mut o = serde_json::json!({"id": h.id.to_json(), "score": h.score, "payload": h.payload});
+                if let Some(e) = &h.explain {
+                    o["explain"] = serde_json::to_value(e).unwrap_or_default();
+                }
+                o
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::json!({"mode": mode, "hits": hits}))?;
+    } else {
+        let key = &col.spec().key;
+        for (i, h) in hits.iter().enumerate() {
+            let text = h.payload.get(key).and_then(|t| t.as_str()).unwrap_or_default();
+            let short: String = text.chars().take(100).collect();
+            writeln!(out, "{:>3}. {} {:.4}  {short}", i + 1, h.id, h.score)?;
+            for c in h.explain.iter().flatten() {
+                let terms: Vec<String> =
+                    c.terms.iter().map(|t| format!("{}={:.3}", t.term, t.score)).collect();
+                writeln!(
+                    out,
+                    "       {} (query {}): rank {}, score {:.4}{}{}",
+                    c.source,
+                    c.query,
+                    c.rank,
+                    c.score,
+                    c.passage.map(|p| format!(", passage {p}")).unwrap_or_default(),
+                    if terms.is_empty() { String::new() } else { format!(", terms {}", terms.join(" ")) }
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `quarry search --dir D --collection C --vector-file Q [-k] [--filter JSON] [--json]`: one line

@@ -1,5 +1,6 @@
 //! One module per `quarry` subcommand.
 
+pub mod beir;
 pub mod bench;
 pub mod db;
 pub mod embed;

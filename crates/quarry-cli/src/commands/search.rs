@@ -26,6 +26,16 @@ pub struct Args {
     /// Collection mode: query vectors (.fvecs, .npy, ...).
     #[arg(long, requires = "dir")]
     vector_file: Option<PathBuf>,
+    /// Collection mode: a query text (text collections; repeat for several texts of one need,
+    /// fused).
+    #[arg(long, requires = "dir")]
+    text: Vec<String>,
+    /// Text queries: dense, bm25 or hybrid (default: hybrid with a model, else bm25).
+    #[arg(long, requires = "text")]
+    mode: Option<quarry_engine::TextMode>,
+    /// Text queries: show each hit's score components.
+    #[arg(long, requires = "text")]
+    explain: bool,
     /// Collection mode: the vector field (default: the only one).
     #[arg(long)]
     field: Option<String>,
@@ -67,8 +77,20 @@ pub struct Args {
 /// Runs `quarry search`.
 pub fn run(a: Args) -> Result<()> {
     if let (Some(dir), Some(collection)) = (&a.dir, &a.collection) {
+        if !a.text.is_empty() {
+            return crate::commands::db::search_text(
+                dir,
+                collection,
+                &a.text,
+                a.mode,
+                a.k,
+                a.filter.as_deref(),
+                a.explain,
+                a.json,
+            );
+        }
         let Some(vectors) = &a.vector_file else {
-            anyhow::bail!("--dir needs --vector-file (the query vectors)")
+            anyhow::bail!("--dir needs --vector-file (query vectors) or --text (a text collection)")
         };
         return crate::commands::db::search_collection(
             dir,

@@ -1,0 +1,667 @@
+//! Text collections: documents given as text, stored in their payload, indexed for BM25 (one
+//! collection-wide index, so statistics span every segment) and embedded by a sentence model
+//! into the collection's vector field; queries ranked dense, BM25 or hybrid (rank or score
+//! fusion), several query texts for one need fused into one ranking, every hit able to explain
+//! its score.
+//!
+//! Long documents: passage 0 (what the model sees of the whole text, truncated at its window)
+//! is the document's own vector; with [`PassageMode::Max`] the later passages (overlapping
+//! windows) live in a companion collection in `<collection>/passages/` (payload: the document's
+//! payload without its text, plus `_doc` and `_passage`), and a document's dense score is the
+//! best of its passages. The BM25 index lives in memory and is rebuilt from the stored texts
+//! when the collection opens; the log and segments stay the only durable state.
+
+use crate::collection::{Collection, ScoredPoint, SearchOptions};
+use crate::filter::Filter;
+use crate::id::PointId;
+use crate::point::Point;
+use crate::schema::CollectionSchema;
+use quarry_core::{Error, Result};
+use quarry_text::bm25::TermScore;
+use quarry_text::fusion::{fuse, Fusion};
+use quarry_text::{Analyzer, AnalyzerConfig, Bm25Index, Bm25Params, SentenceEncoder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// How documents longer than the model's window are embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PassageMode {
+    /// Overlapping passages; a document's dense score is its best passage's (default).
+    #[default]
+    Max,
+    /// The first window only (the text is truncated, as sentence-transformers does).
+    Truncate,
+}
+
+/// Passage splitting of long documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassageSpec {
+    /// `max` or `truncate`.
+    pub mode: PassageMode,
+    /// Tokens shared by consecutive passages.
+    pub overlap: usize,
+}
+
+impl Default for PassageSpec {
+    fn default() -> Self {
+        PassageSpec { mode: PassageMode::Max, overlap: 32 }
+    }
+}
+
+/// A text collection's settings (stored in its schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    /// Payload key holding a document's text (default `text`).
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// Sentence model (a folder, or a name found by `quarry_text::locate`); none: BM25 only.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// BM25 parameters.
+    #[serde(default)]
+    pub bm25: Bm25Params,
+    /// Analysis of documents and queries for BM25.
+    #[serde(default)]
+    pub analyzer: AnalyzerConfig,
+    /// Passage splitting of long documents.
+    #[serde(default)]
+    pub passages: PassageSpec,
+    /// Prepended to query texts before embedding (e.g. `"query: "` for e5 models).
+    #[serde(default)]
+    pub query_prefix: String,
+    /// Prepended to document texts before embedding (e.g. `"passage: "` for e5 models).
+    #[serde(default)]
+    pub document_prefix: String,
+}
+
+fn default_key() -> String {
+    "text".into()
+}
+
+impl TextSpec {
+    /// Text settings with `model` (or none: BM25 only) and every other setting at its default.
+    pub fn new(model: Option<String>) -> TextSpec {
+        TextSpec {
+            key: default_key(),
+            model,
+            bm25: Bm25Params::default(),
+            analyzer: AnalyzerConfig::default(),
+            passages: PassageSpec::default(),
+            query_prefix: String::new(),
+            document_prefix: String::new(),
+        }
+    }
+
+    /// Checks the settings (BM25 ranges, analyzer, key).
+    pub fn check(&self) -> Result<()> {
+        if self.key.is_empty() {
+            return Err(Error::InvalidArgument("text key must not be empty".into()));
+        }
+        self.bm25.check()?;
+        Analyzer::new(&self.analyzer)?;
+        Ok(())
+    }
+}
+
+/// A document to index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextDoc {
+    /// External id.
+    pub id: PointId,
+    /// Its text (stored in the payload under the collection's text key).
+    pub text: String,
+    /// Other payload.
+    pub payload: Map<String, Value>,
+}
+
+/// Which ranking a query uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextMode {
+    /// Cosine similarity of sentence embeddings.
+    Dense,
+    /// BM25.
+    Bm25,
+    /// Dense and BM25 lists fused.
+    Hybrid,
+}
+
+impl std::str::FromStr for TextMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TextMode> {
+        match s {
+            "dense" => Ok(TextMode::Dense),
+            "bm25" => Ok(TextMode::Bm25),
+            "hybrid" => Ok(TextMode::Hybrid),
+            _ => Err(Error::InvalidArgument(format!("mode {s:?}: use dense, bm25 or hybrid"))),
+        }
+    }
+}
+
+/// A text query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextQuery {
+    /// One or more texts for one need; several are retrieved separately and fused
+    /// (`multi_fusion`), as in generative query-reformulation ensembles.
+    pub texts: Vec<String>,
+    /// Ranking.
+    pub mode: TextMode,
+    /// Hits returned.
+    pub k: usize,
+    /// How a hybrid query fuses its dense and BM25 lists (in that order).
+    pub fusion: Fusion,
+    /// How the lists of several query texts are fused.
+    pub multi_fusion: Fusion,
+    /// Candidates taken from each list before fusion (at least `k`).
+    pub depth: usize,
+    /// Graph beam of dense searches.
+    pub ef: usize,
+    /// Whether hits explain their score.
+    pub explain: bool,
+    /// Whether hits carry their payloads.
+    pub with_payload: bool,
+}
+
+impl TextQuery {
+    /// A query for `text` with `mode`, top `k`, RRF (k = 60) for fusion, 100 candidates per list.
+    pub fn new(text: &str, mode: TextMode, k: usize) -> TextQuery {
+        TextQuery {
+            texts: vec![text.to_string()],
+            mode,
+            k,
+            fusion: Fusion::Rrf { k: 60.0 },
+            multi_fusion: Fusion::Rrf { k: 60.0 },
+            depth: 100,
+            ef: crate::collection::DEFAULT_EF,
+            explain: false,
+            with_payload: true,
+        }
+    }
+}
+
+/// One list's part in a hit's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Component {
+    /// Which query text (index into [`TextQuery::texts`]).
+    pub query: usize,
+    /// `dense` or `bm25`.
+    pub source: &'static str,
+    /// Rank in that list (from 1).
+    pub rank: usize,
+    /// Score in that list (cosine or BM25).
+    pub score: f32,
+    /// Dense: the passage that scored best (0: the document's own vector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passage: Option<u32>,
+    /// BM25: each query term's contribution.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<TermScore>,
+}
+
+/// One ranked document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextHit {
+    /// Its id.
+    pub id: PointId,
+    /// Final score: the list's own score for one list, else the fused score.
+    pub score: f64,
+    /// Its payload (with the text), unless the query asked for none.
+    pub payload: Map<String, Value>,
+    /// Score components, when the query asked for them.
+    pub explain: Option<Vec<Component>>,
+}
+
+/// The BM25 side: the index and the document numbering.
+#[derive(Debug)]
+struct Lexical {
+    index: Bm25Index,
+    num_of: HashMap<PointId, u32>,
+    id_of: Vec<PointId>,
+}
+
+impl Lexical {
+    fn put(&mut self, id: PointId, terms: &[String]) {
+        if let Some(old) = self.num_of.remove(&id) {
+            self.index.remove(old);
+        }
+        let n = self.index.insert_terms(terms);
+        debug_assert_eq!(n as usize, self.id_of.len());
+        self.id_of.push(id);
+        self.num_of.insert(id, n);
+    }
+
+    fn remove(&mut self, id: PointId) {
+        if let Some(old) = self.num_of.remove(&id) {
+            self.index.remove(old);
+        }
+    }
+}
+
+/// A ranked list: `(document, score, passage)`, best first.
+type List = Vec<(PointId, f32, Option<u32>)>;
+
+/// A collection of text documents (see the module documentation).
+pub struct TextCollection {
+    docs: Arc<Collection>,
+    passages: Option<Arc<Collection>>,
+    spec: TextSpec,
+    encoder: Option<Arc<SentenceEncoder>>,
+    lexical: RwLock<Lexical>,
+    /// Serialises writes (the log, the passages and the BM25 index change together).
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for TextCollection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextCollection").field("name", &self.docs.name()).field("spec", &self.spec).finish()
+    }
+}
+
+impl Drop for TextCollection {
+    fn drop(&mut self) {
+        if let Some(p) = &self.passages {
+            p.wait_for_sealing();
+        }
+    }
+}
+
+const DOC_KEY: &str = "_doc";
+const PASSAGE_KEY: &str = "_passage";
+/// Texts per forward pass when embedding.
+const BATCH: usize = 32;
+
+/// A stable 128-bit id for passage `p` of document `doc` (FNV-1a, two lanes).
+fn passage_id(doc: PointId, p: u32) -> PointId {
+    let key = format!("{doc}#{p}");
+    let lane =
+        |basis: u64| key.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hi = lane(0xcbf2_9ce4_8422_2325);
+    let lo = lane(0x6c62_272e_07bb_0142);
+    PointId::Uuid((u128::from(hi) << 64) | u128::from(lo))
+}
+
+/// The schema of the passage companion of `schema`.
+fn passage_schema(schema: &CollectionSchema) -> CollectionSchema {
+    CollectionSchema {
+        vectors: schema.vectors.clone(),
+        max_payload_bytes: schema.max_payload_bytes,
+        fsync: schema.fsync,
+        payload_indexes: vec![DOC_KEY.into()],
+        seal_threshold: schema.seal_threshold,
+        payload_graphs: false,
+        text: None,
+    }
+}
+
+impl TextCollection {
+    /// Opens the text view of `docs` (whose schema must have text settings), with `encoder` for
+    /// its model (required when the schema names one): opens or creates the passage companion
+    /// and builds the BM25 index from the stored texts.
+    pub fn open(docs: Arc<Collection>, encoder: Option<Arc<SentenceEncoder>>) -> Result<TextCollection> {
+        let spec = docs.schema().text.clone().ok_or_else(|| {
+            Error::InvalidArgument(format!("collection {:?} has no text field", docs.name()))
+        })?;
+        if spec.model.is_some() != encoder.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "collection {:?}: a model encoder is needed exactly when the schema names a model",
+                docs.name()
+            )));
+        }
+        if let Some(e) = &encoder {
+            let dim = docs.schema().vectors[0].dim;
+            if e.dim() != dim {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    got: e.dim(),
+                    context: format!("model of text collection {:?}", docs.name()),
+                });
+            }
+        }
+        let passages = match (&encoder, spec.passages.mode) {
+            (Some(_), PassageMode::Max) => {
+                let dir = docs.dir().join("passages");
+                if !dir.join("schema.json").exists() {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+                    passage_schema(docs.schema()).save(&dir)?;
+                }
+                Some(Collection::open(&format!("{}/passages", docs.name()), &dir, None)?)
+            }
+            _ => None,
+        };
+        let analyzer = Analyzer::new(&spec.analyzer)?;
+        let mut texts: Vec<(PointId, String)> = Vec::new();
+        docs.for_each_payload(|id, p| {
+            texts.push((id, p.get(&spec.key).and_then(Value::as_str).unwrap_or_default().to_string()));
+        });
+        texts.sort_unstable_by_key(|t| t.0);
+        let terms = analyze(&analyzer, texts.iter().map(|t| t.1.as_str()).collect());
+        let mut lexical = Lexical {
+            index: Bm25Index::new(analyzer, spec.bm25)?,
+            num_of: HashMap::new(),
+            id_of: Vec::new(),
+        };
+        for ((id, _), t) in texts.iter().zip(&terms) {
+            lexical.put(*id, t);
+        }
+        Ok(TextCollection {
+            docs,
+            passages,
+            spec,
+            encoder,
+            lexical: RwLock::new(lexical),
+            write: Mutex::new(()),
+        })
+    }
+
+    /// The underlying collection of documents (vectors are passage 0's embeddings).
+    pub fn docs(&self) -> &Arc<Collection> {
+        &self.docs
+    }
+
+    /// The text settings.
+    pub fn spec(&self) -> &TextSpec {
+        &self.spec
+    }
+
+    /// Number of documents.
+    pub fn count(&self) -> usize {
+        self.docs.count(None)
+    }
+
+    /// Number of extra passages stored (documents longer than the model's window).
+    pub fn extra_passages(&self) -> usize {
+        self.passages.as_ref().map_or(0, |p| p.count(None))
+    }
+
+    /// BM25 statistics over the live documents.
+    pub fn bm25_stats(&self) -> quarry_text::bm25::Bm25Stats {
+        self.lexical.read().unwrap_or_else(PoisonError::into_inner).index.stats()
+    }
+
+    fn embed(&self, texts: &[String], prefix: &str) -> Result<Vec<Vec<f32>>> {
+        let Some(enc) = &self.encoder else { return Ok(vec![Vec::new(); texts.len()]) };
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let with: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let refs: Vec<&str> = with.iter().map(String::as_str).collect();
+        let m = enc.encode(&refs, BATCH)?;
+        Ok((0..m.rows()).map(|r| m.row(r).to_vec()).collect())
+    }
+
+    /// Indexes `docs` (a later document with the same id replaces an earlier one): embeds their
+    /// passages, logs them (acknowledged once durable), and updates the BM25 index. Returns the
+    /// number of documents written. A failure part-way can leave the passages of a document
+    /// newer than the document; retrying the write repairs it.
+    pub fn upsert(&self, docs: Vec<TextDoc>) -> Result<usize> {
+        // The last of each id wins, as in the log.
+        let mut last: HashMap<PointId, usize> = HashMap::new();
+        for (i, d) in docs.iter().enumerate() {
+            last.insert(d.id, i);
+        }
+        let docs: Vec<TextDoc> =
+            docs.into_iter().enumerate().filter(|(i, d)| last[&d.id] == *i).map(|x| x.1).collect();
+        let key = &self.spec.key;
+        let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
+        let doc_vecs = self.embed(&texts, &self.spec.document_prefix)?;
+        // Later passages of long documents.
+        let mut extra: Vec<(usize, u32, String)> = Vec::new();
+        if let (Some(enc), Some(_)) = (&self.encoder, &self.passages) {
+            for (i, d) in docs.iter().enumerate() {
+                let ps = enc.passages(
+                    &format!("{}{}", self.spec.document_prefix, d.text),
+                    self.spec.passages.overlap,
+                )?;
+                extra.extend(ps.into_iter().enumerate().skip(1).map(|(p, t)| (i, p as u32, t)));
+            }
+        }
+        let extra_vecs = match &self.encoder {
+            Some(enc) if !extra.is_empty() => {
+                let refs: Vec<&str> = extra.iter().map(|e| e.2.as_str()).collect();
+                let m = enc.encode(&refs, BATCH)?;
+                (0..m.rows()).map(|r| m.row(r).to_vec()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let points: Vec<Point> = docs
+            .iter()
+            .zip(doc_vecs)
+            .map(|(d, v)| {
+                let mut payload = d.payload.clone();
+                payload.insert(key.clone(), Value::String(d.text.clone()));
+                Point { id: d.id, vectors: if v.is_empty() { Vec::new() } else { vec![v] }, payload }
+            })
+            .collect();
+        for p in &points {
+            p.check(self.docs.schema())?;
+        }
+        let terms = analyze(
+            self.lexical.read().unwrap_or_else(PoisonError::into_inner).index.analyzer(),
+            texts.iter().map(String::as_str).collect(),
+        );
+        let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pc) = &self.passages {
+            let ids: Vec<PointId> = docs.iter().map(|d| d.id).collect();
+            pc.delete_by_filter(&doc_filter(&ids)?)?;
+            let ps: Vec<Point> = extra
+                .iter()
+                .zip(extra_vecs)
+                .map(|((i, p, _), v)| {
+                    let d = &docs[*i];
+                    let mut payload = d.payload.clone();
+                    payload.insert(DOC_KEY.into(), d.id.to_json());
+                    payload.insert(PASSAGE_KEY.into(), Value::from(*p));
+                    Point { id: passage_id(d.id, *p), vectors: vec![v], payload }
+                })
+                .collect();
+            for chunk in ps.chunks(4096) {
+                pc.upsert(chunk.to_vec())?;
+            }
+        }
+        let n = self.docs.upsert(points)?;
+        let mut lex = self.lexical.write().unwrap_or_else(PoisonError::into_inner);
+        for (d, t) in docs.iter().zip(&terms) {
+            lex.put(d.id, t);
+        }
+        Ok(n)
+    }
+
+    /// Deletes documents by id (and their passages); returns how many were present.
+    pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
+        let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = self.docs.delete(ids)?;
+        if let Some(pc) = &self.passages {
+            pc.delete_by_filter(&doc_filter(ids)?)?;
+        }
+        let mut lex = self.lexical.write().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            lex.remove(*id);
+        }
+        Ok(n)
+    }
+
+    /// The document with `id` (its payload holds the text).
+    pub fn get(&self, id: PointId) -> Option<Point> {
+        self.docs.get(id)
+    }
+
+    /// Waits for background seals of the documents and the passages.
+    pub fn wait_for_sealing(&self) {
+        self.docs.wait_for_sealing();
+        if let Some(p) = &self.passages {
+            p.wait_for_sealing();
+        }
+    }
+
+    /// Builds one graph segment of everything (documents and passages).
+    pub fn optimize(&self) -> Result<()> {
+        self.docs.optimize()?;
+        if let Some(p) = &self.passages {
+            p.optimize()?;
+        }
+        Ok(())
+    }
+
+    /// Dense list of one query vector: documents by their best passage, `depth` long.
+    fn dense_list(&self, q: &[f32], depth: usize, filter: Option<&Filter>, ef: usize) -> Result<List> {
+        let opts = SearchOptions { ef, with_payload: false };
+        let mut best: HashMap<PointId, (f32, u32)> = HashMap::new();
+        for h in self.docs.search_with(q, None, depth, filter, &opts)? {
+            best.insert(h.id, (h.score, 0));
+        }
+        if let Some(pc) = &self.passages {
+            if pc.count(None) > 0 {
+                // Grow the passage list until it names `depth` distinct documents (or ends): a
+                // document missing from it then cannot beat the ones found.
+                let popts = SearchOptions { ef, with_payload: true };
+                let mut want = depth;
+                loop {
+                    let hits: Vec<ScoredPoint> = pc.search_with(q, None, want, filter, &popts)?;
+                    let mut seen: HashMap<PointId, (f32, u32)> = HashMap::new();
+                    for h in &hits {
+                        let doc = h.payload.get(DOC_KEY).map(PointId::from_json).transpose()?;
+                        let p = h.payload.get(PASSAGE_KEY).and_then(Value::as_u64).unwrap_or(0) as u32;
+                        if let Some(doc) = doc {
+                            seen.entry(doc).or_insert((h.score, p));
+                        }
+                    }
+                    if seen.len() >= depth || hits.len() < want {
+                        let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
+                        for (doc, (s, p)) in seen {
+                            // A passage whose document is gone (an interrupted write) is skipped.
+                            if !lex.num_of.contains_key(&doc) {
+                                continue;
+                            }
+                            let e = best.entry(doc).or_insert((f32::NEG_INFINITY, p));
+                            if s > e.0 {
+                                *e = (s, p);
+                            }
+                        }
+                        break;
+                    }
+                    want *= 2;
+                }
+            }
+        }
+        let mut list: List = best.into_iter().map(|(id, (s, p))| (id, s, Some(p))).collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list.truncate(depth);
+        Ok(list)
+    }
+
+    /// BM25 list of one query text, `depth` long.
+    fn bm25_list(
+        &self,
+        text: &str,
+        depth: usize,
+        admitted: Option<&std::collections::HashSet<PointId>>,
+    ) -> List {
+        let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
+        let admit = |n: u32| admitted.is_none_or(|a| a.contains(&lex.id_of[n as usize]));
+        let mut list: List = lex
+            .index
+            .search(text, depth, Some(&admit))
+            .into_iter()
+            .map(|(n, s)| (lex.id_of[n as usize], s, None))
+            .collect();
+        // Ties by id (not by insertion order), as every other list.
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list
+    }
+
+    /// Ranks documents for `query` among those passing `filter`.
+    pub fn search(&self, query: &TextQuery, filter: Option<&Filter>) -> Result<Vec<TextHit>> {
+        if query.texts.is_empty() {
+            return Err(Error::InvalidArgument("a text query needs at least one text".into()));
+        }
+        let dense = matches!(query.mode, TextMode::Dense | TextMode::Hybrid);
+        let lexical = matches!(query.mode, TextMode::Bm25 | TextMode::Hybrid);
+        if dense && self.encoder.is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "collection {:?} has no model: only bm25 queries work",
+                self.docs.name()
+            )));
+        }
+        let single = query.texts.len() == 1 && query.mode != TextMode::Hybrid;
+        let depth = if single { query.k } else { query.depth.max(query.k) };
+        let qvecs = if dense { self.embed(&query.texts, &self.spec.query_prefix)? } else { Vec::new() };
+        let admitted = match (lexical, filter) {
+            (true, Some(f)) => Some(self.docs.matching_ids(f).into_iter().collect()),
+            _ => None,
+        };
+        // lists[i] = (query, source, list)
+        let mut lists: Vec<(usize, &'static str, List)> = Vec::new();
+        for (qi, text) in query.texts.iter().enumerate() {
+            if dense {
+                lists.push((qi, "dense", self.dense_list(&qvecs[qi], depth, filter, query.ef)?));
+            }
+            if lexical {
+                lists.push((qi, "bm25", self.bm25_list(text, depth, admitted.as_ref())));
+            }
+        }
+        let as_scores = |l: &List| l.iter().map(|(id, s, _)| (*id, f64::from(*s))).collect::<Vec<_>>();
+        let ranked: Vec<(PointId, f64)> = if single {
+            as_scores(&lists[0].2)
+        } else {
+            let per_query: Vec<Vec<(PointId, f64)>> = (0..query.texts.len())
+                .map(|qi| {
+                    let mine: Vec<Vec<(PointId, f64)>> =
+                        lists.iter().filter(|l| l.0 == qi).map(|l| as_scores(&l.2)).collect();
+                    if mine.len() == 1 {
+                        Ok(mine.into_iter().next().unwrap_or_default())
+                    } else {
+                        fuse(&mine, &query.fusion, depth)
+                    }
+                })
+                .collect::<Result<_>>()?;
+            if per_query.len() == 1 {
+                per_query.into_iter().next().unwrap_or_default()
+            } else {
+                fuse(&per_query, &query.multi_fusion, depth)?
+            }
+        };
+        let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
+        let mut hits = Vec::with_capacity(query.k.min(ranked.len()));
+        for (id, score) in ranked.into_iter().take(query.k) {
+            let payload = if query.with_payload {
+                self.docs.get(id).map(|p| p.payload).unwrap_or_default()
+            } else {
+                Map::new()
+            };
+            let explain = query.explain.then(|| {
+                lists
+                    .iter()
+                    .filter_map(|(qi, source, l)| {
+                        let rank = l.iter().position(|x| x.0 == id)?;
+                        let (_, s, passage) = l[rank];
+                        let terms = match (*source, lex.num_of.get(&id)) {
+                            ("bm25", Some(&n)) => lex.index.explain(&query.texts[*qi], n),
+                            _ => Vec::new(),
+                        };
+                        Some(Component { query: *qi, source, rank: rank + 1, score: s, passage, terms })
+                    })
+                    .collect()
+            });
+            hits.push(TextHit { id, score, payload, explain });
+        }
+        Ok(hits)
+    }
+}
+
+/// Analyses `texts` on all threads (one analyzer clone per task).
+fn analyze(analyzer: &Analyzer, texts: Vec<&str>) -> Vec<Vec<String>> {
+    use rayon::prelude::*;
+    texts.par_iter().map_init(|| analyzer.clone(), |a, t| a.terms(t)).collect()
+}
+
+/// A filter matching passages of the documents `ids`.
+fn doc_filter(ids: &[PointId]) -> Result<Filter> {
+    let any: Vec<Value> = ids.iter().map(|id| id.to_json()).collect();
+    let json = serde_json::json!({"must": [{"key": DOC_KEY, "match": {"any": any}}]});
+    Filter::parse(&json.to_string())
+}
