@@ -849,3 +849,115 @@ fn crash_loop(iters: u64, name: &str) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn mini_beir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mini-beir")
+}
+
+/// `quarry beir` on the shipped ten-document folder: BM25 always; dense and hybrid when the test
+/// model has been fetched (`scripts/fetch_model.sh`). The run file holds the judged queries only.
+#[test]
+fn beir_builds_queries_and_evaluates_through_the_engine() {
+    let data = mini_beir();
+    let run = tmp("mini-bm25.trec");
+    let o = quarry(&["beir", "--dataset", p(&data), "--mode", "bm25", "--json", "--run-out", p(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(row["docs"], 10);
+    assert_eq!(row["queries"], 3);
+    for m in ["ndcg_cut_10", "recall_100", "recip_rank", "map"] {
+        let v = row[m].as_f64().expect(m);
+        assert!((0.0..=1.0).contains(&v), "{m} = {v}");
+    }
+    // Each judged query's best-judged document shares words with it: BM25 ranks it first.
+    assert!(row["recip_rank"].as_f64().expect("mrr") > 0.99, "{row}");
+    let lines = std::fs::read_to_string(&run).expect("run");
+    assert!(lines.lines().all(|l| l.split_whitespace().count() == 6));
+    assert!(!lines.contains("q4 "));
+    if quarry_text::locate::model_dir("all-MiniLM-L6-v2").is_err() {
+        eprintln!("skipping dense and hybrid: the test model is not fetched");
+        return;
+    }
+    for (mode, extra) in [("dense", &["--index", "flat"][..]), ("hybrid", &["--fusion", "weighted"][..])] {
+        let mut args = vec!["beir", "--dataset", p(&data), "--mode", mode, "--json"];
+        args.extend_from_slice(extra);
+        let o = quarry(&args);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+        assert!(row["recip_rank"].as_f64().expect("mrr") > 0.99, "{mode}: {row}");
+    }
+    // Bad arguments are errors that name them.
+    let o = quarry(&["beir", "--dataset", p(&data), "--mode", "sparse"]);
+    assert!(!o.status.success() && stderr(&o).contains("sparse"), "{}", stderr(&o));
+    let o = quarry(&["beir", "--dataset", p(&data), "--split", "dev"]);
+    assert!(!o.status.success() && stderr(&o).contains("dev"), "{}", stderr(&o));
+}
+
+/// A text collection from the CLI: create (BM25 only), ingest JSONL with text, search with
+/// several texts and explanations, and clear errors for lines without text.
+#[test]
+fn text_collection_create_ingest_search() {
+    let dir = tmp("textdb");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = quarry(&[
+        "collection",
+        "create",
+        "--dir",
+        p(&dir),
+        "--name",
+        "t",
+        "--text",
+        "--k1",
+        "0.9",
+        "--b",
+        "0.4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docs = tmp("text-docs.jsonl");
+    let corpus = std::fs::read_to_string(mini_beir().join("corpus.jsonl")).expect("corpus");
+    let lines: Vec<String> = corpus
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            serde_json::json!({"id": i, "text": v["text"], "payload": {"title": v["title"]}}).to_string()
+        })
+        .collect();
+    std::fs::write(&docs, lines.join("\n")).expect("write");
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "t", "--jsonl", p(&docs), "--batch", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("acked 10"));
+    let o = quarry(&[
+        "search",
+        "--dir",
+        p(&dir),
+        "--collection",
+        "t",
+        "--text",
+        "bread yeast",
+        "--text",
+        "dough rise",
+        "-k",
+        "3",
+        "--explain",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let res: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(res["mode"], "bm25");
+    let hits = res["hits"].as_array().expect("hits");
+    assert_eq!(hits[0]["id"], 5); // "Commercial yeast makes bread rise quickly; the dough …"
+    assert!(hits[0]["explain"].as_array().expect("explain").len() == 2, "{res}");
+    // Dense needs a model; a line without text is refused with its line number.
+    let o = quarry(&["search", "--dir", p(&dir), "--collection", "t", "--text", "x", "--mode", "dense"]);
+    assert!(!o.status.success() && stderr(&o).contains("no model"), "{}", stderr(&o));
+    let bad = tmp("text-bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 99, \"payload\": {}}\n").expect("write");
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "t", "--jsonl", p(&bad)]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("line 1") && stderr(&o).contains("text"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,8 +26,8 @@ pub struct Args {
     /// Ranking: dense, bm25 or hybrid.
     #[arg(long, default_value = "hybrid")]
     mode: TextMode,
-    /// Hybrid fusion: rrf or weighted.
-    #[arg(long, default_value = "rrf")]
+    /// Hybrid fusion: weighted (convex combination of normalised scores) or rrf.
+    #[arg(long, default_value = "weighted")]
     fusion: String,
     /// RRF rank offset.
     #[arg(long, default_value_t = 60.0)]
@@ -35,7 +35,7 @@ pub struct Args {
     /// Weighted fusion: dense and BM25 weights.
     #[arg(long, default_value = "0.5,0.5")]
     weights: String,
-    /// Weighted fusion: per-list normalisation (minmax, zscore, theoretical).
+    /// Weighted fusion: per-list normalisation (minmax or zscore).
     #[arg(long, default_value = "minmax")]
     norm: String,
     /// Vector index of the collection: hnsw, hnsw+sq8 or flat (exact).
@@ -88,8 +88,7 @@ fn fusion_of(a: &Args) -> Result<Fusion> {
             let norm = match a.norm.as_str() {
                 "minmax" => Norm::MinMax,
                 "zscore" => Norm::ZScore,
-                "theoretical" => Norm::TheoreticalMinMax { lower: 0.0 },
-                n => bail!("--norm {n:?}: use minmax, zscore or theoretical"),
+                n => bail!("--norm {n:?}: use minmax or zscore"),
             };
             Fusion::Weighted { weights, norm }
         }
@@ -207,7 +206,8 @@ fn run_in(
         "fusion": if a.mode == TextMode::Hybrid { a.fusion.as_str() } else { "" },
         "index": if dense { a.index.as_str() } else { "" },
         "passages": a.passages,
-        "k1": a.k1, "b": a.b,
+        "k1": f64::from(a.k1 * 1000.0).round() / 1000.0,
+        "b": f64::from(a.b * 1000.0).round() / 1000.0,
         "docs": col.count(),
         "extra_passages": col.extra_passages(),
         "queries": queries.len(),
