@@ -403,6 +403,9 @@ impl TextCollection {
     /// number of documents written. A failure part-way can leave the passages of a document
     /// newer than the document; retrying the write repairs it.
     pub fn upsert(&self, docs: Vec<TextDoc>) -> Result<usize> {
+        if docs.is_empty() {
+            return Ok(0);
+        }
         // The last of each id wins, as in the log.
         let mut last: HashMap<PointId, usize> = HashMap::new();
         for (i, d) in docs.iter().enumerate() {
@@ -477,6 +480,9 @@ impl TextCollection {
 
     /// Deletes documents by id (and their passages); returns how many were present.
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let n = self.docs.delete(ids)?;
         if let Some(pc) = &self.passages {

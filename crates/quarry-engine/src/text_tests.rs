@@ -69,7 +69,7 @@ fn bm25_collection_matches_the_index_survives_reopen_and_deletes() {
         // The text is stored in the payload; dense queries need a model.
         let p = col.get(PointId::Num(7)).expect("doc 7");
         assert_eq!(p.payload["text"], DOCS[7]);
-        let err = col.search(&TextQuery::new("x", TextMode::Dense, 3), None).unwrap_err();
+        let err = col.search(&TextQuery::new("x", TextMode::Dense, 3), None).expect_err("no model");
         assert!(err.to_string().contains("no model"), "{err}");
         // Deletes change the statistics at once (N, df, avgdl over live documents).
         assert_eq!(col.delete(&[PointId::Num(1), PointId::Num(99)]).expect("delete"), 1);
@@ -88,7 +88,7 @@ fn bm25_collection_matches_the_index_survives_reopen_and_deletes() {
     // A plain vector collection has no text view.
     db.create_collection("v", crate::CollectionSchema::single(2, quarry_core::Metric::Cosine, "flat"))
         .expect("v");
-    assert!(db.text_collection("v").unwrap_err().to_string().contains("no text"));
+    assert!(db.text_collection("v").expect_err("vector collection").to_string().contains("no text"));
     drop(col);
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);

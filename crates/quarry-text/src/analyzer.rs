@@ -178,6 +178,6 @@ mod tests {
         let bad = AnalyzerConfig { token_pattern: Some("(".into()), ..AnalyzerConfig::default() };
         assert!(Analyzer::new(&bad).is_err());
         let bad = AnalyzerConfig { stemmer: Some("klingon".into()), ..AnalyzerConfig::default() };
-        assert!(Analyzer::new(&bad).unwrap_err().to_string().contains("klingon"));
+        assert!(Analyzer::new(&bad).expect_err("unknown language").to_string().contains("klingon"));
     }
 }

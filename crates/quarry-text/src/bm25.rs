@@ -322,7 +322,7 @@ mod tests {
     fn worked_example_matches_the_reference() {
         // ALGORITHMS.md §7.1: N = 3, avgdl = 3, query "a c".
         for (params, want) in [
-            (Bm25Params { k1: 1.2, b: 0.75 }, [1.348640, 0.544215, 0.689339]),
+            (Bm25Params { k1: 1.2, b: 0.75 }, [1.348_64_f32, 0.544_215, 0.689_339]),
             (Bm25Params { k1: 0.9, b: 0.4 }, [1.285225, 0.501689, 0.666423]),
         ] {
             let ix = worked(params);
