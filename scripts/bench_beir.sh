@@ -6,7 +6,8 @@
 # protocol); hnsw with truncation (to compare with exact); hnsw with max-over-passages (Quarry's
 # default for long documents). Dense and hybrid runs reuse each built collection (--reuse).
 # Hybrid: weighted = equal-weight convex combination of min-max scores (the default), rrf = k 60.
-# Writes docs/benchmarks/beir-<name>.{jsonl,md} and the runs to $QUARRY_BENCH_OUT/runs-<name>/.
+# Writes docs/benchmarks/beir-<name>.{jsonl,md}; the TREC runs go to $RUNS_DIR (default
+# /tmp/quarry-beir-runs-<name>, not kept in the repository: about 17 MB).
 # Usage: scripts/bench_beir.sh [BEIR_DIR]   (default ../shared/data/scifact)
 #   THREADS (default 2), QUARRY_PEERS_VENV, QUARRY_BENCH_OUT as elsewhere; SKIP_PEERS=1 to run
 #   Quarry only (the report then has no peer column).
@@ -22,7 +23,8 @@ bash scripts/fetch_model.sh
 model=${QUARRY_MODELS:-$HOME/.cache/quarry/models}/all-MiniLM-L6-v2
 cargo build --release -p quarry-cli
 quarry=$CARGO_TARGET_DIR/release/quarry
-mkdir -p "$out" "$out/runs-$name"
+runs=${RUNS_DIR:-/tmp/quarry-beir-runs-$name}
+mkdir -p "$out" "$runs"
 rows=$out/beir-$name.jsonl
 : > "$rows"
 work=$(mktemp -d)
@@ -31,7 +33,7 @@ q() { # tag, then quarry beir arguments
   local tag=$1; shift
   echo "== quarry $tag" >&2
   RAYON_NUM_THREADS=$threads "$quarry" beir --dataset "$data" --model "$model" --json \
-    --run-out "$out/runs-$name/quarry-$tag.trec" "$@" | sed "s/^{/{\"run\":\"quarry-$tag\",/" | tee -a "$rows"
+    --run-out "$runs/quarry-$tag.trec" "$@" | sed "s/^{/{\"run\":\"quarry-$tag\",/" | tee -a "$rows"
 }
 q bm25 --mode bm25
 q bm25-k1.5 --mode bm25 --k1 1.5
@@ -52,7 +54,7 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
     || "$venv/bin/pip" install -q sentence-transformers bm25s PyStemmer
   echo "== peers" >&2
   "$venv/bin/python" scripts/peer_beir.py --dataset "$data" --model "$model" --modes bm25,dense,hybrid \
-    --threads "$threads" --run-dir "$out/runs-$name" | sed 's/^{/{"run":"peer",/' | tee -a "$rows"
+    --threads "$threads" --run-dir "$runs" | sed 's/^{/{"run":"peer",/' | tee -a "$rows"
 fi
 python3 scripts/bench_beir_report.py "$rows" "$data" "$threads" > "$out/beir-$name.md"
 cat "$out/beir-$name.md"

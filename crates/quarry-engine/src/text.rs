@@ -277,7 +277,7 @@ impl Drop for TextCollection {
 const DOC_KEY: &str = "_doc";
 const PASSAGE_KEY: &str = "_passage";
 /// Texts per forward pass when embedding.
-const BATCH: usize = 32;
+const BATCH: usize = 128;
 
 /// A stable 128-bit id for passage `p` of document `doc` (FNV-1a, two lanes).
 fn passage_id(doc: PointId, p: u32) -> PointId {

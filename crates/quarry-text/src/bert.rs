@@ -45,9 +45,48 @@ pub(crate) struct FastBert {
     layers: Vec<Layer>,
 }
 
+/// Rows up to which [`linear`] skips the GEMM (whose packing of the whole weight matrix costs
+/// more than the product for a short single text) for per-row dot products against the weights.
+const SMALL_ROWS: usize = 32;
+
+/// [`linear`] for a few rows: tasks take blocks of 64 output features (a block of weight rows
+/// stays in cache) and compute every input row's dot product with them (quarry-linalg's
+/// runtime-dispatched kernels), then the blocks are placed with the bias added.
+fn linear_small(x: &[f32], t: usize, k: usize, w: &[f32], n: usize, b: &[f32], out: &mut Vec<f32>) {
+    const BLOCK: usize = 64;
+    let kern = quarry_linalg::Kernels::get();
+    let blocks: Vec<Vec<f32>> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|c| {
+            let (j0, j1) = (c * BLOCK, ((c + 1) * BLOCK).min(n));
+            let bn = j1 - j0;
+            let mut o = vec![0f32; t * bn];
+            for (r, dst) in o.chunks_mut(bn).enumerate() {
+                (kern.dot_many)(&x[r * k..(r + 1) * k], &w[j0 * k..j1 * k], dst);
+            }
+            o
+        })
+        .collect();
+    out.clear();
+    out.resize(t * n, 0.0);
+    for (c, o) in blocks.iter().enumerate() {
+        let j0 = c * BLOCK;
+        let bn = o.len() / t.max(1);
+        for (r, src) in o.chunks(bn).enumerate() {
+            let dst = &mut out[r * n + j0..r * n + j0 + bn];
+            for ((d, v), bias) in dst.iter_mut().zip(src).zip(&b[j0..j0 + bn]) {
+                *d = v + bias;
+            }
+        }
+    }
+}
+
 /// `out = x · wᵀ + b` for `x` of `t × k` and `w` of `n × k` (rows are output features).
 fn linear(x: &[f32], t: usize, k: usize, w: &[f32], n: usize, b: &[f32], out: &mut Vec<f32>) {
     debug_assert!(x.len() == t * k && w.len() == n * k && b.len() == n);
+    if t <= SMALL_ROWS {
+        return linear_small(x, t, k, w, n, b, out);
+    }
     out.clear();
     out.reserve(t * n);
     for _ in 0..t {
