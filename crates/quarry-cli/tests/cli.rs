@@ -899,6 +899,20 @@ fn beir_builds_queries_and_evaluates_through_the_engine() {
 fn text_collection_create_ingest_search() {
     let dir = tmp("textdb");
     let _ = std::fs::remove_dir_all(&dir);
+    let bad_analyzer = r#"{"stemer": 1}"#;
+    let o = quarry(&[
+        "collection",
+        "create",
+        "--dir",
+        p(&dir),
+        "--name",
+        "bad",
+        "--text",
+        "--analyzer",
+        bad_analyzer,
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("stemer"), "{}", stderr(&o));
+    let analyzer = r#"{"ascii_folding": true}"#;
     let o = quarry(&[
         "collection",
         "create",
@@ -911,6 +925,8 @@ fn text_collection_create_ingest_search() {
         "0.9",
         "--b",
         "0.4",
+        "--analyzer",
+        analyzer,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let docs = tmp("text-docs.jsonl");

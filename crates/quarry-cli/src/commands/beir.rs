@@ -50,8 +50,9 @@ pub struct Args {
     /// BM25 b.
     #[arg(long, default_value_t = 0.75)]
     b: f32,
-    /// Long documents: max (best of overlapping passages) or truncate (first window).
-    #[arg(long, default_value = "max")]
+    /// Long documents: truncate (the first window only: the published BEIR protocol, so the
+    /// default here) or max (best of overlapping passages, the text collections' default).
+    #[arg(long, default_value = "truncate")]
     passages: String,
     /// Results per query (the run's depth; also the candidates per list before fusion).
     #[arg(short = 'k', long = "k", default_value_t = 100)]

@@ -79,6 +79,11 @@ pub struct CreateArgs {
     /// window (truncate).
     #[arg(long, requires = "text", default_value = "max")]
     passages: String,
+    /// Text collections: BM25 analyzer settings as JSON, e.g. `{"stemmer": null, "stopwords":
+    /// "none"}` or `{"token_pattern": "(?u)\\w\\w+", "ascii_folding": true}` (unset keys keep
+    /// the English defaults).
+    #[arg(long, requires = "text")]
+    analyzer: Option<String>,
     /// Similarity metric: cosine, ip or l2.
     #[arg(long, default_value = "cosine")]
     metric: Metric,
@@ -108,6 +113,10 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             let text = if a.text {
                 let mut spec = TextSpec::new(a.model.clone());
                 spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
+                if let Some(json) = &a.analyzer {
+                    spec.analyzer =
+                        serde_json::from_str(json).with_context(|| format!("--analyzer {json}"))?;
+                }
                 spec.passages.mode = match a.passages.as_str() {
                     "max" => PassageMode::Max,
                     "truncate" => PassageMode::Truncate,
