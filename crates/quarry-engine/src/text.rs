@@ -326,10 +326,12 @@ impl TextCollection {
                 });
             }
         }
+        let mut fresh = false;
         let passages = match (&encoder, spec.passages.mode) {
             (Some(_), PassageMode::Max) => {
                 let dir = docs.dir().join("passages");
                 if !dir.join("schema.json").exists() {
+                    fresh = true;
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
                     passage_schema(docs.schema()).save(&dir)?;
                 }
@@ -352,14 +354,19 @@ impl TextCollection {
         for ((id, _), t) in texts.iter().zip(&terms) {
             lexical.put(*id, t);
         }
-        Ok(TextCollection {
+        let tc = TextCollection {
             docs,
             passages,
             spec,
             encoder,
             lexical: RwLock::new(lexical),
             write: Mutex::new(()),
-        })
+        };
+        if fresh && tc.docs.count(None) > 0 {
+            // Documents without their passages (a restored snapshot): split and embed them again.
+            tc.rebuild_passages()?;
+        }
+        Ok(tc)
     }
 
     /// The underlying collection of documents (vectors are passage 0's embeddings).
@@ -417,24 +424,7 @@ impl TextCollection {
         let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
         let doc_vecs = self.embed(&texts, &self.spec.document_prefix)?;
         // Later passages of long documents.
-        let mut extra: Vec<(usize, u32, String)> = Vec::new();
-        if let (Some(enc), Some(_)) = (&self.encoder, &self.passages) {
-            for (i, d) in docs.iter().enumerate() {
-                let ps = enc.passages(
-                    &format!("{}{}", self.spec.document_prefix, d.text),
-                    self.spec.passages.overlap,
-                )?;
-                extra.extend(ps.into_iter().enumerate().skip(1).map(|(p, t)| (i, p as u32, t)));
-            }
-        }
-        let extra_vecs = match &self.encoder {
-            Some(enc) if !extra.is_empty() => {
-                let refs: Vec<&str> = extra.iter().map(|e| e.2.as_str()).collect();
-                let m = enc.encode(&refs, BATCH)?;
-                (0..m.rows()).map(|r| m.row(r).to_vec()).collect()
-            }
-            _ => Vec::new(),
-        };
+        let passage_points = self.passage_points(&docs)?;
         let points: Vec<Point> = docs
             .iter()
             .zip(doc_vecs)
@@ -455,18 +445,7 @@ impl TextCollection {
         if let Some(pc) = &self.passages {
             let ids: Vec<PointId> = docs.iter().map(|d| d.id).collect();
             pc.delete_by_filter(&doc_filter(&ids)?)?;
-            let ps: Vec<Point> = extra
-                .iter()
-                .zip(extra_vecs)
-                .map(|((i, p, _), v)| {
-                    let d = &docs[*i];
-                    let mut payload = d.payload.clone();
-                    payload.insert(DOC_KEY.into(), d.id.to_json());
-                    payload.insert(PASSAGE_KEY.into(), Value::from(*p));
-                    Point { id: passage_id(d.id, *p), vectors: vec![v], payload }
-                })
-                .collect();
-            for chunk in ps.chunks(4096) {
+            for chunk in passage_points.chunks(4096) {
                 pc.upsert(chunk.to_vec())?;
             }
         }
@@ -476,6 +455,54 @@ impl TextCollection {
             lex.put(d.id, t);
         }
         Ok(n)
+    }
+
+    /// Points of passages 1.. of `docs` (embedded with the document prefix), for the companion
+    /// collection; none without one.
+    fn passage_points(&self, docs: &[TextDoc]) -> Result<Vec<Point>> {
+        let (Some(enc), Some(_)) = (&self.encoder, &self.passages) else { return Ok(Vec::new()) };
+        let mut extra: Vec<(usize, u32, String)> = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let ps = enc.passages(&d.text, self.spec.passages.overlap)?;
+            extra.extend(ps.into_iter().enumerate().skip(1).map(|(p, t)| (i, p as u32, t)));
+        }
+        let texts: Vec<String> = extra.iter().map(|e| e.2.clone()).collect();
+        let vecs = self.embed(&texts, &self.spec.document_prefix)?;
+        Ok(extra
+            .iter()
+            .zip(vecs)
+            .map(|((i, p, _), v)| {
+                let d = &docs[*i];
+                let mut payload = d.payload.clone();
+                payload.insert(DOC_KEY.into(), d.id.to_json());
+                payload.insert(PASSAGE_KEY.into(), Value::from(*p));
+                Point { id: passage_id(d.id, *p), vectors: vec![v], payload }
+            })
+            .collect())
+    }
+
+    /// Rebuilds the passage companion from the stored documents (after a snapshot restore, which
+    /// carries the documents only).
+    fn rebuild_passages(&self) -> Result<()> {
+        let Some(pc) = &self.passages else { return Ok(()) };
+        let key = &self.spec.key;
+        let mut docs: Vec<TextDoc> = Vec::new();
+        self.docs.for_each_payload(|id, p| {
+            let mut payload = p.clone();
+            let text = match payload.remove(key) {
+                Some(Value::String(t)) => t,
+                _ => String::new(),
+            };
+            docs.push(TextDoc { id, text, payload });
+        });
+        docs.sort_unstable_by_key(|d| d.id);
+        for chunk in docs.chunks(BATCH * 2) {
+            let points = self.passage_points(chunk)?;
+            if !points.is_empty() {
+                pc.upsert(points)?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes documents by id (and their passages); returns how many were present.

@@ -209,6 +209,17 @@ fn dense_passages_and_hybrid_with_a_model() {
     assert_eq!(max.extra_passages(), 0);
     let hits = max.search(&q, None).expect("dense");
     assert!(hits.iter().all(|h| h.id != PointId::Num(101)));
+    // A snapshot carries the documents; the restored text view splits and embeds their passages
+    // again, so long documents keep their max-over-passages score.
+    max.upsert(vec![doc(102, &long_doc(&tail))]).expect("long");
+    let snap = dir.join("max.qsnap");
+    max.docs().snapshot(&snap).expect("snapshot");
+    db.restore_snapshot(&snap, "restored").expect("restore");
+    let restored = db.text_collection("restored").expect("text view");
+    assert_eq!(restored.extra_passages(), max.extra_passages());
+    let hits = restored.search(&q, None).expect("dense");
+    assert_eq!(hits[0].id, PointId::Num(102));
+    drop(restored);
     drop((max, trunc));
     drop(db);
     // Reopened: the passages companion and the model come back.
