@@ -232,6 +232,69 @@ fn dense_passages_and_hybrid_with_a_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Max over passages on a flat (exact) index equals brute force over every passage of every
+/// document: the passage search grows until it names enough distinct documents.
+#[test]
+fn max_over_passages_matches_brute_force() {
+    let Some(model) = model() else { return };
+    let dir = temp("passages-exact");
+    let db = Database::open(&dir).expect("open");
+    let mut spec = TextSpec::new(Some(model.clone()));
+    spec.passages.overlap = 16;
+    let col = db.create_text_collection("p", spec, "flat").expect("create");
+    let topics = [
+        "Arctic terns migrate between the poles every year.",
+        "Central banks raise interest rates to slow inflation.",
+        "Sourdough bread rises with wild yeast and bacteria.",
+        "Coral reefs bleach when the oceans grow warmer.",
+    ];
+    // Long documents whose topic sentences sit in different passages, plus short ones.
+    let mut docs: Vec<TextDoc> = Vec::new();
+    for i in 0..8u64 {
+        let mut text = String::new();
+        for j in 0..30 {
+            let t = topics[(i as usize + j / 10) % topics.len()];
+            text.push_str(&format!("{t} Note {j} of record {i}. "));
+        }
+        docs.push(TextDoc { id: PointId::Num(i), text, payload: Map::new() });
+    }
+    for (i, t) in topics.iter().enumerate() {
+        docs.push(TextDoc { id: PointId::Num(100 + i as u64), text: t.to_string(), payload: Map::new() });
+    }
+    col.upsert(docs.clone()).expect("upsert");
+    assert!(col.extra_passages() >= 8, "{} extra passages", col.extra_passages());
+    let enc = db.model(&model).expect("model");
+    for query in ["bird migration", "inflation and rates", "bread yeast", "warm oceans"] {
+        let q = enc.encode(&[query], 1).expect("query");
+        let mut want: Vec<(u64, f32)> = docs
+            .iter()
+            .map(|d| {
+                let ps = enc.passages(&d.text, 16).expect("passages");
+                let refs: Vec<&str> =
+                    std::iter::once(d.text.as_str()).chain(ps.iter().skip(1).map(String::as_str)).collect();
+                let m = enc.encode(&refs, 8).expect("encode");
+                let best = m
+                    .iter()
+                    .map(|r| r.iter().zip(q.row(0)).map(|(a, b)| a * b).sum::<f32>())
+                    .fold(f32::MIN, f32::max);
+                let PointId::Num(n) = d.id else { unreachable!() };
+                (n, best)
+            })
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for k in [1, 3, 5] {
+            let got = col.search(&TextQuery::new(query, TextMode::Dense, k), None).expect("search");
+            assert_eq!(got.len(), k);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.score as f32 - w.1).abs() < 1e-4, "{query} k={k}: {} vs {:?}", g.score, w);
+            }
+        }
+    }
+    drop(col);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Needs `../shared/data/scifact` (skips without it): BM25 through a text collection reaches
 /// the nDCG@10 ≥ 0.68 on SciFact's test queries.
 #[test]
