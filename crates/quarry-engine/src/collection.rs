@@ -774,6 +774,12 @@ impl Collection {
         Some(Point { id, vectors, payload: st.payloads[slot].clone() })
     }
 
+    /// The payload of the point with `id`, if present (no vector copies).
+    pub fn payload(&self, id: PointId) -> Option<Map<String, Value>> {
+        let st = self.read_state();
+        st.slot_of.get(&id).map(|&s| st.payloads[s as usize].clone())
+    }
+
     /// Number of points (passing `filter`, if given).
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         let st = self.read_state();

@@ -665,11 +665,8 @@ impl TextCollection {
         let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
         let mut hits = Vec::with_capacity(query.k.min(ranked.len()));
         for (id, score) in ranked.into_iter().take(query.k) {
-            let payload = if query.with_payload {
-                self.docs.get(id).map(|p| p.payload).unwrap_or_default()
-            } else {
-                Map::new()
-            };
+            let payload =
+                if query.with_payload { self.docs.payload(id).unwrap_or_default() } else { Map::new() };
             let explain = query.explain.then(|| {
                 lists
                     .iter()

@@ -6,7 +6,7 @@ use crate::progress;
 use anyhow::{bail, Context, Result};
 use quarry_engine::{Database, PassageMode, PointId, TextDoc, TextMode, TextQuery, TextSpec};
 use quarry_eval::trec::{evaluate, EvalOptions, Measure, Run};
-use quarry_text::fusion::{Fusion, Norm};
+use quarry_text::fusion::Fusion;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,7 +35,7 @@ pub struct Args {
     /// Weighted fusion: dense and BM25 weights.
     #[arg(long, default_value = "0.5,0.5")]
     weights: String,
-    /// Weighted fusion: per-list normalisation (minmax or zscore).
+    /// Weighted fusion: per-list normalisation (minmax, zscore or none).
     #[arg(long, default_value = "minmax")]
     norm: String,
     /// Vector index of the collection: hnsw, hnsw+sq8 or flat (exact).
@@ -75,26 +75,14 @@ pub struct Args {
 }
 
 fn fusion_of(a: &Args) -> Result<Fusion> {
-    Ok(match a.fusion.as_str() {
-        "rrf" => Fusion::Rrf { k: a.rrf_k },
-        "weighted" => {
-            let weights: Vec<f64> = a
-                .weights
-                .split(',')
-                .map(|w| w.trim().parse::<f64>().with_context(|| format!("--weights {:?}", a.weights)))
-                .collect::<Result<_>>()?;
-            if weights.len() != 2 {
-                bail!("--weights takes two values: dense,bm25");
-            }
-            let norm = match a.norm.as_str() {
-                "minmax" => Norm::MinMax,
-                "zscore" => Norm::ZScore,
-                n => bail!("--norm {n:?}: use minmax or zscore"),
-            };
-            Fusion::Weighted { weights, norm }
+    let f = crate::commands::fuse::parse_fusion(&a.fusion, a.rrf_k, Some(&a.weights), &a.norm)?;
+    match &f {
+        Fusion::Weighted { weights, .. } if weights.len() != 2 => {
+            bail!("--weights takes two values: dense,bm25")
         }
-        f => bail!("--fusion {f:?}: use rrf or weighted"),
-    })
+        Fusion::Rrf { .. } | Fusion::Weighted { .. } => Ok(f),
+        _ => bail!("--fusion {:?}: use weighted or rrf", a.fusion),
+    }
 }
 
 /// Runs `quarry beir`.

@@ -38,24 +38,23 @@ pub struct Args {
     tag: String,
 }
 
-/// Runs `quarry fuse`.
-pub fn run(a: Args) -> Result<()> {
-    if a.runs.len() < 2 {
-        bail!("give at least two --run files to fuse");
-    }
-    let norm = match a.norm.as_str() {
+/// The fusion `method` (rrf, weighted, combsum, combmnz) with its RRF offset, comma-separated
+/// weights and score normalisation (minmax, zscore, none), as `quarry fuse` and `quarry beir`
+/// take them; errors name the bad argument.
+pub fn parse_fusion(method: &str, rrf_k: f64, weights: Option<&str>, norm: &str) -> Result<Fusion> {
+    let norm = match norm {
         "minmax" => Norm::MinMax,
         "zscore" => Norm::ZScore,
         "none" => Norm::None,
         other => bail!("--norm {other:?}: use minmax, zscore or none"),
     };
-    let method = match a.method.as_str() {
-        "rrf" => Fusion::Rrf { k: a.rrf_k },
+    Ok(match method {
+        "rrf" => Fusion::Rrf { k: rrf_k },
         "combsum" => Fusion::CombSum { norm },
         "combmnz" => Fusion::CombMnz { norm },
         "weighted" => {
-            let w = a.weights.as_deref().unwrap_or_default();
-            let weights: Vec<f64> = w
+            let weights: Vec<f64> = weights
+                .unwrap_or_default()
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| {
@@ -64,8 +63,16 @@ pub fn run(a: Args) -> Result<()> {
                 .collect::<Result<_>>()?;
             Fusion::Weighted { weights, norm }
         }
-        other => bail!("--method {other:?}: use rrf, weighted, combsum or combmnz"),
-    };
+        other => bail!("fusion {other:?}: use rrf, weighted, combsum or combmnz"),
+    })
+}
+
+/// Runs `quarry fuse`.
+pub fn run(a: Args) -> Result<()> {
+    if a.runs.len() < 2 {
+        bail!("give at least two --run files to fuse");
+    }
+    let method = parse_fusion(&a.method, a.rrf_k, a.weights.as_deref(), &a.norm)?;
     let runs = a.runs.iter().map(|p| read_run(p)).collect::<quarry_core::Result<Vec<_>>>()?;
     let qids: BTreeSet<&str> = runs.iter().flat_map(|r| r.query_ids()).collect();
     let mut w = RunWriter::create(&a.out, &a.tag)?;
