@@ -276,6 +276,8 @@ impl Drop for TextCollection {
 
 const DOC_KEY: &str = "_doc";
 const PASSAGE_KEY: &str = "_passage";
+/// File in `passages/` written once the companion is complete.
+const PASSAGES_READY: &str = "READY";
 /// Texts per forward pass when embedding.
 const BATCH: usize = 128;
 
@@ -330,8 +332,10 @@ impl TextCollection {
         let passages = match (&encoder, spec.passages.mode) {
             (Some(_), PassageMode::Max) => {
                 let dir = docs.dir().join("passages");
+                // The marker is written once the companion holds every document's passages: a
+                // restored snapshot, or a rebuild cut short by a crash, has none.
+                fresh = !dir.join(PASSAGES_READY).exists();
                 if !dir.join("schema.json").exists() {
-                    fresh = true;
                     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
                     passage_schema(docs.schema()).save(&dir)?;
                 }
@@ -362,9 +366,14 @@ impl TextCollection {
             lexical: RwLock::new(lexical),
             write: Mutex::new(()),
         };
-        if fresh && tc.docs.count(None) > 0 {
-            // Documents without their passages (a restored snapshot): split and embed them again.
-            tc.rebuild_passages()?;
+        if fresh {
+            // Documents without their passages (a restored snapshot, an interrupted rebuild):
+            // split and embed them again (upserts of the same passage ids are idempotent).
+            if tc.docs.count(None) > 0 {
+                tc.rebuild_passages()?;
+            }
+            let marker = tc.docs.dir().join("passages").join(PASSAGES_READY);
+            quarry_store::write_atomic(&marker, |w| std::io::Write::write_all(w, b"1\n"))?;
         }
         Ok(tc)
     }
