@@ -34,6 +34,9 @@ pub enum Error {
         /// Which vector.
         what: String,
     },
+    /// A named thing (a collection, a vector field, a model) does not exist; the message names it.
+    #[error("{0}")]
+    NotFound(String),
     /// An argument is out of its valid range or inconsistent with another.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -119,6 +119,16 @@ fn matching<'a>(st: &'a State, filter: &'a Filter, from: u32) -> Box<dyn Iterato
     }
 }
 
+/// Checks a payload key to index: a non-empty dotted path of at most 256 bytes.
+fn check_payload_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 256 || key.split('.').any(str::is_empty) {
+        return Err(Error::InvalidArgument(format!(
+            "payload key {key:?}: use a dotted path of 1-256 bytes without empty parts"
+        )));
+    }
+    Ok(())
+}
+
 /// A collection of points with a schema.
 #[derive(Debug)]
 pub struct Collection {
@@ -535,7 +545,8 @@ impl Collection {
             .collect();
         let log = quarry_store::wal::encode_log(&records)?;
         let end = log.len() as u64;
-        let schema = serde_json::to_vec(&self.schema).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let schema =
+            serde_json::to_vec(&self.current_schema()).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let mut out = Vec::with_capacity(32 + schema.len() + log.len());
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
@@ -603,7 +614,7 @@ impl Collection {
         let mut groups = Vec::new();
         if self.schema.payload_graphs && !slots.is_empty() {
             let st = self.read_state();
-            for key in &self.schema.payload_indexes {
+            for key in &st.pidx.keys() {
                 for (value, all) in st.pidx.value_groups(key) {
                     let mine: Vec<u32> =
                         all.into_iter().filter(|&s| s >= from && s < to && st.live[s as usize]).collect();
@@ -802,6 +813,104 @@ impl Collection {
         for (&id, &slot) in &st.slot_of {
             f(id, &st.payloads[slot as usize]);
         }
+    }
+
+    /// The schema as it stands now: [`Collection::schema`] with the payload indexes created or
+    /// dropped since the collection was opened.
+    pub fn current_schema(&self) -> CollectionSchema {
+        let mut s = self.schema.clone();
+        s.payload_indexes = self.read_state().pidx.keys();
+        s
+    }
+
+    /// The payload keys with an index, sorted.
+    pub fn payload_indexes(&self) -> Vec<String> {
+        self.read_state().pidx.keys()
+    }
+
+    /// Starts indexing payload key `key` (a dotted path): the index is built over the stored
+    /// points and recorded in `schema.json` (crash-safely) before this returns; `false` if the key
+    /// was already indexed.
+    pub fn create_payload_index(&self, key: &str) -> Result<bool> {
+        check_payload_key(key)?;
+        let mut st = self.write_state();
+        let mut keys = st.pidx.keys();
+        if keys.iter().any(|k| k == key) {
+            return Ok(false);
+        }
+        keys.push(key.to_string());
+        keys.sort();
+        let mut schema = self.schema.clone();
+        schema.payload_indexes = keys;
+        schema.save(&self.dir)?;
+        let State { pidx, payloads, .. } = &mut *st;
+        pidx.add_key(key, payloads);
+        Ok(true)
+    }
+
+    /// Stops indexing payload key `key` (recorded in `schema.json`); `false` if it was not indexed.
+    pub fn delete_payload_index(&self, key: &str) -> Result<bool> {
+        let mut st = self.write_state();
+        let mut keys = st.pidx.keys();
+        let before = keys.len();
+        keys.retain(|k| k != key);
+        if keys.len() == before {
+            return Ok(false);
+        }
+        let mut schema = self.schema.clone();
+        schema.payload_indexes = keys;
+        schema.save(&self.dir)?;
+        st.pidx.remove_key(key);
+        Ok(true)
+    }
+
+    /// Forces every acknowledged write to stable storage (a collection with `fsync: false`
+    /// acknowledges writes once the OS has them; call this before a clean shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.wal.lock().unwrap_or_else(PoisonError::into_inner).sync()
+    }
+
+    /// Up to `limit` points in id order from `start` (inclusive; `None`: the first), passing
+    /// `filter`, and the id the next page starts at (Qdrant's `next_page_offset`). Vectors are
+    /// copied only `with_vectors`.
+    pub fn scroll_from(
+        &self,
+        start: Option<PointId>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_vectors: bool,
+    ) -> (Vec<Point>, Option<PointId>) {
+        let st = self.read_state();
+        let mut ids: Vec<(PointId, u32)> = match filter {
+            Some(f) => matching(&st, f, 0)
+                .map(|s| (st.ids[s as usize], s))
+                .filter(|(id, _)| start.is_none_or(|a| *id >= a))
+                .collect(),
+            None => st
+                .slot_of
+                .iter()
+                .filter(|(id, _)| start.is_none_or(|a| **id >= a))
+                .map(|(id, &s)| (*id, s))
+                .collect(),
+        };
+        let next = if ids.len() > limit {
+            ids.select_nth_unstable_by_key(limit, |p| p.0);
+            let next = ids[limit].0;
+            ids.truncate(limit);
+            Some(next)
+        } else {
+            None
+        };
+        ids.sort_unstable_by_key(|p| p.0);
+        let page = ids
+            .into_iter()
+            .map(|(id, slot)| Point {
+                id,
+                vectors: if with_vectors { gather_rows(&self.schema, &st, &[slot]) } else { Vec::new() },
+                payload: st.payloads[slot as usize].clone(),
+            })
+            .collect();
+        (page, next)
     }
 
     /// Up to `limit` points in id order after `after` (exclusive), and the cursor for the next page.

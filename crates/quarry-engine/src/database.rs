@@ -71,6 +71,11 @@ impl Database {
         for entry in std::fs::read_dir(&root).map_err(|e| Error::io("listing", &root, e))? {
             let entry = entry.map_err(|e| Error::io("listing", &root, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".deleted-") {
+                // A deletion cut short by a crash: the collection was already gone.
+                let _ = std::fs::remove_dir_all(entry.path());
+                continue;
+            }
             if check_name(&name).is_err() || !entry.path().join("schema.json").exists() {
                 continue;
             }
@@ -134,7 +139,30 @@ impl Database {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
-            .ok_or_else(|| Error::InvalidArgument(format!("unknown collection {name:?}")))
+            .ok_or_else(|| Error::NotFound(format!("unknown collection {name:?}")))
+    }
+
+    /// Deletes collection `name` and its files; `false` if there is no such collection. The
+    /// folder is first renamed to a hidden name (one atomic step: after a crash the collection is
+    /// either whole or gone), then removed; leftovers of a crash are removed on the next open.
+    /// Handles to the collection that callers still hold keep working in memory but write nowhere
+    /// durable.
+    pub fn delete_collection(&self, name: &str) -> Result<bool> {
+        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(c) = map.remove(name) else { return Ok(false) };
+        if let Some(t) = self.texts.lock().unwrap_or_else(PoisonError::into_inner).remove(name) {
+            t.wait_for_sealing();
+        }
+        c.wait_for_sealing();
+        let root = self.dir.join("collections");
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let gone = root.join(format!(".deleted-{name}-{stamp}"));
+        std::fs::rename(root.join(name), &gone).map_err(|e| Error::io("renaming", root.join(name), e))?;
+        quarry_store::sync_folder(&root)?;
+        drop(map);
+        std::fs::remove_dir_all(&gone).map_err(|e| Error::io("removing", &gone, e))?;
+        Ok(true)
     }
 
     /// The sentence model `spec` names (a folder or a name, see `quarry_text::locate`), loaded

@@ -75,8 +75,9 @@ impl Filter {
 pub(crate) enum IndexableCond<'a> {
     /// Any of these values.
     Values(&'a [Value]),
-    /// A numeric range (inclusive bounds; open ends infinite).
-    Range { lo: f64, hi: f64 },
+    /// A numeric range (inclusive bounds; open ends infinite); `strict` when the filter's bounds
+    /// were strict (`gt`/`lt`), widened here: the candidates must then be re-checked.
+    Range { lo: f64, hi: f64, strict: bool },
 }
 
 impl Filter {
@@ -110,7 +111,8 @@ impl Filter {
                 Cond::Range { key, gt, gte, lt, lte } => {
                     let lo = (*gt).into_iter().chain(*gte).fold(f64::NEG_INFINITY, f64::max);
                     let hi = (*lt).into_iter().chain(*lte).fold(f64::INFINITY, f64::min);
-                    Some((key.as_str(), IndexableCond::Range { lo, hi }))
+                    let strict = gt.is_some() || lt.is_some();
+                    Some((key.as_str(), IndexableCond::Range { lo, hi, strict }))
                 }
                 _ => None,
             })

@@ -41,6 +41,23 @@ struct FieldIndex {
     fractional: bool,
 }
 
+impl FieldIndex {
+    /// Adds slot `slot`'s values of `key` (slots are added in increasing order).
+    fn add(&mut self, key: &str, slot: u32, payload: &Map<String, Value>) {
+        for v in scalars(payload, key) {
+            if v.is_number() && Key::of(v).is_none() {
+                self.fractional = true;
+            }
+            if let Some(k) = Key::of(v) {
+                if let Key::Int(i) = k {
+                    push_once(self.ints.entry(i).or_default(), slot);
+                }
+                push_once(self.values.entry(k).or_default(), slot);
+            }
+        }
+    }
+}
+
 /// Indexes of the declared payload keys.
 #[derive(Debug, Default)]
 pub(crate) struct PayloadIndex {
@@ -81,18 +98,33 @@ impl PayloadIndex {
     /// Adds slot `slot` with `payload` (slots are added in increasing order).
     pub(crate) fn add(&mut self, slot: u32, payload: &Map<String, Value>) {
         for (key, f) in &mut self.fields {
-            for v in scalars(payload, key) {
-                if v.is_number() && Key::of(v).is_none() {
-                    f.fractional = true;
-                }
-                if let Some(k) = Key::of(v) {
-                    if let Key::Int(i) = k {
-                        push_once(f.ints.entry(i).or_default(), slot);
-                    }
-                    push_once(f.values.entry(k).or_default(), slot);
-                }
-            }
+            f.add(key, slot, payload);
         }
+    }
+
+    /// The indexed keys, sorted.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.fields.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// Starts indexing `key` over `payloads` (by slot); `false` if it is already indexed.
+    pub(crate) fn add_key(&mut self, key: &str, payloads: &[Map<String, Value>]) -> bool {
+        if self.fields.contains_key(key) {
+            return false;
+        }
+        let mut f = FieldIndex::default();
+        for (slot, p) in payloads.iter().enumerate() {
+            f.add(key, slot as u32, p);
+        }
+        self.fields.insert(key.to_string(), f);
+        true
+    }
+
+    /// Stops indexing `key`; `false` if it was not indexed.
+    pub(crate) fn remove_key(&mut self, key: &str) -> bool {
+        self.fields.remove(key).is_some()
     }
 
     /// Every indexed value of `key` with its ascending slots.
@@ -120,6 +152,10 @@ impl PayloadIndex {
                 crate::filter::IndexableCond::Values(values) => values.iter().all(|v| Key::of(v).is_some()),
                 crate::filter::IndexableCond::Range { .. } => !f.fractional,
             };
+            if matches!(cond, crate::filter::IndexableCond::Range { strict: true, .. }) {
+                // The bounds were widened to inclusive ones: re-check the candidates.
+                exact = false;
+            }
             if !answerable {
                 exact = false;
                 continue;
@@ -131,7 +167,7 @@ impl PayloadIndex {
                     .filter_map(Key::of)
                     .flat_map(|k| f.values.get(&k).into_iter().flat_map(|s| s[tail(s)].iter().copied()))
                     .collect(),
-                crate::filter::IndexableCond::Range { lo, hi } => {
+                crate::filter::IndexableCond::Range { lo, hi, .. } => {
                     let (lo, hi) = (lo.ceil(), hi.floor());
                     if lo > hi || lo > 9e15 || hi < -9e15 {
                         Vec::new()

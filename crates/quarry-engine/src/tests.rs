@@ -1065,3 +1065,109 @@ fn many_seals_merge_the_newer_half_and_keep_every_point() {
     check(&db.collection("c").expect("c"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn payload_indexes_created_and_dropped_at_run_time_keep_answers_and_survive_reopen() {
+    let dir = temp("pidx-runtime");
+    let filters = [
+        r#"{"must": [{"key": "g", "match": {"value": 3}}]}"#,
+        r#"{"must": [{"key": "g", "range": {"gte": 2, "lt": 5}}]}"#,
+        r#"{"must": [{"key": "g", "match": {"any": [1, 7]}}, {"key": "s", "match": {"value": "x1"}}]}"#,
+    ];
+    let answers = |c: &Collection| -> Vec<(usize, Vec<ScoredPoint>)> {
+        filters
+            .iter()
+            .map(|f| {
+                let filter = Filter::parse(f).expect(f);
+                let hits = c.search(&[1.0, 2.0], None, 9, Some(&filter)).expect("search");
+                (c.count(Some(&filter)), hits)
+            })
+            .collect()
+    };
+    let before;
+    {
+        let db = Database::open(&dir).expect("open");
+        let c = db.create_collection("c", CollectionSchema::single(2, Metric::L2, "flat")).expect("create");
+        let pts: Vec<Point> = (0..300u64)
+            .map(|i| {
+                point(i, vec![i as f32, (i % 13) as f32], json!({"g": i % 10, "s": format!("x{}", i % 3)}))
+            })
+            .collect();
+        c.upsert(pts).expect("upsert");
+        c.delete(&[PointId::Num(3), PointId::Num(13)]).expect("delete");
+        before = answers(&c);
+        assert!(c.create_payload_index("g").expect("create index"));
+        assert!(!c.create_payload_index("g").expect("again"), "already indexed");
+        assert!(c.create_payload_index("s").expect("create index"));
+        assert!(c.create_payload_index("").is_err() && c.create_payload_index("a..b").is_err());
+        assert_eq!(c.payload_indexes(), vec!["g".to_string(), "s".to_string()]);
+        assert_eq!(answers(&c), before);
+        // Points written after the index exist are indexed too.
+        c.upsert(vec![point(1000, vec![0.0, 0.0], json!({"g": 3}))]).expect("upsert");
+        c.delete(&[PointId::Num(1000)]).expect("delete");
+        assert_eq!(answers(&c), before);
+        assert!(c.delete_payload_index("s").expect("drop"));
+        assert!(!c.delete_payload_index("s").expect("drop again"));
+        assert_eq!(c.current_schema().payload_indexes, vec!["g".to_string()]);
+    }
+    let db = Database::open(&dir).expect("reopen");
+    let c = db.collection("c").expect("c");
+    assert_eq!(c.payload_indexes(), vec!["g".to_string()], "recorded in schema.json");
+    assert_eq!(answers(&c), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scroll_from_pages_cover_every_match_once_in_id_order() {
+    let dir = temp("scroll-from");
+    let db = Database::open(&dir).expect("open");
+    let c = db.create_collection("c", CollectionSchema::single(2, Metric::L2, "flat")).expect("create");
+    let pts: Vec<Point> =
+        (0..97u64).map(|i| point(i * 3, vec![i as f32, 1.0], json!({"odd": i % 2 == 1}))).collect();
+    c.upsert(pts).expect("upsert");
+    let filter = Filter::parse(r#"{"must": [{"key": "odd", "match": {"value": true}}]}"#).expect("filter");
+    for (f, want) in [(None, 97usize), (Some(&filter), 48)] {
+        for limit in [1usize, 7, 48, 200] {
+            let (mut seen, mut start) = (Vec::new(), None);
+            loop {
+                let (page, next) = c.scroll_from(start, limit, f, false);
+                assert!(page.len() <= limit);
+                assert!(page.iter().all(|p| p.vectors.is_empty()), "no vectors unless asked");
+                seen.extend(page.iter().map(|p| p.id));
+                match next {
+                    Some(n) => start = Some(n),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), want, "limit {limit}");
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+        }
+    }
+    let (page, _) = c.scroll_from(Some(PointId::Num(6)), 2, None, true);
+    assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), vec![PointId::Num(6), PointId::Num(9)]);
+    assert_eq!(page[0].vectors, vec![vec![2.0, 1.0]], "vectors when asked");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn deleted_collections_are_gone_and_their_names_reusable() {
+    let dir = temp("drop");
+    {
+        let db = Database::open(&dir).expect("open");
+        let c = db.create_collection("c", CollectionSchema::single(2, Metric::L2, "flat")).expect("create");
+        c.upsert(vec![point(1, vec![1.0, 2.0], json!({}))]).expect("upsert");
+        c.flush().expect("flush");
+        assert!(db.delete_collection("c").expect("delete"));
+        assert!(!db.delete_collection("c").expect("again"));
+        assert!(matches!(db.collection("c"), Err(quarry_core::Error::NotFound(_))));
+        let c = db.create_collection("c", CollectionSchema::single(3, Metric::L2, "flat")).expect("reuse");
+        assert_eq!(c.count(None), 0, "a new, empty collection");
+        // A deletion cut short after the rename leaves a hidden folder: removed on open.
+        std::fs::create_dir_all(dir.join("collections/.deleted-x-1")).expect("mkdir");
+    }
+    let db = Database::open(&dir).expect("reopen");
+    assert_eq!(db.collection_names(), vec!["c".to_string()]);
+    assert_eq!(db.collection("c").expect("c").schema().vectors[0].dim, 3);
+    assert!(!dir.join("collections/.deleted-x-1").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

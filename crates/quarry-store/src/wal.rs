@@ -199,6 +199,16 @@ impl Wal {
         Ok(seq - 1)
     }
 
+    /// Forces every appended record to stable storage (what a buffered log needs before a clean
+    /// shutdown; with fsync durability each append already did this).
+    pub fn sync(&mut self) -> Result<()> {
+        if let Err(e) = self.file.sync() {
+            self.poisoned = true;
+            return Err(Error::io("syncing", &self.path, e));
+        }
+        Ok(())
+    }
+
     /// Drops every record before sequence number `first` (a checkpoint has made them redundant;
     /// a `first` past the last record leaves an empty log whose next record is `first`): the later records are copied byte for byte into a new file whose header names `first`,
     /// which is fsynced and renamed over the log (then the folder is fsynced), and the log
