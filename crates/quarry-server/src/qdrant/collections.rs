@@ -1,0 +1,285 @@
+//! Collection routes: create, get, list, exists, delete, and payload indexes.
+
+use super::convert::{distance_name, metric_of};
+use super::models::{CreateCollection, CreateFieldIndex, VectorParams, WriteParams};
+use crate::body::JsonBody;
+use crate::error::{ok, ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use quarry_engine::schema::VectorField;
+use quarry_engine::{Collection, CollectionSchema};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+fn index_spec(quant: Option<&Value>, default: &str) -> ApiResult<String> {
+    match quant {
+        None | Some(Value::Null) => Ok(default.to_string()),
+        Some(q) => {
+            let scalar = q.get("scalar").ok_or_else(|| {
+                ApiError::bad("quantization_config: only {\"scalar\": {\"type\": \"int8\"}} is supported")
+            })?;
+            match scalar.get("type").and_then(Value::as_str) {
+                Some("int8") => Ok("hnsw+sq8".into()),
+                _ => Err(ApiError::bad("quantization_config.scalar.type: only \"int8\" is supported")),
+            }
+        }
+    }
+}
+
+fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) -> ApiResult<VectorField> {
+    if p.size == 0 || p.size > 65_536 {
+        return Err(ApiError::bad(format!("vector {name:?}: size {} must be in 1..=65536", p.size)));
+    }
+    if let Some(dt) = p.datatype.as_deref() {
+        if !dt.eq_ignore_ascii_case("float32") {
+            return Err(ApiError::bad(format!("vector {name:?}: datatype {dt:?} is not supported (float32 only)")));
+        }
+    }
+    if p.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad(format!("vector {name:?}: multivector_config is not supported")));
+    }
+    let metric = metric_of(&p.distance)?;
+    let index = index_spec(p.quantization_config.as_ref().or(quant), base_index)?;
+    Ok(VectorField { name: name.to_string(), dim: p.size as usize, metric: metric.to_string(), index })
+}
+
+fn params(v: &Value, what: &str) -> ApiResult<VectorParams> {
+    serde_json::from_value(v.clone()).map_err(|e| ApiError::bad(format!("{what}: {e}")))
+}
+
+/// Builds the engine schema of a create request.
+pub fn schema_of(req: &CreateCollection) -> ApiResult<CollectionSchema> {
+    if req.sparse_vectors.as_ref().is_some_and(|s| s.as_object().is_some_and(|o| !o.is_empty())) {
+        return Err(ApiError::bad("sparse_vectors are not supported"));
+    }
+    let opts = req.quarry.as_ref();
+    let base = opts.and_then(|o| o.index.clone()).unwrap_or_else(|| "hnsw".into());
+    let quant = req.quantization_config.as_ref();
+    let mut s = CollectionSchema::single(1, quarry_core::Metric::Cosine, &base);
+    s.vectors = match &req.vectors {
+        Value::Object(o) if o.contains_key("size") || o.contains_key("distance") => {
+            vec![field("", &params(&req.vectors, "vectors")?, quant, &base)?]
+        }
+        Value::Object(o) if !o.is_empty() => o
+            .iter()
+            .map(|(name, v)| {
+                if name.is_empty() || name.len() > 64 {
+                    return Err(ApiError::bad(format!("vector name {name:?}: use 1-64 characters")));
+                }
+                field(name, &params(v, &format!("vectors.{name}"))?, quant, &base)
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+        _ => return Err(ApiError::bad("vectors: give {\"size\": n, \"distance\": d} or named fields")),
+    };
+    if let Some(t) = req.optimizers_config.as_ref().and_then(|o| o.get("indexing_threshold")).and_then(Value::as_u64) {
+        s.seal_threshold = usize::try_from(t).unwrap_or(usize::MAX).max(1_000);
+    }
+    if let Some(o) = opts {
+        if let Some(f) = o.fsync {
+            s.fsync = f;
+        }
+        if let Some(t) = o.seal_threshold {
+            s.seal_threshold = t;
+        }
+        if let Some(m) = o.max_payload_bytes {
+            s.max_payload_bytes = m.clamp(1, 64 << 20);
+        }
+    }
+    s.check()?;
+    Ok(s)
+}
+
+/// Create a collection.
+#[utoipa::path(put, path = "/collections/{collection_name}", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    request_body = CreateCollection,
+    responses((status = 200, description = "Created: `{\"result\": true}`"), (status = 400, description = "Bad input or the collection exists")))]
+pub async fn create_collection(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    _q: Result<Query<WriteParams>, QueryRejection>,
+    JsonBody(req): JsonBody<CreateCollection>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    _q?;
+    let schema = schema_of(&req)?;
+    if state.db().collection(&name).is_ok() {
+        return Err(ApiError::bad(format!("Wrong input: Collection `{name}` already exists!")));
+    }
+    let db = state.db().clone();
+    AppState::blocking(move || db.create_collection(&name, schema).map(|_| ()).map_err(ApiError::from)).await?;
+    Ok(ok(true, start))
+}
+
+/// The field type of an indexed key, from its first stored value.
+fn data_type(c: &Collection, key: &str) -> (&'static str, usize) {
+    let mut kind = None;
+    let mut n = 0;
+    c.for_each_payload(|_, p| {
+        let mut parts = key.split('.');
+        let mut cur = parts.next().and_then(|k| p.get(k));
+        for part in parts {
+            cur = cur.and_then(|v| v.get(part));
+        }
+        let Some(v) = cur.filter(|v| !v.is_null()) else { return };
+        n += 1;
+        if kind.is_none() {
+            let v = match v {
+                Value::Array(a) => a.first().unwrap_or(&Value::Null),
+                other => other,
+            };
+            kind = match v {
+                Value::Bool(_) => Some("bool"),
+                Value::Number(x) if x.is_i64() || x.is_u64() => Some("integer"),
+                Value::Number(_) => Some("float"),
+                Value::String(_) => Some("keyword"),
+                _ => None,
+            };
+        }
+    });
+    (kind.unwrap_or("keyword"), n)
+}
+
+/// Collection info in Qdrant's shape.
+pub fn info(c: &Collection) -> Value {
+    let schema = c.current_schema();
+    let vectors = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
+        let f = &schema.vectors[0];
+        json!({"size": f.dim, "distance": distance_name(&f.metric)})
+    } else {
+        Value::Object(
+            schema
+                .vectors
+                .iter()
+                .map(|f| (f.name.clone(), json!({"size": f.dim, "distance": distance_name(&f.metric)})))
+                .collect(),
+        )
+    };
+    let payload_schema: Map<String, Value> = schema
+        .payload_indexes
+        .iter()
+        .map(|k| {
+            let (t, n) = data_type(c, k);
+            (k.clone(), json!({"data_type": t, "points": n}))
+        })
+        .collect();
+    let quant = schema
+        .vectors
+        .iter()
+        .any(|f| f.index == "hnsw+sq8")
+        .then(|| json!({"scalar": {"type": "int8", "always_ram": true}}));
+    let points = c.count(None);
+    json!({
+        "status": "green",
+        "optimizer_status": "ok",
+        "indexed_vectors_count": points,
+        "points_count": points,
+        "segments_count": c.segment_count() + 1,
+        "config": {
+            "params": {"vectors": vectors, "shard_number": 1, "replication_factor": 1,
+                       "write_consistency_factor": 1, "on_disk_payload": false},
+            "hnsw_config": {"m": 16, "ef_construct": 200, "full_scan_threshold": 4096},
+            "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+                                 "default_segment_number": 0, "indexing_threshold": schema.seal_threshold,
+                                 "flush_interval_sec": 5},
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": quant,
+        },
+        "payload_schema": payload_schema,
+    })
+}
+
+/// Get a collection's info.
+#[utoipa::path(get, path = "/collections/{collection_name}", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name")),
+    responses((status = 200, description = "Collection info"), (status = 404, description = "Unknown collection")))]
+pub async fn get_collection(State(state): State<AppState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    let c = state.collection(&name)?;
+    let v = AppState::blocking(move || Ok(info(&c))).await?;
+    Ok(ok(v, start))
+}
+
+/// List collections.
+#[utoipa::path(get, path = "/collections", tag = "collections", responses((status = 200, description = "`{\"collections\": [{\"name\"}]}`")))]
+pub async fn list_collections(State(state): State<AppState>) -> Response {
+    let start = Instant::now();
+    let names: Vec<Value> = state.db().collection_names().into_iter().map(|n| json!({"name": n})).collect();
+    ok(json!({"collections": names}), start)
+}
+
+/// Whether a collection exists.
+#[utoipa::path(get, path = "/collections/{collection_name}/exists", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name")),
+    responses((status = 200, description = "`{\"exists\": bool}`")))]
+pub async fn collection_exists(State(state): State<AppState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    Ok(ok(json!({"exists": state.db().collection(&name).is_ok()}), start))
+}
+
+/// Delete a collection and its files.
+#[utoipa::path(delete, path = "/collections/{collection_name}", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    responses((status = 200, description = "`true` if it existed")))]
+pub async fn delete_collection(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<WriteParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    q?;
+    state.drop_writer(&name).await;
+    let db = state.db().clone();
+    let existed = AppState::blocking(move || db.delete_collection(&name).map_err(ApiError::from)).await?;
+    Ok(ok(existed, start))
+}
+
+/// Index a payload key.
+#[utoipa::path(put, path = "/collections/{collection_name}/index", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    request_body = CreateFieldIndex,
+    responses((status = 200, description = "`{\"operation_id\", \"status\": \"completed\"}`")))]
+pub async fn create_index(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<WriteParams>, QueryRejection>,
+    JsonBody(req): JsonBody<CreateFieldIndex>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    let Query(q) = q?;
+    match &req.field_schema {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Object(o)) if o.get("type").is_some_and(Value::is_string) => {}
+        Some(other) => return Err(ApiError::bad(format!("field_schema {other}: use a type name or {{\"type\": name}}"))),
+    }
+    let c = state.collection(&name)?;
+    let key = req.field_name;
+    let w = state.writer(&name);
+    let done = w.write(&state, &name, q.wait.unwrap_or(false), move || c.create_payload_index(&key).map_err(ApiError::from)).await?;
+    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+}
+
+/// Stop indexing a payload key.
+#[utoipa::path(delete, path = "/collections/{collection_name}/index/{field_name}", tag = "collections",
+    params(("collection_name" = String, Path, description = "Collection name"), ("field_name" = String, Path, description = "Payload key"), WriteParams),
+    responses((status = 200, description = "`{\"operation_id\", \"status\"}`")))]
+pub async fn delete_index(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<WriteParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path((name, key)) = path?;
+    let Query(q) = q?;
+    let c = state.collection(&name)?;
+    let w = state.writer(&name);
+    let done = w.write(&state, &name, q.wait.unwrap_or(false), move || c.delete_payload_index(&key).map_err(ApiError::from)).await?;
+    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+}

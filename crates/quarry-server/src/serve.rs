@@ -1,0 +1,144 @@
+//! Building the router (routes, OpenAPI, middleware) and running the server: bind (loopback by
+//! default), plain HTTP or TLS (rustls), graceful shutdown (stop accepting, finish in-flight
+//! requests, apply queued writes, flush every collection's log), then close the database.
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+use crate::{native, ops, qdrant, ServerConfig};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use quarry_engine::Database;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config().request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path())).into_response()
+}
+
+fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (a handler panicked; the data is unaffected)").into_response()
+}
+
+/// The OpenAPI document and the routes it describes.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(qdrant::routes())
+        .merge(native::routes())
+        .routes(routes!(ops::root))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::livez))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The full application over `state`: every route, with keys, metrics, body limit, timeouts and
+/// panics answered as errors.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api();
+    let doc = Arc::new(doc);
+    routes
+        .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_answer))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Runs a server with `config` until `shutdown` completes, then shuts down gracefully. `ready`
+/// is called with the bound address once the server accepts connections.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    config.check()?;
+    let data = config.data.clone();
+    let db = tokio::task::spawn_blocking(move || Database::open(&data))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("opening the database: {e}"))?;
+    let state = AppState::new(Arc::new(db), config.clone());
+    let app = router(state.clone());
+    let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))
+        .map_err(|e| format!("binding {}:{}: {e}", config.host, config.port))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if !addr.ip().is_loopback() && config.api_key.is_none() {
+        tracing::warn!(%addr, "listening beyond loopback without an API key: anyone who can reach this address can read and write");
+    }
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    let grace = config.shutdown_grace;
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        h.graceful_shutdown(Some(grace));
+    });
+    let service = app.into_make_service();
+    let served = match &config.tls {
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))?;
+            let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| e.to_string())?.handle(handle);
+            ready(addr);
+            server.serve(service).await
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).map_err(|e| e.to_string())?.handle(handle);
+            ready(addr);
+            server.serve(service).await
+        }
+    };
+    served.map_err(|e| format!("serving: {e}"))?;
+    state.drain_writes(grace).await;
+    let db = state.db().clone();
+    tokio::task::spawn_blocking(move || {
+        for n in db.collection_names() {
+            if let Ok(c) = db.collection(&n) {
+                if let Err(e) = c.flush() {
+                    tracing::error!(collection = %n, error = %e, "flushing the log at shutdown");
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
