@@ -42,6 +42,8 @@ enum Command {
     Ingest(commands::db::IngestArgs),
     /// Count the points of a collection (optionally under a filter).
     Count(commands::db::CountArgs),
+    /// Serve a database over HTTP: a Qdrant-compatible REST subset plus native endpoints.
+    Serve(commands::serve::Args),
     /// Print one point of a collection as JSON.
     Get(commands::db::GetArgs),
 }
@@ -59,6 +61,7 @@ fn main() {
         Command::Collection(c) => commands::db::collection(c),
         Command::Ingest(a) => commands::db::ingest(a),
         Command::Count(a) => commands::db::count(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Get(a) => commands::db::get(a),
     };
     if let Err(e) = result {

@@ -61,12 +61,19 @@ fn same(a: &[u8], b: Option<&str>) -> bool {
 }
 
 /// The middleware checking keys against the route's [`access`] level.
-pub async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_key(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let cfg = state.config();
     if cfg.api_key.is_none() && cfg.read_only_key.is_none() {
         return Ok(next.run(req).await);
     }
-    let path = req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
     let need = access(req.method(), &path);
     if need == Access::Open {
         return Ok(next.run(req).await);

@@ -76,7 +76,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A success answer in Qdrant's envelope: `{"result": …, "status": "ok", "time": seconds}`.
 pub fn ok(result: impl serde::Serialize, start: std::time::Instant) -> Response {
-    axum::Json(json!({"result": result, "status": "ok", "time": start.elapsed().as_secs_f64()})).into_response()
+    axum::Json(json!({"result": result, "status": "ok", "time": start.elapsed().as_secs_f64()}))
+        .into_response()
 }
 
 impl ApiError {

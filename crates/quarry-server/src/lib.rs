@@ -28,5 +28,5 @@ pub mod state;
 pub mod writer;
 
 pub use config::ServerConfig;
-pub use serve::{router, serve};
+pub use serve::{openapi, router, serve};
 pub use state::AppState;

@@ -176,7 +176,10 @@ pub async fn create_text_collection(
         return Err(ApiError::bad(format!("Wrong input: Collection `{name}` already exists!")));
     }
     let db = state.db().clone();
-    AppState::blocking(move || db.create_text_collection(&name, spec, &index).map(|_| ()).map_err(ApiError::from)).await?;
+    AppState::blocking(move || {
+        db.create_text_collection(&name, spec, &index).map(|_| ()).map_err(ApiError::from)
+    })
+    .await?;
     Ok(ok(true, start))
 }
 
@@ -184,7 +187,10 @@ pub async fn create_text_collection(
 #[utoipa::path(get, path = "/quarry/collections/{collection_name}", tag = "quarry",
     params(("collection_name" = String, Path, description = "Collection name")),
     responses((status = 200, description = "Details"), (status = 404, description = "Unknown collection")))]
-pub async fn collection_details(State(state): State<AppState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+pub async fn collection_details(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(name) = name?;
     let c = state.collection(&name)?;
@@ -217,14 +223,19 @@ pub async fn upsert_documents(
     let (Path(name), Query(q)) = (name?, q?);
     state.collection(&name)?;
     if req.documents.len() > state.config().max_batch {
-        return Err(ApiError::bad(format!("{} documents in one request: at most {}", req.documents.len(), state.config().max_batch)));
+        return Err(ApiError::bad(format!(
+            "{} documents in one request: at most {}",
+            req.documents.len(),
+            state.config().max_batch
+        )));
     }
     let docs = req
         .documents
         .into_iter()
         .enumerate()
         .map(|(i, d)| {
-            let id = PointId::from_json(&d.id).map_err(|e| ApiError::from(e).prefixed(&format!("documents[{i}]: ")))?;
+            let id = PointId::from_json(&d.id)
+                .map_err(|e| ApiError::from(e).prefixed(&format!("documents[{i}]: ")))?;
             let payload = match d.payload {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(m)) => m,
@@ -236,8 +247,14 @@ pub async fn upsert_documents(
     let db = state.db().clone();
     let n2 = name.clone();
     let t = AppState::blocking(move || db.text_collection(&n2).map_err(ApiError::from)).await?;
-    let done = state.writer(&name).write(&state, &name, q.wait.unwrap_or(false), move || t.upsert(docs).map_err(ApiError::from)).await?;
-    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+    let done = state
+        .writer(&name)
+        .write(&state, &name, q.wait.unwrap_or(false), move || t.upsert(docs).map_err(ApiError::from))
+        .await?;
+    Ok(ok(
+        json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}),
+        start,
+    ))
 }
 
 /// Delete documents of a text collection (with their passages).
@@ -257,8 +274,14 @@ pub async fn delete_documents(
     let db = state.db().clone();
     let n2 = name.clone();
     let t = AppState::blocking(move || db.text_collection(&n2).map_err(ApiError::from)).await?;
-    let done = state.writer(&name).write(&state, &name, q.wait.unwrap_or(false), move || t.delete(&ids).map_err(ApiError::from)).await?;
-    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+    let done = state
+        .writer(&name)
+        .write(&state, &name, q.wait.unwrap_or(false), move || t.delete(&ids).map_err(ApiError::from))
+        .await?;
+    Ok(ok(
+        json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}),
+        start,
+    ))
 }
 
 fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery> {
@@ -287,7 +310,10 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
                 if w.len() != 2 || w.iter().any(|x| !x.is_finite() || *x < 0.0) {
                     return Err(ApiError::bad("weights: two non-negative numbers (dense, bm25)"));
                 }
-                q.fusion = quarry_text::fusion::Fusion::Weighted { weights: w.clone(), norm: quarry_text::fusion::Norm::MinMax };
+                q.fusion = quarry_text::fusion::Fusion::Weighted {
+                    weights: w.clone(),
+                    norm: quarry_text::fusion::Norm::MinMax,
+                };
             }
         }
         Some("rrf") => {
@@ -320,7 +346,11 @@ pub async fn text_search(
     let start = Instant::now();
     let Path(name) = name?;
     let c = state.collection(&name)?;
-    let text = c.schema().text.clone().ok_or_else(|| ApiError::bad(format!("collection `{name}` is not a text collection")))?;
+    let text = c
+        .schema()
+        .text
+        .clone()
+        .ok_or_else(|| ApiError::bad(format!("collection `{name}` is not a text collection")))?;
     let q = text_query(&req, text.model.is_some(), state.config().max_limit)?;
     let filter = convert::filter(req.filter.as_ref())?;
     let db = state.db().clone();
@@ -381,31 +411,60 @@ pub async fn eval_run(
         for q in &req.queries {
             let hits: Vec<(String, f64)> = match (&q.text, &q.vector) {
                 (Some(t), None) => {
-                    let spec = text.as_ref().ok_or_else(|| ApiError::bad(format!("query {}: text queries need a text collection", q.id)))?;
-                    let ts = TextSearch { text: Some(t.clone()), texts: None, mode: req.mode.clone(), limit: Some(k), fusion: None, rrf_k: None, weights: None, depth: None, filter: None, explain: None, with_payload: Some(false) };
+                    let spec = text.as_ref().ok_or_else(|| {
+                        ApiError::bad(format!("query {}: text queries need a text collection", q.id))
+                    })?;
+                    let ts = TextSearch {
+                        text: Some(t.clone()),
+                        texts: None,
+                        mode: req.mode.clone(),
+                        limit: Some(k),
+                        fusion: None,
+                        rrf_k: None,
+                        weights: None,
+                        depth: None,
+                        filter: None,
+                        explain: None,
+                        with_payload: Some(false),
+                    };
                     let tq = text_query(&ts, spec.model.is_some(), usize::MAX)?;
-                    db.text_collection(&name)?.search(&tq, None)?.into_iter().map(|h| (h.id.to_string(), h.score)).collect()
+                    db.text_collection(&name)?
+                        .search(&tq, None)?
+                        .into_iter()
+                        .map(|h| (h.id.to_string(), h.score))
+                        .collect()
                 }
                 (None, Some(v)) => {
                     let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-                    let ef = req.ef.map_or(quarry_engine::collection::DEFAULT_EF, |e| e.clamp(1, 100_000) as usize).max(k as usize);
-                    c.search_with(&v, None, k as usize, None, &quarry_engine::SearchOptions { ef, with_payload: false })
-                        .map_err(|e| ApiError::from(e).prefixed(&format!("query {}: ", q.id)))?
-                        .into_iter()
-                        .map(|h| (h.id.to_string(), f64::from(h.score)))
-                        .collect()
+                    let ef = req
+                        .ef
+                        .map_or(quarry_engine::collection::DEFAULT_EF, |e| e.clamp(1, 100_000) as usize)
+                        .max(k as usize);
+                    c.search_with(
+                        &v,
+                        None,
+                        k as usize,
+                        None,
+                        &quarry_engine::SearchOptions { ef, with_payload: false },
+                    )
+                    .map_err(|e| ApiError::from(e).prefixed(&format!("query {}: ", q.id)))?
+                    .into_iter()
+                    .map(|h| (h.id.to_string(), f64::from(h.score)))
+                    .collect()
                 }
                 _ => return Err(ApiError::bad(format!("query {}: give \"text\" or \"vector\"", q.id))),
             };
             run.insert_query(&q.id, &hits)?;
         }
         let ev = evaluate(&qrels, &run, &measures, &EvalOptions::default());
-        let means: Map<String, Value> = measures.iter().map(|m| (m.name(), json!(ev.mean_value(&m.name())))).collect();
+        let means: Map<String, Value> =
+            measures.iter().map(|m| (m.name(), json!(ev.mean_value(&m.name())))).collect();
         let per_query: Map<String, Value> = req
             .queries
             .iter()
             .map(|q| {
-                let v: Map<String, Value> = measures.iter().map(|m| (m.name(), json!(ev.query_value(&q.id, &m.name())))).collect();
+                let v: Map<String, Value> =
+                    measures.iter().map(|m| (m.name(), json!(ev.query_value(&q.id, &m.name())))).collect();
                 (q.id.clone(), Value::Object(v))
             })
             .collect();

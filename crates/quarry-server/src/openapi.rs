@@ -25,8 +25,14 @@ struct Keys;
 impl Modify for Keys {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(c) = openapi.components.as_mut() {
-            c.add_security_scheme("api-key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("api-key"))));
-            c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+            c.add_security_scheme(
+                "api-key",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("api-key"))),
+            );
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
         }
     }
 }

@@ -40,7 +40,11 @@ async fn not_found(req: Request) -> Response {
 
 fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (a handler panicked; the data is unaffected)").into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (a handler panicked; the data is unaffected)",
+    )
+    .into_response()
 }
 
 /// The OpenAPI document and the routes it describes.
@@ -115,7 +119,8 @@ pub async fn serve(
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))?;
-            let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| e.to_string())?.handle(handle);
+            let server =
+                axum_server::from_tcp_rustls(listener, tls).map_err(|e| e.to_string())?.handle(handle);
             ready(addr);
             server.serve(service).await
         }

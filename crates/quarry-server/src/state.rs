@@ -58,7 +58,10 @@ impl AppState {
 
     /// Collection `name` (404 naming it if unknown).
     pub fn collection(&self, name: &str) -> ApiResult<Arc<Collection>> {
-        self.0.db.collection(name).map_err(|_| ApiError::not_found(format!("Not found: Collection `{name}` doesn't exist!")))
+        self.0
+            .db
+            .collection(name)
+            .map_err(|_| ApiError::not_found(format!("Not found: Collection `{name}` doesn't exist!")))
     }
 
     /// The write queue of collection `name`.
@@ -77,16 +80,19 @@ impl AppState {
 
     /// Waits until every queued write is applied (at most `grace`).
     pub async fn drain_writes(&self, grace: std::time::Duration) {
-        let all: Vec<Arc<Writer>> = self.0.writers.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let all: Vec<Arc<Writer>> =
+            self.0.writers.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for w in all {
             w.drain(grace).await;
         }
     }
 
     /// Runs blocking engine work on the blocking pool.
-    pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")))?
+    pub async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| {
+            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
+        })?
     }
 }

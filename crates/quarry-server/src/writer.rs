@@ -74,7 +74,9 @@ impl Writer {
             let _ = tx.send(op());
         }))?;
         rx.await
-            .map_err(|_| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "a queued write was lost"))?
+            .map_err(|_| {
+                ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "a queued write was lost")
+            })?
             .map(Some)
     }
 

@@ -8,3 +8,4 @@ pub mod eval;
 pub mod fuse;
 pub mod quickstart;
 pub mod search;
+pub mod serve;

@@ -34,7 +34,9 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
     }
     if let Some(dt) = p.datatype.as_deref() {
         if !dt.eq_ignore_ascii_case("float32") {
-            return Err(ApiError::bad(format!("vector {name:?}: datatype {dt:?} is not supported (float32 only)")));
+            return Err(ApiError::bad(format!(
+                "vector {name:?}: datatype {dt:?} is not supported (float32 only)"
+            )));
         }
     }
     if p.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
@@ -73,7 +75,9 @@ pub fn schema_of(req: &CreateCollection) -> ApiResult<CollectionSchema> {
             .collect::<ApiResult<Vec<_>>>()?,
         _ => return Err(ApiError::bad("vectors: give {\"size\": n, \"distance\": d} or named fields")),
     };
-    if let Some(t) = req.optimizers_config.as_ref().and_then(|o| o.get("indexing_threshold")).and_then(Value::as_u64) {
+    if let Some(t) =
+        req.optimizers_config.as_ref().and_then(|o| o.get("indexing_threshold")).and_then(Value::as_u64)
+    {
         s.seal_threshold = usize::try_from(t).unwrap_or(usize::MAX).max(1_000);
     }
     if let Some(o) = opts {
@@ -110,7 +114,8 @@ pub async fn create_collection(
         return Err(ApiError::bad(format!("Wrong input: Collection `{name}` already exists!")));
     }
     let db = state.db().clone();
-    AppState::blocking(move || db.create_collection(&name, schema).map(|_| ()).map_err(ApiError::from)).await?;
+    AppState::blocking(move || db.create_collection(&name, schema).map(|_| ()).map_err(ApiError::from))
+        .await?;
     Ok(ok(true, start))
 }
 
@@ -196,7 +201,10 @@ pub fn info(c: &Collection) -> Value {
 #[utoipa::path(get, path = "/collections/{collection_name}", tag = "collections",
     params(("collection_name" = String, Path, description = "Collection name")),
     responses((status = 200, description = "Collection info"), (status = 404, description = "Unknown collection")))]
-pub async fn get_collection(State(state): State<AppState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+pub async fn get_collection(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(name) = name?;
     let c = state.collection(&name)?;
@@ -216,7 +224,10 @@ pub async fn list_collections(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/collections/{collection_name}/exists", tag = "collections",
     params(("collection_name" = String, Path, description = "Collection name")),
     responses((status = 200, description = "`{\"exists\": bool}`")))]
-pub async fn collection_exists(State(state): State<AppState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+pub async fn collection_exists(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(name) = name?;
     Ok(ok(json!({"exists": state.db().collection(&name).is_ok()}), start))
@@ -257,13 +268,22 @@ pub async fn create_index(
     match &req.field_schema {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
         Some(Value::Object(o)) if o.get("type").is_some_and(Value::is_string) => {}
-        Some(other) => return Err(ApiError::bad(format!("field_schema {other}: use a type name or {{\"type\": name}}"))),
+        Some(other) => {
+            return Err(ApiError::bad(format!("field_schema {other}: use a type name or {{\"type\": name}}")))
+        }
     }
     let c = state.collection(&name)?;
     let key = req.field_name;
     let w = state.writer(&name);
-    let done = w.write(&state, &name, q.wait.unwrap_or(false), move || c.create_payload_index(&key).map_err(ApiError::from)).await?;
-    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+    let done = w
+        .write(&state, &name, q.wait.unwrap_or(false), move || {
+            c.create_payload_index(&key).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(ok(
+        json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}),
+        start,
+    ))
 }
 
 /// Stop indexing a payload key.
@@ -280,6 +300,13 @@ pub async fn delete_index(
     let Query(q) = q?;
     let c = state.collection(&name)?;
     let w = state.writer(&name);
-    let done = w.write(&state, &name, q.wait.unwrap_or(false), move || c.delete_payload_index(&key).map_err(ApiError::from)).await?;
-    Ok(ok(json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}), start))
+    let done = w
+        .write(&state, &name, q.wait.unwrap_or(false), move || {
+            c.delete_payload_index(&key).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(ok(
+        json!({"operation_id": 0, "status": if done.is_some() { "completed" } else { "acknowledged" }}),
+        start,
+    ))
 }

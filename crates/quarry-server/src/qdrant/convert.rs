@@ -129,9 +129,15 @@ impl PayloadSel {
             Some(Value::Object(o)) => match (o.get("include"), o.get("exclude")) {
                 (Some(i), None) => PayloadSel::Include(strings(i, "with_payload.include")?),
                 (None, Some(e)) => PayloadSel::Exclude(strings(e, "with_payload.exclude")?),
-                _ => return Err(ApiError::bad("with_payload object: give either \"include\" or \"exclude\"")),
+                _ => {
+                    return Err(ApiError::bad("with_payload object: give either \"include\" or \"exclude\""))
+                }
             },
-            Some(other) => return Err(ApiError::bad(format!("with_payload {other}: use a bool, a list of keys, or include/exclude"))),
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "with_payload {other}: use a bool, a list of keys, or include/exclude"
+                )))
+            }
         })
     }
 
@@ -173,7 +179,11 @@ impl VectorSel {
             None | Some(Value::Null) | Some(Value::Bool(false)) => VectorSel::Off,
             Some(Value::Bool(true)) => VectorSel::All,
             Some(a @ Value::Array(_)) => VectorSel::Some(strings(a, "with_vector")?),
-            Some(other) => return Err(ApiError::bad(format!("with_vector {other}: use a bool or a list of field names"))),
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "with_vector {other}: use a bool or a list of field names"
+                )))
+            }
         })
     }
 
@@ -241,10 +251,14 @@ pub fn floats(v: &Value, what: &str) -> ApiResult<Vec<f32>> {
     a.iter()
         .enumerate()
         .map(|(i, x)| {
-            let f = x.as_f64().ok_or_else(|| ApiError::bad(format!("{what}: component {i} is not a number ({x})")))?;
+            let f = x
+                .as_f64()
+                .ok_or_else(|| ApiError::bad(format!("{what}: component {i} is not a number ({x})")))?;
             let g = f as f32;
             if !g.is_finite() {
-                return Err(ApiError::bad(format!("{what}: component {i} ({f}) is not a finite 32-bit float")));
+                return Err(ApiError::bad(format!(
+                    "{what}: component {i} ({f}) is not a finite 32-bit float"
+                )));
             }
             Ok(g)
         })

@@ -17,7 +17,11 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(collections::list_collections))
-        .routes(routes!(collections::create_collection, collections::get_collection, collections::delete_collection))
+        .routes(routes!(
+            collections::create_collection,
+            collections::get_collection,
+            collections::delete_collection
+        ))
         .routes(routes!(collections::collection_exists))
         .routes(routes!(collections::create_index))
         .routes(routes!(collections::delete_index))

@@ -2,7 +2,10 @@
 //! set / overwrite / delete keys / clear, scroll and count.
 
 use super::convert::{self, record, PayloadSel, VectorSel};
-use super::models::{CountRequest, DeletePayload, PointsSelector, ReadParams, RetrievePoints, ScrollRequest, SetPayload, UpsertPoints, WriteParams};
+use super::models::{
+    CountRequest, DeletePayload, PointsSelector, ReadParams, RetrievePoints, ScrollRequest, SetPayload,
+    UpsertPoints, WriteParams,
+};
 use crate::body::JsonBody;
 use crate::error::{ok, ApiError, ApiResult};
 use crate::state::AppState;
@@ -24,7 +27,10 @@ fn points_of(c: &Collection, req: UpsertPoints, max: usize) -> ApiResult<Vec<Poi
     let values: Vec<Value> = match (req.points, req.batch) {
         (Some(p), None) => p,
         (None, Some(b)) => {
-            let ids = b.get("ids").and_then(Value::as_array).ok_or_else(|| ApiError::bad("batch.ids must be a list"))?;
+            let ids = b
+                .get("ids")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::bad("batch.ids must be a list"))?;
             let n = ids.len();
             if n > max {
                 return Err(ApiError::bad(format!("{n} points in one request: at most {max}")));
@@ -49,7 +55,9 @@ fn points_of(c: &Collection, req: UpsertPoints, max: usize) -> ApiResult<Vec<Poi
             let payloads = match b.get("payloads") {
                 None | Some(Value::Null) => vec![Value::Null; n],
                 Some(Value::Array(p)) if p.len() == n => p.clone(),
-                Some(_) => return Err(ApiError::bad(format!("batch.payloads must hold one payload per id ({n})"))),
+                Some(_) => {
+                    return Err(ApiError::bad(format!("batch.payloads must hold one payload per id ({n})")))
+                }
             };
             ids.iter()
                 .zip(per_point)
@@ -65,7 +73,9 @@ fn points_of(c: &Collection, req: UpsertPoints, max: usize) -> ApiResult<Vec<Poi
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| Point::from_json(v, schema).map_err(|e| ApiError::from(e).prefixed(&format!("points[{i}]: "))))
+        .map(|(i, v)| {
+            Point::from_json(v, schema).map_err(|e| ApiError::from(e).prefixed(&format!("points[{i}]: ")))
+        })
         .collect()
 }
 
@@ -114,7 +124,11 @@ pub async fn retrieve(
     let vs = VectorSel::parse(req.with_vector.as_ref())?;
     let out = AppState::blocking(move || {
         let schema = c.schema();
-        Ok(ids.into_iter().filter_map(|id| c.get(id)).map(|p| record(schema, p, &ps, &vs)).collect::<Vec<_>>())
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| c.get(id))
+            .map(|p| record(schema, p, &ps, &vs))
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(ok(out, start))
@@ -124,12 +138,16 @@ pub async fn retrieve(
 #[utoipa::path(get, path = "/collections/{collection_name}/points/{id}", tag = "points",
     params(("collection_name" = String, Path, description = "Collection name"), ("id" = String, Path, description = "Point id: an unsigned integer or a UUID")),
     responses((status = 200, description = "The record with payload and vector"), (status = 404, description = "No such point")))]
-pub async fn get_point(State(state): State<AppState>, path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<Response> {
+pub async fn get_point(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Response> {
     let start = Instant::now();
     let Path((name, id)) = path?;
     let c = state.collection(&name)?;
     let id = PointId::parse(&id)?;
-    let p = c.get(id).ok_or_else(|| ApiError::not_found(format!("Not found: No point with id {id} found")))?;
+    let p =
+        c.get(id).ok_or_else(|| ApiError::not_found(format!("Not found: No point with id {id} found")))?;
     Ok(ok(record(c.schema(), p, &PayloadSel::All, &VectorSel::All), start))
 }
 
@@ -199,17 +217,29 @@ fn payload_object(v: Value) -> ApiResult<Map<String, Value>> {
     }
 }
 
-async fn set_payload_impl(state: AppState, name: String, q: WriteParams, req: SetPayload, overwrite: bool) -> ApiResult<Response> {
+async fn set_payload_impl(
+    state: AppState,
+    name: String,
+    q: WriteParams,
+    req: SetPayload,
+    overwrite: bool,
+) -> ApiResult<Response> {
     let start = Instant::now();
     if req.key.is_some() {
         return Err(ApiError::bad("\"key\" (setting a nested payload path) is not supported"));
     }
     let payload = payload_object(req.payload)?;
     let t = target(req.points.as_ref(), req.filter.as_ref(), state.config().max_batch)?;
-    payload_op(state, name, q.wait.unwrap_or(false), move |c| {
-        let ids = ids_of(&c, t);
-        c.set_payload(&ids, payload, overwrite).map_err(ApiError::from)
-    }, start)
+    payload_op(
+        state,
+        name,
+        q.wait.unwrap_or(false),
+        move |c| {
+            let ids = ids_of(&c, t);
+            c.set_payload(&ids, payload, overwrite).map_err(ApiError::from)
+        },
+        start,
+    )
     .await
 }
 
@@ -255,20 +285,26 @@ pub async fn delete_payload(
     let (Path(name), Query(q)) = (name?, q?);
     let t = target(req.points.as_ref(), req.filter.as_ref(), state.config().max_batch)?;
     let keys = req.keys;
-    payload_op(state, name, q.wait.unwrap_or(false), move |c| {
-        let mut n = 0;
-        for id in ids_of(&c, t) {
-            let Some(mut p) = c.payload(id) else { continue };
-            let before = p.len();
-            for k in &keys {
-                p.remove(k);
+    payload_op(
+        state,
+        name,
+        q.wait.unwrap_or(false),
+        move |c| {
+            let mut n = 0;
+            for id in ids_of(&c, t) {
+                let Some(mut p) = c.payload(id) else { continue };
+                let before = p.len();
+                for k in &keys {
+                    p.remove(k);
+                }
+                if p.len() != before {
+                    n += c.set_payload(&[id], p, true)?;
+                }
             }
-            if p.len() != before {
-                n += c.set_payload(&[id], p, true)?;
-            }
-        }
-        Ok(n)
-    }, start)
+            Ok(n)
+        },
+        start,
+    )
     .await
 }
 
@@ -285,10 +321,16 @@ pub async fn clear_payload(
     let start = Instant::now();
     let (Path(name), Query(q)) = (name?, q?);
     let t = target(req.points.as_ref(), req.filter.as_ref(), state.config().max_batch)?;
-    payload_op(state, name, q.wait.unwrap_or(false), move |c| {
-        let ids = ids_of(&c, t);
-        c.set_payload(&ids, Map::new(), true).map_err(ApiError::from)
-    }, start)
+    payload_op(
+        state,
+        name,
+        q.wait.unwrap_or(false),
+        move |c| {
+            let ids = ids_of(&c, t);
+            c.set_payload(&ids, Map::new(), true).map_err(ApiError::from)
+        },
+        start,
+    )
     .await
 }
 

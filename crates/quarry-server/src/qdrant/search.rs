@@ -43,7 +43,10 @@ fn named_vector(v: &Value) -> ApiResult<(Option<String>, Vec<f32>)> {
     match v {
         Value::Array(_) => Ok((None, convert::floats(v, "vector")?)),
         Value::Object(o) => {
-            let name = o.get("name").and_then(Value::as_str).ok_or_else(|| ApiError::bad("vector.name must be a string"))?;
+            let name = o
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad("vector.name must be a string"))?;
             let vec = o.get("vector").ok_or_else(|| ApiError::bad("vector.vector is missing"))?;
             Ok((Some(name.to_string()), convert::floats(vec, "vector.vector")?))
         }
@@ -103,7 +106,8 @@ fn run_search(c: &Collection, req: &SearchRequest, max: usize) -> ApiResult<Vec<
     let ps = PayloadSel::parse(req.with_payload.as_ref(), false)?;
     let vs = VectorSel::parse(req.with_vector.as_ref())?;
     let f = c.schema().field(field.as_deref())?;
-    let hits = search_ids(c, field.as_deref(), &vector, filter.as_ref(), req.params.as_ref(), limit + offset)?;
+    let hits =
+        search_ids(c, field.as_deref(), &vector, filter.as_ref(), req.params.as_ref(), limit + offset)?;
     Ok(finish(c, hits, offset, req.score_threshold, Scores::of(c.schema(), f), &ps, &vs))
 }
 
@@ -141,7 +145,11 @@ pub async fn search_batch(
     q?;
     let c = state.collection(&name)?;
     if req.searches.len() > state.config().max_batch {
-        return Err(ApiError::bad(format!("{} searches in one request: at most {}", req.searches.len(), state.config().max_batch)));
+        return Err(ApiError::bad(format!(
+            "{} searches in one request: at most {}",
+            req.searches.len(),
+            state.config().max_batch
+        )));
     }
     let max = state.config().max_limit;
     let out = AppState::blocking(move || {
@@ -166,7 +174,9 @@ enum Q {
 fn parse_query(c: &Collection, q: Option<&Value>, using: Option<&str>) -> ApiResult<Q> {
     let vector_of = |id: PointId| -> ApiResult<Vec<f32>> {
         let f = c.schema().field(using)?;
-        let p = c.get(id).ok_or_else(|| ApiError::not_found(format!("Not found: No point with id {id} found")))?;
+        let p = c
+            .get(id)
+            .ok_or_else(|| ApiError::not_found(format!("Not found: No point with id {id} found")))?;
         Ok(p.vectors[f].clone())
     };
     match q {
@@ -193,9 +203,13 @@ fn parse_query(c: &Collection, q: Option<&Value>, using: Option<&str>) -> ApiRes
                 return k.map(Q::Rrf).ok_or_else(|| ApiError::bad("query.rrf.k must be a number ≥ 0"));
             }
             let kind = o.keys().next().cloned().unwrap_or_default();
-            Err(ApiError::bad(format!("query type {kind:?} is not supported (nearest, a point id, fusion, rrf)")))
+            Err(ApiError::bad(format!(
+                "query type {kind:?} is not supported (nearest, a point id, fusion, rrf)"
+            )))
         }
-        Some(other) => Err(ApiError::bad(format!("query {other}: use a vector, a point id or {{\"fusion\": …}}"))),
+        Some(other) => {
+            Err(ApiError::bad(format!("query {other}: use a vector, a point id or {{\"fusion\": …}}")))
+        }
     }
 }
 
@@ -234,7 +248,14 @@ fn dbsf(lists: &[Vec<(PointId, f64)>], k: usize) -> Vec<(PointId, f64)> {
 }
 
 /// Runs one query (with its prefetches) for `k` hits under `outer` filter: ids and Qdrant scores.
-fn run_query(c: &Collection, q: &QueryRequest, outer: Option<&Value>, k: usize, depth: usize, max: usize) -> ApiResult<(Vec<(PointId, f64)>, Scores)> {
+fn run_query(
+    c: &Collection,
+    q: &QueryRequest,
+    outer: Option<&Value>,
+    k: usize,
+    depth: usize,
+    max: usize,
+) -> ApiResult<(Vec<(PointId, f64)>, Scores)> {
     if depth > MAX_DEPTH {
         return Err(ApiError::bad(format!("prefetch nested deeper than {MAX_DEPTH} levels")));
     }
@@ -251,8 +272,14 @@ fn run_query(c: &Collection, q: &QueryRequest, outer: Option<&Value>, k: usize, 
     let filter = convert::filter(filter_json.as_ref())?;
     let prefetches: Vec<QueryRequest> = match q.prefetch.as_ref() {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.iter().map(|p| serde_json::from_value(p.clone())).collect::<Result<_, _>>().map_err(|e| ApiError::bad(format!("prefetch: {e}")))?,
-        Some(p @ Value::Object(_)) => vec![serde_json::from_value(p.clone()).map_err(|e| ApiError::bad(format!("prefetch: {e}")))?],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| serde_json::from_value(p.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::bad(format!("prefetch: {e}")))?,
+        Some(p @ Value::Object(_)) => {
+            vec![serde_json::from_value(p.clone()).map_err(|e| ApiError::bad(format!("prefetch: {e}")))?]
+        }
         Some(_) => return Err(ApiError::bad("prefetch must be a query object or a list of them")),
     };
     let query = parse_query(c, q.query.as_ref(), using)?;
@@ -298,7 +325,12 @@ fn run_query(c: &Collection, q: &QueryRequest, outer: Option<&Value>, k: usize, 
             let metric: Metric = c.schema().vectors[f].metric()?;
             let dim = c.schema().vectors[f].dim;
             if v.len() != dim {
-                return Err(quarry_core::Error::DimensionMismatch { expected: dim, got: v.len(), context: "query".into() }.into());
+                return Err(quarry_core::Error::DimensionMismatch {
+                    expected: dim,
+                    got: v.len(),
+                    context: "query".into(),
+                }
+                .into());
             }
             let mut ids: Vec<PointId> = lists.iter().flatten().map(|x| x.0).collect();
             ids.sort_unstable();
@@ -363,7 +395,11 @@ pub async fn query_batch(
     q?;
     let c = state.collection(&name)?;
     if req.searches.len() > state.config().max_batch {
-        return Err(ApiError::bad(format!("{} queries in one request: at most {}", req.searches.len(), state.config().max_batch)));
+        return Err(ApiError::bad(format!(
+            "{} queries in one request: at most {}",
+            req.searches.len(),
+            state.config().max_batch
+        )));
     }
     let max = state.config().max_limit;
     let out = AppState::blocking(move || {

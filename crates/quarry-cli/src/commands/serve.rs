@@ -1,0 +1,103 @@
+//! `quarry serve`: the HTTP server over a database folder (see the `quarry-server` crate): a
+//! Qdrant-compatible REST subset plus native endpoints, until Ctrl-C or SIGTERM, then a graceful
+//! shutdown. Logs go to stderr (`RUST_LOG` filters them; `--log-json` for JSON lines).
+
+use anyhow::{anyhow, Result};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `quarry serve`.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// Database folder (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to bind; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 6333)]
+    port: u16,
+    /// Key granting every operation (or set QUARRY_API_KEY).
+    #[arg(long, env = "QUARRY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Key granting reads only (or set QUARRY_READ_ONLY_KEY).
+    #[arg(long, env = "QUARRY_READ_ONLY_KEY", hide_env_values = true)]
+    read_only_key: Option<String>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest request body, MiB.
+    #[arg(long, default_value_t = 32)]
+    max_body_mb: usize,
+    /// Most points, ids or searches in one request.
+    #[arg(long, default_value_t = 10_000)]
+    max_batch: usize,
+    /// Largest limit + offset of one search or page.
+    #[arg(long, default_value_t = 10_000)]
+    max_limit: usize,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs `quarry serve`.
+pub fn run(a: Args) -> Result<()> {
+    init_logs(a.log_json);
+    if !a.timeout.is_finite() || a.timeout <= 0.0 {
+        return Err(anyhow!("--timeout must be a positive number of seconds"));
+    }
+    let mut cfg = quarry_server::ServerConfig::new(a.data);
+    cfg.host = a.host;
+    cfg.port = a.port;
+    cfg.api_key = a.api_key.filter(|k| !k.is_empty());
+    cfg.read_only_key = a.read_only_key.filter(|k| !k.is_empty());
+    cfg.tls = a.tls_cert.zip(a.tls_key);
+    cfg.max_body_bytes = a.max_body_mb.saturating_mul(1 << 20);
+    cfg.max_batch = a.max_batch;
+    cfg.max_limit = a.max_limit;
+    cfg.request_timeout = Duration::from_secs_f64(a.timeout);
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(quarry_server::serve(cfg, shutdown_signal(), |addr| {
+        println!("quarry serve: listening on {scheme}://{addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }))
+    .map_err(|e| anyhow!(e))
+}
