@@ -34,5 +34,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+step "server: the official qdrant-client and schemathesis against quarry serve"
+bash scripts/test_server.sh
+
 echo
 echo "all checks passed in $(( $(date +%s) - start ))s"

@@ -150,7 +150,7 @@ pub struct EvalRequest {
 
 /// Create a text collection.
 #[utoipa::path(post, path = "/quarry/collections/{collection_name}/text", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     request_body = CreateText, responses((status = 200, description = "Created")))]
 pub async fn create_text_collection(
     State(state): State<AppState>,
@@ -185,7 +185,7 @@ pub async fn create_text_collection(
 
 /// Details of any collection: the schema, counts, segments, text statistics.
 #[utoipa::path(get, path = "/quarry/collections/{collection_name}", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     responses((status = 200, description = "Details"), (status = 404, description = "Unknown collection")))]
 pub async fn collection_details(
     State(state): State<AppState>,
@@ -211,7 +211,7 @@ pub async fn collection_details(
 
 /// Insert or replace documents of a text collection (embedded and indexed for BM25).
 #[utoipa::path(put, path = "/quarry/collections/{collection_name}/documents", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = UpsertDocuments, responses((status = 200, description = "Update result")))]
 pub async fn upsert_documents(
     State(state): State<AppState>,
@@ -259,7 +259,7 @@ pub async fn upsert_documents(
 
 /// Delete documents of a text collection (with their passages).
 #[utoipa::path(post, path = "/quarry/collections/{collection_name}/documents/delete", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = DeleteDocuments, responses((status = 200, description = "Update result")))]
 pub async fn delete_documents(
     State(state): State<AppState>,
@@ -336,7 +336,7 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
 
 /// Search a text collection: BM25, dense or hybrid, optionally explained.
 #[utoipa::path(post, path = "/quarry/collections/{collection_name}/text-search", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     request_body = TextSearch, responses((status = 200, description = "`{\"hits\": [{\"id\", \"score\", \"payload\", \"explain\"}]}`")))]
 pub async fn text_search(
     State(state): State<AppState>,
@@ -377,7 +377,7 @@ pub async fn text_search(
 
 /// Run judged queries against the collection and score the run with trec_eval's measures.
 #[utoipa::path(post, path = "/quarry/collections/{collection_name}/eval", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     request_body = EvalRequest, responses((status = 200, description = "`{\"measures\": {name: mean}, \"per_query\", \"queries\", \"seconds\"}`")))]
 pub async fn eval_run(
     State(state): State<AppState>,

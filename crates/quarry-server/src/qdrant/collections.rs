@@ -97,7 +97,7 @@ pub fn schema_of(req: &CreateCollection) -> ApiResult<CollectionSchema> {
 
 /// Create a collection.
 #[utoipa::path(put, path = "/collections/{collection_name}", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = CreateCollection,
     responses((status = 200, description = "Created: `{\"result\": true}`"), (status = 400, description = "Bad input or the collection exists")))]
 pub async fn create_collection(
@@ -199,7 +199,7 @@ pub fn info(c: &Collection) -> Value {
 
 /// Get a collection's info.
 #[utoipa::path(get, path = "/collections/{collection_name}", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     responses((status = 200, description = "Collection info"), (status = 404, description = "Unknown collection")))]
 pub async fn get_collection(
     State(state): State<AppState>,
@@ -222,7 +222,7 @@ pub async fn list_collections(State(state): State<AppState>) -> Response {
 
 /// Whether a collection exists.
 #[utoipa::path(get, path = "/collections/{collection_name}/exists", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
     responses((status = 200, description = "`{\"exists\": bool}`")))]
 pub async fn collection_exists(
     State(state): State<AppState>,
@@ -235,7 +235,7 @@ pub async fn collection_exists(
 
 /// Delete a collection and its files.
 #[utoipa::path(delete, path = "/collections/{collection_name}", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     responses((status = 200, description = "`true` if it existed")))]
 pub async fn delete_collection(
     State(state): State<AppState>,
@@ -253,7 +253,7 @@ pub async fn delete_collection(
 
 /// Index a payload key.
 #[utoipa::path(put, path = "/collections/{collection_name}/index", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = CreateFieldIndex,
     responses((status = 200, description = "`{\"operation_id\", \"status\": \"completed\"}`")))]
 pub async fn create_index(
@@ -288,7 +288,7 @@ pub async fn create_index(
 
 /// Stop indexing a payload key.
 #[utoipa::path(delete, path = "/collections/{collection_name}/index/{field_name}", tag = "collections",
-    params(("collection_name" = String, Path, description = "Collection name"), ("field_name" = String, Path, description = "Payload key"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ("field_name" = String, Path, description = "Payload key"), WriteParams),
     responses((status = 200, description = "`{\"operation_id\", \"status\"}`")))]
 pub async fn delete_index(
     State(state): State<AppState>,

@@ -81,7 +81,7 @@ fn points_of(c: &Collection, req: UpsertPoints, max: usize) -> ApiResult<Vec<Poi
 
 /// Upsert points.
 #[utoipa::path(put, path = "/collections/{collection_name}/points", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = UpsertPoints,
     responses((status = 200, description = "`{\"operation_id\", \"status\": \"completed\" | \"acknowledged\"}`"), (status = 400, description = "Bad points (nothing written)")))]
 pub async fn upsert(
@@ -106,7 +106,7 @@ pub async fn upsert(
 
 /// Points by id (absent ids are skipped).
 #[utoipa::path(post, path = "/collections/{collection_name}/points", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = RetrievePoints,
     responses((status = 200, description = "Records")))]
 pub async fn retrieve(
@@ -136,7 +136,7 @@ pub async fn retrieve(
 
 /// One point by id (404 if absent).
 #[utoipa::path(get, path = "/collections/{collection_name}/points/{id}", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), ("id" = String, Path, description = "Point id: an unsigned integer or a UUID")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ("id" = String, Path, description = "Point id: an unsigned integer or a UUID")),
     responses((status = 200, description = "The record with payload and vector"), (status = 404, description = "No such point")))]
 pub async fn get_point(
     State(state): State<AppState>,
@@ -174,7 +174,7 @@ fn ids_of(c: &Collection, t: Target) -> Vec<PointId> {
 
 /// Delete points by ids or filter.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/delete", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = PointsSelector,
     responses((status = 200, description = "Update result")))]
 pub async fn delete_points(
@@ -245,7 +245,7 @@ async fn set_payload_impl(
 
 /// Set payload keys (merged into each payload).
 #[utoipa::path(post, path = "/collections/{collection_name}/points/payload", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = SetPayload, responses((status = 200, description = "Update result")))]
 pub async fn set_payload(
     State(state): State<AppState>,
@@ -259,7 +259,7 @@ pub async fn set_payload(
 
 /// Replace whole payloads.
 #[utoipa::path(put, path = "/collections/{collection_name}/points/payload", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = SetPayload, responses((status = 200, description = "Update result")))]
 pub async fn overwrite_payload(
     State(state): State<AppState>,
@@ -273,7 +273,7 @@ pub async fn overwrite_payload(
 
 /// Remove payload keys.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/payload/delete", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = DeletePayload, responses((status = 200, description = "Update result")))]
 pub async fn delete_payload(
     State(state): State<AppState>,
@@ -310,7 +310,7 @@ pub async fn delete_payload(
 
 /// Remove whole payloads.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/payload/clear", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), WriteParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     request_body = PointsSelector, responses((status = 200, description = "Update result")))]
 pub async fn clear_payload(
     State(state): State<AppState>,
@@ -336,7 +336,7 @@ pub async fn clear_payload(
 
 /// Pages through points in id order.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/scroll", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = ScrollRequest,
     responses((status = 200, description = "`{\"points\": [...], \"next_page_offset\": id | null}`")))]
 pub async fn scroll(
@@ -375,7 +375,7 @@ pub async fn scroll(
 
 /// Counts points (passing a filter).
 #[utoipa::path(post, path = "/collections/{collection_name}/points/count", tag = "points",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = CountRequest, responses((status = 200, description = "`{\"count\": n}`")))]
 pub async fn count(
     State(state): State<AppState>,

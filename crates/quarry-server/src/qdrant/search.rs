@@ -113,7 +113,7 @@ fn run_search(c: &Collection, req: &SearchRequest, max: usize) -> ApiResult<Vec<
 
 /// Nearest points to a vector.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/search", tag = "search",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = SearchRequest, responses((status = 200, description = "Scored points, best first")))]
 pub async fn search(
     State(state): State<AppState>,
@@ -132,7 +132,7 @@ pub async fn search(
 
 /// Several searches in one request.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/search/batch", tag = "search",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = SearchBatch, responses((status = 200, description = "One list of scored points per search")))]
 pub async fn search_batch(
     State(state): State<AppState>,
@@ -363,7 +363,7 @@ fn run_top_query(c: &Collection, q: &QueryRequest, max: usize) -> ApiResult<Valu
 
 /// The universal query: nearest, by point id, or fusing / re-scoring `prefetch` results.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/query", tag = "search",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = QueryRequest, responses((status = 200, description = "`{\"points\": [scored points]}`")))]
 pub async fn query(
     State(state): State<AppState>,
@@ -382,7 +382,7 @@ pub async fn query(
 
 /// Several universal queries in one request.
 #[utoipa::path(post, path = "/collections/{collection_name}/points/query/batch", tag = "search",
-    params(("collection_name" = String, Path, description = "Collection name"), ReadParams),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), ReadParams),
     request_body = QueryBatch, responses((status = 200, description = "One `{\"points\"}` per query")))]
 pub async fn query_batch(
     State(state): State<AppState>,

@@ -1,0 +1,236 @@
+"""The official qdrant-client (pinned in scripts/server_test_env.sh) against `quarry serve`, through
+every call of the Qdrant-compatible subset, each result checked against what was written.
+
+qdrant-client 1.20 no longer has `search` / `search_batch` (replaced by `query_points`); those two
+REST routes, still served for older clients, are driven with the client's own HTTP session and its
+response models.
+"""
+
+import math
+import uuid
+
+import httpx
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from conftest import API_KEY, READ_KEY
+
+DIM = 8
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return QdrantClient(url=server["url"], api_key=API_KEY, https=False, prefer_grpc=False, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def reader(server):
+    return QdrantClient(url=server["url"], api_key=READ_KEY, https=False, prefer_grpc=False, timeout=30)
+
+
+def vectors(n, seed=7):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, DIM)).astype(np.float32)
+
+
+def cosine_top(data, q, k, allowed=None):
+    d = data / np.linalg.norm(data, axis=1, keepdims=True)
+    s = d @ (q / np.linalg.norm(q))
+    order = [i for i in np.argsort(-s) if allowed is None or i in allowed]
+    return [int(i) for i in order[:k]], s
+
+
+@pytest.fixture(scope="module")
+def filled(client):
+    name = "items"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    assert client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+    data = vectors(300)
+    points = [
+        models.PointStruct(id=i, vector=data[i].tolist(), payload={"tag": i % 5, "name": f"item {i}", "price": float(i) / 10, "flags": ["a", "b"] if i % 2 else ["c"]})
+        for i in range(300)
+    ]
+    res = client.upsert(name, points=points, wait=True)
+    assert res.status == models.UpdateStatus.COMPLETED
+    return name, data
+
+
+def test_version_and_collections(client, filled):
+    name, _ = filled
+    info = client.info()
+    assert info.version.startswith("1.")
+    names = [c.name for c in client.get_collections().collections]
+    assert name in names
+    assert client.collection_exists(name)
+    assert not client.collection_exists("no-such")
+    ci = client.get_collection(name)
+    assert ci.points_count == 300
+    assert ci.config.params.vectors.size == DIM
+    assert ci.config.params.vectors.distance == models.Distance.COSINE
+
+
+def test_retrieve_returns_what_was_written(client, filled):
+    name, data = filled
+    recs = client.retrieve(name, ids=[3, 17, 999], with_payload=True, with_vectors=True)
+    assert sorted(r.id for r in recs) == [3, 17]
+    for r in recs:
+        assert r.payload["tag"] == r.id % 5 and r.payload["name"] == f"item {r.id}"
+        assert np.allclose(r.vector, data[r.id], atol=1e-6)
+    only = client.retrieve(name, ids=[3], with_payload=["name"], with_vectors=False)
+    assert only[0].payload == {"name": "item 3"} and only[0].vector is None
+
+
+def test_query_points_equals_exact_cosine(client, filled):
+    name, data = filled
+    q = vectors(1, seed=11)[0]
+    want, scores = cosine_top(data, q, 10)
+    res = client.query_points(name, query=q.tolist(), limit=10, with_payload=True)
+    assert [p.id for p in res.points] == want
+    for p in res.points:
+        assert math.isclose(p.score, float(scores[p.id]), abs_tol=1e-5)
+        assert p.payload["name"] == f"item {p.id}"
+
+
+def test_filters_match_hand_selection(client, filled):
+    name, data = filled
+    q = vectors(1, seed=12)[0]
+    flt = models.Filter(
+        must=[models.FieldCondition(key="tag", match=models.MatchAny(any=[1, 2]))],
+        must_not=[models.FieldCondition(key="price", range=models.Range(gte=20.0))],
+    )
+    allowed = {i for i in range(300) if i % 5 in (1, 2) and i / 10 < 20.0}
+    want, _ = cosine_top(data, q, 7, allowed)
+    res = client.query_points(name, query=q.tolist(), query_filter=flt, limit=7)
+    assert [p.id for p in res.points] == want
+    assert client.count(name, count_filter=flt, exact=True).count == len(allowed)
+    flt2 = models.Filter(should=[models.FieldCondition(key="flags", match=models.MatchValue(value="c"))])
+    assert client.count(name, count_filter=flt2).count == 150
+
+
+def test_search_and_search_batch_rest_routes(client, filled):
+    name, data = filled
+    qs = vectors(3, seed=13)
+    body = {"vector": qs[0].tolist(), "limit": 5, "with_payload": True}
+
+    r = httpx.post(f"{client._client.rest_uri}/collections/{name}/points/search", json=body, headers={"api-key": API_KEY})
+    assert r.status_code == 200
+    hits = [models.ScoredPoint(**h) for h in r.json()["result"]]
+    want, _ = cosine_top(data, qs[0], 5)
+    assert [h.id for h in hits] == want
+    r = httpx.post(
+        f"{client._client.rest_uri}/collections/{name}/points/search/batch",
+        json={"searches": [{"vector": q.tolist(), "limit": 4} for q in qs]},
+        headers={"api-key": API_KEY},
+    )
+    assert r.status_code == 200
+    for q, lst in zip(qs, r.json()["result"]):
+        assert [models.ScoredPoint(**h).id for h in lst] == cosine_top(data, q, 4)[0]
+
+
+def test_query_batch_and_prefetch_rrf(client, filled):
+    name, data = filled
+    qs = vectors(2, seed=14)
+    res = client.query_batch_points(name, requests=[models.QueryRequest(query=q.tolist(), limit=3) for q in qs])
+    assert [[p.id for p in r.points] for r in res] == [cosine_top(data, q, 3)[0] for q in qs]
+    a, b = cosine_top(data, qs[0], 20)[0], cosine_top(data, qs[1], 20)[0]
+    fused = client.query_points(
+        name,
+        prefetch=[models.Prefetch(query=qs[0].tolist(), limit=20), models.Prefetch(query=qs[1].tolist(), limit=20)],
+        query=models.FusionQuery(fusion=models.Fusion.RRF),
+        limit=10,
+    )
+    score = {}
+    for lst in (a, b):
+        for rank, i in enumerate(lst):
+            score[i] = score.get(i, 0.0) + 1.0 / (2 + rank + 1)
+    want = sorted(score, key=lambda i: (-score[i], i))[:10]
+    assert [p.id for p in fused.points] == want
+
+
+def test_scroll_pages_through_everything(client, filled):
+    name, _ = filled
+    seen, offset = [], None
+    while True:
+        pts, offset = client.scroll(name, limit=64, offset=offset, with_payload=False, with_vectors=False)
+        seen += [p.id for p in pts]
+        if offset is None:
+            break
+    assert seen == list(range(300))
+    flt = models.Filter(must=[models.FieldCondition(key="tag", match=models.MatchValue(value=0))])
+    pts, nxt = client.scroll(name, scroll_filter=flt, limit=1000)
+    assert [p.id for p in pts] == list(range(0, 300, 5)) and nxt is None
+
+
+def test_payload_operations(client, filled):
+    name, _ = filled
+    client.set_payload(name, payload={"color": "red"}, points=[1, 2], wait=True)
+    assert client.retrieve(name, ids=[1])[0].payload["color"] == "red"
+    client.overwrite_payload(name, payload={"only": 1}, points=[2], wait=True)
+    assert client.retrieve(name, ids=[2])[0].payload == {"only": 1}
+    client.delete_payload(name, keys=["color"], points=[1], wait=True)
+    assert "color" not in client.retrieve(name, ids=[1])[0].payload
+    client.clear_payload(name, points_selector=models.PointIdsList(points=[2]), wait=True)
+    assert client.retrieve(name, ids=[2])[0].payload == {}
+    flt = models.Filter(must=[models.FieldCondition(key="tag", match=models.MatchValue(value=4))])
+    client.set_payload(name, payload={"four": True}, points=flt, wait=True)
+    cnt = client.count(name, count_filter=models.Filter(must=[models.FieldCondition(key="four", match=models.MatchValue(value=True))]))
+    assert cnt.count == 60
+
+
+def test_payload_index_and_deletes(client):
+    name = "deletes"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config={"img": models.VectorParams(size=4, distance=models.Distance.DOT), "txt": models.VectorParams(size=2, distance=models.Distance.EUCLID)})
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(40)]
+    client.upsert(
+        name,
+        points=models.Batch(ids=ids, vectors={"img": [[1, i, 0, 0] for i in range(40)], "txt": [[i, 0] for i in range(40)]}, payloads=[{"g": i % 4} for i in range(40)]),
+        wait=True,
+    )
+    assert client.create_payload_index(name, field_name="g", field_schema=models.PayloadSchemaType.INTEGER, wait=True).status == models.UpdateStatus.COMPLETED
+    assert "g" in client.get_collection(name).payload_schema
+    res = client.query_points(name, query=[3.2, 0], using="txt", limit=2, with_vectors=["txt"])
+    assert [p.id for p in res.points] == [ids[3], ids[4]]
+    assert math.isclose(res.points[0].score, 0.2, abs_tol=1e-5)
+    assert res.points[0].vector == {"txt": [3.0, 0.0]}
+    client.delete(name, points_selector=models.PointIdsList(points=ids[:5]), wait=True)
+    client.delete(name, points_selector=models.FilterSelector(filter=models.Filter(must=[models.FieldCondition(key="g", match=models.MatchValue(value=1))])), wait=True)
+    left = client.count(name).count
+    assert left == 40 - 5 - len([i for i in range(5, 40) if i % 4 == 1])
+    client.delete_payload_index(name, field_name="g", wait=True)
+    assert "g" not in client.get_collection(name).payload_schema
+    assert client.delete_collection(name)
+    assert not client.collection_exists(name)
+
+
+def test_upsert_without_wait_is_applied(client):
+    name = "nowait"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE))
+    for i in range(50):
+        r = client.upsert(name, points=[models.PointStruct(id=i, vector=[1.0, float(i)])], wait=False)
+        assert r.status == models.UpdateStatus.ACKNOWLEDGED
+    client.upsert(name, points=[models.PointStruct(id=1000, vector=[1.0, 1.0])], wait=True)
+    assert client.count(name).count == 51
+
+
+def test_errors_are_client_errors(client, reader, filled):
+    name, _ = filled
+    with pytest.raises(UnexpectedResponse) as e:
+        client.upsert(name, points=[models.PointStruct(id=1, vector=[1.0, 2.0])], wait=True)
+    assert e.value.status_code == 400 and "dimension" in str(e.value)
+    with pytest.raises(UnexpectedResponse) as e:
+        client.query_points("no-such", query=[0.0] * DIM)
+    assert e.value.status_code == 404
+    with pytest.raises(UnexpectedResponse) as e:
+        reader.upsert(name, points=[models.PointStruct(id=1, vector=[1.0] * DIM)], wait=True)
+    assert e.value.status_code == 403
+    assert reader.count(name).count == 300, "the read-only key reads"
+    with pytest.raises(Exception):
+        QdrantClient(url=client._client.rest_uri, api_key="wrong-key-zzzz", https=False, check_compatibility=False).get_collections()
