@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_documents))
         .routes(routes!(text_search))
         .routes(routes!(eval_run))
+        .routes(routes!(optimize))
 }
 
 /// `POST /quarry/collections/{name}/text`: a text collection.
@@ -474,4 +475,32 @@ pub async fn eval_run(
     let mut out = out;
     out["seconds"] = json!(start.elapsed().as_secs_f64());
     Ok(ok(out, start))
+}
+
+/// Seal every unsealed point into index segments now (and merge small segments); answered when
+/// done. Searches run meanwhile.
+#[utoipa::path(post, path = "/quarry/collections/{collection_name}/optimize", tag = "quarry",
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
+    responses((status = 200, description = "`{\"segments\": n, \"seconds\": s}`")))]
+pub async fn optimize(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    let c = state.collection(&name)?;
+    let db = state.db().clone();
+    let n2 = name.clone();
+    let segments = state
+        .writer(&name)
+        .write(&state, &name, true, move || {
+            if c.schema().text.is_some() {
+                db.text_collection(&n2)?.optimize()?;
+            } else {
+                c.optimize()?;
+            }
+            Ok(c.segment_count())
+        })
+        .await?;
+    Ok(ok(json!({"segments": segments, "seconds": start.elapsed().as_secs_f64()}), start))
 }

@@ -9,6 +9,7 @@
 mod adaptive;
 pub mod embed;
 mod engine;
+mod http;
 mod open;
 mod order;
 mod params;
@@ -37,6 +38,9 @@ pub enum BenchCommand {
     Open(open::OpenArgs),
     /// The embedded database: durable ingest, filtered search and count (as peer_engine.py).
     Engine(engine::EngineArgs),
+    /// `quarry serve` under loopback load: search QPS and latency at several concurrencies, and a
+    /// mixed 90/10 search/upsert load with a kill -9 and restart in the middle.
+    Http(http::HttpArgs),
     /// Sentence-embedding throughput of a model on a text file (as peer_embed.py).
     Embed(embed::EmbedArgs),
     /// HNSW recall at fixed ef under each insertion order (as given, random, LID ascending and
@@ -121,6 +125,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Open(a) => open::run(a),
         BenchCommand::Engine(a) => engine::run(a),
         BenchCommand::Embed(a) => embed::run(a),
+        BenchCommand::Http(a) => http::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),
     }
