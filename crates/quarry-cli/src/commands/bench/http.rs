@@ -202,7 +202,7 @@ pub fn run(a: HttpArgs) -> Result<()> {
             &format!("{url}/collections/bench"),
             "PUT",
             Bytes::from(
-                json!({"vectors": {"size": dim, "distance": "Cosine"}, "quarry": {"seal_threshold": 0}})
+                json!({"vectors": {"size": dim, "distance": "Cosine"}})
                     .to_string(),
             ),
         )
