@@ -478,22 +478,25 @@ pub async fn eval_run(
 }
 
 /// Seal every unsealed point into index segments now (and merge small segments); answered when
-/// done. Searches run meanwhile.
+/// done (`wait=true`, the default; a large build can outlast the request timeout: `wait=false`
+/// queues it instead). Searches run meanwhile.
 #[utoipa::path(post, path = "/quarry/collections/{collection_name}/optimize", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
+    params(("collection_name" = String, Path, description = "Collection name", example = "c"), WriteParams),
     responses((status = 200, description = "`{\"segments\": n, \"seconds\": s}`")))]
 pub async fn optimize(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
+    q: Result<Query<WriteParams>, QueryRejection>,
 ) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(name) = name?;
+    let Query(q) = q?;
     let c = state.collection(&name)?;
     let db = state.db().clone();
     let n2 = name.clone();
     let segments = state
         .writer(&name)
-        .write(&state, &name, true, move || {
+        .write(&state, &name, q.wait.unwrap_or(true), move || {
             if c.schema().text.is_some() {
                 db.text_collection(&n2)?.optimize()?;
             } else {

@@ -50,7 +50,7 @@ pub struct HttpArgs {
     /// Graph beam of searches.
     #[arg(long, default_value_t = 64)]
     ef: usize,
-    /// Concurrency levels of the search sweep (comma-separated).
+    /// Concurrency levels of the search sweep (comma-separated; empty: no sweep).
     #[arg(long, default_value = "1,8,32")]
     concurrency: String,
     /// Seconds per concurrency level.
@@ -89,7 +89,7 @@ impl Server {
         let mut child = Command::new(exe)
             .args(["serve", "--data"])
             .arg(data)
-            .args(["--port", &port.to_string(), "--max-body-mb", "256"])
+            .args(["--port", &port.to_string(), "--max-body-mb", "256", "--timeout", "3600"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -179,6 +179,7 @@ pub fn run(a: HttpArgs) -> Result<()> {
     let levels: Vec<usize> = a
         .concurrency
         .split(',')
+        .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse::<usize>().map_err(|_| anyhow!("--concurrency: {s:?} is not a number")))
         .collect::<Result<_>>()?;
     let (data, temp) = match &a.data {
@@ -201,10 +202,7 @@ pub fn run(a: HttpArgs) -> Result<()> {
             &client,
             &format!("{url}/collections/bench"),
             "PUT",
-            Bytes::from(
-                json!({"vectors": {"size": dim, "distance": "Cosine"}})
-                    .to_string(),
-            ),
+            Bytes::from(json!({"vectors": {"size": dim, "distance": "Cosine"}}).to_string()),
         )
         .await?;
         if s != 200 {
