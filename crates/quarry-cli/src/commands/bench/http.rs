@@ -402,7 +402,7 @@ async fn mixed(
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
-                let is_write = rng % 10 == 0;
+                let is_write = rng.is_multiple_of(10);
                 let t = Instant::now();
                 let (id, result) = if is_write {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
