@@ -27,15 +27,20 @@ bash scripts/fetch_model.sh || echo "warning: the model could not be fetched; th
 
 step "rustfmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path crates/quarry-py/Cargo.toml -- --check
 
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --manifest-path crates/quarry-py/Cargo.toml --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked
 
 step "server: the official qdrant-client and schemathesis against quarry serve"
 bash scripts/test_server.sh
+
+step "python: pip install ./crates/quarry-py, then its pytest suite"
+bash scripts/test_python.sh
 
 echo
 echo "all checks passed in $(( $(date +%s) - start ))s"

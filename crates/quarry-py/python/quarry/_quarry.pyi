@@ -1,0 +1,107 @@
+"""Type stubs of quarry's native module."""
+
+from os import PathLike
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+PointId = Union[int, str]
+Filter = Dict[str, Any]
+VectorLike = Union[npt.NDArray[np.floating], Sequence[float]]
+MatrixLike = Union[npt.NDArray[np.floating], Sequence[Sequence[float]]]
+
+class Hit:
+    """One search hit."""
+    @property
+    def id(self) -> PointId: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def payload(self) -> Dict[str, Any]: ...
+    @property
+    def explain(self) -> Optional[List[Dict[str, Any]]]: ...
+
+class Record:
+    """A stored point."""
+    @property
+    def id(self) -> PointId: ...
+    @property
+    def vector(self) -> Union[npt.NDArray[np.float32], Dict[str, npt.NDArray[np.float32]], None]: ...
+    @property
+    def payload(self) -> Dict[str, Any]: ...
+
+class Collection:
+    """A collection of an open database."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def dim(self) -> Optional[int]: ...
+    @property
+    def schema(self) -> Dict[str, Any]: ...
+    def upsert(
+        self,
+        ids: Union[Sequence[PointId], npt.NDArray[np.integer]],
+        vectors: Optional[MatrixLike] = None,
+        payloads: Optional[Sequence[Optional[Dict[str, Any]]]] = None,
+        texts: Optional[Sequence[str]] = None,
+    ) -> int: ...
+    def search(
+        self,
+        query: VectorLike,
+        k: int = 10,
+        filter: Optional[Filter] = None,
+        params: Optional[Dict[str, int]] = None,
+        with_payload: bool = True,
+    ) -> List[Hit]: ...
+    def search_batch(
+        self,
+        queries: MatrixLike,
+        k: int = 10,
+        filter: Optional[Filter] = None,
+        params: Optional[Dict[str, int]] = None,
+    ) -> Tuple[npt.NDArray[Any], npt.NDArray[np.float32]]: ...
+    def search_text(
+        self,
+        query: Union[str, Sequence[str]],
+        k: int = 10,
+        mode: Optional[str] = None,
+        filter: Optional[Filter] = None,
+        explain: bool = False,
+        fusion: str = "weighted",
+    ) -> List[Hit]: ...
+    def delete(self, ids: Union[Sequence[PointId], npt.NDArray[np.integer]]) -> int: ...
+    def get(self, id: PointId, with_vector: bool = True) -> Optional[Record]: ...
+    def count(self, filter: Optional[Filter] = None) -> int: ...
+    def scroll(
+        self,
+        limit: int = 100,
+        offset: Optional[PointId] = None,
+        filter: Optional[Filter] = None,
+        with_vectors: bool = False,
+    ) -> Tuple[List[Record], Optional[PointId]]: ...
+    def optimize(self) -> None: ...
+    def create_payload_index(self, key: str) -> bool: ...
+    def __len__(self) -> int: ...
+
+class Database:
+    """An open database folder."""
+    @property
+    def path(self) -> str: ...
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: str = "cosine",
+        index: str = "hnsw",
+        fsync: bool = True,
+        payload_indexes: Optional[Sequence[str]] = None,
+    ) -> Collection: ...
+    def create_text_collection(
+        self, name: str, model: Optional[str] = None, index: str = "hnsw", k1: float = 1.2, b: float = 0.75
+    ) -> Collection: ...
+    def collection(self, name: str) -> Collection: ...
+    def collections(self) -> List[str]: ...
+    def delete_collection(self, name: str) -> bool: ...
+
+def open(path: Union[str, PathLike[str]]) -> Database: ...

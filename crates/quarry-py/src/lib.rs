@@ -1,0 +1,708 @@
+//! The `quarry` Python package's native module (`quarry._quarry`): the embedded engine with numpy
+//! in and out. Vectors are read straight from float32 C-ordered arrays (other real dtypes, lists
+//! and strided arrays are converted by numpy first); the GIL is released while the engine searches,
+//! writes or builds; errors carry the engine's message (`ValueError` bad input, `KeyError` missing
+//! collection, `OSError` I/O).
+
+mod convert;
+
+use convert::{err, id_of, id_to_py, map_to_py, to_json};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use quarry_engine::{CollectionSchema, Filter, Point, PointId, SearchOptions, TextDoc, TextMode, TextQuery};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A float32 C-contiguous view of `obj` (converted by numpy when it is not one already).
+fn f32_array<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
+        if a.is_c_contiguous() {
+            return Ok(a.clone());
+        }
+    }
+    if let Ok(u) = obj.cast::<PyUntypedArray>() {
+        let kind = u.dtype().kind();
+        if !matches!(kind, b'f' | b'i' | b'u') {
+            return Err(PyTypeError::new_err(format!(
+                "vectors must be real numbers (float32 preferred), not dtype {}",
+                u.dtype().str()?
+            )));
+        }
+    }
+    let np = py.import("numpy")?;
+    let a = np.call_method1("ascontiguousarray", (obj, "float32"))?;
+    a.cast_into::<PyArrayDyn<f32>>()
+        .map_err(|_| PyTypeError::new_err("vectors must be a numpy array or a list of numbers"))
+}
+
+/// Parses an optional filter dict (Qdrant's JSON syntax).
+fn filter_of(f: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Filter>> {
+    match f {
+        None => Ok(None),
+        Some(f) if f.is_none() => Ok(None),
+        Some(f) => Filter::from_json(&to_json(f, 0)?).map(Some).map_err(err),
+    }
+}
+
+fn ef_of(params: Option<&Bound<'_, PyDict>>, k: usize) -> PyResult<usize> {
+    let mut ef = quarry_engine::collection::DEFAULT_EF;
+    if let Some(p) = params {
+        for (key, v) in p.iter() {
+            let key: String = key.extract()?;
+            match key.as_str() {
+                "ef" | "hnsw_ef" => {
+                    ef = v
+                        .extract::<usize>()
+                        .map_err(|_| PyValueError::new_err("params[\"ef\"] must be a positive integer"))?
+                }
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown search parameter {other:?} (use \"ef\")"
+                    )))
+                }
+            }
+        }
+    }
+    if ef == 0 {
+        return Err(PyValueError::new_err("ef must be at least 1"));
+    }
+    Ok(ef.max(k))
+}
+
+/// One search hit: `.id` (int or UUID str), `.score` (higher is better), `.payload` (dict).
+#[pyclass(frozen, module = "quarry")]
+pub struct Hit {
+    id: PointId,
+    #[pyo3(get)]
+    score: f64,
+    payload: Map<String, Value>,
+    explain: Option<Value>,
+}
+
+#[pymethods]
+impl Hit {
+    /// The point's id.
+    #[getter]
+    fn id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        id_to_py(py, self.id)
+    }
+
+    /// The point's payload (a new dict on each access).
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        map_to_py(py, &self.payload)
+    }
+
+    /// Per ranked list, the hit's rank and score (text searches with `explain=True`).
+    #[getter]
+    fn explain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.explain {
+            Some(v) => convert::to_py(py, v),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Hit(id={}, score={:.6})", self.id, self.score)
+    }
+}
+
+/// A stored point: `.id`, `.vector` (float32 array, or a dict of them for named fields; None if
+/// not requested), `.payload` (dict).
+#[pyclass(frozen, module = "quarry")]
+pub struct Record {
+    id: PointId,
+    vector: Option<Py<PyAny>>,
+    payload: Map<String, Value>,
+}
+
+#[pymethods]
+impl Record {
+    /// The point's id.
+    #[getter]
+    fn id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        id_to_py(py, self.id)
+    }
+
+    /// The point's vector(s).
+    #[getter]
+    fn vector<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        match &self.vector {
+            Some(v) => v.bind(py).clone(),
+            None => py.None().into_bound(py),
+        }
+    }
+
+    /// The point's payload.
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        map_to_py(py, &self.payload)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Record(id={})", self.id)
+    }
+}
+
+fn record(py: Python<'_>, schema: &CollectionSchema, p: Point, with_vectors: bool) -> PyResult<Record> {
+    let vector = if with_vectors && p.vectors.len() == schema.vectors.len() && !p.vectors.is_empty() {
+        if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
+            Some(PyArray1::from_vec(py, p.vectors[0].clone()).into_any().unbind())
+        } else {
+            let d = PyDict::new(py);
+            for (f, v) in schema.vectors.iter().zip(&p.vectors) {
+                d.set_item(&f.name, PyArray1::from_vec(py, v.clone()))?;
+            }
+            Some(d.into_any().unbind())
+        }
+    } else {
+        None
+    };
+    Ok(Record { id: p.id, vector, payload: p.payload })
+}
+
+/// A collection of an open database.
+#[pyclass(frozen, module = "quarry")]
+pub struct Collection {
+    db: Arc<quarry_engine::Database>,
+    col: Arc<quarry_engine::Collection>,
+    text: Option<Arc<quarry_engine::TextCollection>>,
+}
+
+fn ids_of(ids: &Bound<'_, PyAny>) -> PyResult<Vec<PointId>> {
+    if ids.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("ids must be a sequence of ids, not one string"));
+    }
+    if let Ok(a) = ids.cast::<PyUntypedArray>() {
+        if matches!(a.dtype().kind(), b'i' | b'u') {
+            let v: Vec<i64> = ids.call_method1("astype", ("int64",))?.call_method0("tolist")?.extract()?;
+            return v
+                .into_iter()
+                .map(|x| {
+                    u64::try_from(x)
+                        .map(PointId::Num)
+                        .map_err(|_| PyValueError::new_err(format!("id {x} is negative")))
+                })
+                .collect();
+        }
+    }
+    ids.try_iter()?.map(|o| id_of(&o?)).collect()
+}
+
+#[pymethods]
+impl Collection {
+    /// The collection's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.col.name().to_string()
+    }
+
+    /// Dimension of the (first) vector field; None for a BM25-only text collection.
+    #[getter]
+    fn dim(&self) -> Option<usize> {
+        self.col.schema().vectors.first().map(|f| f.dim)
+    }
+
+    /// The schema as a dict.
+    #[getter]
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = serde_json::to_value(self.col.current_schema())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        convert::to_py(py, &v)
+    }
+
+    /// Inserts or replaces points: `ids` (ints or UUID strings), `vectors` (an (n, dim) array or
+    /// a list of lists; None for a text collection, whose model embeds `texts`), `payloads` (dicts
+    /// or None), `texts` (strings: a text collection's documents; elsewhere stored under the
+    /// payload key "text"). Durable when it returns; one bad point rejects the whole batch.
+    #[pyo3(signature = (ids, vectors=None, payloads=None, texts=None))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        vectors: Option<&Bound<'_, PyAny>>,
+        payloads: Option<&Bound<'_, PyAny>>,
+        texts: Option<Vec<String>>,
+    ) -> PyResult<usize> {
+        let ids = ids_of(ids)?;
+        let n = ids.len();
+        let mut pls: Vec<Map<String, Value>> = match payloads {
+            None => vec![Map::new(); n],
+            Some(p) if p.is_none() => vec![Map::new(); n],
+            Some(p) => p
+                .try_iter()?
+                .map(|o| match to_json(&o?, 0)? {
+                    Value::Object(m) => Ok(m),
+                    Value::Null => Ok(Map::new()),
+                    _ => Err(PyTypeError::new_err("each payload must be a dict or None")),
+                })
+                .collect::<PyResult<_>>()?,
+        };
+        if pls.len() != n {
+            return Err(PyValueError::new_err(format!("{} payloads for {n} ids", pls.len())));
+        }
+        if let Some(t) = &texts {
+            if t.len() != n {
+                return Err(PyValueError::new_err(format!("{} texts for {n} ids", t.len())));
+            }
+        }
+        if let Some(text) = &self.text {
+            if vectors.is_some_and(|v| !v.is_none()) {
+                return Err(PyValueError::new_err(
+                    "a text collection embeds its texts itself: give texts, not vectors",
+                ));
+            }
+            let texts = texts.ok_or_else(|| PyValueError::new_err("a text collection needs texts"))?;
+            let docs: Vec<TextDoc> = ids
+                .into_iter()
+                .zip(texts)
+                .zip(pls)
+                .map(|((id, text), payload)| TextDoc { id, text, payload })
+                .collect();
+            let text = text.clone();
+            return py.detach(move || text.upsert(docs)).map_err(err);
+        }
+        let vectors =
+            vectors.filter(|v| !v.is_none()).ok_or_else(|| PyValueError::new_err("vectors are required"))?;
+        let arr = f32_array(py, vectors)?;
+        let ro = arr.readonly();
+        let shape = ro.shape().to_vec();
+        let dim = match shape.as_slice() {
+            [rows, d] if *rows == n => *d,
+            [d] if n == 1 => *d,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "vectors of shape {other:?} for {n} ids: expected ({n}, dim)"
+                )));
+            }
+        };
+        let flat = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if let Some(t) = texts {
+            for (p, t) in pls.iter_mut().zip(t) {
+                p.insert("text".into(), Value::String(t));
+            }
+        }
+        let fields = self.col.schema().vectors.len();
+        if fields != 1 {
+            return Err(PyValueError::new_err(format!(
+                "the collection has {fields} vector fields; this call fills one"
+            )));
+        }
+        let points: Vec<Point> = ids
+            .into_iter()
+            .zip(pls)
+            .enumerate()
+            .map(|(i, (id, payload))| Point {
+                id,
+                vectors: vec![flat[i * dim..(i + 1) * dim].to_vec()],
+                payload,
+            })
+            .collect();
+        drop(ro);
+        let col = self.col.clone();
+        py.detach(move || col.upsert(points)).map_err(err)
+    }
+
+    /// The `k` nearest points to `query` (a 1-D array or list), best first, among those passing
+    /// `filter` (a dict in Qdrant's syntax, e.g. `{"must": [{"key": "tag", "match": {"value":
+    /// 1}}]}`). `params`: `{"ef": beam width}`.
+    #[pyo3(signature = (query, k=10, filter=None, params=None, with_payload=true))]
+    fn search(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyDict>>,
+        with_payload: bool,
+    ) -> PyResult<Vec<Hit>> {
+        let f = filter_of(filter)?;
+        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload };
+        let arr = f32_array(py, query)?;
+        let ro = arr.readonly();
+        if ro.ndim() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "query must be one vector (1-D), got shape {:?}",
+                ro.shape()
+            )));
+        }
+        let q = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let col = &self.col;
+        let hits = py.detach(|| col.search_with(q, None, k, f.as_ref(), &opts)).map_err(err)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| Hit { id: h.id, score: f64::from(h.score), payload: h.payload, explain: None })
+            .collect())
+    }
+
+    /// Searches every row of `queries` (an (n, dim) array) in parallel: `(ids, scores)`, two
+    /// (n, k) arrays (int64 ids, -1 and -inf where fewer than k points match; ids are an object
+    /// array of strings when the collection has UUID ids).
+    #[pyo3(signature = (queries, k=10, filter=None, params=None))]
+    fn search_batch<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'py, PyAny>>,
+        params: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<f32>>)> {
+        let f = filter_of(filter)?;
+        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload: false };
+        let arr = f32_array(py, queries)?;
+        let ro = arr.readonly();
+        let (n, d) = match ro.shape() {
+            [n, d] => (*n, *d),
+            s => {
+                return Err(PyValueError::new_err(format!(
+                    "queries must be a 2-D array (n, dim), got shape {s:?}"
+                )))
+            }
+        };
+        let flat = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let col = &self.col;
+        let lists = py
+            .detach(|| {
+                use quarry_engine::ScoredPoint;
+                let qs: Vec<&[f32]> = (0..n).map(|i| &flat[i * d..(i + 1) * d]).collect();
+                let run = |q: &&[f32]| col.search_with(q, None, k, f.as_ref(), &opts);
+                let out: quarry_core::Result<Vec<Vec<ScoredPoint>>> =
+                    if n >= 8 { rayon_map(&qs, run) } else { qs.iter().map(run).collect() };
+                out
+            })
+            .map_err(err)?;
+        let mut scores = vec![f32::NEG_INFINITY; n * k];
+        let numeric = lists.iter().flatten().all(|h| matches!(h.id, PointId::Num(_)));
+        for (i, l) in lists.iter().enumerate() {
+            for (j, h) in l.iter().enumerate() {
+                scores[i * k + j] = h.score;
+            }
+        }
+        let scores = PyArray1::from_vec(py, scores).reshape([n, k])?;
+        let ids: Bound<'py, PyAny> = if numeric {
+            let mut ids = vec![-1i64; n * k];
+            for (i, l) in lists.iter().enumerate() {
+                for (j, h) in l.iter().enumerate() {
+                    if let PointId::Num(x) = h.id {
+                        ids[i * k + j] = i64::try_from(x).unwrap_or(-1);
+                    }
+                }
+            }
+            PyArray1::from_vec(py, ids).reshape([n, k])?.into_any()
+        } else {
+            let rows = PyList::empty(py);
+            for l in &lists {
+                let row = PyList::empty(py);
+                for j in 0..k {
+                    match l.get(j) {
+                        Some(h) => row.append(PyString::new(py, &h.id.to_string()))?,
+                        None => row.append(py.None())?,
+                    }
+                }
+                rows.append(row)?;
+            }
+            py.import("numpy")?.call_method1("array", (rows, "object"))?
+        };
+        Ok((ids, scores))
+    }
+
+    /// Text search in a text collection: `mode` "bm25", "dense" or "hybrid" (default: hybrid with
+    /// a model, else bm25); `query` one string or a list (several phrasings fused); `explain`
+    /// fills each hit's `.explain`.
+    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted"))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        k: usize,
+        mode: Option<&str>,
+        filter: Option<&Bound<'_, PyAny>>,
+        explain: bool,
+        fusion: &str,
+    ) -> PyResult<Vec<Hit>> {
+        let text = self.text.clone().ok_or_else(|| {
+            PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
+        })?;
+        let texts: Vec<String> = match query.extract::<String>() {
+            Ok(s) => vec![s],
+            Err(_) => query
+                .extract::<Vec<String>>()
+                .map_err(|_| PyTypeError::new_err("query must be a string or a list of strings"))?,
+        };
+        if texts.is_empty() {
+            return Err(PyValueError::new_err("give at least one query text"));
+        }
+        let mode: TextMode = match mode {
+            Some(m) => m.parse().map_err(err)?,
+            None if text.spec().model.is_some() => TextMode::Hybrid,
+            None => TextMode::Bm25,
+        };
+        let mut q = TextQuery::new(&texts[0], mode, k);
+        q.texts = texts;
+        q.depth = q.depth.max(k);
+        q.explain = explain;
+        q.fusion = match fusion {
+            "weighted" => q.fusion,
+            "rrf" => quarry_text::fusion::Fusion::Rrf { k: 60.0 },
+            other => return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf"))),
+        };
+        let f = filter_of(filter)?;
+        let hits = py.detach(move || text.search(&q, f.as_ref())).map_err(err)?;
+        hits.into_iter()
+            .map(|h| {
+                let explain = match h.explain {
+                    Some(e) => {
+                        Some(serde_json::to_value(e).map_err(|e| PyValueError::new_err(e.to_string()))?)
+                    }
+                    None => None,
+                };
+                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain })
+            })
+            .collect()
+    }
+
+    /// Deletes points (documents with their passages in a text collection); returns how many
+    /// existed.
+    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let ids = ids_of(ids)?;
+        match &self.text {
+            Some(t) => {
+                let t = t.clone();
+                py.detach(move || t.delete(&ids)).map_err(err)
+            }
+            None => {
+                let col = self.col.clone();
+                py.detach(move || col.delete(&ids)).map_err(err)
+            }
+        }
+    }
+
+    /// The point with `id` (vector and payload), or None.
+    #[pyo3(signature = (id, with_vector=true))]
+    fn get(&self, py: Python<'_>, id: &Bound<'_, PyAny>, with_vector: bool) -> PyResult<Option<Record>> {
+        let id = id_of(id)?;
+        match self.col.get(id) {
+            Some(p) => Ok(Some(record(py, self.col.schema(), p, with_vector)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of points (passing `filter`).
+    #[pyo3(signature = (filter=None))]
+    fn count(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let f = filter_of(filter)?;
+        let col = &self.col;
+        Ok(py.detach(|| col.count(f.as_ref())))
+    }
+
+    /// A page of points in id order from `offset` (inclusive): `(records, next_offset)`;
+    /// `next_offset` is None after the last page.
+    #[pyo3(signature = (limit=100, offset=None, filter=None, with_vectors=false))]
+    fn scroll<'py>(
+        &self,
+        py: Python<'py>,
+        limit: usize,
+        offset: Option<&Bound<'py, PyAny>>,
+        filter: Option<&Bound<'py, PyAny>>,
+        with_vectors: bool,
+    ) -> PyResult<(Vec<Record>, Bound<'py, PyAny>)> {
+        if limit == 0 {
+            return Err(PyValueError::new_err("limit must be at least 1"));
+        }
+        let start = match offset {
+            Some(o) if !o.is_none() => Some(id_of(o)?),
+            _ => None,
+        };
+        let f = filter_of(filter)?;
+        let col = &self.col;
+        let (page, next) = py.detach(|| col.scroll_from(start, limit, f.as_ref(), with_vectors));
+        let recs = page
+            .into_iter()
+            .map(|p| record(py, self.col.schema(), p, with_vectors))
+            .collect::<PyResult<_>>()?;
+        let next = match next {
+            Some(n) => id_to_py(py, n)?,
+            None => py.None().into_bound(py),
+        };
+        Ok((recs, next))
+    }
+
+    /// Builds index segments over every unsealed point now (else done in the background past the
+    /// seal threshold).
+    fn optimize(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.text {
+            Some(t) => {
+                let t = t.clone();
+                py.detach(move || t.optimize()).map_err(err)
+            }
+            None => {
+                let col = self.col.clone();
+                py.detach(move || col.optimize()).map_err(err)
+            }
+        }
+    }
+
+    /// Starts indexing payload key `key` (filters on it are answered from the index).
+    fn create_payload_index(&self, key: &str) -> PyResult<bool> {
+        self.col.create_payload_index(key).map_err(err)
+    }
+
+    /// Runs the engine search `repeats` times in Rust (no Python in the loop) and returns the mean
+    /// nanoseconds per call: the baseline of the Python overhead benchmark.
+    #[pyo3(signature = (query, k=10, repeats=1000, params=None))]
+    fn _rust_search_ns(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        k: usize,
+        repeats: usize,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<f64> {
+        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload: true };
+        let arr = f32_array(py, query)?;
+        let ro = arr.readonly();
+        let q = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let col = &self.col;
+        let _ = &self.db;
+        py.detach(|| {
+            let t = std::time::Instant::now();
+            for _ in 0..repeats.max(1) {
+                std::hint::black_box(col.search_with(q, None, k, None, &opts)).map_err(err)?;
+            }
+            Ok(t.elapsed().as_nanos() as f64 / repeats.max(1) as f64)
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.col.count(None)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Collection({:?}, points={})", self.col.name(), self.col.count(None))
+    }
+}
+
+fn rayon_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> quarry_core::Result<R> + Sync + Send,
+) -> quarry_core::Result<Vec<R>> {
+    use rayon::prelude::*;
+    items.par_iter().map(f).collect()
+}
+
+/// An open database folder.
+#[pyclass(frozen, module = "quarry")]
+pub struct Database {
+    db: Arc<quarry_engine::Database>,
+}
+
+impl Database {
+    fn wrap(&self, py: Python<'_>, col: Arc<quarry_engine::Collection>) -> PyResult<Collection> {
+        let text = if col.schema().text.is_some() {
+            let (db, name) = (self.db.clone(), col.name().to_string());
+            Some(py.detach(move || db.text_collection(&name)).map_err(err)?)
+        } else {
+            None
+        };
+        Ok(Collection { db: self.db.clone(), col, text })
+    }
+}
+
+#[pymethods]
+impl Database {
+    /// Creates a vector collection: `dim`, `metric` ("cosine", "ip", "l2"), `index` ("hnsw",
+    /// "hnsw+sq8", "flat"), `fsync` (every write durable when it returns), `payload_indexes`
+    /// (payload keys to index).
+    #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn create_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dim: usize,
+        metric: &str,
+        index: &str,
+        fsync: bool,
+        payload_indexes: Option<Vec<String>>,
+    ) -> PyResult<Collection> {
+        let metric: quarry_core::Metric = metric.parse().map_err(err)?;
+        let mut schema = CollectionSchema::single(dim, metric, index);
+        schema.fsync = fsync;
+        schema.payload_indexes = payload_indexes.unwrap_or_default();
+        let db = self.db.clone();
+        let name = name.to_string();
+        let col = py.detach(move || db.create_collection(&name, schema)).map_err(err)?;
+        self.wrap(py, col)
+    }
+
+    /// Creates a text collection: documents' texts indexed for BM25 (`k1`, `b`) and, with a
+    /// `model` (a sentence-transformers folder or name), embedded for dense and hybrid search.
+    #[pyo3(signature = (name, model=None, index="hnsw", k1=1.2, b=0.75))]
+    fn create_text_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        model: Option<String>,
+        index: &str,
+        k1: f32,
+        b: f32,
+    ) -> PyResult<Collection> {
+        let mut spec = quarry_engine::TextSpec::new(model);
+        spec.bm25.k1 = k1;
+        spec.bm25.b = b;
+        let (db, n, idx) = (self.db.clone(), name.to_string(), index.to_string());
+        py.detach(move || db.create_text_collection(&n, spec, &idx)).map_err(err)?;
+        self.collection(py, name)
+    }
+
+    /// The existing collection `name` (KeyError if there is none).
+    fn collection(&self, py: Python<'_>, name: &str) -> PyResult<Collection> {
+        let col = self.db.collection(name).map_err(err)?;
+        self.wrap(py, col)
+    }
+
+    /// Names of the collections.
+    fn collections(&self) -> Vec<String> {
+        self.db.collection_names()
+    }
+
+    /// Deletes collection `name` and its files; False if there was none.
+    fn delete_collection(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        let (db, n) = (self.db.clone(), name.to_string());
+        py.detach(move || db.delete_collection(&n)).map_err(err)
+    }
+
+    /// The database folder.
+    #[getter]
+    fn path(&self) -> String {
+        self.db.dir().display().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Database({:?})", self.db.dir().display().to_string())
+    }
+}
+
+/// Opens (creating if needed) the database in folder `path`.
+#[pyfunction]
+fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Database> {
+    let db = py.detach(move || quarry_engine::Database::open(&path)).map_err(err)?;
+    Ok(Database { db: Arc::new(db) })
+}
+
+/// The native module.
+#[pymodule]
+fn _quarry(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_class::<Database>()?;
+    m.add_class::<Collection>()?;
+    m.add_class::<Hit>()?;
+    m.add_class::<Record>()?;
+    Ok(())
+}

@@ -1,0 +1,198 @@
+"""The `quarry` package from Python: round trips, filters against a hand oracle, search against
+numpy brute force, bad inputs, concurrent searches from threads, and a database written from Rust
+(by the quarry CLI, when $QUARRY_BIN names it) reopened from Python."""
+
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+import quarry
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return quarry.open(tmp_path / "db")
+
+
+@pytest.fixture
+def col(db):
+    rng = np.random.default_rng(1)
+    c = db.create_collection("items", dim=16, metric="cosine", index="hnsw", payload_indexes=["tag"])
+    v = rng.standard_normal((500, 16)).astype(np.float32)
+    n = c.upsert(list(range(500)), v, payloads=[{"tag": i % 4, "name": f"n{i}", "score": i / 10} for i in range(500)])
+    assert n == 500
+    return WithVectors(c, v)
+
+
+class WithVectors:
+    """A collection and the vectors written to it."""
+
+    def __init__(self, c, v):
+        self._c, self.vectors = c, v
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def __len__(self):
+        return len(self._c)
+
+
+def exact(v, q, k, allowed=None):
+    s = unit(v) @ unit(q)
+    order = [int(i) for i in np.argsort(-s, kind="stable") if allowed is None or int(i) in allowed]
+    return order[:k], s
+
+
+def test_round_trip_and_reopen(tmp_path, col):
+    r = col.get(7)
+    assert r.id == 7 and r.payload == {"tag": 3, "name": "n7", "score": 0.7}
+    assert r.vector.dtype == np.float32 and np.array_equal(r.vector, col.vectors[7])
+    assert col.get(12345) is None
+    assert col.count() == 500 and len(col) == 500
+    assert col.delete([1, 2, 999]) == 2
+    assert col.count() == 498
+    del col
+    db2 = quarry.open(tmp_path / "db")
+    c2 = db2.collection("items")
+    assert c2.count() == 498 and c2.get(1) is None and c2.get(3).payload["name"] == "n3"
+    assert db2.collections() == ["items"]
+
+
+def test_search_matches_brute_force(col):
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        q = rng.standard_normal(16).astype(np.float32)
+        want, s = exact(col.vectors, q, 10)
+        hits = col.search(q, k=10, params={"ef": 500})
+        assert [h.id for h in hits] == want
+        assert all(abs(h.score - s[h.id]) < 1e-5 for h in hits)
+        assert hits[0].payload["name"] == f"n{hits[0].id}"
+    # Lists work too.
+    assert [h.id for h in col.search(q.tolist(), k=3, params={"ef": 500})] == exact(col.vectors, q, 3)[0]
+
+
+def test_filters_match_hand_selection(col):
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal(16).astype(np.float32)
+    f = {"must": [{"key": "tag", "match": {"any": [1, 2]}}], "must_not": [{"key": "score", "range": {"gte": 30}}]}
+    allowed = {i for i in range(500) if i % 4 in (1, 2) and i / 10 < 30}
+    assert col.count(filter=f) == len(allowed)
+    hits = col.search(q, k=8, filter=f, params={"ef": 500})
+    assert [h.id for h in hits] == exact(col.vectors, q, 8, allowed)[0]
+
+
+def test_search_batch_returns_arrays(col):
+    rng = np.random.default_rng(4)
+    qs = rng.standard_normal((20, 16)).astype(np.float32)
+    ids, scores = col.search_batch(qs, k=5, params={"ef": 500})
+    assert ids.shape == (20, 5) and ids.dtype == np.int64 and scores.dtype == np.float32
+    for i in range(20):
+        assert list(ids[i]) == exact(col.vectors, qs[i], 5)[0]
+    # Fewer matches than k: padded with -1 / -inf.
+    ids, scores = col.search_batch(qs[:2], k=5, filter={"must": [{"has_id": [1, 2]}]})
+    assert (ids[:, 2:] == -1).all() and np.isneginf(scores[:, 2:]).all()
+
+
+def test_scroll_pages(col):
+    seen, off = [], None
+    while True:
+        recs, off = col.scroll(limit=64, offset=off)
+        seen += [r.id for r in recs]
+        if off is None:
+            break
+    assert seen == list(range(500))
+    recs, _ = col.scroll(limit=2, with_vectors=True)
+    assert np.array_equal(recs[1].vector, col.vectors[1])
+
+
+def test_bad_inputs_raise_clear_errors(db, col):
+    with pytest.raises(ValueError, match="dimension"):
+        col.search(np.zeros(8, dtype=np.float32) + 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        col.search(np.full(16, np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        col.upsert([9000], np.full((1, 16), np.inf, dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        col.upsert([1, 2], np.ones((3, 16), dtype=np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        col.search(np.array(["a"] * 16))
+    with pytest.raises(TypeError, match="dtype"):
+        col.search(np.ones(16, dtype=np.complex64))
+    with pytest.raises(ValueError, match="bad filter"):
+        col.search(np.ones(16, dtype=np.float32), filter={"must": [{"key": "tag", "match": {}}]})
+    with pytest.raises(ValueError):
+        col.upsert([-1], np.ones((1, 16), dtype=np.float32))
+    with pytest.raises(KeyError, match="unknown collection"):
+        db.collection("nope")
+    with pytest.raises(ValueError):
+        db.create_collection("items", dim=16)
+    assert col.count() == 500, "bad input changed nothing"
+    # Other real dtypes and strided arrays are converted (same answers).
+    q = np.random.default_rng(5).standard_normal(16)
+    want = [h.id for h in col.search(q.astype(np.float32), k=5)]
+    assert [h.id for h in col.search(q, k=5)] == want  # float64
+    wide = np.zeros((16, 2), dtype=np.float32)
+    wide[:, 0] = q
+    assert [h.id for h in col.search(wide[:, 0], k=5)] == want  # non-contiguous
+    m = np.asfortranarray(np.stack([q, q]).astype(np.float32))
+    assert list(col.search_batch(m, k=5)[0][0]) == want
+
+
+def test_threads_search_concurrently(col):
+    rng = np.random.default_rng(6)
+    qs = rng.standard_normal((64, 16)).astype(np.float32)
+    want = [[h.id for h in col.search(q, k=5)] for q in qs]
+    got = [None] * len(qs)
+
+    def work(lo, hi):
+        for i in range(lo, hi):
+            got[i] = [h.id for h in col.search(qs[i], k=5)]
+
+    threads = [threading.Thread(target=work, args=(i * 16, (i + 1) * 16)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
+
+
+def test_uuid_ids_and_text_collections(db):
+    c = db.create_collection("u", dim=2, metric="l2", index="flat")
+    ids = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"]
+    c.upsert(ids, np.array([[0, 0], [5, 5]], dtype=np.float32), texts=["a", "b"])
+    hits = c.search(np.array([4, 4], dtype=np.float32), k=1)
+    assert hits[0].id == ids[1] and hits[0].payload == {"text": "b"}
+    ids_arr, _ = c.search_batch(np.array([[4, 4]], dtype=np.float32), k=2)
+    assert ids_arr.dtype == object and ids_arr[0, 0] == ids[1]
+    t = db.create_text_collection("docs")
+    t.upsert([1, 2, 3], texts=["the quick brown fox", "a lazy dog", "fox fox fox"], payloads=[{"l": "en"}, {"l": "en"}, {"l": "xx"}])
+    hits = t.search_text("fox", explain=True)
+    assert [h.id for h in hits] == [3, 1]
+    assert hits[0].explain[0]["source"] == "bm25"
+    assert [h.id for h in t.search_text("fox", filter={"must": [{"key": "l", "match": {"value": "en"}}]})] == [1]
+    with pytest.raises(ValueError, match="not a text collection"):
+        c.search_text("x")
+    assert db.delete_collection("docs") and "docs" not in db.collections()
+
+
+def test_database_written_from_rust_reopens(tmp_path):
+    binary = os.environ.get("QUARRY_BIN")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("set QUARRY_BIN to the quarry CLI to write a database from Rust")
+    d = tmp_path / "rustdb"
+    subprocess.run([binary, "collection", "create", "--dir", str(d), "--name", "r", "--dim", "3", "--metric", "l2", "--index", "flat"], check=True)
+    lines = [json.dumps({"id": i, "vector": [i, 0, 0], "payload": {"i": i}}) for i in range(10)]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    subprocess.run([binary, "ingest", "--dir", str(d), "--collection", "r", "--jsonl", str(tmp_path / "p.jsonl")], check=True, capture_output=True)
+    c = quarry.open(d).collection("r")
+    assert c.count() == 10
+    hits = c.search([6.2, 0, 0], k=2)
+    assert [h.id for h in hits] == [6, 7] and hits[0].payload == {"i": 6}
