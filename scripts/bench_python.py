@@ -8,8 +8,10 @@ Measured per system and ef:
     QPS = queries / total time, p50 / p99 latency;
   * batch: all queries in one call (Quarry `search_batch`, hnswlib `knn_query`, faiss `search`;
     qdrant-edge-py has no batch call: a Python loop), 2 threads where the library takes them.
-Quarry's Python overhead: for each query, the mean time of `col.search` from Python minus the
-mean time of the same engine call run in a Rust loop (`_rust_search_ns`).
+Systems take turns per ef (rounds x systems) and the median round is reported, so machine noise
+hits them alike. Quarry's Python overhead: on a tiny flat collection (a search of a few
+microseconds, so the fixed cost shows), the time of `col.search` from a Python loop minus the time of
+the same engine calls in a Rust loop (`_rust_search_ns`), median of 7 alternating passes.
 
 Rows are JSON lines (stdout and --out). Run with the peers' venv after
 `pip install ./crates/quarry-py` into it (scripts/bench_python.sh does both).
@@ -64,6 +66,7 @@ def main():
     ap.add_argument("--data", default="../shared/data/wndict-384")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--efs", default="16,24,32,48,64,96,128")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--systems", default="quarry,hnswlib,faiss,qdrant-edge")
     ap.add_argument("--out")
@@ -77,42 +80,40 @@ def main():
     k = 10
     efs = [int(x) for x in a.efs.split(",")]
     systems = a.systems.split(",")
-    machine = dict(cpus=os.cpu_count(), n=n, dim=d, queries=len(queries), k=k)
+    machine = dict(cpus=os.cpu_count(), n=n, dim=d, queries=len(queries), k=k, rounds=a.rounds)
     log(f"{machine}")
+    # Build every index first; then, per ef, the systems take turns (rounds x systems), so that
+    # machine noise hits them alike; the median round is reported.
+    single_fns, batch_fns, set_ef = {}, {}, {}
 
     if "quarry" in systems:
         import quarry
 
-        tmp = tempfile.mkdtemp(prefix="quarry-pybench-")
-        db = quarry.open(tmp)
+        db = quarry.open(tempfile.mkdtemp(prefix="quarry-pybench-"))
         col = db.create_collection("b", dim=d, metric="cosine", index="hnsw")
         t = time.perf_counter()
         for s in range(0, n, 10000):
             col.upsert(np.arange(s, min(s + 10000, n)), base[s: s + 10000])
         col.optimize()
-        build = time.perf_counter() - t
-        emit(a.out, system="quarry", op="build", seconds=build, machine=machine)
-        for ef in efs:
-            p = {"ef": ef}
-            found, lat = single(lambda q: [h.id for h in col.search(q, k=k, params=p, with_payload=False)], queries)
-            emit(a.out, system="quarry", op="single", ef=ef, recall=recall(found, gt, k), **row_stats(lat))
-            t = time.perf_counter()
-            ids, _ = col.search_batch(queries, k=k, params=p)
-            secs = time.perf_counter() - t
-            emit(a.out, system="quarry", op="batch", ef=ef, recall=recall(ids, gt, k), qps=len(queries) / secs, threads=a.threads)
-        # Python overhead over the Rust call, at ef 64 (with payloads, as col.search returns them).
-        p = {"ef": 64}
+        emit(a.out, system="quarry", op="build", seconds=time.perf_counter() - t, machine=machine)
+        qp = {}
+        set_ef["quarry"] = lambda ef: qp.update(ef=ef)
+        single_fns["quarry"] = lambda q: [h.id for h in col.search(q, k=k, params=qp, with_payload=False)]
+        batch_fns["quarry"] = lambda Q: col.search_batch(Q, k=k, params=qp)[0]
+        # Python overhead over the Rust call: a tiny flat collection (the search itself costs a
+        # few microseconds, so the fixed cost shows), alternating Rust-loop and Python-loop passes.
+        tiny = db.create_collection("tiny", dim=d, metric="cosine", index="flat")
+        tiny.upsert(np.arange(64), base[:64])
         py_us, rust_us = [], []
-        for q in queries[:200]:
-            rust_us.append(col._rust_search_ns(q, k=k, repeats=20, params=p) / 1e3)
+        for _ in range(7):
+            rust_us.append(tiny._rust_search_ns(queries, k=k, repeats=1) / 1e3)
             t = time.perf_counter()
-            for _ in range(20):
-                col.search(q, k=k, params=p)
-            py_us.append((time.perf_counter() - t) / 20 * 1e6)
-        emit(a.out, system="quarry", op="python_overhead", ef=64, python_us=float(np.mean(py_us)),
-             rust_us=float(np.mean(rust_us)), overhead_us=float(np.mean(py_us) - np.mean(rust_us)),
-             overhead_median_us=float(np.median(np.array(py_us) - np.array(rust_us))))
-        del col, db
+            for q in queries:
+                tiny.search(q, k=k)
+            py_us.append((time.perf_counter() - t) / len(queries) * 1e6)
+        emit(a.out, system="quarry", op="python_overhead", collection="64 points, flat, 384-d, k=10, payloads on",
+             python_us=float(np.median(py_us)), rust_us=float(np.median(rust_us)),
+             overhead_us=float(np.median(np.array(py_us) - np.array(rust_us))), passes_python_us=py_us, passes_rust_us=rust_us)
 
     if "hnswlib" in systems:
         import hnswlib
@@ -122,41 +123,36 @@ def main():
         idx.init_index(max_elements=n, ef_construction=200, M=16)
         idx.add_items(base, np.arange(n), num_threads=a.threads)
         emit(a.out, system="hnswlib", op="build", seconds=time.perf_counter() - t)
-        for ef in efs:
-            idx.set_ef(max(ef, k))
-            found, lat = single(lambda q: idx.knn_query(q, k=k, num_threads=1)[0][0], queries)
-            emit(a.out, system="hnswlib", op="single", ef=ef, recall=recall(found, gt, k), **row_stats(lat))
-            t = time.perf_counter()
-            labels, _ = idx.knn_query(queries, k=k, num_threads=a.threads)
-            secs = time.perf_counter() - t
-            emit(a.out, system="hnswlib", op="batch", ef=ef, recall=recall(labels, gt, k), qps=len(queries) / secs, threads=a.threads)
-        del idx
+        set_ef["hnswlib"] = lambda ef: idx.set_ef(max(ef, k))
+        single_fns["hnswlib"] = lambda q: idx.knn_query(q, k=k, num_threads=1)[0][0]
+        batch_fns["hnswlib"] = lambda Q: idx.knn_query(Q, k=k, num_threads=a.threads)[0]
 
     if "faiss" in systems:
         import faiss
 
+        fidx = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+        fidx.hnsw.efConstruction = 200
         faiss.omp_set_num_threads(a.threads)
-        idx = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
-        idx.hnsw.efConstruction = 200
         t = time.perf_counter()
-        idx.add(base)
+        fidx.add(base)
         emit(a.out, system="faiss", op="build", seconds=time.perf_counter() - t)
-        for ef in efs:
-            idx.hnsw.efSearch = max(ef, k)
+
+        def faiss_ef(ef):
+            fidx.hnsw.efSearch = max(ef, k)
+
+        def faiss_one(q):
             faiss.omp_set_num_threads(1)
-            found, lat = single(lambda q: idx.search(q[None, :], k)[1][0], queries)
-            emit(a.out, system="faiss", op="single", ef=ef, recall=recall(found, gt, k), **row_stats(lat))
+            return fidx.search(q[None, :], k)[1][0]
+
+        def faiss_batch(Q):
             faiss.omp_set_num_threads(a.threads)
-            t = time.perf_counter()
-            _, labels = idx.search(queries, k)
-            secs = time.perf_counter() - t
-            emit(a.out, system="faiss", op="batch", ef=ef, recall=recall(labels, gt, k), qps=len(queries) / secs, threads=a.threads)
-        del idx
+            return fidx.search(Q, k)[1]
+
+        set_ef["faiss"], single_fns["faiss"], batch_fns["faiss"] = faiss_ef, faiss_one, faiss_batch
 
     if "qdrant-edge" in systems:
         import qdrant_edge as qe
 
-        tmp = tempfile.mkdtemp(prefix="qedge-pybench-")
         cfg = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=200, full_scan_threshold=10, max_indexing_threads=a.threads),
@@ -164,7 +160,7 @@ def main():
             max_search_threads=1,
             wal_enabled=True,
         )
-        shard = qe.EdgeShard.create(tmp, cfg)
+        shard = qe.EdgeShard.create(tempfile.mkdtemp(prefix="qedge-pybench-"), cfg)
         t = time.perf_counter()
         for s in range(0, n, 10000):
             vecs = base[s: s + 10000].tolist()
@@ -172,16 +168,34 @@ def main():
         shard.flush()
         shard.optimize()
         emit(a.out, system="qdrant-edge", op="build", seconds=time.perf_counter() - t)
-        qlists = [q.tolist() for q in queries]
-        for ef in efs:
-            params = qe.SearchParams(hnsw_ef=max(ef, k))
+        qparams = {}
 
-            def one(i):
-                r = qe.SearchRequest(query=qe.Query.Nearest(qlists[i]), limit=k, params=params, with_payload=False, with_vector=False)
-                return [p.id for p in shard.search(r)]
+        def edge_ef(ef):
+            qparams["p"] = qe.SearchParams(hnsw_ef=max(ef, k))
 
-            found, lat = single(one, list(range(len(qlists))))
-            emit(a.out, system="qdrant-edge", op="single", ef=ef, recall=recall(found, gt, k), **row_stats(lat))
+        def edge_one(q):
+            r = qe.SearchRequest(query=qe.Query.Nearest(q.tolist()), limit=k, params=qparams["p"], with_payload=False, with_vector=False)
+            return [p.id for p in shard.search(r)]
+
+        set_ef["qdrant-edge"], single_fns["qdrant-edge"] = edge_ef, edge_one
+
+    for ef in efs:
+        rows = {s: [] for s in single_fns}
+        for _ in range(a.rounds):
+            for s, fn in single_fns.items():
+                set_ef[s](ef)
+                found, lat = single(fn, queries)
+                rows[s].append(dict(recall=recall(found, gt, k), **row_stats(lat)))
+        for s, rs in rows.items():
+            med = sorted(rs, key=lambda r: r["qps"])[len(rs) // 2]
+            emit(a.out, system=s, op="single", ef=ef, **med, qps_rounds=[r["qps"] for r in rs])
+        for s, fn in batch_fns.items():
+            set_ef[s](ef)
+            fn(queries[:50])
+            t = time.perf_counter()
+            ids = fn(queries)
+            secs = time.perf_counter() - t
+            emit(a.out, system=s, op="batch", ef=ef, recall=recall(ids, gt, k), qps=len(queries) / secs, threads=a.threads)
 
 
 if __name__ == "__main__":
