@@ -143,24 +143,32 @@ pub async fn search_batch(
     let start = Instant::now();
     let Path(name) = name?;
     q?;
-    let c = state.collection(&name)?;
-    if req.searches.len() > state.config().max_batch {
-        return Err(ApiError::bad(format!(
-            "{} searches in one request: at most {}",
-            req.searches.len(),
-            state.config().max_batch
-        )));
+    let out = run_batch(&state, &name, req.searches, "searches", run_search).await?;
+    Ok(ok(out, start))
+}
+
+/// Runs `one` for every request of a batch (at most the server's batch size) on the blocking
+/// pool, in order; an error names the failing entry (`searches[i]: …`).
+async fn run_batch<R: Send + 'static, T: Send + 'static>(
+    state: &AppState,
+    name: &str,
+    reqs: Vec<R>,
+    what: &'static str,
+    one: fn(&Collection, &R, usize) -> ApiResult<T>,
+) -> ApiResult<Vec<T>> {
+    let c = state.collection(name)?;
+    let max_batch = state.config().max_batch;
+    if reqs.len() > max_batch {
+        return Err(ApiError::bad(format!("{} {what} in one request: at most {max_batch}", reqs.len())));
     }
     let max = state.config().max_limit;
-    let out = AppState::blocking(move || {
-        req.searches
-            .iter()
+    AppState::blocking(move || {
+        reqs.iter()
             .enumerate()
-            .map(|(i, s)| run_search(&c, s, max).map_err(|e| e.prefixed(&format!("searches[{i}]: "))))
-            .collect::<ApiResult<Vec<_>>>()
+            .map(|(i, r)| one(&c, r, max).map_err(|e| e.prefixed(&format!("searches[{i}]: "))))
+            .collect()
     })
-    .await?;
-    Ok(ok(out, start))
+    .await
 }
 
 /// What a query asks.
@@ -393,22 +401,6 @@ pub async fn query_batch(
     let start = Instant::now();
     let Path(name) = name?;
     q?;
-    let c = state.collection(&name)?;
-    if req.searches.len() > state.config().max_batch {
-        return Err(ApiError::bad(format!(
-            "{} queries in one request: at most {}",
-            req.searches.len(),
-            state.config().max_batch
-        )));
-    }
-    let max = state.config().max_limit;
-    let out = AppState::blocking(move || {
-        req.searches
-            .iter()
-            .enumerate()
-            .map(|(i, s)| run_top_query(&c, s, max).map_err(|e| e.prefixed(&format!("searches[{i}]: "))))
-            .collect::<ApiResult<Vec<_>>>()
-    })
-    .await?;
+    let out = run_batch(&state, &name, req.searches, "queries", run_top_query).await?;
     Ok(ok(out, start))
 }
