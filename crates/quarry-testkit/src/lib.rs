@@ -11,3 +11,4 @@ pub mod faults;
 pub mod gen;
 pub mod oracle;
 pub mod shared_data;
+pub mod tempdirs;

@@ -12,13 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "quarry-spann-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    quarry_testkit::tempdirs::fresh("quarry-spann", &NEXT.fetch_add(1, Ordering::Relaxed).to_string())
 }
 
 fn build(m: &Matrix, metric: Metric) -> SpannIndex {

@@ -9,9 +9,7 @@ use quarry_testkit::{gen, oracle};
 use std::path::PathBuf;
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("quarry-spann-upd-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    quarry_testkit::tempdirs::fresh("quarry-spann-upd", tag)
 }
 
 fn rows(m: &Matrix, ids: &[usize]) -> Matrix {
