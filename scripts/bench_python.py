@@ -3,6 +3,12 @@
 dev set (wndict-384: 108,000 x 384 cosine). Every system gets the same float32 unit vectors, HNSW
 with M=16 and ef_construction=200, k=10, and an ef sweep; recall@10 against the exact ground truth.
 
+Two groups of systems:
+  * float vectors: Quarry `index="hnsw"`, hnswlib, faiss `IndexHNSWFlat`, qdrant-edge-py;
+  * int8 codes walked, the best k * RERANK candidates re-scored with the float vectors (so the
+    returned scores are exact): Quarry `index="hnsw+sq8"`, faiss `IndexRefineFlat(IndexHNSWSQ)`
+    (k_factor RERANK), qdrant-edge-py with int8 scalar quantization (rescore, oversampling RERANK).
+
 Measured per system and ef:
   * single-query: one query per call from a Python loop (the latency a Python service sees),
     QPS = queries / total time, p50 / p99 latency;
@@ -25,6 +31,11 @@ import tempfile
 import time
 
 import numpy as np
+
+
+# Candidates re-scored exactly per result by the int8 systems: Quarry's hnsw+sq8 default, and the
+# same factor for faiss (IndexRefineFlat k_factor) and Qdrant (oversampling, rescore on).
+RERANK = 3
 
 
 def log(msg):
@@ -68,7 +79,7 @@ def main():
     ap.add_argument("--efs", default="16,24,32,48,64,96,128")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--systems", default="quarry,hnswlib,faiss,qdrant-edge")
+    ap.add_argument("--systems", default="quarry,quarry-sq8,hnswlib,faiss,faiss-sq8,qdrant-edge,qdrant-edge-sq8")
     ap.add_argument("--out")
     a = ap.parse_args()
     base = np.load(os.path.join(a.data, "base.f16.npy")).astype(np.float32)
@@ -86,20 +97,24 @@ def main():
     # machine noise hits them alike; the median round is reported.
     single_fns, batch_fns, set_ef = {}, {}, {}
 
-    if "quarry" in systems:
-        import quarry
+    import quarry
 
-        db = quarry.open(tempfile.mkdtemp(prefix="quarry-pybench-"))
-        col = db.create_collection("b", dim=d, metric="cosine", index="hnsw")
+    db = quarry.open(tempfile.mkdtemp(prefix="quarry-pybench-"))
+    for name, index in (("quarry", "hnsw"), ("quarry-sq8", "hnsw+sq8")):
+        if name not in systems:
+            continue
+        col = db.create_collection(name, dim=d, metric="cosine", index=index)
         t = time.perf_counter()
         for s in range(0, n, 10000):
             col.upsert(np.arange(s, min(s + 10000, n)), base[s: s + 10000])
         col.optimize()
-        emit(a.out, system="quarry", op="build", seconds=time.perf_counter() - t, machine=machine)
+        emit(a.out, system=name, op="build", index=index, seconds=time.perf_counter() - t, machine=machine)
         qp = {}
-        set_ef["quarry"] = lambda ef: qp.update(ef=ef)
-        single_fns["quarry"] = lambda q: [h.id for h in col.search(q, k=k, params=qp, with_payload=False)]
-        batch_fns["quarry"] = lambda Q: col.search_batch(Q, k=k, params=qp)[0]
+        set_ef[name] = lambda ef, qp=qp: qp.update(ef=ef)
+        single_fns[name] = lambda q, col=col, qp=qp: [h.id for h in col.search(q, k=k, params=qp, with_payload=False)]
+        batch_fns[name] = lambda Q, col=col, qp=qp: col.search_batch(Q, k=k, params=qp)[0]
+
+    if "quarry" in systems:
         # Python overhead over the Rust call: a tiny flat collection (the search itself costs a
         # few microseconds, so the fixed cost shows), alternating Rust-loop and Python-loop passes.
         tiny = db.create_collection("tiny", dim=d, metric="cosine", index="flat")
@@ -127,18 +142,20 @@ def main():
         single_fns["hnswlib"] = lambda q: idx.knn_query(q, k=k, num_threads=1)[0][0]
         batch_fns["hnswlib"] = lambda Q: idx.knn_query(Q, k=k, num_threads=a.threads)[0]
 
-    if "faiss" in systems:
+    if "faiss" in systems or "faiss-sq8" in systems:
         import faiss
 
-        fidx = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
-        fidx.hnsw.efConstruction = 200
+    def faiss_system(name, make, hnsw_of):
+        fidx = make()
         faiss.omp_set_num_threads(a.threads)
         t = time.perf_counter()
+        if not fidx.is_trained:
+            fidx.train(base)
         fidx.add(base)
-        emit(a.out, system="faiss", op="build", seconds=time.perf_counter() - t)
+        emit(a.out, system=name, op="build", seconds=time.perf_counter() - t)
 
         def faiss_ef(ef):
-            fidx.hnsw.efSearch = max(ef, k)
+            hnsw_of(fidx).efSearch = max(ef, k)
 
         def faiss_one(q):
             faiss.omp_set_num_threads(1)
@@ -148,14 +165,37 @@ def main():
             faiss.omp_set_num_threads(a.threads)
             return fidx.search(Q, k)[1]
 
-        set_ef["faiss"], single_fns["faiss"], batch_fns["faiss"] = faiss_ef, faiss_one, faiss_batch
+        set_ef[name], single_fns[name], batch_fns[name] = faiss_ef, faiss_one, faiss_batch
 
-    if "qdrant-edge" in systems:
+    if "faiss" in systems:
+
+        def make_flat():
+            f = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+            f.hnsw.efConstruction = 200
+            return f
+
+        faiss_system("faiss", make_flat, lambda f: f.hnsw)
+
+    if "faiss-sq8" in systems:
+        # HNSW over 8-bit scalar codes, the best k * RERANK re-scored with the float vectors.
+        def make_sq8():
+            base_index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, 16, faiss.METRIC_INNER_PRODUCT)
+            base_index.hnsw.efConstruction = 200
+            f = faiss.IndexRefineFlat(base_index)
+            f.k_factor = RERANK
+            return f
+
+        faiss_system("faiss-sq8", make_sq8, lambda f: faiss.downcast_index(f.base_index).hnsw)
+
+    for name, sq8 in (("qdrant-edge", False), ("qdrant-edge-sq8", True)):
+        if name not in systems:
+            continue
         import qdrant_edge as qe
 
         cfg = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=200, full_scan_threshold=10, max_indexing_threads=a.threads),
+            quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True) if sq8 else None,
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1000),
             max_search_threads=1,
             wal_enabled=True,
@@ -167,17 +207,18 @@ def main():
             shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, {}) for i, v in zip(range(s, s + len(vecs)), vecs)]))
         shard.flush()
         shard.optimize()
-        emit(a.out, system="qdrant-edge", op="build", seconds=time.perf_counter() - t)
+        emit(a.out, system=name, op="build", seconds=time.perf_counter() - t)
         qparams = {}
+        quant = qe.QuantizationSearchParams(rescore=True, oversampling=float(RERANK)) if sq8 else None
 
-        def edge_ef(ef):
-            qparams["p"] = qe.SearchParams(hnsw_ef=max(ef, k))
+        def edge_ef(ef, qparams=qparams, quant=quant):
+            qparams["p"] = qe.SearchParams(hnsw_ef=max(ef, k), quantization=quant)
 
-        def edge_one(q):
+        def edge_one(q, shard=shard, qparams=qparams):
             r = qe.SearchRequest(query=qe.Query.Nearest(q.tolist()), limit=k, params=qparams["p"], with_payload=False, with_vector=False)
             return [p.id for p in shard.search(r)]
 
-        set_ef["qdrant-edge"], single_fns["qdrant-edge"] = edge_ef, edge_one
+        set_ef[name], single_fns[name] = edge_ef, edge_one
 
     for ef in efs:
         rows = {s: [] for s in single_fns}
