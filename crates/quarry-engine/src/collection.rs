@@ -1001,6 +1001,22 @@ impl Collection {
                 top.push(key, slot);
             }
         };
+        // Offers a graph's answers: as scored, or (a graph on f16 rows) re-scored exactly from
+        // the f32 rows, each prefetched before the scoring starts.
+        let offer_graph = |top: &mut TopK, hits: Vec<(f32, u32)>, approx: bool| {
+            if !approx {
+                for (score, slot) in hits {
+                    offer(top, -score, slot);
+                }
+                return;
+            }
+            for &(_, slot) in &hits {
+                prefetch(&st.vectors[f][slot as usize * dim..(slot as usize + 1) * dim]);
+            }
+            for (_, slot) in hits {
+                offer(top, exact(slot as usize), slot);
+            }
+        };
         if !st.segments.is_empty() && k > 0 {
             let single = filter
                 .and_then(|fl| fl.single_match())
@@ -1025,16 +1041,14 @@ impl Collection {
                             (0..sub.slots.len() as u32).filter(|&l| st.live[sub.slots[l as usize] as usize]),
                         )
                     });
-                    for (score, slot) in sub.search(f, query, k, ef, live.as_ref())?.unwrap_or_default() {
-                        offer(&mut top, -score, slot);
-                    }
+                    let hits = sub.search(f, query, k, ef, live.as_ref())?.unwrap_or_default();
+                    offer_graph(&mut top, hits, sub.graphs[f].approx_scores());
                     continue;
                 }
                 let local: Vec<u32> = match &admitted {
                     None if !flat => {
-                        for (score, slot) in seg.search(f, query, k, ef, None)?.unwrap_or_default() {
-                            offer(&mut top, -score, slot);
-                        }
+                        let hits = seg.search(f, query, k, ef, None)?.unwrap_or_default();
+                        offer_graph(&mut top, hits, seg.graphs[f].approx_scores());
                         continue;
                     }
                     // No filter and no deletes: every row (a flat field scans them all).
@@ -1083,9 +1097,8 @@ impl Collection {
                     continue;
                 }
                 let admit = IdFilter::from_ids(local);
-                for (score, slot) in seg.search(f, query, k, ef, Some(&admit))?.unwrap_or_default() {
-                    offer(&mut top, -score, slot);
-                }
+                let hits = seg.search(f, query, k, ef, Some(&admit))?.unwrap_or_default();
+                offer_graph(&mut top, hits, seg.graphs[f].approx_scores());
             }
         }
         let sealed_end = st.sealed_end;

@@ -1,5 +1,6 @@
 //! Sealed segments: an index per vector field over a run of slots (per the field's index spec: an
-//! HNSW graph on f32 rows, an HNSW graph walked on SQ8 codes with exact re-scoring, or none for
+//! HNSW graph on the rows — kept as f16 under cosine, whose candidates the collection re-scores
+//! from its f32 vectors —, an HNSW graph walked on SQ8 codes with exact re-scoring, or none for
 //! `flat`, whose segments are scanned exactly), built from the points in
 //! memory once enough have arrived ([`CollectionSchema::seal_threshold`]) or when the collection
 //! is optimised (which merges every sealed segment and the unsealed tail into one). A segment is
@@ -9,7 +10,7 @@
 //!
 //! [`CollectionSchema::seal_threshold`]: crate::CollectionSchema
 
-use quarry_ann::{HnswIndex, HnswParams, HnswSearch, QuantHnswIndex, QuantParams, QuantSpec};
+use quarry_ann::{HnswIndex, HnswParams, HnswSearch, QuantHnswIndex, QuantParams, QuantSpec, Storage};
 use quarry_core::{IdFilter, Matrix, Metric, Result};
 use quarry_quant::sq::SqQuantizer;
 use quarry_quant::{encode_all, Quantizer};
@@ -36,7 +37,9 @@ pub(crate) struct Segment {
 /// How sealed segments index a vector field: the field's `index` spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
-    /// `hnsw`: an HNSW graph (M=16, efc=200) on the f32 rows.
+    /// `hnsw`: an HNSW graph (M=16, efc=200) on the rows: f16 rows under cosine (unit rows, where
+    /// f16 keeps 11 significant bits; the candidates are re-scored from the f32 vectors), f32
+    /// rows otherwise.
     Hnsw,
     /// `hnsw+sq8`: the same graph walked on 8-bit scalar codes, the beam re-scored exactly.
     HnswSq8,
@@ -74,13 +77,24 @@ impl Graph {
         Ok(match kind {
             IndexKind::Flat => Graph::Flat(rows.len() / dim.max(1)),
             IndexKind::Hnsw => {
-                Graph::Hnsw(Box::new(HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?))
+                let storage = hnsw_storage(metric);
+                Graph::Hnsw(Box::new(HnswIndex::build(
+                    &Matrix::new(rows, dim)?,
+                    metric,
+                    HnswParams { storage, ..params },
+                )?))
             }
             IndexKind::HnswSq8 => Graph::Sq8(Box::new(QuantHnswIndex::from_hnsw(
                 HnswIndex::build(&Matrix::new(rows, dim)?, metric, params)?,
                 QuantParams::new(QuantSpec::Sq { bits: 8 }),
             )?)),
         })
+    }
+
+    /// Whether the scores this graph answers are approximate (f16 rows), so that the caller
+    /// re-scores its candidates from the f32 vectors.
+    pub(crate) fn approx_scores(&self) -> bool {
+        matches!(self, Graph::Hnsw(g) if g.params().storage == Storage::F16)
     }
 
     /// Rows indexed.
@@ -92,6 +106,22 @@ impl Graph {
         }
     }
 }
+
+/// Row storage of an `hnsw` graph under `metric`: f16 for cosine, whose rows are unit vectors
+/// (every component in [−1, 1], where f16's relative error is at most 2⁻¹¹ and no value
+/// overflows), so the graph walk reads half the bytes; f32 for inner product and L2, whose rows
+/// may hold any magnitude or a large common offset that f16 would blur.
+pub(crate) fn hnsw_storage(metric: Metric) -> Storage {
+    if metric == Metric::Cosine {
+        Storage::F16
+    } else {
+        Storage::F32
+    }
+}
+
+/// Candidates an approximate-score graph hands back per result wanted, for exact re-scoring
+/// (never more than the beam already holds).
+pub(crate) const APPROX_CANDIDATES: usize = 2;
 
 /// SQ8 codes of a segment's rows for one vector field.
 #[derive(Debug)]
@@ -191,7 +221,9 @@ impl Segment {
 
     /// The `k` best `(score, slot)` of field `f` for query `q` (unnormalised; the graph prepares
     /// it), admitting only local rows in `admit` (`None`: all), with beam `ef`; `None` for a
-    /// `flat` field (the caller scans it exactly).
+    /// `flat` field (the caller scans it exactly). A graph with approximate scores
+    /// ([`Graph::approx_scores`]) hands back up to `k × APPROX_CANDIDATES` candidates (at most the
+    /// beam) whose scores the caller must replace with exact ones.
     pub(crate) fn search(
         &self,
         f: usize,
@@ -202,10 +234,53 @@ impl Segment {
     ) -> Result<Option<Vec<(f32, u32)>>> {
         let search = HnswSearch::ef(ef.max(k));
         let hits = match &self.graphs[f] {
+            Graph::Hnsw(g) if g.params().storage == Storage::F16 => {
+                g.search_with(q, (k * APPROX_CANDIDATES).min(ef.max(k)), &search, admit)?
+            }
             Graph::Hnsw(g) => g.search_with(q, k, &search, admit)?,
             Graph::Sq8(g) => g.search_with(q, k, &search, g.params().rerank, admit)?,
             Graph::Flat(_) => return Ok(None),
         };
         Ok(Some(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of a cosine field are unit vectors: f16 keeps the graph's scores within 1e-3 of
+    /// exact, and the segment hands back twice k candidates (capped by the beam) for re-scoring;
+    /// inner product and L2 keep f32 rows and exact scores.
+    #[test]
+    fn cosine_graphs_walk_f16_rows_and_others_f32() {
+        let dim = 24;
+        let mut s = 7u64;
+        let rows: Vec<f32> = (0..600 * dim)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let q: Vec<f32> = rows[..dim].iter().map(|x| x + 0.01).collect();
+        for (metric, approx) in [(Metric::Cosine, true), (Metric::InnerProduct, false), (Metric::L2, false)] {
+            assert_eq!(hnsw_storage(metric) == Storage::F16, approx);
+            let g = Graph::build(IndexKind::Hnsw, rows.clone(), dim, metric).expect("build");
+            assert_eq!(g.approx_scores(), approx, "{metric:?}");
+            let seg = Segment::from_parts((0..600).collect(), vec![g]);
+            let hits = seg.search(0, &q, 10, 64, None).expect("search").expect("a graph");
+            assert_eq!(hits.len(), if approx { 20 } else { 10 }, "{metric:?}");
+            let short = seg.search(0, &q, 10, 12, None).expect("search").expect("a graph");
+            assert_eq!(short.len(), if approx { 12 } else { 10 }, "{metric:?}: at most the beam");
+            if metric == Metric::Cosine {
+                let qn = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+                for (score, slot) in hits {
+                    let r = &rows[slot as usize * dim..(slot as usize + 1) * dim];
+                    let rn = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    let exact = q.iter().zip(r).map(|(a, b)| a * b).sum::<f32>() / (qn * rn);
+                    assert!((score - exact).abs() < 1e-3, "f16 score {score} vs exact {exact}");
+                }
+            }
+        }
     }
 }

@@ -722,7 +722,13 @@ fn sealed_graph_segments_answer_like_brute_force() {
                 for h in &got {
                     assert!(!gone.contains(&h.id), "{label}: deleted {} returned", h.id);
                     assert!(f.is_none_or(|f| f.matches(h.id, &h.payload)), "{label}: filter violated");
+                    // Graphs walk f16 rows under cosine; the answers are re-scored from f32.
+                    let p = live.iter().find(|p| p.id == h.id).expect("a live point");
+                    let exact = quarry_testkit_score(Metric::Cosine, &q, &p.vectors[0]);
+                    assert!((h.score as f64 - exact).abs() < 1e-5, "{label}: score {} vs {exact}", h.score);
                 }
+                let scores: Vec<f32> = got.iter().map(|h| h.score).collect();
+                assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{label}: best first");
                 found += got.iter().filter(|h| want.contains(&h.id)).count();
             }
             let recall = found as f64 / 500.0;
