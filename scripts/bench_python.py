@@ -14,10 +14,11 @@ Measured per system and ef:
     QPS = queries / total time, p50 / p99 latency;
   * batch: all queries in one call (Quarry `search_batch`, hnswlib `knn_query`, faiss `search`;
     qdrant-edge-py has no batch call: a Python loop), 2 threads where the library takes them.
-Systems take turns per ef (rounds x systems) and the median round is reported, so machine noise
-hits them alike. Quarry's Python overhead: on a tiny flat collection (a search of a few
-microseconds, so the fixed cost shows), the time of `col.search` from a Python loop minus the time of
-the same engine calls in a Rust loop (`_rust_search_ns`), median of 7 alternating passes.
+Systems take turns per ef (rounds x systems, single queries first, then batches) and the median
+round is reported, so machine noise hits them alike. Quarry's Python overhead: on a tiny flat
+collection (a search of a few microseconds, so the fixed cost shows), the time of `col.search` from
+a Python loop minus the time of the same engine calls in a Rust loop (`_rust_search_ns`), median of
+7 alternating passes.
 
 Rows are JSON lines (stdout and --out). Run with the peers' venv after
 `pip install ./crates/quarry-py` into it (scripts/bench_python.sh does both).
@@ -75,9 +76,9 @@ def row_stats(lat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/wndict-384")
-    ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--efs", default="16,24,32,48,64,96,128")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--efs", default="16,24,32,36,40,44,48,56,64,96,128")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--systems", default="quarry,quarry-sq8,hnswlib,faiss,faiss-sq8,qdrant-edge,qdrant-edge-sq8")
     ap.add_argument("--out")
@@ -230,13 +231,18 @@ def main():
         for s, rs in rows.items():
             med = sorted(rs, key=lambda r: r["qps"])[len(rs) // 2]
             emit(a.out, system=s, op="single", ef=ef, **med, qps_rounds=[r["qps"] for r in rs])
-        for s, fn in batch_fns.items():
-            set_ef[s](ef)
-            fn(queries[:50])
-            t = time.perf_counter()
-            ids = fn(queries)
-            secs = time.perf_counter() - t
-            emit(a.out, system=s, op="batch", ef=ef, recall=recall(ids, gt, k), qps=len(queries) / secs, threads=a.threads)
+        batch = {s: [] for s in batch_fns}
+        for _ in range(a.rounds):
+            for s, fn in batch_fns.items():
+                set_ef[s](ef)
+                fn(queries[:50])
+                t = time.perf_counter()
+                ids = fn(queries)
+                batch[s].append((len(queries) / (time.perf_counter() - t), recall(ids, gt, k)))
+        for s, rs in batch.items():
+            qps = sorted(q for q, _ in rs)
+            emit(a.out, system=s, op="batch", ef=ef, recall=rs[0][1], qps=qps[len(qps) // 2], threads=a.threads,
+                 qps_rounds=[q for q, _ in rs])
 
 
 if __name__ == "__main__":

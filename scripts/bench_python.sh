@@ -10,3 +10,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}"
 out=${OUT:-docs/benchmarks/python-wndict-384.jsonl}
 : > "$out"
 "$venv/bin/python" scripts/bench_python.py --out "$out" "$@"
+"$venv/bin/python" scripts/bench_python_report.py "$out" --png "${out%.jsonl}.png" > "${out%.jsonl}.tables.md"
+echo "tables: ${out%.jsonl}.tables.md, plot: ${out%.jsonl}.png" >&2

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Markdown tables from the JSON lines of scripts/bench_python.py (stdout): every sweep point per
 system, and QPS at recall@10 targets (linear interpolation in recall between the two sweep points
-around the target; "n/a" if the sweep never brackets it) with the ratio of each system to hnswlib.
+around the target; "n/a" if the sweep never brackets it) with the ratio of each system to hnswlib;
+with --png, recall-QPS curves (single query and batch side by side).
 
-Usage: python scripts/bench_python_report.py RUN.jsonl [--targets 0.90,0.95,0.97]
+Usage: python scripts/bench_python_report.py RUN.jsonl [--targets 0.90,0.95,0.97] [--png OUT.png]
 """
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 
 
@@ -27,10 +29,43 @@ def fmt(x):
     return "n/a" if x is None else f"{x:,.0f}"
 
 
+def plot(by, order, png):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"warning: matplotlib missing: {png} not written", file=sys.stderr)
+        return
+    ops = [op for op in ("single", "batch") if by[op]]
+    fig, axes = plt.subplots(1, len(ops), figsize=(6.5 * len(ops), 4.8), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        for s in order:
+            rs = sorted(by[op].get(s, []), key=lambda r: r["ef"])
+            if not rs:
+                continue
+            style = dict(lw=2.2, marker="o", zorder=3) if s.startswith("quarry") else dict(lw=1.2, marker=".")
+            ls = "--" if s.endswith("sq8") else "-"
+            ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], ls=ls, ms=4, label=s, **style)
+        ax.axvline(0.95, color="grey", lw=0.8, ls=":")
+        ax.set_xlim(0.9, 1.0)
+        ax.set_yscale("log")
+        ax.set_xlabel("recall@10")
+        ax.set_ylabel("queries per second" + (" (1 thread)" if op == "single" else " (2 threads)"))
+        ax.set_title("single query from a Python loop" if op == "single" else "batch call")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=8)
+    fig.suptitle("Quarry and peers from Python, wndict-384 (dashed: int8 codes + exact re-scoring)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("--targets", default="0.90,0.95,0.97")
+    ap.add_argument("--png")
     a = ap.parse_args()
     rows = [json.loads(line) for line in open(a.run) if line.strip()]
     targets = [float(t) for t in a.targets.split(",")]
@@ -81,6 +116,8 @@ def main():
         print("| " + " | ".join(r["system"] for r in builds) + " |")
         print("|---" * len(builds) + "|")
         print("| " + " | ".join(f"{r['seconds']:.1f}" for r in builds) + " |\n")
+    if a.png:
+        plot(by, order, a.png)
     for r in rows:
         if r.get("op") == "python_overhead":
             print(f"Python overhead ({r['collection']}): **{r['overhead_us']:.2f} µs** per query "
