@@ -233,11 +233,12 @@ impl Segment {
         admit: Option<&IdFilter>,
     ) -> Result<Option<Vec<(f32, u32)>>> {
         let search = HnswSearch::ef(ef.max(k));
+        let wanted = match self.graphs[f].approx_scores() {
+            true => (k * APPROX_CANDIDATES).min(ef.max(k)),
+            false => k,
+        };
         let hits = match &self.graphs[f] {
-            Graph::Hnsw(g) if g.params().storage == Storage::F16 => {
-                g.search_with(q, (k * APPROX_CANDIDATES).min(ef.max(k)), &search, admit)?
-            }
-            Graph::Hnsw(g) => g.search_with(q, k, &search, admit)?,
+            Graph::Hnsw(g) => g.search_with(q, wanted, &search, admit)?,
             Graph::Sq8(g) => g.search_with(q, k, &search, g.params().rerank, admit)?,
             Graph::Flat(_) => return Ok(None),
         };
