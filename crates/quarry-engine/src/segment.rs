@@ -1,6 +1,6 @@
 //! Sealed segments: an index per vector field over a run of slots (per the field's index spec: an
-//! HNSW graph on the rows — kept as f16 under cosine, whose candidates the collection re-scores
-//! from its f32 vectors —, an HNSW graph walked on SQ8 codes with exact re-scoring, or none for
+//! HNSW graph on the rows — kept as f16 when that ranks like f32, the candidates then re-scored
+//! by the collection from its f32 vectors —, an HNSW graph walked on SQ8 codes with exact re-scoring, or none for
 //! `flat`, whose segments are scanned exactly), built from the points in
 //! memory once enough have arrived ([`CollectionSchema::seal_threshold`]) or when the collection
 //! is optimised (which merges every sealed segment and the unsealed tail into one). A segment is
@@ -37,9 +37,9 @@ pub(crate) struct Segment {
 /// How sealed segments index a vector field: the field's `index` spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
-    /// `hnsw`: an HNSW graph (M=16, efc=200) on the rows: f16 rows under cosine (unit rows, where
-    /// f16 keeps 11 significant bits; the candidates are re-scored from the f32 vectors), f32
-    /// rows otherwise.
+    /// `hnsw`: an HNSW graph (M=16, efc=200) on the rows: f16 rows when they rank like the f32
+    /// ones (see `hnsw_storage`), the candidates then re-scored from the f32 vectors; f32 rows
+    /// otherwise.
     Hnsw,
     /// `hnsw+sq8`: the same graph walked on 8-bit scalar codes, the beam re-scored exactly.
     HnswSq8,
@@ -77,7 +77,7 @@ impl Graph {
         Ok(match kind {
             IndexKind::Flat => Graph::Flat(rows.len() / dim.max(1)),
             IndexKind::Hnsw => {
-                let storage = hnsw_storage(metric);
+                let storage = hnsw_storage(&rows, dim, metric);
                 Graph::Hnsw(Box::new(HnswIndex::build(
                     &Matrix::new(rows, dim)?,
                     metric,
@@ -107,17 +107,55 @@ impl Graph {
     }
 }
 
-/// Row storage of an `hnsw` graph under `metric`: f16 for cosine, whose rows are unit vectors
-/// (every component in [−1, 1], where f16's relative error is at most 2⁻¹¹ and no value
-/// overflows), so the graph walk reads half the bytes; f32 for inner product and L2, whose rows
-/// may hold any magnitude or a large common offset that f16 would blur.
-pub(crate) fn hnsw_storage(metric: Metric) -> Storage {
-    if metric == Metric::Cosine {
+/// Row storage of an `hnsw` graph over `rows` (dimension `dim`) under `metric`: f16 when f16
+/// copies rank like the f32 rows, so the graph walk reads half the bytes (the caller re-scores
+/// the candidates exactly); f32 otherwise.
+///
+/// f16 keeps every component within 2⁻¹¹ of its own magnitude, so a row moves by at most 2⁻¹¹ of
+/// its norm. That is harmless when rows are far apart compared with their norms, and blurs them
+/// when they share a large common offset. So f16 is chosen when every value fits (below 16,384 in
+/// magnitude; f16 overflows at 65,504; cosine rows are unit vectors, stored normalised) and the
+/// median distance between sampled pairs of rows (unit rows under cosine) is at least
+/// [`F16_MIN_SPREAD`] of the larger norm.
+pub(crate) fn hnsw_storage(rows: &[f32], dim: usize, metric: Metric) -> Storage {
+    let n = rows.len() / dim.max(1);
+    let cosine = metric == Metric::Cosine;
+    if n < 2 || (!cosine && rows.iter().any(|x| !(x.abs() <= 16_384.0))) {
+        return Storage::F32;
+    }
+    let row = |i: usize| &rows[i * dim..(i + 1) * dim];
+    let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>().sqrt();
+    // Up to 1,024 pairs (i, j ≠ i), spread over the rows by a fixed stride.
+    let pairs = n.min(1024);
+    let mut ratios: Vec<f32> = (0..pairs)
+        .map(|p| {
+            let i = p * n / pairs;
+            let j = (i + 1 + (p * 7919) % (n - 1)) % n;
+            let (a, b) = (row(i), row(j));
+            let (na, nb) = (norm(a), norm(b));
+            if na == 0.0 || nb == 0.0 {
+                // A zero row (never under cosine) is as far from another row as that row's norm.
+                return if na.max(nb) > 0.0 { 1.0 } else { 0.0 };
+            }
+            // Unit rows under cosine (what the graph stores), the rows themselves otherwise.
+            let (sa, sb) = if cosine { (1.0 / na, 1.0 / nb) } else { (1.0, 1.0) };
+            let d = a.iter().zip(b).map(|(x, y)| (x * sa - y * sb) * (x * sa - y * sb)).sum::<f32>().sqrt();
+            d / if cosine { 1.0 } else { na.max(nb) }
+        })
+        .collect();
+    ratios.sort_by(f32::total_cmp);
+    if ratios[ratios.len() / 2] >= F16_MIN_SPREAD {
         Storage::F16
     } else {
         Storage::F32
     }
 }
+
+/// Smallest median (distance between two rows) / (larger norm) for f16 rows: the f16 error of a
+/// distance is then at most 2⁻¹¹ / 0.2 ≈ 0.5% of it, and typically √dim times less. Sentence
+/// embeddings measure about 1 (random unit rows are ~√2 apart; even strongly anisotropic models,
+/// whose random pairs have cosine 0.9, measure 0.45).
+pub(crate) const F16_MIN_SPREAD: f32 = 0.2;
 
 /// Candidates an approximate-score graph hands back per result wanted, for exact re-scoring
 /// (never more than the beam already holds).
@@ -250,11 +288,12 @@ impl Segment {
 mod tests {
     use super::*;
 
-    /// Rows of a cosine field are unit vectors: f16 keeps the graph's scores within 1e-3 of
-    /// exact, and the segment hands back twice k candidates (capped by the beam) for re-scoring;
-    /// inner product and L2 keep f32 rows and exact scores.
+    /// Rows spread like embeddings get f16 under every metric: the graph's scores stay within
+    /// 1e-3 of exact, and the segment hands back twice k candidates (capped by the beam) for
+    /// re-scoring. Rows sharing a large offset (whatever the metric), or holding values f16
+    /// cannot hold, keep f32 and exact scores.
     #[test]
-    fn cosine_graphs_walk_f16_rows_and_others_f32() {
+    fn graphs_walk_f16_rows_when_they_rank_like_f32() {
         let dim = 24;
         let mut s = 7u64;
         let rows: Vec<f32> = (0..600 * dim)
@@ -263,17 +302,29 @@ mod tests {
                 (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect();
+        let offset: Vec<f32> = rows.iter().map(|x| x + 1000.0).collect();
+        let huge: Vec<f32> = rows.iter().enumerate().map(|(i, x)| if i == 5 { 1e6 } else { *x }).collect();
         let q: Vec<f32> = rows[..dim].iter().map(|x| x + 0.01).collect();
-        for (metric, approx) in [(Metric::Cosine, true), (Metric::InnerProduct, false), (Metric::L2, false)] {
-            assert_eq!(hnsw_storage(metric) == Storage::F16, approx);
-            let g = Graph::build(IndexKind::Hnsw, rows.clone(), dim, metric).expect("build");
-            assert_eq!(g.approx_scores(), approx, "{metric:?}");
+        for (metric, data, approx) in [
+            (Metric::Cosine, &rows, true),
+            (Metric::Cosine, &offset, false),
+            (Metric::Cosine, &huge, true),
+            (Metric::InnerProduct, &rows, true),
+            (Metric::L2, &rows, true),
+            (Metric::L2, &offset, false),
+            (Metric::InnerProduct, &offset, false),
+            (Metric::L2, &huge, false),
+        ] {
+            let label = format!("{metric:?}, first value {}", data[0]);
+            assert_eq!(hnsw_storage(data, dim, metric) == Storage::F16, approx, "{label}");
+            let g = Graph::build(IndexKind::Hnsw, data.clone(), dim, metric).expect("build");
+            assert_eq!(g.approx_scores(), approx, "{label}");
             let seg = Segment::from_parts((0..600).collect(), vec![g]);
             let hits = seg.search(0, &q, 10, 64, None).expect("search").expect("a graph");
-            assert_eq!(hits.len(), if approx { 20 } else { 10 }, "{metric:?}");
+            assert_eq!(hits.len(), if approx { 20 } else { 10 }, "{label}");
             let short = seg.search(0, &q, 10, 12, None).expect("search").expect("a graph");
-            assert_eq!(short.len(), if approx { 12 } else { 10 }, "{metric:?}: at most the beam");
-            if metric == Metric::Cosine {
+            assert_eq!(short.len(), if approx { 12 } else { 10 }, "{label}: at most the beam");
+            if metric == Metric::Cosine && data[0] == rows[0] {
                 let qn = q.iter().map(|x| x * x).sum::<f32>().sqrt();
                 for (score, slot) in hits {
                     let r = &rows[slot as usize * dim..(slot as usize + 1) * dim];

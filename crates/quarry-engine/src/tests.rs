@@ -722,7 +722,7 @@ fn sealed_graph_segments_answer_like_brute_force() {
                 for h in &got {
                     assert!(!gone.contains(&h.id), "{label}: deleted {} returned", h.id);
                     assert!(f.is_none_or(|f| f.matches(h.id, &h.payload)), "{label}: filter violated");
-                    // Graphs walk f16 rows under cosine; the answers are re-scored from f32.
+                    // Graphs walk f16 rows here (unit rows); the answers are re-scored from f32.
                     let p = live.iter().find(|p| p.id == h.id).expect("a live point");
                     let exact = quarry_testkit_score(Metric::Cosine, &q, &p.vectors[0]);
                     assert!((h.score as f64 - exact).abs() < 1e-5, "{label}: score {} vs {exact}", h.score);

@@ -625,7 +625,7 @@ impl Database {
 #[pymethods]
 impl Database {
     /// Creates a vector collection: `dim`, `metric` ("cosine", "ip", "l2"), `index` ("hnsw": a
-    /// graph, walked on f16 rows under cosine; "hnsw+sq8": the graph walked on 8-bit codes, faster
+    /// graph, walked on f16 rows when those rank like f32; "hnsw+sq8": the graph walked on 8-bit codes, faster
     /// at the same recall and smaller; "flat": exact scans; graph answers are always re-scored
     /// exactly), `fsync` (every write durable when it returns), `payload_indexes` (payload keys
     /// to index). Points are indexed in segments once 50,000 are unsealed, or by `optimize()`.
