@@ -120,7 +120,7 @@ impl Graph {
 pub(crate) fn hnsw_storage(rows: &[f32], dim: usize, metric: Metric) -> Storage {
     let n = rows.len() / dim.max(1);
     let cosine = metric == Metric::Cosine;
-    if n < 2 || (!cosine && rows.iter().any(|x| !(x.abs() <= 16_384.0))) {
+    if n < 2 || (!cosine && rows.iter().any(|x| !x.is_finite() || x.abs() > 16_384.0)) {
         return Storage::F32;
     }
     let row = |i: usize| &rows[i * dim..(i + 1) * dim];
