@@ -449,6 +449,26 @@ impl Collection {
                     .collect();
                 self.apply(st, Op::Upsert(changed));
             }
+            Op::DeletePayloadKeys { ids, keys } => {
+                // Only points that hold one of the keys change (and move to a new slot).
+                let changed: Vec<Point> = ids
+                    .iter()
+                    .filter_map(|&id| {
+                        let slot = *st.slot_of.get(&id)? as usize;
+                        let old = &st.payloads[slot];
+                        if !keys.iter().any(|k| old.contains_key(k)) {
+                            return None;
+                        }
+                        let mut p = old.clone();
+                        keys.iter().for_each(|k| {
+                            p.remove(k);
+                        });
+                        let vectors = gather_rows(&self.schema, st, &[slot as u32]);
+                        Some(Point { id, vectors, payload: p })
+                    })
+                    .collect();
+                self.apply(st, Op::Upsert(changed));
+            }
             Op::Delete(ids) => {
                 for id in ids {
                     if let Some(slot) = st.slot_of.remove(&id) {
@@ -738,6 +758,22 @@ impl Collection {
             self.commit(Op::SetPayload { ids: ids.to_vec(), payload, overwrite })?;
         }
         Ok(present)
+    }
+
+    /// Removes payload `keys` from the points `ids` durably, in one logged operation; returns
+    /// how many of the points held at least one of the keys when the call began.
+    pub fn delete_payload_keys(&self, ids: &[PointId], keys: &[String]) -> Result<usize> {
+        let holding = {
+            let st = self.read_state();
+            ids.iter()
+                .filter_map(|id| st.slot_of.get(id))
+                .filter(|&&slot| keys.iter().any(|k| st.payloads[slot as usize].contains_key(k)))
+                .count()
+        };
+        if holding > 0 {
+            self.commit(Op::DeletePayloadKeys { ids: ids.to_vec(), keys: keys.to_vec() })?;
+        }
+        Ok(holding)
     }
 
     /// Sets payload keys of every point passing `filter` ([`Collection::set_payload`]).

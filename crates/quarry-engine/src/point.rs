@@ -69,6 +69,13 @@ pub enum Op {
         /// Replace the whole payload instead of merging keys.
         overwrite: bool,
     },
+    /// Remove these payload keys from these ids (absent ids and keys are ignored).
+    DeletePayloadKeys {
+        /// Points to change.
+        ids: Vec<PointId>,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
 }
 
 impl Point {
@@ -198,6 +205,16 @@ impl Op {
                 out.extend_from_slice(&(p.len() as u32).to_le_bytes());
                 out.extend_from_slice(&p);
             }
+            Op::DeletePayloadKeys { ids, keys } => {
+                out.push(4);
+                out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+                ids.iter().for_each(|&id| put_id(&mut out, id));
+                out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+                for k in keys {
+                    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    out.extend_from_slice(k.as_bytes());
+                }
+            }
         }
         out
     }
@@ -246,6 +263,18 @@ impl Op {
                 let payload: Map<String, Value> = serde_json::from_slice(c.take(len)?)
                     .map_err(|e| Error::InvalidArgument(format!("WAL payload: {e}")))?;
                 Ok(Op::SetPayload { ids, payload, overwrite })
+            }
+            4 => {
+                let n = c.u32()? as usize;
+                let ids = (0..n).map(|_| c.id()).collect::<Result<Vec<_>>>()?;
+                let n = c.u32()? as usize;
+                let keys = (0..n)
+                    .map(|_| {
+                        let len = c.u32()? as usize;
+                        String::from_utf8(c.take(len)?.to_vec()).map_err(|_| c.bad("payload key"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Op::DeletePayloadKeys { ids, keys })
             }
             k => Err(Error::InvalidArgument(format!("WAL operation kind {k} is unknown"))),
         }

@@ -211,6 +211,13 @@ fn uuid_ids_named_fields_scroll_and_codec() {
         overwrite: true,
     };
     assert_eq!(Op::decode(&set.encode()).expect("decode"), set);
+    let unset =
+        Op::DeletePayloadKeys { ids: vec![PointId::Num(7), p.id], keys: vec!["a".into(), "ключ".into()] };
+    assert_eq!(Op::decode(&unset.encode()).expect("decode"), unset);
+    let encoded = unset.encode();
+    for cut in 0..encoded.len() {
+        assert!(Op::decode(&encoded[..cut]).is_err(), "a cut record is an error, not a panic");
+    }
     let encoded = Op::Upsert(vec![p.clone()]).encode();
     assert_eq!(Op::decode(&encoded).expect("decode"), Op::Upsert(vec![p.clone()]));
     for cut in 0..encoded.len() {
@@ -1175,5 +1182,59 @@ fn deleted_collections_are_gone_and_their_names_reusable() {
     assert_eq!(db.collection_names(), vec!["c".to_string()]);
     assert_eq!(db.collection("c").expect("c").schema().vectors[0].dim, 3);
     assert!(!dir.join("collections/.deleted-x-1").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn payload_keys_deleted_in_one_operation_leave_indexes_and_other_keys_right_across_reopen() {
+    let dir = temp("unset-keys");
+    let filter = |f: &str| Filter::parse(f).expect(f);
+    let (has_g, g_is_3, s_is_x1) = (
+        r#"{"must": [{"key": "g", "range": {"gte": 0}}]}"#,
+        r#"{"must": [{"key": "g", "match": {"value": 3}}]}"#,
+        r#"{"must": [{"key": "s", "match": {"value": "x1"}}]}"#,
+    );
+    {
+        let db = Database::open(&dir).expect("open");
+        let mut schema = CollectionSchema::single(2, Metric::L2, "hnsw");
+        schema.payload_indexes = vec!["g".into()];
+        schema.seal_threshold = 100;
+        let c = db.create_collection("c", schema).expect("create");
+        let pts: Vec<Point> = (0..300u64)
+            .map(|i| point(i, vec![i as f32, 1.0], json!({"g": i % 10, "s": format!("x{}", i % 3), "t": i})))
+            .collect();
+        c.upsert(pts).expect("upsert");
+        c.wait_for_sealing();
+        // Points 0..150 (sealed and unsealed alike) lose g and t; 999 is absent; "zz" is held by none.
+        let ids: Vec<PointId> = (0..150).chain([999]).map(PointId::Num).collect();
+        let keys = vec!["g".to_string(), "t".to_string(), "zz".to_string()];
+        assert_eq!(c.delete_payload_keys(&ids, &keys).expect("unset"), 150);
+        assert_eq!(c.delete_payload_keys(&ids, &keys).expect("again"), 0, "nothing left to remove");
+        assert_eq!(
+            c.payload(PointId::Num(4)).expect("4"),
+            json!({"s": "x1"}).as_object().cloned().expect("map")
+        );
+        assert_eq!(c.payload(PointId::Num(204)).expect("204")["g"], json!(4));
+        assert_eq!(c.count(None), 300, "no point is lost");
+    }
+    let db = Database::open(&dir).expect("reopen");
+    let c = db.collection("c").expect("c");
+    let check = |c: &Collection| {
+        assert_eq!(c.count(Some(&filter(has_g))), 150);
+        assert_eq!(c.count(Some(&filter(g_is_3))), 15, "the indexed key answers only for 150..300");
+        assert_eq!(c.count(Some(&filter(s_is_x1))), 100, "other keys untouched");
+        let hits = c.search(&[3.0, 1.0], None, 5, Some(&filter(g_is_3))).expect("search");
+        assert_eq!(
+            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![PointId::Num(153)]
+                .into_iter()
+                .chain([163, 173, 183, 193].map(PointId::Num))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(c.get(PointId::Num(4)).expect("4").vectors[0], vec![4.0, 1.0], "vectors kept");
+    };
+    check(&c);
+    c.optimize().expect("optimize");
+    check(&c);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -290,18 +290,8 @@ pub async fn delete_payload(
         name,
         q.wait.unwrap_or(false),
         move |c| {
-            let mut n = 0;
-            for id in ids_of(&c, t) {
-                let Some(mut p) = c.payload(id) else { continue };
-                let before = p.len();
-                for k in &keys {
-                    p.remove(k);
-                }
-                if p.len() != before {
-                    n += c.set_payload(&[id], p, true)?;
-                }
-            }
-            Ok(n)
+            let ids = ids_of(&c, t);
+            c.delete_payload_keys(&ids, &keys).map_err(ApiError::from)
         },
         start,
     )
