@@ -864,6 +864,14 @@ impl Collection {
         self.read_state().pidx.keys()
     }
 
+    /// For an indexed payload `key`: the type of the first non-null value it indexed (`bool`,
+    /// `integer`, `float` or `keyword`; `None` before any) and how many live points hold a
+    /// non-null value. Read from the index (no payload is parsed); `None` if `key` has no index.
+    pub fn payload_index_info(&self, key: &str) -> Option<(Option<&'static str>, usize)> {
+        let st = self.read_state();
+        st.pidx.info(key, &st.live)
+    }
+
     /// Starts indexing payload key `key` (a dotted path): the index is built over the stored
     /// points and recorded in `schema.json` (crash-safely) before this returns; `false` if the key
     /// was already indexed.

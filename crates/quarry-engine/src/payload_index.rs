@@ -39,12 +39,29 @@ struct FieldIndex {
     ints: BTreeMap<i64, Vec<u32>>,
     /// A number without an integral value was seen: ranges on this key are not answered here.
     fractional: bool,
+    /// The type of the first non-null value seen (`bool`, `integer`, `float`, `keyword`).
+    kind: Option<&'static str>,
+    /// Ascending slots holding at least one non-null value.
+    slots: Vec<u32>,
 }
 
 impl FieldIndex {
     /// Adds slot `slot`'s values of `key` (slots are added in increasing order).
     fn add(&mut self, key: &str, slot: u32, payload: &Map<String, Value>) {
         for v in scalars(payload, key) {
+            if v.is_null() {
+                continue;
+            }
+            push_once(&mut self.slots, slot);
+            if self.kind.is_none() {
+                self.kind = match v {
+                    Value::Bool(_) => Some("bool"),
+                    Value::Number(x) if x.is_i64() || x.is_u64() => Some("integer"),
+                    Value::Number(_) => Some("float"),
+                    Value::String(_) => Some("keyword"),
+                    _ => None,
+                };
+            }
             if v.is_number() && Key::of(v).is_none() {
                 self.fractional = true;
             }
@@ -125,6 +142,14 @@ impl PayloadIndex {
     /// Stops indexing `key`; `false` if it was not indexed.
     pub(crate) fn remove_key(&mut self, key: &str) -> bool {
         self.fields.remove(key).is_some()
+    }
+
+    /// For indexed `key`: the type of the first non-null value seen (`bool`, `integer`, `float`
+    /// or `keyword`; `None` before any) and how many live slots hold a non-null value.
+    pub(crate) fn info(&self, key: &str, live: &[bool]) -> Option<(Option<&'static str>, usize)> {
+        let f = self.fields.get(key)?;
+        let points = f.slots.iter().filter(|&&s| live.get(s as usize).copied().unwrap_or(false)).count();
+        Some((f.kind, points))
     }
 
     /// Every indexed value of `key` with its ascending slots.

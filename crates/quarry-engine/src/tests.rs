@@ -1205,6 +1205,8 @@ fn payload_keys_deleted_in_one_operation_leave_indexes_and_other_keys_right_acro
             .collect();
         c.upsert(pts).expect("upsert");
         c.wait_for_sealing();
+        assert_eq!(c.payload_index_info("g"), Some((Some("integer"), 300)));
+        assert_eq!(c.payload_index_info("s"), None, "not indexed");
         // Points 0..150 (sealed and unsealed alike) lose g and t; 999 is absent; "zz" is held by none.
         let ids: Vec<PointId> = (0..150).chain([999]).map(PointId::Num).collect();
         let keys = vec!["g".to_string(), "t".to_string(), "zz".to_string()];
@@ -1216,10 +1218,19 @@ fn payload_keys_deleted_in_one_operation_leave_indexes_and_other_keys_right_acro
         );
         assert_eq!(c.payload(PointId::Num(204)).expect("204")["g"], json!(4));
         assert_eq!(c.count(None), 300, "no point is lost");
+        assert_eq!(c.payload_index_info("g"), Some((Some("integer"), 150)), "live holders only");
+        assert!(c.create_payload_index("s").expect("index s"));
+        assert_eq!(c.payload_index_info("s"), Some((Some("keyword"), 300)));
+        c.upsert(vec![point(5000, vec![0.0, 0.0], json!({"f": 0.5}))]).expect("upsert");
+        assert!(c.create_payload_index("f").expect("index f"));
+        assert_eq!(c.payload_index_info("f"), Some((Some("float"), 1)));
+        c.delete(&[PointId::Num(5000)]).expect("delete");
+        assert_eq!(c.payload_index_info("f"), Some((Some("float"), 0)));
     }
     let db = Database::open(&dir).expect("reopen");
     let c = db.collection("c").expect("c");
     let check = |c: &Collection| {
+        assert_eq!(c.payload_index_info("g"), Some((Some("integer"), 150)));
         assert_eq!(c.count(Some(&filter(has_g))), 150);
         assert_eq!(c.count(Some(&filter(g_is_3))), 15, "the indexed key answers only for 150..300");
         assert_eq!(c.count(Some(&filter(s_is_x1))), 100, "other keys untouched");

@@ -119,33 +119,11 @@ pub async fn create_collection(
     Ok(ok(true, start))
 }
 
-/// The field type of an indexed key, from its first stored value.
+/// The field type of an indexed key (its first indexed value's; `keyword` before any) and the
+/// number of points holding it, from the payload index.
 fn data_type(c: &Collection, key: &str) -> (&'static str, usize) {
-    let mut kind = None;
-    let mut n = 0;
-    c.for_each_payload(|_, p| {
-        let mut parts = key.split('.');
-        let mut cur = parts.next().and_then(|k| p.get(k));
-        for part in parts {
-            cur = cur.and_then(|v| v.get(part));
-        }
-        let Some(v) = cur.filter(|v| !v.is_null()) else { return };
-        n += 1;
-        if kind.is_none() {
-            let v = match v {
-                Value::Array(a) => a.first().unwrap_or(&Value::Null),
-                other => other,
-            };
-            kind = match v {
-                Value::Bool(_) => Some("bool"),
-                Value::Number(x) if x.is_i64() || x.is_u64() => Some("integer"),
-                Value::Number(_) => Some("float"),
-                Value::String(_) => Some("keyword"),
-                _ => None,
-            };
-        }
-    });
-    (kind.unwrap_or("keyword"), n)
+    let (kind, points) = c.payload_index_info(key).unwrap_or((None, 0));
+    (kind.unwrap_or("keyword"), points)
 }
 
 /// Collection info in Qdrant's shape.

@@ -193,7 +193,8 @@ def test_payload_index_and_deletes(client):
         wait=True,
     )
     assert client.create_payload_index(name, field_name="g", field_schema=models.PayloadSchemaType.INTEGER, wait=True).status == models.UpdateStatus.COMPLETED
-    assert "g" in client.get_collection(name).payload_schema
+    g = client.get_collection(name).payload_schema["g"]
+    assert g.data_type == models.PayloadSchemaType.INTEGER and g.points == 40
     res = client.query_points(name, query=[3.2, 0], using="txt", limit=2, with_vectors=["txt"])
     assert [p.id for p in res.points] == [ids[3], ids[4]]
     assert math.isclose(res.points[0].score, 0.2, abs_tol=1e-5)
