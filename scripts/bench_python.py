@@ -25,8 +25,10 @@ Rows are JSON lines (stdout and --out). Run with the peers' venv after
 """
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -100,7 +102,10 @@ def main():
 
     import quarry
 
-    db = quarry.open(tempfile.mkdtemp(prefix="quarry-pybench-"))
+    # Every system's files live under one folder, removed when the run ends (about 2 GB here).
+    work = tempfile.mkdtemp(prefix="quarry-pybench-")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    db = quarry.open(os.path.join(work, "quarry"))
     for name, index in (("quarry", "hnsw"), ("quarry-sq8", "hnsw+sq8")):
         if name not in systems:
             continue
@@ -201,7 +206,7 @@ def main():
             max_search_threads=1,
             wal_enabled=True,
         )
-        shard = qe.EdgeShard.create(tempfile.mkdtemp(prefix="qedge-pybench-"), cfg)
+        shard = qe.EdgeShard.create(tempfile.mkdtemp(prefix=f"{name}-", dir=work), cfg)
         t = time.perf_counter()
         for s in range(0, n, 10000):
             vecs = base[s: s + 10000].tolist()
