@@ -410,6 +410,25 @@ impl Collection {
         &self.schema
     }
 
+    /// The present points of `ids` with the payload `new_payload` makes from each old one (points
+    /// it answers `None` for are left out), vectors included, ready to be upserted again: a
+    /// changed point moves to a new slot (its old one dies), so payload indexes and sealed
+    /// segments stay append-only.
+    fn repayloaded(
+        &self,
+        st: &State,
+        ids: &[PointId],
+        new_payload: impl Fn(&Map<String, Value>) -> Option<Map<String, Value>>,
+    ) -> Vec<Point> {
+        ids.iter()
+            .filter_map(|&id| {
+                let slot = *st.slot_of.get(&id)? as usize;
+                let payload = new_payload(&st.payloads[slot])?;
+                Some(Point { id, vectors: gather_rows(&self.schema, st, &[slot as u32]), payload })
+            })
+            .collect()
+    }
+
     fn apply(&self, st: &mut State, op: Op) {
         match op {
             Op::Upsert(points) => {
@@ -436,37 +455,22 @@ impl Collection {
                 }
             }
             Op::SetPayload { ids, payload, overwrite } => {
-                // A changed point moves to a new slot (its old one dies), so payload indexes and
-                // sealed segments stay append-only.
-                let changed: Vec<Point> = ids
-                    .iter()
-                    .filter_map(|&id| {
-                        let slot = *st.slot_of.get(&id)? as usize;
-                        let vectors = gather_rows(&self.schema, st, &[slot as u32]);
-                        let p = crate::point::updated_payload(&st.payloads[slot], &payload, overwrite);
-                        Some(Point { id, vectors, payload: p })
-                    })
-                    .collect();
+                let changed = self.repayloaded(st, &ids, |old| {
+                    Some(crate::point::updated_payload(old, &payload, overwrite))
+                });
                 self.apply(st, Op::Upsert(changed));
             }
             Op::DeletePayloadKeys { ids, keys } => {
-                // Only points that hold one of the keys change (and move to a new slot).
-                let changed: Vec<Point> = ids
-                    .iter()
-                    .filter_map(|&id| {
-                        let slot = *st.slot_of.get(&id)? as usize;
-                        let old = &st.payloads[slot];
-                        if !keys.iter().any(|k| old.contains_key(k)) {
-                            return None;
-                        }
+                // Only points that hold one of the keys change.
+                let changed = self.repayloaded(st, &ids, |old| {
+                    keys.iter().any(|k| old.contains_key(k)).then(|| {
                         let mut p = old.clone();
                         keys.iter().for_each(|k| {
                             p.remove(k);
                         });
-                        let vectors = gather_rows(&self.schema, st, &[slot as u32]);
-                        Some(Point { id, vectors, payload: p })
+                        p
                     })
-                    .collect();
+                });
                 self.apply(st, Op::Upsert(changed));
             }
             Op::Delete(ids) => {
