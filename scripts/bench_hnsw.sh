@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # HNSW benchmark: Quarry's hnsw index against hnswlib, faiss IndexHNSWFlat and usearch on the same
 # data in the same run, with the same graph parameters (M=16, ef_construction=200, built on 2 threads)
-# and the same ef sweep, searched one query per call on 1 thread.
+# and the same ef sweep, on 1 search thread: Quarry one query at a time in its Rust loop, the peers with one
+# batch call per timed pass (peer_bench.py --calls batch: every query in one call, so each library loops in
+# its own C++ code, single-threaded — the fair match, issue 18; never --calls single here).
 # Writes docs/benchmarks/hnsw-<dataset>.{jsonl,md,png} (recall–QPS curves, QPS at recall 0.90/0.95/0.99).
 # Usage: scripts/bench_hnsw.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES default 2000
@@ -22,7 +24,7 @@ quarry_cmd=("$quarry" bench ann --base "$base" --query "$query" --gt "$gt" --met
   -k "$k" --queries "$nq" --json)
 peers_cmd=("$venv/bin/python" ../shared/tools/peer_bench.py --base "$base" --query "$query" --gt "$gt"
   --metric "$metric" --peers hnswlib,faiss-hnsw,usearch --M "$M" --efc "$efc" --ef "$efs"
-  --build-threads "$build_threads" --threads "$threads" --k "$k" --queries "$nq")
+  --build-threads "$build_threads" --threads "$threads" --k "$k" --queries "$nq" --calls batch)
 
 mkdir -p "$out"
 rows=$out/$name.jsonl
@@ -35,4 +37,12 @@ echo "== peers: hnswlib, faiss-hnsw, usearch" >&2
   --command "scripts/bench_hnsw.sh${*:+ $*}" --command "$(shown quarry "${quarry_cmd[@]:1}")" \
   --command "$(shown python "${peers_cmd[@]:1}")" \
   > "$out/$name.md"
+# bench_plot.py says "one query per call"; label how the peers were timed (issue 18).
+label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
+  grep -qi 'batch call' "$1" && return 0
+  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
+    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
+}
+label_peer_calls "$out/$name.md" "- Peers (hnswlib, faiss, usearch): timed with one batch call per pass — every query in one \
+call, so each library loops in its own C++ code, single-threaded (\`peer_bench.py --calls batch\`); rows carry \"calls\""
 echo "wrote $out/$name.md and $out/$name.png" >&2

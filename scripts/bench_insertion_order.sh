@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HNSW insertion-order and adaptive-ef study (ALGORITHMS.md §2.10; docs/benchmarks/hnsw-insertion-order.md).
+# HNSW insertion-order and adaptive-ef study (Elliott & Clark, arXiv 2405.17813;
+# docs/benchmarks/hnsw-insertion-order.md).
 #  1. `quarry bench order`: LID of every base row (pilot graph, k = 20) checked against exact k-NN on a
 #     sample, then one graph per insertion order (as_given, random, lid_asc, lid_desc) and seed
 #     (M=16, efc=200), built on ONE thread so the insertion sequence is exactly the order, and

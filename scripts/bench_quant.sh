@@ -2,13 +2,21 @@
 # Compressed-index benchmark: Quarry's quantized indexes (flat+… and hnsw+…, codes resident, f32 rows
 # memory-mapped for exact re-scoring) against faiss's SQ8, IVF-PQ + refine (8-bit and 4-bit fast-scan),
 # RaBitQ (+ refine) and hnswlib, plus Quarry's plain hnsw as the memory reference — same data, same run,
-# searched one query per call on 1 thread. Then `quarry bench open` measures, in processes that only open
-# and search, the resident memory the OS reports for the main configurations.
+# searched on 1 thread: Quarry one query at a time in its Rust loop, the peers with one batch call per timed
+# pass (peer_quant.py --calls batch: every query in one call, the library's own loop, single-threaded; issue
+# 18). Then `quarry bench open` measures, in processes that only open and search, the resident memory the OS
+# reports for the main configurations.
 # Writes docs/benchmarks/quant-<dataset>.{jsonl,md,png} and quant-<dataset>.open.jsonl.
 # Usage: scripts/bench_quant.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES default 2000.
 #   METRIC (default ip), QUARRY_PEERS_VENV, QUARRY_BENCH_OUT (default docs/benchmarks), ONLY (space-separated
-#   subset of: quarry peers open report) as in the other bench scripts.
+#   subset of: quarry peers open capped report) as in the other bench scripts.
+#   CAPS (space-separated MiB, default empty: the `capped` step then does nothing): the capped step searches
+#   under each memory cap, page cache included (root; issue 18) — the peers through peer_quant.py
+#   --memory-limit-mb (it builds every index again, saves it, and searches it in a child under `quarry bench
+#   capped` once per cap; QUARRY_BIN default the quarry built here), rows (with memory_limit_bytes,
+#   cgroup_peak_bytes, oom_killed; a search killed for lack of memory is one row with "oom_killed": true and
+#   null recall / qps) written afresh to docs/benchmarks/quant-<dataset>.capped.jsonl, not to the report's rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script_args="$*"
@@ -16,7 +24,8 @@ data=${1:-../shared/data/wndict-384}
 nq=${2:-2000}
 name=quant-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
-only=${ONLY:-quarry peers open report}
+only=${ONLY:-quarry peers open capped report}
+caps=${CAPS:-}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 graph="M=16,efc=200"
@@ -53,7 +62,7 @@ if want quarry; then
   run "flat+pq 8-bit m=48" --index flat+pq --params m=48,nbits=8 --sweep "rerank=5,10,20,40"
 fi
 peers_cmd=("$venv/bin/python" scripts/peer_quant.py --base "$base" --query "$query" --gt "$gt" --metric "$metric"
-  --build-threads 2 --k 10 --queries "$nq" --nprobe 16,32,64,128,256 --k-factor 4,8,16)
+  --build-threads 2 --k 10 --queries "$nq" --nprobe 16,32,64,128,256 --k-factor 4,8,16 --calls batch)
 if want peers; then
   echo "== peers (faiss SQ8, IVF-PQ + refine, fast-scan, RaBitQ; hnswlib)" >&2
   "${peers_cmd[@]}" | tee -a "$rows"
@@ -70,8 +79,26 @@ if want open; then
       | sed "s/^{/{\"config\":\"$1\",/" | tee -a "$opens"
   done
 fi
+if [ -n "${caps// /}" ] && want capped; then
+  capped_rows=$out/$name.capped.jsonl
+  : > "$capped_rows"
+  # capped Quarry runs: see issue 18
+  echo "== peers under memory caps of $caps MiB" >&2
+  # shellcheck disable=SC2086 # CAPS is split into words on purpose
+  caps_csv=$(echo $caps | tr ' ' ,)
+  QUARRY_BIN=${QUARRY_BIN:-$quarry} "${peers_cmd[@]}" --memory-limit-mb "$caps_csv" | tee -a "$capped_rows"
+fi
+# The report renderer says "one query per call"; label how the peers were timed (issue 18).
+label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
+  grep -qi 'batch call' "$1" && return 0
+  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
+    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
+}
 if want report; then
   "$venv/bin/python" scripts/bench_quant_report.py "$rows" --data "$base" --command "scripts/bench_quant.sh${script_args:+ $script_args}" \
     "${cmds[@]/#/--command=}" --command "python ${peers_cmd[*]:1}" > "$out/$name.md"
+  label_peer_calls "$out/$name.md" "- Peers (faiss, hnswlib): timed with one batch call per pass — every query in one call, so \
+the library loops in its own C++ code, single-threaded (\`peer_quant.py --calls batch\`; rows carry \"calls\"; per-query p50 / p99 \
+latencies are not measured, mean_ms = 1000 / QPS)"
   echo "wrote $out/$name.md and $out/$name.png" >&2
 fi

@@ -5,7 +5,10 @@
    all at the same ef, timed in alternating rounds (hnswlib in this process, Quarry through
    `quarry bench ann --load` on saved indexes), so that slow and fast periods of the machine hit
    every system. Prints one JSON row per system and round, then the median QPS and the median of
-   the per-round QPS ratios to hnswlib.
+   the per-round QPS ratios to hnswlib. --calls batch (default, as shared/tools/peer_bench.py):
+   each of hnswlib's timed passes is ONE knn_query call with every query (num_threads=1), so it
+   loops in its own C++ code, single-threaded, as Quarry loops in Rust; --calls single: one Python
+   call per query (the old timing). hnswlib rows carry "calls" and "mean_ms" (= 1000 / qps).
 2. Memory: each saved compressed folder is opened by `quarry bench open`, once freely (process RSS
    split into anonymous and file-backed pages) and once inside a memory cgroup
    (cgroup v1 `memory.limit_in_bytes`, as root) limited to --limit-fraction (default 40%) of the
@@ -16,14 +19,14 @@
 Saved indexes are kept in --cache (default ~/.cache/quarry/bench-indexes) and built on first use.
 
 Usage: bench_quant_ab.py --quarry target/release/quarry [--data ../shared/data/wndict-384]
-       [--rounds 5] [--ef 40] [--queries 2000] > rows.jsonl
+       [--rounds 5] [--ef 40] [--queries 2000] [--calls batch|single] > rows.jsonl
 """
 import argparse, json, os, statistics, subprocess, sys, time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # peer_quant takes read_vecs/recall/timed_queries from shared/tools/peer_bench.py, or local copies.
-from peer_quant import read_vecs, recall, timed_queries  # noqa: E402
+from peer_quant import read_vecs, recall, timed_queries, timed_batch  # noqa: E402
 
 
 def emit_row(emitted, row, flush=True):
@@ -102,13 +105,19 @@ def limited_open(a, files, folder, rerank, limit):
 
 def write_report(rows, path, a):
     """The Markdown summary of one run's rows (docs/benchmarks/quant-ab-*.md)."""
+    # How hnswlib was called: from its rows (rows of runs before --calls existed were one call per query).
+    calls = next((r.get("calls", "single") for r in rows if r.get("system") == "hnswlib hnsw"), a.calls)
+    timing = ("Quarry one query at a time in its Rust loop; hnswlib one batch call per pass with every query "
+              "(`--calls batch`: its own C++ loop, 1 thread)" if calls == "batch" else
+              "one query per call (hnswlib: one Python call per query, `--calls single`)")
     out = ["# Compressed HNSW vs hnswlib: interleaved A/B and a hard memory cap\n",
            f"- Date: {time.strftime('%Y-%m-%d')}; data `{a.data}` ({os.path.basename(os.path.normpath(a.data))}), "
-           f"{a.queries} queries, k = 10, ef = {a.ef} for every system, 1 search thread, one query per call, "
+           f"{a.queries} queries, k = 10, ef = {a.ef} for every system, 1 search thread, {timing}, "
            "median of 3 timed passes after 100 warm-up queries",
            f"- Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB "
            "RAM (shared; ±10–20% run to run, hence the interleaving)",
-           f"- Command: `python scripts/bench_quant_ab.py --quarry target/release/quarry --rounds {a.rounds} --md {path}`",
+           f"- Command: `python scripts/bench_quant_ab.py --quarry target/release/quarry --rounds {a.rounds} "
+           f"--calls {calls} --md {path}`",
            "- Indexes: hnswlib M=16 efc=200; Quarry `hnsw` (the graph of the `hnsw+sq8` folder, f32 rows on the heap), "
            "`hnsw+sq8` (rerank=2) and `hnsw+rabitq` 4 bits (rerank=0: by error bound), all M=16 efc=200, built on 2 "
            "threads; the compressed folders are opened from disk (codes in RAM, f32 rows memory-mapped for re-scoring)\n",
@@ -161,6 +170,9 @@ def main():
     ap.add_argument("--ef", type=int, default=40)
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--limit-fraction", type=float, default=0.4)
+    ap.add_argument("--calls", choices=["batch", "single"], default="batch",
+                    help="hnswlib timing: batch = one knn_query call with every query per pass (its C++ loop, "
+                    "1 thread); single = one Python call per query")
     ap.add_argument("--memory-only", action="store_true", help="skip the QPS rounds (plain hnsw bytes from --plain-bytes)")
     ap.add_argument("--plain-bytes", type=int, default=0, help="plain hnsw index bytes for --memory-only")
     ap.add_argument("--md", help="also write the Markdown summary here")
@@ -207,18 +219,24 @@ def main():
     mem = {}
     for r in range(0 if a.memory_only else a.rounds):
         for name, spec in systems:
+            extra = {}
             if spec is None:
-                for q in queries[:100]:
-                    h.knn_query(q, k=10)
-                rate, ids = timed_queries(lambda q: h.knn_query(q, k=10)[0][0], queries)
+                if a.calls == "batch":
+                    h.knn_query(queries[:100], k=10, num_threads=1)  # untimed warm-up: one call
+                    rate, ids = timed_batch(lambda Q: h.knn_query(Q, k=10, num_threads=1)[0], queries)
+                else:
+                    for q in queries[:100]:
+                        h.knn_query(q, k=10)
+                    rate, ids = timed_queries(lambda q: h.knn_query(q, k=10)[0][0], queries)
                 rec[name] = recall(ids, gt, 10)
                 mem[name] = None
+                extra = {"calls": a.calls, "mean_ms": 1e3 / rate}
             else:
                 row = quarry_row(a, files, *spec)
                 rate, rec[name], mem[name] = row["qps"], row["recall_plain"], row["index_bytes"]
             qps[name].append(rate)
             emit_row(emitted, ({"round": r, "system": name, "ef": a.ef, "recall": rec[name], "qps": rate,
-                              "index_bytes": mem[name]}), flush=True)
+                              "index_bytes": mem[name], **extra}), flush=True)
             log(f"round {r}: {name}: recall {rec[name]:.4f}, {rate:,.0f} QPS")
     if a.memory_only:
         mem["quarry hnsw"] = a.plain_bytes

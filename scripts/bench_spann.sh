@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPANN (memory + disk) benchmark: Quarry's spann index against faiss IVF-Flat and IVF-PQ + refine
-# (scripts/peer_spann.py) and Quarry's plain hnsw, same data, same run, searched one query per call on
-# 1 thread, k = 10, every system's resident memory measured by the OS (VmRSS growth of a process that
-# only opens the index and searches), warm and then cold (page cache dropped before each point: root).
+# (scripts/peer_spann.py) and Quarry's plain hnsw, same data, same run, searched on 1 thread, k = 10 —
+# Quarry one query at a time in its Rust loop, faiss with one batch call per timed pass (peer_spann.py
+# --calls batch: every query in one index.search call, faiss's own loop, single-threaded; issue 18) —
+# every system's resident memory measured by the OS (VmRSS growth of a process that only opens the index
+# and searches), warm and then cold (page cache dropped before each point: root).
 # Writes docs/benchmarks/spann-<dataset>.{jsonl,md,png}.
 # Usage: scripts/bench_spann.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES default 2000.
@@ -11,7 +13,12 @@
 #   are rebuilt there every run, faiss indexes cached under peer-spann/); PROBES (max_postings sweep,
 #   default 16,24,32,40,48,64); EFS (hnsw ef sweep); PEERS_ARGS (extra peer_spann.py arguments, e.g. a
 #   smaller --nprobe / --refine sweep while developing); ONLY (space-separated subset of: spann cold hnsw
-#   peers peers-cold report).
+#   peers peers-cold capped report); CAPS (space-separated MiB, default empty: the `capped` step then does
+#   nothing): the capped step searches under each memory cap, page cache included (root; issue 18) — faiss
+#   through peer_spann.py --memory-limit-mb (each index's search subprocess under `quarry bench capped`,
+#   QUARRY_BIN default the quarry built here), rows (with memory_limit_bytes, cgroup_peak_bytes, oom_killed;
+#   a search killed for lack of memory is one row with "oom_killed": true and null recall / qps) written
+#   afresh to docs/benchmarks/spann-<dataset>.capped.jsonl, not to the report's rows.
 #   Rows are appended to the JSONL by every step but `spann` (which starts it afresh): ONLY=report
 #   re-renders the report from the rows on disk.
 set -euo pipefail
@@ -23,7 +30,8 @@ name=spann-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
 indexes=${QUARRY_BENCH_INDEXES:-$HOME/.cache/quarry/bench-indexes}
 probes=${PROBES:-16,24,32,40,48,64}
-only=${ONLY:-spann cold hnsw peers peers-cold report}
+only=${ONLY:-spann cold hnsw peers peers-cold capped report}
+caps=${CAPS:-}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 # SPANN configurations: folder suffix | build --params | sweep besides max_postings.
@@ -101,7 +109,7 @@ for r in rows:
 EOF
 fi
 peers_cmd=("$venv/bin/python" scripts/peer_spann.py --base "$base" --query "$query" --gt "$gt" --metric "$metric"
-  --build-threads 2 --k 10 --queries "$nq")
+  --build-threads 2 --k 10 --queries "$nq" --calls batch)
 # shellcheck disable=SC2206 # PEERS_ARGS is split into words on purpose
 [ -z "${PEERS_ARGS:-}" ] || peers_cmd+=($PEERS_ARGS)
 # Cold peers: faiss.read_index loads the whole index into RAM, so only its open and the first queries see the
@@ -116,10 +124,28 @@ if want peers-cold; then
   echo "== peers, cold" >&2
   "${peers_cold_cmd[@]}" | tee -a "$rows"
 fi
+if [ -n "${caps// /}" ] && want capped; then
+  capped_rows=$out/$name.capped.jsonl
+  : > "$capped_rows"
+  # capped Quarry runs: see issue 18
+  echo "== peers under memory caps of $caps MiB" >&2
+  # shellcheck disable=SC2086 # CAPS is split into words on purpose
+  caps_csv=$(echo $caps | tr ' ' ,)
+  QUARRY_BIN=${QUARRY_BIN:-$quarry} "${peers_cmd[@]}" --memory-limit-mb "$caps_csv" | tee -a "$capped_rows"
+fi
+# The report renderer says "one query per call"; label how the peers were timed (issue 18).
+label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
+  grep -qi 'batch call' "$1" && return 0
+  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
+    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
+}
 if want report; then
   "$venv/bin/python" scripts/bench_spann_report.py "$rows" --data "$base" \
     --command "scripts/bench_spann.sh${script_args:+ $script_args}" "${cmds[@]/#/--command=}" \
     --command "$(shown python "${peers_cmd[@]:1}")" --command "$(shown python "${peers_cold_cmd[@]:1}")" \
     > "$out/$name.md"
+  label_peer_calls "$out/$name.md" "- faiss: timed with one batch call per pass — every query in one call, so \
+the library loops in its own C++ code, single-threaded (\`peer_spann.py --calls batch\`; rows carry \"calls\"; p50 / p99 latencies \
+are not measured then, mean_ms = 1000 / QPS)"
   echo "wrote $out/$name.md and $out/$name.png" >&2
 fi

@@ -4,7 +4,9 @@
 Prints one JSON object per configuration on stdout, in the schema of `shared/tools/peer_bench.py`
 (and `quarry bench ann --json`):
   {"system", "index", "params", "k", "threads", "recall", "recall_plain", "qps", "build_seconds",
-   "index_bytes", "queries", "resident_bytes", "code_bytes", "refine_bytes", "bits_per_dim"}
+   "index_bytes", "queries", "resident_bytes", "code_bytes", "refine_bytes", "bits_per_dim", "calls",
+   "mean_ms", "p50_ms", "p99_ms"}
+with --memory-limit-mb also "open_seconds", "memory_limit_bytes", "cgroup_peak_bytes", "oom_killed".
 `params` is a dict, e.g. {"nlist": 1314, "M": 48, "nbits": 8, "nprobe": 16, "k_factor": 4}.
 
 Memory accounting:
@@ -22,10 +24,36 @@ Memory accounting:
 recall / recall_plain are both plain |A ∩ G| / k against the first k ground-truth ids (identical;
 recall_plain is there so the rows line up with Quarry's).
 
-Search is single-threaded (--threads), one query per call, k=10, median QPS of 3 timed passes after
-an untimed warm-up of up to 100 queries; build (train + add) uses --build-threads. faiss trains on a
-seeded sample of min(N, max(65536, 64 * nlist)) base vectors. build_seconds of refine rows includes
-adding the float vectors to the refine IndexFlat.
+Search is single-threaded (--threads), k=10, median QPS of 3 timed passes after an untimed warm-up of
+up to 100 queries; build (train + add) uses --build-threads. faiss trains on a seeded sample of
+min(N, max(65536, 64 * nlist)) base vectors. build_seconds of refine rows includes adding the float
+vectors to the refine IndexFlat.
+
+Calls (--calls, as shared/tools/peer_bench.py):
+  batch (default)  every timed pass is ONE search call with all queries (faiss index.search(Q, k),
+                   hnswlib knn_query(Q, k, num_threads=--threads)), so the library loops over them in
+                   its own C++ code, single-threaded (faiss.omp_set_num_threads(--threads), which also
+                   governs faiss's OpenMP OpenBLAS): the fair match for `quarry bench ann`, which loops
+                   in Rust. The warm-up is one call with the first 100 queries.
+  single           one Python call per query (the old timing; adds Python's per-call overhead).
+qps = queries / pass seconds (median pass); mean_ms = 1000 / qps, the mean per-query time of that
+pass. p50_ms / p99_ms are null: per-query latencies are not measured by this script (in batch mode
+they do not exist). Every row carries "calls".
+
+Memory cap (--memory-limit-mb N[,N...]): instead of searching in this process, each index is
+written (faiss.write_index / hnswlib save_index) to a fresh folder under --tmp-dir and searched by a
+child process of this script (--search-only FILE) that loads it and runs the sweep, started as
+  $QUARRY_BIN bench capped --memory-limit-mb N -- <python> peer_quant.py --search-only FILE ...
+(QUARRY_BIN: the quarry binary, default `quarry` on PATH; root needed), once per cap. Only the
+search child is capped; the build stays in this process. `quarry bench capped` drops the page
+cache, runs the child in a memory cgroup of N MiB (page cache included) and adds
+memory_limit_bytes / cgroup_peak_bytes / oom_killed to its JSON output; every row of that index
+gets these three fields, plus open_seconds (faiss.read_index / load_index time). A child the kernel
+kills for lack of memory gives one row for the index with "oom_killed": true and recall / qps null
+(params then hold the index's fixed parameters only), and the next index runs. The child's memory
+is the whole loaded index: refine indexes hold their float32 IndexFlat (refine_bytes) in RAM, so
+what is charged is index_bytes, not the resident_bytes figure above. Without --memory-limit-mb
+nothing of this happens and no cap fields are added.
 
 Peers (--peers, comma separated; default all):
   faiss-sq8            IndexScalarQuantizer QT_8bit flat scan; plus IndexRefine k_factor sweep (--sq-k-factor)
@@ -41,7 +69,7 @@ Example (the venv with faiss 1.15.1 and hnswlib 0.8):
       --base /work/shared/data/wndict-384/base.f16.npy --query /work/shared/data/wndict-384/query.f16.npy \
       --gt /work/shared/data/wndict-384/groundtruth.ivecs --metric ip --queries 2000 > rows.jsonl
 """
-import argparse, json, os, sys, time, traceback
+import argparse, json, os, shutil, subprocess, sys, tempfile, time, traceback
 import numpy as np
 
 
@@ -90,6 +118,10 @@ def _shared_helpers():
 read_vecs, recall, timed_queries, emit = _shared_helpers()
 
 ALL_PEERS = "faiss-sq8,faiss-ivfpq-refine,faiss-ivfpqfs-refine,faiss-rabitq,faiss-ivfrabitq,hnswlib"
+WARMUP = 100
+PASSES = 3
+# Fields `quarry bench capped` adds to the JSON output of a capped child (issue 18).
+CAP_KEYS = ("memory_limit_bytes", "cgroup_peak_bytes", "oom_killed")
 
 
 def log(msg):
@@ -98,6 +130,153 @@ def log(msg):
 
 def ints(s):
     return [int(x) for x in s.split(",") if x.strip()]
+
+
+# ---- timing (also used by peer_spann.py / bench_quant_ab.py) ---------------------------------------
+
+def timed_batch(search_all, queries, repeats=PASSES):
+    """Median QPS over `repeats` passes of ONE call with every query; returns (qps, ids of last pass)."""
+    rates, ids = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ids = search_all(queries)
+        rates.append(len(queries) / (time.perf_counter() - t))
+    return float(np.median(rates)), ids
+
+
+def measure(search_one, search_all, queries, gt, k, calls):
+    """Warm-up, then the timed passes: one call per pass with every query (calls="batch") or one call
+    per query (calls="single", the old timing). Returns recall, qps (median pass), mean_ms = 1000 / qps,
+    and p50_ms / p99_ms = None (per-query latencies are not measured)."""
+    warm = queries[: min(WARMUP, len(queries))]
+    if calls == "batch":
+        search_all(warm)  # untimed warm-up: one call
+        qps, ids = timed_batch(search_all, queries)
+    else:
+        for x in warm:  # untimed warm-up
+            search_one(x)
+        qps, ids = timed_queries(search_one, queries)
+    return dict(recall=recall(ids, gt, k), qps=qps, mean_ms=1e3 / qps, p50_ms=None, p99_ms=None)
+
+
+def searchers(index, kind, k, threads):
+    """(one query per call, all queries in one call) for a faiss index or an hnswlib.Index."""
+    if kind == "hnswlib":
+        return (lambda q: index.knn_query(q, k)[0][0]), (lambda Q: index.knn_query(Q, k, num_threads=threads)[0])
+    return (lambda q: index.search(q[None], k)[1][0]), (lambda Q: index.search(Q, k)[1])
+
+
+def apply_point(faiss, index, point, k, kind):
+    """Sets the search parameters of one sweep point: ef (hnswlib), k_factor (IndexRefine), nprobe (the
+    IVF inside), qb (RaBitQ query bits, on the index or the base index of a refine)."""
+    if kind == "hnswlib":
+        index.set_ef(max(int(point["ef"]), k))
+        return
+    if "k_factor" in point:
+        index.k_factor = float(point["k_factor"])
+    if "nprobe" in point:
+        faiss.extract_index_ivf(index).nprobe = int(point["nprobe"])
+    if "qb" in point:
+        base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+        base.qb = int(point["qb"])
+
+
+# ---- capped search children (also used by peer_spann.py) -------------------------------------------
+
+def parse_caps(text):
+    """--memory-limit-mb N[,N...] -> list of MiB (None when not given)."""
+    if text is None:
+        return None
+    try:
+        caps = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        sys.exit(f"--memory-limit-mb wants MiB as integers, comma separated (got {text!r})")
+    if not caps or any(c <= 0 for c in caps):
+        sys.exit(f"--memory-limit-mb wants positive MiB (got {text!r})")
+    return caps
+
+
+def quarry_bin():
+    """The quarry binary that runs `bench capped`: $QUARRY_BIN, default `quarry` on PATH."""
+    name = os.environ.get("QUARRY_BIN") or "quarry"
+    path = shutil.which(name)
+    if path is None:
+        sys.exit(f"--memory-limit-mb runs each search child under `quarry bench capped`, but QUARRY_BIN={name!r} "
+                 "is not an executable file nor on PATH: set QUARRY_BIN to the quarry binary "
+                 "(e.g. QUARRY_BIN=$CARGO_TARGET_DIR/release/quarry)")
+    return os.path.abspath(path)
+
+
+def last_json(stdout):
+    """The last line of `stdout` that is a JSON object."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                return doc
+    raise RuntimeError("the search subprocess printed no JSON document")
+
+
+def run_search_child(cmd, cap_mb, env):
+    """Runs a --search-only child and returns its JSON document. With cap_mb, the child runs under
+    `$QUARRY_BIN bench capped --memory-limit-mb cap_mb --`, whose fields (CAP_KEYS) are merged into the
+    document; a child killed for lack of memory returns {"oom_killed": true, ...} without "results"."""
+    if cap_mb is not None:
+        cmd = [quarry_bin(), "bench", "capped", "--memory-limit-mb", str(cap_mb), "--"] + cmd
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"search subprocess exited with {proc.returncode}"
+                           + (f" under a {cap_mb} MiB cap" if cap_mb is not None else ""))
+    doc = last_json(proc.stdout)
+    if cap_mb is not None:
+        missing = [k for k in CAP_KEYS if k not in doc]
+        if missing:
+            log(f"WARNING `quarry bench capped` output lacks {missing}; rows get null there")
+        if doc.get("oom_killed") and "results" not in doc:
+            return {k: doc.get(k) for k in CAP_KEYS}
+    if "results" not in doc:
+        raise RuntimeError(f"the search subprocess printed no results: {json.dumps(doc)[:300]}")
+    return doc
+
+
+def cap_fields(doc, cap_mb):
+    """The cap fields for the rows of one capped child ({} when not capped)."""
+    return {} if cap_mb is None else {k: doc.get(k) for k in CAP_KEYS}
+
+
+def search_only(a):
+    """Child process (--search-only FILE): load one saved index, run its sweep (--sweep JSON:
+    {"kind": "faiss"|"hnswlib", "points": [...], "space", "dim", "n"}), print one JSON document."""
+    spec = json.loads(a.sweep)
+    kind, points, k = spec["kind"], spec["points"], a.k
+    queries = np.ascontiguousarray(read_vecs(a.query, np.float32)[: a.queries])
+    gt = read_vecs(a.gt, np.int32)[: a.queries]
+    if len(gt) < len(queries):
+        sys.exit(f"ground truth has {len(gt)} rows for {len(queries)} queries")
+    faiss = None
+    t = time.perf_counter()
+    if kind == "hnswlib":
+        import hnswlib
+        index = hnswlib.Index(space=spec["space"], dim=int(spec["dim"]))
+        index.load_index(a.search_only, max_elements=int(spec["n"]))
+        index.set_num_threads(a.threads)
+    else:
+        import faiss
+        faiss.omp_set_num_threads(a.threads)
+        index = faiss.read_index(a.search_only)
+    open_seconds = time.perf_counter() - t
+    one, all_ = searchers(index, kind, k, a.threads)
+    results = []
+    for point in points:
+        apply_point(faiss, index, point, k, kind)
+        res = measure(one, all_, queries, gt, k, a.calls)
+        results.append(res)
+        print(f"    {point}: recall={res['recall']:.4f} qps={res['qps']:,.0f}", file=sys.stderr, flush=True)
+    print(json.dumps(dict(results=results, open_seconds=open_seconds)), flush=True)
 
 
 class Runner:
@@ -114,11 +293,23 @@ class Runner:
         self.common = dict(k=a.k, threads=a.threads, queries=len(self.queries))
         self.alive = []  # faiss objects referenced by C++ (quantizers, wrapped indexes); cleared per peer
         self._flat = None  # shared float refine index: (IndexFlat, add seconds, serialized bytes)
+        self.caps = parse_caps(a.memory_limit_mb)
+        self.tmp = None  # folder of the saved indexes searched by capped children
+        if self.caps:
+            quarry_bin()  # fail before building anything
+            root = os.path.expanduser(a.tmp_dir)
+            os.makedirs(root, exist_ok=True)
+            self.tmp = tempfile.mkdtemp(prefix="peer-quant-", dir=root)
         import faiss
         self.faiss = faiss
         self.system = f"faiss {faiss.__version__}"
         self.metric = faiss.METRIC_INNER_PRODUCT if a.metric == "ip" else faiss.METRIC_L2
-        log(f"N={self.n} d={self.d} queries={len(self.queries)} k={self.k} metric={a.metric} nlist={self.nlist}")
+        log(f"N={self.n} d={self.d} queries={len(self.queries)} k={self.k} metric={a.metric} nlist={self.nlist} "
+            f"calls={a.calls}" + (f" memory caps={self.caps} MiB (indexes saved under {self.tmp})" if self.caps else ""))
+
+    def close(self):
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -161,49 +352,78 @@ class Runner:
     def bits_per_dim(self, index):
         return index.code_size * 8 / self.d
 
-    def measure(self, search_one):
-        q = self.queries
-        for x in q[: min(100, len(q))]:  # untimed warm-up
-            search_one(x)
-        qps, ids = timed_queries(search_one, q)
-        return recall(ids, self.gt, self.k), qps
-
-    def row(self, index_name, params, search_one, build_seconds, code_bytes, refine_bytes, bits,
-            system=None, resident_bytes=None):
-        rec, qps = self.measure(search_one)
+    def emit_row(self, index_name, params, res, build_seconds, code_bytes, refine_bytes, bits, system=None,
+                 resident_bytes=None, **extra):
         resident = code_bytes if resident_bytes is None else resident_bytes
         emit(system=system or self.system, index=index_name, params=params, k=self.k,
-             threads=self.a.threads, recall=rec, recall_plain=rec, qps=qps,
+             threads=self.a.threads, recall=res["recall"], recall_plain=res["recall"], qps=res["qps"],
              build_seconds=build_seconds, index_bytes=int(code_bytes + refine_bytes),
              queries=len(self.queries), resident_bytes=int(resident), code_bytes=int(code_bytes),
-             refine_bytes=int(refine_bytes), bits_per_dim=bits)
-        log(f"  {index_name} {params}: recall={rec:.4f} qps={qps:,.0f}")
+             refine_bytes=int(refine_bytes), bits_per_dim=bits, calls=self.a.calls, mean_ms=res["mean_ms"],
+             p50_ms=res["p50_ms"], p99_ms=res["p99_ms"], **extra)
+        if res["qps"] is None:
+            log(f"  {index_name} {params}: killed for lack of memory under the cap "
+                f"(cgroup peak {(extra.get('cgroup_peak_bytes') or 0) / 1e6:.1f} MB)")
+        else:
+            log(f"  {index_name} {params}: recall={res['recall']:.4f} qps={res['qps']:,.0f}")
 
-    def sweep_refine(self, index_name, r, base_index, fixed, build, code, refine_bytes, bits, grid):
-        """grid: list of (params dict, setter) over the base index; k_factor is swept inside."""
-        k = self.k
-        search = lambda q: r.search(q[None], k)[1][0]
-        for extra, setter in grid:
-            setter()
-            for kf in ints(self.a.k_factor):
-                r.k_factor = float(kf)
-                self.row(index_name, {**fixed, **extra, "k_factor": kf}, search, build, code,
-                         refine_bytes, bits)
+    def group(self, index, index_name, fixed, points, build, code, refine_bytes, bits, kind="faiss", **row):
+        """Searches `index` at every sweep point (dicts of search parameters; row params = fixed + point)
+        and emits one row per point: in this process, or, with --memory-limit-mb, in a child process
+        per cap that loads the saved index under `quarry bench capped`."""
+        a, k = self.a, self.k
+        if not self.caps:
+            one, all_ = searchers(index, kind, k, a.threads)
+            for point in points:
+                apply_point(self.faiss, index, point, k, kind)
+                res = measure(one, all_, self.queries, self.gt, k, a.calls)
+                self.emit_row(index_name, {**fixed, **point}, res, build, code, refine_bytes, bits, **row)
+            return
+        path = os.path.join(self.tmp, index_name.replace("+", "-") + (".hnswlib" if kind == "hnswlib" else ".faissindex"))
+        if kind == "hnswlib":
+            index.save_index(path)
+        else:
+            self.faiss.write_index(index, path)
+        spec = dict(kind=kind, points=points, space="ip" if a.metric == "ip" else "l2", dim=self.d, n=self.n)
+        cmd = [sys.executable, os.path.abspath(__file__), "--search-only", path, "--base", a.base,
+               "--query", a.query, "--gt", a.gt, "--metric", a.metric, "--k", str(k), "--queries", str(a.queries),
+               "--threads", str(a.threads), "--calls", a.calls, "--sweep", json.dumps(spec)]
+        nt = str(a.threads)
+        env = dict(os.environ, OMP_NUM_THREADS=nt, OPENBLAS_NUM_THREADS=nt, MKL_NUM_THREADS=nt)
+        try:
+            for cap in self.caps:
+                log(f"{index_name} {fixed}: searching {len(points)} points in a child under a {cap} MiB cap "
+                    f"({os.path.getsize(path) / 1e6:.1f} MB file)")
+                doc = run_search_child(cmd, cap, env)
+                capf = cap_fields(doc, cap)
+                if "results" not in doc:  # killed for lack of memory
+                    none = dict(recall=None, qps=None, mean_ms=None, p50_ms=None, p99_ms=None)
+                    self.emit_row(index_name, dict(fixed), none, build, code, refine_bytes, bits, **row,
+                                  open_seconds=None, **capf)
+                    continue
+                for point, res in zip(points, doc["results"]):
+                    self.emit_row(index_name, {**fixed, **point}, res, build, code, refine_bytes, bits, **row,
+                                  open_seconds=doc.get("open_seconds"), **capf)
+        finally:
+            os.remove(path)
+
+    def sweep_refine(self, index_name, r, fixed, build, code, refine_bytes, bits, grid):
+        """grid: list of search-parameter dicts over the base index; k_factor is swept inside."""
+        points = [{**extra, "k_factor": kf} for extra in grid for kf in ints(self.a.k_factor)]
+        self.group(r, index_name, fixed, points, build, code, refine_bytes, bits)
 
     # ---- peers ---------------------------------------------------------------------------------
 
     def faiss_sq8(self):
-        f, k = self.faiss, self.k
+        f = self.faiss
         idx = f.IndexScalarQuantizer(self.d, f.ScalarQuantizer.QT_8bit, self.metric)
         build = self.build(idx)
         code, bits = self.code_bytes(idx), self.bits_per_dim(idx)
         log(f"sq8 built in {build:.1f}s, {code:,} bytes")
-        self.row("sq8", {"qtype": "QT_8bit"}, lambda q: idx.search(q[None], k)[1][0], build, code, 0, bits)
+        self.group(idx, "sq8", {"qtype": "QT_8bit"}, [{}], build, code, 0, bits)
         r, fsecs, fbytes = self.refine(idx)
-        search = lambda q: r.search(q[None], k)[1][0]
-        for kf in ints(self.a.sq_k_factor):
-            r.k_factor = float(kf)
-            self.row("sq8+refine", {"qtype": "QT_8bit", "k_factor": kf}, search, build + fsecs, code, fbytes, bits)
+        self.group(r, "sq8+refine", {"qtype": "QT_8bit"}, [{"k_factor": kf} for kf in ints(self.a.sq_k_factor)],
+                   build + fsecs, code, fbytes, bits)
 
     def _ivf_pq(self, name, fast_scan):
         f = self.faiss
@@ -226,8 +446,8 @@ class Runner:
             code, bits = self.code_bytes(idx), self.bits_per_dim(idx)
             r, fsecs, fbytes = self.refine(idx)
             log(f"{name} M={m} built in {build:.1f}s, {code:,} code bytes ({bits:.3g} bits/dim)")
-            grid = [({"nprobe": p}, (lambda p=p: setattr(idx, "nprobe", p))) for p in ints(self.a.nprobe)]
-            self.sweep_refine(name.replace("faiss-", "").replace("-refine", "+refine"), r, idx,
+            grid = [{"nprobe": p} for p in ints(self.a.nprobe)]
+            self.sweep_refine(name.replace("faiss-", "").replace("-refine", "+refine"), r,
                               {"nlist": self.nlist, "M": m, "nbits": nbits}, build + fsecs, code, fbytes,
                               bits, grid)
             del r, idx, quant
@@ -238,19 +458,19 @@ class Runner:
     def faiss_ivfpqfs_refine(self):
         self._ivf_pq("faiss-ivfpqfs-refine", fast_scan=True)
 
-    def _qb_grid(self, idx, qbs, extra=None):
-        """(params, setter) for each query-bit width, or one entry without qb when unsupported."""
+    def _qb_grid(self, idx, qbs):
+        """{"qb": qb} for each query-bit width the index accepts, or one entry without qb when unsupported."""
         if not hasattr(idx, "qb"):
             log("  this faiss has no qb attribute: query bits not swept")
-            return [({}, lambda: None)]
+            return [{}]
         grid = []
         for qb in qbs:
             try:
                 idx.qb = qb
-                grid.append(({"qb": qb}, (lambda qb=qb: setattr(idx, "qb", qb))))
+                grid.append({"qb": qb})
             except Exception as e:
                 log(f"  qb={qb} rejected ({e})")
-        return grid or [({}, lambda: None)]
+        return grid or [{}]
 
     def faiss_rabitq(self):
         f = self.faiss
@@ -261,7 +481,7 @@ class Runner:
         r, fsecs, fbytes = self.refine(idx)
         log(f"rabitq built in {build:.1f}s, {code:,} code bytes ({bits:.3g} bits/dim)")
         nb = int(getattr(getattr(idx, "rabitq", None), "nb_bits", 1))
-        self.sweep_refine("rabitq+refine", r, idx, {"nb_bits": nb}, build + fsecs, code, fbytes, bits,
+        self.sweep_refine("rabitq+refine", r, {"nb_bits": nb}, build + fsecs, code, fbytes, bits,
                           self._qb_grid(idx, ints(self.a.qb)))
 
     def faiss_ivfrabitq(self):
@@ -275,18 +495,13 @@ class Runner:
         r, fsecs, fbytes = self.refine(idx)
         log(f"ivfrabitq built in {build:.1f}s, {code:,} code bytes ({bits:.3g} bits/dim)")
         nb = int(getattr(getattr(idx, "rabitq", None), "nb_bits", 1))
-        grid = []
-        for qparams, qset in self._qb_grid(idx, ints(self.a.ivf_qb)):
-            for p in ints(self.a.nprobe):
-                def setter(p=p, qset=qset):
-                    qset(); idx.nprobe = p
-                grid.append(({**qparams, "nprobe": p}, setter))
-        self.sweep_refine("ivfrabitq+refine", r, idx, {"nlist": self.nlist, "nb_bits": nb}, build + fsecs,
+        grid = [{**q, "nprobe": p} for q in self._qb_grid(idx, ints(self.a.ivf_qb)) for p in ints(self.a.nprobe)]
+        self.sweep_refine("ivfrabitq+refine", r, {"nlist": self.nlist, "nb_bits": nb}, build + fsecs,
                           code, fbytes, bits, grid)
 
     def hnswlib(self):
         import hnswlib
-        a, n, d, k = self.a, self.n, self.d, self.k
+        a, n, d = self.a, self.n, self.d
         idx = hnswlib.Index(space="ip" if a.metric == "ip" else "l2", dim=d)
         idx.init_index(max_elements=n, M=a.M, ef_construction=a.efc, random_seed=100)
         idx.set_num_threads(a.build_threads)
@@ -296,10 +511,8 @@ class Runner:
         log(f"hnswlib built in {build:.1f}s")
         size = int(n * (d * 4 + a.M * 2 * 4 + 8))
         version = getattr(hnswlib, "__version__", "0.8.0")
-        for ef in ints(a.ef):
-            idx.set_ef(max(ef, k))
-            self.row("hnsw", {"M": a.M, "efc": a.efc, "ef": ef}, lambda q: idx.knn_query(q, k)[0][0],
-                     build, size, 0, 32.0, system=f"hnswlib {version}")
+        self.group(idx, "hnsw", {"M": a.M, "efc": a.efc}, [{"ef": ef} for ef in ints(a.ef)], build, size, 0, 32.0,
+                   kind="hnswlib", system=f"hnswlib {version}")
 
 
 def main():
@@ -310,6 +523,15 @@ def main():
     ap.add_argument("--peers", default=ALL_PEERS)
     ap.add_argument("--queries", type=int, default=2000, help="number of queries to time")
     ap.add_argument("--threads", type=int, default=1, help="search threads (default 1)")
+    ap.add_argument("--calls", choices=["batch", "single"], default="batch",
+                    help="batch: each timed pass is one call with every query (the library's own loop); "
+                    "single: one Python call per query")
+    ap.add_argument("--memory-limit-mb", metavar="N[,N...]",
+                    help="search each index in a child process under `$QUARRY_BIN bench capped "
+                    "--memory-limit-mb N` (root), once per cap; rows get memory_limit_bytes, cgroup_peak_bytes, "
+                    "oom_killed")
+    ap.add_argument("--tmp-dir", default="~/.cache/quarry/bench-indexes",
+                    help="where a per-run folder holds the saved indexes of capped children (removed at the end)")
     ap.add_argument("--build-threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="seed of the training sample")
     ap.add_argument("--nlist", type=int, default=0, help="IVF lists (default int(4*sqrt(N)))")
@@ -322,26 +544,35 @@ def main():
     ap.add_argument("--ivf-qb", default="4,8", help="RaBitQ query bits sweep (IVF RaBitQ)")
     ap.add_argument("--M", type=int, default=16); ap.add_argument("--efc", type=int, default=200)
     ap.add_argument("--ef", default="10,20,40,80,160,320", help="hnswlib ef sweep")
+    ap.add_argument("--search-only", metavar="FILE", help=argparse.SUPPRESS)  # internal: capped child
+    ap.add_argument("--sweep", help=argparse.SUPPRESS)  # internal: JSON spec of the child's sweep
     a = ap.parse_args()
 
+    if a.search_only:
+        search_only(a)
+        return
+
     t0 = time.perf_counter()
-    run = Runner(a)
     peers = [p.strip() for p in a.peers.split(",") if p.strip()]
     unknown = [p for p in peers if p not in ALL_PEERS.split(",")]
     if unknown:
         sys.exit(f"unknown peer(s) {', '.join(unknown)}; known: {ALL_PEERS}")
+    run = Runner(a)
     failed = []
-    for peer in peers:
-        t = time.perf_counter()
-        log(f"== {peer}")
-        try:
-            getattr(run, peer.replace("-", "_"))()
-        except Exception as e:
-            failed.append(peer)
-            log(f"WARNING {peer} failed: {e!r}")
-            traceback.print_exc(file=sys.stderr)
-        run.alive.clear()
-        log(f"== {peer} done in {time.perf_counter() - t:.0f}s")
+    try:
+        for peer in peers:
+            t = time.perf_counter()
+            log(f"== {peer}")
+            try:
+                getattr(run, peer.replace("-", "_"))()
+            except Exception as e:
+                failed.append(peer)
+                log(f"WARNING {peer} failed: {e!r}")
+                traceback.print_exc(file=sys.stderr)
+            run.alive.clear()
+            log(f"== {peer} done in {time.perf_counter() - t:.0f}s")
+    finally:
+        run.close()
     log(f"all done in {time.perf_counter() - t0:.0f}s" + (f"; failed: {', '.join(failed)}" if failed else ""))
 
 

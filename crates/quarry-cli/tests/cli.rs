@@ -874,8 +874,11 @@ fn beir_builds_queries_and_evaluates_through_the_engine() {
     let lines = std::fs::read_to_string(&run).expect("run");
     assert!(lines.lines().all(|l| l.split_whitespace().count() == 6));
     assert!(!lines.contains("q4 "));
-    if quarry_text::locate::model_dir("all-MiniLM-L6-v2").is_err() {
-        eprintln!("skipping dense and hybrid: the test model is not fetched");
+    if let Err(e) = quarry_text::locate::model_dir("all-MiniLM-L6-v2") {
+        quarry_testkit::skip::missing(
+            "the model all-MiniLM-L6-v2",
+            &format!("{e}; run scripts/fetch_model.sh"),
+        );
         return;
     }
     for (mode, extra) in [("dense", &["--index", "flat"][..]), ("hybrid", &["--fusion", "weighted"][..])] {

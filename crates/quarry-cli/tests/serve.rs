@@ -142,7 +142,7 @@ fn https_with_a_self_signed_certificate() {
         Command::new(c).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
     };
     if !have("openssl") || !have("curl") {
-        eprintln!("skipped: openssl or curl missing");
+        quarry_testkit::skip::missing("openssl and curl", "install Debian's openssl and curl");
         return;
     }
     let dir = temp("tls");
@@ -199,5 +199,137 @@ fn https_with_a_self_signed_certificate() {
     assert!(http(&addr, "GET", "/collections", &Value::Null).map_or(true, |(s, _)| s != 200));
     let _ = child.kill();
     let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the `quarry` CLI with `args`.
+fn quarry(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quarry runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.unwrap_or("").as_bytes()).expect("stdin written");
+    drop(input);
+    child.wait_with_output().expect("quarry exits")
+}
+
+/// The lost-write scenario of a second writer: with `quarry serve --data D` running, `quarry
+/// ingest --dir D` used to print `acked 50` and exit 0, and after one more upsert through the
+/// server and a normal stop the collection held 2 points. Now every second opener of the folder
+/// is refused with an error naming the folder and the server's PID, acknowledges nothing, and
+/// every write the server acknowledged is there after the stop.
+#[test]
+fn a_second_writer_is_refused_and_nothing_acknowledged_is_lost() {
+    let dir = temp("second-writer");
+    let d = dir.to_str().expect("utf-8");
+    let (mut child, addr) = start(&dir, &[]);
+    let pid = child.id().to_string();
+    create(&addr);
+    let points: Vec<Value> = (0..3).map(|i| json!({"id": i, "vector": [1.0, i as f64, 0.0, 0.0]})).collect();
+    let (s, v) =
+        http(&addr, "PUT", "/collections/c/points?wait=true", &json!({"points": points})).expect("upsert");
+    assert_eq!(s, 200, "{v}");
+
+    // Another process writing: refused, naming the folder and the holder.
+    let lines: String =
+        (5..55).map(|i| format!("{}\n", json!({"id": i, "vector": [0.0, 1.0, i as f64, 0.0]}))).collect();
+    let o = quarry(&["ingest", "--dir", d, "--collection", "c", "--jsonl", "-"], Some(&lines));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "a second writer must fail: {out} {err}");
+    assert!(!out.contains("acked"), "nothing may be acknowledged: {out}");
+    assert!(err.contains("in use") && err.contains(d) && err.contains(&format!("PID {pid}")), "{err}");
+    // A second server on the same folder does not start either.
+    let o = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["serve", "--data", d, "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("second server runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in use"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Read commands say why they cannot open it, and change nothing.
+    let o = quarry(&["count", "--dir", d, "--collection", "c"], None);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("in use"));
+
+    // One more write through the server, then a normal stop.
+    let (s, v) = http(
+        &addr,
+        "PUT",
+        "/collections/c/points?wait=true",
+        &json!({"points": [{"id": 100, "vector": [0.0, 0.0, 1.0, 0.0]}]}),
+    )
+    .expect("upsert");
+    assert_eq!(s, 200, "{v}");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(child.wait().expect("server exits").success());
+
+    // Every acknowledged write is there; the refused ones are not.
+    let o = quarry(&["count", "--dir", d, "--collection", "c"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "4");
+    for id in ["0", "1", "2", "100"] {
+        let o = quarry(&["get", "--dir", d, "--collection", "c", "--id", id], None);
+        assert!(o.status.success(), "point {id}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = quarry(&["get", "--dir", d, "--collection", "c", "--id", "5"], None);
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Read commands never create a missing folder, and a failed `collection create` leaves no
+/// database folder behind.
+#[test]
+fn read_commands_and_failed_creates_leave_no_folder() {
+    let dir = temp("no-folder");
+    let d = dir.to_str().expect("utf-8");
+    for args in [
+        &["count", "--dir", d, "--collection", "c"][..],
+        &["get", "--dir", d, "--collection", "c", "--id", "1"],
+        &["ingest", "--dir", d, "--collection", "c", "--jsonl", "-"],
+        &["collection", "create", "--dir", d, "--name", "c", "--model", "/nonexistent/model-folder"],
+        &["collection", "create", "--dir", d, "--name", "c", "--dim", "4", "--index", "no-such-index"],
+    ] {
+        let o = quarry(args, None);
+        assert!(!o.status.success(), "{args:?} must fail");
+        assert!(!dir.exists(), "{args:?} left {} behind", dir.display());
+    }
+    let o = quarry(&["count", "--dir", d, "--collection", "c"], None);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no Quarry database"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A closed standard output (`quarry get … | head -c 1`) ends quietly with status 0.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let dir = temp("pipe");
+    let d = dir.to_str().expect("utf-8");
+    let o =
+        quarry(&["collection", "create", "--dir", d, "--name", "c", "--dim", "2000", "--metric", "l2"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Vec<f64> = (0..2000).map(|i| i as f64).collect();
+    let line = format!("{}\n", json!({"id": 1, "vector": v}));
+    let o = quarry(&["ingest", "--dir", d, "--collection", "c", "--jsonl", "-"], Some(&line));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The reader goes away at once: the writer meets a closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["get", "--dir", d, "--collection", "c", "--id", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quarry get");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "status {status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,7 @@ mod error;
 mod filter;
 mod hit;
 mod index;
+mod json_hint;
 mod matrix;
 mod metric;
 
@@ -15,6 +16,7 @@ pub use error::{Error, Result};
 pub use filter::IdFilter;
 pub use hit::{sort_hits, Hit};
 pub use index::{SearchParams, VectorIndex, VectorIndexMut};
+pub use json_hint::{non_finite_hint, NON_FINITE_HINT};
 pub use matrix::{check_finite, Matrix};
 pub use metric::Metric;
 

@@ -2,7 +2,7 @@
 //!
 //! Internally every component ranks by a *distance* (lower is better); the public API reports a
 //! *score* (higher is better). For a metric, `score = -distance` except cosine, where
-//! `distance = 1 - cos` and `score = cos`. See ALGORITHMS.md §1.
+//! `distance = 1 - cos` and `score = cos`. See docs/decisions/0001-workspace-and-conventions.md.
 
 use std::fmt;
 use std::str::FromStr;

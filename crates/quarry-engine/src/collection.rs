@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 /// Where a queued write learns its outcome (an error as its message).
-type Ticket = std::sync::Arc<Mutex<Option<std::result::Result<(), String>>>>;
+type Ticket = std::sync::Arc<Mutex<Option<Result<()>>>>;
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,7 +178,7 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 /// and the checksum (errors name the problem).
 pub(crate) fn read_snapshot(path: &Path) -> Result<(CollectionSchema, Vec<u8>)> {
     let b = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    let bad = |m: &str| Error::malformed(path, "snapshot", m.to_string());
+    let bad = |m: &str| Error::corrupt(path, "snapshot", m.to_string());
     if b.len() < 32 || b[..8] != SNAPSHOT_MAGIC {
         return Err(bad("not a Quarry collection snapshot (magic)"));
     }
@@ -261,7 +261,7 @@ impl Collection {
             c.load_segments(&mut st, &manifest)?;
             if let Some(&(first, _)) = records.first() {
                 if first > manifest.checkpoint_seq + 1 {
-                    return Err(Error::malformed(
+                    return Err(Error::corrupt(
                         dir.join(WAL_FILE),
                         "header",
                         format!(
@@ -275,9 +275,10 @@ impl Collection {
                 if seq <= manifest.checkpoint_seq {
                     continue; // already in the segments
                 }
-                let op = Op::decode(&payload).map_err(|e| {
-                    Error::malformed(dir.join(WAL_FILE), format!("record {seq}"), e.to_string())
-                })?;
+                let op =
+                    Op::decode(&payload).and_then(|op| op.check_stored(&c.schema).map(|()| op)).map_err(
+                        |e| Error::corrupt(dir.join(WAL_FILE), format!("record {seq}"), e.to_string()),
+                    )?;
                 c.apply(&mut st, op);
             }
             st.ids.len() - st.sealed_end as usize
@@ -304,8 +305,18 @@ impl Collection {
     fn load_segments(&self, st: &mut State, manifest: &crate::manifest::Manifest) -> Result<()> {
         for entry in &manifest.segments {
             let loaded = crate::segment_file::load(&self.dir, entry.id, &self.kinds)?;
+            for p in &loaded.points {
+                p.check_vectors(&self.schema).map_err(|e| {
+                    Error::corrupt(
+                        crate::segment_file::segment_dir(&self.dir, entry.id)
+                            .join(crate::segment_file::POINTS_FILE),
+                        "points",
+                        e.to_string(),
+                    )
+                })?;
+            }
             if loaded.points.len() as u64 != entry.points {
-                return Err(Error::malformed(
+                return Err(Error::corrupt(
                     crate::segment_file::segment_dir(&self.dir, entry.id),
                     "points",
                     format!("{} points, the manifest says {}", loaded.points.len(), entry.points),
@@ -497,7 +508,7 @@ impl Collection {
         let outcome = |t: &Ticket| t.lock().unwrap_or_else(PoisonError::into_inner).take();
         let unsealed = loop {
             if let Some(r) = outcome(&ticket) {
-                r.map_err(Error::InvalidArgument)?;
+                r?;
                 break {
                     let st = self.read_state();
                     st.ids.len() - st.sealed_end as usize
@@ -506,7 +517,7 @@ impl Collection {
             let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(r) = outcome(&ticket) {
                 drop(wal);
-                r.map_err(Error::InvalidArgument)?;
+                r?;
                 break {
                     let st = self.read_state();
                     st.ids.len() - st.sealed_end as usize
@@ -524,9 +535,8 @@ impl Collection {
                     }
                 }
                 Err(e) => {
-                    let msg = e.to_string();
                     for (_, t) in &batch {
-                        *t.lock().unwrap_or_else(PoisonError::into_inner) = Some(Err(msg.clone()));
+                        *t.lock().unwrap_or_else(PoisonError::into_inner) = Some(Err(e.replicate()));
                     }
                 }
             }
@@ -1022,7 +1032,7 @@ impl Collection {
         let ef = opts.ef;
         let f = self.schema.field(field)?;
         let spec = &self.schema.vectors[f];
-        crate::point::check_vector(query, spec.dim, &format!("query for field {:?}", spec.name))?;
+        crate::point::check_vector(query, spec.dim, &format!("query for {}", spec.label()))?;
         let metric = self.metrics[f];
         let mut q = query.to_vec();
         if metric == Metric::Cosine {

@@ -1,6 +1,10 @@
 //! The embedded database: a folder of collections (`<dir>/collections/<name>/`), opened like
 //! SQLite. Creating a collection writes its schema and an empty log crash-safely before it is
 //! returned; unknown collection names are errors that name them.
+//!
+//! One process at a time: opening takes an exclusive advisory lock on `<dir>/LOCK` (holding the
+//! PID), kept for the life of the [`Database`] and released by the OS if the process dies. A second
+//! opener, in this process or another, gets [`Error::Conflict`] naming the folder and the holder.
 
 use crate::collection::{Collection, StoreOpener};
 use crate::schema::CollectionSchema;
@@ -20,6 +24,53 @@ pub struct Database {
     texts: Mutex<HashMap<String, Arc<TextCollection>>>,
     /// Sentence models loaded so far, by folder.
     models: Mutex<HashMap<PathBuf, Arc<SentenceEncoder>>>,
+    /// The locked `LOCK` file; declared last, so it is released after the collections close.
+    _lock: std::fs::File,
+}
+
+/// Prefix of a collection folder being created or restored (removed on open if a crash left it).
+const RESTORING: &str = ".creating-";
+
+/// The lock file in a database folder (see the module doc).
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Takes the exclusive lock of database folder `dir` and writes this process's PID into it.
+fn lock_folder(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id();
+            f.set_len(0)
+                .and_then(|()| f.rewind())
+                .and_then(|()| f.write_all(format!("{pid}\n").as_bytes()))
+                .map_err(|e| Error::io("writing", &path, e))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut held = String::new();
+            let _ = f.read_to_string(&mut held);
+            let holder = match held.trim().parse::<u32>() {
+                Ok(pid) if pid == std::process::id() => format!("PID {pid}, this process"),
+                Ok(pid) => format!("PID {pid}"),
+                Err(_) => "a process whose PID is not recorded".to_string(),
+            };
+            Err(Error::Conflict(format!(
+                "the database folder {} is in use by another open database ({holder}): one process \
+                 opens a database folder at a time; stop that process, or send it the work (e.g. \
+                 through its server)",
+                dir.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
 }
 
 impl Drop for Database {
@@ -63,16 +114,36 @@ impl Database {
         Database::open_with(dir, None)
     }
 
+    /// Opens the existing database in `dir`: an error naming the folder, and nothing created,
+    /// if there is none (what read-only commands use).
+    pub fn open_existing(dir: &Path) -> Result<Database> {
+        if !dir.join("collections").is_dir() {
+            return Err(Error::NotFound(format!(
+                "no Quarry database in {} (it has no collections/ folder)",
+                dir.display()
+            )));
+        }
+        Database::open_with(dir, None)
+    }
+
     /// [`Database::open`] with collection logs opened through `opener` (fault injection).
     pub fn open_with(dir: &Path, opener: Option<StoreOpener>) -> Result<Database> {
         let root = dir.join("collections");
-        std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        if !root.is_dir() {
+            std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+            quarry_store::sync_folder(dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                quarry_store::sync_folder(parent)?;
+            }
+        }
+        let lock = lock_folder(dir)?;
         let mut collections = BTreeMap::new();
         for entry in std::fs::read_dir(&root).map_err(|e| Error::io("listing", &root, e))? {
             let entry = entry.map_err(|e| Error::io("listing", &root, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with(".deleted-") {
-                // A deletion cut short by a crash: the collection was already gone.
+            if name.starts_with(".deleted-") || name.starts_with(RESTORING) {
+                // A deletion or a restore cut short by a crash: the collection was already gone,
+                // or never acknowledged.
                 let _ = std::fs::remove_dir_all(entry.path());
                 continue;
             }
@@ -88,6 +159,7 @@ impl Database {
             opener,
             texts: Mutex::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
+            _lock: lock,
         })
     }
 
@@ -97,36 +169,56 @@ impl Database {
     }
 
     /// Creates collection `name` with `schema`; an error if it exists or the schema is invalid.
+    /// The collection's folder is written in full under a hidden name, then renamed into place and
+    /// the parent folder fsynced: after a crash the collection is either whole or absent.
     pub fn create_collection(&self, name: &str, schema: CollectionSchema) -> Result<Arc<Collection>> {
         check_name(name)?;
         schema.check()?;
-        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
-        if map.contains_key(name) {
-            return Err(Error::InvalidArgument(format!("collection {name:?} already exists")));
-        }
-        let dir = self.dir.join("collections").join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        schema.save(&dir)?;
-        let c = Collection::open(name, &dir, self.opener.as_ref())?;
-        map.insert(name.to_string(), c.clone());
-        Ok(c)
+        self.install(name, |staging| schema.save(staging))
     }
 
     /// Restores a snapshot file ([`Collection::snapshot`]) as a new collection `name` (an error
-    /// if it exists or the file is damaged); its log is replayed like any collection's.
+    /// if it exists or the file is damaged); its log is replayed like any collection's, and
+    /// every record is checked against the schema first: a snapshot that does not pass leaves
+    /// the database as it was.
     pub fn restore_snapshot(&self, path: &Path, name: &str) -> Result<Arc<Collection>> {
         check_name(name)?;
         let (schema, log) = crate::collection::read_snapshot(path)?;
+        self.install(name, |staging| {
+            quarry_store::write_atomic(&staging.join(crate::collection::WAL_FILE), |w| {
+                std::io::Write::write_all(w, &log)
+            })?;
+            schema.save(staging)?;
+            // Replaying it once here checks every record before the collection becomes visible.
+            Collection::open(name, staging, None).map(drop).map_err(|e| match e {
+                Error::Corrupt { location, message, .. } => Error::corrupt(path, location, message),
+                e => e,
+            })
+        })
+    }
+
+    /// Creates collection folder `name` by filling a hidden staging folder with `fill`, renaming
+    /// it into place and fsyncing the parent, then opens it. On any failure the staging folder
+    /// is removed and nothing changes.
+    fn install(&self, name: &str, fill: impl FnOnce(&Path) -> Result<()>) -> Result<Arc<Collection>> {
         let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
         if map.contains_key(name) {
-            return Err(Error::InvalidArgument(format!("collection {name:?} already exists")));
+            return Err(Error::Conflict(format!("collection {name:?} already exists")));
         }
-        let dir = self.dir.join("collections").join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        quarry_store::write_atomic(&dir.join(crate::collection::WAL_FILE), |w| {
-            std::io::Write::write_all(w, &log)
-        })?;
-        schema.save(&dir)?;
+        let root = self.dir.join("collections");
+        let dir = root.join(name);
+        let staging = root.join(format!("{RESTORING}{name}"));
+        let _ = std::fs::remove_dir_all(&staging);
+        let made = std::fs::create_dir_all(&staging)
+            .map_err(|e| Error::io("creating", &staging, e))
+            .and_then(|()| fill(&staging))
+            .and_then(|()| quarry_store::sync_folder(&staging))
+            .and_then(|()| std::fs::rename(&staging, &dir).map_err(|e| Error::io("renaming", &staging, e)))
+            .and_then(|()| quarry_store::sync_folder(&root));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
         let c = Collection::open(name, &dir, self.opener.as_ref())?;
         map.insert(name.to_string(), c.clone());
         Ok(c)

@@ -52,16 +52,16 @@ impl Manifest {
         let mut f = Framed::open(&path, MAGIC, VERSION, "collection manifest")?;
         let body = f.read(0, "manifest body")?;
         let m: Manifest = serde_json::from_slice(&body)
-            .map_err(|e| Error::malformed(&path, "manifest body", e.to_string()))?;
+            .map_err(|e| Error::corrupt(&path, "manifest body", e.to_string()))?;
         let generation = le::u64_at(&f.fields, 0).unwrap_or(0);
         let seq = le::u64_at(&f.fields, 8).unwrap_or(0);
         if generation != m.generation || seq != m.checkpoint_seq {
-            return Err(Error::malformed(&path, "header", "header fields disagree with the body"));
+            return Err(Error::corrupt(&path, "header", "header fields disagree with the body"));
         }
         for s in &m.segments {
             if s.dead.windows(2).any(|w| w[0] >= w[1]) || s.dead.last().is_some_and(|&d| d as u64 >= s.points)
             {
-                return Err(Error::malformed(&path, format!("segment {}", s.id), "bad tombstone list"));
+                return Err(Error::corrupt(&path, format!("segment {}", s.id), "bad tombstone list"));
             }
         }
         Ok(Some(m))

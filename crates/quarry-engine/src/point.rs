@@ -119,6 +119,13 @@ impl Point {
 
     /// Checks dimensions, finiteness, non-empty vectors and the payload size.
     pub fn check(&self, schema: &CollectionSchema) -> Result<()> {
+        self.check_vectors(schema)?;
+        check_payload_size(self.id, &self.payload, schema.max_payload_bytes)
+    }
+
+    /// Checks the vectors only: one per schema field, of its dimension, finite, and not zero
+    /// under cosine. What every point read back from disk must pass before it is applied.
+    pub fn check_vectors(&self, schema: &CollectionSchema) -> Result<()> {
         let id = self.id;
         if self.vectors.len() != schema.vectors.len() {
             return Err(Error::InvalidArgument(format!(
@@ -129,17 +136,13 @@ impl Point {
         }
         for (f, v) in schema.vectors.iter().zip(&self.vectors) {
             if v.is_empty() {
-                return Err(Error::InvalidArgument(format!(
-                    "point {id}: vector {:?} is missing or empty",
-                    f.name
-                )));
+                return Err(Error::InvalidArgument(format!("point {id}: {} is missing or empty", f.label())));
             }
-            check_vector(v, f.dim, &format!("point {id}, vector {:?}", f.name))?;
+            check_vector(v, f.dim, &format!("point {id}, {}", f.label()))?;
             if f.metric()? == quarry_core::Metric::Cosine && v.iter().all(|&x| x == 0.0) {
-                return Err(Error::ZeroVector { what: format!("point {id}, vector {:?}", f.name) });
+                return Err(Error::ZeroVector { what: format!("point {id}, {}", f.label()) });
             }
         }
-        check_payload_size(id, &self.payload, schema.max_payload_bytes)?;
         Ok(())
     }
 
@@ -179,6 +182,16 @@ fn floats(v: &Value, id: PointId, field: &str) -> Result<Vec<f32>> {
 }
 
 impl Op {
+    /// Checks an operation read back from disk against `schema` before it is applied: every
+    /// upserted point must pass [`Point::check_vectors`] (a log or snapshot with valid checksums
+    /// can still hold points of another schema).
+    pub fn check_stored(&self, schema: &CollectionSchema) -> Result<()> {
+        match self {
+            Op::Upsert(points) => points.iter().try_for_each(|p| p.check_vectors(schema)),
+            Op::SetPayload { .. } | Op::DeletePayloadKeys { .. } | Op::Delete(_) => Ok(()),
+        }
+    }
+
     /// Binary encoding for the WAL.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

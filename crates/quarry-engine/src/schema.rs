@@ -22,18 +22,31 @@ pub struct VectorField {
     pub index: String,
 }
 
+/// How messages name vector field `name`: `vector "name"`, or just `vector` for the default
+/// unnamed field (never `vector ""`).
+pub fn vector_label(name: &str) -> String {
+    if name.is_empty() {
+        "vector".to_string()
+    } else {
+        format!("vector {name:?}")
+    }
+}
+
 impl VectorField {
+    /// How messages name this field (see [`vector_label`]).
+    pub fn label(&self) -> String {
+        vector_label(&self.name)
+    }
+
     /// The parsed index spec.
     pub fn index_kind(&self) -> Result<crate::segment::IndexKind> {
         crate::segment::IndexKind::parse(&self.index)
-            .map_err(|e| Error::InvalidArgument(format!("field {:?}: {e}", self.name)))
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))
     }
 
     /// The parsed metric.
     pub fn metric(&self) -> Result<Metric> {
-        self.metric
-            .parse::<Metric>()
-            .map_err(|e| Error::InvalidArgument(format!("field {:?}: {e}", self.name)))
+        self.metric.parse::<Metric>().map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))
     }
 }
 
@@ -119,14 +132,15 @@ impl CollectionSchema {
         for (i, f) in self.vectors.iter().enumerate() {
             if f.dim == 0 || f.dim > 65_536 {
                 return Err(Error::InvalidArgument(format!(
-                    "field {:?}: dimension {} must be in 1..=65536",
-                    f.name, f.dim
+                    "{}: dimension {} must be in 1..=65536",
+                    f.label(),
+                    f.dim
                 )));
             }
             f.metric()?;
             f.index_kind()?;
             if self.vectors[..i].iter().any(|g| g.name == f.name) {
-                return Err(Error::InvalidArgument(format!("field {:?} is declared twice", f.name)));
+                return Err(Error::InvalidArgument(format!("{} is declared twice", f.label())));
             }
         }
         Ok(())
@@ -168,7 +182,7 @@ impl CollectionSchema {
         let path = dir.join("schema.json");
         let text = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
         let s: CollectionSchema =
-            serde_json::from_slice(&text).map_err(|e| Error::malformed(&path, "schema", e.to_string()))?;
+            serde_json::from_slice(&text).map_err(|e| Error::corrupt(&path, "schema", e.to_string()))?;
         s.check()?;
         Ok(s)
     }

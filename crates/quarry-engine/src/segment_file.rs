@@ -23,7 +23,7 @@ pub const SEGMENTS_DIR: &str = "segments";
 pub const MAGIC: [u8; 8] = *b"QRYSEGP\0";
 /// Version of the segment folder format.
 pub const VERSION: u32 = 1;
-const POINTS_FILE: &str = "points.qseg";
+pub(crate) const POINTS_FILE: &str = "points.qseg";
 
 /// Folder of segment `id` in the collection folder `dir`.
 pub(crate) fn segment_dir(dir: &Path, id: u64) -> PathBuf {
@@ -65,7 +65,7 @@ fn load_graph(kind: IndexKind, dir: &Path, stem: &str, rows: usize) -> Result<Gr
         }
     };
     if g.rows() != rows {
-        return Err(Error::malformed(
+        return Err(Error::corrupt(
             path,
             "header",
             format!("an index of {} rows, expected {rows}", g.rows()),
@@ -141,7 +141,7 @@ pub(crate) fn load(dir: &Path, id: u64, kinds: &[IndexKind]) -> Result<Loaded> {
     let fields = kinds.len();
     let sdir = segment_dir(dir, id);
     let path = sdir.join(POINTS_FILE);
-    let bad = |loc: &str, msg: String| Error::malformed(&path, loc, msg);
+    let bad = |loc: &str, msg: String| Error::corrupt(&path, loc, msg);
     let mut file = Framed::open(&path, MAGIC, VERSION, "segment points")?;
     let n = le::u64_at(&file.fields, 0).unwrap_or(0) as usize;
     let nf = le::u32_at(&file.fields, 8).unwrap_or(0) as usize;

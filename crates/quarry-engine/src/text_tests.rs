@@ -144,7 +144,10 @@ fn model() -> Option<String> {
     match quarry_text::locate::model_dir("all-MiniLM-L6-v2") {
         Ok(d) => Some(d.display().to_string()),
         Err(e) => {
-            eprintln!("skipping dense text tests: {e}");
+            quarry_testkit::skip::missing(
+                "the model all-MiniLM-L6-v2",
+                &format!("{e}; run scripts/fetch_model.sh"),
+            );
             None
         }
     }
@@ -299,11 +302,7 @@ fn max_over_passages_matches_brute_force() {
 /// the nDCG@10 ≥ 0.68 on SciFact's test queries.
 #[test]
 fn bm25_on_scifact_reaches_the_target() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/scifact");
-    if !root.join("corpus.jsonl").exists() {
-        eprintln!("skipping: {} is absent", root.display());
-        return;
-    }
+    let Some(root) = quarry_testkit::shared_data::require("scifact") else { return };
     let data = quarry_eval::io::beir::read_beir(&root, "test").expect("scifact");
     let dir = temp("scifact");
     let db = Database::open(&dir).expect("open");

@@ -1,4 +1,7 @@
-//! Recall of an index's answers against exact ground-truth neighbours (ALGORITHMS.md §13.3).
+//! Recall of an index's answers against exact ground-truth neighbours (the tie-robust variant
+//! follows Aumüller, Bernhardsson & Faithfull, "ANN-Benchmarks: A benchmarking tool for approximate
+//! nearest neighbor algorithms", Information Systems 87, 2020; erikbern/ann-benchmarks
+//! `plotting/metrics.py`, with a relative tolerance).
 //!
 //! [`recall_at_k`] is the plain `|A_k ∩ G_k| / k` that peer benchmarks print;
 //! [`tie_aware_recall_at_k`] also credits an answer outside `G_k` whose exact score *equals* the

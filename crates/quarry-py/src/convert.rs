@@ -1,7 +1,9 @@
 //! JSON values (payloads, filters, ids) between Python objects and `serde_json`, and engine errors
-//! as Python exceptions: bad input `ValueError`, a missing collection `KeyError`, I/O `OSError`.
+//! as Python exceptions: bad input `ValueError`, a missing collection `KeyError`, I/O, damaged
+//! files and a refusing log `OSError`, a folder held by another process `RuntimeError`, a timeout
+//! `TimeoutError`.
 
-use pyo3::exceptions::{PyKeyError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use quarry_engine::PointId;
@@ -9,12 +11,17 @@ use serde_json::{Map, Number, Value};
 
 /// An engine error as a Python exception carrying the engine's message.
 pub fn err(e: quarry_core::Error) -> PyErr {
+    use quarry_core::Error as E;
     match e {
-        quarry_core::Error::NotFound(m) => PyKeyError::new_err(m),
-        e @ (quarry_core::Error::Io { .. } | quarry_core::Error::Malformed { .. }) => {
-            PyOSError::new_err(e.to_string())
-        }
-        e => PyValueError::new_err(e.to_string()),
+        E::NotFound(m) => PyKeyError::new_err(m),
+        e @ (E::Io { .. } | E::Corrupt { .. } | E::Poisoned(_)) => PyOSError::new_err(e.to_string()),
+        e @ E::Conflict(_) => PyRuntimeError::new_err(e.to_string()),
+        e @ E::Timeout { .. } => PyTimeoutError::new_err(e.to_string()),
+        e @ (E::DimensionMismatch { .. }
+        | E::NonFinite { .. }
+        | E::ZeroVector { .. }
+        | E::InvalidArgument(_)
+        | E::Malformed { .. }) => PyValueError::new_err(e.to_string()),
     }
 }
 

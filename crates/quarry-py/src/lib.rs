@@ -699,11 +699,30 @@ impl Database {
     }
 }
 
-/// Opens (creating if needed) the database in folder `path`.
+/// Databases this process has open, by canonical folder: a second `open` of the same folder
+/// shares the first one (the engine lets one open database hold a folder; another process
+/// is refused with the holder's PID).
+static OPEN: std::sync::Mutex<Vec<(std::path::PathBuf, std::sync::Weak<quarry_engine::Database>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Opens (creating if needed) the database in folder `path`; opening a folder this process
+/// already has open returns the same database.
 #[pyfunction]
 fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Database> {
-    let db = py.detach(move || quarry_engine::Database::open(&path)).map_err(err)?;
-    Ok(Database { db: Arc::new(db) })
+    py.detach(move || {
+        let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.retain(|(_, w)| w.strong_count() > 0);
+        if let Ok(canon) = path.canonicalize() {
+            if let Some(db) = open.iter().find(|(p, _)| *p == canon).and_then(|(_, w)| w.upgrade()) {
+                return Ok(Database { db });
+            }
+        }
+        let db = Arc::new(quarry_engine::Database::open(&path).map_err(err)?);
+        if let Ok(canon) = path.canonicalize() {
+            open.push((canon, Arc::downgrade(&db)));
+        }
+        Ok(Database { db })
+    })
 }
 
 /// The native module.

@@ -186,7 +186,10 @@ def test_uuid_ids_and_text_collections(db):
 def test_database_written_from_rust_reopens(tmp_path):
     binary = os.environ.get("QUARRY_BIN")
     if not binary or not os.path.exists(binary):
-        pytest.skip("set QUARRY_BIN to the quarry CLI to write a database from Rust")
+        why = "set QUARRY_BIN to the quarry CLI to write a database from Rust"
+        if os.environ.get("QUARRY_REQUIRE_DATA", "0") not in ("", "0"):
+            pytest.fail("QUARRY_REQUIRE_DATA=1 but the quarry binary is missing: " + why)
+        pytest.skip(why)
     d = tmp_path / "rustdb"
     subprocess.run([binary, "collection", "create", "--dir", str(d), "--name", "r", "--dim", "3", "--metric", "l2", "--index", "flat"], check=True)
     lines = [json.dumps({"id": i, "vector": [i, 0, 0], "payload": {"i": i}}) for i in range(10)]
@@ -228,3 +231,17 @@ def test_sealed_graph_indexes_match_brute_force(db, index):
     del c
     c2 = quarry.open(db.path).collection("g")
     assert [h.id for h in c2.search(qs[1], k=10, params={"ef": 128})] == list(ids[1])
+
+
+def test_one_process_holds_a_database_folder(tmp_path):
+    db = quarry.open(tmp_path / "held")
+    c = db.create_collection("c", dim=2, metric="l2", index="flat")
+    c.upsert([1], np.array([[1.0, 2.0]], dtype=np.float32))
+    # A second open in this process shares the open database.
+    again = quarry.open(tmp_path / "held")
+    assert again.collection("c").count() == 1
+    binary = os.environ.get("QUARRY_BIN")
+    if binary and os.path.exists(binary):
+        # Another process is refused, naming this one.
+        r = subprocess.run([binary, "count", "--dir", str(tmp_path / "held"), "--collection", "c"], capture_output=True, text=True)
+        assert r.returncode != 0 and f"PID {os.getpid()}" in r.stderr, r.stderr

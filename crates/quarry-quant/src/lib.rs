@@ -1,4 +1,5 @@
-//! Quarry's vector compression (ALGORITHMS.md §4, §5).
+//! Quarry's vector compression: scalar quantization (faiss's `ScalarQuantizer`), product
+//! quantization with 4-bit fast-scan, and RaBitQ / extended RaBitQ. Each module names its papers.
 //!
 //! Every family implements [`Quantizer`]: trained on a sample, it encodes a vector into a fixed
 //! number of bytes (`code_len`), decodes where a reconstruction is defined, and prepares a

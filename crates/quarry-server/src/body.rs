@@ -42,10 +42,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             path = format!("{}…", &path[..path.char_indices().nth(117).map_or(path.len(), |c| c.0)]);
         }
         let inner = e.into_inner();
+        let hint = quarry_core::non_finite_hint(bytes, inner.line(), inner.column(), &inner.to_string())
+            .map_or(String::new(), |h| format!(" ({h})"));
         if path == "." || path.is_empty() {
-            ApiError::bad(format!("malformed JSON body: {inner}"))
+            ApiError::bad(format!("malformed JSON body: {inner}{hint}"))
         } else {
-            ApiError::bad(format!("malformed JSON body at {path}: {inner}"))
+            ApiError::bad(format!("malformed JSON body at {path}: {inner}{hint}"))
         }
     })?;
     de.end().map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))?;

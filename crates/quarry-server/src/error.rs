@@ -1,6 +1,7 @@
 //! Errors as HTTP answers in Qdrant's envelope: `{"status": {"error": "…"}, "time": 0.0}`, with
-//! 400 for bad input, 401/403 for keys, 404 for unknown collections or points, 413 for bodies
-//! over the limit, 503 for timeouts, and 500 only for the server's own failures (I/O).
+//! 400 for bad input, 401/403 for keys, 404 for unknown collections or points, 409 for conflicts
+//! (a collection that exists), 413 for bodies over the limit, 503 for timeouts, and 500 only for
+//! the server's own failures (I/O, damaged stored files, a log that refuses writes).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -35,10 +36,19 @@ impl ApiError {
 impl From<quarry_core::Error> for ApiError {
     fn from(e: quarry_core::Error) -> ApiError {
         use quarry_core::Error as E;
+        // Every variant is named (no wildcard arm): a new one must be classified here.
         let status = match &e {
+            // The client's input: a request body, a query or a file it named.
+            E::DimensionMismatch { .. }
+            | E::NonFinite { .. }
+            | E::ZeroVector { .. }
+            | E::InvalidArgument(_)
+            | E::Malformed { .. } => StatusCode::BAD_REQUEST,
             E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::Io { .. } | E::Malformed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // The server's own faults: its disk, its stored files, a log that refuses writes.
+            E::Io { .. } | E::Corrupt { .. } | E::Poisoned(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "engine failure");

@@ -24,18 +24,44 @@ use utoipa_axum::routes;
 
 async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = state.config().request_timeout;
+    // A write already handed to the engine runs on after the answer, so it may still commit.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let writes = crate::auth::access(req.method(), &route) == crate::auth::Access::Write;
+    let what = format!("{} {}", req.method(), req.uri().path());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the request took longer than the server's limit of {} s", limit.as_secs_f64()),
-        )
+        Err(_) => ApiError::from(quarry_core::Error::Timeout {
+            what,
+            seconds: limit.as_secs_f64(),
+            may_commit: writes,
+        })
         .into_response(),
     }
 }
 
 async fn not_found(req: Request) -> Response {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path())).into_response()
+    ApiError::not_found(format!(
+        "{} {} is not supported: Quarry serves a subset of Qdrant's REST API (docs/SERVER.md lists \
+         its routes; GET /openapi.json describes them)",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} {} is not supported: the route exists with other methods (GET /openapi.json lists them)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
 }
 
 fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -74,8 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        // After routing, so the timeout knows the route (whether a timed-out write may commit).
+        .route_layer(middleware::from_fn_with_state(state.clone(), timeout))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_answer))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -106,7 +106,7 @@ impl Framed {
     /// Opens `path`, checking the magic (`what` names the file kind in errors), that the version
     /// is `version`, the header checksum, and that every section lies inside the file.
     pub fn open(path: &Path, magic: [u8; 8], version: u32, what: &str) -> Result<Framed> {
-        let bad = |loc: &str, msg: String| Error::malformed(path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
         let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io("reading", path, e))?.len();
         let mut h = vec![0u8; HEADER_LEN];
@@ -159,7 +159,7 @@ impl Framed {
         self.sections
             .get(i)
             .copied()
-            .ok_or_else(|| Error::malformed(&self.path, name, format!("section {} is missing", i + 1)))
+            .ok_or_else(|| Error::corrupt(&self.path, name, format!("section {} is missing", i + 1)))
     }
 
     /// Reads section `i` (named `name` in errors) and checks its checksum.
@@ -172,7 +172,7 @@ impl Framed {
     /// Length in bytes of section `i`.
     pub fn section_len(&self, i: usize, name: &str) -> Result<usize> {
         let s = self.section(i, name)?;
-        usize::try_from(s.len).map_err(|_| Error::malformed(&self.path, name, "section too large"))
+        usize::try_from(s.len).map_err(|_| Error::corrupt(&self.path, name, "section too large"))
     }
 
     /// Reads section `i` into `buf` (exactly [`Framed::section_len`] bytes, e.g. an aligned
@@ -189,7 +189,7 @@ impl Framed {
         self.file.seek(SeekFrom::Start(s.offset)).map_err(|e| Error::io("reading", &self.path, e))?;
         self.file.read_exact(buf).map_err(|e| Error::io("reading", &self.path, e))?;
         if checksum(buf) != s.crc {
-            return Err(Error::malformed(&self.path, name, "checksum mismatch: the file is corrupted"));
+            return Err(Error::corrupt(&self.path, name, "checksum mismatch: the file is corrupted"));
         }
         Ok(())
     }
@@ -208,7 +208,7 @@ impl Framed {
             left -= n as u64;
         }
         if crc != s.crc {
-            return Err(Error::malformed(&self.path, name, "checksum mismatch: the file is corrupted"));
+            return Err(Error::corrupt(&self.path, name, "checksum mismatch: the file is corrupted"));
         }
         Ok(())
     }
@@ -217,7 +217,7 @@ impl Framed {
     pub fn map(&self, i: usize, name: &str) -> Result<memmap2::MmapMut> {
         let s = self.section(i, name)?;
         let len =
-            usize::try_from(s.len).map_err(|_| Error::malformed(&self.path, name, "section too large"))?;
+            usize::try_from(s.len).map_err(|_| Error::corrupt(&self.path, name, "section too large"))?;
         // SAFETY: a private (copy-on-write) mapping of a file we opened read-only. Another process
         // truncating the file while it is mapped would make reads fault — the usual caveat of
         // memory-mapped indexes, documented in docs/FORMAT.md.

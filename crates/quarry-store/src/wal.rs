@@ -108,14 +108,14 @@ impl Wal {
         let len = file.size().map_err(io("reading the size of"))?;
         let mut h = [0u8; HEADER as usize];
         if len < HEADER || file.read_at(&mut h, 0).is_err() {
-            return Err(Error::malformed(path, "header", "shorter than the 32-byte WAL header"));
+            return Err(Error::corrupt(path, "header", "shorter than the 32-byte WAL header"));
         }
         if h[..8] != MAGIC || checksum(&h[..28]).to_le_bytes() != h[28..32] {
-            return Err(Error::malformed(path, "header", "not a Quarry WAL (magic or header checksum)"));
+            return Err(Error::corrupt(path, "header", "not a Quarry WAL (magic or header checksum)"));
         }
         let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
         if version != VERSION {
-            return Err(Error::malformed(
+            return Err(Error::corrupt(
                 path,
                 "header",
                 format!("version {version}, this build reads {VERSION}"),
@@ -138,7 +138,7 @@ impl Wal {
                     || record_at(file.as_ref(), p, len, next_seq).is_some()
             });
             if let Some(later) = later {
-                return Err(Error::malformed(
+                return Err(Error::corrupt(
                     path,
                     format!("record {next_seq} at byte {at}"),
                     format!(
@@ -158,8 +158,8 @@ impl Wal {
     /// usable if that works), a failed fsync makes the log refuse appends until reopened.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<u64> {
         if self.poisoned {
-            return Err(Error::InvalidArgument(format!(
-                "the write-ahead log {} had a failed write; reopen the database",
+            return Err(Error::Poisoned(format!(
+                "the write-ahead log {} had a failed write or fsync and refuses writes; reopen the database (acknowledged writes are kept)",
                 self.path.display()
             )));
         }
@@ -189,10 +189,13 @@ impl Wal {
         let mut back = vec![0u8; buf.len()];
         if self.file.read_at(&mut back, self.end).is_err() || back != buf {
             self.cut_back();
-            return Err(Error::InvalidArgument(format!(
-                "the write-ahead log {} did not read back what was written; the write was not acknowledged",
-                self.path.display()
-            )));
+            return Err(Error::io(
+                "verifying",
+                &self.path,
+                std::io::Error::other(
+                    "the log did not read back what was written; the write was not acknowledged",
+                ),
+            ));
         }
         self.end += buf.len() as u64;
         self.next_seq = seq;
@@ -229,7 +232,7 @@ impl Wal {
         // (`first` past the last record: the log restarts empty at `first`.)
         while seq < first.min(self.next_seq) {
             let (_, end) = record_at(self.file.as_ref(), at, self.end, seq).ok_or_else(|| {
-                Error::malformed(
+                Error::corrupt(
                     &self.path,
                     format!("record {seq} at byte {at}"),
                     "unreadable during a checkpoint",

@@ -20,6 +20,8 @@ pub struct FaultPlan {
     pub garble_write: u64,
     /// This fsync returns an error.
     pub fail_sync: u64,
+    /// Every fsync takes at least this long (a slow disk, so that writers pile up).
+    pub sync_delay: std::time::Duration,
     writes: AtomicU64,
     syncs: AtomicU64,
 }
@@ -36,6 +38,10 @@ impl FaultPlan {
     /// The `n`th write is silently garbled.
     pub fn garbled_write(n: u64) -> FaultPlan {
         FaultPlan { garble_write: n, ..FaultPlan::default() }
+    }
+    /// No faults; every fsync takes at least `delay`.
+    pub fn slow_sync(delay: std::time::Duration) -> FaultPlan {
+        FaultPlan { sync_delay: delay, ..FaultPlan::default() }
     }
     /// The `n`th fsync fails.
     pub fn failing_sync(n: u64) -> FaultPlan {
@@ -97,6 +103,7 @@ impl LogStore for FaultyFile {
         if n == self.plan.fail_sync {
             return Err(injected("fsync failed"));
         }
+        std::thread::sleep(self.plan.sync_delay);
         self.inner.sync()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {

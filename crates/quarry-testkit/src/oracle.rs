@@ -1,4 +1,7 @@
-//! Brute-force ground truth in f64 and the tie-robust recall of ALGORITHMS.md §13.3.
+//! Brute-force ground truth in f64, and recall that counts an answer as found when its exact score
+//! reaches the k-th true score minus a tolerance (the tie-robust recall of Aumüller, Bernhardsson &
+//! Faithfull, "ANN-Benchmarks: A benchmarking tool for approximate nearest neighbor algorithms",
+//! Information Systems 87, 2020; erikbern/ann-benchmarks `plotting/metrics.py`).
 
 use quarry_core::{Hit, Matrix, Metric};
 

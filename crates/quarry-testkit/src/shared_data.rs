@@ -1,6 +1,7 @@
 //! Finding the team's shared data folder (`../shared/data` beside the repository, or
 //! `$QUARRY_SHARED_DATA`). It exists on developer machines and in CI, not in a user's clone, so
-//! tests that need it call [`require`] and return early when it is absent.
+//! tests that need it call [`require`] and return early when it is absent — or fail, with
+//! `QUARRY_REQUIRE_DATA=1` (see [`crate::skip`]).
 
 use std::path::PathBuf;
 
@@ -14,13 +15,16 @@ pub fn dir() -> Option<PathBuf> {
     root.is_dir().then_some(root)
 }
 
-/// `shared/data/<sub>` if present; otherwise prints why the calling test is skipped.
+/// `shared/data/<sub>` if present; otherwise records the skip (a failure with
+/// `QUARRY_REQUIRE_DATA=1`) and returns `None`.
+#[track_caller]
 pub fn require(sub: &str) -> Option<PathBuf> {
     match dir().map(|d| d.join(sub)).filter(|p| p.exists()) {
         Some(p) => Some(p),
         None => {
-            eprintln!(
-                "skipping: shared data {sub:?} not found (set QUARRY_SHARED_DATA or place ../shared/data)"
+            crate::skip::missing(
+                &format!("shared data {sub:?}"),
+                "set QUARRY_SHARED_DATA or place the team's shared/data beside the repository",
             );
             None
         }

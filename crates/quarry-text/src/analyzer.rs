@@ -1,4 +1,4 @@
-//! Text analysis for BM25 (reference: ALGORITHMS.md §7.2), built from tantivy's tokenizer
+//! Text analysis for BM25, modelled on Lucene's English analyzer and built from tantivy's tokenizer
 //! pipeline: split into words (tantivy's `SimpleTokenizer`, or a regular expression), drop
 //! over-long tokens, lowercase, optionally fold accents, drop stop words, stem. The same
 //! [`Analyzer`] must run on documents and queries; its [`AnalyzerConfig`] is stored in the

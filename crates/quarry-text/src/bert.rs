@@ -83,7 +83,14 @@ fn linear_small(x: &[f32], t: usize, k: usize, w: &[f32], n: usize, b: &[f32], o
 
 /// `out = x · wᵀ + b` for `x` of `t × k` and `w` of `n × k` (rows are output features).
 fn linear(x: &[f32], t: usize, k: usize, w: &[f32], n: usize, b: &[f32], out: &mut Vec<f32>) {
-    debug_assert!(x.len() == t * k && w.len() == n * k && b.len() == n);
+    // The unsafe GEMM below relies on these shapes: checked in every build, not only debug.
+    assert!(
+        x.len() == t * k && w.len() == n * k && b.len() == n,
+        "linear: shapes x {} (t {t} × k {k}), w {} (n {n} × k), b {}",
+        x.len(),
+        w.len(),
+        b.len()
+    );
     if t <= SMALL_ROWS {
         return linear_small(x, t, k, w, n, b, out);
     }
@@ -266,6 +273,8 @@ impl FastBert {
             parts.into_par_iter().for_each(|(out, start, l)| {
                 let mut scores = vec![0f32; l * l];
                 let base = &qkv_ref[start * 3 * h..(start + l) * 3 * h];
+                // The unsafe GEMMs below read and write inside these bounds only.
+                assert!(out.len() == l * h && self.heads * d <= h, "attention: shapes");
                 for head in 0..self.heads {
                     let off = head * d;
                     // SAFETY: `base` holds l rows of 3h values; Q, K, V of this head start at

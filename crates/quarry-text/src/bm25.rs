@@ -1,4 +1,8 @@
-//! BM25 (Lucene variant; reference: ALGORITHMS.md §7.1) over an in-memory inverted index:
+//! BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond",
+//! Foundations and Trends in IR 3(4), 2009), in the Lucene variant with idf always positive
+//! (Kamphuis, de Vries, Boytsov & Lin, "Which BM25 Do You Mean? A Large-Scale Reproducibility
+//! Study of Scoring Variants", ECIR 2020; as in tantivy `src/query/bm25.rs`), over an in-memory
+//! inverted index:
 //! a term dictionary, postings `(document, term frequency)` in insertion order, exact document
 //! lengths, and a forward list per document so deletes update the statistics exactly.
 //!
@@ -320,7 +324,8 @@ mod tests {
 
     #[test]
     fn worked_example_matches_the_reference() {
-        // ALGORITHMS.md §7.1: N = 3, avgdl = 3, query "a c".
+        // The formula in the module doc, by hand: N = 3, avgdl = 3, query "a c",
+        // idf(a) = ln(1 + 2.5/1.5), idf(c) = ln(1 + 1.5/2.5).
         for (params, want) in [
             (Bm25Params { k1: 1.2, b: 0.75 }, [1.348_64_f32, 0.544_215, 0.689_339]),
             (Bm25Params { k1: 0.9, b: 0.4 }, [1.285225, 0.501689, 0.666423]),

@@ -1,6 +1,9 @@
-//! Fusing ranked lists (reference: ALGORITHMS.md §7.3): reciprocal rank fusion, and weighted
-//! (convex) combination, CombSUM and CombMNZ of per-list normalised scores — for hybrid search
-//! (BM25 + dense) and for multi-query fusion (one list per reformulation of a need).
+//! Fusing ranked lists: reciprocal rank fusion (Cormack, Clarke & Büttcher, "Reciprocal Rank Fusion
+//! outperforms Condorcet and Individual Rank Learning Methods", SIGIR 2009), and weighted (convex)
+//! combination (Bruch, Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", ACM
+//! TOIS 42(1), 2023, arXiv 2210.11934), CombSUM and CombMNZ (Fox & Shaw, "Combination of Multiple
+//! Searches", TREC-2, 1994) of per-list normalised scores — for hybrid search (BM25 + dense) and
+//! for multi-query fusion (one list per reformulation of a need).
 //!
 //! Conventions, fixed and tested: ranks start at 1 in list order (lists are best first); a
 //! document absent from a list contributes 0 to it (for score methods: 0 after normalisation);

@@ -8,9 +8,15 @@ use quarry_text::{locate, SentenceEncoder};
 
 #[test]
 fn minilm_matches_sentence_transformers_on_200_mixed_texts() {
-    let Ok(dir) = locate::model_dir("all-MiniLM-L6-v2") else {
-        eprintln!("SKIPPED: all-MiniLM-L6-v2 not found; run scripts/fetch_model.sh");
-        return;
+    let dir = match locate::model_dir("all-MiniLM-L6-v2") {
+        Ok(dir) => dir,
+        Err(e) => {
+            quarry_testkit::skip::missing(
+                "the model all-MiniLM-L6-v2",
+                &format!("{e}; run scripts/fetch_model.sh"),
+            );
+            return;
+        }
     };
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     let texts: Vec<String> = std::fs::read_to_string(format!("{data}/parity_texts.jsonl"))

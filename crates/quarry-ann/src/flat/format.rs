@@ -82,7 +82,7 @@ impl FlatIndex {
     /// Opens a saved flat index, memory-mapping its vectors (copy-on-write).
     pub fn open(path: &Path) -> Result<FlatIndex> {
         let mut file = Framed::open(path, MAGIC, VERSION, "flat index")?;
-        let bad = |loc: &str, msg: String| Error::malformed(path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
         let f = file.fields;
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;

@@ -1,5 +1,7 @@
 //! Building the graph: level sampling, parallel insertion with the neighbour-selection
-//! heuristic (ALGORITHMS.md §2.2–2.5) in a chosen insertion order (§2.10), and later changes —
+//! heuristic (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using
+//! Hierarchical Navigable Small World graphs", IEEE TPAMI 2020: Alg. 1 INSERT, Alg. 4
+//! SELECT-NEIGHBORS-HEURISTIC) in a chosen insertion order (see `order.rs`), and later changes —
 //! appends, deletes, re-inserts.
 
 use super::graph::Graph;

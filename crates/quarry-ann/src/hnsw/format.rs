@@ -64,7 +64,7 @@ impl HnswIndex {
     #[allow(clippy::needless_update)]
     pub fn open(path: &Path) -> Result<HnswIndex> {
         let mut file = Framed::open(path, MAGIC, VERSION, "HNSW index")?;
-        let bad = |loc: &str, msg: String| Error::malformed(path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
         let f = file.fields;
         let field = |at: usize| le::u32_at(&f, at).unwrap_or(0);
         let metric =

@@ -1,4 +1,6 @@
-//! HNSW: the in-memory hierarchical navigable small-world graph (ALGORITHMS.md §2).
+//! HNSW: the in-memory hierarchical navigable small-world graph (Malkov & Yashunin, "Efficient and
+//! robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs",
+//! IEEE TPAMI 42(4), 2020, arXiv 1603.09320; hnswlib for the details the paper leaves open).
 //!
 //! Vectors live in an embedded [`crate::FlatIndex`] (aligned rows, validation, cosine
 //! normalisation, and the exact scan used when a filter is very selective). The graph stores

@@ -1,11 +1,14 @@
-//! Insertion order of a bulk build, and the pointwise local intrinsic dimensionality (LID) that
-//! can choose it (ALGORITHMS.md §2.10).
+//! Insertion order of a bulk build, and the pointwise local intrinsic dimensionality (LID) that can
+//! choose it (Elliott & Clark, "The Impacts of Data, Ordering, and Intrinsic Dimensionality on
+//! Recall in Hierarchical Navigable Small Worlds", arXiv 2405.17813, 2024).
 //!
-//! The LID of a point is the Levina–Bickel / Amsaleg et al. maximum-likelihood estimate from the
-//! Euclidean distances to its k nearest neighbours. For a whole corpus the neighbours come from a
-//! pilot HNSW graph (inserted as given, searched with ef = 2k), not from an exact scan: exact k-NN
-//! of every point is quadratic (108k × 108k × 384 for the dev set) while the pilot costs about one
-//! more build. [`HnswIndex::point_lids`] gives the estimates of an index's own points.
+//! The LID of a point is the maximum-likelihood estimate of Levina & Bickel ("Maximum Likelihood
+//! Estimation of Intrinsic Dimension", NIPS 2004) in the form of Amsaleg et al. ("Estimating Local
+//! Intrinsic Dimensionality", KDD 2015), from the Euclidean distances to its k nearest neighbours.
+//! For a whole corpus the neighbours come from a pilot HNSW graph (inserted as given, searched with
+//! ef = 2k), not from an exact scan: exact k-NN of every point is quadratic (108k × 108k × 384 for
+//! the dev set) while the pilot costs about one more build. [`HnswIndex::point_lids`] gives the
+//! estimates of an index's own points.
 
 use super::builder::HnswIndex;
 use super::params::HnswParams;
@@ -16,8 +19,8 @@ use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
 
-/// Neighbours per point for the LID estimates a bulk build orders by (ALGORITHMS.md gives 20–100
-/// as typical; 20 keeps the pilot's k-NN pass cheap, and only the ranking of points matters).
+/// Neighbours per point for the LID estimates a bulk build orders by. 20 keeps the pilot's k-NN
+/// pass cheap, and only the ranking of points matters.
 pub const LID_K: usize = 20;
 
 /// The order in which a bulk build inserts the rows. Internal ids stay the row numbers whatever
@@ -128,7 +131,7 @@ impl FromStr for InsertionOrder {
 /// `LID = -m / Σ_i ln(r_i / r_max)` over the `m` positive distances.
 ///
 /// Zero distances (duplicates of the point) are skipped, as are non-finite ones. The divisor is
-/// the count `m` (Amsaleg et al., as in ALGORITHMS.md §2.10), although the term of `r_max` itself
+/// the count `m` (Amsaleg et al., KDD 2015), although the term of `r_max` itself
 /// is 0; dividing by `m - 1` instead (Levina–Bickel's form) would scale every estimate by
 /// `(m - 1) / m` and leave the ranking of points with as many neighbours unchanged. With k = 50
 /// the `m` divisor over-estimates by about `k / (k - 2)` ≈ 4% on uniform data, the `m - 1` divisor

@@ -1,5 +1,8 @@
 //! Searching the graph: greedy descent, the level-0 beam search, filters and deletes
-//! (ALGORITHMS.md §2.3, §2.6, §2.9), and the `VectorIndex` implementations.
+//! (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using
+//! Hierarchical Navigable Small World graphs", IEEE TPAMI 2020: Alg. 2 SEARCH-LAYER, Alg. 5
+//! K-NN-SEARCH; filters and deletes as in hnswlib: excluded nodes are walked through but never
+//! returned), and the `VectorIndex` implementations.
 
 use super::builder::HnswIndex;
 use super::graph::Graph;
@@ -256,7 +259,8 @@ impl HnswIndex {
         for l in (1..=entry.level).rev() {
             cur = walk.greedy(cur, l);
         }
-        // Restricted walks widen the beam as the admitted fraction shrinks (ALGORITHMS.md §2.9).
+        // Restricted walks widen the beam as the admitted fraction σ shrinks: ef / √σ, at most
+        // 8 × ef (our heuristic, not from a paper; the visit budget above bounds the cost).
         let ef = if restricted { ((ef as f64 / sigma.sqrt()) as usize).min(ef * 8) } else { ef };
         let found = walk.layer(&[cur], ef, 0);
         if found.len() < k.min(admitted) {

@@ -1,4 +1,5 @@
-//! HNSW tests: the conformance suite, structural invariants (ALGORITHMS.md §2.12), exactness at
+//! HNSW tests: the conformance suite, structural invariants (link caps M and 2M, no self-loops or
+//! duplicates, a neighbour at level l has level ≥ l; Malkov & Yashunin, TPAMI 2020), exactness at
 //! ef = N, determinism, recall monotone in ef, filters at 50%..0.1%, deletes and re-inserts, and
 //! recall on real embeddings when the shared data is present.
 
@@ -49,7 +50,8 @@ fn recall(
 
 #[test]
 fn passes_conformance_suite() {
-    // 0.9: raw inner product on unnormalised clustered data is the hard case for graphs (§2.11).
+    // 0.9: raw inner product on unnormalised clustered data is the hard case for graphs (inner
+    // product is not a metric; a point need not be its own nearest neighbour).
     conformance::run_all(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.9);
 }
 
@@ -268,10 +270,10 @@ fn damaged_files_are_rejected_with_the_path_and_reason() {
     assert!(HnswIndex::open(&temp("missing.qhnsw")).is_err());
 }
 
-// ---- Insertion order and LID (ALGORITHMS.md §2.10, §2.12) ----
+// ---- Insertion order (Elliott & Clark, arXiv 2405.17813) and LID (Levina & Bickel 2004) ----
 
 /// `n` points with i.i.d. standard normal coefficients in a random `k`-dimensional linear
-/// subspace of R^`dim` (orthonormal basis by Gram–Schmidt), as in the LID oracle.
+/// subspace of R^`dim` (orthonormal basis by Gram–Schmidt): data whose intrinsic dimension is `k`.
 fn subspace_points(n: usize, k: usize, dim: usize, seed: u64) -> Matrix {
     let raw = gen::gaussian(k, dim, seed);
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(k);
@@ -333,9 +335,10 @@ fn lid_mle_formula_zero_distances_and_undefined_cases() {
     assert!((b - a / 2.0).abs() < 1e-5 * a, "{a} {b}");
 }
 
-/// The §2.12 LID oracle: Gaussian data in a random k-dim subspace of R^128 has mean MLE LID
-/// within ±20% of k (n = 20k, 50 neighbours; exact k-NN of every 40th point keeps it quick),
-/// invariant to scaling the data, and halved by squared distances.
+/// LID on data of known dimension: Gaussian data in a random k-dim subspace of R^128 has mean MLE
+/// LID within ±20% of k (n = 20k, 50 neighbours; exact k-NN of every 40th point keeps it quick;
+/// the estimate falls below k as k grows), invariant to scaling the data, and halved by squared
+/// distances.
 #[test]
 fn lid_oracle_on_linear_subspaces() {
     for k in [2usize, 8, 16] {

@@ -55,7 +55,7 @@ pub(crate) struct Codes {
     pub(crate) code_len: usize,
     pub(crate) arena: AlignedVec<u8>,
     pub(crate) params: QuantParams,
-    /// 4-bit PQ codes again in fast-scan blocks of 32 (ALGORITHMS.md §4.4), for full scans.
+    /// 4-bit PQ codes again in fast-scan blocks of 32 (see `quarry_quant::pq`), for full scans.
     pub(crate) fastscan: Option<FastScanCodes>,
 }
 

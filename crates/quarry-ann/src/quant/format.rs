@@ -69,7 +69,7 @@ impl Codes {
     fn open(dir: &Path, base: &Path, rows: usize, dim: usize) -> Result<Codes> {
         let path = dir.join(CODES_FILE);
         let mut file = Framed::open(&path, CODES_MAGIC, CODES_VERSION, "codes")?;
-        let bad = |loc: &str, msg: String| Error::malformed(&path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(&path, loc, msg);
         let f = file.fields;
         let code_len = le::u32_at(&f, 4).unwrap_or(0) as usize;
         let n = le::u64_at(&f, 8).unwrap_or(0);

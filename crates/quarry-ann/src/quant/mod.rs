@@ -1,6 +1,6 @@
-//! Quantized indexes: compressed codes searched first, exact f32 re-scoring last
-//! (ALGORITHMS.md §4–5; specs `flat+sq8`, `flat+sq4`, `flat+pq`, `flat+rabitq`, `hnsw+sq8`,
-//! `hnsw+sq4`, `hnsw+pq`, `hnsw+rabitq`).
+//! Quantized indexes: compressed codes searched first, exact f32 re-scoring last (the quantizers
+//! and their papers are in `quarry-quant`; specs `flat+sq8`, `flat+sq4`, `flat+pq`, `flat+rabitq`,
+//! `hnsw+sq8`, `hnsw+sq4`, `hnsw+pq`, `hnsw+rabitq`).
 //!
 //! Files: `spec` (which codes and how they are re-scored), `codes` (the trained quantizer, the
 //! code arena and graph keys read from codes), `rerank` (exact re-scoring, by count or by

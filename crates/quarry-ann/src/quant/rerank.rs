@@ -1,6 +1,9 @@
-//! Exact re-scoring of candidates found on codes (ALGORITHMS.md §4.6, §5.3 "Reranking with
-//! bounds"): the f32 rows are read from the index's flat store, which is memory-mapped when the
-//! index was opened from disk, so only the rows actually re-scored need to be resident.
+//! Exact re-scoring of candidates found on codes (by count, like faiss's `IndexRefine` `k_factor`,
+//! or by RaBitQ's error bound: Gao & Long, "RaBitQ: Quantizing High-Dimensional Vectors with a
+//! Theoretical Error Bound for Approximate Nearest Neighbor Search", SIGMOD 2024;
+//! VectorDB-NTU/RaBitQ-Library `docs/docs/rabitq/reranking.md`): the f32 rows are read from the
+//! index's flat store, which is memory-mapped when the index was opened from disk, so only the rows
+//! actually re-scored need to be resident.
 
 use crate::flat::FlatIndex;
 use quarry_core::Hit;

@@ -1,5 +1,7 @@
 //! Building a SPANN index: validated rows, heads by hierarchical balanced k-means, the head graph,
-//! closure assignment with the RNG rule and a posting cap (ALGORITHMS.md §3.1), the posting file.
+//! closure assignment with the RNG rule and a posting cap (Chen et al., "SPANN: Highly-efficient
+//! Billion-scale Approximate Nearest Neighbor Search", NeurIPS 2021, Sec. 3; the RNG test and the
+//! replica count as in SPTAG's `VectorIndex.cpp` ApproximateRNG), the posting file.
 
 use super::cluster::{choose_heads, ClusterParams};
 use super::format::{HEADS_FILE, POSTINGS_FILE, VECTORS_FILE};

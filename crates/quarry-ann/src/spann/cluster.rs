@@ -1,4 +1,6 @@
-//! Hierarchical balanced k-means choosing the SPANN heads (ALGORITHMS.md §3.1 steps 1–2).
+//! Hierarchical balanced k-means choosing the SPANN heads (Chen et al., "SPANN: Highly-efficient
+//! Billion-scale Approximate Nearest Neighbor Search", NeurIPS 2021, Sec. 3: balanced clustering
+//! to limit posting length, each list represented by a real vector near its centroid).
 //!
 //! The tree follows SPTAG's balanced k-means tree (BKT) with one addition, a **leaf budget**:
 //!

@@ -2,7 +2,9 @@
 //! since the build, appended as checksummed records and made durable in batches that end with a
 //! commit record. Inserted vectors (rows records), entries appended to a list, a list rewritten
 //! by a split or merge (with its new head), deletes. Opening replays the committed records into
-//! [`Delta`]'s per-list chunk tables; a torn or garbled tail after the last commit is cut off.
+//! [`Delta`]'s per-list chunk tables; a torn or garbled tail after the last commit is cut off,
+//! but a damaged record followed by a valid commit record is corruption in the middle of
+//! acknowledged updates, and opening refuses it rather than drop them.
 //! Entry payloads are checked against their CRC32C on first read, like the base posting lists.
 
 use super::rows::read_at;
@@ -94,7 +96,25 @@ pub(crate) struct Delta {
 }
 
 fn bad(path: &Path, at: u64, msg: impl Into<String>) -> Error {
-    Error::malformed(path, format!("update log offset {at}"), msg.into())
+    Error::corrupt(path, format!("update log offset {at}"), msg.into())
+}
+
+/// Offset of the first valid commit record (magic, kind and header checksum) at or after
+/// `from`, scanning byte by byte: only called when a record is damaged.
+fn committed_after(file: &File, from: u64, len: u64) -> Result<Option<u64>> {
+    if from >= len {
+        return Ok(None);
+    }
+    let mut rest = vec![0u8; (len - from) as usize];
+    if read_at(file, &mut rest, from).is_err() {
+        return Ok(None);
+    }
+    let found = rest.windows(REC).position(|r| {
+        r[..4] == REC_MAGIC
+            && r[4] == Kind::Commit as u8
+            && checksum(&r[..36]).to_le_bytes() == [r[36], r[37], r[38], r[39]]
+    });
+    Ok(found.map(|p| from + p as u64))
 }
 
 impl Delta {
@@ -223,6 +243,20 @@ impl Delta {
                 _ => break,
             }
             at = body + payload;
+        }
+        // Parsing stopped before the end: a torn tail, or damage with acknowledged (committed)
+        // updates after it, which must not be cut off.
+        if at < len {
+            if let Some(later) = committed_after(&d.file, at + 1, len)? {
+                return Err(bad(
+                    &d.path,
+                    at,
+                    format!(
+                        "damaged record, but a valid commit record follows at offset {later}: the log \
+                         is corrupted, not torn; refusing to drop acknowledged updates"
+                    ),
+                ));
+            }
         }
         // Cut a torn or uncommitted tail so new records follow the last commit.
         if d.end < len && writable {

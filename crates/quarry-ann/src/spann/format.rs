@@ -133,7 +133,7 @@ impl SpannIndex {
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<SpannIndex> {
         let meta_path = dir.join(META_FILE);
         let mut meta = Framed::open(&meta_path, MAGIC, VERSION, "SPANN index")?;
-        let bad = |loc: &str, msg: String| Error::malformed(&meta_path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(&meta_path, loc, msg);
         let f = meta.fields;
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;

@@ -1,10 +1,10 @@
-//! Head search on codes (ALGORITHMS.md §3.2, step 1): [`HeadCodes`] holds, for every head, a
-//! 4-bit PQ fast-scan code (m = dim/4: 2 bits per dimension) and an SQ8 code. A query finds its
-//! nearest heads either by scanning the fast-scan codes in SIMD blocks and re-ranking the best
-//! `depth` by SQ8 ([`HeadSearch::Scan`], the default up to [`SCAN_MAX_HEADS`] heads), or by
-//! walking the head graph with SQ8 keys ([`HeadSearch::Graph`]). Either way only codes are read:
-//! the f32 head vectors (memory-mapped in the head graph file) are never touched by a search, so
-//! they do not count in resident memory.
+//! Head search on codes (the first step of a SPANN search: Chen et al., NeurIPS 2021, Sec. 3):
+//! [`HeadCodes`] holds, for every head, a 4-bit PQ fast-scan code (m = dim/4: 2 bits per dimension)
+//! and an SQ8 code. A query finds its nearest heads either by scanning the fast-scan codes in SIMD
+//! blocks and re-ranking the best `depth` by SQ8 ([`HeadSearch::Scan`], the default up to
+//! [`SCAN_MAX_HEADS`] heads), or by walking the head graph with SQ8 keys ([`HeadSearch::Graph`]).
+//! Either way only codes are read: the f32 head vectors (memory-mapped in the head graph file) are
+//! never touched by a search, so they do not count in resident memory.
 
 use crate::flat::FlatIndex;
 use crate::hnsw::search::Walked;

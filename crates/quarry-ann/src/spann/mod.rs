@@ -1,6 +1,8 @@
-//! SPANN: a memory+disk index (ALGORITHMS.md §3). Posting-list heads (real vectors) and a graph
-//! over them stay in memory; the posting lists (ids and vectors) live in one file on disk and a
-//! query reads only the few lists whose heads are close to it.
+//! SPANN: a memory+disk index (Chen et al., "SPANN: Highly-efficient Billion-scale Approximate
+//! Nearest Neighbor Search", NeurIPS 2021, arXiv 2111.08566; defaults and details from
+//! microsoft/SPTAG). Posting-list heads (real vectors) and a graph over them stay in memory; the
+//! posting lists (ids and vectors) live in one file on disk and a query reads only the few lists
+//! whose heads are close to it.
 //!
 //! Files: `params` (build and search parameters), `cluster` (hierarchical balanced k-means
 //! choosing the heads), `builder` (closure assignment with the RNG rule and the posting cap),

@@ -1,5 +1,6 @@
 //! SPANN build parameters ([`SpannParams`]) and search parameters ([`SpannSearch`]), with
-//! SPTAG's defaults where they apply (ALGORITHMS.md §3.3).
+//! SPTAG's defaults where they apply (microsoft/SPTAG,
+//! `AnnService/inc/Core/SPANN/ParameterDefinitionList.h`).
 
 use super::heads::HeadSearch;
 use crate::hnsw::HnswParams;

@@ -206,7 +206,7 @@ impl PostingFile {
             ));
         }
         let mut framed = Framed::open(path, MAGIC, VERSION, "SPANN posting")?;
-        let bad = |loc: &str, msg: String| Error::malformed(path, loc, msg);
+        let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
         let f = framed.fields;
         let metric =
             metric_from_code(f[0]).ok_or_else(|| bad("header", format!("unknown metric code {}", f[0])))?;
@@ -357,7 +357,7 @@ impl PostingFile {
         let (word, bit) = (&self.verified[j / 64], 1u64 << (j % 64));
         if word.load(Ordering::Relaxed) & bit == 0 {
             if checksum(buf.as_slice()) != l.crc {
-                return Err(Error::malformed(
+                return Err(Error::corrupt(
                     &self.path,
                     format!("posting list {j}"),
                     "checksum mismatch: the file is corrupted",

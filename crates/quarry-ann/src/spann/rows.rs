@@ -27,7 +27,7 @@ impl RowFile {
         if framed.fields[1] != crate::flat::storage_code(crate::flat::Storage::F32)
             || s.len != (rows * dim * 4) as u64
         {
-            return Err(Error::malformed(
+            return Err(Error::corrupt(
                 path,
                 "header",
                 format!("expected {rows} f32 rows of dimension {dim}"),

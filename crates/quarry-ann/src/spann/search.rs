@@ -1,6 +1,7 @@
-//! Searching SPANN (ALGORITHMS.md §3.2): nearest heads from the head graph, query-aware pruning,
-//! posting lists from the LRU cache or the file, replicas de-duplicated, exact keys, top-k; and
-//! the `VectorIndex` implementations.
+//! Searching SPANN (Chen et al., "SPANN: Highly-efficient Billion-scale Approximate Nearest
+//! Neighbor Search", NeurIPS 2021, Sec. 3, query-aware dynamic pruning; SPTAG's `MaxDistRatio`):
+//! nearest heads from the head graph, query-aware pruning, posting lists from the LRU cache or the
+//! file, replicas de-duplicated, exact keys, top-k; and the `VectorIndex` implementations.
 
 use super::builder::SpannIndex;
 use super::heads::{HeadSearch, SCAN_MAX_HEADS};
@@ -143,7 +144,7 @@ impl SpannIndex {
             return Ok(Vec::new());
         }
         // A filter admitting a fraction σ of the ids leaves about σ of each list: probe 1/σ times
-        // as many lists, without ratio pruning (ALGORITHMS.md §2.9's reasoning for graphs).
+        // as many lists, without ratio pruning (as a filtered graph walk widens its beam).
         let (probes, ratio) = match filter {
             Some(f) => {
                 let sigma = (f.len().min(self.n) as f64 / self.n.max(1) as f64).max(1e-9);

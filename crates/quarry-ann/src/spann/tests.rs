@@ -47,7 +47,7 @@ impl VectorIndex for Owned {
 #[test]
 fn passes_conformance_suite() {
     // 0.9: raw inner product on unnormalised clustered data is routed by L2 distance to the heads
-    // (ALGORITHMS.md §3.7: ratio rules need a non-negative distance), the hard case, as for HNSW.
+    // (a distance ratio needs a non-negative distance), the hard case, as for HNSW.
     conformance::run_all(&|m, metric| Box::new(build(m, metric)) as Box<dyn VectorIndex>, 0.9);
     conformance::deletes(&build, 0.95);
     let dir = temp_dir();

@@ -1,10 +1,12 @@
-//! In-place updates in the SPFresh manner (ALGORITHMS.md §3.4): an insert is appended to its
-//! nearest posting lists (closure + RNG rule, like the build); a list grown past the cap is split
-//! in two by 2-means around two new heads, and its members and the members of nearby lists are
-//! re-assigned when a new head is now nearer than their own (LIRE); deletes are tombstones, cleaned
-//! when a list is split or rewritten, and a list left with few live entries is merged away (its
-//! head removed, its members re-assigned). Every change goes to the update log (`delta.rs`) and is
-//! durable when the call returns.
+//! In-place updates in the SPFresh manner (Xu et al., "SPFresh: Incremental In-Place Update for
+//! Billion-Scale Vector Search", SOSP 2023, arXiv 2410.14452, its LIRE protocol; thresholds as in
+//! SPTAG's `ExtraDynamicSearcher.h`): an insert is appended to its nearest posting lists (closure +
+//! RNG rule, like the build); a list grown past the cap is split in two by 2-means around two new
+//! heads, and its members and the members of nearby lists are re-assigned when a new head is now
+//! nearer than their own (LIRE); deletes are tombstones, cleaned when a list is split or rewritten,
+//! and a list left with few live entries is merged away (its head removed, its members
+//! re-assigned). Every change goes to the update log (`delta.rs`) and is durable when the call
+//! returns.
 
 use super::builder::SpannIndex;
 use super::delta::{Chunk, Delta, Kind, ListState, Replayed, DEAD};

@@ -7,6 +7,7 @@
 //! same base (the index itself when it is flat).
 
 mod adaptive;
+pub mod cgroup;
 pub mod embed;
 mod engine;
 mod http;
@@ -43,6 +44,10 @@ pub enum BenchCommand {
     Http(http::HttpArgs),
     /// Sentence-embedding throughput of a model on a text file (as peer_embed.py).
     Embed(embed::EmbedArgs),
+    /// Runs a command (a peer's search process) in a memory cgroup capped at
+    /// `--memory-limit-mb` (page cache included), adding the cap and the cgroup's peak usage to
+    /// every JSON row it prints: `quarry bench capped --memory-limit-mb 40 -- python3 peer.py …`.
+    Capped(cgroup::CappedArgs),
     /// HNSW recall at fixed ef under each insertion order (as given, random, LID ascending and
     /// descending), with LID statistics: the study in docs/benchmarks/hnsw-insertion-order.md.
     #[command(hide = true)]
@@ -116,6 +121,13 @@ pub struct AnnArgs {
     /// then ignored and build_seconds is reported as 0).
     #[arg(long, conflicts_with = "save")]
     load: Option<PathBuf>,
+    /// Search in a memory cgroup capped at this many MiB, page cache included (needs root):
+    /// this command re-runs itself in the cgroup after dropping the page cache, and every row
+    /// gets `memory_limit_bytes`, `cgroup_peak_bytes` and `oom_killed`. Needs a saved index
+    /// (`--load`; build it first with `--save` or `--index-dir`), so only the search is capped;
+    /// the capped process loads no base vectors, so recall is plain |A ∩ G| / k.
+    #[arg(long)]
+    memory_limit_mb: Option<u64>,
 }
 
 /// Runs a bench subcommand.
@@ -125,6 +137,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Open(a) => open::run(a),
         BenchCommand::Engine(a) => engine::run(a),
         BenchCommand::Embed(a) => embed::run(a),
+        BenchCommand::Capped(a) => cgroup::run(a),
         BenchCommand::Http(a) => http::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),
@@ -146,7 +159,7 @@ impl Bench<'_> {
     fn measure(
         &self,
         index: &dyn VectorIndex,
-        scorer: &FlatIndex,
+        scorer: Option<&FlatIndex>,
         params: serde_json::Value,
         build_seconds: f64,
         index_bytes: usize,
@@ -159,7 +172,7 @@ impl Bench<'_> {
     fn measure_with(
         &self,
         index: &dyn VectorIndex,
-        scorer: &FlatIndex,
+        scorer: Option<&FlatIndex>,
         params: serde_json::Value,
         build_seconds: f64,
         index_bytes: usize,
@@ -174,7 +187,10 @@ impl Bench<'_> {
         pb.finish_and_clear();
         let found: Vec<Vec<u32>> = timed.answers.iter().map(|h| ids(h)).collect();
         let plain = recall_at_k(&found, &self.gt, a.k)?;
-        let recall = tie_aware_recall(scorer, queries, &self.gt, &timed.answers, a.k)?;
+        let recall = match scorer {
+            Some(s) => tie_aware_recall(s, queries, &self.gt, &timed.answers, a.k)?,
+            None => plain,
+        };
         let row = BenchRow {
             system: format!("quarry {}", env!("CARGO_PKG_VERSION")),
             index: a.index.clone(),
@@ -241,6 +257,17 @@ impl Bench<'_> {
 }
 
 fn ann(a: AnnArgs) -> Result<()> {
+    if a.memory_limit_mb.is_some() {
+        anyhow::ensure!(
+            a.load.is_some(),
+            "--memory-limit-mb caps the searching process only: give a saved index with --load \
+             (build it first with --save FILE, or --index-dir DIR for spann)"
+        );
+        anyhow::ensure!(!a.cold, "--memory-limit-mb already drops the page cache; leave out --cold");
+    }
+    if cgroup::rerun_capped(a.memory_limit_mb)? {
+        return Ok(());
+    }
     anyhow::ensure!(
         !a.cold || a.index == "spann",
         "--cold applies to --index spann only (the other indexes are searched from memory)"
@@ -309,16 +336,14 @@ fn run_plain(
                 }
                 let params = serde_json::json!({ "storage": storage.name() });
                 let (row, passes) =
-                    bench.measure(&index, &index, params, build_seconds, index.memory_bytes())?;
+                    bench.measure(&index, Some(&index), params, build_seconds, index.memory_bytes())?;
                 let scanned = (index.len() * index.dim() * storage.bytes_per_component()) as f64;
                 bench.print(&row, &passes, Some(scanned))?;
             }
         }
         Build::Hnsw(params) => {
-            let base = load::base(&a.base)?;
-            let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
-            load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
-            hnsw(bench, &base, &scorer, params, sweep, build_pool)?;
+            let exact = base_and_scorer(a, &bench.queries)?;
+            hnsw(bench, exact.as_ref(), params, sweep, build_pool)?;
         }
     }
     Ok(())
@@ -329,8 +354,7 @@ fn run_plain(
 /// plus `seed`, `storage` and `insertion_order` when they were given.
 fn hnsw(
     bench: &Bench,
-    base: &Matrix,
-    scorer: &FlatIndex,
+    exact: Option<&(Matrix, FlatIndex)>,
     given: HnswBuild,
     efs: Option<Vec<usize>>,
     build_pool: &rayon::ThreadPool,
@@ -341,18 +365,20 @@ fn hnsw(
     let (index, build_seconds) = match &a.load {
         Some(path) => {
             let index = HnswIndex::load(path)?;
+            let rows = exact.map(|(base, _)| base.rows());
             anyhow::ensure!(
-                index.metric() == a.metric && index.len() == base.rows(),
+                index.metric() == a.metric && rows.is_none_or(|r| r == index.len()),
                 "{} holds {} {} vectors; --base has {} and --metric is {}",
                 path.display(),
                 index.len(),
                 index.metric(),
-                base.rows(),
+                rows.map_or("?".to_string(), |r| r.to_string()),
                 a.metric
             );
             (index, 0.0)
         }
         None => {
+            let (base, _) = exact.context("building needs the base vectors")?;
             let index = build_pool
                 .install(|| HnswIndex::build(base, a.metric, params))
                 .with_context(|| format!("building an hnsw index from {}", a.base.display()))?;
@@ -381,14 +407,32 @@ fn hnsw(
         let searcher = index.searcher(HnswSearch { ef, ..HnswSearch::default() });
         let mut row_params = fixed.clone();
         row_params.insert("ef".into(), ef.into());
-        let (row, passes) =
-            bench.measure(&searcher, scorer, row_params.into(), build_seconds, index.memory_bytes())?;
+        let (row, passes) = bench.measure(
+            &searcher,
+            exact.map(|(_, s)| s),
+            row_params.into(),
+            build_seconds,
+            index.memory_bytes(),
+        )?;
         bench.print(&row, &passes, None)?;
     }
     Ok(())
 }
 
-/// Recall@k that also credits an answer tying the k-th true neighbour (ALGORITHMS.md §13.3):
+/// The base vectors and the exact scorer of recall over them (checked against the queries'
+/// dimension) — or neither in a capped child searching a saved index: its memory is what is
+/// measured, so it loads only the index and the queries, and recall is plain |A ∩ G| / k.
+fn base_and_scorer(a: &AnnArgs, queries: &Matrix) -> Result<Option<(Matrix, FlatIndex)>> {
+    if cgroup::in_capped_child() && a.load.is_some() {
+        return Ok(None);
+    }
+    let base = load::base(&a.base)?;
+    let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
+    load::check_dims(&scorer, queries, &a.base, &a.query)?;
+    Ok(Some((base, scorer)))
+}
+
+/// Recall@k that also credits an answer tying the k-th true neighbour (as ann-benchmarks does):
 /// both are re-scored by the exact flat index, and a tie means equal within a relative 1e-6, so
 /// only equidistant points (duplicates, integer-valued data) are affected; without ties this is
 /// the plain `|A ∩ G| / k` of the peer script. Warns when answers score clearly above the truth.

@@ -109,50 +109,18 @@ pub struct CreateArgs {
 pub fn collection(cmd: CollectionCommand) -> Result<()> {
     match cmd {
         CollectionCommand::Create(a) => {
-            let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
-            let text = if a.text {
-                let mut spec = TextSpec::new(a.model.clone());
-                spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
-                if let Some(json) = &a.analyzer {
-                    spec.analyzer =
-                        serde_json::from_str(json).with_context(|| format!("--analyzer {json}"))?;
-                }
-                spec.passages.mode = match a.passages.as_str() {
-                    "max" => PassageMode::Max,
-                    "truncate" => PassageMode::Truncate,
-                    p => bail!("--passages {p:?}: use max or truncate"),
-                };
-                Some(spec)
-            } else {
-                None
-            };
-            let dim = match (&a.model, a.dim) {
-                (Some(m), _) => db.model(m)?.dim(),
-                (None, Some(d)) => d,
-                (None, None) => 0,
-            };
-            let mut schema = CollectionSchema::single(dim.max(1), a.metric, &a.index);
-            if a.text && a.model.is_none() {
-                schema.vectors.clear();
+            // A create that fails (a missing model, a bad option) leaves no database folder it made.
+            let dir = a.dir.clone();
+            let existed = dir.exists();
+            let made = create(a);
+            if made.is_err() && !existed {
+                let _ = std::fs::remove_dir_all(&dir);
             }
-            let text_default = if a.text { 16 << 20 } else { 65_536 };
-            schema.max_payload_bytes = a.max_payload_bytes.unwrap_or(text_default);
-            schema.fsync = !a.no_fsync;
-            schema.payload_indexes = a.index_payload.clone();
-            schema.seal_threshold = a.seal_threshold;
-            schema.text = text;
-            db.create_collection(&a.name, schema)?;
-            match (a.text, &a.model) {
-                (true, Some(m)) => {
-                    println!("created text collection {} (model {m}, {dim}-d, {})", a.name, a.index)
-                }
-                (true, None) => println!("created text collection {} (BM25 only)", a.name),
-                _ => println!("created collection {} ({dim}-d, {}, {})", a.name, a.metric, a.index),
-            }
-            Ok(())
+            made
         }
         CollectionCommand::Snapshot(a) => {
-            let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            let db =
+                Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
             let bytes = db.collection(&a.collection)?.snapshot(&a.out)?;
             println!("snapshot of {} written to {} ({bytes} log bytes)", a.collection, a.out.display());
             Ok(())
@@ -164,6 +132,50 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `quarry collection create`: opens (or creates) the database and creates the collection.
+fn create(a: CreateArgs) -> Result<()> {
+    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let text = if a.text {
+        let mut spec = TextSpec::new(a.model.clone());
+        spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
+        if let Some(json) = &a.analyzer {
+            spec.analyzer = serde_json::from_str(json).with_context(|| format!("--analyzer {json}"))?;
+        }
+        spec.passages.mode = match a.passages.as_str() {
+            "max" => PassageMode::Max,
+            "truncate" => PassageMode::Truncate,
+            p => bail!("--passages {p:?}: use max or truncate"),
+        };
+        Some(spec)
+    } else {
+        None
+    };
+    let dim = match (&a.model, a.dim) {
+        (Some(m), _) => db.model(m)?.dim(),
+        (None, Some(d)) => d,
+        (None, None) => 0,
+    };
+    let mut schema = CollectionSchema::single(dim.max(1), a.metric, &a.index);
+    if a.text && a.model.is_none() {
+        schema.vectors.clear();
+    }
+    let text_default = if a.text { 16 << 20 } else { 65_536 };
+    schema.max_payload_bytes = a.max_payload_bytes.unwrap_or(text_default);
+    schema.fsync = !a.no_fsync;
+    schema.payload_indexes = a.index_payload.clone();
+    schema.seal_threshold = a.seal_threshold;
+    schema.text = text;
+    db.create_collection(&a.name, schema)?;
+    match (a.text, &a.model) {
+        (true, Some(m)) => {
+            println!("created text collection {} (model {m}, {dim}-d, {})", a.name, a.index)
+        }
+        (true, None) => println!("created text collection {} (BM25 only)", a.name),
+        _ => println!("created collection {} ({dim}-d, {}, {})", a.name, a.metric, a.index),
+    }
+    Ok(())
 }
 
 /// Arguments of `quarry ingest`.
@@ -189,7 +201,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let db = Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
     let col = db.collection(&a.collection)?;
     let schema = col.schema().clone();
     let text = if schema.text.is_some() { Some(db.text_collection(&a.collection)?) } else { None };
@@ -223,8 +235,9 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed =
-            serde_json::from_str::<serde_json::Value>(&line).map_err(anyhow::Error::from).and_then(|v| {
+        let parsed = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|e| json_error(&line, &e))
+            .and_then(|v| {
                 if text.is_some() {
                     text_doc(&v).map(Item::Doc)
                 } else {
@@ -301,7 +314,7 @@ pub struct CountArgs {
 
 /// Runs `quarry count`: prints the number.
 pub fn count(a: CountArgs) -> Result<()> {
-    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let db = Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
     let col = db.collection(&a.collection)?;
     let filter = a.filter.as_deref().map(Filter::parse).transpose()?;
     println!("{}", col.count(filter.as_ref()));
@@ -324,7 +337,7 @@ pub struct GetArgs {
 
 /// Runs `quarry get`: prints the point as one JSON object.
 pub fn get(a: GetArgs) -> Result<()> {
-    let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let db = Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
     let col = db.collection(&a.collection)?;
     let id = PointId::parse(&a.id)?;
     match col.get(id) {
@@ -350,7 +363,7 @@ pub fn search_text(
     explain: bool,
     json: bool,
 ) -> Result<()> {
-    let db = Database::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.text_collection(collection)?;
     let filter = filter.map(Filter::parse).transpose()?;
     let mode = mode.unwrap_or(if col.spec().model.is_some() { TextMode::Hybrid } else { TextMode::Bm25 });
@@ -407,7 +420,7 @@ pub fn search_collection(
     filter: Option<&str>,
     json: bool,
 ) -> Result<()> {
-    let db = Database::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.collection(collection)?;
     let filter = filter.map(Filter::parse).transpose()?;
     let queries = crate::load::queries(vector_file, None)?;
@@ -426,4 +439,12 @@ pub fn search_collection(
         }
     }
     Ok(())
+}
+
+/// A JSON syntax error, with the non-finite hint when a NaN or infinity caused it.
+fn json_error(text: &str, e: &serde_json::Error) -> anyhow::Error {
+    match quarry_core::non_finite_hint(text.as_bytes(), e.line(), e.column(), &e.to_string()) {
+        Some(h) => anyhow::anyhow!("{e} ({h})"),
+        None => anyhow::Error::msg(e.to_string()),
+    }
 }

@@ -66,7 +66,11 @@ pub(crate) fn parse_object(line: &[u8], n: usize, path: &Path) -> Result<serde_j
         Err(e) => {
             let text = e.to_string();
             let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
-            Err(Error::malformed(path, format!("line {n}, column {}", e.column()), message.to_string()))
+            let message = match quarry_core::non_finite_hint(line, 1, e.column(), message) {
+                Some(h) => format!("{message} ({h})"),
+                None => message.to_string(),
+            };
+            Err(Error::malformed(path, format!("line {n}, column {}", e.column()), message))
         }
     }
 }

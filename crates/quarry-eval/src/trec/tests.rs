@@ -1,4 +1,6 @@
-//! Unit tests of the measures: the ALGORITHMS.md §13 oracle, query-set rules and properties.
+//! Unit tests of the measures: a worked example computed by hand from trec_eval 9.0.8's
+//! definitions (usnistgov/trec_eval `m_P.c`, `m_recall.c`, `m_map.c`, `m_recip_rank.c`,
+//! `m_ndcg_cut.c`), query-set rules and properties.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +32,9 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
 }
 
-/// ALGORITHMS.md §13.3: qrels {A:2, B:0, C:1, D:2}; run by score [B, A, X, C], X unjudged.
+/// Qrels {A:2, B:0, C:1, D:2}; run by score [B, A, X, C], X unjudged. Expected values by hand:
+/// P@3 = recall@3 = 1/3 (R = 3), recip_rank = 1/2, AP = (1/2 + 2/4)/3, nDCG@3 = (2/log2 3) /
+/// (2 + 2/log2 3 + 1/2) with raw grades as gains.
 #[test]
 fn worked_example() {
     let q = qrels(&[("q", "A", 2), ("q", "B", 0), ("q", "C", 1), ("q", "D", 2)]);
@@ -61,7 +65,7 @@ fn worked_example() {
     assert_eq!(e.num_q, 1);
 }
 
-/// §13.5: equal scores, "d1" relevant, "d2" not: trec_eval ranks d2 first.
+/// Equal scores, "d1" relevant, "d2" not: trec_eval ranks d2 first (ties by docno, descending).
 #[test]
 fn ties_break_by_docno_descending() {
     let q = qrels(&[("q", "d1", 1), ("q", "d2", 0)]);

@@ -1,4 +1,6 @@
-//! Fast-scan over 4-bit PQ codes (ALGORITHMS.md §4.4; faiss `IndexPQFastScan`): the blocked code
+//! Fast-scan over 4-bit PQ codes (André, Kermarrec & Le Scouarnec, "Accelerated Nearest Neighbor
+//! Search with Quick ADC", ICMR 2017, arXiv 1704.07355: 16-entry tables quantized to u8 and looked
+//! up with a byte shuffle; layout as in faiss `IndexPQFastScan`): the blocked code
 //! layout [`FastScanCodes`], the u8 tables [`QuantizedLut`], the run-time selected scan kernels
 //! ([`ScanKernel`]) and [`top_candidates`].
 //!

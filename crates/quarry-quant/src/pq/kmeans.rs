@@ -1,4 +1,6 @@
-//! Lloyd k-means (ALGORITHMS.md §4.1), shared by the PQ codebooks and by the coarse quantizers of
+//! Lloyd k-means (Lloyd, "Least squares quantization in PCM", IEEE Trans. Information Theory
+//! 28(2), 1982), with faiss's training defaults and empty-cluster splitting (faiss
+//! `Clustering.h` / `Clustering.cpp`); shared by the PQ codebooks and by the coarse quantizers of
 //! IVF and SPANN.
 //!
 //! * Training set: subsampled to `k * max_points_per_centroid` rows (seeded) when larger.

@@ -1,5 +1,6 @@
-//! Product quantization (ALGORITHMS.md §4): k-means, PQ codebooks with per-query lookup tables,
-//! and 4-bit fast-scan.
+//! Product quantization (Jégou, Douze & Schmid, "Product quantization for nearest neighbor
+//! search", IEEE TPAMI 33(1), 2011): k-means, PQ codebooks with per-query lookup tables (the
+//! paper's asymmetric distance computation, ADC), and 4-bit fast-scan.
 //!
 //! * [`kmeans`]: Lloyd k-means ([`kmeans::kmeans`], [`kmeans::KMeansParams`], [`kmeans::KMeans`]),
 //!   seeded and thread-count independent; reused by IVF and SPANN.

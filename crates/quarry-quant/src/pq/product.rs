@@ -1,4 +1,5 @@
-//! [`PqQuantizer`]: product quantization (ALGORITHMS.md §4.3) — training of the per-subspace
+//! [`PqQuantizer`]: product quantization (Jégou, Douze & Schmid, "Product quantization for
+//! nearest neighbor search", IEEE TPAMI 33(1), 2011, Sec. II–III) — training of the per-subspace
 //! codebooks, the subspace layout, code packing, encoding and decoding, and the [`Quantizer`]
 //! implementation.
 //!

@@ -1,4 +1,7 @@
-//! Tests of k-means, PQ and fast-scan against the oracles of ALGORITHMS.md §4.9.
+//! Tests of k-means, PQ and fast-scan: the k-means objective never increases (Lloyd 1982), the
+//! ADC key equals the exact key of the decoded vector (Jégou et al., TPAMI 2011, Sec. III-A), PQ
+//! error falls as `m` grows, the fast-scan key stays within `m · step / 2` of the float ADC key
+//! (see `fastscan/lut.rs`), SIMD == scalar, and serialisation.
 
 use super::fastscan::{top_candidates_with, BLOCK};
 use super::*;

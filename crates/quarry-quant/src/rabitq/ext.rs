@@ -1,7 +1,9 @@
-//! Extended-RaBitQ code search (ALGORITHMS.md §5.4): the critical-value sweep that picks, for
-//! the magnitudes `a = |o'|` of a rotated unit vector, the magnitude code `u ∈ {0..2^ex−1}^D`
-//! whose grid direction `u + 0.5` has the largest cosine with `a`, and the signed B-bit code
-//! values built from it.
+//! Extended-RaBitQ code search (Gao et al., "Practical and Asymptotically Optimal Quantization of
+//! High-Dimensional Vectors in Euclidean Space for Approximate Nearest Neighbor Search", SIGMOD
+//! 2025, arXiv 2409.09913; sweep range as in the reference code, VectorDB-NTU/Extended-RaBitQ
+//! `Quantizer.hpp`): the critical-value sweep that picks, for the magnitudes `a = |o'|` of a
+//! rotated unit vector, the magnitude code `u ∈ {0..2^ex−1}^D` whose grid direction `u + 0.5` has
+//! the largest cosine with `a`, and the signed B-bit code values built from it.
 
 /// The chosen magnitude code and the two sums the per-vector factors need.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +126,7 @@ pub(crate) fn best_magnitudes(a: &[f32], ex: u32) -> MagnitudeCode {
     MagnitudeCode { u, dot, sq_norm }
 }
 
-/// Signed code values from a rotated vector `o'` and its magnitude code (§5.4's sign
+/// Signed code values from a rotated vector `o'` and its magnitude code (the reference code's sign
 /// convention): with `ex = bits − 1`, a positive coordinate stores `2^ex + u` (sign bit set) and
 /// any other `2^ex − 1 − u`, so `x_u + c_B = ±(u + 0.5)` with `c_B = −(2^bits − 1)/2`.
 pub(crate) fn signed_values(rotated: &[f32], u: &[u32], bits: u8, out: &mut [u8]) {

@@ -1,5 +1,8 @@
-//! RaBitQ (ALGORITHMS.md §5.3) and extended RaBitQ (§5.4): [`RaBitQuantizer`] and its
-//! per-query [`RaBitQEstimator`].
+//! RaBitQ (Gao & Long, "RaBitQ: Quantizing High-Dimensional Vectors with a Theoretical Error Bound
+//! for Approximate Nearest Neighbor Search", SIGMOD 2024, arXiv 2405.12497) and extended RaBitQ
+//! (Gao et al., "Practical and Asymptotically Optimal Quantization of High-Dimensional Vectors in
+//! Euclidean Space for Approximate Nearest Neighbor Search", SIGMOD 2025, arXiv 2409.09913):
+//! [`RaBitQuantizer`] and its per-query [`RaBitQEstimator`].
 //!
 //! Training takes the sample mean as centroid `c` and draws a seeded random [`Rotation`] `P` of
 //! `D` coordinates (`dim` padded to a multiple of 64). A vector `o_r` is encoded through its

@@ -1,12 +1,13 @@
 //! [`Rotation`]: the seeded random orthogonal transform RaBitQ applies before quantizing.
 //!
-//! It is the RaBitQ library's "FHT + Kac's walk" construction (ALGORITHMS.md §5.3): four rounds of
-//! random sign flips followed by a normalised fast Walsh–Hadamard transform (FWHT) on a window of
-//! `L = 2^k ≤ D` coordinates — the first `L` in even rounds, the last `L` in odd rounds — and,
-//! when `D` is not a power of two, a `π/4` rotation pairing coordinate `i` with `i + D/2` (one step
-//! of Kac's walk) between rounds. Every step is an exactly orthogonal, self-inverse map, so the
-//! inverse is the same steps in reverse order. Cost: `O(D log D)` per vector; storage: `4·D` sign
-//! bits.
+//! It is the "FHT + Kac's walk" rotator of the RaBitQ library (VectorDB-NTU/RaBitQ-Library,
+//! `docs/docs/rabitq/rotator.md`), a fast stand-in for the random orthogonal matrix of Gao & Long,
+//! "RaBitQ", SIGMOD 2024: four rounds of random sign flips followed by a normalised fast
+//! Walsh–Hadamard transform (FWHT) on a window of `L = 2^k ≤ D` coordinates — the first `L` in even
+//! rounds, the last `L` in odd rounds — and, when `D` is not a power of two, a `π/4` rotation
+//! pairing coordinate `i` with `i + D/2` (one step of Kac's walk) between rounds. Every step is an
+//! exactly orthogonal, self-inverse map, so the inverse is the same steps in reverse order. Cost:
+//! `O(D log D)` per vector; storage: `4·D` sign bits.
 
 use quarry_core::{Error, Result};
 use rand::rngs::SmallRng;

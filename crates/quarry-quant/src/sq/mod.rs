@@ -1,4 +1,5 @@
-//! Scalar quantization (ALGORITHMS.md §5.1, faiss `QT_8bit` / `QT_4bit` with `RS_minmax`):
+//! Scalar quantization as faiss does it (`faiss/impl/ScalarQuantizer.h`, `QT_8bit` / `QT_4bit`
+//! with `RS_minmax`; Douze et al., "The Faiss library", arXiv 2401.08281, 2024):
 //! [`SqQuantizer`] learns a per-dimension range `[vmin_j, vmax_j]` and stores every coordinate as
 //! an 8-bit or 4-bit cell index; [`SqEstimator`] scores codes against a query.
 //!

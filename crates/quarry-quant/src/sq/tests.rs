@@ -1,6 +1,6 @@
-//! SQ oracles (ALGORITHMS.md §5.7): half-step reconstruction, clamping, nibble order, estimator
-//! keys against f64 keys of the decoded vector, the analytical dot-product bound, SIMD == scalar,
-//! serialisation round trips and rejection, and recall on real embeddings.
+//! SQ tests: half-step reconstruction, clamping, nibble order, estimator keys against f64 keys of
+//! the decoded vector, the analytical dot-product bound, SIMD == scalar, serialisation round trips
+//! and rejection, and recall on real embeddings.
 
 use super::kernels::{scalar, SqKernels};
 use super::*;

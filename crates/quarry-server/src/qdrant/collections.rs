@@ -30,17 +30,25 @@ fn index_spec(quant: Option<&Value>, default: &str) -> ApiResult<String> {
 
 fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) -> ApiResult<VectorField> {
     if p.size == 0 || p.size > 65_536 {
-        return Err(ApiError::bad(format!("vector {name:?}: size {} must be in 1..=65536", p.size)));
+        return Err(ApiError::bad(format!(
+            "{}: size {} must be in 1..=65536",
+            quarry_engine::schema::vector_label(name),
+            p.size
+        )));
     }
     if let Some(dt) = p.datatype.as_deref() {
         if !dt.eq_ignore_ascii_case("float32") {
             return Err(ApiError::bad(format!(
-                "vector {name:?}: datatype {dt:?} is not supported (float32 only)"
+                "{}: datatype {dt:?} is not supported (float32 only)",
+                quarry_engine::schema::vector_label(name)
             )));
         }
     }
     if p.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad(format!("vector {name:?}: multivector_config is not supported")));
+        return Err(ApiError::bad(format!(
+            "{}: multivector_config is not supported",
+            quarry_engine::schema::vector_label(name)
+        )));
     }
     let metric = metric_of(&p.distance)?;
     let index = index_spec(p.quantization_config.as_ref().or(quant), base_index)?;

@@ -404,3 +404,30 @@ pub async fn query_batch(
     let out = run_batch(&state, &name, req.searches, "queries", run_top_query).await?;
     Ok(ok(out, start))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DBSF against a hand computation. List A = (1: 0.9, 2: 0.5, 3: 0.1): mean 0.5, population
+    /// σ = √(0.32 / 3) = 0.326599, limits 0.5 ∓ 0.979796, so 1 → 1.379796 / 1.959592 = 0.704124,
+    /// 2 → 0.5, 3 → 0.295876. List B = (2: 10, 4: 20): mean 15, σ 5, limits 0 and 30, so
+    /// 2 → 1/3, 4 → 2/3. Sums: 2 = 0.833333, 1 = 0.704124, 4 = 0.666667, 3 = 0.295876.
+    #[test]
+    fn dbsf_matches_a_hand_computation() {
+        let n = PointId::Num;
+        let a = vec![(n(1), 0.9), (n(2), 0.5), (n(3), 0.1)];
+        let b = vec![(n(2), 10.0), (n(4), 20.0)];
+        let got = dbsf(&[a, b], 10);
+        let want = [(2, 0.833_333), (1, 0.704_124), (4, 0.666_667), (3, 0.295_876)];
+        assert_eq!(got.len(), want.len());
+        for ((id, score), (wid, ws)) in got.iter().zip(want) {
+            assert_eq!(*id, n(wid));
+            assert!((score - ws).abs() < 1e-6, "point {wid}: {score} vs {ws}");
+        }
+        // k truncates; a constant list scores 0.5 for each of its points.
+        let c = vec![(n(5), 3.0), (n(6), 3.0)];
+        assert_eq!(dbsf(&[c], 1), vec![(n(5), 0.5)]);
+        assert!(dbsf(&[vec![], vec![]], 3).is_empty());
+    }
+}

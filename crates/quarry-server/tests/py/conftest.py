@@ -16,6 +16,8 @@ READ_KEY = "test-read-key-0002"
 def server():
     binary = os.environ.get("QUARRY_BIN")
     if not binary or not os.path.exists(binary):
+        if os.environ.get("QUARRY_REQUIRE_DATA", "0") not in ("", "0"):
+            pytest.fail("QUARRY_REQUIRE_DATA=1 but the quarry binary is missing: set QUARRY_BIN")
         pytest.skip("set QUARRY_BIN to the quarry binary")
     data = tempfile.mkdtemp(prefix="quarry-pytest-")
     proc = subprocess.Popen(

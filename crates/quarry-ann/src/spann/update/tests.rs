@@ -171,6 +171,62 @@ fn torn_tails_are_cut_and_damaged_runs_are_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Offsets of the records of an update log (64-byte header; 40-byte record headers whose bytes
+/// 24..32 give the payload length) with their kinds.
+fn log_records(bytes: &[u8]) -> Vec<(usize, u8)> {
+    let mut out = Vec::new();
+    let mut at = 64;
+    while at + 40 <= bytes.len() {
+        let len = u64::from_le_bytes(bytes[at + 24..at + 32].try_into().expect("8 bytes")) as usize;
+        out.push((at, bytes[at + 4]));
+        at += 40 + len;
+    }
+    out
+}
+
+/// A damaged record in the middle of the update log — committed updates after it — is refused
+/// with an error, and nothing is cut: restoring the byte gives back every acknowledged point.
+/// (Cutting there, as a torn tail is cut, would silently drop acknowledged inserts.)
+#[test]
+fn damage_before_committed_updates_is_refused_not_truncated() {
+    let all = gen::clustered(2000, 8, 10, 0.6, 11);
+    let dir = temp_dir("mid-damage");
+    let p = SpannParams { head_ratio: 0.05, posting_cap: 40, ..SpannParams::default() };
+    let (mut index, _) =
+        SpannIndex::build(&rows(&all, &(0..1000).collect::<Vec<_>>()), Metric::L2, p, &dir, 0)
+            .expect("build");
+    for start in (1000..2000).step_by(250) {
+        index.insert_batch(&rows(&all, &(start..start + 250).collect::<Vec<_>>())).expect("insert");
+    }
+    index.delete_batch(&[3, 5, 7]).expect("delete");
+    let n = index.len();
+    drop(index);
+    let log = dir.join(DELTA_FILE);
+    let clean = std::fs::read(&log).expect("read");
+    let records = log_records(&clean);
+    let commits: Vec<usize> = records.iter().filter(|r| r.1 == 5).map(|r| r.0).collect();
+    assert!(commits.len() >= 5, "one commit per batch: {records:?}");
+    // The first record after the first commit: later commits follow it.
+    let (victim, _) = *records.iter().find(|r| r.0 > commits[0]).expect("a later record");
+    let mut bytes = clean.clone();
+    bytes[victim + 10] ^= 0xff; // inside its header: the header checksum fails
+    std::fs::write(&log, &bytes).expect("write");
+    let err = SpannIndex::open(&dir, 0).expect_err("damage before committed updates");
+    assert!(err.to_string().contains("refusing to drop acknowledged updates"), "{err}");
+    assert_eq!(std::fs::read(&log).expect("read"), bytes, "the log is left as it was");
+    std::fs::write(&log, &clean).expect("restore");
+    let index = SpannIndex::open(&dir, 0).expect("reopen");
+    assert_eq!(index.len(), n, "every acknowledged point is back");
+    drop(index);
+    // Damage in the last, uncommitted run only (a torn tail) is cut and loses nothing committed.
+    let mut bytes = clean.clone();
+    bytes.extend_from_slice(b"QDRC\x02 a torn record header");
+    std::fs::write(&log, &bytes).expect("write");
+    let index = SpannIndex::open(&dir, 0).expect("reopen after a torn tail");
+    assert_eq!(index.len(), n);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The rule on the largest shared set: build on 90,000 wndict-384 vectors, insert 18,000
 /// (20%) in batches of 1,000, delete 9,000 (10%), then compare recall@10 with a fresh build on the
 /// live vectors. Long (builds twice, ~1 min in release): `cargo test --release -p quarry-ann --lib

@@ -71,6 +71,15 @@ pub struct OpenArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Ground-truth neighbour ids (.ivecs or integer .npy): the row gets `recall`, plain
+    /// |A ∩ G| / k of the last pass's answers.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Run in a memory cgroup capped at this many MiB, page cache included (needs root; the
+    /// page cache is dropped first, as `--warm` is then implied): the row gets
+    /// `memory_limit_bytes`, `cgroup_peak_bytes` and `oom_killed`.
+    #[arg(long)]
+    memory_limit_mb: Option<u64>,
 }
 
 /// Evicts `path` from the page cache (Linux; elsewhere a no-op) so the open reads from disk.
@@ -166,7 +175,27 @@ enum Opened {
 
 /// Runs `quarry bench open`.
 pub fn run(a: OpenArgs) -> Result<()> {
+    if super::cgroup::rerun_capped(a.memory_limit_mb)? {
+        return Ok(());
+    }
     let queries = load::queries(&a.query, a.queries)?;
+    let gt = match &a.gt {
+        Some(p) => {
+            let gt = quarry_eval::io::read_id_rows(p)
+                .with_context(|| format!("loading ground truth from {}", p.display()))?;
+            anyhow::ensure!(
+                gt.rows() >= queries.rows() && gt.cols >= a.k,
+                "ground truth {} has {} rows of {} ids for {} queries and k = {}",
+                p.display(),
+                gt.rows(),
+                gt.cols,
+                queries.rows(),
+                a.k
+            );
+            Some(gt)
+        }
+        None => None,
+    };
     let heads = head_search(&a.heads)?;
     let file_bytes = size_of(&a.index_file)?;
     // The file whose mapped pages are counted: the vectors' file inside a quantized folder.
@@ -183,7 +212,8 @@ pub fn run(a: OpenArgs) -> Result<()> {
     } else {
         a.index_file.clone()
     };
-    if !a.warm {
+    // Under a cap the whole page cache was dropped before this process started.
+    if !a.warm && !super::cgroup::in_capped_child() {
         if a.index_file.is_dir() {
             for e in std::fs::read_dir(&a.index_file)? {
                 evict(&e?.path())?;
@@ -253,13 +283,16 @@ pub fn run(a: OpenArgs) -> Result<()> {
     let first_query_ms = t.elapsed().as_secs_f64() * 1e3;
     let resident_first = resident_bytes(&mapped_file);
     let mut pass_ms = Vec::with_capacity(a.passes.max(1));
+    let mut answers: Vec<Vec<u32>> = vec![Vec::new(); queries.rows()];
     for _ in 0..a.passes.max(1) {
         let t = Instant::now();
-        for q in queries.iter() {
-            dyn_index.search(q, &params)?;
+        for (q, out) in queries.iter().zip(answers.iter_mut()) {
+            let hits = dyn_index.search(q, &params)?;
+            *out = quarry_eval::ann_recall::ids(&hits);
         }
         pass_ms.push(t.elapsed().as_secs_f64() * 1e3 / queries.rows() as f64);
     }
+    let recall = gt.as_ref().map(|gt| quarry_eval::ann_recall::recall_at_k(&answers, gt, a.k)).transpose()?;
     let rest_ms = pass_ms[0];
     let mut sorted = pass_ms.clone();
     sorted.sort_by(f64::total_cmp);
@@ -307,6 +340,8 @@ pub fn run(a: OpenArgs) -> Result<()> {
         "mean_query_ms_after_first": rest_ms,
         "pass_query_ms": pass_ms,
         "qps": qps,
+        "k": a.k,
+        "recall": recall,
     });
     if a.json {
         println!("{row}");

@@ -1,7 +1,7 @@
-//! `quarry bench order` (hidden): recall@k at fixed ef of HNSW graphs built from the same data
-//! in different insertion orders (as given, random, ascending and descending LID; ALGORITHMS.md
-//! §2.10), with the LID estimates checked against exact ones on a sample, and recall split by the
-//! queries' LID. Prints Markdown tables for docs/benchmarks/hnsw-insertion-order.md.
+//! `quarry bench order` (hidden): recall@k at fixed ef of HNSW graphs built from the same data in
+//! different insertion orders (as given, random, ascending and descending LID; Elliott & Clark,
+//! arXiv 2405.17813), with the LID estimates checked against exact ones on a sample, and recall
+//! split by the queries' LID. Prints Markdown tables for docs/benchmarks/hnsw-insertion-order.md.
 
 use crate::load;
 use anyhow::{Context, Result};

@@ -12,7 +12,7 @@ use super::Bench;
 use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_ann::{FlatParams, HnswSearch, QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};
-use quarry_core::VectorIndex;
+use quarry_core::{Matrix, VectorIndex};
 use std::path::Path;
 use std::time::Instant;
 
@@ -76,13 +76,12 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
         .filter(|s| !s.is_empty())
         .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((kv, "")))
         .collect();
-    let base = load::base(&a.base)?;
-    let (qp, rest) = QuantParams::parse(family, &given, base.dim())?;
+    let (base, scorer) = super::base_and_scorer(a, &bench.queries)?.unzip();
+    let (qp, rest) =
+        QuantParams::parse(family, &given, base.as_ref().map_or(bench.queries.dim(), Matrix::dim))?;
     let rest: Vec<String> = rest.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let base_build = params::build(kind, (!rest.is_empty()).then(|| rest.join(",")).as_deref(), None)?;
     let sweeps = sweeps(kind, a.sweep.as_deref())?;
-    let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
-    load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
 
     let dir = match (&a.save, &a.load) {
         (Some(d), _) | (None, Some(d)) => d.clone(),
@@ -93,12 +92,13 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
     let start = Instant::now();
     let mut build_seconds = 0.0;
     if a.load.is_none() {
+        let base = base.as_ref().context("building needs the base vectors")?;
         match (&base_build, kind) {
             (Build::Flat(storages), _) => {
                 let storage = storages.first().copied().unwrap_or(quarry_ann::Storage::F32);
                 fixed.insert("storage".into(), storage.name().into());
                 let index = build_pool
-                    .install(|| QuantFlatIndex::build(&base, a.metric, FlatParams { storage }, qp))
+                    .install(|| QuantFlatIndex::build(base, a.metric, FlatParams { storage }, qp))
                     .with_context(|| format!("building flat+{family} from {}", a.base.display()))?;
                 build_seconds = start.elapsed().as_secs_f64();
                 index.save(&dir).with_context(|| format!("saving the index to {}", dir.display()))?;
@@ -108,7 +108,7 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
                 fixed.insert("M".into(), graph.m.into());
                 fixed.insert("efc".into(), graph.ef_construction.into());
                 let index = build_pool
-                    .install(|| QuantHnswIndex::build(&base, a.metric, graph, qp))
+                    .install(|| QuantHnswIndex::build(base, a.metric, graph, qp))
                     .with_context(|| format!("building hnsw+{family} from {}", a.base.display()))?;
                 build_seconds = start.elapsed().as_secs_f64();
                 index.save(&dir).with_context(|| format!("saving the index to {}", dir.display()))?;
@@ -120,7 +120,7 @@ pub fn run(bench: &Bench, base_kind: &str, family: &str, build_pool: &rayon::Thr
     }
     drop(base);
     let saved = Saved { kind, dir: &dir, spec: qp.spec };
-    let result = measure_opened(bench, &scorer, &saved, fixed, build_seconds, sweeps);
+    let result = measure_opened(bench, scorer.as_ref(), &saved, fixed, build_seconds, sweeps);
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -137,7 +137,7 @@ struct Saved<'a> {
 /// Opens the saved folder and times every sweep point, one row each.
 fn measure_opened(
     bench: &Bench,
-    scorer: &quarry_ann::FlatIndex,
+    scorer: Option<&quarry_ann::FlatIndex>,
     saved: &Saved,
     mut fixed: serde_json::Map<String, serde_json::Value>,
     build_seconds: f64,

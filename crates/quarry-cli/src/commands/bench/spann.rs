@@ -29,12 +29,12 @@
 //! (every combination; `heads` is how the nearest heads are found: `auto`, `graph` (walk the head
 //! graph on SQ8 keys, beam `head_ef`) or `scanD` (fast-scan the head codes, re-rank the best D)).
 
+use super::cgroup::drop_page_cache;
 use super::{AnnArgs, Bench};
-use crate::load;
 use anyhow::{bail, Context, Result};
 use quarry_ann::spann::{HeadSearch, SpannIndex, SpannParams, SpannSearch};
 use quarry_ann::{QuantParams, QuantSpec};
-use quarry_core::VectorIndex;
+use quarry_core::{Matrix, VectorIndex};
 use quarry_eval::bench::Timing;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -105,14 +105,6 @@ pub fn spann_search(
         head_search,
         readahead,
     }
-}
-
-/// Drops the OS page cache: `sync`, then 3 into `/proc/sys/vm/drop_caches` (Linux, as root).
-fn drop_page_cache() -> Result<()> {
-    let status = Command::new("sync").status().context("running sync")?;
-    anyhow::ensure!(status.success(), "sync exited with {status}");
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
-        .context("writing 3 to /proc/sys/vm/drop_caches (needs root and a writable /proc/sys)")
 }
 
 /// Runs `quarry bench open` (this binary, in a child process) on the folder `dir` with `search`
@@ -246,18 +238,17 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         }
     }
     let cache = cache_mb << 20;
-    let base = load::base(&a.base)?;
+    let (base, scorer) = super::base_and_scorer(a, &bench.queries)?.unzip();
     if let Some(v) = &codes_arg {
-        p.codes = codes_spec(v, base.dim())?;
+        p.codes = codes_spec(v, base.as_ref().map_or(bench.queries.dim(), Matrix::dim))?;
     }
-    let scorer = load::exact_scorer(&base, a.metric, &a.base)?;
-    load::check_dims(&scorer, &bench.queries, &a.base, &a.query)?;
     let start = Instant::now();
     let (index, build_seconds) = if a.load.is_some() {
         (SpannIndex::open(&dir, cache).with_context(|| format!("opening {}", dir.display()))?, 0.0)
     } else {
+        let base = base.as_ref().context("building needs the base vectors")?;
         let (index, stats) =
-            build_pool.install(|| SpannIndex::build(&base, a.metric, p, &dir, cache)).with_context(|| {
+            build_pool.install(|| SpannIndex::build(base, a.metric, p, &dir, cache)).with_context(|| {
                 format!("building a spann index from {} into {}", a.base.display(), dir.display())
             })?;
         let secs = start.elapsed().as_secs_f64();
@@ -334,13 +325,17 @@ pub fn run(bench: &Bench, build_pool: &rayon::ThreadPool) -> Result<()> {
         let s = index.searcher(search);
         let (mut row, passes) = if a.cold {
             let timing = Timing { warmup_queries: 0, passes: 1 };
-            bench.measure_with(&s, &scorer, params, build_seconds, index.resident_bytes(), timing)?
+            bench.measure_with(&s, scorer.as_ref(), params, build_seconds, index.resident_bytes(), timing)?
         } else {
-            bench.measure(&s, &scorer, params, build_seconds, index.resident_bytes())?
+            bench.measure(&s, scorer.as_ref(), params, build_seconds, index.resident_bytes())?
         };
         extra.insert("cold".into(), cold.into());
         extra.insert("build_threads".into(), a.build_threads.into());
-        extra.append(&mut measure_resident(a, &dir, &search, cache_mb)?);
+        // Under a memory cap the cgroup's peak is the measure (added by the parent); the
+        // separate process measuring RSS is not started inside the cap.
+        if !super::cgroup::in_capped_child() {
+            extra.append(&mut measure_resident(a, &dir, &search, cache_mb)?);
+        }
         if let Some(r) = extra.get("resident_bytes").and_then(Value::as_f64) {
             extra.insert("resident_fraction".into(), (r / raw_bytes.max(1.0)).into());
         }

@@ -1,5 +1,6 @@
 //! [`QuantizedLut`]: a 4-bit PQ lookup table quantized to u8 for the fast-scan kernels
-//! (ALGORITHMS.md §4.4; faiss `quantize_lut.h`).
+//! (André, Kermarrec & Le Scouarnec, "Accelerated Nearest Neighbor Search with Quick ADC",
+//! ICMR 2017; faiss `utils/quantize_lut.h`).
 //!
 //! Every subspace table gets its own bias (its minimum) and all share one step, so that a sum of
 //! quantized entries maps back linearly: `key ≈ bias + step * Σ_j q_j` with `bias = Σ_j min_j`.
