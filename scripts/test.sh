@@ -65,6 +65,9 @@ step "rustfmt"
 cargo fmt --all -- --check
 cargo fmt --manifest-path crates/quarry-py/Cargo.toml -- --check
 
+step "build alignment: the Python extension shares the tests' dependency builds"
+python3 scripts/check_feature_alignment.py
+
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --manifest-path crates/quarry-py/Cargo.toml --locked -- -D warnings

@@ -13,4 +13,4 @@ venv="${QUARRY_PY_PKG:-$home/.cache/quarry/pypkg}"
 MATURIN_PEP517_ARGS="${MATURIN_PEP517_ARGS:---profile dev}" \
   "$venv/bin/pip" install --disable-pip-version-check -q --force-reinstall --no-deps ./crates/quarry-py
 export QUARRY_BIN="${QUARRY_BIN:-$CARGO_TARGET_DIR/debug/quarry}"
-"$venv/bin/pytest" -q crates/quarry-py/tests
+"$venv/bin/pytest" -q -rs crates/quarry-py/tests

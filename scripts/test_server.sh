@@ -10,7 +10,7 @@ export QUARRY_BIN="${QUARRY_BIN:-$target/debug/quarry}"
 bin=$(bash scripts/server_test_env.sh)
 
 echo "-- qdrant-client $("$bin/python" -c 'import importlib.metadata as m; print(m.version("qdrant-client"))') against quarry serve"
-"$bin/pytest" -q crates/quarry-server/tests/py
+"$bin/pytest" -q -rs crates/quarry-server/tests/py
 
 echo "-- schemathesis against /openapi.json"
 data=$(mktemp -d)
