@@ -33,11 +33,11 @@ static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 fn payload(i: u64) -> Map<String, Value> {
     let big = [0i128, 1, -1, 1 << 53, (1 << 53) + 1, 10_000_000_000_000_000, -10_000_000_000_000_000];
     let mut p = json!({
-        "tag": ["a", "b", "c", "d"][(i % 4) as usize],
+        "tag": (["a", "b", "c", "d"][(i % 4) as usize]),
         "n": i as i64 - 20,
         "f": i as f64 * 0.75 - 3.0,
         "flag": i % 3 == 0,
-        "tags": [["x", "y"][(i % 2) as usize], "all", i % 5],
+        "tags": [(["x", "y"][(i % 2) as usize]), "all", i % 5],
         "nested": {"k": i % 4, "s": format!("s{}", i % 3), "list": [{"v": i % 2}, {"v": 7}]},
         "mixed": if i % 2 == 0 { json!(i) } else { json!(format!("{i}")) },
     });

@@ -94,7 +94,7 @@ fn fill(fx_app: &Router, rt: &tokio::runtime::Runtime, db: &Database, name: &str
             (0..d as u64).map(|j| ((i * 5 + j * 3 + k) % 7) as f32 - 2.5).collect()
         };
         let vectors = if named { vec![v(4, 0), v(3, 1)] } else { vec![v(4, 2)] };
-        let payload = json!({"tag": ["a", "b", "c"][(i % 3) as usize], "n": i, "tags": ["x", i % 4],
+        let payload = json!({"tag": (["a", "b", "c"][(i % 3) as usize]), "n": i, "tags": ["x", i % 4],
                              "nested": {"k": i % 2}});
         let id = if i % 10 == 7 { PointId::Uuid(u128::from(i) + (0xfeed << 64)) } else { PointId::Num(i) };
         Point { id, vectors, payload: payload.as_object().cloned().expect("object") }
