@@ -29,10 +29,10 @@ want() { [[ " $only " == *" $1 "* ]]; }
 # shellcheck source=scripts/bench_common.sh
 source scripts/bench_common.sh
 common=(--base "$base" --query "$query" --gt "$gt" --metric "$metric" --build-threads 2 --threads 1 -k 10
-  --queries "$nq" --passes 2 --json)
+  --passes 2 --json)
 raw_bytes=$("$venv/bin/python" -c "import numpy as np, sys; a = np.load(sys.argv[1], mmap_mode='r'); print(a.shape[0] * a.shape[1] * 4)" "$base")
 caps=()
-for f in $fractions; do caps+=("$(( raw_bytes * f / 100 / 1048576 ))"); done
+for f in $fractions; do caps+=("$(( (raw_bytes * f / 100 + 524288) / 1048576 ))"); done
 echo "raw f32 bytes $raw_bytes; caps ${caps[*]} MiB (${fractions// /%, }% of them)" >&2
 
 mkdir -p "$out" "$indexes"
@@ -68,15 +68,15 @@ if want quarry; then
     IFS='|' read -r tag flags sweep <<< "$cfg"
     lf=$(load_flags "$flags")
     # shellcheck disable=SC2086
-    cmds+=("$(shown quarry bench ann $lf --sweep "$sweep" "${common[@]}") [--memory-limit-mb N]")
+    cmds+=("$(shown quarry bench ann $lf --sweep "$sweep" "${common[@]}" --queries "$nq") [--memory-limit-mb N]")
     echo "== quarry $tag, uncapped (page cache dropped first)" >&2
     bash -c 'sync; echo 3 > /proc/sys/vm/drop_caches'
     # shellcheck disable=SC2086
-    "$quarry" bench ann $lf --sweep "$sweep" "${common[@]}" | sed "s/}\$/, \"config\": \"$tag\"}/" | tee -a "$rows"
+    "$quarry" bench ann $lf --sweep "$sweep" "${common[@]}" --queries "$nq" | sed "s/}\$/, \"config\": \"$tag\"}/" | tee -a "$rows"
     for cap in "${caps[@]}"; do
       echo "== quarry $tag, capped at $cap MiB" >&2
       # shellcheck disable=SC2086
-      "$quarry" bench ann $lf --sweep "$sweep" "${common[@]}" --memory-limit-mb "$cap" \
+      "$quarry" bench ann $lf --sweep "$sweep" "${common[@]}" --queries "$nq" --memory-limit-mb "$cap" \
         | sed "s/}\$/, \"config\": \"$tag\"}/" | tee -a "$rows"
     done
   done
