@@ -153,12 +153,18 @@ for t in "${targets[@]}"; do
     log="target/fuzz-logs/$t.log"
     before=$(find "artifacts/$t" -type f | wc -l)
     echo "== $t: ${seconds}s"
+    start=$SECONDS
     set +e
     "${cargo[@]}" fuzz run "${build_flags[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$seconds" -max_len="$max_len" -timeout=30 -detect_leaks=0 \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
+    elapsed=$((SECONDS - start))
+    # Scratch folders of the engine and server targets (named by PID) whose process is gone.
+    for d in /dev/shm/quarry-fuzz-"$t"-* "${TMPDIR:-/tmp}"/quarry-fuzz-"$t"-*; do
+        if [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null; then rm -rf "$d"; fi
+    done
     after=$(find "artifacts/$t" -type f | wc -l)
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     [ -n "$runs" ] || runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
@@ -169,7 +175,7 @@ for t in "${targets[@]}"; do
     else
         result="ok"
     fi
-    line=$(printf '%-18s %6ss %12s runs  %s' "$t" "$seconds" "${runs:-?}" "$result")
+    line=$(printf '%-18s %5ss %12s runs  %s' "$t" "$elapsed" "${runs:-?}" "$result")
     echo "$line"
     summary+=("$line")
 done

@@ -8,7 +8,7 @@
 //!
 //! The collection (created once per process in a scratch folder) has 64 points with varied
 //! payloads: strings, small and huge integers, floats, booleans, nulls, arrays, nested objects;
-//! five keys are indexed; 40 points are sealed into a segment, a few of those deleted.
+//! seven keys are indexed; 40 points are sealed into a segment, a few of those deleted.
 #![no_main]
 
 #[path = "common.rs"]
@@ -31,7 +31,17 @@ struct Fixture {
 static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 
 fn payload(i: u64) -> Map<String, Value> {
-    let big = [0i128, 1, -1, 1 << 53, (1 << 53) + 1, 10_000_000_000_000_000, -10_000_000_000_000_000];
+    let big = [
+        0,
+        1,
+        -1,
+        1 << 53,
+        (1 << 53) + 1,
+        10_000_000_000_000_000,
+        -10_000_000_000_000_000,
+        i64::MAX,
+        i64::MIN,
+    ];
     let mut p = json!({
         "tag": (["a", "b", "c", "d"][(i % 4) as usize]),
         "n": i as i64 - 20,
@@ -42,13 +52,22 @@ fn payload(i: u64) -> Map<String, Value> {
         "mixed": if i % 2 == 0 { json!(i) } else { json!(format!("{i}")) },
     });
     let o = p.as_object_mut().expect("object");
-    match i % 7 {
+    match i % 5 {
         0 => drop(o.remove("tag")),
         1 => drop(o.insert("tag".into(), Value::Null)),
         2 => drop(o.insert("tags".into(), json!([]))),
-        3 => drop(o.insert("big".into(), json!(u64::MAX))),
-        _ => drop(o.insert("big".into(), json!(big[(i % big.len() as u64) as usize] as i64))),
+        _ => {}
     }
+    // Integers beyond f64 precision (`big`: only integers), beyond i64 (`huge`), and integral
+    // floats beyond 2^53 beside an equal integer (`bigf`).
+    o.insert("big".into(), json!(big[(i % big.len() as u64) as usize]));
+    if i % 4 == 1 {
+        o.insert("huge".into(), json!([u64::MAX, 1u64 << 63][(i % 8 / 4) as usize]));
+    }
+    o.insert(
+        "bigf".into(),
+        [json!(16_000_000_000_000_000i64), json!(1.6e16), json!(9.5e15)][(i % 3) as usize].clone(),
+    );
     o.clone()
 }
 
@@ -59,7 +78,8 @@ fn fixture() -> &'static Fixture {
         let mut schema = CollectionSchema::single(4, Metric::L2, "hnsw");
         schema.fsync = false;
         schema.seal_threshold = 0;
-        schema.payload_indexes = ["tag", "n", "tags", "nested.k", "big"].map(String::from).to_vec();
+        schema.payload_indexes =
+            ["tag", "n", "tags", "nested.k", "big", "huge", "bigf"].map(String::from).to_vec();
         let c = db.create_collection("f", schema).expect("collection");
         let point = |i: u64| Point {
             id: if i % 9 == 4 { PointId::Uuid((u128::from(i) << 64) | 0xabc) } else { PointId::Num(i) },

@@ -123,7 +123,13 @@ impl Filter {
 impl Cond {
     fn from_json(v: &Value) -> Result<Cond> {
         let obj = v.as_object().ok_or_else(|| bad(format!("condition {v} is not an object")))?;
-        if obj.contains_key("must") || obj.contains_key("should") || obj.contains_key("must_not") {
+        // `{}` is an empty nested filter (it holds for every point), as in Qdrant: the server
+        // combines filters as `{"must": [a, b]}`, and either may be `{}`.
+        if obj.is_empty()
+            || obj.contains_key("must")
+            || obj.contains_key("should")
+            || obj.contains_key("must_not")
+        {
             return Filter::from_json(v).map(Cond::Nested);
         }
         if let Some(ids) = obj.get("has_id") {
@@ -228,10 +234,17 @@ impl Cond {
     }
 }
 
-/// Numbers compare by value (1 == 1.0), the rest by equality.
+/// Numbers compare by value (1 == 1.0), exactly: an integer equals an integer or an integral
+/// float of the same value (as the payload index keys them, and as Qdrant matches integers; no
+/// rounding through f64 beyond 2^53), two floats as f64; the rest by equality.
 fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
+    let int = |v: &Value| v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from));
+    // (`as i128` saturates, far beyond every integer JSON gives here.)
+    let int_eq = |i: i128, f: f64| f.fract() == 0.0 && f as i128 == i;
+    match (int(a), int(b), a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y), _, _) => x == y,
+        (Some(i), None, _, Some(f)) | (None, Some(i), Some(f), _) => int_eq(i, f),
+        (None, None, Some(x), Some(y)) => x == y,
         _ => a == b,
     }
 }
@@ -268,4 +281,59 @@ fn scalars_at<'a>(payload: &'a Map<String, Value>, key: &str) -> Vec<&'a Value> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Found by the `filter_json` fuzz target: `{}` is a valid filter, but as a condition (how the
+    /// server combines an outer and a prefetch filter, `{"must": [a, b]}`) it was refused.
+    #[test]
+    fn an_empty_filter_is_also_an_empty_condition() {
+        let p = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let all = Filter::parse("{}").expect("empty filter");
+        let both = Filter::from_json(&json!({"must": [{}, {}]})).expect("two empty filters combine");
+        let one =
+            Filter::from_json(&json!({"must": [{}, {"key": "a", "match": {"value": 1}}]})).expect("combine");
+        for (id, payload) in [(1, json!({"a": 1})), (2, json!({"a": 2})), (3, json!({}))] {
+            let (id, payload) = (PointId::Num(id), p(payload));
+            assert!(all.matches(id, &payload) && both.matches(id, &payload));
+            assert_eq!(one.matches(id, &payload), id == PointId::Num(1));
+        }
+        // Under must_not an empty filter holds, so nothing passes.
+        let none = Filter::from_json(&json!({"must_not": [{}]})).expect("valid");
+        assert!(!none.matches(PointId::Num(1), &p(json!({"a": 1}))));
+        assert!(
+            Filter::from_json(&json!({"must": [{"unknown": 1}]})).is_err(),
+            "other objects still need a key"
+        );
+    }
+
+    /// Found by the `filter_json` fuzz target: integers beyond 2^53 compared through f64, so
+    /// `match 9007199254740992` held for a payload of 9007199254740993 without a payload index
+    /// and not with one (the index compares integers exactly, as Qdrant does).
+    #[test]
+    fn integers_match_exactly_beyond_f64_precision() {
+        let f =
+            Filter::parse(r#"{"must": [{"key": "n", "match": {"value": 9007199254740992}}]}"#).expect("ok");
+        let p = |v: Value| json!({ "n": v }).as_object().cloned().unwrap_or_default();
+        assert!(f.matches(PointId::Num(1), &p(json!(9_007_199_254_740_992_i64))));
+        assert!(!f.matches(PointId::Num(1), &p(json!(9_007_199_254_740_993_i64))));
+        assert!(f.matches(PointId::Num(1), &p(json!(9_007_199_254_740_992.0))), "an integral float");
+        let g =
+            Filter::parse(r#"{"must": [{"key": "n", "match": {"value": 16000000000000001}}]}"#).expect("ok");
+        assert!(!g.matches(PointId::Num(1), &p(json!(1.6e16))), "1.6e16 is 16000000000000000 exactly");
+        assert!(g.matches(PointId::Num(1), &p(json!(16_000_000_000_000_001_i64))));
+        let max =
+            Filter::parse(&format!(r#"{{"must": [{{"key": "n", "match": {{"any": [{}]}}}}]}}"#, u64::MAX))
+                .expect("ok");
+        assert!(max.matches(PointId::Num(1), &p(json!(u64::MAX))));
+        assert!(!max.matches(PointId::Num(1), &p(json!(u64::MAX - 1))));
+        let one = Filter::parse(r#"{"must": [{"key": "n", "match": {"value": 1}}]}"#).expect("ok");
+        assert!(
+            one.matches(PointId::Num(1), &p(json!(1.0))) && !one.matches(PointId::Num(1), &p(json!(1.5)))
+        );
+    }
 }

@@ -25,6 +25,9 @@ pub const HEADER: u64 = 32;
 pub const RECORD_HEADER: usize = 16;
 /// Largest payload accepted (a guard against reading a garbled length as a huge allocation).
 pub const MAX_PAYLOAD: usize = 1 << 30;
+/// Largest first sequence number a header may name: a file holds fewer than 2^60 records, so
+/// numbering from here on never overflows (a larger one is a damaged or crafted header).
+pub const MAX_FIRST_SEQ: u64 = 1 << 62;
 
 /// When an append is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +128,13 @@ impl Wal {
         let mut at = HEADER;
         // Sequence number of the first record (0 in files written before checkpoints: 1).
         let mut next_seq = crate::le::u64_at(&h, 12).unwrap_or(0).max(1);
+        if next_seq > MAX_FIRST_SEQ {
+            return Err(Error::corrupt(
+                path,
+                "header",
+                format!("first record number {next_seq} is out of range (at most 2^62)"),
+            ));
+        }
         while let Some((payload, end)) = record_at(file.as_ref(), at, len, next_seq) {
             records.push((next_seq, payload));
             next_seq += 1;
@@ -459,5 +469,30 @@ mod tests {
         std::fs::write(&path, b"definitely not a write-ahead log, just text").expect("write");
         let err = Wal::open(&path, Durability::Fsync).expect_err("refused");
         assert!(err.to_string().contains("not a Quarry WAL"), "{err}");
+    }
+
+    /// Found by the `wal_record` fuzz target: a header naming record u64::MAX followed by any
+    /// byte overflowed the record numbering (a panic with overflow checks).
+    #[test]
+    fn a_first_record_number_near_the_end_of_u64_is_refused() {
+        let path = temp("seq");
+        for first in [u64::MAX, u64::MAX - 1, MAX_FIRST_SEQ + 1] {
+            let mut bytes = header(first).to_vec();
+            bytes.push(0);
+            std::fs::write(&path, &bytes).expect("write");
+            let err = Wal::open(&path, Durability::Fsync).expect_err("refused");
+            assert!(err.to_string().contains("out of range"), "{err}");
+            // With a well-framed record of that number too.
+            let mut bytes = header(first).to_vec();
+            frame(&mut bytes, first, b"x");
+            std::fs::write(&path, &bytes).expect("write");
+            assert!(Wal::open(&path, Durability::Fsync).is_err());
+        }
+        let mut bytes = header(MAX_FIRST_SEQ).to_vec();
+        frame(&mut bytes, MAX_FIRST_SEQ, b"x");
+        std::fs::write(&path, &bytes).expect("write");
+        let (mut wal, recs) = Wal::open(&path, Durability::Fsync).expect("the largest first number");
+        assert_eq!(recs, vec![(MAX_FIRST_SEQ, b"x".to_vec())]);
+        assert_eq!(wal.append(&[b"y"]).expect("append"), MAX_FIRST_SEQ + 1);
     }
 }

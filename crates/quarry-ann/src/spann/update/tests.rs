@@ -252,7 +252,11 @@ fn wndict_update_study(
     let dir = quarry_testkit::shared_data::require("wndict-384")?;
     let all = quarry_testkit::shared_data::load_npy_rows(&dir.join("base.f16.npy"), pool);
     let queries = quarry_testkit::shared_data::load_npy_rows(&dir.join("query.f16.npy"), nq);
-    let tag = codes.map_or("f32".to_string(), |c| format!("{}{}", c.family(), c.bits_per_dim(all.dim())));
+    let tag = match codes {
+        None => "f32".to_string(),
+        Some(QuantSpec::RaBitQ { bits }) => format!("rabitq{bits}"),
+        Some(c) => c.family().to_string(),
+    };
     // Inserts: the 20% nearest (by inner product) to pool/2000 anchors spread over the pool.
     let anchors: Vec<usize> = (0..(pool / 2000).max(4)).map(|i| i * (pool / (pool / 2000).max(4)) + 37).collect();
     let closeness: Vec<f32> = (0..pool)
