@@ -58,6 +58,14 @@ impl Manifest {
         if generation != m.generation || seq != m.checkpoint_seq {
             return Err(Error::corrupt(&path, "header", "header fields disagree with the body"));
         }
+        // The log numbers records from checkpoint + 1 and refuses first numbers past 2^62.
+        if m.checkpoint_seq >= quarry_store::wal::MAX_FIRST_SEQ {
+            return Err(Error::corrupt(
+                &path,
+                "header",
+                format!("checkpoint at record {} is out of range (below 2^62)", m.checkpoint_seq),
+            ));
+        }
         for s in &m.segments {
             if s.dead.windows(2).any(|w| w[0] >= w[1]) || s.dead.last().is_some_and(|&d| d as u64 >= s.points)
             {

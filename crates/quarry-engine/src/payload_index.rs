@@ -25,7 +25,15 @@ impl Key {
             Value::String(s) => Some(Key::Str(s.clone())),
             Value::Number(n) => n
                 .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+                // Integral floats in i64's range (-2^63 ≤ f < 2^63) are that integer.
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| {
+                            f.fract() == 0.0
+                                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(f)
+                        })
+                        .map(|f| f as i64)
+                })
                 .map(Key::Int),
             _ => None,
         }
@@ -193,12 +201,17 @@ impl PayloadIndex {
                     .flat_map(|k| f.values.get(&k).into_iter().flat_map(|s| s[tail(s)].iter().copied()))
                     .collect(),
                 crate::filter::IndexableCond::Range { lo, hi, .. } => {
-                    let (lo, hi) = (lo.ceil(), hi.floor());
-                    if lo > hi || lo > 9e15 || hi < -9e15 {
+                    // The filter compares an integer k as the f64 `k as f64`, which rounds (by less
+                    // than 1,024 in i64's range) but monotonically: scan the integers within 1,024 of
+                    // the bounds and keep those whose f64 value lies inside, the filter's answer.
+                    let a = (lo.ceil() as i64).saturating_sub(1024);
+                    let b = (hi.floor() as i64).saturating_add(1024);
+                    if lo > hi || a > b {
                         Vec::new()
                     } else {
                         f.ints
-                            .range(lo.max(-9e15) as i64..=hi.min(9e15) as i64)
+                            .range(a..=b)
+                            .filter(|(k, _)| (lo..=hi).contains(&(**k as f64)))
                             .flat_map(|(_, s)| s[tail(s)].iter().copied())
                             .collect()
                     }

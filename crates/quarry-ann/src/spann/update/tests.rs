@@ -258,7 +258,8 @@ fn wndict_update_study(
         Some(c) => c.family().to_string(),
     };
     // Inserts: the 20% nearest (by inner product) to pool/2000 anchors spread over the pool.
-    let anchors: Vec<usize> = (0..(pool / 2000).max(4)).map(|i| i * (pool / (pool / 2000).max(4)) + 37).collect();
+    let anchors: Vec<usize> =
+        (0..(pool / 2000).max(4)).map(|i| i * (pool / (pool / 2000).max(4)) + 37).collect();
     let closeness: Vec<f32> = (0..pool)
         .map(|i| {
             anchors
