@@ -28,10 +28,7 @@ impl Key {
                 // Integral floats in i64's range (-2^63 ≤ f < 2^63) are that integer.
                 .or_else(|| {
                     n.as_f64()
-                        .filter(|f| {
-                            f.fract() == 0.0
-                                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(f)
-                        })
+                        .filter(|f| f.fract() == 0.0 && (-(2f64.powi(63))..2f64.powi(63)).contains(f))
                         .map(|f| f as i64)
                 })
                 .map(Key::Int),
