@@ -1,9 +1,9 @@
 //! JSON values (payloads, filters, ids) between Python objects and `serde_json`, and engine errors
-//! as Python exceptions: bad input `ValueError`, a missing collection `KeyError`, I/O, damaged
-//! files and a refusing log `OSError`, a folder held by another process `RuntimeError`, a timeout
-//! `TimeoutError`.
+//! as Python exceptions: bad input and conflicts (a collection that exists, a folder another
+//! process holds) `ValueError`, a missing collection `KeyError`, I/O, damaged files and a refusing
+//! log `OSError`, a timeout `TimeoutError`.
 
-use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOSError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use quarry_engine::PointId;
@@ -15,9 +15,9 @@ pub fn err(e: quarry_core::Error) -> PyErr {
     match e {
         E::NotFound(m) => PyKeyError::new_err(m),
         e @ (E::Io { .. } | E::Corrupt { .. } | E::Poisoned(_)) => PyOSError::new_err(e.to_string()),
-        e @ E::Conflict(_) => PyRuntimeError::new_err(e.to_string()),
         e @ E::Timeout { .. } => PyTimeoutError::new_err(e.to_string()),
         e @ (E::DimensionMismatch { .. }
+        | E::Conflict(_)
         | E::NonFinite { .. }
         | E::ZeroVector { .. }
         | E::InvalidArgument(_)
