@@ -20,3 +20,10 @@ shown() {
   done
   echo "${out[*]}"
 }
+# The report renderers say "one query per call"; label_peer_calls REPORT.md NOTE fixes the "- Data:"
+# line to say that is Quarry's loop and adds NOTE (how the peers were timed) after it (issue 18).
+label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
+  grep -qi 'batch call' "$1" && return 0
+  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
+    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
+}

@@ -29,11 +29,6 @@ echo "== kernel micro-benchmark" >&2
 cargo bench -p quarry-linalg --bench kernels --features simsimd 2>/dev/null | tee "$out/$name.kernels.txt"
 "$venv/bin/python" scripts/bench_report.py "$rows" "$out/$name.kernels.txt" "$base" > "$out/$name.md"
 # bench_report.py says "one query per call"; label how faiss was timed (issue 18).
-label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
-  grep -qi 'batch call' "$1" && return 0
-  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
-    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
-}
 label_peer_calls "$out/$name.md" "- faiss: timed with one batch call per pass — every query in one \`index.search\` call, faiss's \
 own loop on the row's thread count, single-threaded at 1 thread (\`peer_bench.py --calls batch\`; rows carry \"calls\"). \
 With a batch of queries x d >= 128000 floats (faiss 1.15: 334 or more queries at d = 384) faiss scores it with a BLAS \

@@ -38,11 +38,6 @@ echo "== peers: hnswlib, faiss-hnsw, usearch" >&2
   --command "$(shown python "${peers_cmd[@]:1}")" \
   > "$out/$name.md"
 # bench_plot.py says "one query per call"; label how the peers were timed (issue 18).
-label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
-  grep -qi 'batch call' "$1" && return 0
-  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
-    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
-}
 label_peer_calls "$out/$name.md" "- Peers (hnswlib, faiss, usearch): timed with one batch call per pass — every query in one \
 call, so each library loops in its own C++ code, single-threaded (\`peer_bench.py --calls batch\`); rows carry \"calls\""
 echo "wrote $out/$name.md and $out/$name.png" >&2

@@ -10,13 +10,8 @@
 # Usage: scripts/bench_quant.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES default 2000.
 #   METRIC (default ip), QUARRY_PEERS_VENV, QUARRY_BENCH_OUT (default docs/benchmarks), ONLY (space-separated
-#   subset of: quarry peers open capped report) as in the other bench scripts.
-#   CAPS (space-separated MiB, default empty: the `capped` step then does nothing): the capped step searches
-#   under each memory cap, page cache included (root; issue 18) — the peers through peer_quant.py
-#   --memory-limit-mb (it builds every index again, saves it, and searches it in a child under `quarry bench
-#   capped` once per cap; QUARRY_BIN default the quarry built here), rows (with memory_limit_bytes,
-#   cgroup_peak_bytes, oom_killed; a search killed for lack of memory is one row with "oom_killed": true and
-#   null recall / qps) written afresh to docs/benchmarks/quant-<dataset>.capped.jsonl, not to the report's rows.
+#   subset of: quarry peers open report) as in the other bench scripts.
+#   Memory under cgroup caps, page cache included: scripts/bench_capped.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script_args="$*"
@@ -24,8 +19,7 @@ data=${1:-../shared/data/wndict-384}
 nq=${2:-2000}
 name=quant-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
-only=${ONLY:-quarry peers open capped report}
-caps=${CAPS:-}
+only=${ONLY:-quarry peers open report}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 graph="M=16,efc=200"
@@ -79,21 +73,7 @@ if want open; then
       | sed "s/^{/{\"config\":\"$1\",/" | tee -a "$opens"
   done
 fi
-if [ -n "${caps// /}" ] && want capped; then
-  capped_rows=$out/$name.capped.jsonl
-  : > "$capped_rows"
-  # capped Quarry runs: see issue 18
-  echo "== peers under memory caps of $caps MiB" >&2
-  # shellcheck disable=SC2086 # CAPS is split into words on purpose
-  caps_csv=$(echo $caps | tr ' ' ,)
-  QUARRY_BIN=${QUARRY_BIN:-$quarry} "${peers_cmd[@]}" --memory-limit-mb "$caps_csv" | tee -a "$capped_rows"
-fi
 # The report renderer says "one query per call"; label how the peers were timed (issue 18).
-label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
-  grep -qi 'batch call' "$1" && return 0
-  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
-    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
-}
 if want report; then
   "$venv/bin/python" scripts/bench_quant_report.py "$rows" --data "$base" --command "scripts/bench_quant.sh${script_args:+ $script_args}" \
     "${cmds[@]/#/--command=}" --command "python ${peers_cmd[*]:1}" > "$out/$name.md"

@@ -13,12 +13,8 @@
 #   are rebuilt there every run, faiss indexes cached under peer-spann/); PROBES (max_postings sweep,
 #   default 16,24,32,40,48,64); EFS (hnsw ef sweep); PEERS_ARGS (extra peer_spann.py arguments, e.g. a
 #   smaller --nprobe / --refine sweep while developing); ONLY (space-separated subset of: spann cold hnsw
-#   peers peers-cold capped report); CAPS (space-separated MiB, default empty: the `capped` step then does
-#   nothing): the capped step searches under each memory cap, page cache included (root; issue 18) — faiss
-#   through peer_spann.py --memory-limit-mb (each index's search subprocess under `quarry bench capped`,
-#   QUARRY_BIN default the quarry built here), rows (with memory_limit_bytes, cgroup_peak_bytes, oom_killed;
-#   a search killed for lack of memory is one row with "oom_killed": true and null recall / qps) written
-#   afresh to docs/benchmarks/spann-<dataset>.capped.jsonl, not to the report's rows.
+#   peers peers-cold report). Memory under cgroup caps, page cache
+#   included: scripts/bench_capped.sh.
 #   Rows are appended to the JSONL by every step but `spann` (which starts it afresh): ONLY=report
 #   re-renders the report from the rows on disk.
 set -euo pipefail
@@ -30,8 +26,7 @@ name=spann-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
 indexes=${QUARRY_BENCH_INDEXES:-$HOME/.cache/quarry/bench-indexes}
 probes=${PROBES:-16,24,32,40,48,64}
-only=${ONLY:-spann cold hnsw peers peers-cold capped report}
-caps=${CAPS:-}
+only=${ONLY:-spann cold hnsw peers peers-cold report}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 # SPANN configurations: folder suffix | build --params | sweep besides max_postings.
@@ -124,21 +119,7 @@ if want peers-cold; then
   echo "== peers, cold" >&2
   "${peers_cold_cmd[@]}" | tee -a "$rows"
 fi
-if [ -n "${caps// /}" ] && want capped; then
-  capped_rows=$out/$name.capped.jsonl
-  : > "$capped_rows"
-  # capped Quarry runs: see issue 18
-  echo "== peers under memory caps of $caps MiB" >&2
-  # shellcheck disable=SC2086 # CAPS is split into words on purpose
-  caps_csv=$(echo $caps | tr ' ' ,)
-  QUARRY_BIN=${QUARRY_BIN:-$quarry} "${peers_cmd[@]}" --memory-limit-mb "$caps_csv" | tee -a "$capped_rows"
-fi
 # The report renderer says "one query per call"; label how the peers were timed (issue 18).
-label_peer_calls() { # label_peer_calls REPORT.md NOTE: fixes the "- Data:" line, adds NOTE after it
-  grep -qi 'batch call' "$1" && return 0
-  awk -v note="$2" '!done && /^- Data:/ { sub(/, one query per call/, ", Quarry one query per call (its Rust loop)")
-    print; print note; done = 1; next } { print }' "$1" > "$1.tmp" && mv "$1.tmp" "$1"
-}
 if want report; then
   "$venv/bin/python" scripts/bench_spann_report.py "$rows" --data "$base" \
     --command "scripts/bench_spann.sh${script_args:+ $script_args}" "${cmds[@]/#/--command=}" \
