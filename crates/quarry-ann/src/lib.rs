@@ -3,7 +3,8 @@
 //! Each index lives in its own folder with the same file names (`params`, `builder`, `search`,
 //! `tests`). [`flat`] is the exact scan — the oracle every approximate index is checked against
 //! and the exact re-scoring stage of later pipelines; [`hnsw`] is the in-memory graph index;
-//! [`quant`] puts compressed codes in front of either (`flat+sq8`, `hnsw+rabitq`, ...).
+//! [`quant`] puts compressed codes in front of either (`flat+sq8`, `hnsw+rabitq`, ...); [`spann`]
+//! keeps posting lists on disk; [`any`] opens any of them from one spec string.
 //!
 //! ```
 //! use quarry_ann::{FlatIndex, FlatParams};
@@ -32,11 +33,13 @@
 //! # }
 //! ```
 
+pub mod any;
 pub mod flat;
 pub mod hnsw;
 pub mod quant;
 pub mod spann;
 
+pub use any::{build_into, AnyIndex, Base, Effort, IndexSpec, Residency};
 pub use flat::{FlatIndex, FlatParams, Storage};
 pub use hnsw::{HnswIndex, HnswParams, HnswSearch, HnswSearcher, InsertionOrder};
 pub use quant::{QuantFlatIndex, QuantHnswIndex, QuantParams, QuantSpec};
