@@ -18,7 +18,7 @@ pub use hit::{sort_hits, Hit};
 pub use index::{SearchParams, VectorIndex, VectorIndexMut};
 pub use json_hint::{non_finite_hint, NON_FINITE_HINT};
 pub use matrix::{check_finite, Matrix};
-pub use metric::Metric;
+pub use metric::{unit_scale, Metric};
 
 /// Dense internal id of a stored vector: its row offset inside one index.
 pub type DocId = u32;

@@ -47,13 +47,19 @@ mod manifest;
 mod payload_index;
 pub mod point;
 pub mod schema;
-pub mod segment;
+mod reads;
+mod seal;
+mod search;
+mod segment;
 mod segment_file;
+mod snapshot;
+mod state;
 #[cfg(test)]
 mod tests;
 pub mod text;
 #[cfg(test)]
 mod text_tests;
+mod writes;
 
 pub use collection::{Collection, ScoredPoint, SearchOptions};
 pub use database::Database;
@@ -61,5 +67,5 @@ pub use filter::Filter;
 pub use id::PointId;
 pub use point::{Op, Point};
 pub use schema::{CollectionSchema, VectorField};
-pub use segment::IndexKind;
+pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
 pub use text::{PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec};

@@ -17,9 +17,14 @@ pub struct VectorField {
     pub dim: usize,
     /// `cosine`, `ip` or `l2`.
     pub metric: String,
-    /// Index of sealed segments: `hnsw`, `hnsw+sq8` (graph walked on 8-bit codes, exact
-    /// re-scoring) or `flat` (exact scans).
+    /// Index of sealed segments, an index spec ([`quarry_ann::IndexSpec`]): `flat`, `hnsw` or
+    /// `spann`, optionally with codes (`+sq8`, `+sq4`, `+pq`, `+rabitq`, `+rabitq4`, ...).
     pub index: String,
+    /// Where sealed segments keep this field's f32 rows: `false` (default) loaded into memory,
+    /// `true` memory-mapped from their files, resident only where read (Qdrant's `on_disk`).
+    /// Codes, graph links and SPANN heads are in memory either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_disk: bool,
 }
 
 /// How messages name vector field `name`: `vector "name"`, or just `vector` for the default
@@ -38,10 +43,21 @@ impl VectorField {
         vector_label(&self.name)
     }
 
-    /// The parsed index spec.
-    pub fn index_kind(&self) -> Result<crate::segment::IndexKind> {
-        crate::segment::IndexKind::parse(&self.index)
-            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))
+    /// The parsed index spec, checked against the dimension.
+    pub fn index_spec(&self) -> Result<quarry_ann::IndexSpec> {
+        let spec: quarry_ann::IndexSpec =
+            self.index.parse().map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))?;
+        spec.check_dim(self.dim).map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))?;
+        Ok(spec)
+    }
+
+    /// Where sealed segments keep the rows ([`VectorField::on_disk`]).
+    pub fn residency(&self) -> quarry_ann::Residency {
+        if self.on_disk {
+            quarry_ann::Residency::Disk
+        } else {
+            quarry_ann::Residency::Memory
+        }
     }
 
     /// The parsed metric.
@@ -100,6 +116,7 @@ impl CollectionSchema {
                 dim,
                 metric: metric.to_string(),
                 index: index.into(),
+                on_disk: false,
             }],
             max_payload_bytes: default_payload_limit(),
             fsync: true,
@@ -138,7 +155,7 @@ impl CollectionSchema {
                 )));
             }
             f.metric()?;
-            f.index_kind()?;
+            f.index_spec()?;
             if self.vectors[..i].iter().any(|g| g.name == f.name) {
                 return Err(Error::InvalidArgument(format!("{} is declared twice", f.label())));
             }

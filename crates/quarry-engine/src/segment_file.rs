@@ -1,17 +1,18 @@
-//! A sealed segment on disk (spec: docs/FORMAT.md, "Segment folder"): `segments/<id>/` holds
-//! `points.qseg` (a framed file: the segment's points in row order in the WAL's upsert encoding,
-//! and the rows of each per-value graph as JSON), `graph-<f>.hnsw` per vector field and
-//! `sub-<j>-<f>.hnsw` per value graph (`hnsw+sq8` fields: folders `graph-<f>.sq8/` and
-//! `sub-<j>-<f>.sq8/` holding the graph and its codes; `flat` fields: no file). Every file is written crash-safely and the folder fsynced
-//! before a manifest names it; segment folders are immutable once named (deletes are tombstones
-//! in the manifest).
+//! A sealed segment on disk (spec: docs/FORMAT.md, "Segment folder"). Version 2:
+//! `segments/<id>/` holds `points.qseg` (a framed file: the segment's points in row order in the
+//! WAL's upsert encoding with no vectors — ids and payloads —, and the rows of each per-value
+//! graph as JSON), `index-<f>/` per vector field (the field's index folder, whose row file is the
+//! only copy of the vectors) and `sub-<j>-<f>/` per value graph. Version 1 (still read) kept the
+//! vectors in `points.qseg` and `graph-<f>.hnsw` / `graph-<f>.sq8/` graphs. Every file is written
+//! crash-safely and the folder fsynced before a manifest names it; segment folders are immutable
+//! once named (deletes are tombstones in the manifest).
 
 use crate::id::PointId;
 use crate::payload_index::Key;
 use crate::point::{Op, Point};
-use crate::segment::{Graph, IndexKind, Segment};
-use quarry_ann::{HnswIndex, QuantHnswIndex};
-use quarry_core::{Error, Result};
+use crate::segment::FieldIndex;
+use quarry_ann::{AnyIndex, Base, FlatIndex, FlatParams, HnswIndex, QuantHnswIndex, Residency};
+use quarry_core::{Error, Matrix, Result};
 use quarry_store::framing::FIELDS_LEN;
 use quarry_store::{le, write_framed, Framed};
 use serde_json::{json, Map, Value};
@@ -21,8 +22,10 @@ use std::path::{Path, PathBuf};
 pub const SEGMENTS_DIR: &str = "segments";
 /// Magic of a segment's points file.
 pub const MAGIC: [u8; 8] = *b"QRYSEGP\0";
-/// Version of the segment folder format.
-pub const VERSION: u32 = 1;
+/// Version of the segment folder format written.
+pub const VERSION: u32 = 2;
+/// The earlier version still read: vectors in `points.qseg`, graphs in `graph-<f>.*`.
+pub const VERSION_1: u32 = 1;
 pub(crate) const POINTS_FILE: &str = "points.qseg";
 
 /// Folder of segment `id` in the collection folder `dir`.
@@ -30,48 +33,47 @@ pub(crate) fn segment_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SEGMENTS_DIR).join(format!("{id:08}"))
 }
 
-/// A segment read back: its points in row order, its graphs, and its value graphs with their
-/// rows (indices into the points).
+/// A segment read back: its points in row order (no vectors), an opened index per field, and
+/// its value graphs with their rows (indices into the points).
 pub(crate) struct Loaded {
     pub(crate) points: Vec<Point>,
-    pub(crate) graphs: Vec<Graph>,
+    pub(crate) indexes: Vec<AnyIndex>,
     pub(crate) subs: Vec<LoadedSub>,
 }
 
-/// A value graph read back: its (key, value), its rows in the segment, its graphs per field.
-pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<Graph>);
+/// A value graph read back: its (key, value), its rows in the segment, its index per field.
+pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<AnyIndex>);
 
-/// Writes `g` as `<stem>.hnsw` (file) or `<stem>.sq8` (folder) in `dir`.
-fn save_graph(g: &Graph, dir: &Path, stem: &str) -> Result<()> {
-    match g {
-        Graph::Hnsw(h) => h.save(&dir.join(format!("{stem}.hnsw"))),
-        Graph::Sq8(q) => q.save(&dir.join(format!("{stem}.sq8"))),
-        Graph::Flat(_) => Ok(()),
+/// A fresh, empty folder for segment `id` (a leftover of a seal that crashed before its manifest
+/// named it is removed: never named, safe to replace).
+pub(crate) fn create(dir: &Path, id: u64) -> Result<PathBuf> {
+    let sdir = segment_dir(dir, id);
+    if sdir.exists() {
+        std::fs::remove_dir_all(&sdir).map_err(|e| Error::io("removing", &sdir, e))?;
     }
+    std::fs::create_dir_all(&sdir).map_err(|e| Error::io("creating", &sdir, e))?;
+    Ok(sdir)
 }
 
-/// Reads the index of `kind` saved by [`save_graph`], checking it has `rows` rows.
-fn load_graph(kind: IndexKind, dir: &Path, stem: &str, rows: usize) -> Result<Graph> {
-    let (g, path) = match kind {
-        IndexKind::Flat => return Ok(Graph::Flat(rows)),
-        IndexKind::Hnsw => {
+/// Opens a version-1 graph `<stem>.hnsw` / `<stem>.sq8` (or, for `flat`, builds the exact index
+/// from the rows the points file held).
+fn load_v1_index(fi: &FieldIndex, dir: &Path, stem: &str, rows: &[f32]) -> Result<AnyIndex> {
+    let heap = fi.residency == Residency::Memory;
+    Ok(match (fi.spec.base, fi.spec.codes.is_some()) {
+        (Base::Flat, _) => AnyIndex::from_flat(FlatIndex::build(&Matrix::new(rows.to_vec(), fi.dim)?, fi.metric, FlatParams::default())?),
+        (Base::Hnsw, false) => {
             let p = dir.join(format!("{stem}.hnsw"));
-            (Graph::Hnsw(Box::new(HnswIndex::load(&p)?)), p)
+            AnyIndex::from_hnsw(if heap { HnswIndex::load(&p)? } else { HnswIndex::open(&p)? })
         }
-        IndexKind::HnswSq8 => {
+        (Base::Hnsw, true) => {
             let p = dir.join(format!("{stem}.sq8"));
             QuantHnswIndex::verify(&p)?;
-            (Graph::Sq8(Box::new(QuantHnswIndex::open(&p)?)), p)
+            AnyIndex::from_quant_hnsw(QuantHnswIndex::open(&p)?)
         }
-    };
-    if g.rows() != rows {
-        return Err(Error::corrupt(
-            path,
-            "header",
-            format!("an index of {} rows, expected {rows}", g.rows()),
-        ));
-    }
-    Ok(g)
+        (Base::Spann, _) => {
+            return Err(Error::corrupt(dir, "segment", "a version-1 segment holds no SPANN index".to_string()))
+        }
+    })
 }
 
 fn key_json(k: &Key) -> Value {
@@ -82,81 +84,98 @@ fn key_json(k: &Key) -> Value {
     }
 }
 
-/// Writes segment `seg` (whose rows hold `ids`, `vectors[f]` row-major and `payloads`) into
-/// `segments/<id>/` under `dir`, fsyncing every file and the folders.
-pub(crate) fn save(
-    dir: &Path,
-    id: u64,
-    seg: &Segment,
+/// Writes the points file of the segment in `sdir` (made by [`create`], its indexes already
+/// built there): `ids` and `payloads` in row order, and the value graphs' (key, value, rows);
+/// then fsyncs the folder and the segments folder.
+pub(crate) fn save_points(
+    sdir: &Path,
+    fields: usize,
     ids: &[PointId],
-    vectors: &[Vec<f32>],
-    dims: &[usize],
     payloads: &[Map<String, Value>],
+    subs: &[(&(String, Key), Vec<u32>)],
 ) -> Result<()> {
-    let sdir = segment_dir(dir, id);
-    if sdir.exists() {
-        // A leftover of a seal that crashed before its manifest: never named, safe to replace.
-        std::fs::remove_dir_all(&sdir).map_err(|e| Error::io("removing", &sdir, e))?;
-    }
-    std::fs::create_dir_all(&sdir).map_err(|e| Error::io("creating", &sdir, e))?;
     let n = ids.len();
-    let mut body = Vec::with_capacity(5 + n * (16 + dims.iter().sum::<usize>() * 4 + 64));
+    let mut body = Vec::with_capacity(5 + n * 80);
     body.push(1);
     body.extend_from_slice(&(n as u32).to_le_bytes());
-    for (row, (&pid, payload)) in ids.iter().zip(payloads).enumerate() {
-        let vs: Vec<&[f32]> =
-            dims.iter().enumerate().map(|(f, &d)| &vectors[f][row * d..(row + 1) * d]).collect();
-        crate::point::put_point(&mut body, pid, &vs, payload);
+    for (&pid, payload) in ids.iter().zip(payloads) {
+        crate::point::put_point(&mut body, pid, &[], payload);
     }
-    // Value graphs: (key, value, rows), in a fixed order so file names are stable.
-    let mut subs: Vec<(&(String, Key), &Segment)> = seg.subs.iter().collect();
-    subs.sort_by(|a, b| a.0.cmp(b.0));
     let sub_rows: Vec<Value> = subs
         .iter()
-        .map(|((key, value), sub)| {
-            let rows: Vec<u32> = sub.slots.iter().filter_map(|&s| seg.local(s)).collect();
-            json!({"key": key, "value": key_json(value), "rows": rows})
-        })
+        .map(|((key, value), rows)| json!({"key": key, "value": key_json(value), "rows": rows}))
         .collect();
     let subs_json = serde_json::to_vec(&sub_rows).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let mut fields = [0u8; FIELDS_LEN];
-    fields[0..8].copy_from_slice(&(n as u64).to_le_bytes());
-    fields[8..12].copy_from_slice(&(dims.len() as u32).to_le_bytes());
-    write_framed(&sdir.join(POINTS_FILE), MAGIC, VERSION, &fields, &[&body, &subs_json], 0)?;
-    for (f, g) in seg.graphs.iter().enumerate() {
-        save_graph(g, &sdir, &format!("graph-{f}"))?;
+    let mut header = [0u8; FIELDS_LEN];
+    header[0..8].copy_from_slice(&(n as u64).to_le_bytes());
+    header[8..12].copy_from_slice(&(fields as u32).to_le_bytes());
+    write_framed(&sdir.join(POINTS_FILE), MAGIC, VERSION, &header, &[&body, &subs_json], 0)?;
+    quarry_store::sync_folder(sdir)?;
+    match sdir.parent() {
+        Some(p) => quarry_store::sync_folder(p),
+        None => Ok(()),
     }
-    for (j, (_, sub)) in subs.iter().enumerate() {
-        for (f, g) in sub.graphs.iter().enumerate() {
-            save_graph(g, &sdir, &format!("sub-{j}-{f}"))?;
-        }
-    }
-    quarry_store::sync_folder(&sdir)?;
-    quarry_store::sync_folder(&dir.join(SEGMENTS_DIR))
 }
 
-/// Reads segment `id` of the collection in `dir` whose vector fields are indexed as `kinds`,
-/// checking every checksum and that the indexes agree with the points.
-pub(crate) fn load(dir: &Path, id: u64, kinds: &[IndexKind]) -> Result<Loaded> {
-    let fields = kinds.len();
+/// Reads segment `id` of the collection in `dir` whose vector fields are indexed as `fields`,
+/// checking every checksum read and that the indexes agree with the points.
+pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded> {
+    let nfields = fields.len();
     let sdir = segment_dir(dir, id);
     let path = sdir.join(POINTS_FILE);
     let bad = |loc: &str, msg: String| Error::corrupt(&path, loc, msg);
-    let mut file = Framed::open(&path, MAGIC, VERSION, "segment points")?;
+    let mut file = match Framed::open(&path, MAGIC, VERSION, "segment points") {
+        Ok(f) => f,
+        Err(e) => Framed::open(&path, MAGIC, VERSION_1, "segment points").map_err(|_| e)?,
+    };
+    let v1 = file.version == VERSION_1;
     let n = le::u64_at(&file.fields, 0).unwrap_or(0) as usize;
     let nf = le::u32_at(&file.fields, 8).unwrap_or(0) as usize;
-    if nf != fields {
-        return Err(bad("header", format!("{nf} vector fields, the schema has {fields}")));
+    if nf != nfields {
+        return Err(bad("header", format!("{nf} vector fields, the schema has {nfields}")));
     }
-    let points = match Op::decode(&file.read(0, "points")?).map_err(|e| bad("points", e.to_string()))? {
+    let mut points = match Op::decode(&file.read(0, "points")?).map_err(|e| bad("points", e.to_string()))? {
         Op::Upsert(p) if p.len() == n => p,
         _ => return Err(bad("points", format!("not an upsert of {n} points"))),
     };
+    let want_vectors = if v1 { nfields } else { 0 };
+    if let Some(p) = points.iter().find(|p| p.vectors.len() != want_vectors) {
+        return Err(bad("points", format!("point {} holds {} vectors, expected {want_vectors}", p.id, p.vectors.len())));
+    }
+    if v1 {
+        for p in &points {
+            p.vectors.iter().zip(fields).try_for_each(|(v, fi)| match v.len() == fi.dim {
+                true => Ok(()),
+                false => Err(bad("points", format!("point {}: a vector of dimension {}, expected {}", p.id, v.len(), fi.dim))),
+            })?;
+        }
+    }
+    let rows_of = |points: &[Point], rows: Option<&[u32]>, f: usize| -> Vec<f32> {
+        match rows {
+            None => points.iter().flat_map(|p| p.vectors[f].iter().copied()).collect(),
+            Some(r) => r.iter().flat_map(|&i| points[i as usize].vectors[f].iter().copied()).collect(),
+        }
+    };
     let subs_json: Vec<Value> = serde_json::from_slice(&file.read(1, "value graphs")?)
         .map_err(|e| bad("value graphs", e.to_string()))?;
-    let graphs = (0..fields)
-        .map(|f| load_graph(kinds[f], &sdir, &format!("graph-{f}"), n))
-        .collect::<Result<Vec<_>>>()?;
+    let open = |stem: String, rows: Option<&[u32]>, f: usize, expect: usize| -> Result<AnyIndex> {
+        let fi = &fields[f];
+        let index = if v1 {
+            load_v1_index(fi, &sdir, &stem, &rows_of(&points, rows, f))?
+        } else {
+            AnyIndex::open(&fi.spec, &sdir.join(&stem), fi.residency)?
+        };
+        if index.row_count() != expect || quarry_core::VectorIndex::dim(&index) != fi.dim {
+            return Err(Error::corrupt(
+                sdir.join(&stem),
+                "header",
+                format!("an index of {} rows of dimension {}, expected {expect} of {}", index.row_count(), quarry_core::VectorIndex::dim(&index), fi.dim),
+            ));
+        }
+        Ok(index)
+    };
+    let stem = |f: usize| if v1 { format!("graph-{f}") } else { format!("index-{f}") };
+    let indexes = (0..nfields).map(|f| open(stem(f), None, f, n)).collect::<Result<Vec<_>>>()?;
     let mut subs = Vec::new();
     for (j, s) in subs_json.iter().enumerate() {
         let key = s["key"].as_str().ok_or_else(|| bad("value graphs", format!("entry {j}: key")))?;
@@ -166,12 +185,15 @@ pub(crate) fn load(dir: &Path, id: u64, kinds: &[IndexKind]) -> Result<Loaded> {
         if rows.windows(2).any(|w| w[0] >= w[1]) || rows.last().is_some_and(|&r| r as usize >= n) {
             return Err(bad("value graphs", format!("entry {j}: rows not ascending within the segment")));
         }
-        let g = (0..fields)
-            .map(|f| load_graph(kinds[f], &sdir, &format!("sub-{j}-{f}"), rows.len()))
+        let g = (0..nfields)
+            .map(|f| open(format!("sub-{j}-{f}"), Some(&rows), f, rows.len()))
             .collect::<Result<Vec<_>>>()?;
         subs.push(((key.to_string(), value), rows, g));
     }
-    Ok(Loaded { points, graphs, subs })
+    for p in &mut points {
+        p.vectors = Vec::new();
+    }
+    Ok(Loaded { points, indexes, subs })
 }
 
 /// Removes segment folders under `dir` that `keep` does not name (left by crashed seals or

@@ -18,6 +18,13 @@ fn point(id: u64, v: Vec<f32>, payload: Value) -> Point {
     Point { id: PointId::Num(id), vectors: vec![v], payload }
 }
 
+/// `v` scaled to unit length (how a cosine field stores it).
+fn unit(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let inv = quarry_core::unit_scale(norm).expect("not a zero row");
+    v.iter().map(|&x| (x as f64 * inv) as f32).collect()
+}
+
 #[test]
 fn upsert_get_delete_count_survive_reopen() {
     let dir = temp("rt");
@@ -47,7 +54,8 @@ fn upsert_get_delete_count_survive_reopen() {
     let p = c.get(PointId::Num(1)).expect("present");
     assert_eq!(
         (p.vectors[0].clone(), p.payload.get("tag").cloned()),
-        (vec![0.5, 0.5, 0.0], Some(json!("c")))
+        (unit(&[0.5, 0.5, 0.0]), Some(json!("c"))),
+        "cosine vectors come back normalised, as Qdrant stores them"
     );
     assert!(c.get(PointId::Num(2)).is_none(), "deleted stays deleted");
     assert!(db.collection("nope").expect_err("unknown").to_string().contains("unknown collection"));
@@ -746,7 +754,9 @@ fn sealed_graph_segments_answer_like_brute_force() {
     let exact_points = |c: &Collection, label: &str| {
         assert_eq!(c.count(None), live.len(), "{label}: count");
         for p in &live {
-            assert_eq!(c.get(p.id).as_ref(), Some(*p), "{label}: point {}", p.id);
+            // Cosine rows are stored normalised (as Qdrant does).
+            let want = Point { vectors: vec![unit(&p.vectors[0])], ..(*p).clone() };
+            assert_eq!(c.get(p.id), Some(want), "{label}: point {}", p.id);
         }
         for id in &gone {
             assert!(c.get(*id).is_none(), "{label}: deleted {id} is back");
@@ -931,7 +941,7 @@ fn group_commit_acknowledges_every_concurrent_writer() {
 fn index_specs_flat_is_exact_and_hnsw_sq8_finds_neighbours_across_reopen() {
     let bad = CollectionSchema::single(4, Metric::L2, "ivf");
     let err = bad.check().expect_err("unknown index spec");
-    assert!(err.to_string().contains("hnsw, hnsw+sq8 or flat"), "{err}");
+    assert!(err.to_string().contains("use flat, hnsw or spann"), "{err}");
     let mut s = 0x9e37_79b9u64;
     let mut rnd = || {
         s ^= s << 13;

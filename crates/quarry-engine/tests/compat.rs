@@ -7,8 +7,10 @@
 //! point equals a model replayed from the same operations, searches equal brute force, and the
 //! answers listed in `engine-v1.expected.txt` are unchanged.
 //!
-//! To regenerate after an intentional format change (with a new version number!):
-//! `QUARRY_WRITE_GOLDEN=1 cargo test -p quarry-engine --test compat`.
+//! To write the current version's files after an intentional format change (with a new version
+//! number, and a new test for it: older versions' files are never rewritten):
+//! `QUARRY_WRITE_GOLDEN=1 cargo test -p quarry-engine --test compat`. To re-list the expected
+//! answers of every version after an intended change of behaviour: `QUARRY_WRITE_GOLDEN_LISTING=1`.
 
 use quarry_core::Metric;
 use quarry_engine::{Collection, CollectionSchema, Database, Filter, Point, PointId, VectorField};
@@ -51,6 +53,7 @@ fn schema() -> CollectionSchema {
         dim,
         metric: metric.to_string(),
         index: index.into(),
+        on_disk: false,
     };
     let mut s = CollectionSchema::single(1, Metric::L2, "hnsw");
     s.vectors = vec![field("dense", 8, Metric::L2, "hnsw"), field("small", 4, Metric::Cosine, "hnsw+sq8")];
@@ -100,6 +103,20 @@ fn point(id: PointId) -> Point {
     Point { id, vectors: vectors(seed(id)), payload: payload_of(id) }
 }
 
+/// `v` at unit length as a cosine field stores it (f64 norm, like the engine's flat rows).
+fn unit(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let inv = quarry_core::unit_scale(norm).expect("not a zero row");
+    v.iter().map(|&x| (x as f64 * inv) as f32).collect()
+}
+
+/// A point as the collection gives it back: the cosine field ("small") normalised, as Qdrant
+/// stores cosine vectors.
+fn stored(mut p: Point) -> Point {
+    p.vectors[1] = unit(&p.vectors[1]);
+    p
+}
+
 fn num(ids: &[u64]) -> Vec<PointId> {
     ids.iter().map(|&n| PointId::Num(n)).collect()
 }
@@ -147,7 +164,7 @@ fn model() -> BTreeMap<PointId, Point> {
         match step {
             Step::Upsert(ids) => {
                 for id in ids {
-                    m.insert(id, point(id));
+                    m.insert(id, stored(point(id)));
                 }
             }
             Step::Delete(ids) => {
@@ -321,14 +338,28 @@ fn framed_section_1(path: &Path, magic: &[u8; 8]) -> Vec<u8> {
     b[offset..offset + len].to_vec()
 }
 
+/// Version 1 (vectors in `points.qseg`, graphs in `graph-<f>.*`): written by earlier builds,
+/// never rewritten; its listing was updated once when cosine vectors started to come back
+/// normalised (decision 0014), its searches unchanged.
 #[test]
 fn engine_v1_golden_database_and_snapshot_open_and_answer_as_written() {
-    let dir = golden("engine-v1");
-    let snap = golden("engine-v1.qsnap");
-    let expected_path = golden("engine-v1.expected.txt");
-    if std::env::var_os("QUARRY_WRITE_GOLDEN").is_some() {
+    check_golden("engine-v1", false);
+}
+
+/// Version 2 (each field's index folder holds the only copy of the rows).
+#[test]
+fn engine_v2_golden_database_and_snapshot_open_and_answer_as_written() {
+    check_golden("engine-v2", std::env::var_os("QUARRY_WRITE_GOLDEN").is_some());
+}
+
+fn check_golden(name: &str, write: bool) {
+    let dir = golden(name);
+    let snap = golden(&format!("{name}.qsnap"));
+    let expected_path = golden(&format!("{name}.expected.txt"));
+    let v1 = name == "engine-v1";
+    if write {
         write_golden(&dir, &snap);
-        let work = temp("write");
+        let work = temp(&format!("write-{name}"));
         copy_tree(&dir, &work);
         let db = Database::open(&work).expect("reopen");
         std::fs::write(&expected_path, answers(&db.collection(NAME).expect("docs"))).expect("write expected");
@@ -348,10 +379,17 @@ fn engine_v1_golden_database_and_snapshot_open_and_answer_as_written() {
     ] {
         assert!(col.join(f).is_file(), "golden file {f} is missing");
     }
-    assert!(
-        col.join("segments/00000000/graph-0.hnsw").is_file()
-            && col.join("segments/00000000/graph-1.sq8").is_dir()
-    );
+    if v1 {
+        assert!(
+            col.join("segments/00000000/graph-0.hnsw").is_file()
+                && col.join("segments/00000000/graph-1.sq8").is_dir()
+        );
+    } else {
+        assert!(
+            col.join("segments/00000000/index-0/graph.qhnsw").is_file()
+                && col.join("segments/00000000/index-1/codes.qcodes").is_file()
+        );
+    }
     let manifest: Value = serde_json::from_slice(&framed_section_1(&col.join("manifest.qman"), b"QRYMANI\0"))
         .expect("manifest JSON");
     assert_eq!(manifest["generation"], json!(2));
@@ -369,7 +407,7 @@ fn engine_v1_golden_database_and_snapshot_open_and_answer_as_written() {
     );
 
     // Opened from a copy (opening may rewrite files; the golden folder stays as committed).
-    let work = temp("db");
+    let work = temp(&format!("db-{name}"));
     copy_tree(&dir, &work);
     {
         let db = Database::open(&work).expect("golden database opens");
@@ -378,6 +416,12 @@ fn engine_v1_golden_database_and_snapshot_open_and_answer_as_written() {
         assert_eq!(c.schema(), &schema());
         assert_eq!(c.segment_count(), 2);
         check_against_model(&c, "golden database");
+        if std::env::var_os("QUARRY_WRITE_GOLDEN_LISTING").is_some() {
+            // Re-list the answers of a folder that is not rewritten (an intended change of what
+            // the engine answers; the diff is reviewed in git).
+            std::fs::write(&expected_path, answers(&c)).expect("write expected");
+        }
+        let want = std::fs::read_to_string(&expected_path).expect("expected answers");
         assert_eq!(answers(&c), want, "answers differ from when the golden database was written");
 
         // The snapshot restores into a new collection answering the same.
@@ -397,7 +441,7 @@ fn engine_v1_golden_database_and_snapshot_open_and_answer_as_written() {
     let db = Database::open(&work).expect("reopen after writing");
     let c = db.collection(NAME).expect("docs");
     assert_eq!(c.count(None), model().len() + 1);
-    assert_eq!(c.get(PointId::Num(500)), Some(point(PointId::Num(500))));
+    assert_eq!(c.get(PointId::Num(500)), Some(stored(point(PointId::Num(500)))));
     assert_eq!(c.segment_count(), 1);
     assert_eq!(db.collection("restored").expect("restored").count(None), model().len());
     drop((c, db));

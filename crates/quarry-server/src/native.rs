@@ -172,7 +172,7 @@ pub async fn create_text_collection(
     };
     spec.check()?;
     let index = req.index.unwrap_or_else(|| "hnsw".into());
-    quarry_engine::IndexKind::parse(&index)?;
+    index.parse::<quarry_engine::IndexSpec>()?;
     if state.db().collection(&name).is_ok() {
         return Err(ApiError::bad(format!("Wrong input: Collection `{name}` already exists!")));
     }

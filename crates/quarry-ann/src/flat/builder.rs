@@ -102,10 +102,10 @@ impl FlatIndex {
             inv_norms.reserve(vectors.rows());
             for (i, r) in vectors.iter().enumerate() {
                 let n = r.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
-                if n == 0.0 {
-                    return Err(Error::ZeroVector { what: format!("vector {}", first + i) });
+                match quarry_core::unit_scale(n) {
+                    Some(scale) => inv_norms.push(scale),
+                    None => return Err(Error::ZeroVector { what: format!("vector {}", first + i) }),
                 }
-                inv_norms.push(1.0 / n);
             }
         }
         let start = first * self.dim;

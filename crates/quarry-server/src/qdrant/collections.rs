@@ -13,19 +13,59 @@ use quarry_engine::{Collection, CollectionSchema};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
-fn index_spec(quant: Option<&Value>, default: &str) -> ApiResult<String> {
-    match quant {
-        None | Some(Value::Null) => Ok(default.to_string()),
-        Some(q) => {
-            let scalar = q.get("scalar").ok_or_else(|| {
-                ApiError::bad("quantization_config: only {\"scalar\": {\"type\": \"int8\"}} is supported")
-            })?;
-            match scalar.get("type").and_then(Value::as_str) {
-                Some("int8") => Ok("hnsw+sq8".into()),
-                _ => Err(ApiError::bad("quantization_config.scalar.type: only \"int8\" is supported")),
-            }
+/// The index spec of a field: `base` (Quarry's `index` option, default `hnsw`; its own codes, if
+/// any, kept) with the codes of a Qdrant `quantization_config`: `scalar` int8 → `+sq8`, `binary` →
+/// `+rabitq` (1 bit per dimension), `product` with compression `xR` → `+pq<M>`, M = 4·dim / R
+/// one-byte sub-spaces (the code is R times smaller than the f32 row).
+fn index_spec(quant: Option<&Value>, base: &str, dim: usize) -> ApiResult<String> {
+    let q = match quant {
+        None | Some(Value::Null) => return Ok(base.to_string()),
+        Some(q) => q,
+    };
+    let bare = base.split_once('+').map_or(base, |(b, _)| b);
+    let bad = |m: &str| ApiError::bad(format!("quantization_config: {m}"));
+    let codes = if let Some(scalar) = q.get("scalar") {
+        match scalar.get("type").and_then(Value::as_str) {
+            Some("int8") => "sq8".to_string(),
+            _ => return Err(bad("scalar.type: only \"int8\" is supported")),
         }
+    } else if q.get("binary").is_some() {
+        "rabitq".to_string()
+    } else if let Some(product) = q.get("product") {
+        let ratio = match product.get("compression").and_then(Value::as_str) {
+            Some("x4") => 4,
+            Some("x8") => 8,
+            Some("x16") => 16,
+            Some("x32") => 32,
+            Some("x64") => 64,
+            _ => return Err(bad("product.compression: use x4, x8, x16, x32 or x64")),
+        };
+        format!("pq{}", (dim * 4 / ratio).clamp(1, dim))
+    } else {
+        return Err(bad("use {\"scalar\": {\"type\": \"int8\"}}, {\"binary\": {}} or {\"product\": {\"compression\": \"x16\"}}"));
+    };
+    Ok(format!("{bare}+{codes}"))
+}
+
+/// The Qdrant `quantization_config` that describes index spec `index` (`None`: no codes).
+fn quantization_of(index: &str) -> Option<Value> {
+    let spec: quarry_engine::IndexSpec = index.parse().ok()?;
+    Some(match spec.codes? {
+        quarry_engine::QuantSpec::Sq { bits: 8 } => json!({"scalar": {"type": "int8", "always_ram": true}}),
+        quarry_engine::QuantSpec::RaBitQ { bits: 1 } => json!({"binary": {"always_ram": true}}),
+        quarry_engine::QuantSpec::Pq { .. } => json!({"product": {"always_ram": true}}),
+        // Codes Qdrant has no name for: Quarry's own spec.
+        _ => json!({"quarry": {"index": spec.to_string()}}),
+    })
+}
+
+/// A field's parameters as Qdrant reports them.
+fn field_info(f: &VectorField) -> Value {
+    let mut v = json!({"size": f.dim, "distance": distance_name(&f.metric), "on_disk": f.on_disk});
+    if let Some(q) = quantization_of(&f.index) {
+        v["quantization_config"] = q;
     }
+    v
 }
 
 fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) -> ApiResult<VectorField> {
@@ -51,8 +91,14 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
         )));
     }
     let metric = metric_of(&p.distance)?;
-    let index = index_spec(p.quantization_config.as_ref().or(quant), base_index)?;
-    Ok(VectorField { name: name.to_string(), dim: p.size as usize, metric: metric.to_string(), index })
+    let index = index_spec(p.quantization_config.as_ref().or(quant), base_index, p.size as usize)?;
+    Ok(VectorField {
+        name: name.to_string(),
+        dim: p.size as usize,
+        metric: metric.to_string(),
+        index,
+        on_disk: p.on_disk.unwrap_or(false),
+    })
 }
 
 fn params(v: &Value, what: &str) -> ApiResult<VectorParams> {
@@ -138,14 +184,13 @@ fn data_type(c: &Collection, key: &str) -> (&'static str, usize) {
 pub fn info(c: &Collection) -> Value {
     let schema = c.current_schema();
     let vectors = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
-        let f = &schema.vectors[0];
-        json!({"size": f.dim, "distance": distance_name(&f.metric)})
+        field_info(&schema.vectors[0])
     } else {
         Value::Object(
             schema
                 .vectors
                 .iter()
-                .map(|f| (f.name.clone(), json!({"size": f.dim, "distance": distance_name(&f.metric)})))
+                .map(|f| (f.name.clone(), field_info(f)))
                 .collect(),
         )
     };
@@ -157,11 +202,8 @@ pub fn info(c: &Collection) -> Value {
             (k.clone(), json!({"data_type": t, "points": n}))
         })
         .collect();
-    let quant = schema
-        .vectors
-        .iter()
-        .any(|f| f.index == "hnsw+sq8")
-        .then(|| json!({"scalar": {"type": "int8", "always_ram": true}}));
+    // Collection-level quantization: the first field's codes (each field reports its own too).
+    let quant = schema.vectors.iter().find_map(|f| quantization_of(&f.index));
     let points = c.count(None);
     json!({
         "status": "green",

@@ -46,11 +46,14 @@ pub struct VectorParams {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub hnsw_config: Option<Value>,
-    /// `{"scalar": {"type": "int8"}}` walks the graph on 8-bit codes (exact re-scoring).
+    /// Codes searched first, candidates re-scored exactly: `{"scalar": {"type": "int8"}}` (8-bit
+    /// scalar), `{"binary": {}}` (RaBitQ, 1 bit per dimension) or `{"product": {"compression":
+    /// "x16"}}` (product quantization).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub quantization_config: Option<Value>,
-    /// Accepted and ignored.
+    /// `true`: sealed segments keep the f32 rows memory-mapped from disk (resident only where
+    /// read); codes and graph links stay in memory.
     #[serde(default)]
     pub on_disk: Option<bool>,
 }

@@ -1,0 +1,167 @@
+//! The search path of a collection: sealed segments through their indexes, the unsealed tail by
+//! exact scan, merged into one top-k.
+
+use crate::collection::{Collection, ScoredPoint, SearchOptions, DEFAULT_EF, EXACT_MAX_ADMITTED};
+use crate::filter::Filter;
+use quarry_ann::Effort;
+use quarry_core::{Error, IdFilter, Metric, Result};
+use quarry_linalg::{Kernels, TopK};
+use serde_json::Map;
+
+impl Collection {
+    /// Answers several queries ([`Collection::search_with`] each), in parallel on the rayon pool;
+    /// one result list per query, in order. Any bad query fails the whole call.
+    pub fn search_batch(
+        &self,
+        queries: &[Vec<f32>],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
+        use rayon::prelude::*;
+        queries.par_iter().map(|q| self.search_with(q, field, k, filter, opts)).collect()
+    }
+
+    /// The `k` most similar points to `query` in vector field `field` (`None`: the only field),
+    /// among those passing `filter`, with the default graph beam ([`DEFAULT_EF`]).
+    pub fn search(
+        &self,
+        query: &[f32],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<ScoredPoint>> {
+        self.search_ef(query, field, k, filter, DEFAULT_EF)
+    }
+
+    /// [`Collection::search`] with graph beam `ef`: sealed segments are searched through their
+    /// graphs (admitting live points that pass the filter), the unsealed points exactly.
+    pub fn search_ef(
+        &self,
+        query: &[f32],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+        ef: usize,
+    ) -> Result<Vec<ScoredPoint>> {
+        self.search_with(query, field, k, filter, &SearchOptions { ef, with_payload: true })
+    }
+
+    /// [`Collection::search`] with options (graph beam, whether hits carry their payloads).
+    ///
+    /// Each sealed segment's index is asked for its best `k` among the admitted rows (live, and
+    /// passing the filter): unfiltered through its own search, a few admitted rows (at most
+    /// [`EXACT_MAX_ADMITTED`]) by exact scores of just those rows, more through a filtered
+    /// search; a value graph answers a one-value filter where the segment has one. The unsealed
+    /// tail is scanned exactly. Every score is exact; the merged top `k` is returned.
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        field: Option<&str>,
+        k: usize,
+        filter: Option<&Filter>,
+        opts: &SearchOptions,
+    ) -> Result<Vec<ScoredPoint>> {
+        let f = self.schema.field(field)?;
+        let spec = &self.schema.vectors[f];
+        crate::point::check_vector(query, spec.dim, &format!("query for {}", spec.label()))?;
+        let metric = self.metrics[f];
+        let mut q = query.to_vec();
+        if metric == Metric::Cosine {
+            let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm == 0.0 {
+                return Err(Error::ZeroVector { what: "query".into() });
+            }
+            q.iter_mut().for_each(|x| *x /= norm);
+        }
+        let effort = Effort { ef: opts.ef.max(1), rerank: None };
+        let st = self.read_state();
+        let mut top = TopK::new(k);
+        let offer = |top: &mut TopK, hits: Vec<(f32, u32)>| {
+            for (score, slot) in hits {
+                let key = -score;
+                if key <= top.threshold() {
+                    top.push(key, slot);
+                }
+            }
+        };
+        if !st.segments.is_empty() && k > 0 {
+            let single = filter
+                .and_then(|fl| fl.single_match())
+                .and_then(|(k, v)| Some((k.to_string(), crate::payload_index::Key::of(v)?)));
+            // Admitted slots (filter and liveness), once, split per segment below.
+            let all_have_sub =
+                st.segments.iter().all(|seg| single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
+            let admitted: Option<Vec<u32>> = match filter {
+                _ if all_have_sub => None, // every segment answers from its value graph
+                Some(fl) => {
+                    let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
+                    v.sort_unstable();
+                    Some(v)
+                }
+                None if st.dead_sealed > 0 => {
+                    Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect())
+                }
+                None => None,
+            };
+            for seg in &st.segments {
+                let flat = seg.is_flat(f);
+                if let Some(sub) = single.as_ref().and_then(|k| seg.subs.get(k)).filter(|_| !flat) {
+                    // The value's own graph: only liveness is left to filter.
+                    let live = (st.dead_sealed > 0).then(|| {
+                        IdFilter::from_ids(
+                            (0..sub.slots.len() as u32).filter(|&l| st.live[sub.slots[l as usize] as usize]),
+                        )
+                    });
+                    offer(&mut top, sub.search(f, query, k, &effort, live.as_ref())?);
+                    continue;
+                }
+                let hits = match &admitted {
+                    None => seg.search(f, query, k, &effort, None)?,
+                    Some(adm) => {
+                        let lo = adm.partition_point(|&s| s < seg.first_slot());
+                        let hi = adm.partition_point(|&s| s <= seg.last_slot());
+                        let local: Vec<u32> = adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect();
+                        if local.is_empty() {
+                            continue;
+                        }
+                        if local.len() <= EXACT_MAX_ADMITTED || flat {
+                            seg.search_rows(f, query, &local, k)?
+                        } else {
+                            seg.search(f, query, k, &effort, Some(&IdFilter::from_ids(local)))?
+                        }
+                    }
+                };
+                offer(&mut top, hits);
+            }
+        }
+        // The unsealed tail: an exact scan of its rows in RAM.
+        let kern = Kernels::get();
+        let dim = spec.dim;
+        let sealed_end = st.sealed_end;
+        let slots: Box<dyn Iterator<Item = u32>> = match filter {
+            Some(fl) => Box::new(st.matching(fl, sealed_end)),
+            None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
+        };
+        for slot in slots {
+            let x = st.tail_row(f, dim, slot);
+            let key = match metric {
+                Metric::L2 => (kern.l2_sq)(&q, x),
+                _ => -(kern.dot)(&q, x) * st.tail_inv(f, slot),
+            };
+            if key <= top.threshold() {
+                top.push(key, slot);
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|(key, slot)| ScoredPoint {
+                id: st.ids[slot as usize],
+                score: -key,
+                payload: if opts.with_payload { st.payloads[slot as usize].clone() } else { Map::new() },
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,121 @@
+//! A collection's points as the engine sees them: one slot per point version, in log order; the
+//! slots below `sealed_end` live in sealed segments (their vectors in the segments' mapped row
+//! files, nowhere else), the rest in the unsealed tail, whose vectors are the only ones held in
+//! RAM. Ids, liveness, payloads and payload indexes cover every slot.
+
+use crate::filter::Filter;
+use crate::id::PointId;
+use crate::schema::CollectionSchema;
+use crate::segment::Segment;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Points by slot; a replaced or deleted point's slot is dead.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) slot_of: HashMap<PointId, u32>,
+    pub(crate) ids: Vec<PointId>,
+    pub(crate) live: Vec<bool>,
+    /// Per field: the unsealed tail's vectors (slots `sealed_end..`) as given, row-major.
+    pub(crate) tail: Vec<Vec<f32>>,
+    /// Per field: 1 / norm of each tail row under cosine (f64, as the flat rows normalise), else 1.
+    pub(crate) tail_inv: Vec<Vec<f64>>,
+    /// Per field: whether the metric is cosine (rows read back are normalised).
+    pub(crate) cosine: Vec<bool>,
+    pub(crate) payloads: Vec<Map<String, Value>>,
+    pub(crate) pidx: crate::payload_index::PayloadIndex,
+    /// Sealed segments, consecutive runs of slots in order (slots below `sealed_end` are in one
+    /// of them, or dead).
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) sealed_end: u32,
+    /// Slots below `sealed_end` that died after sealing (0: segments need no liveness filter).
+    pub(crate) dead_sealed: usize,
+}
+
+impl State {
+    /// Rows of sealed segments whose points have died since.
+    pub(crate) fn dead_in_segments(&self) -> usize {
+        self.segments.iter().map(|seg| seg.slots.iter().filter(|&&s| !self.live[s as usize]).count()).sum()
+    }
+
+    /// The segment holding sealed `slot`, if any (dead-at-seal slots are in none).
+    pub(crate) fn segment_of(&self, slot: u32) -> Option<&Arc<Segment>> {
+        if slot >= self.sealed_end {
+            return None;
+        }
+        let i = self.segments.partition_point(|s| s.first_slot() <= slot);
+        self.segments.get(i.checked_sub(1)?).filter(|s| s.local(slot).is_some())
+    }
+
+    /// The vector of `slot` in field `f` (dimension `dim`) as stored: from its segment's rows
+    /// (normalised under cosine), or from the tail, normalised the same way (bit for bit) when
+    /// `normalise` (else as given).
+    pub(crate) fn vector(&self, f: usize, dim: usize, slot: u32, normalise: bool) -> Option<Vec<f32>> {
+        if slot >= self.sealed_end {
+            let i = (slot - self.sealed_end) as usize;
+            let row = self.tail[f].get(i * dim..(i + 1) * dim)?;
+            return Some(match normalise && self.cosine[f] {
+                true => row.iter().map(|&x| (x as f64 * self.tail_inv[f][i]) as f32).collect(),
+                false => row.to_vec(),
+            });
+        }
+        let seg = self.segment_of(slot)?;
+        seg.indexes[f].vector(seg.local(slot)?)
+    }
+
+    /// 1 / norm of unsealed `slot`'s row in field `f` (1 unless cosine).
+    #[inline]
+    pub(crate) fn tail_inv(&self, f: usize, slot: u32) -> f32 {
+        self.tail_inv[f][(slot - self.sealed_end) as usize] as f32
+    }
+
+    /// The tail row of unsealed `slot` in field `f`.
+    #[inline]
+    pub(crate) fn tail_row(&self, f: usize, dim: usize, slot: u32) -> &[f32] {
+        let i = (slot - self.sealed_end) as usize;
+        &self.tail[f][i * dim..(i + 1) * dim]
+    }
+
+    /// Per vector field, the vectors of `slots` (in that order) row-major, unsealed ones
+    /// normalised under cosine only when `normalise` (what a reader is shown; a new segment
+    /// normalises them itself); slots without a vector (dead when sealed) get zeros, which
+    /// callers never ask for.
+    pub(crate) fn gather(&self, schema: &CollectionSchema, slots: &[u32], normalise: bool) -> Vec<Vec<f32>> {
+        schema
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(f, field)| {
+                let d = field.dim;
+                let mut v = Vec::with_capacity(slots.len() * d);
+                for &s in slots {
+                    if s >= self.sealed_end && !(normalise && self.cosine[f]) {
+                        v.extend_from_slice(self.tail_row(f, d, s));
+                    } else {
+                        match self.vector(f, d, s, normalise) {
+                            Some(x) => v.extend_from_slice(&x),
+                            None => v.resize(v.len() + d, 0.0),
+                        }
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Live slots at or above `from` passing `filter`: index candidates (if an indexed key is in
+    /// its `must` clause) or every slot, each checked against the whole filter.
+    pub(crate) fn matching<'a>(&'a self, filter: &'a Filter, from: u32) -> Box<dyn Iterator<Item = u32> + 'a> {
+        match self.pidx.candidates(filter, from) {
+            // The index answered every condition: only liveness is left to check.
+            Some((c, true)) => Box::new(c.into_iter().filter(move |&s| self.live[s as usize])),
+            Some((c, false)) => Box::new(c.into_iter().filter(move |&s| {
+                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads[s as usize])
+            })),
+            None => Box::new((from..self.ids.len() as u32).filter(move |&s| {
+                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads[s as usize])
+            })),
+        }
+    }
+}
