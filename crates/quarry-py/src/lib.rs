@@ -624,12 +624,14 @@ impl Database {
 
 #[pymethods]
 impl Database {
-    /// Creates a vector collection: `dim`, `metric` ("cosine", "ip", "l2"), `index` ("hnsw": a
-    /// graph, walked on f16 rows when those rank like f32; "hnsw+sq8": the graph walked on 8-bit codes, faster
-    /// at the same recall and smaller; "flat": exact scans; graph answers are always re-scored
-    /// exactly), `fsync` (every write durable when it returns), `payload_indexes` (payload keys
-    /// to index). Points are indexed in segments once 50,000 are unsealed, or by `optimize()`.
-    #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None))]
+    /// Creates a vector collection: `dim`, `metric` ("cosine", "ip", "l2"), `index` (an index
+    /// spec: "flat", "hnsw" or "spann", optionally with codes searched first and re-scored
+    /// exactly: "+sq8", "+sq4", "+pq", "+rabitq", "+rabitq4", ...; e.g. "hnsw+rabitq4"),
+    /// `on_disk` (sealed segments keep the f32 rows memory-mapped, resident only where read;
+    /// codes and links stay in memory), `fsync` (every write durable when it returns),
+    /// `payload_indexes` (payload keys to index). Points are indexed in segments once 50,000
+    /// are unsealed, or by `optimize()`.
+    #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None, on_disk=false))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn create_collection(
         &self,
@@ -640,9 +642,11 @@ impl Database {
         index: &str,
         fsync: bool,
         payload_indexes: Option<Vec<String>>,
+        on_disk: bool,
     ) -> PyResult<Collection> {
         let metric: quarry_core::Metric = metric.parse().map_err(err)?;
         let mut schema = CollectionSchema::single(dim, metric, index);
+        schema.vectors.iter_mut().for_each(|f| f.on_disk = on_disk);
         schema.fsync = fsync;
         schema.payload_indexes = payload_indexes.unwrap_or_default();
         let db = self.db.clone();

@@ -87,9 +87,14 @@ pub struct CreateArgs {
     /// Similarity metric: cosine, ip or l2.
     #[arg(long, default_value = "cosine")]
     metric: Metric,
-    /// Index of sealed segments (hnsw, hnsw+sq8, flat, ...).
+    /// Index of sealed segments: flat, hnsw or spann, optionally with codes (+sq8, +sq4, +pq,
+    /// +pq<M>, +rabitq, +rabitq<B>), e.g. hnsw+rabitq4 or spann+rabitq4.
     #[arg(long, default_value = "hnsw")]
     index: String,
+    /// Keep sealed segments' f32 rows on disk (memory-mapped, resident only where read; codes
+    /// and graph links stay in memory), like Qdrant's `on_disk`.
+    #[arg(long)]
+    on_disk: bool,
     /// Largest payload in bytes of JSON (default 64 KiB; 16 MiB for text collections).
     #[arg(long)]
     max_payload_bytes: Option<usize>,
@@ -158,6 +163,7 @@ fn create(a: CreateArgs) -> Result<()> {
         (None, None) => 0,
     };
     let mut schema = CollectionSchema::single(dim.max(1), a.metric, &a.index);
+    schema.vectors.iter_mut().for_each(|f| f.on_disk = a.on_disk);
     if a.text && a.model.is_none() {
         schema.vectors.clear();
     }
@@ -173,7 +179,13 @@ fn create(a: CreateArgs) -> Result<()> {
             println!("created text collection {} (model {m}, {dim}-d, {})", a.name, a.index)
         }
         (true, None) => println!("created text collection {} (BM25 only)", a.name),
-        _ => println!("created collection {} ({dim}-d, {}, {})", a.name, a.metric, a.index),
+        _ => println!(
+            "created collection {} ({dim}-d, {}, {}{})",
+            a.name,
+            a.metric,
+            a.index,
+            if a.on_disk { ", rows on disk" } else { "" }
+        ),
     }
     Ok(())
 }

@@ -96,6 +96,7 @@ class Database:
         index: str = "hnsw",
         fsync: bool = True,
         payload_indexes: Optional[Sequence[str]] = None,
+        on_disk: bool = False,
     ) -> Collection: ...
     def create_text_collection(
         self, name: str, model: Optional[str] = None, index: str = "hnsw", k1: float = 1.2, b: float = 0.75

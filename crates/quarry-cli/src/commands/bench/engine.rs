@@ -8,8 +8,16 @@
 //! `{"op": "search", "selectivity", "recall", "qps", "p50_ms", "p99_ms", …}`,
 //! `{"op": "count", "selectivity", "p50_ms", "count"}`.
 //!
-//! After the ingest the collection is optimised (one HNSW segment, M=16, efc=200, timed as
-//! `index_seconds`), and searches sweep the graph beam (`--ef`).
+//! After the ingest the collection is optimised (one segment of the `--index` family, e.g.
+//! `hnsw`, `hnsw+rabitq4`, `spann+rabitq4`; rows on disk with `--on-disk`; timed as
+//! `index_seconds`), and searches sweep the beam (`--ef`; for SPANN also the lists probed).
+//!
+//! `--gt FILE` adds unfiltered searches (`{"op": "search", …}` with no `selectivity`) scored
+//! against that ground truth. `--dir D --reuse` reopens a collection an earlier run built (the
+//! `open` row: `open_seconds`); with `--memory-limit-mb N` as well, the reopen and the
+//! unfiltered searches run in a memory cgroup capped at N MiB after the page cache is dropped
+//! (page cache included: rows read from disk count), the base file is not loaded, filtered
+//! searches are skipped, and every row carries the cgroup's peak.
 
 use crate::load;
 use anyhow::{bail, Context, Result};
@@ -17,6 +25,7 @@ use quarry_core::Metric;
 use quarry_engine::{CollectionSchema, Database, Filter, Point, PointId, SearchOptions};
 use serde_json::json;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Instant;
 
 /// Arguments of `quarry bench engine`.
@@ -44,9 +53,29 @@ pub struct EngineArgs {
     /// ingesting and building again; the ingest row then reports the time to open it.
     #[arg(long)]
     reuse: bool,
-    /// Graph beams to sweep in sealed segments.
+    /// Graph beams to sweep in sealed segments (SPANN: also the most posting lists read).
     #[arg(long, default_value = "32,64,128,256")]
     ef: String,
+    /// Index spec of the sealed segment (flat, hnsw, spann, each optionally +sq8, +sq4, +pq,
+    /// +rabitq, +rabitq<B>).
+    #[arg(long, default_value = "hnsw")]
+    index: String,
+    /// Keep the segment's f32 rows on disk (memory-mapped).
+    #[arg(long)]
+    on_disk: bool,
+    /// Ground truth of the queries (.ivecs / .npy ids): adds unfiltered search rows.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Skip the filtered searches and counts (their ground truth needs the base in memory).
+    #[arg(long)]
+    no_filters: bool,
+    /// No per-value graphs for the filter keys (less build time, memory and disk).
+    #[arg(long)]
+    no_payload_graphs: bool,
+    /// With `--dir D --reuse`: reopen and search in a memory cgroup capped at this many MiB
+    /// (page cache included; dropped first; needs root).
+    #[arg(long)]
+    memory_limit_mb: Option<u64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -61,10 +90,34 @@ pub fn run(a: EngineArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let base = load::base(&a.base)?;
+    if a.memory_limit_mb.is_some() && !(a.reuse && a.dir.is_some()) {
+        bail!("--memory-limit-mb measures a reopened collection: give --dir D --reuse (built by an earlier run)");
+    }
+    if super::cgroup::rerun_capped(a.memory_limit_mb)? {
+        return Ok(());
+    }
+    let capped = super::cgroup::in_capped_child();
     let queries = load::queries(&a.query, Some(a.queries))?;
-    let n = a.n.unwrap_or(base.rows()).min(base.rows());
-    let dim = base.dim();
+    let gt = match &a.gt {
+        Some(p) => {
+            let gt = quarry_eval::io::read_id_rows(p)
+                .with_context(|| format!("loading ground truth from {}", p.display()))?;
+            anyhow::ensure!(
+                gt.rows() >= queries.rows() && gt.cols >= 10,
+                "ground truth {} has {} rows of {} ids for {} queries and k = 10",
+                p.display(),
+                gt.rows(),
+                gt.cols,
+                queries.rows()
+            );
+            Some(gt)
+        }
+        None => None,
+    };
+    // A capped reopen loads no base: its memory is what is measured.
+    let base = if capped && a.reuse { None } else { Some(load::base(&a.base)?) };
+    let filters = !a.no_filters && base.is_some();
+    let n = a.n.unwrap_or(base.as_ref().map_or(usize::MAX, |b| b.rows())).min(base.as_ref().map_or(usize::MAX, |b| b.rows()));
     let temp = a.dir.is_none();
     let dir = a
         .dir
@@ -76,23 +129,38 @@ pub fn run(a: EngineArgs) -> Result<()> {
         let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
         let col = db.collection("bench")?;
         let open_secs = t.elapsed().as_secs_f64();
+        let n = if base.is_some() { n } else { col.count(None) };
         if col.count(None) != n {
             bail!("--reuse: {} holds {} points, not {n}", dir.display(), col.count(None));
         }
+        let field = &col.schema().vectors[0];
         println!(
             "{}",
-            json!({"system": system, "op": "open", "n": n, "open_seconds": open_secs, "segments": col.segment_count()})
+            json!({"system": system, "op": "open", "n": n, "open_seconds": open_secs, "segments": col.segment_count(),
+                   "index": field.index, "on_disk": field.on_disk, "segment_resident_bytes": col.segment_resident_bytes()})
         );
         eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
-        return searches(&col, &base, &queries, n, &a.ef, &system);
+        if let Some(gt) = &gt {
+            unfiltered(&col, &queries, gt, &a.ef, &system)?;
+        }
+        if filters {
+            if let Some(base) = &base {
+                searches(&col, base, &queries, n, &a.ef, &system)?;
+            }
+        }
+        return Ok(());
     }
+    let base = base.context("building needs the base vectors")?;
+    let dim = base.dim();
+    quarry_engine::IndexSpec::from_str(&a.index).with_context(|| format!("--index {:?}", a.index))?;
     let _ = std::fs::remove_dir_all(&dir);
     let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    let mut schema = CollectionSchema::single(dim, Metric::Cosine, "hnsw");
+    let mut schema = CollectionSchema::single(dim, Metric::Cosine, &a.index);
+    schema.vectors[0].on_disk = a.on_disk;
     schema.payload_indexes = vec!["g100".into(), "g10".into(), "g2".into()];
     // The graph is built once after the ingest (timed apart), as qdrant-edge's optimize() does.
     schema.seal_threshold = 0;
-    schema.payload_graphs = true;
+    schema.payload_graphs = !a.no_payload_graphs;
     let col = db.create_collection("bench", schema)?;
     // Ingest.
     let t = Instant::now();
@@ -117,17 +185,72 @@ pub fn run(a: EngineArgs) -> Result<()> {
         "{}",
         json!({"system": system, "op": "ingest", "n": n, "batch": a.batch, "points_per_s": n as f64 / secs,
                "ingest_seconds": secs, "index_seconds": index_secs, "durability": "fsync per batch (WAL)",
-               "build_threads": rayon::current_num_threads()})
+               "build_threads": rayon::current_num_threads(), "index": a.index, "on_disk": a.on_disk})
     );
     eprintln!(
         "ingested {n} points in {secs:.2} s ({:.0}/s); graph built in {index_secs:.1} s",
         n as f64 / secs
     );
-    searches(&col, &base, &queries, n, &a.ef, &system)?;
+    if let Some(gt) = &gt {
+        unfiltered(&col, &queries, gt, &a.ef, &system)?;
+    }
+    if filters {
+        searches(&col, &base, &queries, n, &a.ef, &system)?;
+    }
     drop(col);
     drop(db);
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// Parses `--ef`.
+fn efs(ef: &str) -> Result<Vec<usize>> {
+    ef.split(',')
+        .map(|v| v.trim().parse::<usize>().with_context(|| format!("--ef {v:?}: not a number")))
+        .collect()
+}
+
+/// Unfiltered searches against the given ground truth, one row per beam: recall@10, QPS, p50,
+/// p99 (one thread, one query per call, ids and scores only).
+fn unfiltered(
+    col: &quarry_engine::Collection,
+    queries: &quarry_core::Matrix,
+    gt: &quarry_eval::io::IdRows,
+    ef: &str,
+    system: &str,
+) -> Result<()> {
+    let field = &col.schema().vectors[0];
+    for ef in efs(ef)? {
+        let opts = SearchOptions { ef, with_payload: false };
+        for q in queries.iter().take(20) {
+            col.search_with(q, None, 10, None, &opts)?;
+        }
+        let mut lat = Vec::with_capacity(queries.rows());
+        let mut found = 0usize;
+        for (i, q) in queries.iter().enumerate() {
+            let t = Instant::now();
+            let hits = col.search_with(q, None, 10, None, &opts)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            let want = &gt.row(i)[..10];
+            found += hits.iter().filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32)))).count();
+        }
+        let total_ms: f64 = lat.iter().sum();
+        lat.sort_by(f64::total_cmp);
+        let recall = found as f64 / (10 * queries.rows()) as f64;
+        println!(
+            "{}",
+            json!({"system": system, "op": "search", "ef": ef, "k": 10, "recall": recall,
+                   "qps": queries.rows() as f64 / (total_ms / 1e3), "p50_ms": percentile(&lat, 0.5),
+                   "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": field.index,
+                   "on_disk": field.on_disk, "threads": 1})
+        );
+        eprintln!(
+            "unfiltered ef {ef}: recall {recall:.4}, {:.0} QPS, p99 {:.3} ms",
+            queries.rows() as f64 / (total_ms / 1e3),
+            percentile(&lat, 0.99)
+        );
     }
     Ok(())
 }
@@ -141,10 +264,7 @@ fn searches(
     ef: &str,
     system: &str,
 ) -> Result<()> {
-    let efs: Vec<usize> = ef
-        .split(',')
-        .map(|v| v.trim().parse::<usize>().with_context(|| format!("--ef {v:?}: not a number")))
-        .collect::<Result<_>>()?;
+    let efs = efs(ef)?;
     // Unit-normalised rows for the f64 ground truth (cosine).
     let norm = |v: &[f32]| -> Vec<f64> {
         let s = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
@@ -198,7 +318,7 @@ fn searches(
                 "{}",
                 json!({"system": system, "op": "search", "selectivity": sel, "ef": ef, "k": 10, "recall": recall,
                        "qps": queries.rows() as f64 / (total_ms / 1e3), "p50_ms": percentile(&lat, 0.5),
-                       "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": "hnsw segment (M=16, efc=200)"})
+                       "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": col.schema().vectors[0].index})
             );
             eprintln!(
                 "selectivity {sel} ef {ef}: recall {recall:.4}, p50 {:.3} ms, p99 {:.3} ms",
