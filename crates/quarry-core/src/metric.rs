@@ -74,6 +74,20 @@ impl FromStr for Metric {
     }
 }
 
+/// The factor that scales a row of Euclidean norm `norm` (computed in f64) to unit length for
+/// cosine: `1 / norm`, or exactly 1 when the row is already unit within 1e-6 — f32 rounding
+/// leaves a normalised row within about 1e-7 of unit length, so normalising twice (a row read
+/// back and stored again) changes no bit. `None` for a zero row.
+pub fn unit_scale(norm: f64) -> Option<f64> {
+    if norm == 0.0 || !norm.is_finite() {
+        None
+    } else if (norm - 1.0).abs() <= 1e-6 {
+        Some(1.0)
+    } else {
+        Some(1.0 / norm)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,19 +101,5 @@ mod tests {
             assert_eq!(m.name().parse::<Metric>().ok(), Some(m));
         }
         assert!("manhattan".parse::<Metric>().is_err());
-    }
-}
-
-/// The factor that scales a row of Euclidean norm `norm` (computed in f64) to unit length for
-/// cosine: `1 / norm`, or exactly 1 when the row is already unit within 1e-6 — f32 rounding
-/// leaves a normalised row within about 1e-7 of unit length, so normalising twice (a row read
-/// back and stored again) changes no bit. `None` for a zero row.
-pub fn unit_scale(norm: f64) -> Option<f64> {
-    if norm == 0.0 || !norm.is_finite() {
-        None
-    } else if (norm - 1.0).abs() <= 1e-6 {
-        Some(1.0)
-    } else {
-        Some(1.0 / norm)
     }
 }

@@ -12,9 +12,9 @@ use crate::id::PointId;
 use crate::point::{Op, Point};
 use crate::schema::CollectionSchema;
 use crate::segment::FieldIndex;
-use crate::state::State;
 pub(crate) use crate::snapshot::read_snapshot;
 pub use crate::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+use crate::state::State;
 use quarry_core::{Error, Metric, Result};
 use quarry_store::Wal;
 use serde_json::{Map, Value};
@@ -213,7 +213,9 @@ impl Collection {
             }
             let base = st.ids.len() as u32;
             let n = loaded.points.len() as u32;
-            self.apply(st, Op::Upsert(loaded.points));
+            for (id, payload) in loaded.points {
+                self.append_sealed(st, id, payload);
+            }
             st.sealed_end = base + n;
             for &row in &entry.dead {
                 let slot = base + row;
@@ -284,10 +286,26 @@ impl Collection {
         ids.iter()
             .filter_map(|&id| {
                 let slot = *st.slot_of.get(&id)?;
-                let payload = new_payload(&st.payloads[slot as usize])?;
+                let payload = new_payload(&st.payloads.get(slot))?;
                 Some(Point { id, vectors: st.gather(&self.schema, &[slot], false), payload })
             })
             .collect()
+    }
+
+    /// Appends a point of a loaded segment: its id and payload JSON (checked when read), no
+    /// vectors (they are in the segment's indexes).
+    fn append_sealed(&self, st: &mut State, id: PointId, payload: Box<[u8]>) {
+        if let Some(old) = st.slot_of.get(&id).copied() {
+            st.live[old as usize] = false;
+            st.dead_sealed += usize::from(old < st.sealed_end);
+        }
+        let slot = st.ids.len() as u32;
+        st.slot_of.insert(id, slot);
+        st.ids.push(id);
+        st.live.push(true);
+        let map: Map<String, Value> = serde_json::from_slice(&payload).unwrap_or_default();
+        st.pidx.add(slot, &map);
+        st.payloads.push_bytes(payload);
     }
 
     /// Applies a logged operation. Upserted vectors join the unsealed tail (as given; read back
@@ -319,7 +337,7 @@ impl Collection {
                     st.ids.push(p.id);
                     st.live.push(true);
                     st.pidx.add(slot, &p.payload);
-                    st.payloads.push(p.payload);
+                    st.payloads.push(&p.payload);
                 }
             }
             Op::SetPayload { ids, payload, overwrite } => {

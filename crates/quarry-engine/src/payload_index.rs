@@ -132,13 +132,13 @@ impl PayloadIndex {
     }
 
     /// Starts indexing `key` over `payloads` (by slot); `false` if it is already indexed.
-    pub(crate) fn add_key(&mut self, key: &str, payloads: &[Map<String, Value>]) -> bool {
+    pub(crate) fn add_key(&mut self, key: &str, payloads: &crate::state::Payloads) -> bool {
         if self.fields.contains_key(key) {
             return false;
         }
         let mut f = FieldIndex::default();
-        for (slot, p) in payloads.iter().enumerate() {
-            f.add(key, slot as u32, p);
+        for slot in 0..payloads.len() {
+            f.add(key, slot as u32, &payloads.get(slot as u32));
         }
         self.fields.insert(key.to_string(), f);
         true

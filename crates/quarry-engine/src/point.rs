@@ -294,6 +294,33 @@ impl Op {
     }
 }
 
+/// The points of an upsert record written without vectors (a segment's `points.qseg`): each
+/// point's id and its payload's JSON bytes as stored (checked to be a JSON object), decoded one
+/// at a time so no parsed payload outlives its check.
+pub(crate) fn decode_stored_points(b: &[u8]) -> Result<Vec<(PointId, Box<[u8]>)>> {
+    let mut c = Cursor { b, at: 0 };
+    if c.u8()? != 1 {
+        return Err(c.bad("record kind (an upsert)"));
+    }
+    let n = c.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1 << 24));
+    for _ in 0..n {
+        let id = c.id()?;
+        if c.u32()? != 0 {
+            return Err(c.bad("vector count (none are stored here)"));
+        }
+        let len = c.u32()? as usize;
+        let bytes = c.take(len)?;
+        serde_json::from_slice::<Map<String, Value>>(bytes)
+            .map_err(|e| Error::InvalidArgument(format!("payload of point {id}: {e}")))?;
+        out.push((id, Box::from(bytes)));
+    }
+    if c.at != b.len() {
+        return Err(c.bad("end of record"));
+    }
+    Ok(out)
+}
+
 /// Appends one point in the upsert encoding (after the kind byte and count of [`Op::encode`]).
 pub(crate) fn put_point(out: &mut Vec<u8>, id: PointId, vectors: &[&[f32]], payload: &Map<String, Value>) {
     put_id(out, id);

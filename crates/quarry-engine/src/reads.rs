@@ -14,13 +14,13 @@ impl Collection {
         let st = self.read_state();
         let slot = *st.slot_of.get(&id)?;
         let vectors = st.gather(&self.schema, &[slot], true);
-        Some(Point { id, vectors, payload: st.payloads[slot as usize].clone() })
+        Some(Point { id, vectors, payload: st.payloads.get(slot) })
     }
 
     /// The payload of the point with `id`, if present (no vector copies).
     pub fn payload(&self, id: PointId) -> Option<Map<String, Value>> {
         let st = self.read_state();
-        st.slot_of.get(&id).map(|&s| st.payloads[s as usize].clone())
+        st.slot_of.get(&id).map(|&s| st.payloads.get(s))
     }
 
     /// Number of points (passing `filter`, if given).
@@ -43,7 +43,7 @@ impl Collection {
     pub fn for_each_payload(&self, mut f: impl FnMut(PointId, &Map<String, Value>)) {
         let st = self.read_state();
         for (&id, &slot) in &st.slot_of {
-            f(id, &st.payloads[slot as usize]);
+            f(id, &st.payloads.get(slot));
         }
     }
 
@@ -80,7 +80,8 @@ impl Collection {
     ) -> (Vec<Point>, Option<PointId>) {
         let st = self.read_state();
         let mut ids: Vec<(PointId, u32)> = match filter {
-            Some(f) => st.matching(f, 0)
+            Some(f) => st
+                .matching(f, 0)
                 .map(|s| (st.ids[s as usize], s))
                 .filter(|(id, _)| start.is_none_or(|a| *id >= a))
                 .collect(),
@@ -105,7 +106,7 @@ impl Collection {
             .map(|(id, slot)| Point {
                 id,
                 vectors: if with_vectors { st.gather(&self.schema, &[slot], true) } else { Vec::new() },
-                payload: st.payloads[slot as usize].clone(),
+                payload: st.payloads.get(slot),
             })
             .collect();
         (page, next)
@@ -124,7 +125,7 @@ impl Collection {
                 .iter()
                 .filter(|(id, &s)| {
                     after.is_none_or(|a| **id > a)
-                        && filter.is_none_or(|f| f.matches(**id, &st.payloads[s as usize]))
+                        && filter.is_none_or(|f| f.matches(**id, &st.payloads.get(s)))
                 })
                 .map(|(id, _)| *id)
                 .collect()
@@ -144,5 +145,10 @@ impl Collection {
     /// Vectors held in RAM by the unsealed tail, in bytes.
     pub fn tail_bytes(&self) -> usize {
         self.read_state().tail.iter().map(|t| t.len() * 4).sum()
+    }
+
+    /// Bytes of the payloads held in memory (compact JSON, one box per slot).
+    pub fn payload_bytes(&self) -> usize {
+        self.read_state().payloads.memory_bytes()
     }
 }

@@ -76,8 +76,7 @@ impl Collection {
             let to = st.ids.len() as u32;
             let slots: Vec<u32> = (from..to).filter(|&s| st.live[s as usize]).collect();
             let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s as usize]).collect();
-            let payloads: Vec<Map<String, Value>> =
-                slots.iter().map(|&s| st.payloads[s as usize].clone()).collect();
+            let payloads: Vec<Map<String, Value>> = slots.iter().map(|&s| st.payloads.get(s)).collect();
             let vectors = st.gather(&self.schema, &slots, false);
             // Tombstones of the segments that stay (rows dead at `seq`).
             let dead: Vec<Vec<u32>> = st.segments[..keep]
@@ -121,7 +120,8 @@ impl Collection {
                 sub_rows.push((k, sub.slots.iter().filter_map(|&s| seg.local(s)).collect::<Vec<u32>>()));
                 seg.subs.insert(sub_rows[j].0.clone(), sub);
             }
-            let subs: Vec<(&(String, Key), Vec<u32>)> = sub_rows.iter().map(|(k, r)| (k, r.clone())).collect();
+            let subs: Vec<(&(String, Key), Vec<u32>)> =
+                sub_rows.iter().map(|(k, r)| (k, r.clone())).collect();
             crate::segment_file::save_points(&sdir, self.fields.len(), &ids, &payloads, &subs)?;
             seg.id = id;
             Some(std::sync::Arc::new(seg))

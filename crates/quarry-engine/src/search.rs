@@ -122,7 +122,8 @@ impl Collection {
                     Some(adm) => {
                         let lo = adm.partition_point(|&s| s < seg.first_slot());
                         let hi = adm.partition_point(|&s| s <= seg.last_slot());
-                        let local: Vec<u32> = adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect();
+                        let local: Vec<u32> =
+                            adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect();
                         if local.is_empty() {
                             continue;
                         }
@@ -160,7 +161,7 @@ impl Collection {
             .map(|(key, slot)| ScoredPoint {
                 id: st.ids[slot as usize],
                 score: -key,
-                payload: if opts.with_payload { st.payloads[slot as usize].clone() } else { Map::new() },
+                payload: if opts.with_payload { st.payloads.get(slot) } else { Map::new() },
             })
             .collect())
     }

@@ -112,7 +112,13 @@ impl Segment {
     }
 
     /// The `k` best `(score, slot)` of field `f` among local rows `local`, scored exactly.
-    pub(crate) fn search_rows(&self, f: usize, query: &[f32], local: &[u32], k: usize) -> Result<Vec<(f32, u32)>> {
+    pub(crate) fn search_rows(
+        &self,
+        f: usize,
+        query: &[f32],
+        local: &[u32],
+        k: usize,
+    ) -> Result<Vec<(f32, u32)>> {
         let hits = self.indexes[f].search_ids(query, local, k)?;
         Ok(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect())
     }

@@ -36,7 +36,8 @@ pub(crate) fn segment_dir(dir: &Path, id: u64) -> PathBuf {
 /// A segment read back: its points in row order (no vectors), an opened index per field, and
 /// its value graphs with their rows (indices into the points).
 pub(crate) struct Loaded {
-    pub(crate) points: Vec<Point>,
+    /// Ids and payload JSON bytes, in row order.
+    pub(crate) points: Vec<(PointId, Box<[u8]>)>,
     pub(crate) indexes: Vec<AnyIndex>,
     pub(crate) subs: Vec<LoadedSub>,
 }
@@ -60,7 +61,11 @@ pub(crate) fn create(dir: &Path, id: u64) -> Result<PathBuf> {
 fn load_v1_index(fi: &FieldIndex, dir: &Path, stem: &str, rows: &[f32]) -> Result<AnyIndex> {
     let heap = fi.residency == Residency::Memory;
     Ok(match (fi.spec.base, fi.spec.codes.is_some()) {
-        (Base::Flat, _) => AnyIndex::from_flat(FlatIndex::build(&Matrix::new(rows.to_vec(), fi.dim)?, fi.metric, FlatParams::default())?),
+        (Base::Flat, _) => AnyIndex::from_flat(FlatIndex::build(
+            &Matrix::new(rows.to_vec(), fi.dim)?,
+            fi.metric,
+            FlatParams::default(),
+        )?),
         (Base::Hnsw, false) => {
             let p = dir.join(format!("{stem}.hnsw"));
             AnyIndex::from_hnsw(if heap { HnswIndex::load(&p)? } else { HnswIndex::open(&p)? })
@@ -71,7 +76,11 @@ fn load_v1_index(fi: &FieldIndex, dir: &Path, stem: &str, rows: &[f32]) -> Resul
             AnyIndex::from_quant_hnsw(QuantHnswIndex::open(&p)?)
         }
         (Base::Spann, _) => {
-            return Err(Error::corrupt(dir, "segment", "a version-1 segment holds no SPANN index".to_string()))
+            return Err(Error::corrupt(
+                dir,
+                "segment",
+                "a version-1 segment holds no SPANN index".to_string(),
+            ))
         }
     })
 }
@@ -134,21 +143,36 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
     if nf != nfields {
         return Err(bad("header", format!("{nf} vector fields, the schema has {nfields}")));
     }
-    let mut points = match Op::decode(&file.read(0, "points")?).map_err(|e| bad("points", e.to_string()))? {
+    let body = file.read(0, "points")?;
+    if !v1 {
+        let stored = crate::point::decode_stored_points(&body).map_err(|e| bad("points", e.to_string()))?;
+        drop(body);
+        if stored.len() != n {
+            return Err(bad("points", format!("{} points, the header says {n}", stored.len())));
+        }
+        return load_indexes(&sdir, &mut file, fields, n, stored, |stem, _, f| {
+            AnyIndex::open(&fields[f].spec, &sdir.join(stem), fields[f].residency)
+        });
+    }
+    let points = match Op::decode(&body).map_err(|e| bad("points", e.to_string()))? {
         Op::Upsert(p) if p.len() == n => p,
         _ => return Err(bad("points", format!("not an upsert of {n} points"))),
     };
-    let want_vectors = if v1 { nfields } else { 0 };
-    if let Some(p) = points.iter().find(|p| p.vectors.len() != want_vectors) {
-        return Err(bad("points", format!("point {} holds {} vectors, expected {want_vectors}", p.id, p.vectors.len())));
-    }
-    if v1 {
-        for p in &points {
-            p.vectors.iter().zip(fields).try_for_each(|(v, fi)| match v.len() == fi.dim {
-                true => Ok(()),
-                false => Err(bad("points", format!("point {}: a vector of dimension {}, expected {}", p.id, v.len(), fi.dim))),
-            })?;
+    drop(body);
+    for p in &points {
+        if p.vectors.len() != nfields {
+            return Err(bad(
+                "points",
+                format!("point {} holds {} vectors, expected {nfields}", p.id, p.vectors.len()),
+            ));
         }
+        p.vectors.iter().zip(fields).try_for_each(|(v, fi)| match v.len() == fi.dim {
+            true => Ok(()),
+            false => Err(bad(
+                "points",
+                format!("point {}: a vector of dimension {}, expected {}", p.id, v.len(), fi.dim),
+            )),
+        })?;
     }
     let rows_of = |points: &[Point], rows: Option<&[u32]>, f: usize| -> Vec<f32> {
         match rows {
@@ -156,26 +180,50 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
             Some(r) => r.iter().flat_map(|&i| points[i as usize].vectors[f].iter().copied()).collect(),
         }
     };
-    let subs_json: Vec<Value> = serde_json::from_slice(&file.read(1, "value graphs")?)
-        .map_err(|e| bad("value graphs", e.to_string()))?;
-    let open = |stem: String, rows: Option<&[u32]>, f: usize, expect: usize| -> Result<AnyIndex> {
+    let stored: Vec<(PointId, Box<[u8]>)> = points
+        .iter()
+        .map(|p| (p.id, serde_json::to_vec(&p.payload).unwrap_or_default().into_boxed_slice()))
+        .collect();
+    let sdir2 = sdir.clone();
+    load_indexes(&sdir, &mut file, fields, n, stored, |stem, rows, f| {
+        load_v1_index(&fields[f], &sdir2, stem, &rows_of(&points, rows, f))
+    })
+}
+
+/// Opens the indexes of a segment (`open(stem, rows of a value graph or None, field)`) and its
+/// value graphs listed in section 1 of the points file, checking their shapes.
+fn load_indexes(
+    sdir: &Path,
+    file: &mut Framed,
+    fields: &[FieldIndex],
+    n: usize,
+    points: Vec<(PointId, Box<[u8]>)>,
+    open: impl Fn(&str, Option<&[u32]>, usize) -> Result<AnyIndex>,
+) -> Result<Loaded> {
+    let path = sdir.join(POINTS_FILE);
+    let bad = |loc: &str, msg: String| Error::corrupt(&path, loc, msg);
+    let v1 = file.version == VERSION_1;
+    let checked = |stem: String, rows: Option<&[u32]>, f: usize, expect: usize| -> Result<AnyIndex> {
         let fi = &fields[f];
-        let index = if v1 {
-            load_v1_index(fi, &sdir, &stem, &rows_of(&points, rows, f))?
-        } else {
-            AnyIndex::open(&fi.spec, &sdir.join(&stem), fi.residency)?
-        };
-        if index.row_count() != expect || quarry_core::VectorIndex::dim(&index) != fi.dim {
+        let index = open(&stem, rows, f)?;
+        let dim = quarry_core::VectorIndex::dim(&index);
+        if index.row_count() != expect || dim != fi.dim {
             return Err(Error::corrupt(
                 sdir.join(&stem),
                 "header",
-                format!("an index of {} rows of dimension {}, expected {expect} of {}", index.row_count(), quarry_core::VectorIndex::dim(&index), fi.dim),
+                format!(
+                    "an index of {} rows of dimension {dim}, expected {expect} of {}",
+                    index.row_count(),
+                    fi.dim
+                ),
             ));
         }
         Ok(index)
     };
+    let subs_json: Vec<Value> = serde_json::from_slice(&file.read(1, "value graphs")?)
+        .map_err(|e| bad("value graphs", e.to_string()))?;
     let stem = |f: usize| if v1 { format!("graph-{f}") } else { format!("index-{f}") };
-    let indexes = (0..nfields).map(|f| open(stem(f), None, f, n)).collect::<Result<Vec<_>>>()?;
+    let indexes = (0..fields.len()).map(|f| checked(stem(f), None, f, n)).collect::<Result<Vec<_>>>()?;
     let mut subs = Vec::new();
     for (j, s) in subs_json.iter().enumerate() {
         let key = s["key"].as_str().ok_or_else(|| bad("value graphs", format!("entry {j}: key")))?;
@@ -185,13 +233,10 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
         if rows.windows(2).any(|w| w[0] >= w[1]) || rows.last().is_some_and(|&r| r as usize >= n) {
             return Err(bad("value graphs", format!("entry {j}: rows not ascending within the segment")));
         }
-        let g = (0..nfields)
-            .map(|f| open(format!("sub-{j}-{f}"), Some(&rows), f, rows.len()))
+        let g = (0..fields.len())
+            .map(|f| checked(format!("sub-{j}-{f}"), Some(&rows), f, rows.len()))
             .collect::<Result<Vec<_>>>()?;
         subs.push(((key.to_string(), value), rows, g));
-    }
-    for p in &mut points {
-        p.vectors = Vec::new();
     }
     Ok(Loaded { points, indexes, subs })
 }

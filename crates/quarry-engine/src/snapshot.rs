@@ -54,8 +54,7 @@ impl Collection {
             drop(wal);
             let slots: Vec<u32> = (0..st.ids.len() as u32).filter(|&s| st.live[s as usize]).collect();
             let ids: Vec<PointId> = slots.iter().map(|&s| st.ids[s as usize]).collect();
-            let payloads: Vec<Map<String, Value>> =
-                slots.iter().map(|&s| st.payloads[s as usize].clone()).collect();
+            let payloads: Vec<Map<String, Value>> = slots.iter().map(|&s| st.payloads.get(s)).collect();
             let vectors = st.gather(&self.schema, &slots, false);
             (ids, payloads, vectors)
         };

@@ -11,6 +11,50 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Every slot's payload as compact JSON bytes (an empty payload takes no allocation), parsed
+/// when read: a parsed map costs several hundred bytes even for three small keys.
+#[derive(Debug, Default)]
+pub(crate) struct Payloads(Vec<Box<[u8]>>);
+
+impl Payloads {
+    /// Appends the payload of the next slot.
+    pub(crate) fn push(&mut self, p: &Map<String, Value>) {
+        self.0.push(if p.is_empty() {
+            Box::default()
+        } else {
+            serde_json::to_vec(p).unwrap_or_default().into()
+        });
+    }
+
+    /// Appends the payload of the next slot as JSON bytes of an object (checked by the caller).
+    pub(crate) fn push_bytes(&mut self, b: Box<[u8]>) {
+        self.0.push(if b.as_ref() == b"{}" { Box::default() } else { b });
+    }
+
+    /// The payload of `slot` (empty if unknown; the bytes were written by `push`, so they parse).
+    pub(crate) fn get(&self, slot: u32) -> Map<String, Value> {
+        match self.0.get(slot as usize) {
+            Some(b) if !b.is_empty() => serde_json::from_slice(b).unwrap_or_default(),
+            _ => Map::new(),
+        }
+    }
+
+    /// Whether the payload of `slot` has top-level `key`, without building the map.
+    pub(crate) fn contains_key(&self, slot: u32, key: &str) -> bool {
+        self.get(slot).contains_key(key)
+    }
+
+    /// Slots held.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Bytes held (the JSON and one box per slot).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.0.iter().map(|b| b.len() + 16).sum()
+    }
+}
+
 /// Points by slot; a replaced or deleted point's slot is dead.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -23,7 +67,7 @@ pub(crate) struct State {
     pub(crate) tail_inv: Vec<Vec<f64>>,
     /// Per field: whether the metric is cosine (rows read back are normalised).
     pub(crate) cosine: Vec<bool>,
-    pub(crate) payloads: Vec<Map<String, Value>>,
+    pub(crate) payloads: Payloads,
     pub(crate) pidx: crate::payload_index::PayloadIndex,
     /// Sealed segments, consecutive runs of slots in order (slots below `sealed_end` are in one
     /// of them, or dead).
@@ -106,15 +150,19 @@ impl State {
 
     /// Live slots at or above `from` passing `filter`: index candidates (if an indexed key is in
     /// its `must` clause) or every slot, each checked against the whole filter.
-    pub(crate) fn matching<'a>(&'a self, filter: &'a Filter, from: u32) -> Box<dyn Iterator<Item = u32> + 'a> {
+    pub(crate) fn matching<'a>(
+        &'a self,
+        filter: &'a Filter,
+        from: u32,
+    ) -> Box<dyn Iterator<Item = u32> + 'a> {
         match self.pidx.candidates(filter, from) {
             // The index answered every condition: only liveness is left to check.
             Some((c, true)) => Box::new(c.into_iter().filter(move |&s| self.live[s as usize])),
             Some((c, false)) => Box::new(c.into_iter().filter(move |&s| {
-                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads[s as usize])
+                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads.get(s))
             })),
             None => Box::new((from..self.ids.len() as u32).filter(move |&s| {
-                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads[s as usize])
+                self.live[s as usize] && filter.matches(self.ids[s as usize], &self.payloads.get(s))
             })),
         }
     }

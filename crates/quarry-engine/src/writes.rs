@@ -61,7 +61,7 @@ impl Collection {
             for id in ids {
                 let Some(&slot) = st.slot_of.get(id) else { continue };
                 present += 1;
-                let p = crate::point::updated_payload(&st.payloads[slot as usize], &payload, overwrite);
+                let p = crate::point::updated_payload(&st.payloads.get(slot), &payload, overwrite);
                 crate::point::check_payload_size(*id, &p, self.schema.max_payload_bytes)?;
             }
             present
@@ -79,7 +79,7 @@ impl Collection {
             let st = self.read_state();
             ids.iter()
                 .filter_map(|id| st.slot_of.get(id))
-                .filter(|&&slot| keys.iter().any(|k| st.payloads[slot as usize].contains_key(k)))
+                .filter(|&&slot| keys.iter().any(|k| st.payloads.contains_key(slot, k)))
                 .count()
         };
         if holding > 0 {

@@ -46,15 +46,17 @@ impl Default for Effort {
     }
 }
 
-/// The family-specific index inside an [`AnyIndex`].
+/// The family-specific index inside an [`AnyIndex`] (one per segment field, never moved in a
+/// hot path: the size difference between variants costs nothing).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Flat(FlatIndex),
     FlatCodes(QuantFlatIndex),
     Hnsw(HnswIndex),
     HnswCodes(QuantHnswIndex),
     /// SPANN and its exact rows (`vectors.qflat`, mapped).
-    Spann(Box<crate::spann::SpannIndex>, FlatIndex),
+    Spann(Box<(crate::spann::SpannIndex, FlatIndex)>),
 }
 
 /// An index of any family, opened from its folder.
@@ -72,8 +74,12 @@ pub fn build_into(spec: &IndexSpec, vectors: &Matrix, metric: Metric, dir: &Path
     let graph = HnswParams { m: 16, ef_construction: 200, ..HnswParams::default() };
     let qp = spec.quant_params(vectors.dim());
     match (spec.base, qp) {
-        (Base::Flat, None) => FlatIndex::build(vectors, metric, FlatParams::default())?.save(&dir.join(FLAT_FILE)),
-        (Base::Flat, Some(qp)) => QuantFlatIndex::build(vectors, metric, FlatParams::default(), qp)?.save(dir),
+        (Base::Flat, None) => {
+            FlatIndex::build(vectors, metric, FlatParams::default())?.save(&dir.join(FLAT_FILE))
+        }
+        (Base::Flat, Some(qp)) => {
+            QuantFlatIndex::build(vectors, metric, FlatParams::default(), qp)?.save(dir)
+        }
         (Base::Hnsw, None) => HnswIndex::build(vectors, metric, graph)?.save(&dir.join(HNSW_FILE)),
         (Base::Hnsw, Some(qp)) => QuantHnswIndex::build(vectors, metric, graph, qp)?.save(dir),
         (Base::Spann, qp) => {
@@ -121,13 +127,19 @@ impl AnyIndex {
                     return Err(Error::corrupt(
                         dir.join(VECTORS_FILE),
                         "header",
-                        format!("{} rows of dimension {}, the index has {} of {}", rows.rows(), rows.dim(), s.n, s.dim),
+                        format!(
+                            "{} rows of dimension {}, the index has {} of {}",
+                            rows.rows(),
+                            rows.dim(),
+                            s.n,
+                            s.dim
+                        ),
                     ));
                 }
                 if heap {
                     rows.move_to_heap();
                 }
-                Inner::Spann(Box::new(s), rows)
+                Inner::Spann(Box::new((s, rows)))
             }
         };
         let index = AnyIndex { spec: *spec, inner };
@@ -135,11 +147,13 @@ impl AnyIndex {
             let got = match &index.inner {
                 Inner::FlatCodes(q) => Some(q.params().spec),
                 Inner::HnswCodes(q) => Some(q.params().spec),
-                Inner::Spann(s, _) => s.params().codes,
+                Inner::Spann(b) => b.0.params().codes,
                 _ => None,
             };
             let same = match (want, got) {
-                (crate::QuantSpec::Pq { m: 0, nbits }, Some(crate::QuantSpec::Pq { nbits: b, .. })) => nbits == b,
+                (crate::QuantSpec::Pq { m: 0, nbits }, Some(crate::QuantSpec::Pq { nbits: b, .. })) => {
+                    nbits == b
+                }
                 (w, Some(g)) => w == g,
                 (_, None) => false,
             };
@@ -189,7 +203,7 @@ impl AnyIndex {
             Inner::FlatCodes(q) => &q.flat,
             Inner::Hnsw(h) => &h.flat,
             Inner::HnswCodes(q) => &q.hnsw.flat,
-            Inner::Spann(_, rows) => rows,
+            Inner::Spann(b) => &b.1,
         }
     }
 
@@ -212,7 +226,13 @@ impl AnyIndex {
     /// The `k` best ids for `query` among those in `filter` (`None`: all), with exact scores
     /// (score descending, ties by id). Each family uses its own path: a scan (over codes, then
     /// re-scored), a graph walk, or SPANN's posting lists.
-    pub fn search(&self, query: &[f32], k: usize, effort: &Effort, filter: Option<&IdFilter>) -> Result<Vec<Hit>> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        effort: &Effort,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
         let hnsw = HnswSearch::ef(effort.ef.max(k));
         let hits = match &self.inner {
             Inner::Flat(f) => {
@@ -229,7 +249,8 @@ impl AnyIndex {
             Inner::HnswCodes(q) => {
                 q.search_with(query, k, &hnsw, effort.rerank.unwrap_or(q.params().rerank), filter)?
             }
-            Inner::Spann(s, _) => {
+            Inner::Spann(b) => {
+                let s = &b.0;
                 let search = SpannSearch {
                     max_postings: effort.ef.max(1),
                     head_ef: effort.ef.max(SpannSearch::default().head_ef),
@@ -256,7 +277,10 @@ impl AnyIndex {
     pub fn search_ids(&self, query: &[f32], ids: &[DocId], k: usize) -> Result<Vec<Hit>> {
         let rows = self.rows();
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= rows.rows()) {
-            return Err(Error::InvalidArgument(format!("id {bad} is not in an index of {} rows", rows.rows())));
+            return Err(Error::InvalidArgument(format!(
+                "id {bad} is not in an index of {} rows",
+                rows.rows()
+            )));
         }
         let q = rows.prepare(query, || "query".into())?;
         const AHEAD: usize = 4;
@@ -286,7 +310,7 @@ impl AnyIndex {
             Inner::FlatCodes(q) => q.resident_bytes(),
             Inner::Hnsw(h) => h.memory_bytes() - if h.flat.is_mapped() { h.flat.memory_bytes() } else { 0 },
             Inner::HnswCodes(q) => q.resident_bytes(),
-            Inner::Spann(s, r) => s.resident_bytes() + rows(r),
+            Inner::Spann(b) => b.0.resident_bytes() + rows(&b.1),
         }
     }
 }
@@ -298,7 +322,7 @@ impl VectorIndex for AnyIndex {
 
     fn len(&self) -> usize {
         match &self.inner {
-            Inner::Spann(s, _) => s.len(),
+            Inner::Spann(b) => b.0.len(),
             Inner::Flat(f) => f.len(),
             Inner::FlatCodes(q) => q.len(),
             Inner::Hnsw(h) => h.len(),
@@ -320,6 +344,9 @@ impl VectorIndex for AnyIndex {
 
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
         use rayon::prelude::*;
-        (0..queries.rows()).into_par_iter().map(|i| VectorIndex::search(self, queries.row(i), params)).collect()
+        (0..queries.rows())
+            .into_par_iter()
+            .map(|i| VectorIndex::search(self, queries.row(i), params))
+            .collect()
     }
 }

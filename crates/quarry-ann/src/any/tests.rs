@@ -8,8 +8,18 @@ use quarry_core::{IdFilter, Metric, VectorIndex};
 use quarry_testkit::gen;
 
 const SPECS: [&str; 12] = [
-    "flat", "flat+sq8", "flat+sq4", "flat+pq", "flat+rabitq4", "hnsw", "hnsw+sq8", "hnsw+pq16",
-    "hnsw+rabitq", "hnsw+rabitq4", "spann", "spann+rabitq4",
+    "flat",
+    "flat+sq8",
+    "flat+sq4",
+    "flat+pq",
+    "flat+rabitq4",
+    "hnsw",
+    "hnsw+sq8",
+    "hnsw+pq16",
+    "hnsw+rabitq",
+    "hnsw+rabitq4",
+    "spann",
+    "spann+rabitq4",
 ];
 
 #[test]
@@ -92,7 +102,8 @@ fn a_folder_of_other_codes_is_refused() {
     let base = gen::clustered(500, 16, 4, 0.3, 1);
     let dir = quarry_testkit::tempdirs::fresh("quarry-ann-any", "mismatch");
     build_into(&"hnsw+sq8".parse().expect("spec"), &base, Metric::L2, &dir).expect("build");
-    let e = AnyIndex::open(&"hnsw+rabitq".parse().expect("spec"), &dir, Residency::Disk).expect_err("mismatch");
+    let e =
+        AnyIndex::open(&"hnsw+rabitq".parse().expect("spec"), &dir, Residency::Disk).expect_err("mismatch");
     assert!(e.to_string().contains("codes"), "{e}");
     assert!(AnyIndex::open(&"flat".parse().expect("spec"), &dir, Residency::Disk).is_err());
 }

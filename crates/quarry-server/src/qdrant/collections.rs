@@ -186,13 +186,7 @@ pub fn info(c: &Collection) -> Value {
     let vectors = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
         field_info(&schema.vectors[0])
     } else {
-        Value::Object(
-            schema
-                .vectors
-                .iter()
-                .map(|f| (f.name.clone(), field_info(f)))
-                .collect(),
-        )
+        Value::Object(schema.vectors.iter().map(|f| (f.name.clone(), field_info(f))).collect())
     };
     let payload_schema: Map<String, Value> = schema
         .payload_indexes

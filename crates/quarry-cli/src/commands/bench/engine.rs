@@ -117,7 +117,9 @@ pub fn run(a: EngineArgs) -> Result<()> {
     // A capped reopen loads no base: its memory is what is measured.
     let base = if capped && a.reuse { None } else { Some(load::base(&a.base)?) };
     let filters = !a.no_filters && base.is_some();
-    let n = a.n.unwrap_or(base.as_ref().map_or(usize::MAX, |b| b.rows())).min(base.as_ref().map_or(usize::MAX, |b| b.rows()));
+    let n =
+        a.n.unwrap_or(base.as_ref().map_or(usize::MAX, |b| b.rows()))
+            .min(base.as_ref().map_or(usize::MAX, |b| b.rows()));
     let temp = a.dir.is_none();
     let dir = a
         .dir
@@ -125,6 +127,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("quarry-bench-engine-{}", std::process::id())));
     let system = format!("quarry {}", env!("CARGO_PKG_VERSION"));
     if a.reuse && !temp {
+        let baseline = super::open::process_rss();
         let t = Instant::now();
         let db = Database::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
         let col = db.collection("bench")?;
@@ -134,10 +137,13 @@ pub fn run(a: EngineArgs) -> Result<()> {
             bail!("--reuse: {} holds {} points, not {n}", dir.display(), col.count(None));
         }
         let field = &col.schema().vectors[0];
+        let rss = super::open::process_rss();
         println!(
             "{}",
             json!({"system": system, "op": "open", "n": n, "open_seconds": open_secs, "segments": col.segment_count(),
-                   "index": field.index, "on_disk": field.on_disk, "segment_resident_bytes": col.segment_resident_bytes()})
+                   "index": field.index, "on_disk": field.on_disk, "segment_resident_bytes": col.segment_resident_bytes(),
+                   "payload_bytes": col.payload_bytes(), "rss_anon_bytes": rss.anon, "rss_file_bytes": rss.file,
+                   "baseline_rss_anon_bytes": baseline.anon})
         );
         eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
         if let Some(gt) = &gt {
@@ -234,7 +240,10 @@ fn unfiltered(
             let hits = col.search_with(q, None, 10, None, &opts)?;
             lat.push(t.elapsed().as_secs_f64() * 1e3);
             let want = &gt.row(i)[..10];
-            found += hits.iter().filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32)))).count();
+            found += hits
+                .iter()
+                .filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32))))
+                .count();
         }
         let total_ms: f64 = lat.iter().sum();
         lat.sort_by(f64::total_cmp);

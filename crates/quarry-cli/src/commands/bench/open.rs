@@ -115,13 +115,13 @@ fn resident_bytes(path: &Path) -> u64 {
 
 /// Resident memory of this process in bytes (Linux `/proc/self/status`; zeros elsewhere).
 #[derive(Clone, Copy)]
-struct Rss {
+pub(crate) struct Rss {
     /// VmRSS: all resident pages.
-    total: u64,
+    pub(crate) total: u64,
     /// RssAnon: anonymous pages (heap, stacks).
-    anon: u64,
+    pub(crate) anon: u64,
     /// RssFile: file-backed mapped pages (the binary, memory-mapped index files).
-    file: u64,
+    pub(crate) file: u64,
 }
 
 impl Rss {
@@ -136,7 +136,7 @@ impl Rss {
 }
 
 /// The current [`Rss`] of this process.
-fn process_rss() -> Rss {
+pub(crate) fn process_rss() -> Rss {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return Rss { total: 0, anon: 0, file: 0 };
     };
