@@ -91,9 +91,14 @@ pub fn build_into(spec: &IndexSpec, vectors: &Matrix, metric: Metric, dir: &Path
 
 impl AnyIndex {
     /// Opens the index `spec` saved by [`build_into`] in `dir`, its rows kept per `residency`.
-    /// Everything read is validated (magic, version, checksums of the loaded parts, shapes).
+    /// Everything loaded is validated (magic, version, checksums, shapes); rows copied to memory
+    /// are checksummed too, rows left on disk are not (that would read them all: run
+    /// [`AnyIndex::verify`] to check them).
     pub fn open(spec: &IndexSpec, dir: &Path, residency: Residency) -> Result<AnyIndex> {
         let heap = residency == Residency::Memory;
+        if heap {
+            AnyIndex::verify(spec, dir)?;
+        }
         let inner = match (spec.base, spec.codes.is_some()) {
             (Base::Flat, false) => {
                 let mut f = FlatIndex::open(&dir.join(FLAT_FILE))?;
@@ -111,7 +116,11 @@ impl AnyIndex {
             }
             (Base::Hnsw, false) => {
                 let path = dir.join(HNSW_FILE);
-                Inner::Hnsw(if heap { HnswIndex::load(&path)? } else { HnswIndex::open(&path)? })
+                let mut h = HnswIndex::open(&path)?;
+                if heap {
+                    h.flat.move_to_heap();
+                }
+                Inner::Hnsw(h)
             }
             (Base::Hnsw, true) => {
                 let mut q = QuantHnswIndex::open(dir)?;

@@ -47,22 +47,35 @@ fn index_spec(quant: Option<&Value>, base: &str, dim: usize) -> ApiResult<String
     Ok(format!("{bare}+{codes}"))
 }
 
-/// The Qdrant `quantization_config` that describes index spec `index` (`None`: no codes).
-fn quantization_of(index: &str) -> Option<Value> {
+/// The Qdrant `quantization_config` that describes index spec `index` of a `dim`-dimensional
+/// field (`None`: no codes, or codes Qdrant has no name for, such as `sq4` or `rabitq4`: the
+/// schema, `GET /quarry/collections/{name}`, names those).
+fn quantization_of(index: &str, dim: usize) -> Option<Value> {
     let spec: quarry_engine::IndexSpec = index.parse().ok()?;
     Some(match spec.codes? {
         quarry_engine::QuantSpec::Sq { bits: 8 } => json!({"scalar": {"type": "int8", "always_ram": true}}),
         quarry_engine::QuantSpec::RaBitQ { bits: 1 } => json!({"binary": {"always_ram": true}}),
-        quarry_engine::QuantSpec::Pq { .. } => json!({"product": {"always_ram": true}}),
-        // Codes Qdrant has no name for: Quarry's own spec.
-        _ => json!({"quarry": {"index": spec.to_string()}}),
+        quarry_engine::QuantSpec::Pq { m, nbits } => {
+            let m = if m == 0 { (dim / 4).max(1) } else { m };
+            // f32 bytes over code bytes, as the nearest of Qdrant's ratios.
+            let ratio = (dim * 32) as f64 / (m * nbits as usize) as f64;
+            let name = ["x4", "x8", "x16", "x32", "x64"]
+                .into_iter()
+                .min_by(|a, b| {
+                    let d = |r: &str| (r[1..].parse::<f64>().unwrap_or(4.0).ln() - ratio.ln()).abs();
+                    d(a).total_cmp(&d(b))
+                })
+                .unwrap_or("x4");
+            json!({"product": {"compression": name, "always_ram": true}})
+        }
+        _ => return None,
     })
 }
 
 /// A field's parameters as Qdrant reports them.
 fn field_info(f: &VectorField) -> Value {
     let mut v = json!({"size": f.dim, "distance": distance_name(&f.metric), "on_disk": f.on_disk});
-    if let Some(q) = quantization_of(&f.index) {
+    if let Some(q) = quantization_of(&f.index, f.dim) {
         v["quantization_config"] = q;
     }
     v
@@ -197,7 +210,7 @@ pub fn info(c: &Collection) -> Value {
         })
         .collect();
     // Collection-level quantization: the first field's codes (each field reports its own too).
-    let quant = schema.vectors.iter().find_map(|f| quantization_of(&f.index));
+    let quant = schema.vectors.iter().find_map(|f| quantization_of(&f.index, f.dim));
     let points = c.count(None);
     json!({
         "status": "green",

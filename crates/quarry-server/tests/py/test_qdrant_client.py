@@ -79,7 +79,8 @@ def test_retrieve_returns_what_was_written(client, filled):
     assert sorted(r.id for r in recs) == [3, 17]
     for r in recs:
         assert r.payload["tag"] == r.id % 5 and r.payload["name"] == f"item {r.id}"
-        assert np.allclose(r.vector, data[r.id], atol=1e-6)
+        # A cosine collection stores vectors normalised, as Qdrant does.
+        assert np.allclose(r.vector, data[r.id] / np.linalg.norm(data[r.id]), atol=1e-6)
     only = client.retrieve(name, ids=[3], with_payload=["name"], with_vectors=False)
     assert only[0].payload == {"name": "item 3"} and only[0].vector is None
 
@@ -235,3 +236,48 @@ def test_errors_are_client_errors(client, reader, filled):
     assert reader.count(name).count == 300, "the read-only key reads"
     with pytest.raises(Exception):
         QdrantClient(url=client._client.rest_uri, api_key="wrong-key-zzzz", https=False, check_compatibility=False).get_collections()
+
+
+@pytest.mark.parametrize(
+    "quantization, spec_codes",
+    [
+        (None, None),
+        (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)), "scalar"),
+        (models.BinaryQuantization(binary=models.BinaryQuantizationConfig()), "binary"),
+        (models.ProductQuantization(product=models.ProductQuantizationConfig(compression=models.CompressionRatio.X4)), "product"),
+    ],
+)
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_quantization_and_on_disk_build_sealed_segments_that_answer(client, server, quantization, spec_codes, on_disk):
+    """quantization_config and on_disk map onto an index family with codes and rows on disk; the
+    collection reports them back, and after sealing (the native optimize route) queries still find
+    the exact neighbours."""
+    name = f"quant-{spec_codes}-{on_disk}"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    assert client.create_collection(
+        name,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE, on_disk=on_disk),
+        quantization_config=quantization,
+    )
+    data = vectors(400, seed=11)
+    client.upsert(name, points=[models.PointStruct(id=i, vector=data[i].tolist(), payload={"i": i}) for i in range(400)], wait=True)
+    r = httpx.post(f"{server['url']}/quarry/collections/{name}/optimize", headers={"api-key": API_KEY}, timeout=60)
+    assert r.status_code == 200, r.text
+    info = client.get_collection(name)
+    params = info.config.params.vectors
+    assert params.on_disk == on_disk
+    q = info.config.quantization_config
+    if spec_codes is None:
+        assert q is None
+    else:
+        assert q is not None and getattr(q, spec_codes) is not None, q
+    found = 0
+    for qi in range(20):
+        query = data[qi * 7] + 0.01
+        want, _ = cosine_top(data, query, 5)
+        got = client.query_points(name, query=query.tolist(), limit=5, search_params=models.SearchParams(hnsw_ef=128)).points
+        assert got[0].id == want[0]
+        found += len(set(p.id for p in got) & set(want))
+    assert found >= 90, f"{found} of 100 neighbours"
+    client.delete_collection(name)

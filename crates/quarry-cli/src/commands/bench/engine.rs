@@ -72,6 +72,11 @@ pub struct EngineArgs {
     /// No per-value graphs for the filter keys (less build time, memory and disk).
     #[arg(long)]
     no_payload_graphs: bool,
+    /// Timed passes over the queries for the unfiltered rows (as `bench ann` times them): the
+    /// row reports every pass's QPS (`pass_qps`) and the last pass as `qps`; the first pass of a
+    /// reopened collection reads from a cold page cache.
+    #[arg(long, default_value_t = 1)]
+    passes: usize,
     /// With `--dir D --reuse`: reopen and search in a memory cgroup capped at this many MiB
     /// (page cache included; dropped first; needs root).
     #[arg(long)]
@@ -147,7 +152,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
         );
         eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
         if let Some(gt) = &gt {
-            unfiltered(&col, &queries, gt, &a.ef, &system)?;
+            unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), &system)?;
         }
         if filters {
             if let Some(base) = &base {
@@ -198,7 +203,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
         n as f64 / secs
     );
     if let Some(gt) = &gt {
-        unfiltered(&col, &queries, gt, &a.ef, &system)?;
+        unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), &system)?;
     }
     if filters {
         searches(&col, &base, &queries, n, &a.ef, &system)?;
@@ -225,25 +230,28 @@ fn unfiltered(
     queries: &quarry_core::Matrix,
     gt: &quarry_eval::io::IdRows,
     ef: &str,
+    passes: usize,
     system: &str,
 ) -> Result<()> {
     let field = &col.schema().vectors[0];
     for ef in efs(ef)? {
         let opts = SearchOptions { ef, with_payload: false };
-        for q in queries.iter().take(20) {
-            col.search_with(q, None, 10, None, &opts)?;
-        }
-        let mut lat = Vec::with_capacity(queries.rows());
-        let mut found = 0usize;
-        for (i, q) in queries.iter().enumerate() {
-            let t = Instant::now();
-            let hits = col.search_with(q, None, 10, None, &opts)?;
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-            let want = &gt.row(i)[..10];
-            found += hits
-                .iter()
-                .filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32))))
-                .count();
+        let mut pass_qps = Vec::with_capacity(passes);
+        let (mut lat, mut found) = (Vec::new(), 0usize);
+        for _ in 0..passes {
+            lat = Vec::with_capacity(queries.rows());
+            found = 0;
+            for (i, q) in queries.iter().enumerate() {
+                let t = Instant::now();
+                let hits = col.search_with(q, None, 10, None, &opts)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                let want = &gt.row(i)[..10];
+                found += hits
+                    .iter()
+                    .filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32))))
+                    .count();
+            }
+            pass_qps.push(queries.rows() as f64 / (lat.iter().sum::<f64>() / 1e3));
         }
         let total_ms: f64 = lat.iter().sum();
         lat.sort_by(f64::total_cmp);
@@ -253,7 +261,7 @@ fn unfiltered(
             json!({"system": system, "op": "search", "ef": ef, "k": 10, "recall": recall,
                    "qps": queries.rows() as f64 / (total_ms / 1e3), "p50_ms": percentile(&lat, 0.5),
                    "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": field.index,
-                   "on_disk": field.on_disk, "threads": 1})
+                   "on_disk": field.on_disk, "threads": 1, "passes": passes, "pass_qps": pass_qps})
         );
         eprintln!(
             "unfiltered ef {ef}: recall {recall:.4}, {:.0} QPS, p99 {:.3} ms",
