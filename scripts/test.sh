@@ -72,6 +72,13 @@ step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --manifest-path crates/quarry-py/Cargo.toml --locked -- -D warnings
 
+step "a vector-only engine builds without the text layer (no candle, tokenizers, tantivy)"
+cargo clippy -p quarry-engine --no-default-features --locked -- -D warnings
+if cargo tree -p quarry-engine --no-default-features -e normal --locked | grep -E "candle|tokenizers|tantivy"; then
+  echo "quarry-engine without its text feature still depends on the crates above" >&2
+  exit 1
+fi
+
 step "tests"
 cargo test --workspace --locked
 

@@ -8,12 +8,18 @@
 
 use crate::collection::{Collection, StoreOpener};
 use crate::schema::CollectionSchema;
+#[cfg(feature = "text")]
 use crate::text::{TextCollection, TextSpec};
 use quarry_core::{Error, Result};
+#[cfg(feature = "text")]
 use quarry_text::SentenceEncoder;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+#[cfg(feature = "text")]
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+#[cfg(feature = "text")]
+use std::sync::Mutex;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// An open database.
 pub struct Database {
@@ -21,8 +27,10 @@ pub struct Database {
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     opener: Option<StoreOpener>,
     /// Text views opened so far (their BM25 index is built once).
+    #[cfg(feature = "text")]
     texts: Mutex<HashMap<String, Arc<TextCollection>>>,
     /// Sentence models loaded so far, by folder.
+    #[cfg(feature = "text")]
     models: Mutex<HashMap<PathBuf, Arc<SentenceEncoder>>>,
     /// The locked `LOCK` file; declared last, so it is released after the collections close.
     _lock: std::fs::File,
@@ -76,6 +84,7 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
 impl Drop for Database {
     /// Closing waits for background seals to finish (their segments are then on disk).
     fn drop(&mut self) {
+        #[cfg(feature = "text")]
         for t in self.texts.lock().unwrap_or_else(PoisonError::into_inner).values() {
             t.wait_for_sealing();
         }
@@ -157,7 +166,9 @@ impl Database {
             dir: dir.to_path_buf(),
             collections: RwLock::new(collections),
             opener,
+            #[cfg(feature = "text")]
             texts: Mutex::new(HashMap::new()),
+            #[cfg(feature = "text")]
             models: Mutex::new(HashMap::new()),
             _lock: lock,
         })
@@ -242,6 +253,7 @@ impl Database {
     pub fn delete_collection(&self, name: &str) -> Result<bool> {
         let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
         let Some(c) = map.remove(name) else { return Ok(false) };
+        #[cfg(feature = "text")]
         if let Some(t) = self.texts.lock().unwrap_or_else(PoisonError::into_inner).remove(name) {
             t.wait_for_sealing();
         }
@@ -257,8 +269,9 @@ impl Database {
         Ok(true)
     }
 
-    /// The sentence model `spec` names (a folder or a name, see `quarry_text::locate`), loaded
+    /// The sentence model `spec` names (feature `text`) (a folder or a name, see `quarry_text::locate`), loaded
     /// once per database.
+    #[cfg(feature = "text")]
     pub fn model(&self, spec: &str) -> Result<Arc<SentenceEncoder>> {
         let dir = quarry_text::locate::model_dir(spec)?;
         let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
@@ -273,6 +286,7 @@ impl Database {
     /// Creates text collection `name`: one cosine vector field sized by `text`'s model (none
     /// without a model) indexed with `index` (`hnsw`, `hnsw+sq8`, `flat`), payloads up to 16 MiB
     /// (they hold the texts), and `text`'s settings.
+    #[cfg(feature = "text")]
     pub fn create_text_collection(
         &self,
         name: &str,
@@ -291,6 +305,7 @@ impl Database {
     }
 
     /// The text view of collection `name` (an error if it has no text settings); opened once.
+    #[cfg(feature = "text")]
     pub fn text_collection(&self, name: &str) -> Result<Arc<TextCollection>> {
         let mut texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = texts.get(name) {

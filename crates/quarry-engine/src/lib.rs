@@ -2,7 +2,7 @@
 //! collections, each with a [`CollectionSchema`] (named dense vector fields, payload limit,
 //! durability, payload indexes), points with JSON payloads and u64 or UUID ids, a write-ahead log
 //! fsynced before a write is acknowledged (group commit), Qdrant-dialect payload [`Filter`]s,
-//! sealed HNSW segments built in the background and persisted with a manifest (a log checkpoint),
+//! sealed segments of any index family built in the background and persisted with a manifest (a log checkpoint),
 //! consistent snapshots, and text collections ([`TextCollection`]: BM25, sentence embeddings,
 //! hybrid and multi-query fusion).
 //!
@@ -35,9 +35,10 @@
 //! ```
 //!
 //! Files: `id` (point ids), `schema`, `point` (points, validation, the WAL operation codec),
-//! `filter` (payload filters), `payload_index`, `segment` (sealed graphs, SQ8 codes),
-//! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, state,
-//! seals, search), `text` (text collections), `database`.
+//! `filter` (payload filters), `payload_index`, `segment` (sealed segments: an index per field),
+//! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, replay),
+//! `state`, `reads`, `writes`, `search`, `seal`, `snapshot`, `text` (text collections, with
+//! `text_spec`, `text_query`, `text_lexical`), `database`.
 
 pub mod collection;
 pub mod database;
@@ -56,8 +57,15 @@ mod snapshot;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "text")]
 pub mod text;
-#[cfg(test)]
+#[cfg(feature = "text")]
+mod text_lexical;
+#[cfg(feature = "text")]
+mod text_query;
+#[cfg(feature = "text")]
+mod text_spec;
+#[cfg(all(test, feature = "text"))]
 mod text_tests;
 mod writes;
 
@@ -68,4 +76,5 @@ pub use id::PointId;
 pub use point::{Op, Point};
 pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
 pub use schema::{CollectionSchema, VectorField};
+#[cfg(feature = "text")]
 pub use text::{PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec};

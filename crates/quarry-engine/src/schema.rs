@@ -1,12 +1,21 @@
 //! A collection's schema: its named dense vector fields (dimension, metric, index spec), the
 //! payload size limit, the durability of its writes, and for text collections the text settings
-//! ([`crate::text::TextSpec`]). Stored as `schema.json` in the
+//! ([`TextSettings`]). Stored as `schema.json` in the
 //! collection's folder, written crash-safely.
 
 use quarry_core::{Error, Metric, Result};
 use quarry_store::Durability;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// A text collection's settings ([`crate::text::TextSpec`]; without the `text` feature, kept as
+/// JSON and refused by [`CollectionSchema::check`]).
+#[cfg(feature = "text")]
+pub type TextSettings = crate::text_spec::TextSpec;
+/// A text collection's settings: without the `text` feature, kept as JSON and refused by
+/// [`CollectionSchema::check`].
+#[cfg(not(feature = "text"))]
+pub type TextSettings = serde_json::Value;
 
 /// One dense vector field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,7 +101,7 @@ pub struct CollectionSchema {
     /// Text settings (a text collection: documents carry text, indexed for BM25 and embedded by a
     /// model into the single vector field); none for a vector collection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<crate::text::TextSpec>,
+    pub text: Option<TextSettings>,
 }
 
 fn default_seal() -> usize {
@@ -133,6 +142,13 @@ impl CollectionSchema {
             None if self.vectors.is_empty() => {
                 return Err(Error::InvalidArgument("a collection needs at least one vector field".into()));
             }
+            #[cfg(not(feature = "text"))]
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "a text collection: this build of quarry-engine has no text support (cargo feature `text`)".into(),
+                ));
+            }
+            #[cfg(feature = "text")]
             Some(t) => {
                 t.check()?;
                 let want = usize::from(t.model.is_some());

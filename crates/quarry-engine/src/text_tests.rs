@@ -5,7 +5,7 @@
 
 use crate::text::{PassageMode, TextDoc, TextMode, TextQuery, TextSpec};
 use crate::{Database, Filter, PointId};
-use quarry_text::fusion::{fuse, Fusion};
+use quarry_rank::fusion::{fuse, Fusion};
 use quarry_text::{Analyzer, Bm25Index};
 use serde_json::{Map, Value};
 use std::path::PathBuf;

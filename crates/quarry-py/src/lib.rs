@@ -449,7 +449,7 @@ impl Collection {
         q.explain = explain;
         q.fusion = match fusion {
             "weighted" => q.fusion,
-            "rrf" => quarry_text::fusion::Fusion::Rrf { k: 60.0 },
+            "rrf" => quarry_rank::fusion::Fusion::Rrf { k: 60.0 },
             other => return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf"))),
         };
         let f = filter_of(filter)?;

@@ -311,9 +311,9 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
                 if w.len() != 2 || w.iter().any(|x| !x.is_finite() || *x < 0.0) {
                     return Err(ApiError::bad("weights: two non-negative numbers (dense, bm25)"));
                 }
-                q.fusion = quarry_text::fusion::Fusion::Weighted {
+                q.fusion = quarry_rank::fusion::Fusion::Weighted {
                     weights: w.clone(),
-                    norm: quarry_text::fusion::Norm::MinMax,
+                    norm: quarry_rank::fusion::Norm::MinMax,
                 };
             }
         }
@@ -322,7 +322,7 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
             if !k.is_finite() || k < 0.0 {
                 return Err(ApiError::bad("rrf_k must be a number ≥ 0"));
             }
-            q.fusion = quarry_text::fusion::Fusion::Rrf { k };
+            q.fusion = quarry_rank::fusion::Fusion::Rrf { k };
         }
         Some(other) => return Err(ApiError::bad(format!("fusion {other:?}: use weighted or rrf"))),
     }

@@ -1,5 +1,5 @@
 //! Quarry's text layer: sentence-embedding models run in pure Rust with candle and tokenizers,
-//! text analysis (tantivy's tokenizers) and BM25, passage splitting, and rank fusion.
+//! text analysis (tantivy's tokenizers) and BM25, passage splitting.
 //!
 //! * [`analyzer`]: [`Analyzer`] (tokenize, lowercase, stop words, stemming) from an
 //!   [`AnalyzerConfig`].
@@ -9,7 +9,6 @@
 //!   sequence length).
 //! * [`encoder`]: [`SentenceEncoder`], loading a model folder and encoding texts in batches.
 //! * `bert`: the BERT forward pass used for encoding (packed tokens, fused bias, AVX-512 GEMM).
-//! * [`fusion`]: reciprocal rank fusion and weighted / CombSUM / CombMNZ fusion of ranked lists.
 //! * [`locate`]: finding a model folder (a path, `QUARRY_MODELS`, Quarry's cache, the Hugging
 //!   Face cache).
 
@@ -18,7 +17,6 @@ mod bert;
 pub mod bm25;
 pub mod config;
 pub mod encoder;
-pub mod fusion;
 pub mod locate;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, StopWords};

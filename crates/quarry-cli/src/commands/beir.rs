@@ -6,7 +6,7 @@ use crate::progress;
 use anyhow::{bail, Context, Result};
 use quarry_engine::{Database, PassageMode, PointId, TextDoc, TextMode, TextQuery, TextSpec};
 use quarry_eval::trec::{evaluate, EvalOptions, Measure, Run};
-use quarry_text::fusion::Fusion;
+use quarry_rank::fusion::Fusion;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::time::Instant;

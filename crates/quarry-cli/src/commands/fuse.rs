@@ -1,11 +1,11 @@
 //! `quarry fuse`: fuses TREC runs query by query (reciprocal rank fusion, or a weighted / CombSUM /
-//! CombMNZ combination of normalised scores; `quarry_text::fusion`) into one run — hybrid
+//! CombMNZ combination of normalised scores; `quarry_rank::fusion`) into one run — hybrid
 //! retrieval from a lexical and a dense run, or multi-query fusion of runs of reformulated queries.
 //! Each run's results for a query are ranked by score, descending (ties by docno).
 
 use anyhow::{bail, Result};
 use quarry_eval::trec::{read_run, RunWriter};
-use quarry_text::fusion::{fuse, Fusion, Norm};
+use quarry_rank::fusion::{fuse, Fusion, Norm};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 

@@ -13,8 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use quarry_core::Metric;
 use quarry_engine::{Collection, Filter, PointId, SearchOptions};
+use quarry_rank::{fuse, Fusion};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// Prefetches nest at most this deep.
@@ -237,24 +237,6 @@ fn similarity(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-fn dbsf(lists: &[Vec<(PointId, f64)>], k: usize) -> Vec<(PointId, f64)> {
-    let mut acc: HashMap<PointId, f64> = HashMap::new();
-    for l in lists.iter().filter(|l| !l.is_empty()) {
-        let n = l.len() as f64;
-        let mean = l.iter().map(|x| x.1).sum::<f64>() / n;
-        let sd = (l.iter().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let (lo, hi) = (mean - 3.0 * sd, mean + 3.0 * sd);
-        for (id, s) in l {
-            let v = if hi > lo { ((s - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
-            *acc.entry(*id).or_default() += v;
-        }
-    }
-    let mut out: Vec<(PointId, f64)> = acc.into_iter().collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(k);
-    out
-}
-
 /// Runs one query (with its prefetches) for `k` hits under `outer` filter: ids and Qdrant scores.
 fn run_query(
     c: &Collection,
@@ -315,19 +297,9 @@ fn run_query(
         lists.push(hits);
     }
     match query {
-        Q::Rrf(rk) => {
-            let mut acc: HashMap<PointId, f64> = HashMap::new();
-            for l in &lists {
-                for (rank, (id, _)) in l.iter().enumerate() {
-                    *acc.entry(*id).or_default() += 1.0 / (rk + rank as f64 + 1.0);
-                }
-            }
-            let mut out: Vec<(PointId, f64)> = acc.into_iter().collect();
-            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            out.truncate(k);
-            Ok((out, Scores::of(c.schema(), usize::MAX)))
-        }
-        Q::Dbsf => Ok((dbsf(&lists, k), Scores::of(c.schema(), usize::MAX))),
+        // Fusion is quarry-rank's, like every other front end's.
+        Q::Rrf(rk) => Ok((fuse(&lists, &Fusion::Rrf { k: rk }, k)?, Scores::of(c.schema(), usize::MAX))),
+        Q::Dbsf => Ok((fuse(&lists, &Fusion::Dbsf, k)?, Scores::of(c.schema(), usize::MAX))),
         Q::Nearest(v) => {
             // Re-score the union of the prefetched points exactly with the query vector.
             let metric: Metric = c.schema().vectors[f].metric()?;
@@ -418,7 +390,7 @@ mod tests {
         let n = PointId::Num;
         let a = vec![(n(1), 0.9), (n(2), 0.5), (n(3), 0.1)];
         let b = vec![(n(2), 10.0), (n(4), 20.0)];
-        let got = dbsf(&[a, b], 10);
+        let got = fuse(&[a, b], &Fusion::Dbsf, 10).expect("fuse");
         let want = [(2, 0.833_333), (1, 0.704_124), (4, 0.666_667), (3, 0.295_876)];
         assert_eq!(got.len(), want.len());
         for ((id, score), (wid, ws)) in got.iter().zip(want) {
@@ -427,7 +399,7 @@ mod tests {
         }
         // k truncates; a constant list scores 0.5 for each of its points.
         let c = vec![(n(5), 3.0), (n(6), 3.0)];
-        assert_eq!(dbsf(&[c], 1), vec![(n(5), 0.5)]);
-        assert!(dbsf(&[vec![], vec![]], 3).is_empty());
+        assert_eq!(fuse(&[c], &Fusion::Dbsf, 1).expect("fuse"), vec![(n(5), 0.5)]);
+        assert!(fuse::<PointId>(&[vec![], vec![]], &Fusion::Dbsf, 3).expect("fuse").is_empty());
     }
 }

@@ -27,6 +27,9 @@ pub enum Norm {
     },
     /// `(s − mean) / std` over the list.
     ZScore,
+    /// `(s − (μ − 3σ)) / 6σ` clamped to [0, 1] over the list (DBSF's scaling; a constant list
+    /// gives 0.5).
+    ThreeSigma,
     /// Scores as given.
     None,
 }
@@ -56,6 +59,8 @@ pub enum Fusion {
         /// Normalisation of each list's scores.
         norm: Norm,
     },
+    /// Distribution-based score fusion: CombSUM with [`Norm::ThreeSigma`] (Qdrant's `dbsf`).
+    Dbsf,
 }
 
 fn normalise(list: &[f64], norm: Norm) -> Vec<f64> {
@@ -72,6 +77,13 @@ fn normalise(list: &[f64], norm: Norm) -> Vec<f64> {
             } else {
                 list.iter().map(|s| (s - min) / (max - min)).collect()
             }
+        }
+        Norm::ThreeSigma => {
+            let n = list.len().max(1) as f64;
+            let mean = list.iter().sum::<f64>() / n;
+            let sd = (list.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / n).sqrt();
+            let (lo, hi) = (mean - 3.0 * sd, mean + 3.0 * sd);
+            list.iter().map(|s| if hi > lo { ((s - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 }).collect()
         }
         Norm::ZScore => {
             let n = list.len().max(1) as f64;
@@ -107,6 +119,16 @@ pub fn fuse<D: Clone + Eq + Hash + Ord>(
                 for (r, (d, _)) in list.iter().enumerate() {
                     let e = acc.entry(d.clone()).or_insert((0.0, 0));
                     e.0 += 1.0 / (k + (r + 1) as f64);
+                    e.1 += 1;
+                }
+            }
+        }
+        Fusion::Dbsf => {
+            for list in lists {
+                let scores: Vec<f64> = list.iter().map(|(_, s)| *s).collect();
+                for ((d, _), s) in list.iter().zip(normalise(&scores, Norm::ThreeSigma)) {
+                    let e = acc.entry(d.clone()).or_insert((0.0, 0));
+                    e.0 += s;
                     e.1 += 1;
                 }
             }
@@ -208,6 +230,21 @@ mod tests {
             .expect("fuse");
         let b = mnz.iter().find(|x| x.0 == "b").expect("b").1;
         assert!((b - 2.0 * (0.5 + 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dbsf_scales_each_list_by_three_sigma() {
+        // [1, 2, 3]: mean 2, σ = √(2/3); lo = 2 − 3σ, hi = 2 + 3σ: 1 ↦ 0.5 − 1/(6σ), 3 ↦ 0.5 + 1/(6σ).
+        let a = l(&[("a", 3.0), ("b", 2.0), ("c", 1.0)]);
+        let b = l(&[("c", 7.0)]);
+        let f = fuse(&[a, b], &Fusion::Dbsf, 10).expect("fuse");
+        let sd = (2.0f64 / 3.0).sqrt();
+        let get = |d: &str| f.iter().find(|x| x.0 == d).expect("present").1;
+        assert!((get("a") - (0.5 + 1.0 / (6.0 * sd))).abs() < 1e-12);
+        assert!((get("b") - 0.5).abs() < 1e-12);
+        assert!((get("c") - (0.5 - 1.0 / (6.0 * sd) + 0.5)).abs() < 1e-12, "a constant list gives 0.5");
+        assert_eq!(f[0].0, "c");
+        assert!(fuse::<&str>(&[vec![], vec![]], &Fusion::Dbsf, 3).expect("empty").is_empty());
     }
 
     #[test]

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Collections under memory caps (issue 19): Quarry collections of several index families, rows on
+# disk (`quarry collection create --on-disk`), built through the collection API by
+# `quarry bench engine --index SPEC --on-disk`, then reopened and searched (unfiltered, one thread,
+# one query per call, recall@10 against the dataset's ground truth) in a memory cgroup capped at
+# 50 / 25 / 15 % of the raw f32 bytes, page cache included and dropped first
+# (`quarry bench engine --dir D --reuse --memory-limit-mb N`), and uncapped (a 64 GiB cgroup, so
+# the peak is still measured). Peer in the same run: hnswlib (peer_bench.py, all queries in one
+# batch call, single-threaded), in memory, under the same caps (`quarry bench capped`).
+# Writes docs/benchmarks/engine-capped-<dataset>.{jsonl,md}.
+# Usage: scripts/bench_engine_capped.sh [DATASET_DIR] [QUERIES]
+#   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES
+#   default 2000 (distinct queries: a cap is not helped by the same queries repeating).
+#   CONFIGS (index specs, default "hnsw+rabitq4 hnsw+sq8 spann+rabitq4"), EFS (default
+#   24,32,48,64,96,128), PASSES (timed passes per point, default 2), CAPS_PCT (default "50 25 15"),
+#   ONLY (subset of: build quarry peer report), QUARRY_BENCH_OUT (default docs/benchmarks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+script_args="$*"
+data=${1:-../shared/data/wndict-384}
+nq=${2:-2000}
+name=engine-capped-$(basename "$data")
+out=${QUARRY_BENCH_OUT:-docs/benchmarks}
+configs=${CONFIGS:-hnsw+rabitq4 hnsw+sq8 spann+rabitq4}
+efs=${EFS:-24,32,48,64,96,128}
+passes=${PASSES:-2}
+caps_pct=${CAPS_PCT:-50 25 15}
+only=${ONLY:-build quarry peer report}
+want() { [[ " $only " == *" $1 "* ]]; }
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
+dirs=${QUARRY_BENCH_DIRS:-$HOME/.cache/quarry/bench-engine-capped/$(basename "$data")}
+mkdir -p "$out" "$dirs"
+rows=$out/$name.jsonl
+raw_mb=$("$venv/bin/python" -c "
+import numpy as np, sys
+p = sys.argv[1]
+n, d = (np.load(p, mmap_mode='r').shape if p.endswith('.npy') else (None, None))
+print(n * d * 4 / 2**20)" "$base")
+caps=()
+for p in $caps_pct; do caps+=("$("$venv/bin/python" -c "print(int($raw_mb * $p / 100))")"); done
+common=(--base "$base" --query "$query" --queries "$nq" --gt "$gt" --no-filters --no-payload-graphs)
+tag() { sed "s/}\$/, \"config\": \"$1\", \"cap_pct\": \"$2\"}/"; }
+
+if want build; then
+  for spec in $configs; do
+    echo "== build $spec (rows on disk)" >&2
+    rm -rf "${dirs:?}/$spec"
+    "$quarry" bench engine "${common[@]}" --index "$spec" --on-disk --dir "$dirs/$spec" --ef 64 > "$dirs/$spec.build.jsonl"
+  done
+fi
+if want quarry; then
+  : > "$rows"
+  for spec in $configs; do
+    cat "$dirs/$spec.build.jsonl" | grep '"op":"ingest"' | tag "$spec" build >> "$rows" || true
+    for pct in none $caps_pct; do
+      if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
+      echo "== quarry $spec, cap ${pct}% ($cap MiB)" >&2
+      "$quarry" bench engine "${common[@]}" --dir "$dirs/$spec" --reuse --ef "$efs" --passes "$passes" --memory-limit-mb "$cap" \
+        | tag "$spec" "$pct" | tee -a "$rows"
+    done
+  done
+fi
+if want peer; then
+  for pct in none $caps_pct; do
+    if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
+    echo "== hnswlib, cap ${pct}% ($cap MiB)" >&2
+    "$quarry" bench capped --memory-limit-mb "$cap" -- "$venv/bin/python" ../shared/tools/peer_bench.py \
+      --base "$base" --query "$query" --gt "$gt" --metric "$metric" --peers hnswlib --M 16 --efc 200 \
+      --ef "$efs" --build-threads 2 --threads 1 --k 10 --queries "$nq" --calls batch \
+      | tag hnswlib "$pct" | tee -a "$rows"
+  done
+fi
+if want report; then
+  "$venv/bin/python" scripts/bench_engine_capped_report.py "$rows" --raw-mb "$raw_mb" --data "$data" \
+    --command "scripts/bench_engine_capped.sh${script_args:+ $script_args}" > "$out/$name.md"
+  echo "wrote $out/$name.md" >&2
+fi

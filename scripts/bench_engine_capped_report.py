@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Renders the rows of scripts/bench_engine_capped.sh as markdown: per memory cap, each Quarry
+collection's and hnswlib's best QPS at recall@10 >= 0.95 (first and last timed pass), the cgroup
+peak (page cache included), the reopen time, and the ratio to hnswlib's uncapped QPS."""
+
+import argparse
+import json
+import platform
+import subprocess
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rows")
+    ap.add_argument("--raw-mb", type=float, required=True)
+    ap.add_argument("--data", default="")
+    ap.add_argument("--command", action="append", default=[])
+    ap.add_argument("--target", type=float, default=0.95)
+    a = ap.parse_args()
+    rows = [json.loads(l) for l in open(a.rows) if l.strip().startswith("{")]
+    caps = ["none"] + sorted({r["cap_pct"] for r in rows if r.get("cap_pct") not in ("none", "build")}, key=lambda c: -int(c))
+    configs = []
+    for r in rows:
+        if r.get("config") and r["config"] not in configs:
+            configs.append(r["config"])
+
+    def best(config, cap):
+        pts = [r for r in rows if r.get("config") == config and r.get("cap_pct") == cap and "qps" in r and r.get("recall", 0) >= a.target]
+        killed = any(r.get("oom_killed") for r in rows if r.get("config") == config and r.get("cap_pct") == cap)
+        if not pts:
+            return None, killed
+        return max(pts, key=lambda r: r["qps"]), killed
+
+    def opened(config, cap):
+        return next((r for r in rows if r.get("config") == config and r.get("cap_pct") == cap and r.get("op") == "open"), None)
+
+    base_hnswlib, _ = best("hnswlib", "none")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    print(f"# Collections under memory caps: {a.data.rstrip('/').split('/')[-1]}\n")
+    print(f"- Data: {a.data}, raw f32 {a.raw_mb:.1f} MiB; recall@10 against the dataset's ground truth; one search thread, "
+          "Quarry one query per call through the collection API (its Rust loop), hnswlib all queries in one batch call.")
+    print(f"- Machine: {cpu}, {platform.machine()}; commit {commit}.")
+    print("- Caps: a memory cgroup (page cache included, dropped before each run); `none` is a 64 GiB cgroup, "
+          "so the peak is still measured. `first`/`last`: QPS of the first and last timed pass over the same queries.")
+    print("- Commands: " + "; ".join(f"`{c}`" for c in a.command) + "\n")
+    print(f"| cap | system | ef | recall | QPS first | QPS last | vs hnswlib uncapped | p99 ms | cgroup peak MB | reopen s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for cap in caps:
+        cap_label = "none" if cap == "none" else f"{cap}% ({int(a.raw_mb * int(cap) / 100)} MiB)"
+        for config in configs:
+            r, killed = best(config, cap)
+            o = opened(config, cap)
+            if r is None:
+                print(f"| {cap_label} | {config} | | {'killed (out of memory)' if killed else f'< {a.target}'} | | | | | | |")
+                continue
+            passes = r.get("pass_qps") or [r["qps"]]
+            ratio = f"{r['qps'] / base_hnswlib['qps']:.2f}x" if base_hnswlib else ""
+            ef = r.get("ef", r.get("params", ""))
+            peak = r.get("cgroup_peak_bytes")
+            print(f"| {cap_label} | {config} | {ef} | {r['recall']:.4f} | {passes[0]:,.0f} | {passes[-1]:,.0f} | {ratio} | "
+                  f"{r.get('p99_ms', float('nan')):.3f} | {peak / 1e6 if peak else float('nan'):.1f} | "
+                  f"{o['open_seconds']:.2f} |" if o else
+                  f"| {cap_label} | {config} | {ef} | {r['recall']:.4f} | {passes[0]:,.0f} | {passes[-1]:,.0f} | {ratio} | "
+                  f"{r.get('p99_ms', float('nan')):.3f} | {peak / 1e6 if peak else float('nan'):.1f} | |")
+    builds = [r for r in rows if r.get("op") == "ingest"]
+    if builds:
+        print("\n| collection | ingest points/s (fsync per batch) | index build s |")
+        print("|---|---|---|")
+        for r in builds:
+            print(f"| {r['config']} | {r['points_per_s']:,.0f} | {r['index_seconds']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
