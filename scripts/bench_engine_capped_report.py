@@ -59,7 +59,7 @@ def main():
                 continue
             passes = r.get("pass_qps") or [r["qps"]]
             ratio = f"{r['qps'] / base_hnswlib['qps']:.2f}x" if base_hnswlib else ""
-            ef = r.get("ef", r.get("params", ""))
+            ef = r.get("ef", (r.get("params") or {}).get("ef", ""))
             peak = r.get("cgroup_peak_bytes")
             print(f"| {cap_label} | {config} | {ef} | {r['recall']:.4f} | {passes[0]:,.0f} | {passes[-1]:,.0f} | {ratio} | "
                   f"{r.get('p99_ms', float('nan')):.3f} | {peak / 1e6 if peak else float('nan'):.1f} | "

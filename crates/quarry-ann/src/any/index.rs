@@ -269,6 +269,9 @@ impl AnyIndex {
                             c => c.default_rerank(),
                         })
                     }),
+                    // While rows come from the device (re-scoring is slow), the lists a query
+                    // probes are asked for together too: parallel reads instead of one by one.
+                    readahead: s.rows.as_ref().is_some_and(|r| r.readahead.wanted()),
                     ..SpannSearch::default()
                 };
                 s.search_with(query, k, &search, filter)?

@@ -22,6 +22,8 @@ pub struct FlatIndex {
     pub(super) len: usize,
     /// Tombstoned ids: never returned.
     pub(crate) deleted: IdFilter,
+    /// When to ask the kernel for mapped rows ahead of re-scoring them.
+    pub(crate) readahead: super::readahead::ReadAhead,
 }
 
 impl FlatIndex {
@@ -34,7 +36,7 @@ impl FlatIndex {
             Storage::F32 => Rows::F32(AlignedVec::new()),
             Storage::F16 => Rows::F16(AlignedVec::new()),
         };
-        Ok(FlatIndex { dim, metric, rows, len: 0, deleted: IdFilter::new() })
+        Ok(FlatIndex { dim, metric, rows, len: 0, deleted: IdFilter::new(), readahead: Default::default() })
     }
 
     /// Builds an index holding `vectors` (ids `0..rows`).
@@ -177,7 +179,7 @@ impl FlatIndex {
             Storage::F32 => Rows::F32(AlignedVec::from_mmap(map, len)?),
             Storage::F16 => Rows::F16(AlignedVec::from_mmap(map, len)?),
         };
-        Ok(FlatIndex { dim, metric, rows, len: n, deleted: IdFilter::new() })
+        Ok(FlatIndex { dim, metric, rows, len: n, deleted: IdFilter::new(), readahead: Default::default() })
     }
 
     /// Copies memory-mapped rows onto the heap (no-op for heap rows).

@@ -7,6 +7,7 @@
 mod builder;
 mod format;
 mod params;
+pub(crate) mod readahead;
 mod search;
 #[cfg(test)]
 mod tests;

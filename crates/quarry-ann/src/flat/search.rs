@@ -107,6 +107,36 @@ impl FlatIndex {
         }
     }
 
+    /// Asks the kernel to start reading the pages of rows `ids` of a memory-mapped store
+    /// (`MADV_WILLNEED`: the reads run together instead of one page fault after another); a
+    /// no-op for rows on the heap. A hint: failures are ignored.
+    pub(crate) fn will_need(&self, ids: impl Iterator<Item = u32>) {
+        if !self.is_mapped() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let (base, row) = match &self.rows {
+                Rows::F32(r) => (r.as_slice().as_ptr() as usize, self.dim * 4),
+                Rows::F16(r) => (r.as_slice().as_ptr() as usize, self.dim * 2),
+            };
+            const PAGE: usize = 4096;
+            for id in ids.filter(|&id| (id as usize) < self.len) {
+                let start = base + id as usize * row;
+                let first = start & !(PAGE - 1);
+                let len = start + row - first;
+                // SAFETY: [first, first + len) lies within the mapping of the rows (page-aligned
+                // down from a row inside it; the mapping covers whole pages); MADV_WILLNEED only
+                // schedules reads and never changes the contents.
+                unsafe {
+                    libc::madvise(first as *mut libc::c_void, len, libc::MADV_WILLNEED);
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = ids;
+    }
+
     /// Stored row `id` as an f32 query (borrowed for f32 storage).
     pub(crate) fn row_query(&self, id: usize) -> std::borrow::Cow<'_, [f32]> {
         let span = id * self.dim..(id + 1) * self.dim;

@@ -11,6 +11,10 @@ use quarry_linalg::{Kernels, TopK};
 
 /// Exact top-k among the candidate `ids` (in any order) for prepared query `q`.
 pub(crate) fn rescore(flat: &FlatIndex, q: &[f32], ids: &[u32], k: usize) -> Vec<Hit> {
+    let timer = flat.is_mapped().then(std::time::Instant::now);
+    if timer.is_some() && flat.readahead.wanted() {
+        flat.will_need(ids.iter().copied());
+    }
     let kern = Kernels::get();
     let mut top = TopK::new(k);
     for (i, &id) in ids.iter().enumerate() {
@@ -21,6 +25,9 @@ pub(crate) fn rescore(flat: &FlatIndex, q: &[f32], ids: &[u32], k: usize) -> Vec
         if key <= top.threshold() {
             top.push(key, id);
         }
+    }
+    if let Some(t) = timer {
+        flat.readahead.record(t.elapsed().as_nanos());
     }
     FlatIndex::hits(top)
 }
@@ -36,6 +43,12 @@ pub(crate) fn rescore_bounded(
     k: usize,
 ) -> (Vec<Hit>, usize) {
     cands.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let timer = flat.is_mapped().then(std::time::Instant::now);
+    if timer.is_some() && flat.readahead.wanted() {
+        // The candidates with the lowest bounds: those re-scored unless the k-th exact key
+        // found first rules them out (about k of them, rarely more than twice that).
+        flat.will_need(cands.iter().take(2 * k + 4).map(|c| c.1));
+    }
     let kern = Kernels::get();
     let mut top = TopK::new(k);
     let mut scored = 0;
@@ -51,6 +64,9 @@ pub(crate) fn rescore_bounded(
         if key <= top.threshold() {
             top.push(key, id);
         }
+    }
+    if let Some(t) = timer {
+        flat.readahead.record(t.elapsed().as_nanos());
     }
     (FlatIndex::hits(top), scored)
 }

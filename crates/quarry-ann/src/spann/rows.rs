@@ -17,6 +17,8 @@ pub(crate) struct RowFile {
     offset: u64,
     dim: usize,
     rows: usize,
+    /// When to ask for a query's rows ahead of reading them (see `flat::readahead`).
+    pub(crate) readahead: crate::flat::readahead::ReadAhead,
 }
 
 impl RowFile {
@@ -34,7 +36,14 @@ impl RowFile {
             ));
         }
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        Ok(RowFile { path: path.to_path_buf(), file, offset: s.offset, dim, rows })
+        Ok(RowFile {
+            path: path.to_path_buf(),
+            file,
+            offset: s.offset,
+            dim,
+            rows,
+            readahead: Default::default(),
+        })
     }
 
     /// Reads row `id` into `out` (length `dim`).
@@ -45,6 +54,29 @@ impl RowFile {
         let at = self.offset + id as u64 * (self.dim * 4) as u64;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
         read_at(&self.file, bytes, at).map_err(|e| Error::io("reading", &self.path, e))
+    }
+
+    /// Asks the kernel to start reading rows `ids` (`POSIX_FADV_WILLNEED`), so the reads that
+    /// follow overlap instead of waiting one after another. A hint: failures are ignored.
+    pub(crate) fn will_need(&self, ids: impl Iterator<Item = u32>) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            let row = (self.dim * 4) as u64;
+            for id in ids.filter(|&id| (id as usize) < self.rows) {
+                // SAFETY: posix_fadvise only reads the arguments; a bad range is an error code.
+                unsafe {
+                    libc::posix_fadvise(
+                        self.file.as_raw_fd(),
+                        (self.offset + id as u64 * row) as libc::off_t,
+                        row as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = ids;
     }
 
     /// Checks the file's checksums.

@@ -199,7 +199,14 @@ impl SpannIndex {
         })?;
         if let Some(coded) = &self.coded {
             let mut row = vec![0f32; self.dim];
-            for (bound, id) in cands.finish() {
+            let cands = cands.finish();
+            // Rows re-scored from the file: ask for the likely ones together while reads are slow.
+            let timer = self.rows.as_ref().map(|r| (r, std::time::Instant::now()));
+            if let Some((rows, _)) = timer.filter(|(r, _)| r.readahead.wanted()) {
+                let likely = if bounded { 2 * k + 4 } else { cands.len() };
+                rows.will_need(cands.iter().take(likely).map(|c| c.1));
+            }
+            for (bound, id) in cands {
                 if bounded && bound > top.threshold() {
                     break;
                 }
@@ -209,6 +216,9 @@ impl SpannIndex {
                 if key <= top.threshold() {
                     top.push(key, id);
                 }
+            }
+            if let Some((rows, t)) = timer {
+                rows.readahead.record(t.elapsed().as_nanos());
             }
         }
         Ok(crate::flat::FlatIndex::hits(top))

@@ -162,7 +162,6 @@ fn search_equals_brute_force_with_and_without_filters() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-
 #[test]
 fn uuid_ids_named_fields_scroll_and_codec() {
     let dir = temp("uuid");
