@@ -212,7 +212,10 @@ fn quarry(args: &[&str], stdin: Option<&str>) -> std::process::Output {
         .spawn()
         .expect("quarry runs");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or("").as_bytes()).expect("stdin written");
+    // A command refused before it reads its input (a held folder) closes the pipe first.
+    if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing quarry's stdin: {e}");
+    }
     drop(input);
     child.wait_with_output().expect("quarry exits")
 }
