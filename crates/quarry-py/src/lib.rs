@@ -533,6 +533,13 @@ impl Collection {
         Ok((recs, next))
     }
 
+    /// Writes a consistent snapshot of the collection to the file `path` (crash-safely, while
+    /// writes go on); returns the bytes of its log. `Database.restore_snapshot` reads it back.
+    fn snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<u64> {
+        let col = self.col.clone();
+        py.detach(move || col.snapshot(&path)).map_err(err)
+    }
+
     /// Builds index segments over every unsealed point now (else done in the background past the
     /// seal threshold).
     fn optimize(&self, py: Python<'_>) -> PyResult<()> {
@@ -673,6 +680,14 @@ impl Database {
         let (db, n, idx) = (self.db.clone(), name.to_string(), index.to_string());
         py.detach(move || db.create_text_collection(&n, spec, &idx)).map_err(err)?;
         self.collection(py, name)
+    }
+
+    /// Restores the snapshot file `path` (written by `Collection.snapshot` or the server) as the
+    /// new collection `name` (ValueError if it exists: nothing is replaced).
+    fn restore_snapshot(&self, py: Python<'_>, path: std::path::PathBuf, name: &str) -> PyResult<Collection> {
+        let (db, name) = (self.db.clone(), name.to_string());
+        let col = py.detach(move || db.restore_snapshot(&path, &name)).map_err(err)?;
+        self.wrap(py, col)
     }
 
     /// The existing collection `name` (KeyError if there is none).

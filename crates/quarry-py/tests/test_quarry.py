@@ -247,3 +247,18 @@ def test_one_process_holds_a_database_folder(tmp_path):
         # Another process is refused, naming this one.
         r = subprocess.run([binary, "count", "--dir", str(tmp_path / "held"), "--collection", "c"], capture_output=True, text=True)
         assert r.returncode != 0 and f"PID {os.getpid()}" in r.stderr, r.stderr
+
+
+def test_snapshot_restores_every_point_and_refuses_an_existing_name(tmp_path, db, col):
+    # A snapshot taken after sealing half the points holds the sealed and the unsealed ones.
+    col.optimize()
+    col.upsert([1000], np.ones((1, 16), dtype=np.float32), payloads=[{"tag": 9}])
+    path = tmp_path / "items.qsnap"
+    assert col.snapshot(path) > 0
+    r = db.restore_snapshot(path, "copy")
+    assert r.count() == col.count() == 501
+    q = col.vectors[3]
+    assert [h.id for h in r.search(q, k=5)] == [h.id for h in col.search(q, k=5)]
+    assert r.get(1000).payload == {"tag": 9}
+    with pytest.raises(ValueError):
+        db.restore_snapshot(path, "items")

@@ -83,6 +83,7 @@ fn body_for(path: &str, method: &str) -> Value {
         (_, p) if p.ends_with("/delete") || p.ends_with("/clear") => json!({"points": [1]}),
         (_, p) if p.ends_with("/index") => json!({"field_name": "tag", "field_schema": "integer"}),
         (_, p) if p.ends_with("/text") => json!({}),
+        (_, p) if p.ends_with("/recover") => json!({"location": "none.snapshot"}),
         (_, p) if p.ends_with("/documents") => json!({"documents": [{"id": 1, "text": "hello"}]}),
         (_, p) if p.ends_with("/text-search") => json!({"text": "hello"}),
         (_, p) if p.ends_with("/eval") => {
@@ -130,6 +131,11 @@ const ROUTE_ACCESS: &[(&str, &str, &str)] = &[
     ("PUT", "/quarry/collections/{collection_name}/documents", "write"),
     ("POST", "/quarry/collections/{collection_name}/documents/delete", "write"),
     ("POST", "/quarry/collections/{collection_name}/optimize", "write"),
+    ("GET", "/collections/{collection_name}/snapshots", "read"),
+    ("GET", "/collections/{collection_name}/snapshots/{snapshot_name}", "read"),
+    ("POST", "/collections/{collection_name}/snapshots", "write"),
+    ("DELETE", "/collections/{collection_name}/snapshots/{snapshot_name}", "write"),
+    ("PUT", "/collections/{collection_name}/snapshots/recover", "write"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +164,11 @@ async fn auth_matrix_over_every_route() {
     ops.sort_by_key(|(p, m)| (*m == "DELETE" && p == "/collections/{collection_name}", p.clone()));
     let mut checked = 0;
     for (path, m) in &ops {
-        let uri = path.replace("{collection_name}", "c").replace("{id}", "1").replace("{field_name}", "tag");
+        let uri = path
+            .replace("{collection_name}", "c")
+            .replace("{id}", "1")
+            .replace("{field_name}", "tag")
+            .replace("{snapshot_name}", "none.snapshot");
         let need = match ROUTE_ACCESS.iter().find(|(rm, rp, _)| rm == m && rp == path) {
             Some((_, _, "open")) => Access::Open,
             Some((_, _, "read")) => Access::Read,
@@ -462,5 +472,58 @@ async fn text_collections_search_explain_and_evaluate_natively() {
     assert!(m.contains(r#"quarry_http_requests_total{route="/quarry/collections/{collection_name}/text-search",method="POST",status="200"} 3"#), "{m}");
     assert!(m.contains(r#"quarry_collection_points{collection="docs"} 2"#), "{m}");
     assert!(m.contains("quarry_http_request_duration_seconds_bucket"), "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Snapshots over HTTP: create while the collection holds points, list, download (a Quarry
+/// snapshot file), recover after a delete with every point back, and the refusals: recovering
+/// over an existing collection (409), names with a path (400), locations outside the collection's
+/// snapshot folder (400), unknown snapshots (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_round_trip_and_refuse_what_would_lose_data() {
+    let dir = temp("snapshots");
+    let app = app(&dir, false);
+    setup(&app, None).await;
+    let snap = ok(&app, "POST", "/collections/c/snapshots", Value::Null).await;
+    let name = snap["name"].as_str().expect("name").to_string();
+    assert!(name.starts_with("c-") && name.ends_with(".snapshot"), "{name}");
+    assert!(snap["size"].as_u64().expect("size") > 0);
+    assert_eq!(snap["creation_time"].as_str().expect("time").len(), 19);
+    let list = ok(&app, "GET", "/collections/c/snapshots", Value::Null).await;
+    assert_eq!(list.as_array().expect("list").len(), 1);
+    assert_eq!(list[0]["name"], json!(name));
+    let req = Request::get(format!("/collections/c/snapshots/{name}")).body(Body::empty()).expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+    assert_eq!(&bytes[..8], b"QRYSNAP\0");
+    // Recovering over the existing collection would replace it: refused.
+    let (s, v) = call(&app, "PUT", "/collections/c/snapshots/recover", None, json!({"location": name})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    for bad in ["../c.snapshot", "c.snap", "file:///etc/passwd", "http://example.com/x.snapshot"] {
+        let (s, v) =
+            call(&app, "PUT", "/collections/c/snapshots/recover", None, json!({"location": bad})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, _) =
+        call(&app, "PUT", "/collections/c/snapshots/recover", None, json!({"location": "c-1.snapshot"}))
+            .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(ok(&app, "DELETE", "/collections/c", Value::Null).await, json!(true));
+    let file = format!("file://{}", dir.join("snapshots/c").join(&name).display());
+    assert_eq!(
+        ok(&app, "PUT", "/collections/c/snapshots/recover", json!({"location": file})).await,
+        json!(true)
+    );
+    let n = ok(&app, "POST", "/collections/c/points/count", json!({"exact": true})).await;
+    assert_eq!(n["count"], json!(20), "every point is back");
+    let p = ok(&app, "GET", "/collections/c/points/7", Value::Null).await;
+    assert_eq!(p["payload"]["name"], json!("p7"));
+    assert_eq!(
+        ok(&app, "DELETE", &format!("/collections/c/snapshots/{name}"), Value::Null).await,
+        json!(true)
+    );
+    let (s, _) = call(&app, "GET", &format!("/collections/c/snapshots/{name}"), None, Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let _ = std::fs::remove_dir_all(&dir);
 }

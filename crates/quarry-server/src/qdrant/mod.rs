@@ -1,6 +1,7 @@
 //! The Qdrant-compatible REST subset: collections (create, get, list, exists, delete), payload
 //! indexes, points (upsert, retrieve, delete, payload operations, scroll, count), search, search
-//! batch, and the universal query with `prefetch` and fusion. Same paths, JSON shapes, filter
+//! batch, the universal query with `prefetch` and fusion, and collection snapshots (create, list,
+//! download, delete, recover). Same paths, JSON shapes, filter
 //! syntax and envelope as Qdrant's REST API; differences are listed in `docs/SERVER.md`.
 
 pub mod collections;
@@ -8,6 +9,7 @@ pub mod convert;
 pub mod models;
 pub mod points;
 pub mod search;
+pub mod snapshots;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,4 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search::search_batch))
         .routes(routes!(search::query))
         .routes(routes!(search::query_batch))
+        .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
+        .routes(routes!(snapshots::get_snapshot, snapshots::delete_snapshot))
+        .routes(routes!(snapshots::recover_snapshot))
 }

@@ -281,3 +281,24 @@ def test_quantization_and_on_disk_build_sealed_segments_that_answer(client, serv
         found += len(set(p.id for p in got) & set(want))
     assert found >= 90, f"{found} of 100 neighbours"
     client.delete_collection(name)
+
+
+def test_snapshots_create_list_and_recover(client):
+    name = "snap"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT))
+    data = vectors(50, seed=3)
+    client.upsert(name, points=[models.PointStruct(id=i, vector=data[i].tolist(), payload={"i": i}) for i in range(50)], wait=True)
+    snap = client.create_snapshot(name)
+    assert snap.name.endswith(".snapshot") and snap.size > 0
+    assert [s.name for s in client.list_snapshots(name)] == [snap.name]
+    with pytest.raises(UnexpectedResponse) as e:
+        client.recover_snapshot(name, location=snap.name)
+    assert e.value.status_code == 409
+    client.delete_collection(name)
+    assert client.recover_snapshot(name, location=snap.name)
+    assert client.count(name, exact=True).count == 50
+    assert client.retrieve(name, ids=[7])[0].payload == {"i": 7}
+    assert client.delete_snapshot(name, snap.name)
+    client.delete_collection(name)
