@@ -172,6 +172,7 @@ impl Collection {
                     )?;
                 c.apply(&mut st, op);
             }
+            st.shrink_to_fit();
             st.ids.len() - st.sealed_end as usize
         };
         // A crash between a checkpoint's manifest and cutting the log leaves covered records: drop

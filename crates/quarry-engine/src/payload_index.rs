@@ -51,6 +51,14 @@ struct FieldIndex {
 }
 
 impl FieldIndex {
+    /// Releases the spare capacity of every list (after a bulk load).
+    fn shrink_to_fit(&mut self) {
+        self.values.values_mut().for_each(Vec::shrink_to_fit);
+        self.values.shrink_to_fit();
+        self.ints.values_mut().for_each(Vec::shrink_to_fit);
+        self.slots.shrink_to_fit();
+    }
+
     /// Adds slot `slot`'s values of `key` (slots are added in increasing order).
     fn add(&mut self, key: &str, slot: u32, payload: &Map<String, Value>) {
         for v in scalars(payload, key) {
@@ -129,6 +137,12 @@ impl PayloadIndex {
         let mut k: Vec<String> = self.fields.keys().cloned().collect();
         k.sort();
         k
+    }
+
+    /// Releases spare capacity (after opening: lists grown by doubling hold up to twice their
+    /// size).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.fields.values_mut().for_each(FieldIndex::shrink_to_fit);
     }
 
     /// Starts indexing `key` over `payloads` (by slot); `false` if it is already indexed.

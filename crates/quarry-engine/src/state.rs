@@ -44,6 +44,11 @@ impl Payloads {
         self.get(slot).contains_key(key)
     }
 
+    /// Releases spare capacity.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     /// Slots held.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
@@ -78,6 +83,18 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Releases the spare capacity of every per-slot list (after opening: lists grown by
+    /// doubling hold up to twice their size).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.slot_of.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.live.shrink_to_fit();
+        self.payloads.shrink_to_fit();
+        self.pidx.shrink_to_fit();
+        self.tail.iter_mut().for_each(Vec::shrink_to_fit);
+        self.tail_inv.iter_mut().for_each(Vec::shrink_to_fit);
+    }
+
     /// Rows of sealed segments whose points have died since.
     pub(crate) fn dead_in_segments(&self) -> usize {
         self.segments.iter().map(|seg| seg.slots.iter().filter(|&&s| !self.live[s as usize]).count()).sum()
