@@ -7,7 +7,7 @@
 # (`quarry bench engine --dir D --reuse --memory-limit-mb N`), and uncapped (a 64 GiB cgroup, so
 # the peak is still measured). Peer in the same run: hnswlib (peer_bench.py, all queries in one
 # batch call, single-threaded), in memory, under the same caps (`quarry bench capped`).
-# Writes docs/benchmarks/engine-capped-<dataset>.{jsonl,md}.
+# Writes docs/benchmarks/engine-capped-<dataset>.{jsonl,md,png}.
 # Usage: scripts/bench_engine_capped.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES
 #   default 2000 (distinct queries: a cap is not helped by the same queries repeating).
@@ -73,6 +73,6 @@ if want peer; then
 fi
 if want report; then
   "$venv/bin/python" scripts/bench_engine_capped_report.py "$rows" --raw-mb "$raw_mb" --data "$data" \
-    --command "scripts/bench_engine_capped.sh${script_args:+ $script_args}" > "$out/$name.md"
+    --plot "$out/$name.png" --command "scripts/bench_engine_capped.sh${script_args:+ $script_args}" > "$out/$name.md"
   echo "wrote $out/$name.md" >&2
 fi

@@ -16,6 +16,7 @@ def main():
     ap.add_argument("--data", default="")
     ap.add_argument("--command", action="append", default=[])
     ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--plot", default=None, help="also draw the table as bars into this PNG")
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.rows) if l.strip().startswith("{")]
     caps = ["none"] + sorted({r["cap_pct"] for r in rows if r.get("cap_pct") not in ("none", "build")}, key=lambda c: -int(c))
@@ -66,12 +67,45 @@ def main():
                   f"{o['open_seconds']:.2f} |" if o else
                   f"| {cap_label} | {config} | {ef} | {r['recall']:.4f} | {passes[0]:,.0f} | {passes[-1]:,.0f} | {ratio} | "
                   f"{r.get('p99_ms', float('nan')):.3f} | {peak / 1e6 if peak else float('nan'):.1f} | |")
+    if a.plot:
+        plot(a.plot, caps, configs, best, a.raw_mb, a.target)
+        print(f"\n![QPS at recall@10 >= {a.target} per memory cap]({a.plot.split('/')[-1]})")
     builds = [r for r in rows if r.get("op") == "ingest"]
     if builds:
         print("\n| collection | ingest points/s (fsync per batch) | index build s |")
         print("|---|---|---|")
         for r in builds:
             print(f"| {r['config']} | {r['points_per_s']:,.0f} | {r['index_seconds']:.1f} |")
+
+
+def plot(path, caps, configs, best, raw_mb, target):
+    """Bars: each system's QPS (last pass) at recall >= target, per cap; an x for killed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / max(len(configs), 1)
+    for j, config in enumerate(configs):
+        for i, cap in enumerate(caps):
+            r, killed = best(config, cap)
+            x = i + (j - (len(configs) - 1) / 2) * width
+            if r is None:
+                ax.plot([x], [1.2], marker="x", color=f"C{j}")
+                continue
+            ax.bar(x, r["qps"], width, color=f"C{j}", label=config if i == 0 or not ax.get_legend_handles_labels()[1].count(config) else None)
+    ax.set_xticks(range(len(caps)))
+    ax.set_xticklabels(["uncapped" if c == "none" else f"{c}% ({int(raw_mb * int(c) / 100)} MiB)" for c in caps])
+    ax.set_yscale("log")
+    ax.set_ylim(1, None)
+    ax.set_ylabel(f"QPS at recall@10 >= {target} (x: killed)")
+    ax.set_title("Collections reopened under memory caps (page cache included), one thread")
+    handles, labels = ax.get_legend_handles_labels()
+    seen = {}
+    for h, l in zip(handles, labels):
+        seen.setdefault(l, h)
+    ax.legend(seen.values(), seen.keys(), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
