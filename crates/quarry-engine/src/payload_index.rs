@@ -37,7 +37,8 @@ impl Key {
     }
 }
 
-/// The slots of each value of one key.
+/// The slots of each value of one key: integers in `ints` (ordered, for ranges), other values
+/// in `values` (each slot list is kept once).
 #[derive(Debug, Default)]
 struct FieldIndex {
     values: HashMap<Key, Vec<u32>>,
@@ -51,6 +52,14 @@ struct FieldIndex {
 }
 
 impl FieldIndex {
+    /// The ascending slots holding value `k`.
+    fn slots_of(&self, k: &Key) -> Option<&Vec<u32>> {
+        match k {
+            Key::Int(i) => self.ints.get(i),
+            k => self.values.get(k),
+        }
+    }
+
     /// Releases the spare capacity of every list (after a bulk load).
     fn shrink_to_fit(&mut self) {
         self.values.values_mut().for_each(Vec::shrink_to_fit);
@@ -78,11 +87,10 @@ impl FieldIndex {
             if v.is_number() && Key::of(v).is_none() {
                 self.fractional = true;
             }
-            if let Some(k) = Key::of(v) {
-                if let Key::Int(i) = k {
-                    push_once(self.ints.entry(i).or_default(), slot);
-                }
-                push_once(self.values.entry(k).or_default(), slot);
+            match Key::of(v) {
+                Some(Key::Int(i)) => push_once(self.ints.entry(i).or_default(), slot),
+                Some(k) => push_once(self.values.entry(k).or_default(), slot),
+                None => {}
             }
         }
     }
@@ -173,9 +181,10 @@ impl PayloadIndex {
 
     /// Every indexed value of `key` with its ascending slots.
     pub(crate) fn value_groups(&self, key: &str) -> Vec<(Key, Vec<u32>)> {
-        self.fields
-            .get(key)
-            .map_or_else(Vec::new, |f| f.values.iter().map(|(k, s)| (k.clone(), s.clone())).collect())
+        self.fields.get(key).map_or_else(Vec::new, |f| {
+            let ints = f.ints.iter().map(|(&i, s)| (Key::Int(i), s.clone()));
+            f.values.iter().map(|(k, s)| (k.clone(), s.clone())).chain(ints).collect()
+        })
     }
 
     /// Ascending candidate slots at or above `from` for `filter` from the indexed `must`
@@ -209,7 +218,7 @@ impl PayloadIndex {
                 crate::filter::IndexableCond::Values(values) => values
                     .iter()
                     .filter_map(Key::of)
-                    .flat_map(|k| f.values.get(&k).into_iter().flat_map(|s| s[tail(s)].iter().copied()))
+                    .flat_map(|k| f.slots_of(&k).into_iter().flat_map(|s| s[tail(s)].iter().copied()))
                     .collect(),
                 crate::filter::IndexableCond::Range { lo, hi, .. } => {
                     // The filter compares an integer k as the f64 `k as f64`, which rounds (by less
