@@ -5,15 +5,18 @@
 # one query per call, recall@10 against the dataset's ground truth) in a memory cgroup capped at
 # 50 / 25 / 15 % of the raw f32 bytes, page cache included and dropped first
 # (`quarry bench engine --dir D --reuse --memory-limit-mb N`), and uncapped (a 64 GiB cgroup, so
-# the peak is still measured). Peer in the same run: hnswlib (peer_bench.py, all queries in one
-# batch call, single-threaded), in memory, under the same caps (`quarry bench capped`).
+# the peak is still measured). Peers in the same run, under the same caps (`quarry bench capped`):
+# hnswlib (peer_bench.py, all queries in one batch call, single-threaded, in memory) and
+# qdrant-edge with vectors on disk and int8 or binary codes in RAM (scripts/peer_edge_capped.py:
+# built once, then reopened and searched one call per query, exact rescoring).
 # Writes docs/benchmarks/engine-capped-<dataset>.{jsonl,md,png}.
 # Usage: scripts/bench_engine_capped.sh [DATASET_DIR] [QUERIES]
 #   DATASET_DIR holds base.* query.* groundtruth.* (default ../shared/data/wndict-384); QUERIES
 #   default 2000 (distinct queries: a cap is not helped by the same queries repeating).
 #   CONFIGS (index specs, default "hnsw+rabitq4 hnsw+sq8 spann+rabitq4"), EFS (default
 #   24,32,48,64,96,128), PASSES (timed passes per point, default 2), CAPS_PCT (default "50 25 15"),
-#   ONLY (subset of: build quarry peer report), QUARRY_BENCH_OUT (default docs/benchmarks).
+#   ONLY (subset of: build quarry peer edge report), EDGE_QUANT (default "int8 binary"),
+#   QUARRY_BENCH_OUT (default docs/benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script_args="$*"
@@ -25,7 +28,8 @@ configs=${CONFIGS:-hnsw+rabitq4 hnsw+sq8 spann+rabitq4}
 efs=${EFS:-24,32,48,64,96,128}
 passes=${PASSES:-2}
 caps_pct=${CAPS_PCT:-50 25 15}
-only=${ONLY:-build quarry peer report}
+only=${ONLY:-build quarry peer edge report}
+edge_quant=${EDGE_QUANT:-int8 binary}
 want() { [[ " $only " == *" $1 "* ]]; }
 # shellcheck source=scripts/bench_common.sh
 source scripts/bench_common.sh
@@ -69,6 +73,25 @@ if want peer; then
       --base "$base" --query "$query" --gt "$gt" --metric "$metric" --peers hnswlib --M 16 --efc 200 \
       --ef "$efs" --build-threads 2 --threads 1 --k 10 --queries "$nq" --calls batch \
       | tag hnswlib "$pct" | tee -a "$rows"
+  done
+fi
+if want edge; then
+  "$venv/bin/python" -c 'import qdrant_edge' 2>/dev/null || "$venv/bin/pip" install -q qdrant-edge-py==0.9.0
+  for qz in $edge_quant; do
+    edir="$dirs/edge-$qz"
+    if [ ! -d "$edir" ] || want build; then
+      echo "== build qdrant-edge $qz (vectors on disk)" >&2
+      rm -rf "$edir"
+      "$venv/bin/python" scripts/peer_edge_capped.py build --dir "$edir" --quant "$qz" --base "$base" \
+        | tag "qdrant-edge-$qz" build | tee -a "$rows"
+    fi
+    for pct in none $caps_pct; do
+      if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
+      echo "== qdrant-edge $qz, cap ${pct}% ($cap MiB)" >&2
+      "$quarry" bench capped --memory-limit-mb "$cap" -- "$venv/bin/python" scripts/peer_edge_capped.py search \
+        --dir "$edir" --quant "$qz" --query "$query" --gt "$gt" --queries "$nq" --ef "$efs" --passes "$passes" \
+        | tag "qdrant-edge-$qz" "$pct" | tee -a "$rows"
+    done
   done
 fi
 if want report; then
