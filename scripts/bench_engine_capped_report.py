@@ -56,7 +56,9 @@ def main():
             r, killed = best(config, cap)
             o = opened(config, cap)
             if r is None:
-                print(f"| {cap_label} | {config} | | {'killed (out of memory)' if killed else f'< {a.target}'} | | | | | | |")
+                ran = any(x.get("config") == config and x.get("cap_pct") == cap for x in rows)
+                what = "killed (out of memory)" if killed else f"< {a.target}" if ran else "not measured (run stopped)"
+                print(f"| {cap_label} | {config} | | {what} | | | | | | |")
                 continue
             passes = r.get("pass_qps") or [r["qps"]]
             ratio = f"{r['qps'] / base_hnswlib['qps']:.2f}x" if base_hnswlib else ""
