@@ -16,6 +16,7 @@
 #   CONFIGS (index specs, default "hnsw+rabitq4 hnsw+sq8 spann+rabitq4"), EFS (default
 #   24,32,48,64,96,128), PASSES (timed passes per point, default 2), CAPS_PCT (default "50 25 15"),
 #   ONLY (subset of: build quarry peer edge report), EDGE_QUANT (default "int8 binary"),
+#   POINT_TIMEOUT (seconds a peer's capped run may take before it is stopped: default 600),
 #   QUARRY_BENCH_OUT (default docs/benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ passes=${PASSES:-2}
 caps_pct=${CAPS_PCT:-50 25 15}
 only=${ONLY:-build quarry peer edge report}
 edge_quant=${EDGE_QUANT:-int8 binary}
+point_timeout=${POINT_TIMEOUT:-600}
 want() { [[ " $only " == *" $1 "* ]]; }
 # shellcheck source=scripts/bench_common.sh
 source scripts/bench_common.sh
@@ -88,7 +90,7 @@ if want edge; then
     for pct in none $caps_pct; do
       if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
       echo "== qdrant-edge $qz, cap ${pct}% ($cap MiB)" >&2
-      "$quarry" bench capped --memory-limit-mb "$cap" -- "$venv/bin/python" scripts/peer_edge_capped.py search \
+      "$quarry" bench capped --memory-limit-mb "$cap" --timeout-s "$point_timeout" -- "$venv/bin/python" scripts/peer_edge_capped.py search \
         --dir "$edir" --quant "$qz" --query "$query" --gt "$gt" --queries "$nq" --ef "$efs" --passes "$passes" \
         | tag "qdrant-edge-$qz" "$pct" | tee -a "$rows"
     done

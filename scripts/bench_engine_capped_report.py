@@ -28,6 +28,8 @@ def main():
     def best(config, cap):
         pts = [r for r in rows if r.get("config") == config and r.get("cap_pct") == cap and "qps" in r and r.get("recall", 0) >= a.target]
         killed = any(r.get("oom_killed") for r in rows if r.get("config") == config and r.get("cap_pct") == cap)
+        if any(r.get("timed_out") for r in rows if r.get("config") == config and r.get("cap_pct") == cap) and not pts:
+            killed = "timed out"
         if not pts:
             return None, killed
         return max(pts, key=lambda r: r["qps"]), killed
@@ -57,7 +59,8 @@ def main():
             o = opened(config, cap)
             if r is None:
                 ran = any(x.get("config") == config and x.get("cap_pct") == cap for x in rows)
-                what = "killed (out of memory)" if killed else f"< {a.target}" if ran else "not measured (run stopped)"
+                what = ("stopped: no answer within the time limit (thrashing)" if killed == "timed out"
+                        else "killed (out of memory)" if killed else f"< {a.target}" if ran else "not measured (run stopped)")
                 print(f"| {cap_label} | {config} | | {what} | | | | | | |")
                 continue
             passes = r.get("pass_qps") or [r["qps"]]

@@ -125,6 +125,17 @@ impl MemoryCap {
         c
     }
 
+    /// Kills every process in the cgroup (SIGKILL): a stopped run's children too.
+    pub fn kill_all(&self) {
+        let pids = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill only sends a signal to a process of this run's cgroup.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
     /// The peak charge so far and whether an OOM kill happened.
     pub fn report(&self) -> CapReport {
         let peak = match self.version {
@@ -169,17 +180,70 @@ pub fn drop_page_cache() -> Result<()> {
 /// stderr passes through; every stdout line that is a JSON object gets the cap's fields (the
 /// peak of the whole run) and is printed when the run ends, other lines as they are. A run the
 /// kernel killed for lack of memory prints one row `{"oom_killed": true, …, "command": …}` and
-/// is not an error (it is the result at that cap); any other failure is.
-pub fn run_capped(limit_mb: u64, program: &Path, args: &[String]) -> Result<()> {
+/// is not an error (it is the result at that cap); any other failure is. With `timeout`, a run
+/// still going after that long (thrashing under the cap rather than killed) is killed and
+/// prints one row `{"timed_out": true, …}`, also the result at that cap.
+pub fn run_capped(
+    limit_mb: u64,
+    program: &Path,
+    args: &[String],
+    timeout: Option<std::time::Duration>,
+) -> Result<()> {
     let cap = MemoryCap::create(limit_mb)?;
     drop_page_cache()?;
-    let out = cap
+    let what = || format!("running {} under a {limit_mb} MiB memory cap", program.display());
+    let mut child = cap
         .command(program, args)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {} under a {limit_mb} MiB memory cap", program.display()))?;
+        .spawn()
+        .with_context(what)?;
+    let mut stdout = child.stdout.take().context("the child's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    let start = std::time::Instant::now();
+    let (status, timed_out) = loop {
+        if let Some(s) = child.try_wait().with_context(what)? {
+            break (s, false);
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= t) {
+            cap.kill_all();
+            let _ = child.kill();
+            break (child.wait().with_context(what)?, true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = std::process::Output { status, stdout: reader.join().unwrap_or_default(), stderr: Vec::new() };
     let report = cap.report();
+    if timed_out {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut rows = 0;
+        for line in text.lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(mut row)) => {
+                    row.extend(report.fields());
+                    println!("{}", serde_json::Value::Object(row));
+                    rows += 1;
+                }
+                _ => println!("{line}"),
+            }
+        }
+        let mut row = report.fields();
+        row.insert("timed_out".into(), true.into());
+        row.insert("timeout_seconds".into(), timeout.map_or(0.0, |t| t.as_secs_f64()).into());
+        row.insert("command".into(), format!("{} {}", program.display(), args.join(" ")).into());
+        println!("{}", serde_json::Value::Object(row));
+        eprintln!(
+            "stopped after {:.0} s under a cap of {limit_mb} MiB (peak {:.1} MB); {rows} rows printed before",
+            start.elapsed().as_secs_f64(),
+            report.peak_bytes.unwrap_or(0) as f64 / 1e6
+        );
+        return Ok(());
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut rows = 0;
     for line in text.lines() {
@@ -221,7 +285,7 @@ pub fn rerun_capped(limit_mb: Option<u64>) -> Result<bool> {
     }
     let exe = std::env::current_exe().context("finding this program's path")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    run_capped(mb, &exe, &args)?;
+    run_capped(mb, &exe, &args, None)?;
     Ok(true)
 }
 
@@ -237,6 +301,10 @@ pub struct CappedArgs {
     /// The cap in MiB, page cache included.
     #[arg(long)]
     memory_limit_mb: u64,
+    /// Stop the command after this many seconds (a run thrashing under the cap); a row
+    /// `{"timed_out": true}` is printed.
+    #[arg(long)]
+    timeout_s: Option<u64>,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -246,7 +314,7 @@ pub struct CappedArgs {
 pub fn run(a: CappedArgs) -> Result<()> {
     let (program, args) = a.command.split_first().context("a command to run after --")?;
     let program = which(program)?;
-    run_capped(a.memory_limit_mb, &program, args)
+    run_capped(a.memory_limit_mb, &program, args, a.timeout_s.map(std::time::Duration::from_secs))
 }
 
 /// `name` as a path: as given when it has a `/`, else searched in PATH.
