@@ -217,21 +217,20 @@ pub fn run_capped(
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let out = std::process::Output { status, stdout: reader.join().unwrap_or_default(), stderr: Vec::new() };
+    let stdout = reader.join().unwrap_or_default();
     let report = cap.report();
-    if timed_out {
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut rows = 0;
-        for line in text.lines() {
-            match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(serde_json::Value::Object(mut row)) => {
-                    row.extend(report.fields());
-                    println!("{}", serde_json::Value::Object(row));
-                    rows += 1;
-                }
-                _ => println!("{line}"),
+    let mut rows = 0;
+    for line in String::from_utf8_lossy(&stdout).lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(mut row)) => {
+                row.extend(report.fields());
+                println!("{}", serde_json::Value::Object(row));
+                rows += 1;
             }
+            _ => println!("{line}"),
         }
+    }
+    if timed_out {
         let mut row = report.fields();
         row.insert("timed_out".into(), true.into());
         row.insert("timeout_seconds".into(), timeout.map_or(0.0, |t| t.as_secs_f64()).into());
@@ -244,19 +243,7 @@ pub fn run_capped(
         );
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut rows = 0;
-    for line in text.lines() {
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(mut row)) => {
-                row.extend(report.fields());
-                println!("{}", serde_json::Value::Object(row));
-                rows += 1;
-            }
-            _ => println!("{line}"),
-        }
-    }
-    if !out.status.success() {
+    if !status.success() {
         if report.oom_killed {
             let mut row = report.fields();
             row.insert("command".into(), format!("{} {}", program.display(), args.join(" ")).into());
@@ -267,7 +254,7 @@ pub fn run_capped(
             );
             return Ok(());
         }
-        bail!("{} exited with {} under a {limit_mb} MiB memory cap", program.display(), out.status);
+        bail!("{} exited with {} under a {limit_mb} MiB memory cap", program.display(), status);
     }
     eprintln!(
         "memory cap {limit_mb} MiB: cgroup peak {:.1} MB (page cache included)",
