@@ -15,7 +15,9 @@
 #   default 2000 (distinct queries: a cap is not helped by the same queries repeating).
 #   CONFIGS (index specs, default "hnsw+rabitq4 hnsw+sq8 spann+rabitq4"), EFS (default
 #   24,32,48,64,96,128), PASSES (timed passes per point, default 2), CAPS_PCT (default "50 25 15"),
-#   ONLY (subset of: build quarry peer edge report), EDGE_QUANT (default "int8 binary"),
+#   ONLY (subset of: build device quarry peer edge report; `device` measures the disk's 4 KiB
+#   random-read limit with fio at queue depths 1, 8 and 32, O_DIRECT, the physical anchor of
+#   every capped row), EDGE_QUANT (default "int8 binary"),
 #   POINT_TIMEOUT (seconds a peer's capped run may take before it is stopped: default 600),
 #   QUARRY_BENCH_OUT (default docs/benchmarks).
 set -euo pipefail
@@ -29,7 +31,7 @@ configs=${CONFIGS:-hnsw+rabitq4 hnsw+sq8 spann+rabitq4}
 efs=${EFS:-24,32,48,64,96,128}
 passes=${PASSES:-2}
 caps_pct=${CAPS_PCT:-50 25 15}
-only=${ONLY:-build quarry peer edge report}
+only=${ONLY:-build device quarry peer edge report}
 edge_quant=${EDGE_QUANT:-int8 binary}
 point_timeout=${POINT_TIMEOUT:-600}
 want() { [[ " $only " == *" $1 "* ]]; }
@@ -55,8 +57,25 @@ if want build; then
     "$quarry" bench engine "${common[@]}" --index "$spec" --on-disk --dir "$dirs/$spec" --ef 64 > "$dirs/$spec.build.jsonl"
   done
 fi
-if want quarry; then
+if want quarry || want device; then
   : > "$rows"
+fi
+if want device; then
+  command -v fio >/dev/null || apt-get install -y -q fio >/dev/null
+  for qd in 1 8 32; do
+    echo "== device: fio 4 KiB random reads, O_DIRECT, queue depth $qd" >&2
+    fio --name=anchor --filename="$dirs/fio.tmp" --size=1G --rw=randread --bs=4k --direct=1 --ioengine=libaio \
+      --iodepth=$qd --runtime=10 --time_based --output-format=json \
+      | "$venv/bin/python" -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]["read"]
+print(json.dumps({"op": "device", "tool": "fio", "bs": 4096, "iodepth": int(sys.argv[1]), "iops": j["iops"],
+                  "clat_mean_us": j["clat_ns"]["mean"] / 1e3, "clat_p99_us": j["clat_ns"]["percentile"]["99.000000"] / 1e3,
+                  "config": "device", "cap_pct": "none"}))' "$qd" | tee -a "$rows"
+  done
+  rm -f "$dirs/fio.tmp"
+fi
+if want quarry; then
   for spec in $configs; do
     cat "$dirs/$spec.build.jsonl" | grep '"op":"ingest"' | tag "$spec" build >> "$rows" || true
     for pct in none $caps_pct; do

@@ -22,7 +22,7 @@ def main():
     caps = ["none"] + sorted({r["cap_pct"] for r in rows if r.get("cap_pct") not in ("none", "build")}, key=lambda c: -int(c))
     configs = []
     for r in rows:
-        if r.get("config") and r["config"] not in configs:
+        if r.get("config") and r["config"] != "device" and r["config"] not in configs:
             configs.append(r["config"])
 
     def best(config, cap):
@@ -75,6 +75,15 @@ def main():
     if a.plot:
         plot(a.plot, caps, configs, best, a.raw_mb, a.target)
         print(f"\n![QPS at recall@10 >= {a.target} per memory cap]({a.plot.split('/')[-1]})")
+    device = [r for r in rows if r.get("op") == "device"]
+    if device:
+        print("\n**Device anchor** (fio, 4 KiB random reads, O_DIRECT, 10 s each): what the disk under the page cache "
+              "can do. A query that must read re-scored rows or posting lists from the device waits at least one "
+              "round trip of this latency.\n")
+        print("| queue depth | IOPS | mean latency µs | p99 latency µs |")
+        print("|---|---|---|---|")
+        for r in device:
+            print(f"| {r['iodepth']} | {r['iops']:,.0f} | {r['clat_mean_us']:.0f} | {r['clat_p99_us']:.0f} |")
     builds = [r for r in rows if r.get("op") == "ingest"]
     if builds:
         print("\n| collection | ingest points/s (fsync per batch) | index build s |")

@@ -175,6 +175,8 @@ impl Collection {
             st.shrink_to_fit();
             st.ids.len() - st.sealed_end as usize
         };
+        // The segment files and log read while opening were freed: give their pages back.
+        quarry_store::release_free_heap();
         // A crash between a checkpoint's manifest and cutting the log leaves covered records: drop
         // them (and never number a new record at or below the checkpoint).
         {
@@ -198,11 +200,11 @@ impl Collection {
     fn load_segments(&self, st: &mut State, manifest: &crate::manifest::Manifest) -> Result<()> {
         for entry in &manifest.segments {
             let loaded = crate::segment_file::load(&self.dir, entry.id, &self.fields)?;
-            if loaded.points.len() as u64 != entry.points {
+            if loaded.ids.len() as u64 != entry.points {
                 return Err(Error::corrupt(
                     crate::segment_file::segment_dir(&self.dir, entry.id),
                     "points",
-                    format!("{} points, the manifest says {}", loaded.points.len(), entry.points),
+                    format!("{} points, the manifest says {}", loaded.ids.len(), entry.points),
                 ));
             }
             if let Some(&row) = entry.dead.iter().find(|&&r| r as u64 >= entry.points) {
@@ -213,18 +215,14 @@ impl Collection {
                 ));
             }
             let base = st.ids.len() as u32;
-            let n = loaded.points.len() as u32;
-            for (id, payload) in loaded.points {
-                self.append_sealed(st, id, payload);
+            let n = loaded.ids.len() as u32;
+            let src = st.payloads.add_source(loaded.payload_bytes);
+            for (id, (off, len)) in loaded.ids.into_iter().zip(loaded.payload_ranges) {
+                self.append_sealed(st, id, src, off, len);
             }
             st.sealed_end = base + n;
             for &row in &entry.dead {
-                let slot = base + row;
-                st.live[slot as usize] = false;
-                let id = st.ids[slot as usize];
-                if st.slot_of.get(&id) == Some(&slot) {
-                    st.slot_of.remove(&id);
-                }
+                st.kill_slot(base + row);
             }
             let mut seg = crate::segment::Segment::from_parts((base..base + n).collect(), loaded.indexes);
             seg.id = entry.id;
@@ -286,27 +284,23 @@ impl Collection {
     ) -> Vec<Point> {
         ids.iter()
             .filter_map(|&id| {
-                let slot = *st.slot_of.get(&id)?;
+                let slot = st.slot(&id)?;
                 let payload = new_payload(&st.payloads.get(slot))?;
                 Some(Point { id, vectors: st.gather(&self.schema, &[slot], false), payload })
             })
             .collect()
     }
 
-    /// Appends a point of a loaded segment: its id and payload JSON (checked when read), no
-    /// vectors (they are in the segment's indexes).
-    fn append_sealed(&self, st: &mut State, id: PointId, payload: Box<[u8]>) {
-        if let Some(old) = st.slot_of.get(&id).copied() {
-            st.live[old as usize] = false;
-            st.dead_sealed += usize::from(old < st.sealed_end);
+    /// Appends a point of a loaded segment: its id and where its payload JSON is (`len` bytes
+    /// at `off` in payload source `src`, checked when read), no vectors (they are in the
+    /// segment's indexes).
+    fn append_sealed(&self, st: &mut State, id: PointId, src: u32, off: u64, len: u32) {
+        let slot = st.push_id(id);
+        st.payloads.push_range(src, off, len);
+        if st.pidx.has_keys() {
+            let map = st.payloads.get(slot);
+            st.pidx.add(slot, &map);
         }
-        let slot = st.ids.len() as u32;
-        st.slot_of.insert(id, slot);
-        st.ids.push(id);
-        st.live.push(true);
-        let map: Map<String, Value> = serde_json::from_slice(&payload).unwrap_or_default();
-        st.pidx.add(slot, &map);
-        st.payloads.push_bytes(payload);
     }
 
     /// Applies a logged operation. Upserted vectors join the unsealed tail (as given; read back
@@ -316,11 +310,7 @@ impl Collection {
         match op {
             Op::Upsert(points) => {
                 for p in points {
-                    if let Some(old) = st.slot_of.get(&p.id).copied() {
-                        st.live[old as usize] = false;
-                        st.dead_sealed += usize::from(old < st.sealed_end);
-                    }
-                    let slot = st.ids.len() as u32;
+                    let slot = st.push_id(p.id);
                     for (f, v) in p.vectors.iter().enumerate() {
                         // As the segments' flat rows normalise (f64 norm), so rows read back
                         // are the same bits before and after sealing.
@@ -334,9 +324,6 @@ impl Collection {
                         st.tail[f].extend_from_slice(v);
                         st.tail_inv[f].push(inv);
                     }
-                    st.slot_of.insert(p.id, slot);
-                    st.ids.push(p.id);
-                    st.live.push(true);
                     st.pidx.add(slot, &p.payload);
                     st.payloads.push(&p.payload);
                 }
@@ -362,10 +349,7 @@ impl Collection {
             }
             Op::Delete(ids) => {
                 for id in ids {
-                    if let Some(slot) = st.slot_of.remove(&id) {
-                        st.live[slot as usize] = false;
-                        st.dead_sealed += usize::from(slot < st.sealed_end);
-                    }
+                    st.kill(&id);
                 }
             }
         }

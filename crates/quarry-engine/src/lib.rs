@@ -46,6 +46,7 @@ pub mod filter;
 pub mod id;
 mod manifest;
 mod payload_index;
+mod payloads;
 pub mod point;
 mod reads;
 pub mod schema;
@@ -53,6 +54,7 @@ mod seal;
 mod search;
 mod segment;
 mod segment_file;
+mod slot_map;
 mod snapshot;
 mod state;
 #[cfg(test)]

@@ -140,6 +140,11 @@ impl PayloadIndex {
         }
     }
 
+    /// Whether any key is indexed (else [`PayloadIndex::add`] need not be given payloads).
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
     /// The indexed keys, sorted.
     pub(crate) fn keys(&self) -> Vec<String> {
         let mut k: Vec<String> = self.fields.keys().cloned().collect();
@@ -154,7 +159,7 @@ impl PayloadIndex {
     }
 
     /// Starts indexing `key` over `payloads` (by slot); `false` if it is already indexed.
-    pub(crate) fn add_key(&mut self, key: &str, payloads: &crate::state::Payloads) -> bool {
+    pub(crate) fn add_key(&mut self, key: &str, payloads: &crate::payloads::Payloads) -> bool {
         if self.fields.contains_key(key) {
             return false;
         }

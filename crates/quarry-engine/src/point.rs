@@ -295,9 +295,9 @@ impl Op {
 }
 
 /// The points of an upsert record written without vectors (a segment's `points.qseg`): each
-/// point's id and its payload's JSON bytes as stored (checked to be a JSON object), decoded one
-/// at a time so no parsed payload outlives its check.
-pub(crate) fn decode_stored_points(b: &[u8]) -> Result<Vec<(PointId, Box<[u8]>)>> {
+/// point's id and where its payload's JSON is in `b` (offset, length; checked to be a JSON
+/// object), decoded one at a time so no parsed payload outlives its check.
+pub(crate) fn decode_stored_points(b: &[u8]) -> Result<Vec<(PointId, u64, u32)>> {
     let mut c = Cursor { b, at: 0 };
     if c.u8()? != 1 {
         return Err(c.bad("record kind (an upsert)"));
@@ -309,11 +309,12 @@ pub(crate) fn decode_stored_points(b: &[u8]) -> Result<Vec<(PointId, Box<[u8]>)>
         if c.u32()? != 0 {
             return Err(c.bad("vector count (none are stored here)"));
         }
-        let len = c.u32()? as usize;
-        let bytes = c.take(len)?;
+        let len = c.u32()?;
+        let at = c.at as u64;
+        let bytes = c.take(len as usize)?;
         serde_json::from_slice::<Map<String, Value>>(bytes)
             .map_err(|e| Error::InvalidArgument(format!("payload of point {id}: {e}")))?;
-        out.push((id, Box::from(bytes)));
+        out.push((id, at, len));
     }
     if c.at != b.len() {
         return Err(c.bad("end of record"));
@@ -321,8 +322,14 @@ pub(crate) fn decode_stored_points(b: &[u8]) -> Result<Vec<(PointId, Box<[u8]>)>
     Ok(out)
 }
 
-/// Appends one point in the upsert encoding (after the kind byte and count of [`Op::encode`]).
-pub(crate) fn put_point(out: &mut Vec<u8>, id: PointId, vectors: &[&[f32]], payload: &Map<String, Value>) {
+/// Appends one point in the upsert encoding (after the kind byte and count of [`Op::encode`]);
+/// returns the length of the payload's JSON, the last bytes appended.
+pub(crate) fn put_point(
+    out: &mut Vec<u8>,
+    id: PointId,
+    vectors: &[&[f32]],
+    payload: &Map<String, Value>,
+) -> usize {
     put_id(out, id);
     out.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
     for v in vectors {
@@ -332,6 +339,7 @@ pub(crate) fn put_point(out: &mut Vec<u8>, id: PointId, vectors: &[&[f32]], payl
     let payload = serde_json::to_vec(payload).unwrap_or_default();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&payload);
+    payload.len()
 }
 
 fn put_id(out: &mut Vec<u8>, id: PointId) {

@@ -12,7 +12,7 @@ impl Collection {
     /// The point with `id`, if present.
     pub fn get(&self, id: PointId) -> Option<Point> {
         let st = self.read_state();
-        let slot = *st.slot_of.get(&id)?;
+        let slot = st.slot(&id)?;
         let vectors = st.gather(&self.schema, &[slot], true);
         Some(Point { id, vectors, payload: st.payloads.get(slot) })
     }
@@ -20,14 +20,14 @@ impl Collection {
     /// The payload of the point with `id`, if present (no vector copies).
     pub fn payload(&self, id: PointId) -> Option<Map<String, Value>> {
         let st = self.read_state();
-        st.slot_of.get(&id).map(|&s| st.payloads.get(s))
+        st.slot(&id).map(|s| st.payloads.get(s))
     }
 
     /// Number of points (passing `filter`, if given).
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         let st = self.read_state();
         match filter {
-            None => st.slot_of.len(),
+            None => st.point_count(),
             Some(f) => st.matching(f, 0).count(),
         }
     }
@@ -42,8 +42,8 @@ impl Collection {
     /// into this collection).
     pub fn for_each_payload(&self, mut f: impl FnMut(PointId, &Map<String, Value>)) {
         let st = self.read_state();
-        for (&id, &slot) in &st.slot_of {
-            f(id, &st.payloads.get(slot));
+        for slot in st.live_slots() {
+            f(st.ids[slot as usize], &st.payloads.get(slot));
         }
     }
 
@@ -86,10 +86,9 @@ impl Collection {
                 .filter(|(id, _)| start.is_none_or(|a| *id >= a))
                 .collect(),
             None => st
-                .slot_of
-                .iter()
-                .filter(|(id, _)| start.is_none_or(|a| **id >= a))
-                .map(|(id, &s)| (*id, s))
+                .live_slots()
+                .map(|s| (st.ids[s as usize], s))
+                .filter(|(id, _)| start.is_none_or(|a| *id >= a))
                 .collect(),
         };
         let next = if ids.len() > limit {
@@ -121,13 +120,12 @@ impl Collection {
     ) -> (Vec<Point>, Option<PointId>) {
         let mut ids: Vec<PointId> = {
             let st = self.read_state();
-            st.slot_of
-                .iter()
-                .filter(|(id, &s)| {
-                    after.is_none_or(|a| **id > a)
-                        && filter.is_none_or(|f| f.matches(**id, &st.payloads.get(s)))
+            st.live_slots()
+                .map(|s| (st.ids[s as usize], s))
+                .filter(|&(id, s)| {
+                    after.is_none_or(|a| id > a) && filter.is_none_or(|f| f.matches(id, &st.payloads.get(s)))
                 })
-                .map(|(id, _)| *id)
+                .map(|(id, _)| id)
                 .collect()
         };
         ids.sort_unstable();
@@ -150,5 +148,11 @@ impl Collection {
     /// Bytes of the payloads held in memory (compact JSON, one box per slot).
     pub fn payload_bytes(&self) -> usize {
         self.read_state().payloads.memory_bytes()
+    }
+
+    /// Bytes of the per-point bookkeeping in memory: the id list, the id → slot map and the
+    /// liveness flags.
+    pub fn id_bytes(&self) -> usize {
+        self.read_state().id_bytes()
     }
 }

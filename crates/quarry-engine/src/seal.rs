@@ -122,9 +122,11 @@ impl Collection {
             }
             let subs: Vec<(&(String, Key), Vec<u32>)> =
                 sub_rows.iter().map(|(k, r)| (k, r.clone())).collect();
-            crate::segment_file::save_points(&sdir, self.fields.len(), &ids, &payloads, &subs)?;
+            let ranges = crate::segment_file::save_points(&sdir, self.fields.len(), &ids, &payloads, &subs)?;
+            // Its payloads are read from the file from now on, not from the heap.
+            let source = crate::segment_file::map_points(&sdir)?;
             seg.id = id;
-            Some(std::sync::Arc::new(seg))
+            Some((std::sync::Arc::new(seg), source, ranges))
         };
         drop((ids, payloads, vectors));
         // The checkpoint: the new manifest names the segments and their tombstones at `seq`.
@@ -134,7 +136,7 @@ impl Collection {
         for (e, d) in manifest.segments.iter_mut().zip(dead) {
             e.dead = d;
         }
-        if let Some(seg) = &seg {
+        if let Some((seg, _, _)) = &seg {
             manifest.next_segment = seg.id + 1;
             manifest.segments.push(crate::manifest::SegmentEntry {
                 id: seg.id,
@@ -147,7 +149,12 @@ impl Collection {
         {
             let mut st = self.write_state();
             st.segments.truncate(keep);
-            if let Some(seg) = seg {
+            if let Some((seg, source, ranges)) = seg {
+                let src = st.payloads.add_source(source);
+                // Slots in `from..to` that are not in the new segment died before it was built.
+                let mut kept = seg.slots.iter().copied().peekable();
+                let dead: Vec<u32> = (from..to).filter(|&s| kept.next_if_eq(&s).is_none()).collect();
+                st.payloads.repoint(&seg.slots, src, &ranges, dead.into_iter());
                 st.segments.push(seg);
             }
             // The tail's rows up to `to` now live in the new segment's row files.

@@ -9,6 +9,7 @@
 
 use crate::id::PointId;
 use crate::payload_index::Key;
+use crate::payloads::Source;
 use crate::point::{Op, Point};
 use crate::segment::FieldIndex;
 use quarry_ann::{AnyIndex, Base, FlatIndex, FlatParams, HnswIndex, QuantHnswIndex, Residency};
@@ -36,8 +37,12 @@ pub(crate) fn segment_dir(dir: &Path, id: u64) -> PathBuf {
 /// A segment read back: its points in row order (no vectors), an opened index per field, and
 /// its value graphs with their rows (indices into the points).
 pub(crate) struct Loaded {
-    /// Ids and payload JSON bytes, in row order.
-    pub(crate) points: Vec<(PointId, Box<[u8]>)>,
+    /// Ids in row order.
+    pub(crate) ids: Vec<PointId>,
+    /// The bytes the payloads are in (the mapped points section; for version 1, a buffer).
+    pub(crate) payload_bytes: Source,
+    /// Each row's payload JSON in `payload_bytes`: (offset, length).
+    pub(crate) payload_ranges: Vec<(u64, u32)>,
     pub(crate) indexes: Vec<AnyIndex>,
     pub(crate) subs: Vec<LoadedSub>,
 }
@@ -95,20 +100,23 @@ fn key_json(k: &Key) -> Value {
 
 /// Writes the points file of the segment in `sdir` (made by [`create`], its indexes already
 /// built there): `ids` and `payloads` in row order, and the value graphs' (key, value, rows);
-/// then fsyncs the folder and the segments folder.
+/// then fsyncs the folder and the segments folder. Returns where each payload's JSON is in
+/// the points section (offset, length), as [`load`] finds it.
 pub(crate) fn save_points(
     sdir: &Path,
     fields: usize,
     ids: &[PointId],
     payloads: &[Map<String, Value>],
     subs: &[(&(String, Key), Vec<u32>)],
-) -> Result<()> {
+) -> Result<Vec<(u64, u32)>> {
     let n = ids.len();
     let mut body = Vec::with_capacity(5 + n * 80);
     body.push(1);
     body.extend_from_slice(&(n as u32).to_le_bytes());
+    let mut ranges = Vec::with_capacity(n);
     for (&pid, payload) in ids.iter().zip(payloads) {
-        crate::point::put_point(&mut body, pid, &[], payload);
+        let len = crate::point::put_point(&mut body, pid, &[], payload);
+        ranges.push(((body.len() - len) as u64, len as u32));
     }
     let sub_rows: Vec<Value> = subs
         .iter()
@@ -120,10 +128,19 @@ pub(crate) fn save_points(
     header[8..12].copy_from_slice(&(fields as u32).to_le_bytes());
     write_framed(&sdir.join(POINTS_FILE), MAGIC, VERSION, &header, &[&body, &subs_json], 0)?;
     quarry_store::sync_folder(sdir)?;
-    match sdir.parent() {
-        Some(p) => quarry_store::sync_folder(p),
-        None => Ok(()),
+    if let Some(p) = sdir.parent() {
+        quarry_store::sync_folder(p)?;
     }
+    Ok(ranges)
+}
+
+/// Maps the points section of segment folder `sdir` (its checksum checked first) for the
+/// payload ranges [`save_points`] returned.
+pub(crate) fn map_points(sdir: &Path) -> Result<Source> {
+    let path = sdir.join(POINTS_FILE);
+    let mut file = Framed::open(&path, MAGIC, VERSION, "segment points")?;
+    file.verify(0, "points")?;
+    Ok(std::sync::Arc::new(file.map(0, "points")?))
 }
 
 /// Reads segment `id` of the collection in `dir` whose vector fields are indexed as `fields`,
@@ -143,17 +160,27 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
     if nf != nfields {
         return Err(bad("header", format!("{nf} vector fields, the schema has {nfields}")));
     }
-    let body = file.read(0, "points")?;
     if !v1 {
+        // The points section stays mapped: payloads are read from it (page cache), not copied.
+        file.verify(0, "points")?;
+        let body = file.map(0, "points")?;
         let stored = crate::point::decode_stored_points(&body).map_err(|e| bad("points", e.to_string()))?;
-        drop(body);
         if stored.len() != n {
             return Err(bad("points", format!("{} points, the header says {n}", stored.len())));
         }
-        return load_indexes(&sdir, &mut file, fields, n, stored, |stem, _, f| {
-            AnyIndex::open(&fields[f].spec, &sdir.join(stem), fields[f].residency)
-        });
+        let ids = stored.iter().map(|p| p.0).collect();
+        let ranges = stored.iter().map(|p| (p.1, p.2)).collect();
+        drop(stored);
+        return load_indexes(
+            &sdir,
+            &mut file,
+            fields,
+            n,
+            (ids, std::sync::Arc::new(body), ranges),
+            |stem, _, f| AnyIndex::open(&fields[f].spec, &sdir.join(stem), fields[f].residency),
+        );
     }
+    let body = file.read(0, "points")?;
     let points = match Op::decode(&body).map_err(|e| bad("points", e.to_string()))? {
         Op::Upsert(p) if p.len() == n => p,
         _ => return Err(bad("points", format!("not an upsert of {n} points"))),
@@ -180,12 +207,17 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
             Some(r) => r.iter().flat_map(|&i| points[i as usize].vectors[f].iter().copied()).collect(),
         }
     };
-    let stored: Vec<(PointId, Box<[u8]>)> = points
-        .iter()
-        .map(|p| (p.id, serde_json::to_vec(&p.payload).unwrap_or_default().into_boxed_slice()))
-        .collect();
+    let mut buf = Vec::new();
+    let mut ranges = Vec::with_capacity(points.len());
+    for p in &points {
+        let at = buf.len();
+        // Writing a map of JSON values to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut buf, &p.payload);
+        ranges.push((at as u64, (buf.len() - at) as u32));
+    }
+    let ids = points.iter().map(|p| p.id).collect();
     let sdir2 = sdir.clone();
-    load_indexes(&sdir, &mut file, fields, n, stored, |stem, rows, f| {
+    load_indexes(&sdir, &mut file, fields, n, (ids, std::sync::Arc::new(buf), ranges), |stem, rows, f| {
         load_v1_index(&fields[f], &sdir2, stem, &rows_of(&points, rows, f))
     })
 }
@@ -197,7 +229,7 @@ fn load_indexes(
     file: &mut Framed,
     fields: &[FieldIndex],
     n: usize,
-    points: Vec<(PointId, Box<[u8]>)>,
+    (ids, payload_bytes, payload_ranges): (Vec<PointId>, Source, Vec<(u64, u32)>),
     open: impl Fn(&str, Option<&[u32]>, usize) -> Result<AnyIndex>,
 ) -> Result<Loaded> {
     let path = sdir.join(POINTS_FILE);
@@ -238,7 +270,7 @@ fn load_indexes(
             .collect::<Result<Vec<_>>>()?;
         subs.push(((key.to_string(), value), rows, g));
     }
-    Ok(Loaded { points, indexes, subs })
+    Ok(Loaded { ids, payload_bytes, payload_ranges, indexes, subs })
 }
 
 /// Removes segment folders under `dir` that `keep` does not name (left by crashed seals or

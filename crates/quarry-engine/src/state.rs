@@ -7,63 +7,13 @@ use crate::filter::Filter;
 use crate::id::PointId;
 use crate::schema::CollectionSchema;
 use crate::segment::Segment;
-use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Every slot's payload as compact JSON bytes (an empty payload takes no allocation), parsed
-/// when read: a parsed map costs several hundred bytes even for three small keys.
-#[derive(Debug, Default)]
-pub(crate) struct Payloads(Vec<Box<[u8]>>);
-
-impl Payloads {
-    /// Appends the payload of the next slot.
-    pub(crate) fn push(&mut self, p: &Map<String, Value>) {
-        self.0.push(if p.is_empty() {
-            Box::default()
-        } else {
-            serde_json::to_vec(p).unwrap_or_default().into()
-        });
-    }
-
-    /// Appends the payload of the next slot as JSON bytes of an object (checked by the caller).
-    pub(crate) fn push_bytes(&mut self, b: Box<[u8]>) {
-        self.0.push(if b.as_ref() == b"{}" { Box::default() } else { b });
-    }
-
-    /// The payload of `slot` (empty if unknown; the bytes were written by `push`, so they parse).
-    pub(crate) fn get(&self, slot: u32) -> Map<String, Value> {
-        match self.0.get(slot as usize) {
-            Some(b) if !b.is_empty() => serde_json::from_slice(b).unwrap_or_default(),
-            _ => Map::new(),
-        }
-    }
-
-    /// Whether the payload of `slot` has top-level `key`, without building the map.
-    pub(crate) fn contains_key(&self, slot: u32, key: &str) -> bool {
-        self.get(slot).contains_key(key)
-    }
-
-    /// Releases spare capacity.
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.0.shrink_to_fit();
-    }
-
-    /// Slots held.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Bytes held (the JSON and one box per slot).
-    pub(crate) fn memory_bytes(&self) -> usize {
-        self.0.iter().map(|b| b.len() + 16).sum()
-    }
-}
 
 /// Points by slot; a replaced or deleted point's slot is dead.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub(crate) slot_of: HashMap<PointId, u32>,
+    /// Id → live slot (through `ids`).
+    pub(crate) slot_of: crate::slot_map::SlotMap,
     pub(crate) ids: Vec<PointId>,
     pub(crate) live: Vec<bool>,
     /// Per field: the unsealed tail's vectors (slots `sealed_end..`) as given, row-major.
@@ -72,7 +22,7 @@ pub(crate) struct State {
     pub(crate) tail_inv: Vec<Vec<f64>>,
     /// Per field: whether the metric is cosine (rows read back are normalised).
     pub(crate) cosine: Vec<bool>,
-    pub(crate) payloads: Payloads,
+    pub(crate) payloads: crate::payloads::Payloads,
     pub(crate) pidx: crate::payload_index::PayloadIndex,
     /// Sealed segments, consecutive runs of slots in order (slots below `sealed_end` are in one
     /// of them, or dead).
@@ -86,13 +36,65 @@ impl State {
     /// Releases the spare capacity of every per-slot list (after opening: lists grown by
     /// doubling hold up to twice their size).
     pub(crate) fn shrink_to_fit(&mut self) {
-        self.slot_of.shrink_to_fit();
+        self.slot_of.shrink_to_fit(&self.ids);
         self.ids.shrink_to_fit();
         self.live.shrink_to_fit();
         self.payloads.shrink_to_fit();
         self.pidx.shrink_to_fit();
         self.tail.iter_mut().for_each(Vec::shrink_to_fit);
         self.tail_inv.iter_mut().for_each(Vec::shrink_to_fit);
+    }
+
+    /// The live slot of `id`, if any.
+    pub(crate) fn slot(&self, id: &PointId) -> Option<u32> {
+        self.slot_of.get(&self.ids, id)
+    }
+
+    /// Appends a slot for `id` (its previous slot, if any, dies) and returns it; the caller
+    /// appends its payload (and tail vectors).
+    pub(crate) fn push_id(&mut self, id: PointId) -> u32 {
+        let slot = self.ids.len() as u32;
+        self.ids.push(id);
+        self.live.push(true);
+        if let Some(old) = self.slot_of.insert(&self.ids, slot) {
+            self.live[old as usize] = false;
+            self.dead_sealed += usize::from(old < self.sealed_end);
+        }
+        slot
+    }
+
+    /// Removes `id` (its slot dies); returns the slot it had.
+    pub(crate) fn kill(&mut self, id: &PointId) -> Option<u32> {
+        let slot = self.slot_of.remove(&self.ids, id)?;
+        self.live[slot as usize] = false;
+        self.dead_sealed += usize::from(slot < self.sealed_end);
+        Some(slot)
+    }
+
+    /// Marks sealed `slot` dead (a tombstone read back), dropping its id if that is its live slot.
+    pub(crate) fn kill_slot(&mut self, slot: u32) {
+        self.live[slot as usize] = false;
+        let id = self.ids[slot as usize];
+        if self.slot(&id) == Some(slot) {
+            self.slot_of.remove(&self.ids, &id);
+        }
+    }
+
+    /// Live points.
+    pub(crate) fn point_count(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    /// Every live slot, in no particular order.
+    pub(crate) fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slot_of.slots()
+    }
+
+    /// Bytes of the id list, the id map and the liveness flags.
+    pub(crate) fn id_bytes(&self) -> usize {
+        self.ids.capacity() * std::mem::size_of::<PointId>()
+            + self.slot_of.memory_bytes()
+            + self.live.capacity()
     }
 
     /// Rows of sealed segments whose points have died since.

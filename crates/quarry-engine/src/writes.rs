@@ -38,7 +38,7 @@ impl Collection {
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
         let present = {
             let st = self.read_state();
-            ids.iter().filter(|id| st.slot_of.contains_key(id)).count()
+            ids.iter().filter(|id| st.slot(id).is_some()).count()
         };
         if !ids.is_empty() {
             self.commit(Op::Delete(ids.to_vec()))?;
@@ -59,7 +59,7 @@ impl Collection {
             let st = self.read_state();
             let mut present = 0;
             for id in ids {
-                let Some(&slot) = st.slot_of.get(id) else { continue };
+                let Some(slot) = st.slot(id) else { continue };
                 present += 1;
                 let p = crate::point::updated_payload(&st.payloads.get(slot), &payload, overwrite);
                 crate::point::check_payload_size(*id, &p, self.schema.max_payload_bytes)?;
@@ -78,8 +78,8 @@ impl Collection {
         let holding = {
             let st = self.read_state();
             ids.iter()
-                .filter_map(|id| st.slot_of.get(id))
-                .filter(|&&slot| keys.iter().any(|k| st.payloads.contains_key(slot, k)))
+                .filter_map(|id| st.slot(id))
+                .filter(|&slot| keys.iter().any(|k| st.payloads.contains_key(slot, k)))
                 .count()
         };
         if holding > 0 {

@@ -8,11 +8,13 @@
 
 pub mod atomic;
 pub mod framing;
+pub mod heap;
 pub mod le;
 pub mod wal;
 
 pub use atomic::{sync_folder, write_atomic, AtomicFile};
 pub use framing::{write_framed, Framed};
+pub use heap::release_free_heap;
 pub use wal::{Durability, LogStore, Wal};
 
 /// CRC32C of `bytes`.

@@ -147,7 +147,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
             "{}",
             json!({"system": system, "op": "open", "n": n, "open_seconds": open_secs, "segments": col.segment_count(),
                    "index": field.index, "on_disk": field.on_disk, "segment_resident_bytes": col.segment_resident_bytes(),
-                   "payload_bytes": col.payload_bytes(), "rss_anon_bytes": rss.anon, "rss_file_bytes": rss.file,
+                   "payload_bytes": col.payload_bytes(), "id_bytes": col.id_bytes(), "rss_anon_bytes": rss.anon, "rss_file_bytes": rss.file,
                    "baseline_rss_anon_bytes": baseline.anon})
         );
         eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
