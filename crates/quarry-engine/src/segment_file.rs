@@ -140,7 +140,7 @@ pub(crate) fn map_points(sdir: &Path) -> Result<Source> {
     let path = sdir.join(POINTS_FILE);
     let mut file = Framed::open(&path, MAGIC, VERSION, "segment points")?;
     file.verify(0, "points")?;
-    Ok(std::sync::Arc::new(file.map(0, "points")?))
+    Ok(std::sync::Arc::new(file.map_random(0, "points")?))
 }
 
 /// Reads segment `id` of the collection in `dir` whose vector fields are indexed as `fields`,
@@ -163,7 +163,7 @@ pub(crate) fn load(dir: &Path, id: u64, fields: &[FieldIndex]) -> Result<Loaded>
     if !v1 {
         // The points section stays mapped: payloads are read from it (page cache), not copied.
         file.verify(0, "points")?;
-        let body = file.map(0, "points")?;
+        let body = file.map_random(0, "points")?;
         let stored = crate::point::decode_stored_points(&body).map_err(|e| bad("points", e.to_string()))?;
         if stored.len() != n {
             return Err(bad("points", format!("{} points, the header says {n}", stored.len())));

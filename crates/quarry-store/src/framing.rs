@@ -224,6 +224,15 @@ impl Framed {
         unsafe { memmap2::MmapOptions::new().offset(s.offset).len(len).map_copy(&self.file) }
             .map_err(|e| Error::io("memory-mapping", &self.path, e))
     }
+
+    /// [`Framed::map`] for a section read a few scattered bytes at a time: page faults read
+    /// only their page (`MADV_RANDOM`), not a read-around window.
+    pub fn map_random(&self, i: usize, name: &str) -> Result<memmap2::MmapMut> {
+        let map = self.map(i, name)?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
+        Ok(map)
+    }
 }
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ impl AnyIndex {
                 if heap {
                     q.flat.move_to_heap();
                 }
+                // Only re-scored rows are read: no read-around.
+                q.flat.advise_random();
                 Inner::FlatCodes(q)
             }
             (Base::Hnsw, false) => {
@@ -148,6 +150,7 @@ impl AnyIndex {
                 if heap {
                     rows.move_to_heap();
                 }
+                rows.advise_random();
                 Inner::Spann(Box::new((s, rows)))
             }
         };

@@ -137,6 +137,29 @@ impl FlatIndex {
         let _ = ids;
     }
 
+    /// Tells the kernel that memory-mapped rows are read at random (`MADV_RANDOM`: a page fault
+    /// reads its page, not a read-around window of up to the device's `read_ahead_kb`, which
+    /// under a tight memory cap evicts the pages that matter), for stores whose rows are
+    /// re-scored a few at a time; a no-op for rows on the heap. A hint: failures are ignored.
+    pub(crate) fn advise_random(&self) {
+        if !self.is_mapped() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let bytes = self.raw_bytes();
+            const PAGE: usize = 4096;
+            let start = bytes.as_ptr() as usize;
+            let first = start & !(PAGE - 1);
+            // SAFETY: [first, start + len) lies within the mapping of the rows (page-aligned down
+            // from its first byte; the mapping covers whole pages); MADV_RANDOM changes only the
+            // kernel's read-ahead policy, never the contents.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, start + bytes.len() - first, libc::MADV_RANDOM);
+            }
+        }
+    }
+
     /// Stored row `id` as an f32 query (borrowed for f32 storage).
     pub(crate) fn row_query(&self, id: usize) -> std::borrow::Cow<'_, [f32]> {
         let span = id * self.dim..(id + 1) * self.dim;

@@ -244,6 +244,7 @@ impl PostingFile {
             return Err(bad("header", format!("{total} entries in the header, {sum} in the list table")));
         }
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        super::rows::advise_random(&file);
         #[cfg(not(unix))]
         let file = std::sync::Mutex::new(file);
         Ok(PostingFile {

@@ -36,6 +36,7 @@ impl RowFile {
             ));
         }
         let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        advise_random(&file);
         Ok(RowFile {
             path: path.to_path_buf(),
             file,
@@ -99,4 +100,20 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<(
     let mut f = file.try_clone()?;
     f.seek(SeekFrom::Start(at))?;
     f.read_exact(buf)
+}
+
+/// Tells the kernel that `file` is read at random (`POSIX_FADV_RANDOM`: a read fetches the pages
+/// asked for, not a read-ahead window of up to the device's `read_ahead_kb`, which under a tight
+/// memory cap evicts the pages that matter). A hint: failures are ignored.
+pub(crate) fn advise_random(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: posix_fadvise only reads its arguments; a bad descriptor is an error code.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
