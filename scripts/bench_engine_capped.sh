@@ -18,7 +18,9 @@
 #   ONLY (subset of: build device quarry peer edge report; `device` measures the disk's 4 KiB
 #   random-read limit with fio at queue depths 1, 8 and 32, O_DIRECT, the physical anchor of
 #   every capped row), EDGE_QUANT (default "int8 binary"),
-#   POINT_TIMEOUT (seconds a peer's capped run may take before it is stopped: default 600),
+#   NO_RESCORE (default yes: compressed graphs `hnsw+<codes>` and qdrant-edge are also run ranking
+#   by their codes alone, `--no-rescore` / `rescore: false`, no original vector read; tagged
+#   "<config> codes-only"), POINT_TIMEOUT (seconds a peer's capped run may take before it is stopped: default 600),
 #   QUARRY_BENCH_OUT (default docs/benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +36,7 @@ caps_pct=${CAPS_PCT:-50 25 15}
 only=${ONLY:-build device quarry peer edge report}
 edge_quant=${EDGE_QUANT:-int8 binary}
 point_timeout=${POINT_TIMEOUT:-600}
+no_rescore=${NO_RESCORE:-yes}
 want() { [[ " $only " == *" $1 "* ]]; }
 # shellcheck source=scripts/bench_common.sh
 source scripts/bench_common.sh
@@ -78,11 +81,17 @@ fi
 if want quarry; then
   for spec in $configs; do
     cat "$dirs/$spec.build.jsonl" | grep '"op":"ingest"' | tag "$spec" build >> "$rows" || true
-    for pct in none $caps_pct; do
-      if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
-      echo "== quarry $spec, cap ${pct}% ($cap MiB)" >&2
-      "$quarry" bench engine "${common[@]}" --dir "$dirs/$spec" --reuse --ef "$efs" --passes "$passes" --memory-limit-mb "$cap" \
-        | tag "$spec" "$pct" | tee -a "$rows"
+    variants=(exact)
+    if [ "$no_rescore" = yes ] && [[ $spec == hnsw+* ]]; then variants+=(codes-only); fi
+    for v in "${variants[@]}"; do
+      label=$spec; flags=()
+      if [ "$v" = codes-only ]; then label="$spec codes-only"; flags=(--no-rescore); fi
+      for pct in none $caps_pct; do
+        if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
+        echo "== quarry $label, cap ${pct}% ($cap MiB)" >&2
+        "$quarry" bench engine "${common[@]}" --dir "$dirs/$spec" --reuse --ef "$efs" --passes "$passes" --memory-limit-mb "$cap" "${flags[@]}" \
+          | tag "$label" "$pct" | tee -a "$rows"
+      done
     done
   done
 fi
@@ -106,12 +115,18 @@ if want edge; then
       "$venv/bin/python" scripts/peer_edge_capped.py build --dir "$edir" --quant "$qz" --base "$base" \
         | tag "qdrant-edge-$qz" build | tee -a "$rows"
     fi
-    for pct in none $caps_pct; do
-      if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
-      echo "== qdrant-edge $qz, cap ${pct}% ($cap MiB)" >&2
-      "$quarry" bench capped --memory-limit-mb "$cap" --timeout-s "$point_timeout" -- "$venv/bin/python" scripts/peer_edge_capped.py search \
-        --dir "$edir" --quant "$qz" --query "$query" --gt "$gt" --queries "$nq" --ef "$efs" --passes "$passes" \
-        | tag "qdrant-edge-$qz" "$pct" | tee -a "$rows"
+    variants=(exact)
+    if [ "$no_rescore" = yes ]; then variants+=(codes-only); fi
+    for v in "${variants[@]}"; do
+      label=qdrant-edge-$qz; flags=()
+      if [ "$v" = codes-only ]; then label="qdrant-edge-$qz codes-only"; flags=(--no-rescore); fi
+      for pct in none $caps_pct; do
+        if [ "$pct" = none ]; then cap=65536; else cap=${caps[$(( $(tr ' ' '\n' <<< "$caps_pct" | grep -n "^$pct\$" | cut -d: -f1) - 1 ))]}; fi
+        echo "== $label, cap ${pct}% ($cap MiB)" >&2
+        "$quarry" bench capped --memory-limit-mb "$cap" --timeout-s "$point_timeout" -- "$venv/bin/python" scripts/peer_edge_capped.py search \
+          --dir "$edir" --quant "$qz" --query "$query" --gt "$gt" --queries "$nq" --ef "$efs" --passes "$passes" "${flags[@]}" \
+          | tag "$label" "$pct" | tee -a "$rows"
+      done
     done
   done
 fi

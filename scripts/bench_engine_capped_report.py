@@ -49,6 +49,11 @@ def main():
     print(f"- Machine: {cpu}, {platform.machine()}; commit {commit}.")
     print("- Caps: a memory cgroup (page cache included, dropped before each run); `none` is a 64 GiB cgroup, "
           "so the peak is still measured. `first`/`last`: QPS of the first and last timed pass over the same queries.")
+    if any("codes-only" in c for c in configs):
+        print("- `codes-only`: the compressed graph (or qdrant-edge's quantized search) ranks by its codes alone and "
+              "returns their estimated scores, reading no original vector (`SearchOptions::rescore` false; "
+              "Qdrant's `params.quantization.rescore: false`). Every other row re-scores its candidates "
+              "exactly from the f32 rows on disk.")
     print("- Commands: " + "; ".join(f"`{c}`" for c in a.command) + "\n")
     print(f"| cap | system | ef | recall | QPS first | QPS last | vs hnswlib uncapped | p99 ms | cgroup peak MB | reopen s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

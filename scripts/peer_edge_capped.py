@@ -9,7 +9,8 @@ Qdrant user saves memory.
   search --dir D --quant Q --query Q --gt GT --queries N --ef 24,32,... --passes P
          reopens the shard (EdgeShard.load) and times unfiltered top-10 searches one call each, one
          search thread, quantized search with exact rescoring of the candidates (Qdrant's default
-         for on-disk vectors); prints {"op": "search", "ef", "recall", "qps", "pass_qps", ...}.
+         for on-disk vectors; `--no-rescore`: the codes' ranking alone, no original vector read);
+         prints {"op": "search", "ef", "recall", "qps", "pass_qps", "rescore", ...}.
 
 Run `search` under `quarry bench capped --memory-limit-mb N -- python scripts/peer_edge_capped.py
 search ...`: the page cache is dropped first and counted, as for Quarry. The search process reads
@@ -67,6 +68,8 @@ def main():
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--ef", default="24,32,48,64,96,128")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--no-rescore", action="store_true",
+                    help="rank by the quantized codes alone (QuantizationSearchParams(rescore=False)): no original vector is read")
     a = ap.parse_args()
     system = f"qdrant-edge {version('qdrant-edge-py')}"
     if a.cmd == "build":
@@ -100,7 +103,7 @@ def main():
     emit(system=system, op="open", open_seconds=open_seconds, quantization=a.quant, on_disk=True)
     qlists = [q.tolist() for q in queries]
     for ef in [int(x) for x in a.ef.split(",")]:
-        params = qe.SearchParams(hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=True))
+        params = qe.SearchParams(hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=not a.no_rescore))
         reqs = [qe.SearchRequest(query=qe.Query.Nearest(v), limit=10, params=params, with_payload=False,
                                  with_vector=False) for v in qlists]
         pass_qps, lat, found = [], None, None
@@ -116,7 +119,7 @@ def main():
         rec = float(np.mean([len(set(f) & set(g.tolist())) / 10 for f, g in zip(found, gt)]))
         emit(system=system, op="search", ef=ef, k=10, recall=rec, qps=pass_qps[-1], pass_qps=pass_qps,
              p50_ms=float(np.percentile(lat, 50) * 1e3), p99_ms=float(np.percentile(lat, 99) * 1e3),
-             queries=len(reqs), threads=1, quantization=a.quant, on_disk=True, rescore=True)
+             queries=len(reqs), threads=1, quantization=a.quant, on_disk=True, rescore=not a.no_rescore)
         print(f"{system} {a.quant} ef {ef}: recall {rec:.4f}, {pass_qps[-1]:,.0f} QPS", file=sys.stderr)
     shard.close()
 

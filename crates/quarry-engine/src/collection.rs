@@ -42,11 +42,16 @@ pub struct SearchOptions {
     pub ef: usize,
     /// Whether hits carry their payloads (else empty maps: no copies).
     pub with_payload: bool,
+    /// Re-score candidates of compressed graphs (`hnsw+<codes>`) exactly from their rows (the
+    /// default). `false` ranks by the codes alone and returns their estimated scores, reading no
+    /// row from disk (Qdrant's `params.quantization.rescore: false`): the fast path when rows
+    /// are `on_disk` and memory is short. Other index families always give exact scores.
+    pub rescore: bool,
 }
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { ef: DEFAULT_EF, with_payload: true }
+        SearchOptions { ef: DEFAULT_EF, with_payload: true, rescore: true }
     }
 }
 

@@ -22,7 +22,7 @@
 //! let filter = Filter::parse(r#"{"must": [{"key": "tag", "match": {"value": "a"}}]}"#)?;
 //! let hits = col.search(&[0.1, 0.2, 0.25], None, 10, Some(&filter))?;
 //! assert_eq!(hits[0].id, PointId::Num(1));
-//! let fast = col.search_with(&[0.1, 0.2, 0.25], None, 10, None, &SearchOptions { ef: 64, with_payload: false })?;
+//! let fast = col.search_with(&[0.1, 0.2, 0.25], None, 10, None, &SearchOptions { ef: 64, with_payload: false, ..SearchOptions::default() })?;
 //! col.optimize()?;                                      // one graph segment, written to disk
 //! drop(col);
 //! drop(db);

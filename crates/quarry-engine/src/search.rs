@@ -45,7 +45,13 @@ impl Collection {
         filter: Option<&Filter>,
         ef: usize,
     ) -> Result<Vec<ScoredPoint>> {
-        self.search_with(query, field, k, filter, &SearchOptions { ef, with_payload: true })
+        self.search_with(
+            query,
+            field,
+            k,
+            filter,
+            &SearchOptions { ef, with_payload: true, ..SearchOptions::default() },
+        )
     }
 
     /// [`Collection::search`] with options (graph beam, whether hits carry their payloads).
@@ -75,7 +81,7 @@ impl Collection {
             }
             q.iter_mut().for_each(|x| *x /= norm);
         }
-        let effort = Effort { ef: opts.ef.max(1), rerank: None };
+        let effort = Effort { ef: opts.ef.max(1), rerank: None, rescore: opts.rescore };
         let st = self.read_state();
         let mut top = TopK::new(k);
         let offer = |top: &mut TopK, hits: Vec<(f32, u32)>| {

@@ -335,7 +335,7 @@ impl TextCollection {
 
     /// Dense list of one query vector: documents by their best passage, `depth` long.
     fn dense_list(&self, q: &[f32], depth: usize, filter: Option<&Filter>, ef: usize) -> Result<List> {
-        let opts = SearchOptions { ef, with_payload: false };
+        let opts = SearchOptions { ef, with_payload: false, ..SearchOptions::default() };
         let mut best: HashMap<PointId, (f32, u32)> = HashMap::new();
         for h in self.docs.search_with(q, None, depth, filter, &opts)? {
             best.insert(h.id, (h.score, 0));
@@ -344,7 +344,7 @@ impl TextCollection {
             if pc.count(None) > 0 {
                 // Grow the passage list until it names `depth` distinct documents (or ends): a
                 // document missing from it then cannot beat the ones found.
-                let popts = SearchOptions { ef, with_payload: true };
+                let popts = SearchOptions { ef, with_payload: true, ..SearchOptions::default() };
                 let mut want = depth;
                 loop {
                     let hits: Vec<ScoredPoint> = pc.search_with(q, None, want, filter, &popts)?;

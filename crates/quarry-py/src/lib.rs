@@ -49,29 +49,36 @@ fn filter_of(f: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Filter>> {
     }
 }
 
-fn ef_of(params: Option<&Bound<'_, PyDict>>, k: usize) -> PyResult<usize> {
-    let mut ef = quarry_engine::collection::DEFAULT_EF;
+/// Search options from a `params` dict (`ef` / `hnsw_ef`, `rescore`) for a search of `k`.
+fn opts_of(params: Option<&Bound<'_, PyDict>>, k: usize, with_payload: bool) -> PyResult<SearchOptions> {
+    let mut opts = SearchOptions { with_payload, ..SearchOptions::default() };
     if let Some(p) = params {
         for (key, v) in p.iter() {
             let key: String = key.extract()?;
             match key.as_str() {
                 "ef" | "hnsw_ef" => {
-                    ef = v
+                    opts.ef = v
                         .extract::<usize>()
                         .map_err(|_| PyValueError::new_err("params[\"ef\"] must be a positive integer"))?
                 }
+                "rescore" => {
+                    opts.rescore = v
+                        .extract::<bool>()
+                        .map_err(|_| PyValueError::new_err("params[\"rescore\"] must be True or False"))?
+                }
                 other => {
                     return Err(PyValueError::new_err(format!(
-                        "unknown search parameter {other:?} (use \"ef\")"
+                        "unknown search parameter {other:?} (use \"ef\" or \"rescore\")"
                     )))
                 }
             }
         }
     }
-    if ef == 0 {
+    if opts.ef == 0 {
         return Err(PyValueError::new_err("ef must be at least 1"));
     }
-    Ok(ef.max(k))
+    opts.ef = opts.ef.max(k);
+    Ok(opts)
 }
 
 /// One search hit: `.id` (int or UUID str), `.score` (higher is better), `.payload` (dict).
@@ -310,7 +317,8 @@ impl Collection {
 
     /// The `k` nearest points to `query` (a 1-D array or list), best first, among those passing
     /// `filter` (a dict in Qdrant's syntax, e.g. `{"must": [{"key": "tag", "match": {"value":
-    /// 1}}]}`). `params`: `{"ef": beam width}`.
+    /// 1}}]}`). `params`: `{"ef": beam width, "rescore": bool}` (`rescore` False: compressed
+    /// graphs rank by their codes and return estimated scores, reading no row).
     #[pyo3(signature = (query, k=10, filter=None, params=None, with_payload=true))]
     fn search(
         &self,
@@ -322,7 +330,7 @@ impl Collection {
         with_payload: bool,
     ) -> PyResult<Vec<Hit>> {
         let f = filter_of(filter)?;
-        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload };
+        let opts = opts_of(params, k, with_payload)?;
         let arr = f32_array(py, query)?;
         let ro = arr.readonly();
         if ro.ndim() != 1 {
@@ -353,7 +361,7 @@ impl Collection {
         params: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<f32>>)> {
         let f = filter_of(filter)?;
-        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload: false };
+        let opts = opts_of(params, k, false)?;
         let arr = f32_array(py, queries)?;
         let ro = arr.readonly();
         let (n, d) = match ro.shape() {
@@ -572,7 +580,7 @@ impl Collection {
         repeats: usize,
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<f64> {
-        let opts = SearchOptions { ef: ef_of(params, k)?, with_payload: true };
+        let opts = opts_of(params, k, true)?;
         let arr = f32_array(py, queries)?;
         let ro = arr.readonly();
         let (n, d) = match ro.shape() {

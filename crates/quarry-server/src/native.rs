@@ -446,7 +446,11 @@ pub async fn eval_run(
                         None,
                         k as usize,
                         None,
-                        &quarry_engine::SearchOptions { ef, with_payload: false },
+                        &quarry_engine::SearchOptions {
+                            ef,
+                            with_payload: false,
+                            ..quarry_engine::SearchOptions::default()
+                        },
                     )
                     .map_err(|e| ApiError::from(e).prefixed(&format!("query {}: ", q.id)))?
                     .into_iter()

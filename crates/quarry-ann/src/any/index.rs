@@ -38,11 +38,17 @@ pub struct Effort {
     /// Code candidates re-scored exactly per result (`None`: the codes' default; 0 with RaBitQ:
     /// by error bound).
     pub rerank: Option<usize>,
+    /// Re-score candidates exactly from the rows (the default). `false`: a compressed graph
+    /// (`hnsw+<codes>`) returns the codes' ranking with their estimated scores and reads no row,
+    /// which is what keeps it fast when the rows are on a device and the cache is small (Qdrant's
+    /// `rescore: false`); every other family ignores it (exact ones need no re-scoring; flat
+    /// codes and SPANN always re-score).
+    pub rescore: bool,
 }
 
 impl Default for Effort {
     fn default() -> Self {
-        Effort { ef: 100, rerank: None }
+        Effort { ef: 100, rerank: None, rescore: true }
     }
 }
 
@@ -246,6 +252,9 @@ impl AnyIndex {
         filter: Option<&IdFilter>,
     ) -> Result<Vec<Hit>> {
         let hnsw = HnswSearch::ef(effort.ef.max(k));
+        if let (Inner::HnswCodes(q), false) = (&self.inner, effort.rescore) {
+            return q.search_estimated(query, k, &hnsw, filter);
+        }
         let hits = match &self.inner {
             Inner::Flat(f) => {
                 let mut p = SearchParams::top(k);

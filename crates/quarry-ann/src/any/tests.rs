@@ -60,7 +60,7 @@ fn every_family_opens_on_heap_and_mapped_and_finds_the_neighbours() {
             assert_eq!((disk.row_count(), disk.len(), disk.dim()), (n, n, dim), "{s}");
             assert_eq!(disk.vector(5), exact.vector(5), "{s}: rows read back");
             let mut total = 0.0;
-            let effort = Effort { ef: 128, rerank: None };
+            let effort = Effort { ef: 128, rerank: None, rescore: true };
             for q in queries.chunks(dim) {
                 let want: Vec<u32> = exact
                     .search(q, &quarry_core::SearchParams::top(k))
@@ -106,4 +106,50 @@ fn a_folder_of_other_codes_is_refused() {
         AnyIndex::open(&"hnsw+rabitq".parse().expect("spec"), &dir, Residency::Disk).expect_err("mismatch");
     assert!(e.to_string().contains("codes"), "{e}");
     assert!(AnyIndex::open(&"flat".parse().expect("spec"), &dir, Residency::Disk).is_err());
+}
+
+#[test]
+fn compressed_graphs_answer_from_the_codes_alone_when_asked() {
+    let (n, dim, k) = (3_000, 32, 10);
+    let base = gen::clustered(n, dim, 24, 0.3, 17);
+    let queries = gen::clustered(20, dim, 24, 0.3, 18).into_vec();
+    let root = quarry_testkit::tempdirs::fresh("quarry-ann-any", "estimates");
+    for metric in [Metric::Cosine, Metric::L2] {
+        let exact = FlatIndex::build(&base, metric, FlatParams::default()).expect("flat");
+        for s in ["hnsw+sq8", "hnsw+rabitq4"] {
+            let spec: IndexSpec = s.parse().expect(s);
+            let dir = root.join(format!("{s}-{metric}"));
+            build_into(&spec, &base, metric, &dir).expect(s);
+            let idx = AnyIndex::open(&spec, &dir, Residency::Disk).expect("open");
+            let fast = Effort { ef: 128, rerank: None, rescore: false };
+            let (mut total, mut differs, mut worst) = (0.0, 0, 0.0f32);
+            for q in queries.chunks(dim) {
+                let want: Vec<u32> = exact
+                    .search(q, &quarry_core::SearchParams::top(k))
+                    .expect("exact")
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                let got = idx.search(q, k, &fast, None).expect("search");
+                assert_eq!(got.len(), k, "{s}");
+                assert!(got.windows(2).all(|w| w[0].score >= w[1].score), "{s}: best first");
+                total += recall(&got, &want);
+                // The scores are the codes' estimates: close to the exact ones, not equal.
+                let ids: Vec<u32> = got.iter().map(|h| h.id).collect();
+                let scores = exact.score_ids(q, &ids).expect("scores");
+                for (h, e) in got.iter().zip(scores) {
+                    let err = (h.score - e).abs() / e.abs().max(1.0);
+                    worst = worst.max(err);
+                    differs += usize::from(err > 1e-6);
+                }
+            }
+            let r = total / 20.0;
+            assert!(r >= if s.ends_with("sq8") { 0.9 } else { 0.7 }, "{s} ({metric}): recall {r}");
+            assert!(differs > 0, "{s} ({metric}): every score exact, so rows were read");
+            assert!(
+                worst < if s.ends_with("sq8") { 0.05 } else { 0.3 },
+                "{s} ({metric}): estimate error {worst}"
+            );
+        }
+    }
 }

@@ -74,6 +74,33 @@ impl QuantHnswIndex {
         Ok(self.search_prepared(q.as_slice(), k, search, rerank, filter))
     }
 
+    /// The `k` best ids for `query` as the codes rank them, with the codes' estimated scores:
+    /// no row is read (Qdrant's `rescore: false`; faiss's HNSW over SQ codes without a refine
+    /// step). Filters so selective that the walk gives way to an exact scan still read rows.
+    pub fn search_estimated(
+        &self,
+        query: &[f32],
+        k: usize,
+        search: &HnswSearch,
+        filter: Option<&IdFilter>,
+    ) -> Result<Vec<Hit>> {
+        let q = self.hnsw.flat.prepare(query, || "query".into())?;
+        let q = q.as_slice();
+        let Some(quant) = &self.codes.quant else {
+            return Ok(self.hnsw.search_prepared(q, k, search, filter));
+        };
+        Ok(with_quantizer!(quant, qz => {
+            let est = qz.estimator(q);
+            let keys = CodeKeys { est: &est, codes: &self.codes };
+            match self.hnsw.walk_candidates(keys, k, search.ef, search, filter) {
+                Walked::Empty => Vec::new(),
+                Walked::Exact => self.hnsw.exact(q, k, filter),
+                // The beam is nearest first by estimated key; `0.0 - key` as for exact hits.
+                Walked::Found(beam) => beam.iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect(),
+            }
+        }))
+    }
+
     fn search_prepared(
         &self,
         q: &[f32],

@@ -51,7 +51,7 @@ class Collection:
         query: VectorLike,
         k: int = 10,
         filter: Optional[Filter] = None,
-        params: Optional[Dict[str, int]] = None,
+        params: Optional[Dict[str, Union[int, bool]]] = None,
         with_payload: bool = True,
     ) -> List[Hit]: ...
     def search_batch(
@@ -59,7 +59,7 @@ class Collection:
         queries: MatrixLike,
         k: int = 10,
         filter: Optional[Filter] = None,
-        params: Optional[Dict[str, int]] = None,
+        params: Optional[Dict[str, Union[int, bool]]] = None,
     ) -> Tuple[npt.NDArray[Any], npt.NDArray[np.float32]]: ...
     def search_text(
         self,

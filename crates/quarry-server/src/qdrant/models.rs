@@ -223,7 +223,8 @@ pub struct SearchParams {
     /// Exact search (every point scored).
     #[serde(default)]
     pub exact: Option<bool>,
-    /// Accepted and ignored.
+    /// `{"rescore": false}`: compressed graphs rank by their codes and return estimated scores,
+    /// reading no row (default true: exact re-scoring). `ignore` and `oversampling` are accepted.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub quantization: Option<Value>,

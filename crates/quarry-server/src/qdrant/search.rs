@@ -30,6 +30,21 @@ fn ef_of(c: &Collection, params: Option<&SearchParams>, k: usize) -> usize {
     ef.max(k)
 }
 
+/// Qdrant's `params.quantization.rescore` (default true): whether candidates found on codes are
+/// re-scored from the rows. `ignore` and `oversampling` are accepted (re-scoring is exact either
+/// way, and the number of candidates is the index's).
+fn rescore_of(params: Option<&SearchParams>) -> ApiResult<bool> {
+    match params.and_then(|p| p.quantization.as_ref()) {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Object(q)) => match q.get("rescore") {
+            None | Some(Value::Null) => Ok(true),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::bad("params.quantization.rescore must be true or false")),
+        },
+        Some(_) => Err(ApiError::bad("params.quantization must be an object")),
+    }
+}
+
 fn check_limit(limit: u64, offset: u64, max: usize) -> ApiResult<(usize, usize)> {
     let total = limit.saturating_add(offset);
     if total > max as u64 {
@@ -65,8 +80,8 @@ fn search_ids(
 ) -> ApiResult<Vec<(PointId, f64)>> {
     let f = c.schema().field(field)?;
     let sc = Scores::of(c.schema(), f);
-    let ef = ef_of(c, params, k);
-    let hits = c.search_with(vector, field, k, filter, &SearchOptions { ef, with_payload: false })?;
+    let opts = SearchOptions { ef: ef_of(c, params, k), with_payload: false, rescore: rescore_of(params)? };
+    let hits = c.search_with(vector, field, k, filter, &opts)?;
     Ok(hits.into_iter().map(|h| (h.id, sc.out(h.score))).collect())
 }
 

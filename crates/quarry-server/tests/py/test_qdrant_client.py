@@ -280,6 +280,25 @@ def test_quantization_and_on_disk_build_sealed_segments_that_answer(client, serv
         assert got[0].id == want[0]
         found += len(set(p.id for p in got) & set(want))
     assert found >= 90, f"{found} of 100 neighbours"
+    if spec_codes == "scalar":
+        # rescore: false ranks by the int8 codes alone: estimated scores, near the exact ones.
+        fast_params = models.SearchParams(hnsw_ef=128, quantization=models.QuantizationSearchParams(rescore=False))
+        found, differs = 0, 0
+        for qi in range(20):
+            query = data[qi * 7] + 0.01
+            want, _ = cosine_top(data, query, 5)
+            exact = {p.id: p.score for p in client.query_points(name, query=query.tolist(), limit=5, search_params=models.SearchParams(hnsw_ef=128)).points}
+            got = client.query_points(name, query=query.tolist(), limit=5, search_params=fast_params).points
+            found += len(set(p.id for p in got) & set(want))
+            for p in got:
+                if p.id in exact:
+                    assert abs(p.score - exact[p.id]) < 0.05, (p.score, exact[p.id])
+                    differs += p.score != exact[p.id]
+        assert found >= 85, f"codes only: {found} of 100 neighbours"
+        assert differs > 0, "rescore: false gave exact scores"
+        bad = httpx.post(f"{server['url']}/collections/{name}/points/search", headers={"api-key": API_KEY},
+                         json={"vector": data[0].tolist(), "limit": 3, "params": {"quantization": {"rescore": "no"}}})
+        assert bad.status_code == 400 and "rescore" in bad.text, bad.text
     client.delete_collection(name)
 
 

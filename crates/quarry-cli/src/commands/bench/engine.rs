@@ -63,6 +63,10 @@ pub struct EngineArgs {
     /// Keep the segment's f32 rows on disk (memory-mapped).
     #[arg(long)]
     on_disk: bool,
+    /// Unfiltered rows rank compressed graphs by their codes alone, with estimated scores and no
+    /// row read (`SearchOptions::rescore` false, Qdrant's `rescore: false`); rows say `"rescore"`.
+    #[arg(long)]
+    no_rescore: bool,
     /// Ground truth of the queries (.ivecs / .npy ids): adds unfiltered search rows.
     #[arg(long)]
     gt: Option<PathBuf>,
@@ -152,7 +156,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
         );
         eprintln!("reopened {n} points ({} segments) in {open_secs:.2} s", col.segment_count());
         if let Some(gt) = &gt {
-            unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), &system)?;
+            unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), !a.no_rescore, &system)?;
         }
         if filters {
             if let Some(base) = &base {
@@ -203,7 +207,7 @@ pub fn run(a: EngineArgs) -> Result<()> {
         n as f64 / secs
     );
     if let Some(gt) = &gt {
-        unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), &system)?;
+        unfiltered(&col, &queries, gt, &a.ef, a.passes.max(1), !a.no_rescore, &system)?;
     }
     if filters {
         searches(&col, &base, &queries, n, &a.ef, &system)?;
@@ -231,11 +235,12 @@ fn unfiltered(
     gt: &quarry_eval::io::IdRows,
     ef: &str,
     passes: usize,
+    rescore: bool,
     system: &str,
 ) -> Result<()> {
     let field = &col.schema().vectors[0];
     for ef in efs(ef)? {
-        let opts = SearchOptions { ef, with_payload: false };
+        let opts = SearchOptions { ef, with_payload: false, rescore };
         let mut pass_qps = Vec::with_capacity(passes);
         let (mut lat, mut found) = (Vec::new(), 0usize);
         for _ in 0..passes {
@@ -261,7 +266,8 @@ fn unfiltered(
             json!({"system": system, "op": "search", "ef": ef, "k": 10, "recall": recall,
                    "qps": queries.rows() as f64 / (total_ms / 1e3), "p50_ms": percentile(&lat, 0.5),
                    "p99_ms": percentile(&lat, 0.99), "queries": queries.rows(), "index": field.index,
-                   "on_disk": field.on_disk, "threads": 1, "passes": passes, "pass_qps": pass_qps})
+                   "on_disk": field.on_disk, "threads": 1, "passes": passes, "pass_qps": pass_qps,
+                   "rescore": rescore})
         );
         eprintln!(
             "unfiltered ef {ef}: recall {recall:.4}, {:.0} QPS, p99 {:.3} ms",
@@ -309,7 +315,7 @@ fn searches(
             .collect();
         for &ef in &efs {
             // Ids and scores only, as the peer script asks qdrant-edge (with_payload=False).
-            let opts = SearchOptions { ef, with_payload: false };
+            let opts = SearchOptions { ef, with_payload: false, ..SearchOptions::default() };
             for q in queries.iter().take(20) {
                 col.search_with(q, None, 10, Some(&filter), &opts)?;
             }

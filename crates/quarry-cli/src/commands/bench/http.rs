@@ -256,7 +256,11 @@ pub fn run(a: HttpArgs) -> Result<()> {
     {
         let db = quarry_engine::Database::open(&data)?;
         let col = db.collection("bench")?;
-        let opts = quarry_engine::SearchOptions { ef: a.ef, with_payload: false };
+        let opts = quarry_engine::SearchOptions {
+            ef: a.ef,
+            with_payload: false,
+            ..quarry_engine::SearchOptions::default()
+        };
         let t = Instant::now();
         let mut done = 0usize;
         while t.elapsed().as_secs_f64() < a.seconds.min(10.0) {
