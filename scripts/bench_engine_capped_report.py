@@ -64,8 +64,10 @@ def main():
             o = opened(config, cap)
             if r is None:
                 ran = any(x.get("config") == config and x.get("cap_pct") == cap for x in rows)
+                tops = [x["recall"] for x in rows if x.get("config") == config and x.get("cap_pct") == cap and "recall" in x]
                 what = ("stopped: no answer within the time limit (thrashing)" if killed == "timed out"
-                        else "killed (out of memory)" if killed else f"< {a.target}" if ran else "not measured (run stopped)")
+                        else "killed (out of memory)" if killed
+                        else f"< {a.target} (best {max(tops):.3f})" if ran and tops else "not run at this cap")
                 print(f"| {cap_label} | {config} | | {what} | | | | | | |")
                 continue
             passes = r.get("pass_qps") or [r["qps"]]

@@ -68,6 +68,8 @@ def main():
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--ef", default="24,32,48,64,96,128")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--oversampling", type=float, default=None,
+                    help="QuantizationSearchParams(oversampling=X): X × limit candidates from the codes are re-scored")
     ap.add_argument("--no-rescore", action="store_true",
                     help="rank by the quantized codes alone (QuantizationSearchParams(rescore=False)): no original vector is read")
     a = ap.parse_args()
@@ -103,7 +105,8 @@ def main():
     emit(system=system, op="open", open_seconds=open_seconds, quantization=a.quant, on_disk=True)
     qlists = [q.tolist() for q in queries]
     for ef in [int(x) for x in a.ef.split(",")]:
-        params = qe.SearchParams(hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=not a.no_rescore))
+        qp = qe.QuantizationSearchParams(rescore=not a.no_rescore, oversampling=a.oversampling)
+        params = qe.SearchParams(hnsw_ef=ef, quantization=qp)
         reqs = [qe.SearchRequest(query=qe.Query.Nearest(v), limit=10, params=params, with_payload=False,
                                  with_vector=False) for v in qlists]
         pass_qps, lat, found = [], None, None
@@ -119,7 +122,8 @@ def main():
         rec = float(np.mean([len(set(f) & set(g.tolist())) / 10 for f, g in zip(found, gt)]))
         emit(system=system, op="search", ef=ef, k=10, recall=rec, qps=pass_qps[-1], pass_qps=pass_qps,
              p50_ms=float(np.percentile(lat, 50) * 1e3), p99_ms=float(np.percentile(lat, 99) * 1e3),
-             queries=len(reqs), threads=1, quantization=a.quant, on_disk=True, rescore=not a.no_rescore)
+             queries=len(reqs), threads=1, quantization=a.quant, on_disk=True, rescore=not a.no_rescore,
+             oversampling=a.oversampling)
         print(f"{system} {a.quant} ef {ef}: recall {rec:.4f}, {pass_qps[-1]:,.0f} QPS", file=sys.stderr)
     shard.close()
 
