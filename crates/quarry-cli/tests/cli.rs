@@ -702,6 +702,26 @@ fn collection_create_ingest_count_get_search() {
     assert_eq!(hits.len(), 10);
     assert_eq!(hits[0]["id"], 7);
     assert!(hits.iter().all(|h| h["payload"]["group"] == 2));
+    // The beam and codes-only ranking are search options (an exact `hnsw` ignores the latter).
+    let o = quarry(&[
+        "search",
+        "--dir",
+        p(&dir),
+        "--collection",
+        "c",
+        "--vector-file",
+        p(&q),
+        "-k",
+        "3",
+        "--ef",
+        "16",
+        "--no-rescore",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().expect("a line")).expect("json");
+    assert_eq!(row["hits"][0]["id"], 7);
     // Bad input: named, with its line; the bad batch is not written, earlier ones stay.
     let bad = tmp("db-bad.jsonl");
     std::fs::write(&bad, "{\"id\": 900, \"vector\": [1, 2, 3, 4]}\n{\"id\": 901, \"vector\": [1, 2]}\n")

@@ -421,8 +421,10 @@ pub fn search_text(
     Ok(())
 }
 
-/// `quarry search --dir D --collection C --vector-file Q [-k] [--filter JSON] [--json]`: one line
-/// per query, `{"query": i, "hits": [{"id", "score", "payload"}]}` with `--json`, else text.
+/// `quarry search --dir D --collection C --vector-file Q [-k] [--filter JSON] [--json] [--ef N]
+/// [--no-rescore]`: one line per query, `{"query": i, "hits": [{"id", "score", "payload"}]}`
+/// with `--json`, else text.
+#[allow(clippy::too_many_arguments)]
 pub fn search_collection(
     dir: &std::path::Path,
     collection: &str,
@@ -431,6 +433,7 @@ pub fn search_collection(
     k: usize,
     filter: Option<&str>,
     json: bool,
+    opts: quarry_engine::SearchOptions,
 ) -> Result<()> {
     let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.collection(collection)?;
@@ -438,7 +441,8 @@ pub fn search_collection(
     let queries = crate::load::queries(vector_file, None)?;
     let mut out = std::io::stdout().lock();
     for (i, q) in queries.iter().enumerate() {
-        let hits = col.search(q, field, k, filter.as_ref()).with_context(|| format!("query {i}"))?;
+        let hits =
+            col.search_with(q, field, k, filter.as_ref(), &opts).with_context(|| format!("query {i}"))?;
         if json {
             let hits: Vec<serde_json::Value> = hits
                 .iter()

@@ -45,6 +45,13 @@ pub struct Args {
     /// Collection mode: one JSON object per query on stdout.
     #[arg(long)]
     json: bool,
+    /// Collection mode: graph beam width in sealed segments (default 100, at least k).
+    #[arg(long)]
+    ef: Option<usize>,
+    /// Collection mode: rank compressed graphs (`hnsw+<codes>`) by their codes alone, with
+    /// estimated scores and no row read from disk (Qdrant's `rescore: false`).
+    #[arg(long)]
+    no_rescore: bool,
     /// Index kind.
     #[arg(long, default_value = "flat")]
     index: String,
@@ -100,6 +107,11 @@ pub fn run(a: Args) -> Result<()> {
             a.k,
             a.filter.as_deref(),
             a.json,
+            quarry_engine::SearchOptions {
+                ef: a.ef.unwrap_or(quarry_engine::collection::DEFAULT_EF).max(a.k).max(1),
+                with_payload: true,
+                rescore: !a.no_rescore,
+            },
         );
     }
     let (Some(base), Some(query), Some(out_path)) = (&a.base, &a.query, &a.out) else {
