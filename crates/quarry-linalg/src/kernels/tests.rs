@@ -110,3 +110,21 @@ fn metric_identities_on_unit_vectors() {
     assert_eq!(normalize(&mut zero), None);
     assert_eq!(cosine(&zero, &zero), 0.0);
 }
+
+#[test]
+fn wide_pairs_take_avx512_one_row_kernels_and_keep_avx2_scans() {
+    let (Some(avx2), Some(avx512)) = (Kernels::for_isa(Isa::Avx2), Kernels::for_isa(Isa::Avx512)) else {
+        return; // not an AVX-512 machine: nothing to mix
+    };
+    let k = avx2.with_wide_pairs();
+    assert_eq!(k.isa, Isa::Avx2);
+    assert!(k.dot as usize == avx512.dot as usize && k.l2_sq as usize == avx512.l2_sq as usize);
+    assert!(k.dot_many as usize == avx2.dot_many as usize && k.l2_many as usize == avx2.l2_many as usize);
+    // Other tables are left alone.
+    let s = Kernels::for_isa(Isa::Scalar).expect("scalar");
+    assert_eq!(s.with_wide_pairs().dot as usize, s.dot as usize);
+    let a: Vec<f32> = (0..77).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = (0..77).map(|i| (i as f32 * 0.11).cos()).collect();
+    assert!(((k.dot)(&a, &b) - (s.dot)(&a, &b)).abs() < 1e-4);
+    assert!(((k.l2_sq)(&a, &b) - (s.l2_sq)(&a, &b)).abs() < 1e-3);
+}
