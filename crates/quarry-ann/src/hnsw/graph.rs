@@ -135,6 +135,20 @@ impl Graph {
         }
     }
 
+    /// Asks the cache to start loading the list of `id` at level 0 (a hint; never faults): the
+    /// walk asks for the next candidate's list while it scores the current one's neighbours.
+    #[inline]
+    pub(crate) fn prefetch0(&self, id: u32) {
+        let s = self.m0 + 1;
+        let at = id as usize * s;
+        if let Some(first) = self.level0.get(at) {
+            let p = first as *const AtomicU32 as *const u8;
+            for l in 0..(s * 4).div_ceil(64) {
+                crate::flat::prefetch_line(p.wrapping_add(l * 64));
+            }
+        }
+    }
+
     /// Copies the neighbours of `id` at `level` into `out`.
     pub(crate) fn read(&self, id: u32, level: usize, out: &mut Vec<u32>) {
         out.clear();

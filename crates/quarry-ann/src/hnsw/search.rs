@@ -155,6 +155,12 @@ impl<S: KeySource> Walk<'_, S> {
                     break;
                 }
                 self.neighbours(c.id, level, &mut buf);
+                if level == 0 {
+                    // Likely the next node expanded: its list loads while these are scored.
+                    if let Some(Reverse(next)) = cands.peek() {
+                        self.graph.prefetch0(next.id);
+                    }
+                }
                 buf.retain(|&nb| visited.insert(nb));
                 for &nb in &buf {
                     self.keys.prefetch(nb);
