@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Exact-scan benchmark: Quarry's flat index against faiss IndexFlat, same data, same run — Quarry one
-# query at a time in its Rust loop, faiss with one batch call per timed pass (peer_bench.py --calls batch:
+# query at a time in its Rust loop and all queries in one search_batch call (blocked matrix products,
+# `--calls batch`), faiss with one batch call per timed pass (peer_bench.py --calls batch:
 # every query in one index.search call, faiss's own loop; single-threaded at threads=1; issue 18, never
 # --calls single here) — then the kernel micro-benchmark (incl. simsimd and the machine's read bandwidth).
 # Writes docs/benchmarks/<name>.{jsonl,md,png}.
@@ -21,6 +22,9 @@ for threads in 1 2; do
   echo "== threads=$threads: quarry" >&2
   "$quarry" bench ann --base "$base" --query "$query" --gt "$gt" --metric "$metric" --index flat -k 10 \
     --threads "$threads" --queries "$nq" --storage f32,f16 --json | tee -a "$rows"
+  echo "== threads=$threads: quarry, one batch call per pass" >&2
+  "$quarry" bench ann --base "$base" --query "$query" --gt "$gt" --metric "$metric" --index flat -k 10 \
+    --threads "$threads" --queries "$nq" --calls batch --json | tee -a "$rows"
   echo "== threads=$threads: faiss" >&2
   "$venv/bin/python" ../shared/tools/peer_bench.py --base "$base" --query "$query" --gt "$gt" --metric "$metric" \
     --peers faiss-flat --k 10 --threads "$threads" --queries "$nq" --calls batch | tee -a "$rows"

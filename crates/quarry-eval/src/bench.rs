@@ -110,6 +110,40 @@ pub fn time_queries(
     Ok(Timed { qps: sorted[sorted.len() / 2], pass_qps, answers, p50_ms: at(0.5), p99_ms: at(0.99) })
 }
 
+/// Runs all `queries` in one `index.search_batch` call per pass, `timing.passes` times after a
+/// warm-up batch of `timing.warmup_queries` (how faiss and hnswlib are timed with `--calls
+/// batch`). There is no per-query latency: `p50_ms` and `p99_ms` are the median and slowest
+/// pass's wall time divided by the number of queries. Runs on the caller's rayon pool.
+pub fn time_batch(
+    index: &dyn VectorIndex,
+    queries: &Matrix,
+    params: &SearchParams,
+    timing: Timing,
+) -> Result<Timed> {
+    let warm = timing.warmup_queries.min(queries.rows());
+    if warm > 0 {
+        let head = Matrix::new(queries.as_slice()[..warm * queries.dim()].to_vec(), queries.dim())?;
+        index.search_batch(&head, params)?;
+    }
+    let mut pass_qps = Vec::with_capacity(timing.passes.max(1));
+    let mut answers = Vec::new();
+    for _ in 0..timing.passes.max(1) {
+        let start = Instant::now();
+        answers = index.search_batch(queries, params)?;
+        pass_qps.push(queries.rows() as f64 / start.elapsed().as_secs_f64().max(1e-12));
+    }
+    let mut sorted = pass_qps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ms = |qps: f64| 1e3 / qps.max(1e-12);
+    Ok(Timed {
+        qps: sorted[sorted.len() / 2],
+        p50_ms: ms(sorted[sorted.len() / 2]),
+        p99_ms: ms(sorted[0]),
+        pass_qps,
+        answers,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

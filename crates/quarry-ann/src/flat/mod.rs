@@ -6,6 +6,7 @@
 
 mod builder;
 mod format;
+mod gemm;
 mod params;
 pub(crate) mod readahead;
 mod search;

@@ -37,6 +37,11 @@ impl FlatIndex {
         Ok(q)
     }
 
+    /// Scans rows `start..end` for query `q`, offering every row to `top` (for the batch path).
+    pub(crate) fn scan_range(&self, k: &Kernels, q: &[f32], start: usize, end: usize, top: &mut TopK) {
+        self.scan(k, q, start, end, top)
+    }
+
     /// Scans rows `start..end` for query `q`, offering every row to `top`.
     fn scan(&self, k: &Kernels, q: &[f32], start: usize, end: usize, top: &mut TopK) {
         let mut buf = [0.0f32; BLOCK];
@@ -301,6 +306,9 @@ impl VectorIndex for FlatIndex {
         }
         if prepared.len() == 1 {
             return Ok(vec![self.search_prepared(prepared[0].as_slice(), k)]);
+        }
+        if prepared.len() >= super::gemm::MIN_QUERIES && self.gemm_applies() {
+            return Ok(self.search_gemm(&prepared, k));
         }
         let kern = Kernels::get();
         let n = self.len;

@@ -158,3 +158,23 @@ fn passes_deletes_persistence_and_real_data_suites() {
     conformance::persistence(&build_flat, &|i: &FlatIndex, p| i.save(p), &FlatIndex::open, &dir);
     conformance::real_data_recall(&build, 1.0);
 }
+
+#[test]
+fn batches_by_blocked_products_answer_exactly_like_one_query_at_a_time() {
+    for (n, dim, nq, k) in
+        [(2_500usize, 50usize, 40usize, 10usize), (1_100, 7, 17, 5), (300, 384, 20, 50), (30, 16, 16, 100)]
+    {
+        let base = quarry_testkit::gen::clustered(n, dim, 12, 0.3, n as u64);
+        let queries = quarry_testkit::gen::clustered(nq, dim, 12, 0.3, 99);
+        for metric in [Metric::Cosine, Metric::InnerProduct] {
+            let idx = FlatIndex::build(&base, metric, FlatParams::default()).expect("build");
+            let params = SearchParams::top(k);
+            let batch = idx.search_batch(&queries, &params).expect("batch");
+            assert_eq!(batch.len(), nq);
+            for (i, q) in queries.iter().enumerate() {
+                let one = idx.search(q, &params).expect("one");
+                assert_eq!(batch[i], one, "n {n} dim {dim} {metric:?} query {i}: ids and scores bit for bit");
+            }
+        }
+    }
+}

@@ -215,12 +215,21 @@ impl HnswIndex {
         search: &HnswSearch,
         filter: Option<&IdFilter>,
     ) -> Vec<Hit> {
-        let keys = ExactKeys { flat: &self.flat, kern: Kernels::get(), q };
+        // The walk ranks with the ranking kernels; the k results are scored again with the scan
+        // kernels, so a hit's score is bit for bit what an exact scan gives it.
+        let keys = ExactKeys { flat: &self.flat, kern: Kernels::walk(), q };
         match self.walk_candidates(keys, k, search.ef.max(k), search, filter) {
             Walked::Empty => Vec::new(),
             Walked::Exact => self.exact(q, k, filter),
             Walked::Found(found) => {
-                found.into_iter().take(k).map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
+                let kern = Kernels::get();
+                let mut top: Vec<Cand> = found
+                    .into_iter()
+                    .take(k)
+                    .map(|c| Cand { d: self.flat.key(kern, q, c.id as usize), id: c.id })
+                    .collect();
+                top.sort_unstable();
+                top.into_iter().map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
             }
         }
     }

@@ -87,9 +87,14 @@ pub struct AnnArgs {
     /// Results per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     k: usize,
-    /// Search threads (one query per call either way).
+    /// Search threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// `single`: one query per call, timed in a Rust loop; `batch`: all queries in one
+    /// `search_batch` call per pass (as peers are timed with `peer_bench.py --calls batch`; the
+    /// flat index then scores them by blocked matrix products). Rows carry `"calls"`.
+    #[arg(long, default_value = "single", value_parser = ["single", "batch"])]
+    calls: String,
     /// Threads used to build the index.
     #[arg(long, default_value_t = 2)]
     build_threads: usize,
@@ -182,8 +187,10 @@ impl Bench<'_> {
         let search = SearchParams::top(a.k);
         let pb =
             progress::bar((queries.rows() as u64).saturating_mul(timing.passes as u64), "searching", a.json);
-        let timed =
-            self.search_pool.install(|| time_queries(index, queries, &search, timing, &|| pb.inc(1)))?;
+        let timed = self.search_pool.install(|| match a.calls.as_str() {
+            "batch" => quarry_eval::bench::time_batch(index, queries, &search, timing),
+            _ => time_queries(index, queries, &search, timing, &|| pb.inc(1)),
+        })?;
         pb.finish_and_clear();
         let found: Vec<Vec<u32>> = timed.answers.iter().map(|h| ids(h)).collect();
         let plain = recall_at_k(&found, &self.gt, a.k)?;
@@ -205,7 +212,7 @@ impl Bench<'_> {
             p50_ms: timed.p50_ms,
             p99_ms: timed.p99_ms,
             queries: queries.rows(),
-            extra: serde_json::Map::new(),
+            extra: serde_json::Map::from_iter([("calls".to_string(), serde_json::json!(a.calls))]),
         };
         Ok((row, timed.pass_qps))
     }

@@ -113,6 +113,11 @@ fn metric_identities_on_unit_vectors() {
 
 #[test]
 fn wide_pairs_take_avx512_one_row_kernels_and_keep_avx2_scans() {
+    // `Kernels::get` keeps one level (pair and scan kernels agree bit for bit); `walk` mixes.
+    assert_eq!(
+        Kernels::get().dot as usize,
+        Kernels::for_isa(Kernels::get().isa).expect("level").dot as usize
+    );
     let (Some(avx2), Some(avx512)) = (Kernels::for_isa(Isa::Avx2), Kernels::for_isa(Isa::Avx512)) else {
         return; // not an AVX-512 machine: nothing to mix
     };
