@@ -162,11 +162,17 @@ impl<S: KeySource> Walk<'_, S> {
                     }
                 }
                 buf.retain(|&nb| visited.insert(nb));
-                for &nb in &buf {
-                    self.keys.prefetch(nb);
-                }
                 visits += buf.len();
-                for &nb in &buf {
+                // One neighbour ahead, as hnswlib does: asking for every neighbour's row at once
+                // fills the core's line-fill buffers and the prefetches themselves stall (half of
+                // the loop's samples sat on them, decision 0015).
+                if let Some(&first) = buf.first() {
+                    self.keys.prefetch(first);
+                }
+                for (j, &nb) in buf.iter().enumerate() {
+                    if let Some(&next) = buf.get(j + 1) {
+                        self.keys.prefetch(next);
+                    }
                     let cand = Cand { d: self.key(nb), id: nb };
                     if best.len() < ef || best.peek().is_some_and(|w| cand < *w) {
                         cands.push(Reverse(cand));
