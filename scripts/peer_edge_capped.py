@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from peer_engine import timed_searches  # the same timed loop as the engine peer
+
 
 def load(path, n=None):
     if path.endswith(".npy"):
@@ -111,13 +113,7 @@ def main():
                                  with_vector=False) for v in qlists]
         pass_qps, lat, found = [], None, None
         for _ in range(max(a.passes, 1)):
-            lat = np.empty(len(reqs))
-            found = []
-            for i, r in enumerate(reqs):
-                t = time.perf_counter()
-                res = shard.search(r)
-                lat[i] = time.perf_counter() - t
-                found.append([p.id for p in res])
+            lat, found = timed_searches(shard, reqs)
             pass_qps.append(len(reqs) / float(lat.sum()))
         rec = float(np.mean([len(set(f) & set(g.tolist())) / 10 for f, g in zip(found, gt)]))
         emit(system=system, op="search", ef=ef, k=10, recall=rec, qps=pass_qps[-1], pass_qps=pass_qps,

@@ -115,6 +115,19 @@ def dir_bytes(path):
     return alloc, apparent
 
 
+def timed_searches(shard, reqs):
+    """Runs each request once through `shard.search`, one call each (one search thread): the
+    per-call latencies in seconds and the ids each returned."""
+    lat = np.empty(len(reqs))
+    found = []
+    for i, r in enumerate(reqs):
+        t = time.perf_counter()
+        res = shard.search(r)
+        lat[i] = time.perf_counter() - t
+        found.append([p.id for p in res])
+    return lat, found
+
+
 def pct(lat_s, p):
     return float(np.percentile(lat_s, p) * 1e3)
 
@@ -238,13 +251,7 @@ class Runner:
                                          with_payload=False, with_vector=False) for v in qlists]
                 for r in reqs[:20]:  # untimed warm-up
                     shard.search(r)
-                lat = np.empty(nq)
-                found = []
-                for i, r in enumerate(reqs):
-                    t = time.perf_counter()
-                    res = shard.search(r)
-                    lat[i] = time.perf_counter() - t
-                    found.append([p.id for p in res])
+                lat, found = timed_searches(shard, reqs)
                 rec = float(np.mean([len(set(f[:k]) & set(g.tolist())) / k for f, g in zip(found, exact)]))
                 row = dict(system=self.system, op="search", selectivity=sel, filter=f"{field} == 0", ef=ef,
                            k=k, recall=rec, qps=nq / float(lat.sum()), p50_ms=pct(lat, 50),

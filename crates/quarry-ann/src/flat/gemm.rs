@@ -9,7 +9,7 @@
 
 use super::builder::{FlatIndex, Rows};
 use quarry_core::{DocId, Hit, Metric};
-use quarry_linalg::{AlignedVec, Kernels, TopK};
+use quarry_linalg::{AlignedVec, TopK};
 use rayon::prelude::*;
 
 /// Queries per GEMM (a tile). With [`ROWS`] the scores of one product take 16 MiB (faiss's
@@ -85,18 +85,13 @@ impl FlatIndex {
             .collect()
     }
 
-    /// The exact top-k among a query's GEMM candidates, scored by the scan kernel.
+    /// The exact top-k among a query's GEMM candidates, scored by the scan kernels' level
+    /// ([`FlatIndex::search_ids`]; ascending ids, the order the scan offers them in, so ties
+    /// break alike).
     fn rescore_candidates(&self, q: &[f32], cands: TopK, k: usize) -> Vec<Hit> {
-        let kern = Kernels::get();
         let mut ids: Vec<DocId> = cands.into_sorted().into_iter().map(|(_, id)| id).collect();
-        // Ascending ids: the same order the scan offers them in, so ties break alike.
         ids.sort_unstable();
-        let mut top = TopK::new(k);
-        for id in ids {
-            let i = id as usize;
-            self.scan_range(kern, q, i, i + 1, &mut top);
-        }
-        Self::hits(top)
+        self.search_ids(q, ids.into_iter(), k)
     }
 }
 

@@ -37,11 +37,6 @@ impl FlatIndex {
         Ok(q)
     }
 
-    /// Scans rows `start..end` for query `q`, offering every row to `top` (for the batch path).
-    pub(crate) fn scan_range(&self, k: &Kernels, q: &[f32], start: usize, end: usize, top: &mut TopK) {
-        self.scan(k, q, start, end, top)
-    }
-
     /// Scans rows `start..end` for query `q`, offering every row to `top`.
     fn scan(&self, k: &Kernels, q: &[f32], start: usize, end: usize, top: &mut TopK) {
         let mut buf = [0.0f32; BLOCK];
