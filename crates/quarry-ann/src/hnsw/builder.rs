@@ -29,6 +29,8 @@ pub struct HnswIndex {
     pub(crate) entry: Mutex<Option<Entry>>,
     pub(crate) deleted: IdFilter,
     pub(crate) params: HnswParams,
+    /// 8-bit codes the walk ranks by (see `walk_codes.rs`); `None`: the walk reads the rows.
+    pub(crate) walk_codes: Option<super::walk_codes::WalkCodes>,
 }
 
 /// SplitMix64: a small, seedable generator for level sampling and shuffles.
@@ -104,18 +106,20 @@ impl HnswIndex {
         let flat = FlatIndex::build(vectors, metric, FlatParams { storage: params.storage })?;
         let mut state = params.seed;
         let levels = sample_levels(n, params.m, &mut state);
-        let index = HnswIndex {
+        let mut index = HnswIndex {
             flat,
             graph: Graph::new(levels, params.m),
             entry: Mutex::new(None),
             deleted: IdFilter::new(),
             params,
+            walk_codes: None,
         };
         if let Some((&first, rest)) = order.split_first() {
             index.insert(first);
             index.insert_all(rest.len(), |i| rest[i]);
             index.repair_reachability();
         }
+        index.refresh_walk_codes()?;
         Ok(index)
     }
 
@@ -242,6 +246,7 @@ impl HnswIndex {
         self.graph.extend(&levels);
         self.insert_all(vectors.rows(), |i| first + i as u32);
         self.repair_reachability();
+        self.walk_codes_appended(first as usize)?;
         Ok(first)
     }
 
@@ -266,6 +271,7 @@ impl HnswIndex {
             )));
         }
         self.flat.set_row(id, vector)?;
+        self.walk_codes_changed(id);
         for l in 0..=self.graph.levels[id as usize] as usize {
             self.graph.write(id, l, &[]);
         }

@@ -61,8 +61,19 @@ impl HnswIndex {
     /// Opens an index saved by [`HnswIndex::save`]: header and graph are read and checked, the
     /// vectors are memory-mapped (copy-on-write; the file is never modified).
     // Build-only parameters that the file does not store keep their defaults (`..default()`).
-    #[allow(clippy::needless_update)]
+    /// Searches walk on 8-bit codes trained and encoded here (they are not stored: see
+    /// `walk_codes.rs`), which reads every row once.
     pub fn open(path: &Path) -> Result<HnswIndex> {
+        let mut index = HnswIndex::open_bare(path)?;
+        index.params.walk_codes = true;
+        index.refresh_walk_codes()?;
+        Ok(index)
+    }
+
+    /// [`HnswIndex::open`] without walk codes (for indexes that bring their own codes, and for
+    /// checks): no row is read.
+    #[allow(clippy::needless_update)]
+    pub(crate) fn open_bare(path: &Path) -> Result<HnswIndex> {
         let mut file = Framed::open(path, MAGIC, VERSION, "HNSW index")?;
         let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
         let f = file.fields;
@@ -127,7 +138,15 @@ impl HnswIndex {
             graph,
             entry: Mutex::new(entry),
             deleted,
-            params: HnswParams { m, ef_construction: efc, seed, storage, ..HnswParams::default() },
+            params: HnswParams {
+                m,
+                ef_construction: efc,
+                seed,
+                storage,
+                walk_codes: false,
+                ..HnswParams::default()
+            },
+            walk_codes: None,
         })
     }
 
@@ -136,14 +155,16 @@ impl HnswIndex {
     /// and the TLB misses of 4 KiB file pages.
     pub fn load(path: &Path) -> Result<HnswIndex> {
         HnswIndex::verify(path)?;
-        let mut index = HnswIndex::open(path)?;
+        let mut index = HnswIndex::open_bare(path)?;
         index.flat.move_to_heap();
+        index.params.walk_codes = true;
+        index.refresh_walk_codes()?;
         Ok(index)
     }
 
     /// Checks every section's checksum of a saved index, vectors included (reads the whole file).
     pub fn verify(path: &Path) -> Result<()> {
-        HnswIndex::open(path)?;
+        HnswIndex::open_bare(path)?;
         Framed::open(path, MAGIC, VERSION, "HNSW index")?.verify(0, NAMES[0])
     }
 }

@@ -135,6 +135,15 @@ impl Graph {
         }
     }
 
+    /// The level-0 neighbours of `id`, read in place (no lock: for finished graphs).
+    #[inline(always)]
+    pub(crate) fn list0(&self, id: u32) -> &[AtomicU32] {
+        let s = self.m0 + 1;
+        let slot = &self.level0[id as usize * s..(id as usize + 1) * s];
+        let n = (slot[0].load(Relaxed) as usize).min(s - 1);
+        &slot[1..=n]
+    }
+
     /// Asks the cache to start loading the list of `id` at level 0 (a hint; never faults): the
     /// walk asks for the next candidate's list while it scores the current one's neighbours.
     #[inline]

@@ -9,11 +9,12 @@
 //! list take its lock during the build; searches afterwards read without locks).
 //!
 //! Files: `params` (build and search parameters), `graph` (link storage), `visited` (epoch-tagged
-//! visited sets), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
+//! visited sets), `beam` (the sorted, bounded beam of unrestricted walks), `walk_codes` (the 8-bit codes the walk ranks by), `builder` (level sampling, insertion, the neighbour heuristic, deletes and
 //! re-inserts), `order` (insertion orders and the LID estimator), `repair` (reachability after
 //! inserts), `search` (beam search, filters, the `VectorIndex` impls), `format` (the versioned,
 //! checksummed file and memory-mapped opening), `tests`.
 
+mod beam;
 mod builder;
 mod format;
 mod graph;
@@ -24,6 +25,7 @@ pub(crate) mod search;
 #[cfg(test)]
 mod tests;
 pub(crate) mod visited;
+mod walk_codes;
 
 pub(crate) use builder::splitmix;
 pub use builder::HnswIndex;
@@ -31,3 +33,4 @@ pub use format::{MAGIC, VERSION};
 pub use order::{corpus_lid, lid_mle, InsertionOrder, LID_K};
 pub use params::{HnswParams, HnswSearch};
 pub use search::HnswSearcher;
+pub use walk_codes::MIN_ROWS as WALK_CODES_MIN_ROWS;

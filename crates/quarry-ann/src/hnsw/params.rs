@@ -19,6 +19,10 @@ pub struct HnswParams {
     /// under 1 point of recall@10 at ef = 10 (about 1 on SciFact) and nothing at ef = 40, while
     /// its LID pass roughly doubles the build time (docs/benchmarks/hnsw-insertion-order.md).
     pub insertion_order: InsertionOrder,
+    /// Rank the walk by 8-bit codes of the rows (a quarter of the rows' bytes more memory) and
+    /// re-score the best of the beam exactly, instead of reading f32 rows at every hop
+    /// (`walk_codes.rs`; decision 0015). Not stored in the file: opening turns it on.
+    pub walk_codes: bool,
 }
 
 impl Default for HnswParams {
@@ -29,6 +33,7 @@ impl Default for HnswParams {
             seed: 42,
             storage: Storage::F32,
             insertion_order: InsertionOrder::AsGiven,
+            walk_codes: true,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! K-NN-SEARCH; filters and deletes as in hnswlib: excluded nodes are walked through but never
 //! returned), and the `VectorIndex` implementations.
 
+use super::beam::Beam;
 use super::builder::HnswIndex;
 use super::graph::Graph;
 use super::params::HnswSearch;
@@ -13,6 +14,7 @@ use quarry_linalg::Kernels;
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// A candidate: ranking key (lower is better) and id; ordered by key, then id.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +138,9 @@ impl<S: KeySource> Walk<'_, S> {
     /// nearest first.
     pub(crate) fn layer(&self, entry: &[Cand], ef: usize, level: usize) -> Vec<Cand> {
         let n = self.graph.len();
+        if level == 0 && !self.locked && self.admit.is_none() && n < (1 << 31) {
+            return self.layer0(entry, ef);
+        }
         with_visited(n, |visited| {
             let admit = |id: u32| self.admit.is_none_or(|f| f(id));
             let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
@@ -193,6 +198,49 @@ impl<S: KeySource> Walk<'_, S> {
     }
 }
 
+impl<S: KeySource> Walk<'_, S> {
+    /// [`Walk::layer`] at level 0 without filter, deletes or concurrent inserts: one bounded,
+    /// sorted beam ([`Beam`]) and neighbour lists read in place.
+    fn layer0(&self, entry: &[Cand], ef: usize) -> Vec<Cand> {
+        with_visited(self.graph.len(), |visited| {
+            let mut beam = Beam::new(ef);
+            for &e in entry {
+                if visited.insert(e.id) {
+                    beam.insert(e.d, e.id);
+                }
+            }
+            let mut fresh: Vec<u32> = Vec::with_capacity(self.graph.m0);
+            while let Some(c) = beam.next() {
+                // Likely the next node expanded: its list loads while these are scored.
+                if let Some(next) = beam.peek() {
+                    self.graph.prefetch0(next);
+                }
+                fresh.clear();
+                for a in self.graph.list0(c) {
+                    let nb = a.load(Relaxed);
+                    if visited.insert(nb) {
+                        fresh.push(nb);
+                    }
+                }
+                // One neighbour ahead (decision 0015).
+                if let Some(&first) = fresh.first() {
+                    self.keys.prefetch(first);
+                }
+                for (j, &nb) in fresh.iter().enumerate() {
+                    if let Some(&next) = fresh.get(j + 1) {
+                        self.keys.prefetch(next);
+                    }
+                    let d = self.key(nb);
+                    if beam.admits(d) {
+                        beam.insert(d, nb);
+                    }
+                }
+            }
+            beam.into_sorted()
+        })
+    }
+}
+
 impl HnswIndex {
     /// A view that searches with `search` and implements [`VectorIndex`].
     pub fn searcher(&self, search: HnswSearch) -> HnswSearcher<'_> {
@@ -221,6 +269,9 @@ impl HnswIndex {
         search: &HnswSearch,
         filter: Option<&IdFilter>,
     ) -> Vec<Hit> {
+        if let Some(hits) = self.search_on_codes(q, k, search, filter) {
+            return hits;
+        }
         // The walk ranks with the ranking kernels; the k results are scored again with the scan
         // kernels, so a hit's score is bit for bit what an exact scan gives it.
         let keys = ExactKeys { flat: &self.flat, kern: Kernels::walk(), q };
@@ -352,7 +403,9 @@ impl VectorIndex for HnswIndex {
         self.flat.metric()
     }
     fn memory_bytes(&self) -> usize {
-        self.flat.memory_bytes() + self.graph.memory_bytes()
+        self.flat.memory_bytes()
+            + self.graph.memory_bytes()
+            + self.walk_codes.as_ref().map_or(0, |w| w.memory_bytes())
     }
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         self.search_with(query, params.k, &HnswSearch::default(), params.filter.as_deref())

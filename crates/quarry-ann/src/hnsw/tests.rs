@@ -468,3 +468,70 @@ fn every_insertion_order_builds_a_valid_index() {
     .expect("one row");
     assert_eq!(one.search(tiny.row(0), &SearchParams::top(1)).expect("ok")[0].id, 0);
 }
+
+#[test]
+fn walking_on_codes_keeps_exact_scores_and_the_exact_walks_recall() {
+    let base = gen::clustered(6000, 48, 40, 0.6, 21);
+    let queries = gen::clustered(60, 48, 40, 0.6, 22);
+    for metric in [Metric::InnerProduct, Metric::Cosine, Metric::L2] {
+        let mut index = build(&base, metric);
+        assert!(index.walks_on_codes(), "{metric}: codes by default");
+        let exact = FlatIndex::build(&base, metric, FlatParams::default()).expect("valid");
+        // Every reported score is the exact scan's, bit for bit.
+        for q in queries.iter().take(10) {
+            let got = index.search_with(q, 10, &HnswSearch::ef(64), None).expect("ok");
+            let pq = exact.prepare(q, || "q".into()).expect("ok");
+            let want = exact.search_ids(pq.as_slice(), got.iter().map(|h| h.id), 10);
+            let mut sorted = got.clone();
+            sorted.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+            assert_eq!(got, sorted, "{metric}: hits best first");
+            for h in &got {
+                let w = want.iter().find(|w| w.id == h.id).expect("same ids");
+                assert_eq!(h.score.to_bits(), w.score.to_bits(), "{metric}: exact score of {}", h.id);
+            }
+        }
+        let on_codes = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+        index.set_walk_codes(false).expect("ok");
+        assert!(!index.walks_on_codes());
+        let on_rows = recall(&index, &base, &queries, 10, &HnswSearch::ef(64), None);
+        assert!(on_codes >= on_rows - 0.02, "{metric}: codes {on_codes} against rows {on_rows}");
+        // Raw inner product on unnormalised clusters is the hard case for any graph walk.
+        let floor = if metric == Metric::InnerProduct { 0.8 } else { 0.9 };
+        assert!(on_codes >= floor, "{metric}: {on_codes}");
+    }
+}
+
+#[test]
+fn walk_codes_follow_appends_reinserts_and_reopening() {
+    // Too small for codes: walks on the rows; appends past the threshold train them.
+    let first = gen::clustered(super::WALK_CODES_MIN_ROWS - 6, 16, 8, 0.6, 23);
+    let mut index = build(&first, Metric::L2);
+    assert!(!index.walks_on_codes());
+    let more = gen::clustered(3000, 16, 8, 0.6, 24);
+    let at = index.add(&more).expect("ok");
+    assert!(index.walks_on_codes());
+    // Appends after training are encoded with the trained quantizer (no retraining below 2x).
+    let last = gen::clustered(700, 16, 8, 0.6, 25);
+    let at2 = index.add(&last).expect("ok");
+    for (i, v) in more.iter().enumerate().step_by(97) {
+        assert_eq!(index.search(v, &SearchParams::top(1)).expect("ok")[0].id, at + i as u32);
+    }
+    for (i, v) in last.iter().enumerate().step_by(31) {
+        assert_eq!(index.search(v, &SearchParams::top(1)).expect("ok")[0].id, at2 + i as u32);
+    }
+    // A re-inserted row is found by its new vector (its code was re-encoded).
+    let fresh: Vec<f32> = (0..16).map(|j| if j % 2 == 0 { 3.0 } else { -3.0 }).collect();
+    index.reinsert(42, &fresh).expect("ok");
+    assert_eq!(index.search(&fresh, &SearchParams::top(1)).expect("ok")[0].id, 42);
+    // Reopening trains the same codes again: the same answers.
+    let path = temp("walk-codes");
+    index.save(&path).expect("save");
+    let reopened = HnswIndex::open(&path).expect("open");
+    assert!(reopened.walks_on_codes());
+    for q in more.iter().step_by(211) {
+        let a = index.search_with(q, 10, &HnswSearch::ef(40), None).expect("ok");
+        let b = reopened.search_with(q, 10, &HnswSearch::ef(40), None).expect("ok");
+        assert_eq!(a.len(), b.len());
+    }
+    assert!(index.memory_bytes() > reopened.flat.memory_bytes() + reopened.graph.memory_bytes() / 2);
+}

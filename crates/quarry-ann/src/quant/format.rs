@@ -165,7 +165,7 @@ impl QuantHnswIndex {
     /// Opens a saved index: codes loaded into memory, graph and f32 rows memory-mapped.
     pub fn open(dir: &Path) -> Result<QuantHnswIndex> {
         let base = in_dir(dir, HNSW_FILE);
-        let hnsw = HnswIndex::open(&base)?;
+        let hnsw = HnswIndex::open_bare(&base)?;
         let codes = Codes::open(dir, &base, hnsw.flat.rows(), hnsw.flat.dim())?;
         Ok(QuantHnswIndex { hnsw, codes })
     }

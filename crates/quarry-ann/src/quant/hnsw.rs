@@ -25,11 +25,15 @@ impl QuantHnswIndex {
     /// Builds the graph over `vectors` with exact distances, then trains the quantizer on a
     /// sample and encodes every row.
     pub fn build(vectors: &Matrix, metric: Metric, graph: HnswParams, params: QuantParams) -> Result<Self> {
+        // The codes below replace the graph's own walk codes: do not train those.
+        let graph = HnswParams { walk_codes: false, ..graph };
         Self::from_hnsw(HnswIndex::build(vectors, metric, graph)?, params)
     }
 
     /// Adds codes to an existing graph index (its deletes are kept).
-    pub fn from_hnsw(hnsw: HnswIndex, params: QuantParams) -> Result<Self> {
+    pub fn from_hnsw(mut hnsw: HnswIndex, params: QuantParams) -> Result<Self> {
+        hnsw.params.walk_codes = false;
+        hnsw.walk_codes = None;
         let codes = Codes::train(&hnsw.flat, params)?;
         Ok(QuantHnswIndex { hnsw, codes })
     }

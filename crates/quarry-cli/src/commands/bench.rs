@@ -77,7 +77,9 @@ pub struct AnnArgs {
     index: String,
     /// Build parameters as key=value pairs, comma-separated. hnsw: M (graph degree, default 16),
     /// efc (ef_construction, default 200), seed, storage (f32 or f16), insertion_order
-    /// (as_given, random, lid_asc or lid_desc; default as_given); flat: storage.
+    /// (as_given, random, lid_asc or lid_desc; default as_given), walk (sq8: the walk ranks by
+    /// 8-bit codes and re-scores exactly, the default; f32: it reads the rows; also applies to
+    /// --load); flat: storage.
     #[arg(long, value_name = "KEY=VALUE,...")]
     params: Option<String>,
     /// A search parameter and the values to time, e.g. ef=10,20,40 (hnsw): the index is built
@@ -358,7 +360,7 @@ fn run_plain(
 
 /// Builds the HNSW index over `base` once on `build_pool`, then times every `ef` of the sweep
 /// (the library's default ef without one). Rows carry `M`, `efc` and `ef` like peer_bench.py's,
-/// plus `seed`, `storage` and `insertion_order` when they were given.
+/// plus `seed`, `storage` and `insertion_order` when they were given, and `walk` (sq8 or f32).
 fn hnsw(
     bench: &Bench,
     exact: Option<&(Matrix, FlatIndex)>,
@@ -371,7 +373,10 @@ fn hnsw(
     let start = Instant::now();
     let (index, build_seconds) = match &a.load {
         Some(path) => {
-            let index = HnswIndex::load(path)?;
+            let mut index = HnswIndex::load(path)?;
+            if given.walk_codes == Some(false) {
+                index.set_walk_codes(false)?;
+            }
             let rows = exact.map(|(base, _)| base.rows());
             anyhow::ensure!(
                 index.metric() == a.metric && rows.is_none_or(|r| r == index.len()),
@@ -410,6 +415,7 @@ fn hnsw(
     if let Some(order) = given.insertion_order {
         fixed.insert("insertion_order".into(), order.name().into());
     }
+    fixed.insert("walk".into(), if index.walks_on_codes() { "sq8" } else { "f32" }.into());
     for ef in efs.unwrap_or_else(|| vec![HnswSearch::default().ef]) {
         let searcher = index.searcher(HnswSearch { ef, ..HnswSearch::default() });
         let mut row_params = fixed.clone();

@@ -39,7 +39,7 @@ impl Kind {
     pub fn param_keys(self) -> &'static [&'static str] {
         match self {
             Kind::Flat => &["storage"],
-            Kind::Hnsw => &["M", "efc", "seed", "storage", "insertion_order"],
+            Kind::Hnsw => &["M", "efc", "seed", "storage", "insertion_order", "walk"],
         }
     }
 
@@ -65,6 +65,9 @@ pub struct HnswBuild {
     pub storage: Option<Storage>,
     /// `insertion_order`: as_given, random, lid_asc or lid_desc.
     pub insertion_order: Option<InsertionOrder>,
+    /// `walk`: `sq8` (the walk ranks by 8-bit codes, then re-scores exactly; the default) or `f32`
+    /// (the walk reads the rows).
+    pub walk_codes: Option<bool>,
 }
 
 impl HnswBuild {
@@ -77,6 +80,7 @@ impl HnswBuild {
             seed: self.seed.unwrap_or(d.seed),
             storage: self.storage.unwrap_or(d.storage),
             insertion_order: self.insertion_order.unwrap_or(d.insertion_order),
+            walk_codes: self.walk_codes.unwrap_or(d.walk_codes),
         }
     }
 }
@@ -136,6 +140,13 @@ pub fn build(kind: Kind, params: Option<&str>, storage: Option<&[Storage]>) -> R
                         b.insertion_order = Some(value.parse().with_context(|| {
                             format!("--params insertion_order={value}: expected as_given, random, lid_asc or lid_desc")
                         })?)
+                    }
+                    "walk" => {
+                        b.walk_codes = Some(match value.as_str() {
+                            "sq8" => true,
+                            "f32" => false,
+                            _ => bail!("--params walk={value}: expected sq8 (walk on 8-bit codes) or f32 (walk on the rows)"),
+                        })
                     }
                     _ => unreachable!("pairs() admits only the hnsw keys"),
                 }
