@@ -47,8 +47,11 @@ summary() {
 }
 trap summary EXIT
 
+# Name the shared data folder explicitly: a test binary reused from a shared target directory
+# may have been compiled in another checkout, whose path it would otherwise look beside.
+shared="${QUARRY_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+[ ! -d "$shared" ] || export QUARRY_SHARED_DATA="$shared"
 if [ "$require" = 1 ]; then
-  shared="${QUARRY_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
   for sub in scifact wndict-384; do
     [ -d "$shared/$sub" ] || { echo "QUARRY_REQUIRE_DATA=1 but the shared data folder $shared/$sub is missing" >&2; exit 1; }
   done

@@ -12,7 +12,13 @@ pub fn dir() -> Option<PathBuf> {
         return p.is_dir().then_some(p);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    root.is_dir().then_some(root)
+    if root.is_dir() {
+        return Some(root);
+    }
+    // A test binary built in another checkout: look beside the workspace it runs in (cargo runs
+    // tests from their crate's folder).
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().map(|a| a.join("shared/data")).find(|p| p.is_dir())
 }
 
 /// `shared/data/<sub>` if present; otherwise records the skip (a failure with

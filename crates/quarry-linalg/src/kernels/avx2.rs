@@ -1,4 +1,4 @@
-//! AVX2+FMA kernels: four 8-lane accumulators (32 floats per step), zero-padded tail, and a
+//! AVX2+FMA kernels: four 8-lane accumulators (32 floats per step), a masked tail, and a
 //! fixed reduction order. f16 rows are widened with F16C `vcvtph2ps` as they are loaded.
 
 use super::{Isa, Kernels};
@@ -34,8 +34,41 @@ unsafe fn load_f16(p: *const f16) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
 }
 
+/// Loads the first `r` (< 8) f32 at `p` and zeros in the other lanes, reading nothing beyond them
+/// (a masked load: masked-off lanes never fault). Caller guarantees `r` readable values at `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f32_part(p: *const f32, r: usize) -> __m256 {
+    static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    debug_assert!(r < 8);
+    // SAFETY: `8 - r` in 1..=8 keeps the 8-lane read inside MASKS; the masked load reads only
+    // the `r` lanes the caller guarantees.
+    unsafe { _mm256_maskload_ps(p, _mm256_loadu_si256(MASKS.as_ptr().add(8 - r) as *const __m256i)) }
+}
+
+/// The last `r` (< 8) values of an f32 pair, zero-padded to 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tail_f32(pa: *const f32, pb: *const f32, r: usize) -> (__m256, __m256) {
+    // SAFETY: the caller guarantees `r` values at both pointers.
+    unsafe { (load_f32_part(pa, r), load_f32_part(pb, r)) }
+}
+
+/// The last `r` (< 8) values of an f32 × f16 pair, zero-padded to 8 lanes (f16 has no masked
+/// load below AVX-512BW: the row's tail is copied).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tail_f16(pa: *const f32, pb: *const f16, r: usize) -> (__m256, __m256) {
+    let mut tb = [f16::ZERO; 8];
+    // SAFETY: the caller guarantees `r` values at both pointers; `tb` holds 8.
+    unsafe {
+        std::ptr::copy_nonoverlapping(pb, tb.as_mut_ptr(), r);
+        (load_f32_part(pa, r), load_f16(tb.as_ptr()))
+    }
+}
+
 macro_rules! pair_kernel {
-    ($name:ident, $ty:ty, $load:ident, $step:ident) => {
+    ($name:ident, $ty:ty, $load:ident, $step:ident, $tail:ident) => {
         /// Requires `b.len() >= a.len()` and AVX2+FMA+F16C.
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c")]
@@ -60,12 +93,9 @@ macro_rules! pair_kernel {
                 }
             }
             if i < n {
-                let mut ta = [0.0f32; 8];
-                let mut tb: [$ty; 8] = bytemuck::Zeroable::zeroed();
-                ta[..n - i].copy_from_slice(&a[i..n]);
-                tb[..n - i].copy_from_slice(&b[i..n]);
-                // SAFETY: the padded buffers hold 8 values each.
-                s1 = $step(s1, unsafe { load_f32(ta.as_ptr()) }, unsafe { $load(tb.as_ptr()) });
+                // SAFETY: n - i < 8 values remain in both slices.
+                let (ta, tb) = unsafe { $tail(pa.add(i), pb.add(i), n - i) };
+                s1 = $step(s1, ta, tb);
             }
             hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)))
         }
@@ -82,9 +112,9 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-pair_kernel!(dot_impl, f32, load_f32, step_dot);
-pair_kernel!(l2_impl, f32, load_f32, step_l2);
-pair_kernel!(dot_f16_impl, f16, load_f16, step_dot);
-pair_kernel!(l2_f16_impl, f16, load_f16, step_l2);
+pair_kernel!(dot_impl, f32, load_f32, step_dot, tail_f32);
+pair_kernel!(l2_impl, f32, load_f32, step_l2, tail_f32);
+pair_kernel!(dot_f16_impl, f16, load_f16, step_dot, tail_f16);
+pair_kernel!(l2_f16_impl, f16, load_f16, step_l2, tail_f16);
 
 simd_table!(Isa::Avx2, "avx2,fma,f16c");

@@ -1,4 +1,4 @@
-//! AVX-512F kernels: four 16-lane accumulators (64 floats per step), zero-padded tail, and a
+//! AVX-512F kernels: four 16-lane accumulators (64 floats per step), a masked tail, and a
 //! fixed reduction order. f16 rows are widened with `vcvtph2ps` as they are loaded.
 
 use super::{Isa, Kernels};
@@ -34,8 +34,32 @@ unsafe fn load_f16(p: *const f16) -> __m512 {
     unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
 }
 
+/// The last `r` (< 16) values of an f32 pair, zero-padded to 16 lanes (masked loads: masked-off
+/// lanes never fault).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tail_f32(pa: *const f32, pb: *const f32, r: usize) -> (__m512, __m512) {
+    let m: __mmask16 = (1u16 << r) - 1;
+    // SAFETY: the caller guarantees `r` values at both pointers; only those lanes are read.
+    unsafe { (_mm512_maskz_loadu_ps(m, pa), _mm512_maskz_loadu_ps(m, pb)) }
+}
+
+/// The last `r` (< 16) values of an f32 × f16 pair, zero-padded to 16 lanes (the f16 tail is
+/// copied: its masked load needs AVX-512BW).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tail_f16(pa: *const f32, pb: *const f16, r: usize) -> (__m512, __m512) {
+    let m: __mmask16 = (1u16 << r) - 1;
+    let mut tb = [f16::ZERO; 16];
+    // SAFETY: the caller guarantees `r` values at both pointers; `tb` holds 16.
+    unsafe {
+        std::ptr::copy_nonoverlapping(pb, tb.as_mut_ptr(), r);
+        (_mm512_maskz_loadu_ps(m, pa), load_f16(tb.as_ptr()))
+    }
+}
+
 macro_rules! pair_kernel {
-    ($name:ident, $ty:ty, $load:ident, $step:ident) => {
+    ($name:ident, $ty:ty, $load:ident, $step:ident, $tail:ident) => {
         /// Requires `b.len() >= a.len()` and AVX-512F.
         #[inline]
         #[target_feature(enable = "avx512f")]
@@ -60,21 +84,18 @@ macro_rules! pair_kernel {
                 }
             }
             if i < n {
-                let mut ta = [0.0f32; 16];
-                let mut tb: [$ty; 16] = bytemuck::Zeroable::zeroed();
-                ta[..n - i].copy_from_slice(&a[i..n]);
-                tb[..n - i].copy_from_slice(&b[i..n]);
-                // SAFETY: the padded buffers hold 16 values each.
-                s1 = $step(s1, unsafe { load_f32(ta.as_ptr()) }, unsafe { $load(tb.as_ptr()) });
+                // SAFETY: n - i < 16 values remain in both slices.
+                let (ta, tb) = unsafe { $tail(pa.add(i), pb.add(i), n - i) };
+                s1 = $step(s1, ta, tb);
             }
             _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
         }
     };
 }
 
-pair_kernel!(dot_impl, f32, load_f32, step_dot);
-pair_kernel!(l2_impl, f32, load_f32, step_l2);
-pair_kernel!(dot_f16_impl, f16, load_f16, step_dot);
-pair_kernel!(l2_f16_impl, f16, load_f16, step_l2);
+pair_kernel!(dot_impl, f32, load_f32, step_dot, tail_f32);
+pair_kernel!(l2_impl, f32, load_f32, step_l2, tail_f32);
+pair_kernel!(dot_f16_impl, f16, load_f16, step_dot, tail_f16);
+pair_kernel!(l2_f16_impl, f16, load_f16, step_l2, tail_f16);
 
 simd_table!(Isa::Avx512, "avx512f");
