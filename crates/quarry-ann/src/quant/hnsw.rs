@@ -57,7 +57,7 @@ impl QuantHnswIndex {
     /// `k × rerank` if smaller) and re-scoring the best `k × rerank` of the beam exactly (0 with
     /// RaBitQ: by error bound over the whole beam).
     pub fn searcher(&self, search: HnswSearch, rerank: usize) -> QuantHnswSearcher<'_> {
-        QuantHnswSearcher { index: self, search, rerank }
+        QuantHnswSearcher { index: self, search, rerank, rescore: true }
     }
 
     /// Marks `id` deleted; false if it already was.
@@ -182,6 +182,14 @@ pub struct QuantHnswSearcher<'a> {
     index: &'a QuantHnswIndex,
     search: HnswSearch,
     rerank: usize,
+    rescore: bool,
+}
+
+impl QuantHnswSearcher<'_> {
+    /// The same view answering from the codes alone ([`QuantHnswIndex::search_estimated`]).
+    pub fn estimated(self) -> Self {
+        QuantHnswSearcher { rescore: false, ..self }
+    }
 }
 
 impl VectorIndex for QuantHnswSearcher<'_> {
@@ -198,9 +206,15 @@ impl VectorIndex for QuantHnswSearcher<'_> {
         self.index.resident_bytes()
     }
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
-        self.index.search_with(query, params.k, &self.search, self.rerank, params.filter.as_deref())
+        match self.rescore {
+            true => self.index.search_with(query, params.k, &self.search, self.rerank, params.filter.as_deref()),
+            false => self.index.search_estimated(query, params.k, &self.search, params.filter.as_deref()),
+        }
     }
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        if !self.rescore {
+            return queries.iter().map(|q| self.search(q, params)).collect();
+        }
         self.index.batch(queries, params, &self.search, self.rerank)
     }
 }

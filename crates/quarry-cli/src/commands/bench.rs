@@ -128,6 +128,11 @@ pub struct AnnArgs {
     /// then ignored and build_seconds is reported as 0).
     #[arg(long, conflicts_with = "save")]
     load: Option<PathBuf>,
+    /// Compressed graphs (`hnsw+<codes>`): rank by the codes alone, with estimated scores and no
+    /// row read (Qdrant's `rescore: false`; faiss's HNSW over SQ codes without a refine step).
+    /// Rows carry `"rescore": false`.
+    #[arg(long)]
+    no_rescore: bool,
     /// Search in a memory cgroup capped at this many MiB, page cache included (needs root):
     /// this command re-runs itself in the cgroup after dropping the page cache, and every row
     /// gets `memory_limit_bytes`, `cgroup_peak_bytes` and `oom_killed`. Needs a saved index

@@ -2,10 +2,15 @@
 //!
 //! The affine decode is folded into the query once: with `w_j = q_j·step_j` and
 //! `C = Σ_j q_j·(vmin_j + step_j/2)`, `<q, x̂> = C + Σ_j w_j·code_j`, so scoring a code is one
-//! f32 × u8 (or × nibble) dot product. Keys: `-<q,x̂>` for inner product and cosine,
+//! f32 × u8 (or × nibble) dot product. For 8-bit codes the weights are rounded once more, to
+//! 16-bit integers `ŵ_j = round(w_j·S)` with `S` as large as keeps every integer sum inside i32
+//! (`ŵ` within ±16,383 up to 514 dimensions), and `Σ_j w_j·code_j ≈ (Σ_j ŵ_j·code_j) / S` is summed
+//! exactly in integers (`pmaddwd`: two products per lane and instruction, against one `vfmadd`
+//! per lane after widening each code to f32). The rounding moves a key by at most
+//! `Σ_j code_j / (2S)` against the f32 weights, far below the codes' own cell width. Keys: `-<q,x̂>` for inner product and cosine,
 //! `|q|² - 2<q,x̂> + |x̂|²` for L2 with `|x̂|²` read from the code.
 
-use super::kernels::{DotFn, ManyFn, SqKernels};
+use super::kernels::{i16_weight_bound, DotFn, DotI16Fn, ManyFn, ManyI16Fn, SqKernels};
 use super::{SqQuantizer, NORM_BYTES};
 use crate::{Estimator, Quantizer};
 use quarry_core::Metric;
@@ -32,6 +37,12 @@ pub struct SqEstimator<'a> {
     isa: Isa,
     dot: DotFn,
     many: ManyFn,
+    /// 8-bit codes: `round(w_j·S)`, zero-padded like `weights`; empty for 4-bit codes.
+    iweights: AlignedVec<i16>,
+    /// `1 / S`.
+    inv_scale: f32,
+    dot_i: DotI16Fn,
+    many_i: ManyI16Fn,
     _quantizer: std::marker::PhantomData<&'a SqQuantizer>,
 }
 
@@ -59,6 +70,7 @@ impl<'a> SqEstimator<'a> {
             query_norm_sq += qj as f64 * qj as f64;
         }
         let (dot, many) = if sq.bits == 8 { (k.dot_u8, k.many_u8) } else { (k.dot_u4, k.many_u4) };
+        let (iweights, inv_scale) = if sq.bits == 8 { integer_weights(weights.as_slice(), dim) } else { (AlignedVec::new(), 1.0) };
         SqEstimator {
             weights,
             constant: constant as f32,
@@ -69,6 +81,10 @@ impl<'a> SqEstimator<'a> {
             isa: k.isa,
             dot,
             many,
+            iweights,
+            inv_scale,
+            dot_i: k.dot_u8_i16,
+            many_i: k.many_u8_i16,
             _quantizer: std::marker::PhantomData,
         }
     }
@@ -81,7 +97,17 @@ impl<'a> SqEstimator<'a> {
     /// The estimated inner product `<q, x̂>` with the reconstruction of `code`.
     #[inline]
     pub fn inner_product(&self, code: &[u8]) -> f32 {
-        self.constant + (self.dot)(self.weights.as_slice(), &code[..self.packed])
+        self.constant + self.sum(&code[..self.packed])
+    }
+
+    /// `Σ w_j·code_j` over packed cells: in integers for 8-bit codes.
+    #[inline(always)]
+    fn sum(&self, cells: &[u8]) -> f32 {
+        if self.iweights.is_empty() {
+            (self.dot)(self.weights.as_slice(), cells)
+        } else {
+            (self.dot_i)(self.iweights.as_slice(), cells) as f32 * self.inv_scale
+        }
     }
 
     /// Turns `s = Σ w_j·code_j` into the key of `code`.
@@ -102,7 +128,7 @@ impl Estimator for SqEstimator<'_> {
     /// Panics if `code` is shorter than `code_len`.
     #[inline]
     fn key(&self, code: &[u8]) -> f32 {
-        let s = (self.dot)(self.weights.as_slice(), &code[..self.packed]);
+        let s = self.sum(&code[..self.packed]);
         self.finish(s, code)
     }
 
@@ -110,9 +136,36 @@ impl Estimator for SqEstimator<'_> {
     /// per-code affine. Panics if `code_len` differs from the quantizer's.
     fn keys(&self, codes: &[u8], code_len: usize, out: &mut [f32]) {
         assert_eq!(code_len, self.code_len, "SQ keys: code length");
-        (self.many)(self.weights.as_slice(), codes, self.packed, code_len, out);
+        if self.iweights.is_empty() {
+            (self.many)(self.weights.as_slice(), codes, self.packed, code_len, out);
+        } else {
+            const CHUNK: usize = 256;
+            let mut sums = [0i32; CHUNK];
+            for (o, c) in out.chunks_mut(CHUNK).zip(codes.chunks(CHUNK * code_len)) {
+                let s = &mut sums[..o.len()];
+                (self.many_i)(self.iweights.as_slice(), c, self.packed, code_len, s);
+                for (x, &v) in o.iter_mut().zip(s.iter()) {
+                    *x = v as f32 * self.inv_scale;
+                }
+            }
+        }
         for (o, c) in out.iter_mut().zip(codes.chunks_exact(code_len)) {
             *o = self.finish(*o, c);
         }
     }
+}
+
+/// `round(w_j·S)` as 16-bit integers (same length and padding as `w`) and `1/S`, with `S` the
+/// largest scale that keeps `|ŵ_j|` within [`i16_weight_bound`] for `dim` codes.
+fn integer_weights(w: &[f32], dim: usize) -> (AlignedVec<i16>, f32) {
+    let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    let mut out = AlignedVec::zeroed(w.len());
+    if !(max > 0.0 && max.is_finite()) {
+        return (out, 1.0);
+    }
+    let scale = i16_weight_bound(dim) as f32 / max;
+    for (o, &x) in out.as_mut_slice().iter_mut().zip(w) {
+        *o = (x * scale).round() as i16;
+    }
+    (out, 1.0 / scale)
 }

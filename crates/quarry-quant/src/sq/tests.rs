@@ -130,11 +130,25 @@ fn estimator_keys_match_the_decoded_vector() {
                         let est = sq.estimator_for_isa(q, isa).expect("supported");
                         let mut batch = vec![0.0; data.rows()];
                         est.keys(&codes, sq.code_len(), &mut batch);
+                        // 8-bit keys sum integer weights round(w_j·S): each moves by at most
+                        // code_j / (2S) (and L2 keys count the inner product twice).
+                        let inv_scale = match bits {
+                            8 => {
+                                let wmax = q.iter().zip(&sq.step).fold(0.0f64, |m, (a, s)| m.max((a * s).abs() as f64));
+                                wmax / super::kernels::i16_weight_bound(dim) as f64
+                            }
+                            _ => 0.0,
+                        };
+                        let factor = if metric == Metric::L2 { 2.0 } else { 1.0 };
                         for (i, code) in codes.chunks_exact(sq.code_len()).enumerate() {
                             let (want, mag) = decoded_key(metric, q, &decode(&sq, code));
+                            let rounding = match bits {
+                                8 => factor * code[..dim].iter().map(|&c| c as f64).sum::<f64>() * inv_scale / 2.0,
+                                _ => 0.0,
+                            };
                             let got = est.key(code);
                             assert!(
-                                (got as f64 - want).abs() <= 1e-4 * mag + 1e-6,
+                                (got as f64 - want).abs() <= 1e-4 * mag + 1e-6 + rounding,
                                 "{metric} bits {bits} dim {dim} {isa:?} row {i}: {got} vs {want}"
                             );
                             assert_eq!(batch[i], got, "keys() == key()");
@@ -304,6 +318,66 @@ proptest! {
                 prop_assert_eq!(out4[r], (k.dot_u4)(&w, &code[..n]));
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The integer kernels are exact: every level returns the scalar sum, bit for bit, for any
+    /// length (tails included) and any weights within the bound.
+    #[test]
+    fn integer_kernels_are_exact_on_every_level(
+        (w, c) in (0usize..400).prop_flat_map(|n| (
+            prop::collection::vec(-16_383i16..=16_383, n),
+            prop::collection::vec(any::<u8>(), n),
+        ))
+    ) {
+        let n = c.len();
+        let want: i64 = w.iter().zip(&c).map(|(&x, &b)| x as i64 * b as i64).sum();
+        prop_assert_eq!(scalar::dot_u8_i16(&w, &c) as i64, want);
+        for k in levels_here().into_iter().filter_map(SqKernels::for_isa) {
+            prop_assert_eq!((k.dot_u8_i16)(&w, &c) as i64, want, "{:?} n {}", k.isa, n);
+            let stride = n + 5;
+            let codes: Vec<u8> = (0..3).flat_map(|r| c.iter().map(move |&b| b.wrapping_add(r)).chain([r; 5])).collect();
+            let mut out = [0i32; 3];
+            (k.many_u8_i16)(&w, &codes, n, stride, &mut out);
+            for (r, code) in codes.chunks_exact(stride).enumerate() {
+                prop_assert_eq!(out[r], (k.dot_u8_i16)(&w, &code[..n]));
+            }
+        }
+    }
+}
+
+#[test]
+fn integer_weight_bound_keeps_sums_in_i32() {
+    for dim in [1usize, 50, 384, 514, 515, 1536, 4096, 65_536] {
+        let b = super::kernels::i16_weight_bound(dim) as i64;
+        assert!((1..=16_383).contains(&b), "{dim}: {b}");
+        assert!(dim as i64 * 255 * b <= i32::MAX as i64, "{dim}: {b}");
+    }
+}
+
+/// 8-bit keys from the integer weights stay within the rounding bound of the f32-weight keys.
+#[test]
+fn integer_keys_track_float_keys() {
+    let base = gen::clustered(500, 100, 8, 0.5, 31);
+    let sq = SqQuantizer::train(&base, Metric::L2, 8).expect("train");
+    let codes = crate::encode_all(&sq, &base);
+    let len = sq.code_len();
+    let q = gen::gaussian(1, 100, 32);
+    let est = sq.estimator(q.row(0));
+    let mut many = vec![0.0f32; base.rows()];
+    est.keys(&codes, len, &mut many);
+    for (i, code) in codes.chunks_exact(len).enumerate() {
+        let exact_weights: f64 = {
+            let mut x = vec![0.0f32; 100];
+            sq.decode(code, &mut x);
+            x.iter().zip(q.row(0)).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum()
+        };
+        let key = est.key(code);
+        assert_eq!(key, many[i], "one-code and many-code keys agree");
+        assert!((key as f64 - exact_weights).abs() <= 1e-3 * (1.0 + exact_weights), "{key} vs {exact_weights}");
     }
 }
 

@@ -203,7 +203,11 @@ fn measure_opened(
                     let mut p = fixed.clone();
                     p.insert("ef".into(), ef.into());
                     p.insert("rerank".into(), rerank.into());
-                    let s = index.searcher(HnswSearch { ef, ..HnswSearch::default() }, rerank);
+                    let mut s = index.searcher(HnswSearch { ef, ..HnswSearch::default() }, rerank);
+                    if bench.args.no_rescore {
+                        p.insert("rescore".into(), false.into());
+                        s = s.estimated();
+                    }
                     let (row, passes) =
                         bench.measure(&s, scorer, p.into(), build_seconds, index.resident_bytes())?;
                     bench.print(&row, &passes, None)?;

@@ -113,4 +113,36 @@ unsafe fn dot_u4_impl(w: &[f32], codes: &[u8]) -> f32 {
     hsum(s0, s1, s2, s3) + tail
 }
 
+/// `Σ w_j·codes_j` in integers: 16 codes widened to 16-bit words (`vpmovzxbw`) and multiplied
+/// pairwise into 32-bit lanes (`vpmaddwd`). Requires `w.len() >= codes.len()` and AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_u8_i16_impl(w: &[i16], codes: &[u8]) -> i32 {
+    let n = codes.len();
+    let (pw, pc) = (w.as_ptr(), codes.as_ptr());
+    let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut i = 0;
+    // SAFETY: each step reads 16 codes and 16 weights below i + 32 (or i + 16) <= n <= w.len().
+    unsafe {
+        while i + 32 <= n {
+            let c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
+            let c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i + 16) as *const __m128i));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, _mm256_loadu_si256(pw.add(i) as *const __m256i)));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(c1, _mm256_loadu_si256(pw.add(i + 16) as *const __m256i)));
+            i += 32;
+        }
+        if i + 16 <= n {
+            let c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, _mm256_loadu_si256(pw.add(i) as *const __m256i)));
+            i += 16;
+        }
+    }
+    let s = _mm256_add_epi32(a0, a1);
+    let h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b01_00_11_10>(h));
+    let h = _mm_add_epi32(h, _mm_shuffle_epi32::<0b10_11_00_01>(h));
+    let tail: i32 = w[i..n].iter().zip(&codes[i..n]).map(|(&x, &c)| x as i32 * c as i32).sum();
+    _mm_cvtsi128_si32(h) + tail
+}
+
 super::sq_simd_table!(Isa::Avx2, "avx2,fma");

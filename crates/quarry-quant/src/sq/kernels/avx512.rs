@@ -130,4 +130,39 @@ unsafe fn dot_u4_impl(w: &[f32], codes: &[u8]) -> f32 {
     hsum(s0, s1, s2, s3)
 }
 
+/// `Σ w_j·codes_j` in integers: 32 codes widened to 16-bit words (`vpmovzxbw`) and multiplied
+/// pairwise into 32-bit lanes (`vpmaddwd`); the tail through masked loads. Requires
+/// `w.len() >= codes.len()` and AVX-512F/BW/VL.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn dot_u8_i16_impl(w: &[i16], codes: &[u8]) -> i32 {
+    let n = codes.len();
+    let (pw, pc) = (w.as_ptr(), codes.as_ptr());
+    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut i = 0;
+    // SAFETY: full steps read 32 codes and 32 weights below i + 64 (or i + 32) <= n <= w.len();
+    // the tail reads n - i < 32 of each through masked loads.
+    unsafe {
+        while i + 64 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+            let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(c0, _mm512_loadu_si512(pw.add(i) as *const _)));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(c1, _mm512_loadu_si512(pw.add(i + 32) as *const _)));
+            i += 64;
+        }
+        if i + 32 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(c0, _mm512_loadu_si512(pw.add(i) as *const _)));
+            i += 32;
+        }
+        if i < n {
+            let m = ((1u64 << (n - i)) - 1) as __mmask32;
+            let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, pc.add(i) as *const i8));
+            let x = _mm512_maskz_loadu_epi16(m, pw.add(i));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(c, x));
+        }
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+}
+
 super::sq_simd_table!(Isa::Avx512, "avx512f,avx512bw,avx512vl");

@@ -27,6 +27,21 @@ pub(crate) type DotFn = fn(&[f32], &[u8]) -> f32;
 /// `codes` (zipped with `out`), writes the dot product of its first `packed` bytes.
 pub(crate) type ManyFn = fn(&[f32], &[u8], usize, usize, &mut [f32]);
 
+/// Integer one-code kernel `(weights, codes) -> Σ w_j·code_j` for 16-bit weights against 8-bit
+/// codes, `weights.len() >= codes.len()`. Exact integer arithmetic, so every level returns the
+/// same value; callers keep `Σ |w_j|·255` below 2³¹ (see [`i16_weight_bound`]).
+pub(crate) type DotI16Fn = fn(&[i16], &[u8]) -> i32;
+
+/// [`DotI16Fn`] over consecutive codes, as [`ManyFn`].
+pub(crate) type ManyI16Fn = fn(&[i16], &[u8], usize, usize, &mut [i32]);
+
+/// The largest 16-bit weight magnitude for `dim` 8-bit codes such that no partial or total sum
+/// of the integer kernel can leave i32: `dim · 255 · bound < 2³¹`, at most 2¹⁴ − 1.
+pub(crate) fn i16_weight_bound(dim: usize) -> i32 {
+    let by_sum = (i32::MAX as i64 / (255 * dim.max(1) as i64)).min(16_383);
+    by_sum.max(1) as i32
+}
+
 /// The SQ kernels of one instruction-set level.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqKernels {
@@ -40,6 +55,10 @@ pub(crate) struct SqKernels {
     pub(crate) many_u8: ManyFn,
     /// [`SqKernels::dot_u4`] over consecutive codes.
     pub(crate) many_u4: ManyFn,
+    /// 16-bit weights × 8-bit codes, exact in i32 (`pmaddwd`: 2 products per lane and step).
+    pub(crate) dot_u8_i16: DotI16Fn,
+    /// [`SqKernels::dot_u8_i16`] over consecutive codes.
+    pub(crate) many_u8_i16: ManyI16Fn,
 }
 
 /// Preference order when nothing is forced: the SQ kernel is compute-bound on codes in cache,
@@ -149,8 +168,31 @@ macro_rules! sq_simd_table {
             unsafe { many_u4_impl(w, codes, packed, stride, out) }
         }
 
+        #[target_feature(enable = $features)]
+        unsafe fn many_u8_i16_impl(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
+            for (o, c) in out.iter_mut().zip(codes.chunks_exact(stride)) {
+                // SAFETY: `packed <= stride` and `w.len() >= packed` (checked); the level's
+                // features are enabled on this function.
+                *o = unsafe { dot_u8_i16_impl(w, &c[..packed]) };
+            }
+        }
+
+        fn dot_u8_i16(w: &[i16], codes: &[u8]) -> i32 {
+            assert!(w.len() >= codes.len(), "SQ8 kernel: {} weights for {} codes", w.len(), codes.len());
+            // SAFETY: lengths checked; the level's features are present.
+            unsafe { dot_u8_i16_impl(w, codes) }
+        }
+
+        fn many_u8_i16(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
+            $crate::sq::kernels::check_many(packed, stride);
+            assert!(w.len() >= packed, "SQ8 kernel: {} weights for {packed} codes", w.len());
+            // SAFETY: shapes checked; the level's features are present.
+            unsafe { many_u8_i16_impl(w, codes, packed, stride, out) }
+        }
+
         /// This level's table; only handed out by `SqKernels::for_isa` after feature detection.
-        pub(super) const KERNELS: SqKernels = SqKernels { isa: $isa, dot_u8, dot_u4, many_u8, many_u4 };
+        pub(super) const KERNELS: SqKernels =
+            SqKernels { isa: $isa, dot_u8, dot_u4, many_u8, many_u4, dot_u8_i16, many_u8_i16 };
     };
 }
 #[cfg(target_arch = "x86_64")]

@@ -6,7 +6,22 @@ use super::{check_many, SqKernels};
 use quarry_linalg::Isa;
 
 /// The scalar table.
-pub(crate) const KERNELS: SqKernels = SqKernels { isa: Isa::Scalar, dot_u8, dot_u4, many_u8, many_u4 };
+pub(crate) const KERNELS: SqKernels =
+    SqKernels { isa: Isa::Scalar, dot_u8, dot_u4, many_u8, many_u4, dot_u8_i16, many_u8_i16 };
+
+/// `Σ w_j·codes_j` in integers over 8-bit codes; needs `w.len() >= codes.len()` and the sum
+/// bound of [`super::i16_weight_bound`].
+pub(crate) fn dot_u8_i16(w: &[i16], codes: &[u8]) -> i32 {
+    w[..codes.len()].iter().zip(codes).map(|(&x, &c)| x as i32 * c as i32).sum()
+}
+
+/// [`dot_u8_i16`] over each `stride`-byte code's first `packed` bytes.
+pub(crate) fn many_u8_i16(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
+    check_many(packed, stride);
+    for (o, c) in out.iter_mut().zip(codes.chunks_exact(stride)) {
+        *o = dot_u8_i16(w, &c[..packed]);
+    }
+}
 
 #[inline(always)]
 fn reduce(acc: [f32; 8], tail: f32) -> f32 {
