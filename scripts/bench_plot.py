@@ -30,7 +30,9 @@ def sweep_value(r):
 def label(r):
     """System name plus the build parameters (everything but the swept one)."""
     fixed = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k not in SWEEP_KEYS)
-    return f"{r['system']} {r['index']}" + (f" ({fixed})" if fixed else "")
+    cap = r.get("memory_limit_bytes")
+    capped = f" [capped at {cap / 2**20:,.0f} MiB]" if cap and cap < 2**35 else ""
+    return f"{r['system']} {r['index']}" + (f" ({fixed})" if fixed else "") + capped
 
 
 def qps_at(points, target):
@@ -168,11 +170,14 @@ def main():
         cells = " | ".join(fmt_qps(v) for v in at[name])
         print(f"| {name} | {cells} | {max(plain(r) for r in rs):.4f} | {rs[0]['build_seconds']:.1f} | "
               f"{rs[0]['index_bytes'] / 1e6:.1f} |")
-    if quarry and hnswlib:
-        cells = " | ".join(fmt_ratio(q, h) for q, h in zip(at[quarry], at[hnswlib]))
-        build = systems[quarry][0]["build_seconds"] / max(systems[hnswlib][0]["build_seconds"], 1e-9)
-        mem = systems[quarry][0]["index_bytes"] / max(systems[hnswlib][0]["index_bytes"], 1)
-        print(f"| **Quarry / hnswlib** | {cells} | | {build:.2f}× the time | {mem:.2f}× the bytes |")
+    for name in (n for n in systems if n.startswith("quarry")) if hnswlib else ():
+        cells = " | ".join(fmt_ratio(q, h) for q, h in zip(at[name], at[hnswlib]))
+        build = systems[name][0]["build_seconds"] / max(systems[hnswlib][0]["build_seconds"], 1e-9)
+        build = f"{build:.2f}× the time" if systems[name][0]["build_seconds"] > 0 else "(loaded)"
+        mem = systems[name][0]["index_bytes"] / max(systems[hnswlib][0]["index_bytes"], 1)
+        short = name.removeprefix("quarry ").split(" (")[0]
+        extra = name[len("quarry ") + len(short):]
+        print(f"| **Quarry {short} / hnswlib**{extra} | {cells} | | {build} | {mem:.2f}× the bytes |")
     print()
     print(f"QPS at a recall target is interpolated linearly in recall between the two sweep points around it; "
           f"\"≥\" marks a lower bound (the smallest ef already exceeds the target), n/a a target the sweep never "

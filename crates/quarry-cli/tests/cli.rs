@@ -386,7 +386,11 @@ fn bench_hnsw_sweeps_ef_over_one_build() {
     let rows = json_rows(&o);
     assert_eq!(rows.len(), 2, "one row per ef: {}", stdout(&o));
     for (row, ef) in rows.iter().zip([10, 40]) {
-        assert_eq!(row["params"], serde_json::json!({ "M": 16, "efc": 200, "ef": ef, "walk": "sq8" }), "{row}");
+        assert_eq!(
+            row["params"],
+            serde_json::json!({ "M": 16, "efc": 200, "ef": ef, "walk": "sq8" }),
+            "{row}"
+        );
         assert_eq!(
             (row["index"].as_str(), row["k"].as_u64(), row["queries"].as_u64()),
             (Some("hnsw"), Some(10), Some(50))

@@ -207,7 +207,9 @@ impl VectorIndex for QuantHnswSearcher<'_> {
     }
     fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         match self.rescore {
-            true => self.index.search_with(query, params.k, &self.search, self.rerank, params.filter.as_deref()),
+            true => {
+                self.index.search_with(query, params.k, &self.search, self.rerank, params.filter.as_deref())
+            }
             false => self.index.search_estimated(query, params.k, &self.search, params.filter.as_deref()),
         }
     }

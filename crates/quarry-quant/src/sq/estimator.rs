@@ -70,7 +70,8 @@ impl<'a> SqEstimator<'a> {
             query_norm_sq += qj as f64 * qj as f64;
         }
         let (dot, many) = if sq.bits == 8 { (k.dot_u8, k.many_u8) } else { (k.dot_u4, k.many_u4) };
-        let (iweights, inv_scale) = if sq.bits == 8 { integer_weights(weights.as_slice(), dim) } else { (AlignedVec::new(), 1.0) };
+        let (iweights, inv_scale) =
+            if sq.bits == 8 { integer_weights(weights.as_slice(), dim) } else { (AlignedVec::new(), 1.0) };
         SqEstimator {
             weights,
             constant: constant as f32,

@@ -134,7 +134,10 @@ fn estimator_keys_match_the_decoded_vector() {
                         // code_j / (2S) (and L2 keys count the inner product twice).
                         let inv_scale = match bits {
                             8 => {
-                                let wmax = q.iter().zip(&sq.step).fold(0.0f64, |m, (a, s)| m.max((a * s).abs() as f64));
+                                let wmax = q
+                                    .iter()
+                                    .zip(&sq.step)
+                                    .fold(0.0f64, |m, (a, s)| m.max((a * s).abs() as f64));
                                 wmax / super::kernels::i16_weight_bound(dim) as f64
                             }
                             _ => 0.0,
@@ -143,7 +146,10 @@ fn estimator_keys_match_the_decoded_vector() {
                         for (i, code) in codes.chunks_exact(sq.code_len()).enumerate() {
                             let (want, mag) = decoded_key(metric, q, &decode(&sq, code));
                             let rounding = match bits {
-                                8 => factor * code[..dim].iter().map(|&c| c as f64).sum::<f64>() * inv_scale / 2.0,
+                                8 => {
+                                    factor * code[..dim].iter().map(|&c| c as f64).sum::<f64>() * inv_scale
+                                        / 2.0
+                                }
                                 _ => 0.0,
                             };
                             let got = est.key(code);
@@ -377,7 +383,10 @@ fn integer_keys_track_float_keys() {
         };
         let key = est.key(code);
         assert_eq!(key, many[i], "one-code and many-code keys agree");
-        assert!((key as f64 - exact_weights).abs() <= 1e-3 * (1.0 + exact_weights), "{key} vs {exact_weights}");
+        assert!(
+            (key as f64 - exact_weights).abs() <= 1e-3 * (1.0 + exact_weights),
+            "{key} vs {exact_weights}"
+        );
     }
 }
 

@@ -128,7 +128,10 @@ unsafe fn dot_u8_i16_impl(w: &[i16], codes: &[u8]) -> i32 {
             let c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
             let c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(pc.add(i + 16) as *const __m128i));
             a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, _mm256_loadu_si256(pw.add(i) as *const __m256i)));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(c1, _mm256_loadu_si256(pw.add(i + 16) as *const __m256i)));
+            a1 = _mm256_add_epi32(
+                a1,
+                _mm256_madd_epi16(c1, _mm256_loadu_si256(pw.add(i + 16) as *const __m256i)),
+            );
             i += 32;
         }
         if i + 16 <= n {
