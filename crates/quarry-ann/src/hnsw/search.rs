@@ -138,8 +138,8 @@ impl<S: KeySource> Walk<'_, S> {
     /// nearest first.
     pub(crate) fn layer(&self, entry: &[Cand], ef: usize, level: usize) -> Vec<Cand> {
         let n = self.graph.len();
-        if level == 0 && !self.locked && self.admit.is_none() && n < (1 << 31) {
-            return self.layer0(entry, ef);
+        if self.admit.is_none() && self.budget == usize::MAX && n < (1 << 31) {
+            return self.layer_beam(entry, ef, level);
         }
         with_visited(n, |visited| {
             let admit = |id: u32| self.admit.is_none_or(|f| f(id));
@@ -199,9 +199,11 @@ impl<S: KeySource> Walk<'_, S> {
 }
 
 impl<S: KeySource> Walk<'_, S> {
-    /// [`Walk::layer`] at level 0 without filter, deletes or concurrent inserts: one bounded,
-    /// sorted beam ([`Beam`]) and neighbour lists read in place.
-    fn layer0(&self, entry: &[Cand], ef: usize) -> Vec<Cand> {
+    /// [`Walk::layer`] without filter or deletes: one bounded, sorted beam ([`Beam`]); level-0
+    /// lists of a finished graph are read in place, others copied (under the node's lock while
+    /// inserts run).
+    fn layer_beam(&self, entry: &[Cand], ef: usize, level: usize) -> Vec<Cand> {
+        let in_place = level == 0 && !self.locked;
         with_visited(self.graph.len(), |visited| {
             let mut beam = Beam::new(ef);
             for &e in entry {
@@ -211,16 +213,23 @@ impl<S: KeySource> Walk<'_, S> {
             }
             let mut fresh: Vec<u32> = Vec::with_capacity(self.graph.m0);
             while let Some(c) = beam.next() {
-                // Likely the next node expanded: its list loads while these are scored.
-                if let Some(next) = beam.peek() {
-                    self.graph.prefetch0(next);
-                }
-                fresh.clear();
-                for a in self.graph.list0(c) {
-                    let nb = a.load(Relaxed);
-                    if visited.insert(nb) {
-                        fresh.push(nb);
+                if level == 0 {
+                    // Likely the next node expanded: its list loads while these are scored.
+                    if let Some(next) = beam.peek() {
+                        self.graph.prefetch0(next);
                     }
+                }
+                if in_place {
+                    fresh.clear();
+                    for a in self.graph.list0(c) {
+                        let nb = a.load(Relaxed);
+                        if visited.insert(nb) {
+                            fresh.push(nb);
+                        }
+                    }
+                } else {
+                    self.neighbours(c, level, &mut fresh);
+                    fresh.retain(|&nb| visited.insert(nb));
                 }
                 // One neighbour ahead (decision 0015).
                 if let Some(&first) = fresh.first() {
