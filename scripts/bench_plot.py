@@ -140,6 +140,9 @@ def report_args(doc):
 def main():
     a = report_args(__doc__)
     rows = [json.loads(l) for l in open(a.rows) if l.strip()]
+    # Capped runs the kernel killed (or that timed out) carry no recall: listed apart, not plotted.
+    killed = [r for r in rows if r.get("qps") is None]
+    rows = [r for r in rows if r.get("qps") is not None]
     if not rows:
         raise SystemExit(f"{a.rows} holds no rows")
     systems = OrderedDict()
@@ -183,6 +186,15 @@ def main():
           f"\"≥\" marks a lower bound (the smallest ef already exceeds the target), n/a a target the sweep never "
           f"reaches. Recall is plain |A ∩ G|/{k} for every system. Build time and size are as each library "
           f"reports them (hnswlib's size is peer_bench.py's estimate; faiss's its serialised size).\n")
+
+    for r in killed:
+        what = "killed for lack of memory" if r.get("oom_killed") else "timed out"
+        cap = r.get("memory_limit_bytes") or 0
+        words = r.get("command", "").split()
+        index = words[words.index("--index") + 1] if "--index" in words[:-1] else r.get("index", "")
+        mode = " codes only" if "--no-rescore" in words else ""
+        print(f"- {r.get('system', 'quarry')} {index}{mode}: {what} at a cap of {cap / 2**20:,.0f} MiB "
+              f"(peak {(r.get('cgroup_peak_bytes') or 0) / 1e6:,.1f} MB); no rows\n")
 
     print("## Every sweep point\n")
     print(f"| system | ef | recall@{k} | tie-aware recall@{k} | QPS |")

@@ -53,9 +53,8 @@ def main():
     sq.add(base)
     build = time.perf_counter() - t
     code_bytes = len(faiss.serialize_index(sq))
-    refine = faiss.IndexRefineFlat(sq)  # adds the float rows it re-scores from
     t = time.perf_counter()
-    refine.add(base)
+    refine = faiss.IndexRefineFlat(sq, faiss.swig_ptr(base))  # copies the float rows it re-scores from
     refine_build = build + time.perf_counter() - t
     faiss.omp_set_num_threads(1)
     common = dict(k=k, threads=1, queries=len(queries), calls="batch")
