@@ -342,7 +342,7 @@ proptest! {
         let n = c.len();
         let want: i64 = w.iter().zip(&c).map(|(&x, &b)| x as i64 * b as i64).sum();
         prop_assert_eq!(scalar::dot_u8_i16(&w, &c) as i64, want);
-        for k in levels_here().into_iter().filter_map(SqKernels::for_isa) {
+        for k in levels_here().into_iter().flat_map(SqKernels::variants) {
             prop_assert_eq!((k.dot_u8_i16)(&w, &c) as i64, want, "{:?} n {}", k.isa, n);
             let stride = n + 5;
             let codes: Vec<u8> = (0..3).flat_map(|r| c.iter().map(move |&b| b.wrapping_add(r)).chain([r; 5])).collect();

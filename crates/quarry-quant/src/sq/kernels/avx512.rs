@@ -165,4 +165,60 @@ unsafe fn dot_u8_i16_impl(w: &[i16], codes: &[u8]) -> i32 {
     _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
 }
 
+/// [`dot_u8_i16_impl`] with VNNI's fused multiply-add of word pairs (`vpdpwssd`), one instruction
+/// per 32 codes instead of `vpmaddwd` + `vpaddd`. The same exact integer.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot_u8_i16_vnni_impl(w: &[i16], codes: &[u8]) -> i32 {
+    let n = codes.len();
+    let (pw, pc) = (w.as_ptr(), codes.as_ptr());
+    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut i = 0;
+    // SAFETY: as in `dot_u8_i16_impl`.
+    unsafe {
+        while i + 64 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+            let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
+            a0 = _mm512_dpwssd_epi32(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
+            a1 = _mm512_dpwssd_epi32(a1, c1, _mm512_loadu_si512(pw.add(i + 32) as *const _));
+            i += 64;
+        }
+        if i + 32 <= n {
+            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+            a0 = _mm512_dpwssd_epi32(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
+            i += 32;
+        }
+        if i < n {
+            let m = ((1u64 << (n - i)) - 1) as __mmask32;
+            let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, pc.add(i) as *const i8));
+            a1 = _mm512_dpwssd_epi32(a1, c, _mm512_maskz_loadu_epi16(m, pw.add(i)));
+        }
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn many_u8_i16_vnni_impl(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
+    for (o, c) in out.iter_mut().zip(codes.chunks_exact(stride)) {
+        // SAFETY: `packed <= stride` and `w.len() >= packed` (checked by the caller).
+        *o = unsafe { dot_u8_i16_vnni_impl(w, &c[..packed]) };
+    }
+}
+
+fn dot_u8_i16_vnni(w: &[i16], codes: &[u8]) -> i32 {
+    assert!(w.len() >= codes.len(), "SQ8 kernel: {} weights for {} codes", w.len(), codes.len());
+    // SAFETY: lengths checked; handed out only when the CPU has AVX-512 VNNI (`VNNI`).
+    unsafe { dot_u8_i16_vnni_impl(w, codes) }
+}
+
+fn many_u8_i16_vnni(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
+    super::check_many(packed, stride);
+    assert!(w.len() >= packed, "SQ8 kernel: {} weights for {packed} codes", w.len());
+    // SAFETY: shapes checked; handed out only when the CPU has AVX-512 VNNI.
+    unsafe { many_u8_i16_vnni_impl(w, codes, packed, stride, out) }
+}
+
+/// The integer kernels with VNNI, for CPUs that have it (chosen in `SqKernels::for_isa`).
+pub(super) const VNNI: (super::DotI16Fn, super::ManyI16Fn) = (dot_u8_i16_vnni, many_u8_i16_vnni);
+
 super::sq_simd_table!(Isa::Avx512, "avx512f,avx512bw,avx512vl");

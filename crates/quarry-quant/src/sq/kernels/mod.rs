@@ -94,10 +94,27 @@ impl SqKernels {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Some(avx2::KERNELS),
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if is_x86_feature_detected!("avx512vnni") => {
+                let (dot_u8_i16, many_u8_i16) = avx512::VNNI;
+                Some(SqKernels { dot_u8_i16, many_u8_i16, ..avx512::KERNELS })
+            }
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(avx512::KERNELS),
             #[allow(unreachable_patterns)]
             _ => None,
         }
+    }
+
+    /// Every kernel table this CPU can run for `isa`, including the AVX-512 table without VNNI
+    /// where the CPU has VNNI (so tests cover both).
+    #[cfg(test)]
+    pub(crate) fn variants(isa: Isa) -> Vec<SqKernels> {
+        let mut out: Vec<SqKernels> = SqKernels::for_isa(isa).into_iter().collect();
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && supported(isa) {
+            out.push(avx512::KERNELS);
+        }
+        out
     }
 
     /// The kernels in use: the level forced by `QUARRY_ISA` if supported, else the best one.
