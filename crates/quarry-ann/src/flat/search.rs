@@ -142,6 +142,19 @@ impl FlatIndex {
     /// under a tight memory cap evicts the pages that matter), for stores whose rows are
     /// re-scored a few at a time; a no-op for rows on the heap. A hint: failures are ignored.
     pub(crate) fn advise_random(&self) {
+        #[cfg(target_os = "linux")]
+        self.advise(libc::MADV_RANDOM);
+    }
+
+    /// The opposite hint, for one pass over every row (encoding them all): read ahead
+    /// aggressively. A no-op for rows on the heap.
+    pub(crate) fn advise_sequential(&self) {
+        #[cfg(target_os = "linux")]
+        self.advise(libc::MADV_SEQUENTIAL);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn advise(&self, advice: libc::c_int) {
         if !self.is_mapped() {
             return;
         }
@@ -152,10 +165,10 @@ impl FlatIndex {
             let start = bytes.as_ptr() as usize;
             let first = start & !(PAGE - 1);
             // SAFETY: [first, start + len) lies within the mapping of the rows (page-aligned down
-            // from its first byte; the mapping covers whole pages); MADV_RANDOM changes only the
+            // from its first byte; the mapping covers whole pages); the advice changes only the
             // kernel's read-ahead policy, never the contents.
             unsafe {
-                libc::madvise(first as *mut libc::c_void, start + bytes.len() - first, libc::MADV_RANDOM);
+                libc::madvise(first as *mut libc::c_void, start + bytes.len() - first, advice);
             }
         }
     }

@@ -70,8 +70,13 @@ impl HnswIndex {
         Ok(index)
     }
 
-    /// [`HnswIndex::open`] without walk codes (for indexes that bring their own codes, and for
-    /// checks): no row is read.
+    /// [`HnswIndex::open`] with the classic walk on the rows (`walk_codes` off): no row is read
+    /// at open, so a cold open costs only the graph and a first query pages in only the rows it
+    /// touches. Indexes that bring their own codes open their graph this way.
+    pub fn open_walking_rows(path: &Path) -> Result<HnswIndex> {
+        HnswIndex::open_bare(path)
+    }
+
     #[allow(clippy::needless_update)]
     pub(crate) fn open_bare(path: &Path) -> Result<HnswIndex> {
         let mut file = Framed::open(path, MAGIC, VERSION, "HNSW index")?;

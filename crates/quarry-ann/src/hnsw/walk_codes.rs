@@ -53,7 +53,11 @@ impl HnswIndex {
         if !self.params.walk_codes || n < MIN_ROWS {
             return Ok(());
         }
-        let codes = Codes::train(&self.flat, sq8())?;
+        // One pass over every row: read a mapped file ahead, then back to the walk's random reads.
+        self.flat.advise_sequential();
+        let codes = Codes::train(&self.flat, sq8());
+        self.flat.advise_random();
+        let codes = codes?;
         if codes.quant.is_some() {
             self.walk_codes = Some(WalkCodes { codes, trained_rows: n });
         }
