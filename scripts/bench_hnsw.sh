@@ -25,7 +25,7 @@ nq=${2:-2000}
 name=hnsw-$(basename "$data")
 out=${QUARRY_BENCH_OUT:-docs/benchmarks}
 indexes=${QUARRY_BENCH_INDEXES:-$HOME/.cache/quarry/bench-indexes}/$name
-M=16 efc=200 efs=${EFS:-10,20,40,80,160,320,640,1280} build_threads=2 threads=1 k=10
+M=16 efc=200 efs=${EFS:-10,20,30,40,60,80,120,160,240,320,640,1280} build_threads=2 threads=1 k=10
 
 # shellcheck source=scripts/bench_common.sh
 source scripts/bench_common.sh

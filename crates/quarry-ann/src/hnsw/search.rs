@@ -117,6 +117,22 @@ impl<S: KeySource> Walk<'_, S> {
 
     /// Greedy descent at `level` (beam width 1).
     pub(crate) fn greedy(&self, mut cur: Cand, level: usize) -> Cand {
+        if !self.locked {
+            // A finished graph: lists read in place.
+            loop {
+                let mut best = cur;
+                self.graph.for_each(cur.id, level, |nb| {
+                    let c = Cand { d: self.key(nb), id: nb };
+                    if c < best {
+                        best = c;
+                    }
+                });
+                if best.id == cur.id {
+                    return cur;
+                }
+                cur = best;
+            }
+        }
         let mut buf = Vec::with_capacity(self.graph.m0);
         loop {
             let mut moved = false;
