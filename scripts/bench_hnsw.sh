@@ -58,13 +58,13 @@ run "quarry hnsw+sq8 (re-scored)" "$quarry" bench ann "${common[@]}" --index hns
   --params "M=$M,efc=$efc" --build-threads "$build_threads" --sweep "ef=$efs" --save "$indexes/hnsw-sq8"
 run "quarry hnsw+sq8 codes only" "$quarry" bench ann "${common[@]}" --index hnsw+sq8 --load "$indexes/hnsw-sq8" \
   --no-rescore --sweep "ef=$efs"
-if [ "$(id -u)" = 0 ]; then
+if [ "$(id -u)" = 0 ] && [ "$cap50" -gt 0 ]; then
   run "quarry hnsw+sq8 codes only, capped at $cap50 MiB (50% of the raw f32 bytes)" "$quarry" bench ann \
     "${common[@]}" --index hnsw+sq8 --load "$indexes/hnsw-sq8" --no-rescore --sweep "ef=$efs" --memory-limit-mb "$cap50"
   run "quarry hnsw+sq8 re-scored, capped at $cap50 MiB" "$quarry" bench ann "${common[@]}" --index hnsw+sq8 \
     --load "$indexes/hnsw-sq8" --sweep "ef=$efs" --memory-limit-mb "$cap50"
 else
-  echo "not root: no capped rows" >&2
+  echo "not root (or data under 2 MiB): no capped rows" >&2
 fi
 run "peers: hnswlib, faiss-hnsw, usearch" "$venv/bin/python" ../shared/tools/peer_bench.py --base "$base" \
   --query "$query" --gt "$gt" --metric "$metric" --peers hnswlib,faiss-hnsw,usearch --M "$M" --efc "$efc" \

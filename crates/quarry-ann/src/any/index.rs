@@ -124,9 +124,13 @@ impl AnyIndex {
             }
             (Base::Hnsw, false) => {
                 let path = dir.join(HNSW_FILE);
-                let mut h = HnswIndex::open(&path)?;
+                // In memory the walk ranks by 8-bit codes (trained after the copy, one pass over
+                // the heap rows); on disk it reads its rows, so nothing is read at open and no
+                // codes take heap memory.
+                let mut h = HnswIndex::open_walking_rows(&path)?;
                 if heap {
                     h.flat.move_to_heap();
+                    h.set_walk_codes(true)?;
                 }
                 Inner::Hnsw(h)
             }

@@ -158,18 +158,15 @@ impl FlatIndex {
         if !self.is_mapped() {
             return;
         }
-        #[cfg(target_os = "linux")]
-        {
-            let bytes = self.raw_bytes();
-            const PAGE: usize = 4096;
-            let start = bytes.as_ptr() as usize;
-            let first = start & !(PAGE - 1);
-            // SAFETY: [first, start + len) lies within the mapping of the rows (page-aligned down
-            // from its first byte; the mapping covers whole pages); the advice changes only the
-            // kernel's read-ahead policy, never the contents.
-            unsafe {
-                libc::madvise(first as *mut libc::c_void, start + bytes.len() - first, advice);
-            }
+        let bytes = self.raw_bytes();
+        const PAGE: usize = 4096;
+        let start = bytes.as_ptr() as usize;
+        let first = start & !(PAGE - 1);
+        // SAFETY: [first, start + len) lies within the mapping of the rows (page-aligned down from
+        // its first byte; the mapping covers whole pages); the advice changes only the kernel's
+        // read-ahead policy, never the contents.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, start + bytes.len() - first, advice);
         }
     }
 

@@ -1,9 +1,11 @@
-//! The bounded beam of an unrestricted level-0 walk: one sorted array of at most `ef` entries
+//! The bounded beam of an unrestricted walk (any level, searches and the build's inserts alike):
+//! one sorted array of at most `ef` entries
 //! with a cursor at the nearest entry not yet expanded, in place of HNSW's two binary heaps
 //! (candidates and results; Malkov & Yashunin, TPAMI 2020, Alg. 2). The array is the result set;
 //! the unexpanded entries of it are the candidate set. A node pushed out of the top `ef` could
 //! never be expanded by Alg. 2 either (its stopping rule ends the walk at the first candidate
-//! worse than the `ef`-th result), so both walks expand the same nodes in the same order.
+//! worse than the `ef`-th result), so both walks expand the same nodes in the same order, up to
+//! ties: equal keys keep their insertion order here, not the heaps' order by id.
 //! Inserting is a binary search and a short move; expanding is a cursor step. The same layout is
 //! used by the graph libraries that lead ann-benchmarks (the "linear pool" of glass / NGT).
 
@@ -26,7 +28,9 @@ impl Beam {
     /// An empty beam keeping the `cap` (≥ 1) nearest nodes; ids must be below 2^31.
     pub(crate) fn new(cap: usize) -> Beam {
         let cap = cap.max(1);
-        Beam { keys: Vec::with_capacity(cap + 1), ids: Vec::with_capacity(cap + 1), cap, cursor: 0 }
+        // The arrays grow as entries arrive: a huge `ef` reserves nothing up front.
+        let reserve = cap.min(4096) + 1;
+        Beam { keys: Vec::with_capacity(reserve), ids: Vec::with_capacity(reserve), cap, cursor: 0 }
     }
 
     /// Whether a node with key `d` would enter the beam.
@@ -39,6 +43,8 @@ impl Beam {
     /// nearest, dropping the farthest when full.
     #[inline]
     pub(crate) fn insert(&mut self, d: f32, id: u32) {
+        // A NaN key (inf − inf from huge finite inputs) ranks last, as in the heaps' total order.
+        let d = if d.is_nan() { f32::INFINITY } else { d };
         if !self.admits(d) {
             return;
         }

@@ -72,7 +72,7 @@ impl HnswIndex {
 
     /// [`HnswIndex::open`] with the classic walk on the rows (`walk_codes` off): no row is read
     /// at open, so a cold open costs only the graph and a first query pages in only the rows it
-    /// touches. Indexes that bring their own codes open their graph this way.
+    /// touches. SPANN's head graph (which has its own head codes) opens this way.
     pub fn open_walking_rows(path: &Path) -> Result<HnswIndex> {
         HnswIndex::open_bare(path)
     }

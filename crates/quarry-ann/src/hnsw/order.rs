@@ -200,6 +200,8 @@ pub fn corpus_lid(vectors: &Matrix, metric: Metric, params: &HnswParams, k: usiz
     let pilot_params = HnswParams {
         ef_construction: params.ef_construction.min(100),
         insertion_order: InsertionOrder::AsGiven,
+        // The LID pass walks the rows (`point_lids`): no codes to train.
+        walk_codes: false,
         ..*params
     };
     let pilot = HnswIndex::build(vectors, pilot_metric, pilot_params)?;

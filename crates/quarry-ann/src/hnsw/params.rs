@@ -21,7 +21,8 @@ pub struct HnswParams {
     pub insertion_order: InsertionOrder,
     /// Rank the walk by 8-bit codes of the rows (a quarter of the rows' bytes more memory) and
     /// re-score the best of the beam exactly, instead of reading f32 rows at every hop
-    /// (`walk_codes.rs`; decision 0015). Not stored in the file: opening turns it on.
+    /// (`walk_codes.rs`; decision 0015). A search option more than a build one: not stored in the
+    /// file; [`super::HnswIndex::open`] and `load` turn it on, `open_walking_rows` leaves it off.
     pub walk_codes: bool,
 }
 
@@ -41,7 +42,8 @@ impl Default for HnswParams {
 /// How a query is answered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HnswSearch {
-    /// Beam width at level 0 (raised to at least k).
+    /// Beam width at level 0 (raised to at least k; to at least 3k when the walk ranks by codes,
+    /// whose best 3k are re-scored).
     pub ef: usize,
     /// A filter admitting at most this fraction of the live points is answered by an exact scan
     /// over the admitted ids instead of a graph walk.

@@ -30,7 +30,8 @@ impl QuantHnswIndex {
         Self::from_hnsw(HnswIndex::build(vectors, metric, graph)?, params)
     }
 
-    /// Adds codes to an existing graph index (its deletes are kept).
+    /// Adds codes to an existing graph index (its deletes are kept; the graph's own walk codes
+    /// are dropped: the walk ranks by these).
     pub fn from_hnsw(mut hnsw: HnswIndex, params: QuantParams) -> Result<Self> {
         hnsw.params.walk_codes = false;
         hnsw.walk_codes = None;
@@ -215,7 +216,8 @@ impl VectorIndex for QuantHnswSearcher<'_> {
     }
     fn search_batch(&self, queries: &Matrix, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
         if !self.rescore {
-            return queries.iter().map(|q| self.search(q, params)).collect();
+            let qs: Vec<&[f32]> = queries.iter().collect();
+            return qs.par_iter().map(|q| self.search(q, params)).collect();
         }
         self.index.batch(queries, params, &self.search, self.rerank)
     }

@@ -10,7 +10,7 @@ use super::params::SpannParams;
 use super::postings::{write_posting_codes, write_postings, PostingCache, PostingFile, PostingStats};
 use super::rows::RowFile;
 use crate::flat::{FlatIndex, FlatParams};
-use crate::hnsw::{HnswIndex, HnswSearch};
+use crate::hnsw::{HnswIndex, HnswParams, HnswSearch};
 use crate::quant::codes::{with_quantizer, AnyQuantizer, Codes};
 use crate::quant::QuantParams;
 use quarry_core::{Error, IdFilter, Matrix, Metric, Result, VectorIndex};
@@ -114,7 +114,9 @@ impl SpannIndex {
             head_rows.extend_from_slice(&rows(h));
         }
         let head_mat = Matrix::new(head_rows, dim)?;
-        let heads = HnswIndex::build(&head_mat, Metric::L2, params.graph)?;
+        // The head walk ranks by SPANN's own head codes (`HeadCodes`): no walk codes of the graph.
+        let heads =
+            HnswIndex::build(&head_mat, Metric::L2, HnswParams { walk_codes: false, ..params.graph })?;
         let (lists, stats) = assign(&flat, &heads, &head_mat, &head_ids, &params)?;
         let ids: Vec<Vec<u32>> =
             lists.into_iter().map(|l| l.into_iter().map(|(_, id)| id).collect()).collect();

@@ -76,7 +76,8 @@ impl SpannIndex {
             head_rows.extend_from_slice(row_of(h));
         }
         let head_mat = Matrix::new(head_rows, self.dim)?;
-        let heads = HnswIndex::build(&head_mat, Metric::L2, self.params.graph)?;
+        let graph = crate::hnsw::HnswParams { walk_codes: false, ..self.params.graph };
+        let heads = HnswIndex::build(&head_mat, Metric::L2, graph)?;
         heads.save(&dir.join(HEADS_FILE))?;
         let head_codes =
             HeadCodes::train(&heads.flat, self.params.seed)?.map_or_else(Vec::new, |c| c.to_bytes());

@@ -151,7 +151,8 @@ impl SpannIndex {
         {
             return Err(bad("header", "the head graph or posting file comes from another build".into()));
         }
-        let heads = HnswIndex::open(&heads_path)?;
+        // The head walk ranks by SPANN's own head codes (`HeadCodes`): no walk codes of the graph.
+        let heads = HnswIndex::open_walking_rows(&heads_path)?;
         let params = params_from(&meta.read(0, "parameters")?, heads.params())
             .ok_or_else(|| bad("parameters", "section too short".into()))?;
         let ids_bytes = meta.read(1, "head ids")?;

@@ -160,10 +160,11 @@ impl Estimator for SqEstimator<'_> {
 /// largest scale that keeps `|ŵ_j|` within [`i16_weight_bound`] for `dim` codes.
 fn integer_weights(w: &[f32], dim: usize) -> (AlignedVec<i16>, f32) {
     let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
-    let mut out = AlignedVec::zeroed(w.len());
     if !(max > 0.0 && max.is_finite()) {
-        return (out, 1.0);
+        // All-zero or non-finite weights: leave them to the f32 kernel (empty = not used).
+        return (AlignedVec::new(), 1.0);
     }
+    let mut out = AlignedVec::zeroed(w.len());
     let scale = i16_weight_bound(dim) as f32 / max;
     for (o, &x) in out.as_mut_slice().iter_mut().zip(w) {
         *o = (x * scale).round() as i16;

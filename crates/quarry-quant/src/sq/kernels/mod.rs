@@ -111,7 +111,7 @@ impl SqKernels {
     pub(crate) fn variants(isa: Isa) -> Vec<SqKernels> {
         let mut out: Vec<SqKernels> = SqKernels::for_isa(isa).into_iter().collect();
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512 && supported(isa) {
+        if isa == Isa::Avx512 && supported(isa) && is_x86_feature_detected!("avx512vnni") {
             out.push(avx512::KERNELS);
         }
         out
