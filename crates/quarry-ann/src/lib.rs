@@ -4,7 +4,8 @@
 //! `tests`). [`flat`] is the exact scan — the oracle every approximate index is checked against
 //! and the exact re-scoring stage of later pipelines; [`hnsw`] is the in-memory graph index;
 //! [`quant`] puts compressed codes in front of either (`flat+sq8`, `hnsw+rabitq`, ...); [`spann`]
-//! keeps posting lists on disk; [`any`] opens any of them from one spec string.
+//! keeps posting lists on disk; [`any`] opens any of them from one spec string; [`fde`] turns
+//! multi-vector token sets into MUVERA encodings any of them can index.
 //!
 //! ```
 //! use quarry_ann::{FlatIndex, FlatParams};
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod any;
+pub mod fde;
 pub mod flat;
 pub mod hnsw;
 pub mod quant;
