@@ -5,14 +5,17 @@
 //! 2024, arXiv 2405.19504).
 //!
 //! Files: `params` (R, SimHash bits, projections, fill, seed), `encode` (the encoder),
-//! `chamfer` (exact MaxSim), `tests` (the paper's identities and quality against exact Chamfer).
+//! `chamfer` (exact MaxSim), `candidates` (token sets, exact re-ranking, the per-token
+//! heuristic), `tests` (the paper's identities and quality against exact Chamfer).
 
+mod candidates;
 mod chamfer;
 mod encode;
 mod params;
 #[cfg(test)]
 mod tests;
 
+pub use candidates::{rerank, token_candidates, TokenSets};
 pub use chamfer::chamfer;
 pub use encode::FdeEncoder;
 pub use params::{FdeParams, InnerProjection};

@@ -195,3 +195,57 @@ fn bad_parameters_and_token_sets_are_errors() {
     assert!(enc.encode_document(&[1.0, f32::NAN, 0.0, 0.0]).is_err(), "NaN");
     assert_eq!(chamfer(&[1.0, 0.0], &[], 2), 0.0);
 }
+
+#[test]
+fn both_candidate_paths_re_rank_to_the_exact_chamfer_top_k() {
+    use crate::flat::{FlatIndex, FlatParams};
+    use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
+    let dim = 32;
+    let mut s = 17u64;
+    let topics: Vec<Vec<f32>> = (0..20).map(|_| centre(dim, &mut s)).collect();
+    let mut sets = TokenSets::new(dim);
+    for i in 0..200 {
+        let n = 5 + i % 7;
+        assert_eq!(sets.push(&tokens(n, dim, &topics[i % 20], 0.6, &mut s)).expect("ok"), i as u32);
+    }
+    assert_eq!(sets.owner(0), Some(0));
+    assert_eq!(sets.owner(5), Some(1));
+    assert_eq!(sets.owner(u32::MAX), None);
+    let enc = FdeEncoder::new(dim, FdeParams::default()).expect("valid");
+    let fdes: Vec<f32> =
+        (0..200u32).flat_map(|i| enc.encode_document(sets.get(i).expect("doc")).expect("ok")).collect();
+    let fde_index = FlatIndex::build(
+        &Matrix::new(fdes, enc.output_dim()).expect("shape"),
+        Metric::InnerProduct,
+        FlatParams::default(),
+    )
+    .expect("build");
+    let token_index = FlatIndex::build(
+        &Matrix::new(sets.all_tokens().to_vec(), dim).expect("shape"),
+        Metric::InnerProduct,
+        FlatParams::default(),
+    )
+    .expect("build");
+    let all: Vec<u32> = (0..200).collect();
+    let (mut fde_hits, mut token_hits) = (0, 0);
+    for qi in 0..10 {
+        let q = tokens(8, dim, &topics[(qi * 3) % 20], 0.6, &mut s);
+        let exact = rerank(&q, &sets, &all, 10);
+        // Re-ranked scores are exact Chamfer, best first.
+        for w in exact.windows(2) {
+            assert!(w[0].score >= w[1].score);
+        }
+        assert_eq!(exact[0].score, chamfer(&q, sets.get(exact[0].id).expect("doc"), dim));
+        let want: Vec<u32> = exact.iter().map(|h| h.id).collect();
+        let fq = enc.encode_query(&q).expect("ok");
+        let cands: Vec<u32> =
+            fde_index.search(&fq, &SearchParams::top(50)).expect("ok").iter().map(|h| h.id).collect();
+        fde_hits += rerank(&q, &sets, &cands, 10).iter().filter(|h| want.contains(&h.id)).count();
+        let cands = token_candidates(&q, &sets, &token_index, 10).expect("ok");
+        token_hits += rerank(&q, &sets, &cands, 10).iter().filter(|h| want.contains(&h.id)).count();
+    }
+    assert!(fde_hits >= 90, "FDE candidates then exact re-ranking: {fde_hits} of 100");
+    assert!(token_hits >= 90, "per-token candidates then exact re-ranking: {token_hits} of 100");
+    assert!(sets.push(&[]).is_err() && sets.push(&[1.0; 31]).is_err());
+    assert!(token_candidates(&[], &sets, &token_index, 3).is_err());
+}
