@@ -304,14 +304,8 @@ impl HnswIndex {
             Walked::Empty => Vec::new(),
             Walked::Exact => self.exact(q, k, filter),
             Walked::Found(found) => {
-                let kern = Kernels::get();
-                let mut top: Vec<Cand> = found
-                    .into_iter()
-                    .take(k)
-                    .map(|c| Cand { d: self.flat.key(kern, q, c.id as usize), id: c.id })
-                    .collect();
-                top.sort_unstable();
-                top.into_iter().map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
+                let ids: Vec<u32> = found.iter().take(k).map(|c| c.id).collect();
+                crate::quant::rerank::rescore(&self.flat, q, &ids, k)
             }
         }
     }

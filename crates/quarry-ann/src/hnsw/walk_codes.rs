@@ -12,12 +12,12 @@
 //! on a small first batch do not clamp a large later one.
 
 use super::builder::HnswIndex;
-use super::search::{Cand, Walked};
+use super::search::Walked;
 use super::HnswSearch;
 use crate::quant::codes::{with_quantizer, CodeKeys, Codes};
+use crate::quant::rerank::rescore;
 use crate::quant::{QuantParams, QuantSpec};
 use quarry_core::{Hit, IdFilter, Result};
-use quarry_linalg::Kernels;
 use quarry_quant::{Estimator, Quantizer};
 
 /// Below this many rows an index walks on its rows.
@@ -143,15 +143,8 @@ impl HnswIndex {
             Walked::Empty => Vec::new(),
             Walked::Exact => self.exact(q, k, filter),
             Walked::Found(beam) => {
-                let kern = Kernels::get();
-                let mut top: Vec<Cand> = beam
-                    .iter()
-                    .take(rescored)
-                    .map(|c| Cand { d: self.flat.key(kern, q, c.id as usize), id: c.id })
-                    .collect();
-                top.sort_unstable();
-                top.truncate(k);
-                top.into_iter().map(|c| Hit { id: c.id, score: 0.0 - c.d }).collect()
+                let ids: Vec<u32> = beam.iter().take(rescored).map(|c| c.id).collect();
+                rescore(&self.flat, q, &ids, k)
             }
         }
     }

@@ -11,7 +11,7 @@ pub(crate) mod codes;
 mod flat;
 mod format;
 mod hnsw;
-mod rerank;
+pub(crate) mod rerank;
 mod spec;
 #[cfg(test)]
 mod tests;

@@ -130,72 +130,60 @@ unsafe fn dot_u4_impl(w: &[f32], codes: &[u8]) -> f32 {
     hsum(s0, s1, s2, s3)
 }
 
-/// `Σ w_j·codes_j` in integers: 32 codes widened to 16-bit words (`vpmovzxbw`) and multiplied
-/// pairwise into 32-bit lanes (`vpmaddwd`); the tail through masked loads. Requires
-/// `w.len() >= codes.len()` and AVX-512F/BW/VL.
+/// `acc + Σ pairs c·w` in 32-bit lanes: `vpmaddwd` + `vpaddd`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn dot_u8_i16_impl(w: &[i16], codes: &[u8]) -> i32 {
-    let n = codes.len();
-    let (pw, pc) = (w.as_ptr(), codes.as_ptr());
-    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-    let mut i = 0;
-    // SAFETY: full steps read 32 codes and 32 weights below i + 64 (or i + 32) <= n <= w.len();
-    // the tail reads n - i < 32 of each through masked loads.
-    unsafe {
-        while i + 64 <= n {
-            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
-            let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(c0, _mm512_loadu_si512(pw.add(i) as *const _)));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(c1, _mm512_loadu_si512(pw.add(i + 32) as *const _)));
-            i += 64;
-        }
-        if i + 32 <= n {
-            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(c0, _mm512_loadu_si512(pw.add(i) as *const _)));
-            i += 32;
-        }
-        if i < n {
-            let m = ((1u64 << (n - i)) - 1) as __mmask32;
-            let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, pc.add(i) as *const i8));
-            let x = _mm512_maskz_loadu_epi16(m, pw.add(i));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(c, x));
-        }
-    }
-    _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+fn madd_acc(acc: __m512i, c: __m512i, w: __m512i) -> __m512i {
+    _mm512_add_epi32(acc, _mm512_madd_epi16(c, w))
 }
 
-/// [`dot_u8_i16_impl`] with VNNI's fused multiply-add of word pairs (`vpdpwssd`), one instruction
-/// per 32 codes instead of `vpmaddwd` + `vpaddd`. The same exact integer.
+/// The same with VNNI's fused `vpdpwssd` (one instruction).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn dot_u8_i16_vnni_impl(w: &[i16], codes: &[u8]) -> i32 {
-    let n = codes.len();
-    let (pw, pc) = (w.as_ptr(), codes.as_ptr());
-    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-    let mut i = 0;
-    // SAFETY: as in `dot_u8_i16_impl`.
-    unsafe {
-        while i + 64 <= n {
-            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
-            let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
-            a0 = _mm512_dpwssd_epi32(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
-            a1 = _mm512_dpwssd_epi32(a1, c1, _mm512_loadu_si512(pw.add(i + 32) as *const _));
-            i += 64;
-        }
-        if i + 32 <= n {
-            let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
-            a0 = _mm512_dpwssd_epi32(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
-            i += 32;
-        }
-        if i < n {
-            let m = ((1u64 << (n - i)) - 1) as __mmask32;
-            let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, pc.add(i) as *const i8));
-            a1 = _mm512_dpwssd_epi32(a1, c, _mm512_maskz_loadu_epi16(m, pw.add(i)));
-        }
-    }
-    _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+fn vnni_acc(acc: __m512i, c: __m512i, w: __m512i) -> __m512i {
+    _mm512_dpwssd_epi32(acc, c, w)
 }
+
+/// Defines `$name(w, codes) -> Σ w_j·codes_j` in integers with features `$features` and the
+/// pairwise multiply-accumulate `$acc`: 32 codes widened to 16-bit words (`vpmovzxbw`) per step,
+/// the tail through masked loads. The result is the same exact integer whichever `$acc`.
+macro_rules! dot_u8_i16 {
+    ($name:ident, $features:literal, $acc:ident) => {
+        /// Requires `w.len() >= codes.len()` and the function's target features.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(w: &[i16], codes: &[u8]) -> i32 {
+            let n = codes.len();
+            let (pw, pc) = (w.as_ptr(), codes.as_ptr());
+            let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            let mut i = 0;
+            // SAFETY: full steps read 32 codes and 32 weights below i + 64 (or i + 32) <= n <=
+            // w.len(); the tail reads n - i < 32 of each through masked loads.
+            unsafe {
+                while i + 64 <= n {
+                    let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+                    let c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
+                    a0 = $acc(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
+                    a1 = $acc(a1, c1, _mm512_loadu_si512(pw.add(i + 32) as *const _));
+                    i += 64;
+                }
+                if i + 32 <= n {
+                    let c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+                    a0 = $acc(a0, c0, _mm512_loadu_si512(pw.add(i) as *const _));
+                    i += 32;
+                }
+                if i < n {
+                    let m = ((1u64 << (n - i)) - 1) as __mmask32;
+                    let c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, pc.add(i) as *const i8));
+                    a1 = $acc(a1, c, _mm512_maskz_loadu_epi16(m, pw.add(i)));
+                }
+            }
+            _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1))
+        }
+    };
+}
+dot_u8_i16!(dot_u8_i16_impl, "avx512f,avx512bw,avx512vl", madd_acc);
+dot_u8_i16!(dot_u8_i16_vnni_impl, "avx512f,avx512bw,avx512vl,avx512vnni", vnni_acc);
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn many_u8_i16_vnni_impl(w: &[i16], codes: &[u8], packed: usize, stride: usize, out: &mut [i32]) {
