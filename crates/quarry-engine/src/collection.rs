@@ -47,11 +47,14 @@ pub struct SearchOptions {
     /// row from disk (Qdrant's `params.quantization.rescore: false`): the fast path when rows
     /// are `on_disk` and memory is short. Other index families always give exact scores.
     pub rescore: bool,
+    /// Multi-vector fields: candidates re-ranked by exact MaxSim per segment (MUVERA), or nearest
+    /// vectors per query vector (the per-token heuristic); `None`: the field's setting.
+    pub candidates: Option<usize>,
 }
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { ef: DEFAULT_EF, with_payload: true, rescore: true }
+        SearchOptions { ef: DEFAULT_EF, with_payload: true, rescore: true, candidates: None }
     }
 }
 
@@ -119,7 +122,13 @@ impl Collection {
             .iter()
             .zip(&metrics)
             .map(|(f, &metric)| {
-                Ok(FieldIndex { spec: f.index_spec()?, metric, dim: f.dim, residency: f.residency() })
+                Ok(FieldIndex {
+                    spec: f.index_spec()?,
+                    metric,
+                    dim: f.index_dim(),
+                    residency: f.residency(),
+                    multi: crate::multivector::MultiField::of(f)?,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let manifest = crate::manifest::Manifest::load(dir)?.unwrap_or_default();
@@ -132,6 +141,7 @@ impl Collection {
         let state = RwLock::new(State {
             tail: vec![Vec::new(); fields.len()],
             tail_inv: vec![Vec::new(); fields.len()],
+            tail_off: fields.iter().map(|f| if f.multi.is_some() { vec![0] } else { Vec::new() }).collect(),
             cosine: metrics.iter().map(|&m| m == Metric::Cosine).collect(),
             pidx: crate::payload_index::PayloadIndex::new(&indexed),
             ..State::default()
@@ -229,12 +239,21 @@ impl Collection {
             for &row in &entry.dead {
                 st.kill_slot(base + row);
             }
-            let mut seg = crate::segment::Segment::from_parts((base..base + n).collect(), loaded.indexes);
+            let mut seg = crate::segment::Segment::from_parts(
+                (base..base + n).collect(),
+                loaded.indexes,
+                loaded.tokens,
+            );
             seg.id = entry.id;
-            for (key, rows, indexes) in loaded.subs {
+            for (key, rows, parts) in loaded.subs {
+                let (indexes, tokens) = parts.into_iter().unzip();
                 seg.subs.insert(
                     key,
-                    crate::segment::Segment::from_parts(rows.iter().map(|r| base + r).collect(), indexes),
+                    crate::segment::Segment::from_parts(
+                        rows.iter().map(|r| base + r).collect(),
+                        indexes,
+                        tokens,
+                    ),
                 );
             }
             st.segments.push(std::sync::Arc::new(seg));
@@ -291,7 +310,7 @@ impl Collection {
             .filter_map(|&id| {
                 let slot = st.slot(&id)?;
                 let payload = new_payload(&st.payloads.get(slot))?;
-                Some(Point { id, vectors: st.gather(&self.schema, &[slot], false), payload })
+                Some(Point { id, vectors: st.gather_point(&self.schema, slot, false), payload })
             })
             .collect()
     }
@@ -317,6 +336,19 @@ impl Collection {
                 for p in points {
                     let slot = st.push_id(p.id);
                     for (f, v) in p.vectors.iter().enumerate() {
+                        if let Some(m) = &self.fields[f].multi {
+                            // A multi-vector field keeps its vectors as compared: unit length
+                            // under cosine, the same bits in the tail and in segments.
+                            let start = st.tail[f].len();
+                            st.tail[f].extend_from_slice(v);
+                            if self.metrics[f] == Metric::Cosine {
+                                crate::multivector::normalise_rows(&mut st.tail[f][start..], m.dim);
+                            }
+                            let end = (st.tail[f].len() / m.dim) as u32;
+                            st.tail_off[f].push(end);
+                            st.tail_inv[f].push(1.0);
+                            continue;
+                        }
                         // As the segments' flat rows normalise (f64 norm), so rows read back
                         // are the same bits before and after sealing.
                         let inv = match self.metrics[f] {

@@ -45,6 +45,7 @@ pub mod database;
 pub mod filter;
 pub mod id;
 mod manifest;
+mod multivector;
 mod payload_index;
 mod payloads;
 pub mod point;
@@ -72,11 +73,14 @@ mod text_tests;
 mod writes;
 
 pub use collection::{Collection, ScoredPoint, SearchOptions};
+
+/// Most vectors a query of a multi-vector field may hold (or the field's `max_vectors`, if larger).
+pub const MAX_QUERY_VECTORS: usize = 1024;
 pub use database::Database;
 pub use filter::Filter;
 pub use id::PointId;
 pub use point::{Op, Point};
 pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
-pub use schema::{CollectionSchema, VectorField};
+pub use schema::{CollectionSchema, FdeConfig, MultiVectorConfig, VectorField};
 #[cfg(feature = "text")]
 pub use text::{PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec};

@@ -92,11 +92,21 @@ impl Point {
             .or_else(|| obj.get("vectors"))
             .ok_or_else(|| Error::InvalidArgument(format!("point {id}: no \"vector\"")))?;
         let mut vectors = vec![Vec::new(); schema.vectors.len()];
+        let value_of = |f: usize, v: &Value, name: &str| match &schema.vectors[f].multivector {
+            None => floats(v, id, name),
+            Some(_) => {
+                vector_set(v, schema.vectors[f].dim, &format!("point {id}, {}", schema.vectors[f].label()))
+            }
+        };
         match vec_value {
-            Value::Array(_) => vectors[schema.field(None)?] = floats(vec_value, id, "")?,
+            Value::Array(_) => {
+                let f = schema.field(None)?;
+                vectors[f] = value_of(f, vec_value, "")?;
+            }
             Value::Object(named) => {
                 for (name, v) in named {
-                    vectors[schema.field(Some(name))?] = floats(v, id, name)?;
+                    let f = schema.field(Some(name))?;
+                    vectors[f] = value_of(f, v, name)?;
                 }
             }
             _ => {
@@ -138,6 +148,16 @@ impl Point {
             if v.is_empty() {
                 return Err(Error::InvalidArgument(format!("point {id}: {} is missing or empty", f.label())));
             }
+            if let Some(mv) = &f.multivector {
+                check_vector_set(
+                    v,
+                    f.dim,
+                    mv.max_vectors,
+                    f.metric()?,
+                    &format!("point {id}, {}", f.label()),
+                )?;
+                continue;
+            }
             check_vector(v, f.dim, &format!("point {id}, {}", f.label()))?;
             if f.metric()? == quarry_core::Metric::Cosine && v.iter().all(|&x| x == 0.0) {
                 return Err(Error::ZeroVector { what: format!("point {id}, {}", f.label()) });
@@ -149,20 +169,91 @@ impl Point {
     /// The point as JSON: `{"id", "vector" (an array for a single unnamed field, else an object),
     /// "payload"}`.
     pub fn to_json(&self, schema: &CollectionSchema) -> Value {
+        let value = |f: &crate::schema::VectorField, v: &Vec<f32>| match &f.multivector {
+            None => Value::from(v.clone()),
+            Some(_) => Value::Array(v.chunks(f.dim.max(1)).map(|c| Value::from(c.to_vec())).collect()),
+        };
         let vector = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
-            Value::from(self.vectors[0].clone())
+            value(&schema.vectors[0], &self.vectors[0])
         } else {
             Value::Object(
                 schema
                     .vectors
                     .iter()
                     .zip(&self.vectors)
-                    .map(|(f, v)| (f.name.clone(), Value::from(v.clone())))
+                    .map(|(f, v)| (f.name.clone(), value(f, v)))
                     .collect(),
             )
         };
         serde_json::json!({"id": self.id.to_json(), "vector": vector, "payload": Value::Object(self.payload.clone())})
     }
+}
+
+/// Checks a multi-vector value: `v` holds 1 to `max` vectors of `dim` values (concatenated), all
+/// finite, none zero under cosine; errors name `what` and the vector.
+pub(crate) fn check_vector_set(
+    v: &[f32],
+    dim: usize,
+    max: usize,
+    metric: quarry_core::Metric,
+    what: &str,
+) -> Result<()> {
+    if v.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: a multi-vector value needs at least one vector"
+        )));
+    }
+    if dim == 0 || !v.len().is_multiple_of(dim) {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: {} values do not split into vectors of dimension {dim}",
+            v.len()
+        )));
+    }
+    let n = v.len() / dim;
+    if n > max {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: {n} vectors, more than the field's maximum of {max}"
+        )));
+    }
+    for (i, row) in v.chunks_exact(dim).enumerate() {
+        check_vector(row, dim, &format!("{what}, vector {i}"))?;
+        if metric == quarry_core::Metric::Cosine && row.iter().all(|&x| x == 0.0) {
+            return Err(Error::ZeroVector { what: format!("{what}, vector {i}") });
+        }
+    }
+    Ok(())
+}
+
+/// Parses a multi-vector value, an array of arrays of `dim` numbers, into concatenated rows;
+/// errors name `what`.
+pub fn vector_set(v: &Value, dim: usize, what: &str) -> Result<Vec<f32>> {
+    let rows = v.as_array().ok_or_else(|| {
+        Error::InvalidArgument(format!("{what}: a multi-vector value must be an array of vectors"))
+    })?;
+    if rows.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: a multi-vector value needs at least one vector"
+        )));
+    }
+    let mut out = Vec::with_capacity(rows.len() * dim);
+    for (i, r) in rows.iter().enumerate() {
+        let r = r.as_array().ok_or_else(|| {
+            Error::InvalidArgument(format!("{what}: vector {i} must be an array of numbers (a multi-vector value is an array of vectors)"))
+        })?;
+        if r.len() != dim {
+            return Err(Error::DimensionMismatch {
+                expected: dim,
+                got: r.len(),
+                context: format!("{what}, vector {i}"),
+            });
+        }
+        for (j, x) in r.iter().enumerate() {
+            out.push(x.as_f64().map(|f| f as f32).ok_or_else(|| {
+                Error::InvalidArgument(format!("{what}, vector {i}: component {j} is not a number ({x})"))
+            })?);
+        }
+    }
+    Ok(out)
 }
 
 fn floats(v: &Value, id: PointId, field: &str) -> Result<Vec<f32>> {

@@ -13,7 +13,7 @@ impl Collection {
     pub fn get(&self, id: PointId) -> Option<Point> {
         let st = self.read_state();
         let slot = st.slot(&id)?;
-        let vectors = st.gather(&self.schema, &[slot], true);
+        let vectors = st.gather_point(&self.schema, slot, true);
         Some(Point { id, vectors, payload: st.payloads.get(slot) })
     }
 
@@ -104,7 +104,7 @@ impl Collection {
             .into_iter()
             .map(|(id, slot)| Point {
                 id,
-                vectors: if with_vectors { st.gather(&self.schema, &[slot], true) } else { Vec::new() },
+                vectors: if with_vectors { st.gather_point(&self.schema, slot, true) } else { Vec::new() },
                 payload: st.payloads.get(slot),
             })
             .collect();

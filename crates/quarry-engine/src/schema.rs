@@ -1,4 +1,5 @@
-//! A collection's schema: its named dense vector fields (dimension, metric, index spec), the
+//! A collection's schema: its named dense vector fields (dimension, metric, index spec; sets of
+//! vectors compared by MaxSim for multi-vector fields), the
 //! payload size limit, the durability of its writes, and for text collections the text settings
 //! ([`TextSettings`]). Stored as `schema.json` in the
 //! collection's folder, written crash-safely.
@@ -34,6 +35,173 @@ pub struct VectorField {
     /// Codes, graph links and SPANN heads are in memory either way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_disk: bool,
+    /// A multi-vector field (late interaction): each point holds a set of 1 to `max_vectors`
+    /// vectors of `dim` values, compared by MaxSim (Chamfer). `None`: one vector per point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivector: Option<MultiVectorConfig>,
+}
+
+/// How a multi-vector field finds and scores its points ([`VectorField::multivector`]).
+///
+/// A query is a set of vectors too; a point's score is MaxSim (Chamfer similarity): the sum over
+/// query vectors of their best similarity (inner product; cosine normalises every vector first)
+/// with the point's vectors. Candidates come from the field's index (its `index` spec) and are
+/// re-ranked by exact MaxSim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiVectorConfig {
+    /// The comparator: `max_sim` (the only one).
+    #[serde(default = "default_comparator")]
+    pub comparator: String,
+    /// Most vectors one point may hold (default 1,024).
+    #[serde(default = "default_max_vectors")]
+    pub max_vectors: usize,
+    /// Candidate generation: `muvera` (default; one fixed dimensional encoding per point, indexed
+    /// by the field's index spec; MUVERA, Dhulipala et al., NeurIPS 2024) or `tokens` (the
+    /// per-token heuristic: every vector indexed, a query vector's nearest vectors vote for
+    /// their points).
+    #[serde(default = "default_candidates")]
+    pub candidates: String,
+    /// `muvera`: candidates re-ranked by exact MaxSim per segment (default 100).
+    #[serde(default = "default_rerank")]
+    pub rerank: usize,
+    /// `tokens`: nearest indexed vectors per query vector (default 10).
+    #[serde(default = "default_per_token")]
+    pub per_token: usize,
+    /// `muvera`: the encoding's parameters.
+    #[serde(default)]
+    pub fde: FdeConfig,
+}
+
+/// MUVERA encoding parameters of a multi-vector field (see `quarry_ann::fde::FdeParams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdeConfig {
+    /// Repetitions (default 20).
+    #[serde(default = "default_reps")]
+    pub repetitions: usize,
+    /// SimHash bits per repetition (default 5: 32 buckets).
+    #[serde(default = "default_bits")]
+    pub simhash_bits: u32,
+    /// Inner projection dimension (default 16; 0: none, the vectors' own coordinates).
+    #[serde(default = "default_proj")]
+    pub projection: usize,
+    /// Optional final Count-Sketch dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_dim: Option<usize>,
+    /// Fill a point's empty buckets with its nearest vector (default true).
+    #[serde(default = "default_fsync")]
+    pub fill_empty: bool,
+    /// Seed of every random draw (default 1).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+impl Default for FdeConfig {
+    fn default() -> Self {
+        FdeConfig {
+            repetitions: default_reps(),
+            simhash_bits: default_bits(),
+            projection: default_proj(),
+            final_dim: None,
+            fill_empty: true,
+            seed: default_seed(),
+        }
+    }
+}
+
+impl Default for MultiVectorConfig {
+    fn default() -> Self {
+        MultiVectorConfig {
+            comparator: default_comparator(),
+            max_vectors: default_max_vectors(),
+            candidates: default_candidates(),
+            rerank: default_rerank(),
+            per_token: default_per_token(),
+            fde: FdeConfig::default(),
+        }
+    }
+}
+
+fn default_comparator() -> String {
+    "max_sim".into()
+}
+fn default_max_vectors() -> usize {
+    1024
+}
+fn default_candidates() -> String {
+    "muvera".into()
+}
+fn default_rerank() -> usize {
+    100
+}
+fn default_per_token() -> usize {
+    10
+}
+fn default_reps() -> usize {
+    20
+}
+fn default_bits() -> u32 {
+    5
+}
+fn default_proj() -> usize {
+    16
+}
+fn default_seed() -> u64 {
+    1
+}
+
+impl MultiVectorConfig {
+    /// Whether candidates come from MUVERA encodings (else from the per-token heuristic).
+    pub fn muvera(&self) -> bool {
+        self.candidates == "muvera"
+    }
+
+    /// The MUVERA parameters.
+    pub fn fde_params(&self) -> quarry_ann::fde::FdeParams {
+        quarry_ann::fde::FdeParams {
+            repetitions: self.fde.repetitions,
+            simhash_bits: self.fde.simhash_bits,
+            projection: match self.fde.projection {
+                0 => quarry_ann::fde::InnerProjection::Identity,
+                p => quarry_ann::fde::InnerProjection::Random(p),
+            },
+            fill_empty: self.fde.fill_empty,
+            final_dim: self.fde.final_dim,
+            seed: self.fde.seed,
+        }
+    }
+
+    /// Checks the settings for vectors of `dim` values; errors start with `label`.
+    fn check(&self, label: &str, dim: usize, metric: Metric) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(format!("{label}: {m}")));
+        if self.comparator != "max_sim" {
+            return bad(format!(
+                "multivector comparator {:?} is unknown (max_sim is supported)",
+                self.comparator
+            ));
+        }
+        if metric == Metric::L2 {
+            return bad(
+                "a multi-vector field compares by MaxSim of inner products: use metric cosine or ip, not l2"
+                    .into(),
+            );
+        }
+        if self.max_vectors == 0 || self.max_vectors > 65_536 {
+            return bad(format!("max_vectors {} must be in 1..=65536", self.max_vectors));
+        }
+        match self.candidates.as_str() {
+            "muvera" => {
+                if self.rerank == 0 {
+                    return bad("rerank must be at least 1".into());
+                }
+                self.fde_params()
+                    .validate(dim)
+                    .map_err(|e| Error::InvalidArgument(format!("{label}: MUVERA: {e}")))
+            }
+            "tokens" if self.per_token == 0 => bad("per_token must be at least 1".into()),
+            "tokens" => Ok(()),
+            c => bad(format!("multivector candidates {c:?} is unknown (muvera or tokens)")),
+        }
+    }
 }
 
 /// How messages name vector field `name`: `vector "name"`, or just `vector` for the default
@@ -52,12 +220,22 @@ impl VectorField {
         vector_label(&self.name)
     }
 
-    /// The parsed index spec, checked against the dimension.
+    /// The parsed index spec, checked against the dimension of the rows it indexes.
     pub fn index_spec(&self) -> Result<quarry_ann::IndexSpec> {
         let spec: quarry_ann::IndexSpec =
             self.index.parse().map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))?;
-        spec.check_dim(self.dim).map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))?;
+        spec.check_dim(self.index_dim())
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.label())))?;
         Ok(spec)
+    }
+
+    /// Dimension of the rows the field's index holds: the vectors', or a multi-vector field's
+    /// MUVERA encodings.
+    pub fn index_dim(&self) -> usize {
+        match &self.multivector {
+            Some(mv) if mv.muvera() => mv.fde_params().output_dim(self.dim),
+            _ => self.dim,
+        }
     }
 
     /// Where sealed segments keep the rows ([`VectorField::on_disk`]).
@@ -126,6 +304,7 @@ impl CollectionSchema {
                 metric: metric.to_string(),
                 index: index.into(),
                 on_disk: false,
+                multivector: None,
             }],
             max_payload_bytes: default_payload_limit(),
             fsync: true,
@@ -170,7 +349,10 @@ impl CollectionSchema {
                     f.dim
                 )));
             }
-            f.metric()?;
+            let metric = f.metric()?;
+            if let Some(mv) = &f.multivector {
+                mv.check(&f.label(), f.dim, metric)?;
+            }
             f.index_spec()?;
             if self.vectors[..i].iter().any(|g| g.name == f.name) {
                 return Err(Error::InvalidArgument(format!("{} is declared twice", f.label())));

@@ -160,7 +160,15 @@ impl Collection {
             // The tail's rows up to `to` now live in the new segment's row files.
             let sealed = (to - st.sealed_end) as usize;
             for (f, field) in self.schema.vectors.iter().enumerate() {
-                st.tail[f].drain(..sealed * field.dim);
+                if st.tail_off[f].is_empty() {
+                    st.tail[f].drain(..sealed * field.dim);
+                } else {
+                    // A multi-vector field: its first `sealed` points' vectors, and their offsets.
+                    let cut = st.tail_off[f][sealed];
+                    st.tail[f].drain(..cut as usize * field.dim);
+                    st.tail_off[f].drain(..sealed);
+                    st.tail_off[f].iter_mut().for_each(|o| *o -= cut);
+                }
                 st.tail_inv[f].drain(..sealed);
             }
             st.sealed_end = to;

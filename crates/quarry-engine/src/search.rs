@@ -71,6 +71,23 @@ impl Collection {
     ) -> Result<Vec<ScoredPoint>> {
         let f = self.schema.field(field)?;
         let spec = &self.schema.vectors[f];
+        if let Some(mv) = &spec.multivector {
+            let what = format!("query for {}", spec.label());
+            crate::point::check_vector_set(
+                query,
+                spec.dim,
+                mv.max_vectors.max(crate::MAX_QUERY_VECTORS),
+                self.metrics[f],
+                &what,
+            )?;
+            return self.search_multi(f, query, k, filter, opts);
+        } else if query.len() != spec.dim && !query.is_empty() && query.len().is_multiple_of(spec.dim) {
+            return Err(Error::InvalidArgument(format!(
+                "query for {}: {} vectors given, but the field holds one vector per point (not a multi-vector field)",
+                spec.label(),
+                query.len() / spec.dim
+            )));
+        }
         crate::point::check_vector(query, spec.dim, &format!("query for {}", spec.label()))?;
         let metric = self.metrics[f];
         let mut q = query.to_vec();
@@ -157,6 +174,99 @@ impl Collection {
                 Metric::L2 => (kern.l2_sq)(&q, x),
                 _ => -(kern.dot)(&q, x) * st.tail_inv(f, slot),
             };
+            if key <= top.threshold() {
+                top.push(key, slot);
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|(key, slot)| ScoredPoint {
+                id: st.ids[slot as usize],
+                score: -key,
+                payload: if opts.with_payload { st.payloads.get(slot) } else { Map::new() },
+            })
+            .collect())
+    }
+}
+
+impl Collection {
+    /// [`Collection::search_with`] for multi-vector field `f`: `query` is a set of vectors
+    /// (concatenated rows of the field's dimension, checked), points are scored by exact MaxSim.
+    /// Each sealed segment proposes candidates through its index (MUVERA encodings or the
+    /// per-token heuristic; admitted points only), or scores every admitted point when a filter
+    /// admits at most [`EXACT_MAX_ADMITTED`] of them or the index is `flat`; the unsealed tail
+    /// is scored exhaustively. The merged top `k` is returned.
+    fn search_multi(
+        &self,
+        f: usize,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        opts: &SearchOptions,
+    ) -> Result<Vec<ScoredPoint>> {
+        let fi = &self.fields[f];
+        let Some(multi) = fi.multi.as_ref() else {
+            return Err(Error::InvalidArgument("not a multi-vector field".into()));
+        };
+        let dim = multi.dim;
+        let mut q = query.to_vec();
+        if self.metrics[f] == Metric::Cosine {
+            crate::multivector::normalise_rows(&mut q, dim);
+        }
+        let fde = multi.query_rows(&q)?;
+        let effort = Effort { ef: opts.ef.max(1), rerank: None, rescore: true };
+        let st = self.read_state();
+        let mut top = TopK::new(k);
+        if !st.segments.is_empty() && k > 0 {
+            let admitted: Option<Vec<u32>> = match filter {
+                Some(fl) => {
+                    let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
+                    v.sort_unstable();
+                    Some(v)
+                }
+                None if st.dead_sealed > 0 => {
+                    Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect())
+                }
+                None => None,
+            };
+            for seg in &st.segments {
+                let flat = seg.is_flat(f);
+                let local: Option<Vec<u32>> = admitted.as_ref().map(|adm| {
+                    let lo = adm.partition_point(|&s| s < seg.first_slot());
+                    let hi = adm.partition_point(|&s| s <= seg.last_slot());
+                    adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect()
+                });
+                if local.as_ref().is_some_and(Vec::is_empty) {
+                    continue;
+                }
+                let exact = flat || local.as_ref().is_some_and(|l| l.len() <= EXACT_MAX_ADMITTED);
+                let hits = seg.search_multi(
+                    f,
+                    multi,
+                    &q,
+                    fde.as_deref(),
+                    k,
+                    opts.candidates,
+                    &effort,
+                    local.as_deref(),
+                    exact,
+                )?;
+                for (score, slot) in hits {
+                    if -score <= top.threshold() {
+                        top.push(-score, slot);
+                    }
+                }
+            }
+        }
+        let sealed_end = st.sealed_end;
+        let slots: Box<dyn Iterator<Item = u32>> = match filter {
+            Some(fl) => Box::new(st.matching(fl, sealed_end)),
+            None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
+        };
+        for slot in slots {
+            let Some(doc) = st.tail_tokens(f, dim, slot) else { continue };
+            let key = -quarry_ann::fde::chamfer(&q, doc, dim);
             if key <= top.threshold() {
                 top.push(key, slot);
             }

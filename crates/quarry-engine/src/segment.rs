@@ -10,17 +10,50 @@
 //!
 //! [`CollectionSchema::seal_threshold`]: crate::CollectionSchema
 
+use crate::multivector::{MultiField, TokenStore};
 use quarry_ann::{AnyIndex, Effort, IndexSpec, Residency};
 use quarry_core::{IdFilter, Matrix, Metric, Result};
 use std::path::Path;
 
 /// How one vector field is indexed in sealed segments (from the schema).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct FieldIndex {
     pub(crate) spec: IndexSpec,
     pub(crate) metric: Metric,
+    /// Dimension of the index's rows (a multi-vector field's MUVERA encodings, or its vectors).
     pub(crate) dim: usize,
     pub(crate) residency: Residency,
+    /// A multi-vector field's settings.
+    pub(crate) multi: Option<MultiField>,
+}
+
+impl FieldIndex {
+    /// Metric of the index: a multi-vector field's index ranks by inner product (MUVERA
+    /// encodings, or its vectors, stored unit length under cosine).
+    fn index_metric(&self) -> Metric {
+        match self.multi {
+            Some(_) => Metric::InnerProduct,
+            None => self.metric,
+        }
+    }
+}
+
+/// One field's rows for a run of slots: row-major values, and for a multi-vector field where
+/// each slot's vectors start (`slots + 1` entries, in vectors).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldRows {
+    pub(crate) data: Vec<f32>,
+    pub(crate) offsets: Option<Vec<u32>>,
+}
+
+impl FieldRows {
+    /// The values of row `i` (a multi-vector field: its vectors, concatenated).
+    pub(crate) fn row(&self, i: usize, dim: usize) -> &[f32] {
+        match &self.offsets {
+            Some(o) => &self.data[o[i] as usize * dim..o[i + 1] as usize * dim],
+            None => &self.data[i * dim..(i + 1) * dim],
+        }
+    }
 }
 
 /// One sealed run of slots.
@@ -30,8 +63,11 @@ pub(crate) struct Segment {
     pub(crate) id: u64,
     /// Local row → slot (ascending): the live slots when the segment was built.
     pub(crate) slots: Vec<u32>,
-    /// One index per vector field, rows in `slots` order.
+    /// One index per vector field, rows in `slots` order (a multi-vector field's MUVERA
+    /// encodings, or every vector of its per-token index, in `slots` order).
     pub(crate) indexes: Vec<AnyIndex>,
+    /// Per field: a multi-vector field's vectors by local row.
+    pub(crate) tokens: Vec<Option<TokenStore>>,
     /// Slot − `first` → local row (`u32::MAX`: not in the segment), for O(1) mapping.
     local_of: Vec<u32>,
     first: u32,
@@ -41,36 +77,56 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Builds every field's index over `slots` (vectors `vectors[f]`, row-major in `slots`
-    /// order) into `dir/<prefix>-<f>/` and opens them.
+    /// order) into `dir/<prefix>-<f>/` and opens them; a multi-vector field also keeps its
+    /// vectors in `dir/<prefix>-<f>-tokens/`.
     pub(crate) fn build_into(
         dir: &Path,
         prefix: &str,
         slots: Vec<u32>,
-        vectors: &[Vec<f32>],
+        vectors: &[FieldRows],
         fields: &[FieldIndex],
     ) -> Result<Segment> {
-        let indexes = fields
-            .iter()
-            .zip(vectors)
-            .enumerate()
-            .map(|(f, (fi, v))| {
-                let folder = dir.join(format!("{prefix}-{f}"));
-                quarry_ann::build_into(&fi.spec, &Matrix::new(v.clone(), fi.dim)?, fi.metric, &folder)?;
-                AnyIndex::open(&fi.spec, &folder, fi.residency)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Segment::from_parts(slots, indexes))
+        let mut indexes = Vec::with_capacity(fields.len());
+        let mut tokens = Vec::with_capacity(fields.len());
+        for (f, (fi, v)) in fields.iter().zip(vectors).enumerate() {
+            let folder = dir.join(format!("{prefix}-{f}"));
+            let rows = match (&fi.multi, &v.offsets) {
+                (Some(m), Some(offsets)) => {
+                    let tdir = dir.join(format!("{prefix}-{f}-tokens"));
+                    TokenStore::save(&tdir, m.dim, &v.data, offsets)?;
+                    tokens.push(Some(TokenStore::open(&tdir, m.dim, slots.len(), fi.residency)?));
+                    m.index_rows(&v.data, offsets)?
+                }
+                (None, None) => {
+                    tokens.push(None);
+                    v.data.clone()
+                }
+                _ => {
+                    return Err(quarry_core::Error::InvalidArgument(
+                        "field rows do not match the field's kind".into(),
+                    ))
+                }
+            };
+            quarry_ann::build_into(&fi.spec, &Matrix::new(rows, fi.dim)?, fi.index_metric(), &folder)?;
+            indexes.push(AnyIndex::open(&fi.spec, &folder, fi.residency)?);
+        }
+        Ok(Segment::from_parts(slots, indexes, tokens))
     }
 
-    /// A segment over `slots` with opened `indexes` (rows in `slots` order), no value graphs, id 0.
-    pub(crate) fn from_parts(slots: Vec<u32>, indexes: Vec<AnyIndex>) -> Segment {
+    /// A segment over `slots` with opened `indexes` (rows in `slots` order) and multi-vector
+    /// `tokens`, no value graphs, id 0.
+    pub(crate) fn from_parts(
+        slots: Vec<u32>,
+        indexes: Vec<AnyIndex>,
+        tokens: Vec<Option<TokenStore>>,
+    ) -> Segment {
         let first = slots.first().copied().unwrap_or(0);
         let span = slots.last().map_or(0, |&l| (l - first) as usize + 1);
         let mut local_of = vec![u32::MAX; span];
         for (i, &s) in slots.iter().enumerate() {
             local_of[(s - first) as usize] = i as u32;
         }
-        Segment { id: 0, slots, indexes, local_of, first, subs: std::collections::HashMap::new() }
+        Segment { id: 0, slots, indexes, tokens, local_of, first, subs: std::collections::HashMap::new() }
     }
 
     /// Fewest points of a value for it to get its own graph.
@@ -123,9 +179,42 @@ impl Segment {
         Ok(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect())
     }
 
+    /// The `k` best `(score, slot)` of multi-vector field `f` for `query` (its vectors, rows of
+    /// the field's dimension; `fde`: its MUVERA encoding) by exact MaxSim: candidates from the
+    /// field's index (`depth` overrides the field's re-rank depth), or the admitted local rows
+    /// `exact` all scored when given; `admit` limits candidates to admitted local rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn search_multi(
+        &self,
+        f: usize,
+        multi: &MultiField,
+        query: &[f32],
+        fde: Option<&[f32]>,
+        k: usize,
+        depth: Option<usize>,
+        effort: &Effort,
+        admit: Option<&[u32]>,
+        exact: bool,
+    ) -> Result<Vec<(f32, u32)>> {
+        let Some(tokens) = self.tokens[f].as_ref() else { return Ok(Vec::new()) };
+        let cands = match (exact, admit) {
+            (true, Some(a)) => a.to_vec(),
+            (true, None) => (0..self.slots.len() as u32).collect(),
+            (false, _) => multi.candidates(&self.indexes[f], tokens, query, fde, depth, effort, admit)?,
+        };
+        let mut hits: Vec<(f32, u32)> = cands
+            .into_iter()
+            .filter_map(|l| Some((tokens.maxsim(query, l)?, self.slots[l as usize])))
+            .collect();
+        hits.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        hits.truncate(k);
+        Ok(hits)
+    }
+
     /// Bytes this segment holds in memory (codes, links, heap rows; mapped rows excluded).
     pub(crate) fn resident_bytes(&self) -> usize {
         self.indexes.iter().map(AnyIndex::resident_bytes).sum::<usize>()
+            + self.tokens.iter().flatten().map(TokenStore::resident_bytes).sum::<usize>()
             + self.slots.len() * 4
             + self.local_of.len() * 4
             + self.subs.values().map(Segment::resident_bytes).sum::<usize>()

@@ -8,6 +8,7 @@
 //! once named (deletes are tombstones in the manifest).
 
 use crate::id::PointId;
+use crate::multivector::TokenStore;
 use crate::payload_index::Key;
 use crate::payloads::Source;
 use crate::point::{Op, Point};
@@ -44,11 +45,14 @@ pub(crate) struct Loaded {
     /// Each row's payload JSON in `payload_bytes`: (offset, length).
     pub(crate) payload_ranges: Vec<(u64, u32)>,
     pub(crate) indexes: Vec<AnyIndex>,
+    /// Per field: a multi-vector field's vectors.
+    pub(crate) tokens: Vec<Option<TokenStore>>,
     pub(crate) subs: Vec<LoadedSub>,
 }
 
-/// A value graph read back: its (key, value), its rows in the segment, its index per field.
-pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<AnyIndex>);
+/// A value graph read back: its (key, value), its rows in the segment, its index and
+/// multi-vector store per field.
+pub(crate) type LoadedSub = ((String, Key), Vec<u32>, Vec<(AnyIndex, Option<TokenStore>)>);
 
 /// A fresh, empty folder for segment `id` (a leftover of a seal that crashed before its manifest
 /// named it is removed: never named, safe to replace).
@@ -235,8 +239,22 @@ fn load_indexes(
     let path = sdir.join(POINTS_FILE);
     let bad = |loc: &str, msg: String| Error::corrupt(&path, loc, msg);
     let v1 = file.version == VERSION_1;
-    let checked = |stem: String, rows: Option<&[u32]>, f: usize, expect: usize| -> Result<AnyIndex> {
+    let checked = |stem: String,
+                   rows: Option<&[u32]>,
+                   f: usize,
+                   expect: usize|
+     -> Result<(AnyIndex, Option<TokenStore>)> {
         let fi = &fields[f];
+        // A multi-vector field's vectors are beside its index; a per-token index holds all of them.
+        let (tokens, expect) = match &fi.multi {
+            Some(m) if !v1 => {
+                let t = TokenStore::open(&sdir.join(format!("{stem}-tokens")), m.dim, expect, fi.residency)?;
+                let rows = if m.encoder.is_some() { expect } else { t.vector_count() };
+                (Some(t), rows)
+            }
+            Some(_) => return Err(bad("header", "a version-1 segment holds no multi-vector field".into())),
+            None => (None, expect),
+        };
         let index = open(&stem, rows, f)?;
         let dim = quarry_core::VectorIndex::dim(&index);
         if index.row_count() != expect || dim != fi.dim {
@@ -250,12 +268,16 @@ fn load_indexes(
                 ),
             ));
         }
-        Ok(index)
+        Ok((index, tokens))
     };
     let subs_json: Vec<Value> = serde_json::from_slice(&file.read(1, "value graphs")?)
         .map_err(|e| bad("value graphs", e.to_string()))?;
     let stem = |f: usize| if v1 { format!("graph-{f}") } else { format!("index-{f}") };
-    let indexes = (0..fields.len()).map(|f| checked(stem(f), None, f, n)).collect::<Result<Vec<_>>>()?;
+    let (indexes, tokens): (Vec<AnyIndex>, Vec<Option<TokenStore>>) = (0..fields.len())
+        .map(|f| checked(stem(f), None, f, n))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let mut subs = Vec::new();
     for (j, s) in subs_json.iter().enumerate() {
         let key = s["key"].as_str().ok_or_else(|| bad("value graphs", format!("entry {j}: key")))?;
@@ -270,7 +292,7 @@ fn load_indexes(
             .collect::<Result<Vec<_>>>()?;
         subs.push(((key.to_string(), value), rows, g));
     }
-    Ok(Loaded { ids, payload_bytes, payload_ranges, indexes, subs })
+    Ok(Loaded { ids, payload_bytes, payload_ranges, indexes, tokens, subs })
 }
 
 /// Removes segment folders under `dir` that `keep` does not name (left by crashed seals or

@@ -67,7 +67,7 @@ impl Collection {
                 out.extend_from_slice(&((end - start) as u32).to_le_bytes());
                 for row in start..end {
                     let vs: Vec<&[f32]> =
-                        dims.iter().enumerate().map(|(f, &d)| &vectors[f][row * d..(row + 1) * d]).collect();
+                        dims.iter().enumerate().map(|(f, &d)| vectors[f].row(row, d)).collect();
                     crate::point::put_point(&mut out, ids[row], &vs, &payloads[row]);
                 }
                 out

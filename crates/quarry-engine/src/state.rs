@@ -6,7 +6,7 @@
 use crate::filter::Filter;
 use crate::id::PointId;
 use crate::schema::CollectionSchema;
-use crate::segment::Segment;
+use crate::segment::{FieldRows, Segment};
 use std::sync::Arc;
 
 /// Points by slot; a replaced or deleted point's slot is dead.
@@ -20,6 +20,10 @@ pub(crate) struct State {
     pub(crate) tail: Vec<Vec<f32>>,
     /// Per field: 1 / norm of each tail row under cosine (f64, as the flat rows normalise), else 1.
     pub(crate) tail_inv: Vec<Vec<f64>>,
+    /// Per field: where each tail point's vectors start in `tail` (in vectors), one more entry
+    /// than tail points, for a multi-vector field (its vectors are stored unit length under
+    /// cosine); empty for a one-vector field.
+    pub(crate) tail_off: Vec<Vec<u32>>,
     /// Per field: whether the metric is cosine (rows read back are normalised).
     pub(crate) cosine: Vec<bool>,
     pub(crate) payloads: crate::payloads::Payloads,
@@ -43,6 +47,7 @@ impl State {
         self.pidx.shrink_to_fit();
         self.tail.iter_mut().for_each(Vec::shrink_to_fit);
         self.tail_inv.iter_mut().for_each(Vec::shrink_to_fit);
+        self.tail_off.iter_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// The live slot of `id`, if any.
@@ -115,6 +120,14 @@ impl State {
     /// (normalised under cosine), or from the tail, normalised the same way (bit for bit) when
     /// `normalise` (else as given).
     pub(crate) fn vector(&self, f: usize, dim: usize, slot: u32, normalise: bool) -> Option<Vec<f32>> {
+        if !self.tail_off[f].is_empty() {
+            // A multi-vector field: its vectors, concatenated.
+            if slot >= self.sealed_end {
+                return self.tail_tokens(f, dim, slot).map(<[f32]>::to_vec);
+            }
+            let seg = self.segment_of(slot)?;
+            return seg.tokens[f].as_ref()?.get(seg.local(slot)?).map(<[f32]>::to_vec);
+        }
         if slot >= self.sealed_end {
             let i = (slot - self.sealed_end) as usize;
             let row = self.tail[f].get(i * dim..(i + 1) * dim)?;
@@ -125,6 +138,13 @@ impl State {
         }
         let seg = self.segment_of(slot)?;
         seg.indexes[f].vector(seg.local(slot)?)
+    }
+
+    /// The vectors of unsealed `slot` in multi-vector field `f` (rows of `dim`), concatenated.
+    pub(crate) fn tail_tokens(&self, f: usize, dim: usize, slot: u32) -> Option<&[f32]> {
+        let i = (slot - self.sealed_end) as usize;
+        let (a, b) = (*self.tail_off[f].get(i)? as usize, *self.tail_off[f].get(i + 1)? as usize);
+        self.tail[f].get(a * dim..b * dim)
     }
 
     /// 1 / norm of unsealed `slot`'s row in field `f` (1 unless cosine).
@@ -140,17 +160,31 @@ impl State {
         &self.tail[f][i * dim..(i + 1) * dim]
     }
 
-    /// Per vector field, the vectors of `slots` (in that order) row-major, unsealed ones
-    /// normalised under cosine only when `normalise` (what a reader is shown; a new segment
-    /// normalises them itself); slots without a vector (dead when sealed) get zeros, which
+    /// Per vector field, the vectors of `slots` (in that order) row-major (a multi-vector
+    /// field's with where each slot's start), unsealed ones normalised under cosine only when
+    /// `normalise` (what a reader is shown; a new segment normalises them itself); slots without
+    /// a vector (dead when sealed) get zeros (one zero vector in a multi-vector field), which
     /// callers never ask for.
-    pub(crate) fn gather(&self, schema: &CollectionSchema, slots: &[u32], normalise: bool) -> Vec<Vec<f32>> {
+    pub(crate) fn gather(&self, schema: &CollectionSchema, slots: &[u32], normalise: bool) -> Vec<FieldRows> {
         schema
             .vectors
             .iter()
             .enumerate()
             .map(|(f, field)| {
                 let d = field.dim;
+                if !self.tail_off[f].is_empty() {
+                    let mut data = Vec::new();
+                    let mut offsets = Vec::with_capacity(slots.len() + 1);
+                    offsets.push(0u32);
+                    for &s in slots {
+                        match self.vector(f, d, s, normalise) {
+                            Some(x) => data.extend_from_slice(&x),
+                            None => data.resize(data.len() + d, 0.0),
+                        }
+                        offsets.push((data.len() / d) as u32);
+                    }
+                    return FieldRows { data, offsets: Some(offsets) };
+                }
                 let mut v = Vec::with_capacity(slots.len() * d);
                 for &s in slots {
                     if s >= self.sealed_end && !(normalise && self.cosine[f]) {
@@ -162,9 +196,19 @@ impl State {
                         }
                     }
                 }
-                v
+                FieldRows { data: v, offsets: None }
             })
             .collect()
+    }
+
+    /// The vectors of one slot, one entry per field ([`State::gather`] of one slot).
+    pub(crate) fn gather_point(
+        &self,
+        schema: &CollectionSchema,
+        slot: u32,
+        normalise: bool,
+    ) -> Vec<Vec<f32>> {
+        self.gather(schema, &[slot], normalise).into_iter().map(|r| r.data).collect()
     }
 
     /// Live slots at or above `from` passing `filter`: index candidates (if an indexed key is in

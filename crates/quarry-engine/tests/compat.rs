@@ -54,6 +54,7 @@ fn schema() -> CollectionSchema {
         metric: metric.to_string(),
         index: index.into(),
         on_disk: false,
+        multivector: None,
     };
     let mut s = CollectionSchema::single(1, Metric::L2, "hnsw");
     s.vectors = vec![field("dense", 8, Metric::L2, "hnsw"), field("small", 4, Metric::Cosine, "hnsw+sq8")];

@@ -165,6 +165,50 @@ impl SentenceEncoder {
         Matrix::new(out, h)
     }
 
+    /// Token vectors of `texts` for late interaction (MaxSim): per text, the model's last hidden
+    /// state of each of its tokens (special tokens such as `[CLS]` and `[SEP]` left out, unless a
+    /// text has no other token), each scaled to unit length, row-major (`tokens × dim`), in input
+    /// order; `batch_size` texts per forward pass. A sentence model's token states are not a
+    /// trained late-interaction model (ColBERT's projection and query augmentation are absent),
+    /// but they are what this encoder has.
+    pub fn encode_tokens(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let batch_size = batch_size.max(1);
+        let mut ids = Vec::with_capacity(texts.len());
+        let mut special = Vec::with_capacity(texts.len());
+        for t in texts {
+            let t = if self.config.do_lower_case { t.to_lowercase() } else { t.to_string() };
+            let enc = self
+                .tokenizer
+                .encode(t, true)
+                .map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
+            ids.push(enc.get_ids().to_vec());
+            special.push(enc.get_special_tokens_mask().to_vec());
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let h = self.dim;
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let tokens = self.fast.forward(&batch)?;
+            let mut row = 0;
+            for (&i, s) in chunk.iter().zip(&batch) {
+                let rows = &tokens[row * h..(row + s.len()) * h];
+                row += s.len();
+                let keep: Vec<usize> = (0..s.len()).filter(|&t| special[i].get(t) != Some(&1)).collect();
+                let keep = if keep.is_empty() { (0..s.len().min(1)).collect() } else { keep };
+                let mut v = Vec::with_capacity(keep.len() * h);
+                for t in keep {
+                    let r = &rows[t * h..(t + 1) * h];
+                    let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                    v.extend(r.iter().map(|x| x / n));
+                }
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
     /// Pools the `len` token vectors `rows` of one text into `dst` (then normalises it if the
     /// model does).
     fn pool(&self, rows: &[f32], len: usize, dst: &mut [f32]) {

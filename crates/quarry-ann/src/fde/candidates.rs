@@ -40,6 +40,36 @@ impl TokenSets {
         Ok(self.offsets.len() as u32 - 2)
     }
 
+    /// Token sets from their parts: `data` row-major tokens of `dim` values, document `i` owning
+    /// rows `offsets[i]..offsets[i + 1]` (`offsets` starts at 0, never decreases, ends at the row
+    /// count; every set non-empty, every value finite). Errors name what is wrong.
+    pub fn from_parts(dim: usize, data: Vec<f32>, offsets: Vec<u32>) -> Result<TokenSets> {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
+            return Err(Error::InvalidArgument(format!(
+                "{} token values do not split into rows of {dim}",
+                data.len()
+            )));
+        }
+        let rows = data.len() / dim;
+        if offsets.first() != Some(&0) || offsets.last().map(|&o| o as usize) != Some(rows) {
+            return Err(Error::InvalidArgument(format!(
+                "token offsets must start at 0 and end at the token count {rows}"
+            )));
+        }
+        if let Some(i) = offsets.windows(2).position(|w| w[1] <= w[0]) {
+            return Err(Error::InvalidArgument(format!("token set {i} is empty or its offsets decrease")));
+        }
+        if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+            return Err(Error::InvalidArgument(format!("token value {i} is not finite")));
+        }
+        Ok(TokenSets { dim, data, offsets })
+    }
+
+    /// Where each document's tokens start, and the token count last (`len() + 1` entries).
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
     /// Number of documents.
     pub fn len(&self) -> usize {
         self.offsets.len() - 1

@@ -183,7 +183,7 @@ impl FlatIndex {
     }
 
     /// Copies memory-mapped rows onto the heap (no-op for heap rows).
-    pub(crate) fn move_to_heap(&mut self) {
+    pub fn move_to_heap(&mut self) {
         match &mut self.rows {
             Rows::F32(r) if r.is_mapped() => *r = AlignedVec::from_slice(r.as_slice()),
             Rows::F16(r) if r.is_mapped() => *r = AlignedVec::from_slice(r.as_slice()),
@@ -222,6 +222,18 @@ impl FlatIndex {
         match self.rows {
             Rows::F32(_) => Storage::F32,
             Rows::F16(_) => Storage::F16,
+        }
+    }
+
+    /// Rows `start..end` in place (row-major, normalised for cosine), or `None` if the range is
+    /// out of bounds or the rows are stored as f16.
+    pub fn rows_f32(&self, start: usize, end: usize) -> Option<&[f32]> {
+        if start > end || end > self.len {
+            return None;
+        }
+        match &self.rows {
+            Rows::F32(s) => s.as_slice().get(start * self.dim..end * self.dim),
+            Rows::F16(_) => None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod embed;
 mod engine;
 mod http;
+mod multivector;
 mod open;
 mod order;
 mod params;
@@ -42,6 +43,9 @@ pub enum BenchCommand {
     /// `quarry serve` under loopback load: search QPS and latency at several concurrencies, and a
     /// mixed 90/10 search/upsert load with a kill -9 and restart in the middle.
     Http(http::HttpArgs),
+    /// Late interaction: MUVERA candidates and the per-token heuristic, each re-ranked by exact
+    /// Chamfer (MaxSim), against exhaustive Chamfer on token sets from `quarry embed --tokens`.
+    Multivector(multivector::MultivectorArgs),
     /// Sentence-embedding throughput of a model on a text file (as peer_embed.py).
     Embed(embed::EmbedArgs),
     /// Runs a command (a peer's search process) in a memory cgroup capped at
@@ -151,6 +155,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Embed(a) => embed::run(a),
         BenchCommand::Capped(a) => cgroup::run(a),
         BenchCommand::Http(a) => http::run(a),
+        BenchCommand::Multivector(a) => multivector::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),
     }

@@ -111,6 +111,7 @@ pub fn run(a: Args) -> Result<()> {
                 ef: a.ef.unwrap_or(quarry_engine::collection::DEFAULT_EF).max(a.k).max(1),
                 with_payload: true,
                 rescore: !a.no_rescore,
+                candidates: None,
             },
         );
     }

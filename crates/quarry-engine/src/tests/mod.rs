@@ -8,6 +8,7 @@
 mod basics;
 mod durability;
 mod lifecycle;
+mod multivector;
 mod segments;
 
 pub(super) use super::*;

@@ -344,7 +344,7 @@ fn index_specs_flat_is_exact_and_hnsw_sq8_finds_neighbours_across_reopen() {
         if spec == "hnsw+sq8" {
             // Codes only (before any delete: a few thousand live rows after one are scanned
             // exactly): the codes' ranking with their estimated scores, close to the exact ones.
-            let opts = crate::SearchOptions { ef: 64, with_payload: false, rescore: false };
+            let opts = crate::SearchOptions { ef: 64, with_payload: false, rescore: false, candidates: None };
             let (mut found, mut differs) = (0, 0);
             for q in &queries {
                 let fast = c.search_with(q, None, 10, None, &opts).expect("codes only");

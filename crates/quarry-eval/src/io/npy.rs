@@ -628,6 +628,13 @@ pub fn write_npy_i32(path: &Path, data: &[i32], rows: usize, cols: usize) -> Res
     write_npy(path, "<i4", &[rows, cols], data, |w, v| w.write_all(&v.to_le_bytes()))
 }
 
+/// Writes row-major int64 `data` as a `[rows, cols]` `.npy` file, crash-safely. Errors unless
+/// `data.len() == rows * cols`.
+pub fn write_npy_i64(path: &Path, data: &[i64], rows: usize, cols: usize) -> Result<()> {
+    check_len(data.len(), rows, cols)?;
+    write_npy(path, "<i8", &[rows, cols], data, |w, v| w.write_all(&v.to_le_bytes()))
+}
+
 #[cfg(test)]
 pub(super) fn encode_header_for_tests(descr: &str, shape: &[usize]) -> Vec<u8> {
     encode_header(descr, shape)

@@ -111,6 +111,7 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
         metric: metric.to_string(),
         index,
         on_disk: p.on_disk.unwrap_or(false),
+        multivector: None,
     })
 }
 

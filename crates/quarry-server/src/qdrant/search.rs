@@ -80,7 +80,12 @@ fn search_ids(
 ) -> ApiResult<Vec<(PointId, f64)>> {
     let f = c.schema().field(field)?;
     let sc = Scores::of(c.schema(), f);
-    let opts = SearchOptions { ef: ef_of(c, params, k), with_payload: false, rescore: rescore_of(params)? };
+    let opts = SearchOptions {
+        ef: ef_of(c, params, k),
+        with_payload: false,
+        rescore: rescore_of(params)?,
+        candidates: None,
+    };
     let hits = c.search_with(vector, field, k, filter, &opts)?;
     Ok(hits.into_iter().map(|h| (h.id, sc.out(h.score))).collect())
 }

@@ -240,7 +240,7 @@ fn unfiltered(
 ) -> Result<()> {
     let field = &col.schema().vectors[0];
     for ef in efs(ef)? {
-        let opts = SearchOptions { ef, with_payload: false, rescore };
+        let opts = SearchOptions { ef, with_payload: false, rescore, candidates: None };
         let mut pass_qps = Vec::with_capacity(passes);
         let (mut lat, mut found) = (Vec::new(), 0usize);
         for _ in 0..passes {
