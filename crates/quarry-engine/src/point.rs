@@ -169,21 +169,10 @@ impl Point {
     /// The point as JSON: `{"id", "vector" (an array for a single unnamed field, else an object),
     /// "payload"}`.
     pub fn to_json(&self, schema: &CollectionSchema) -> Value {
-        let value = |f: &crate::schema::VectorField, v: &Vec<f32>| match &f.multivector {
-            None => Value::from(v.clone()),
-            Some(_) => Value::Array(v.chunks(f.dim.max(1)).map(|c| Value::from(c.to_vec())).collect()),
-        };
         let vector = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
-            value(&schema.vectors[0], &self.vectors[0])
+            schema.vectors[0].value_json(&self.vectors[0])
         } else {
-            Value::Object(
-                schema
-                    .vectors
-                    .iter()
-                    .zip(&self.vectors)
-                    .map(|(f, v)| (f.name.clone(), value(f, v)))
-                    .collect(),
-            )
+            Value::Object(schema.vectors.iter().zip(&self.vectors).map(|(f, v)| (f.name.clone(), f.value_json(v))).collect())
         };
         serde_json::json!({"id": self.id.to_json(), "vector": vector, "payload": Value::Object(self.payload.clone())})
     }

@@ -238,6 +238,38 @@ impl VectorField {
         }
     }
 
+    /// A value of this field as JSON: an array of numbers, or for a multi-vector field an array
+    /// of vectors (`v` holds them concatenated).
+    pub fn value_json(&self, v: &[f32]) -> serde_json::Value {
+        match &self.multivector {
+            None => serde_json::Value::from(v.to_vec()),
+            Some(_) => serde_json::Value::Array(
+                v.chunks(self.dim.max(1)).map(|c| serde_json::Value::from(c.to_vec())).collect(),
+            ),
+        }
+    }
+
+    /// Parses a query or value of this field from JSON (an array of numbers; for a multi-vector
+    /// field an array of vectors, concatenated); errors name `what`.
+    pub fn parse_value(&self, v: &serde_json::Value, what: &str) -> Result<Vec<f32>> {
+        match &self.multivector {
+            Some(_) => crate::point::vector_set(v, self.dim, what),
+            None => {
+                let a = v
+                    .as_array()
+                    .ok_or_else(|| Error::InvalidArgument(format!("{what} must be an array of numbers")))?;
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        x.as_f64().map(|f| f as f32).ok_or_else(|| {
+                            Error::InvalidArgument(format!("{what}: component {i} is not a number ({x})"))
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Where sealed segments keep the rows ([`VectorField::on_disk`]).
     pub fn residency(&self) -> quarry_ann::Residency {
         if self.on_disk {

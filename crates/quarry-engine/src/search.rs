@@ -282,3 +282,61 @@ impl Collection {
             .collect())
     }
 }
+
+impl Collection {
+    /// Exact scores of the present points among `ids` for `query` in field `field`, best `k`
+    /// first (ties by id; absent ids and repeats are skipped): MaxSim for a multi-vector field
+    /// (`query` a set of vectors), else the field's similarity as [`Collection::search`] scores
+    /// it. A re-ranking stage over candidates found another way (a dense or text prefetch).
+    pub fn score_points(
+        &self,
+        query: &[f32],
+        field: Option<&str>,
+        ids: &[crate::PointId],
+        k: usize,
+    ) -> Result<Vec<ScoredPoint>> {
+        let f = self.schema.field(field)?;
+        let spec = &self.schema.vectors[f];
+        let what = format!("query for {}", spec.label());
+        let metric = self.metrics[f];
+        let mut q = query.to_vec();
+        match &spec.multivector {
+            Some(mv) => {
+                crate::point::check_vector_set(query, spec.dim, mv.max_vectors.max(crate::MAX_QUERY_VECTORS), metric, &what)?;
+                if metric == Metric::Cosine {
+                    crate::multivector::normalise_rows(&mut q, spec.dim);
+                }
+            }
+            None => {
+                crate::point::check_vector(query, spec.dim, &what)?;
+                if metric == Metric::Cosine {
+                    crate::multivector::normalise_rows(&mut q, spec.dim);
+                    if q.iter().all(|&x| x == 0.0) {
+                        return Err(Error::ZeroVector { what });
+                    }
+                }
+            }
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let st = self.read_state();
+        let kern = Kernels::get();
+        let mut hits: Vec<ScoredPoint> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let slot = st.slot(&id)?;
+                let v = st.vector(f, spec.dim, slot, true)?;
+                let score = match (&spec.multivector, metric) {
+                    (Some(_), _) => quarry_ann::fde::chamfer(&q, &v, spec.dim),
+                    (None, Metric::L2) => -(kern.l2_sq)(&q, &v),
+                    (None, _) => (kern.dot)(&q, &v),
+                };
+                Some(ScoredPoint { id, score, payload: Map::new() })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        Ok(hits)
+    }
+}

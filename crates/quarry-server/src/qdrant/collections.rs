@@ -75,6 +75,9 @@ fn quantization_of(index: &str, dim: usize) -> Option<Value> {
 /// A field's parameters as Qdrant reports them.
 fn field_info(f: &VectorField) -> Value {
     let mut v = json!({"size": f.dim, "distance": distance_name(&f.metric), "on_disk": f.on_disk});
+    if let Some(mv) = &f.multivector {
+        v["multivector_config"] = json!({"comparator": mv.comparator});
+    }
     if let Some(q) = quantization_of(&f.index, f.dim) {
         v["quantization_config"] = q;
     }
@@ -97,12 +100,14 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
             )));
         }
     }
-    if p.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad(format!(
-            "{}: multivector_config is not supported",
-            quarry_engine::schema::vector_label(name)
-        )));
-    }
+    // Qdrant's `{"comparator": "max_sim"}`, plus Quarry's settings (`candidates`, `rerank`,
+    // `per_token`, `max_vectors`, `fde`) when given.
+    let multivector = match p.multivector_config.as_ref().filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(serde_json::from_value::<quarry_engine::MultiVectorConfig>(v.clone()).map_err(|e| {
+            ApiError::bad(format!("{}: multivector_config: {e}", quarry_engine::schema::vector_label(name)))
+        })?),
+    };
     let metric = metric_of(&p.distance)?;
     let index = index_spec(p.quantization_config.as_ref().or(quant), base_index, p.size as usize)?;
     Ok(VectorField {
@@ -111,7 +116,7 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
         metric: metric.to_string(),
         index,
         on_disk: p.on_disk.unwrap_or(false),
-        multivector: None,
+        multivector,
     })
 }
 

@@ -199,7 +199,7 @@ impl VectorSel {
             return None;
         }
         if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
-            return Some(Value::from(p.vectors[0].clone()));
+            return Some(schema.vectors[0].value_json(&p.vectors[0]));
         }
         Some(Value::Object(
             schema
@@ -210,7 +210,7 @@ impl VectorSel {
                     VectorSel::Some(names) => names.contains(&f.name),
                     _ => true,
                 })
-                .map(|(f, v)| (f.name.clone(), Value::from(v.clone())))
+                .map(|(f, v)| (f.name.clone(), f.value_json(v)))
                 .collect(),
         ))
     }

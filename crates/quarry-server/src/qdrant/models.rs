@@ -38,7 +38,9 @@ pub struct VectorParams {
     /// Storage type: only `float32` (the default) is supported.
     #[serde(default)]
     pub datatype: Option<String>,
-    /// Not supported (multi-vector fields): must be absent.
+    /// A multi-vector field: `{"comparator": "max_sim"}` (each point holds a set of vectors,
+    /// scored by MaxSim); Quarry also reads `candidates` (`muvera` or `tokens`), `rerank`,
+    /// `per_token`, `max_vectors` and `fde` here.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub multivector_config: Option<Value>,

@@ -209,12 +209,12 @@ fn parse_query(c: &Collection, q: Option<&Value>, using: Option<&str>) -> ApiRes
     };
     match q {
         None | Some(Value::Null) => Ok(Q::None),
-        Some(v @ Value::Array(_)) => Ok(Q::Nearest(convert::floats(v, "query")?)),
+        Some(v @ Value::Array(_)) => Ok(Q::Nearest(query_vector(c, using, v, "query")?)),
         Some(v @ (Value::Number(_) | Value::String(_))) => Ok(Q::Nearest(vector_of(PointId::from_json(v)?)?)),
         Some(Value::Object(o)) => {
             if let Some(n) = o.get("nearest") {
                 return match n {
-                    Value::Array(_) => Ok(Q::Nearest(convert::floats(n, "query.nearest")?)),
+                    Value::Array(_) => Ok(Q::Nearest(query_vector(c, using, n, "query.nearest")?)),
                     Value::Number(_) | Value::String(_) => Ok(Q::Nearest(vector_of(PointId::from_json(n)?)?)),
                     _ => Err(ApiError::bad("query.nearest must be a vector or a point id")),
                 };
@@ -239,6 +239,17 @@ fn parse_query(c: &Collection, q: Option<&Value>, using: Option<&str>) -> ApiRes
             Err(ApiError::bad(format!("query {other}: use a vector, a point id or {{\"fusion\": …}}")))
         }
     }
+}
+
+/// A query vector for field `using`: an array of numbers, or for a multi-vector field an array of
+/// vectors (concatenated).
+fn query_vector(c: &Collection, using: Option<&str>, v: &Value, what: &str) -> ApiResult<Vec<f32>> {
+    let f = c.schema().field(using)?;
+    let field = &c.schema().vectors[f];
+    if field.multivector.is_some() {
+        return Ok(field.parse_value(v, what)?);
+    }
+    convert::floats(v, what)
 }
 
 fn similarity(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
@@ -324,6 +335,11 @@ fn run_query(
             // Re-score the union of the prefetched points exactly with the query vector.
             let metric: Metric = c.schema().vectors[f].metric()?;
             let dim = c.schema().vectors[f].dim;
+            if c.schema().vectors[f].multivector.is_some() {
+                // Late-interaction re-ranking of the prefetched points by exact MaxSim.
+                let hits = c.score_points(&v, using, &lists.iter().flatten().map(|x| x.0).collect::<Vec<_>>(), k)?;
+                return Ok((hits.into_iter().map(|h| (h.id, sc.out(h.score))).collect(), sc));
+            }
             if v.len() != dim {
                 return Err(quarry_core::Error::DimensionMismatch {
                     expected: dim,

@@ -321,3 +321,85 @@ def test_snapshots_create_list_and_recover(client):
     assert client.retrieve(name, ids=[7])[0].payload == {"i": 7}
     assert client.delete_snapshot(name, snap.name)
     client.delete_collection(name)
+
+
+def token_sets(n, seed, lo=1, hi=6):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((int(rng.integers(lo, hi + 1)), DIM)).astype(np.float32) for _ in range(n)]
+
+
+def maxsim(q, d):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+    return float((qn @ dn.T).max(axis=1).sum())
+
+
+@pytest.mark.parametrize("candidates", ["muvera", "tokens"])
+def test_multivector_max_sim_fields(client, server, candidates):
+    """Qdrant's multivector API: a named dense field beside a `max_sim` multi-vector field; points
+    carry sets of vectors; `query_points` with a list of vectors ranks by exact MaxSim (before and
+    after sealing); a dense prefetch re-ranked by the multi-vector field; vectors read back as
+    lists of vectors; bad sets are 400s that store nothing."""
+    name = f"colbert-{candidates}"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    mv = models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+    assert client.create_collection(
+        name,
+        vectors_config={
+            "dense": models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+            "colbert": models.VectorParams(size=DIM, distance=models.Distance.COSINE, multivector_config=mv),
+        },
+    )
+    if candidates == "tokens":
+        # Quarry's own settings ride in the same object (ignored by Qdrant's models).
+        client.delete_collection(name)
+        r = httpx.put(f"{server['url']}/collections/{name}", headers={"api-key": API_KEY}, json={"vectors": {
+            "dense": {"size": DIM, "distance": "Cosine"},
+            "colbert": {"size": DIM, "distance": "Cosine", "multivector_config": {"comparator": "max_sim", "candidates": "tokens", "per_token": 50}}}})
+        assert r.status_code == 200, r.text
+    info = client.get_collection(name)
+    assert info.config.params.vectors["colbert"].multivector_config.comparator == models.MultiVectorComparator.MAX_SIM
+    sets = token_sets(300, seed=3)
+    dense = vectors(300, seed=4)
+    client.upsert(name, points=[
+        models.PointStruct(id=i, vector={"dense": dense[i].tolist(), "colbert": sets[i].tolist()}, payload={"odd": i % 2})
+        for i in range(300)], wait=True)
+    queries = token_sets(10, 5, 2, 4)
+
+    def check(min_found):
+        found = 0
+        for q in queries:
+            scores = np.array([maxsim(q, d) for d in sets])
+            want = [int(i) for i in np.argsort(-scores)[:5]]
+            got = client.query_points(name, query=q.tolist(), using="colbert", limit=5).points
+            for p in got:
+                assert math.isclose(p.score, scores[p.id], abs_tol=1e-4), (p.score, scores[p.id])
+            found += len(set(p.id for p in got) & set(want))
+        assert found >= min_found, f"{found} of {5 * len(queries)}"
+
+    check(50)  # the unsealed points are scored exhaustively
+    r = httpx.post(f"{server['url']}/quarry/collections/{name}/optimize", headers={"api-key": API_KEY}, timeout=60)
+    assert r.status_code == 200, r.text
+    check(45)
+    # Filtered, and a dense prefetch re-ranked by MaxSim.
+    q = queries[0]
+    got = client.query_points(name, query=q.tolist(), using="colbert", limit=5,
+                              query_filter=models.Filter(must=[models.FieldCondition(key="odd", match=models.MatchValue(value=1))])).points
+    assert got and all(p.id % 2 == 1 for p in got)
+    pre = client.query_points(name, prefetch=models.Prefetch(query=dense[7].tolist(), using="dense", limit=20),
+                              query=q.tolist(), using="colbert", limit=3).points
+    cands, _ = cosine_top(dense, dense[7], 20)
+    want = sorted(cands, key=lambda i: -maxsim(q, sets[i]))[:3]
+    assert [p.id for p in pre] == want
+    rec = client.retrieve(name, ids=[5], with_vectors=True)[0]
+    back = np.array(rec.vector["colbert"])
+    assert back.shape == sets[5].shape
+    assert np.allclose(back, sets[5] / np.linalg.norm(sets[5], axis=1, keepdims=True), atol=1e-6)
+    # Bad sets: a flat vector, a wrong dimension, an empty set; nothing stored.
+    for bad in ([1.0] * DIM, [[1.0] * (DIM - 1)], []):
+        with pytest.raises(UnexpectedResponse) as e:
+            client.upsert(name, points=[models.PointStruct(id=1000, vector={"dense": dense[0].tolist(), "colbert": bad})], wait=True)
+        assert e.value.status_code == 400
+    assert client.count(name).count == 300
+    client.delete_collection(name)
