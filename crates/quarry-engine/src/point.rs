@@ -172,7 +172,14 @@ impl Point {
         let vector = if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
             schema.vectors[0].value_json(&self.vectors[0])
         } else {
-            Value::Object(schema.vectors.iter().zip(&self.vectors).map(|(f, v)| (f.name.clone(), f.value_json(v))).collect())
+            Value::Object(
+                schema
+                    .vectors
+                    .iter()
+                    .zip(&self.vectors)
+                    .map(|(f, v)| (f.name.clone(), f.value_json(v)))
+                    .collect(),
+            )
         };
         serde_json::json!({"id": self.id.to_json(), "vector": vector, "payload": Value::Object(self.payload.clone())})
     }

@@ -302,7 +302,13 @@ impl Collection {
         let mut q = query.to_vec();
         match &spec.multivector {
             Some(mv) => {
-                crate::point::check_vector_set(query, spec.dim, mv.max_vectors.max(crate::MAX_QUERY_VECTORS), metric, &what)?;
+                crate::point::check_vector_set(
+                    query,
+                    spec.dim,
+                    mv.max_vectors.max(crate::MAX_QUERY_VECTORS),
+                    metric,
+                    &what,
+                )?;
                 if metric == Metric::Cosine {
                     crate::multivector::normalise_rows(&mut q, spec.dim);
                 }

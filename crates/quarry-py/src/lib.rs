@@ -40,6 +40,62 @@ fn f32_array<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'p
         .map_err(|_| PyTypeError::new_err("vectors must be a numpy array or a list of numbers"))
 }
 
+/// One multi-vector value: a 2-D array `(vectors, dim)` (or a list of lists), concatenated.
+fn vector_set<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, dim: usize, what: &str) -> PyResult<Vec<f32>> {
+    let arr = f32_array(py, obj)?;
+    let ro = arr.readonly();
+    match ro.shape() {
+        [_, d] if *d == dim => Ok(ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?.to_vec()),
+        s => Err(PyValueError::new_err(format!(
+            "{what}: a multi-vector value is a 2-D array (vectors, {dim}), got shape {s:?}"
+        ))),
+    }
+}
+
+/// The multi-vector values of `n` points: a 3-D array `(n, vectors, dim)` or a sequence of
+/// `n` 2-D arrays (sets may differ in size).
+fn vector_sets<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Vec<f32>>> {
+    if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        if a.ndim() == 3 {
+            let arr = f32_array(py, obj)?;
+            let ro = arr.readonly();
+            let sh = ro.shape().to_vec();
+            if sh[0] != n || sh[2] != dim {
+                return Err(PyValueError::new_err(format!(
+                    "multi-vector values of shape {sh:?} for {n} ids: expected ({n}, vectors, {dim})"
+                )));
+            }
+            let flat = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let per = sh[1] * dim;
+            return Ok((0..n).map(|i| flat[i * per..(i + 1) * per].to_vec()).collect());
+        }
+    }
+    let sets: Vec<Vec<f32>> = obj
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("multi-vector values must be a list of 2-D arrays, one per point"))?
+        .enumerate()
+        .map(|(i, o)| vector_set(py, &o?, dim, &format!("point {i}")))
+        .collect::<PyResult<_>>()?;
+    if sets.len() != n {
+        return Err(PyValueError::new_err(format!("{} multi-vector values for {n} ids", sets.len())));
+    }
+    Ok(sets)
+}
+
+/// The query of a search in `col`'s only field: a 1-D vector, or for a multi-vector field a
+/// 2-D array of vectors (concatenated).
+fn query_of<'py>(py: Python<'py>, col: &quarry_engine::Collection, query: &Bound<'py, PyAny>) -> PyResult<Vec<f32>> {
+    if let Some(f) = col.schema().vectors.first().filter(|f| f.multivector.is_some()) {
+        return vector_set(py, query, f.dim, "query");
+    }
+    let arr = f32_array(py, query)?;
+    let ro = arr.readonly();
+    if ro.ndim() != 1 {
+        return Err(PyValueError::new_err(format!("query must be one vector (1-D), got shape {:?}", ro.shape())));
+    }
+    Ok(ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?.to_vec())
+}
+
 /// Parses an optional filter dict (Qdrant's JSON syntax).
 fn filter_of(f: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Filter>> {
     match f {
@@ -66,9 +122,14 @@ fn opts_of(params: Option<&Bound<'_, PyDict>>, k: usize, with_payload: bool) -> 
                         .extract::<bool>()
                         .map_err(|_| PyValueError::new_err("params[\"rescore\"] must be True or False"))?
                 }
+                "candidates" => {
+                    opts.candidates = Some(v.extract::<usize>().ok().filter(|&c| c > 0).ok_or_else(|| {
+                        PyValueError::new_err("params[\"candidates\"] must be a positive integer")
+                    })?)
+                }
                 other => {
                     return Err(PyValueError::new_err(format!(
-                        "unknown search parameter {other:?} (use \"ef\" or \"rescore\")"
+                        "unknown search parameter {other:?} (use \"ef\", \"rescore\" or \"candidates\")"
                     )))
                 }
             }
@@ -158,12 +219,20 @@ impl Record {
 
 fn record(py: Python<'_>, schema: &CollectionSchema, p: Point, with_vectors: bool) -> PyResult<Record> {
     let vector = if with_vectors && p.vectors.len() == schema.vectors.len() && !p.vectors.is_empty() {
+        // A multi-vector field's value is a 2-D array (vectors, dim).
+        let array = |f: &quarry_engine::VectorField, v: &Vec<f32>| -> PyResult<Bound<'_, PyAny>> {
+            let a = PyArray1::from_vec(py, v.clone());
+            Ok(match f.multivector {
+                Some(_) => a.reshape([v.len() / f.dim.max(1), f.dim])?.into_any(),
+                None => a.into_any(),
+            })
+        };
         if schema.vectors.len() == 1 && schema.vectors[0].name.is_empty() {
-            Some(PyArray1::from_vec(py, p.vectors[0].clone()).into_any().unbind())
+            Some(array(&schema.vectors[0], &p.vectors[0])?.unbind())
         } else {
             let d = PyDict::new(py);
             for (f, v) in schema.vectors.iter().zip(&p.vectors) {
-                d.set_item(&f.name, PyArray1::from_vec(py, v.clone()))?;
+                d.set_item(&f.name, array(f, v)?)?;
             }
             Some(d.into_any().unbind())
         }
@@ -276,6 +345,22 @@ impl Collection {
         }
         let vectors =
             vectors.filter(|v| !v.is_none()).ok_or_else(|| PyValueError::new_err("vectors are required"))?;
+        if let Some(f) = self.col.schema().vectors.first().filter(|f| f.multivector.is_some()) {
+            let sets = vector_sets(py, vectors, n, f.dim)?;
+            if let Some(t) = texts {
+                for (p, t) in pls.iter_mut().zip(t) {
+                    p.insert("text".into(), Value::String(t));
+                }
+            }
+            let points: Vec<Point> = ids
+                .into_iter()
+                .zip(pls)
+                .zip(sets)
+                .map(|((id, payload), v)| Point { id, vectors: vec![v], payload })
+                .collect();
+            let col = self.col.clone();
+            return py.detach(move || col.upsert(points)).map_err(err);
+        }
         let arr = f32_array(py, vectors)?;
         let ro = arr.readonly();
         let shape = ro.shape().to_vec();
@@ -331,17 +416,9 @@ impl Collection {
     ) -> PyResult<Vec<Hit>> {
         let f = filter_of(filter)?;
         let opts = opts_of(params, k, with_payload)?;
-        let arr = f32_array(py, query)?;
-        let ro = arr.readonly();
-        if ro.ndim() != 1 {
-            return Err(PyValueError::new_err(format!(
-                "query must be one vector (1-D), got shape {:?}",
-                ro.shape()
-            )));
-        }
-        let q = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let q = query_of(py, &self.col, query)?;
         let col = &self.col;
-        let hits = py.detach(|| col.search_with(q, None, k, f.as_ref(), &opts)).map_err(err)?;
+        let hits = py.detach(|| col.search_with(&q, None, k, f.as_ref(), &opts)).map_err(err)?;
         Ok(hits
             .into_iter()
             .map(|h| Hit { id: h.id, score: f64::from(h.score), payload: h.payload, explain: None })
@@ -362,22 +439,38 @@ impl Collection {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<f32>>)> {
         let f = filter_of(filter)?;
         let opts = opts_of(params, k, false)?;
-        let arr = f32_array(py, queries)?;
-        let ro = arr.readonly();
-        let (n, d) = match ro.shape() {
-            [n, d] => (*n, *d),
-            s => {
-                return Err(PyValueError::new_err(format!(
-                    "queries must be a 2-D array (n, dim), got shape {s:?}"
-                )))
+        // Multi-vector queries: a list of 2-D arrays (or one 3-D array).
+        let multi = match self.col.schema().vectors.first().filter(|f| f.multivector.is_some()) {
+            Some(f) => {
+                let n = queries.len()?;
+                Some(vector_sets(py, queries, n, f.dim)?)
+            }
+            None => None,
+        };
+        let (n, d, flat) = match &multi {
+            Some(sets) => (sets.len(), 0, Vec::new()),
+            None => {
+                let arr = f32_array(py, queries)?;
+                let ro = arr.readonly();
+                let (n, d) = match ro.shape() {
+                    [n, d] => (*n, *d),
+                    s => {
+                        return Err(PyValueError::new_err(format!(
+                            "queries must be a 2-D array (n, dim), got shape {s:?}"
+                        )))
+                    }
+                };
+                (n, d, ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?.to_vec())
             }
         };
-        let flat = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
         let col = &self.col;
         let lists = py
             .detach(|| {
                 use quarry_engine::ScoredPoint;
-                let qs: Vec<&[f32]> = (0..n).map(|i| &flat[i * d..(i + 1) * d]).collect();
+                let qs: Vec<&[f32]> = match &multi {
+                    Some(sets) => sets.iter().map(Vec::as_slice).collect(),
+                    None => (0..n).map(|i| &flat[i * d..(i + 1) * d]).collect(),
+                };
                 let run = |q: &&[f32]| col.search_with(q, None, k, f.as_ref(), &opts);
                 let out: quarry_core::Result<Vec<Vec<ScoredPoint>>> =
                     if n >= 8 { rayon_map(&qs, run) } else { qs.iter().map(run).collect() };
@@ -644,9 +737,11 @@ impl Database {
     /// exactly: "+sq8", "+sq4", "+pq", "+rabitq", "+rabitq4", ...; e.g. "hnsw+rabitq4"),
     /// `on_disk` (sealed segments keep the f32 rows memory-mapped, resident only where read;
     /// codes and links stay in memory), `fsync` (every write durable when it returns),
-    /// `payload_indexes` (payload keys to index). Points are indexed in segments once 50,000
-    /// are unsealed, or by `optimize()`.
-    #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None, on_disk=false))]
+    /// `payload_indexes` (payload keys to index), `multivector` (True or a dict of settings:
+    /// each point holds a set of vectors of `dim`, scored by MaxSim; `{"candidates": "muvera" |
+    /// "tokens", "rerank": 100, "per_token": 10, "max_vectors": 1024, "fde": {...}}`). Points are
+    /// indexed in segments once 50,000 are unsealed, or by `optimize()`.
+    #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None, on_disk=false, multivector=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn create_collection(
         &self,
@@ -658,10 +753,24 @@ impl Database {
         fsync: bool,
         payload_indexes: Option<Vec<String>>,
         on_disk: bool,
+        multivector: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Collection> {
         let metric: quarry_core::Metric = metric.parse().map_err(err)?;
         let mut schema = CollectionSchema::single(dim, metric, index);
         schema.vectors.iter_mut().for_each(|f| f.on_disk = on_disk);
+        match multivector.filter(|m| !m.is_none()) {
+            None => {}
+            Some(m) if m.extract::<bool>().is_ok() => {
+                if m.extract::<bool>()? {
+                    schema.vectors[0].multivector = Some(quarry_engine::MultiVectorConfig::default());
+                }
+            }
+            Some(m) => {
+                let cfg: quarry_engine::MultiVectorConfig = serde_json::from_value(to_json(m, 0)?)
+                    .map_err(|e| PyValueError::new_err(format!("multivector: {e}")))?;
+                schema.vectors[0].multivector = Some(cfg);
+            }
+        }
         schema.fsync = fsync;
         schema.payload_indexes = payload_indexes.unwrap_or_default();
         let db = self.db.clone();

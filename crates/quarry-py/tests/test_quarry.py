@@ -262,3 +262,53 @@ def test_snapshot_restores_every_point_and_refuses_an_existing_name(tmp_path, db
     assert r.get(1000).payload == {"tag": 9}
     with pytest.raises(ValueError):
         db.restore_snapshot(path, "items")
+
+
+def _maxsim(q, d):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+    return float((qn @ dn.T).max(axis=1).sum())
+
+
+@pytest.mark.parametrize("multivector", [True, {"candidates": "tokens", "per_token": 40}])
+def test_multivector_collections_rank_by_maxsim(db, multivector):
+    """A multi-vector collection takes one 2-D array per point (sizes may differ) or a 3-D array,
+    answers 2-D queries by exact MaxSim before and after sealing, returns 2-D vectors, and refuses
+    malformed sets with ValueError, storing nothing."""
+    rng = np.random.default_rng(5)
+    name = "late" + ("" if multivector is True else "-tokens")
+    c = db.create_collection(name, dim=6, multivector=multivector)
+    assert c.schema["vectors"][0]["multivector"]["comparator"] == "max_sim"
+    sets = [rng.standard_normal((int(rng.integers(1, 7)), 6)).astype(np.float32) for _ in range(400)]
+    assert c.upsert(list(range(400)), sets, payloads=[{"i": i} for i in range(400)]) == 400
+    c.upsert([400, 401], np.ones((2, 3, 6), dtype=np.float32))
+    sets += [np.ones((3, 6), dtype=np.float32)] * 2
+    queries = [rng.standard_normal((3, 6)).astype(np.float32) for _ in range(8)]
+
+    def found():
+        hits = 0
+        for q in queries:
+            scores = np.array([_maxsim(q, d) for d in sets])
+            want = set(int(i) for i in np.argsort(-scores)[:5])
+            got = c.search(q, k=5)
+            for h in got:
+                assert abs(h.score - scores[h.id]) < 1e-4
+            hits += len(want & {h.id for h in got})
+        return hits
+
+    assert found() == 40
+    c.optimize()
+    assert found() >= 36
+    ids, scores = c.search_batch(queries, k=5)
+    assert ids.shape == (8, 5) and scores.shape == (8, 5)
+    assert [int(x) for x in ids[0]] == [h.id for h in c.search(queries[0], k=5)]
+    assert len(c.search(queries[0], k=5, params={"candidates": 200})) == 5
+    v = c.get(7).vector
+    assert v.shape == sets[7].shape
+    assert np.allclose(v, sets[7] / np.linalg.norm(sets[7], axis=1, keepdims=True), atol=1e-6)
+    for bad in ([np.ones(6, dtype=np.float32)], [np.ones((2, 5), dtype=np.float32)], [np.full((1, 6), np.nan, dtype=np.float32)]):
+        with pytest.raises(ValueError):
+            c.upsert([999], bad)
+    with pytest.raises(ValueError):
+        c.search(np.ones(6, dtype=np.float32))
+    assert len(c) == 402

@@ -42,21 +42,24 @@ class Collection:
     def upsert(
         self,
         ids: Union[Sequence[PointId], npt.NDArray[np.integer]],
-        vectors: Optional[MatrixLike] = None,
+        vectors: Optional[Union[MatrixLike, Sequence[MatrixLike]]] = None,
         payloads: Optional[Sequence[Optional[Dict[str, Any]]]] = None,
         texts: Optional[Sequence[str]] = None,
-    ) -> int: ...
+    ) -> int:
+        """Multi-vector collections take one 2-D array (vectors, dim) per point, or an
+        (n, vectors, dim) array."""
+        ...
     def search(
         self,
-        query: VectorLike,
+        query: Union[VectorLike, MatrixLike],
         k: int = 10,
         filter: Optional[Filter] = None,
-        params: Optional[Dict[str, Union[int, bool]]] = None,
+        params: Optional[Dict[str, Union[int, bool]]] = None,  # ef, rescore, candidates
         with_payload: bool = True,
     ) -> List[Hit]: ...
     def search_batch(
         self,
-        queries: MatrixLike,
+        queries: Union[MatrixLike, Sequence[MatrixLike]],
         k: int = 10,
         filter: Optional[Filter] = None,
         params: Optional[Dict[str, Union[int, bool]]] = None,
@@ -98,6 +101,7 @@ class Database:
         fsync: bool = True,
         payload_indexes: Optional[Sequence[str]] = None,
         on_disk: bool = False,
+        multivector: Optional[Union[bool, Dict[str, Any]]] = None,
     ) -> Collection: ...
     def create_text_collection(
         self, name: str, model: Optional[str] = None, index: str = "hnsw", k1: float = 1.2, b: float = 0.75

@@ -104,9 +104,14 @@ fn field(name: &str, p: &VectorParams, quant: Option<&Value>, base_index: &str) 
     // `per_token`, `max_vectors`, `fde`) when given.
     let multivector = match p.multivector_config.as_ref().filter(|v| !v.is_null()) {
         None => None,
-        Some(v) => Some(serde_json::from_value::<quarry_engine::MultiVectorConfig>(v.clone()).map_err(|e| {
-            ApiError::bad(format!("{}: multivector_config: {e}", quarry_engine::schema::vector_label(name)))
-        })?),
+        Some(v) => {
+            Some(serde_json::from_value::<quarry_engine::MultiVectorConfig>(v.clone()).map_err(|e| {
+                ApiError::bad(format!(
+                    "{}: multivector_config: {e}",
+                    quarry_engine::schema::vector_label(name)
+                ))
+            })?)
+        }
     };
     let metric = metric_of(&p.distance)?;
     let index = index_spec(p.quantization_config.as_ref().or(quant), base_index, p.size as usize)?;

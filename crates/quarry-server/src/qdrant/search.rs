@@ -337,7 +337,8 @@ fn run_query(
             let dim = c.schema().vectors[f].dim;
             if c.schema().vectors[f].multivector.is_some() {
                 // Late-interaction re-ranking of the prefetched points by exact MaxSim.
-                let hits = c.score_points(&v, using, &lists.iter().flatten().map(|x| x.0).collect::<Vec<_>>(), k)?;
+                let hits =
+                    c.score_points(&v, using, &lists.iter().flatten().map(|x| x.0).collect::<Vec<_>>(), k)?;
                 return Ok((hits.into_iter().map(|h| (h.id, sc.out(h.score))).collect(), sc));
             }
             if v.len() != dim {
