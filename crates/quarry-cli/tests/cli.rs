@@ -1004,3 +1004,128 @@ fn text_collection_create_ingest_search() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Multi-vector collections from the CLI: create with --multivector, ingest JSONL whose vectors
+/// are arrays of vectors (sealed in segments), search with JSONL query sets (MaxSim),
+/// refuse a malformed set; with the test model, `quarry embed --tokens` writes token vectors and
+/// a text collection with --multivector answers text queries by MaxSim of token vectors.
+#[test]
+fn multivector_collection_create_ingest_search() {
+    let dir = tmp("mvdb");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = quarry(&[
+        "collection",
+        "create",
+        "--dir",
+        p(&dir),
+        "--name",
+        "m",
+        "--dim",
+        "3",
+        "--multivector",
+        "--rerank",
+        "50",
+        "--seal-threshold",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("vector sets, MaxSim, muvera"), "{}", stdout(&o));
+    let docs = tmp("mv-docs.jsonl");
+    let mut seed = 3u64;
+    let sets: Vec<Vec<[f32; 3]>> = (0..60)
+        .map(|i| (0..1 + i % 4).map(|_| [lcg(&mut seed), lcg(&mut seed), lcg(&mut seed) + 0.6]).collect())
+        .collect();
+    let lines: Vec<String> =
+        sets.iter().enumerate().map(|(i, s)| serde_json::json!({"id": i, "vector": s}).to_string()).collect();
+    std::fs::write(&docs, lines.join("\n")).expect("write");
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "m", "--jsonl", p(&docs)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let queries = tmp("mv-queries.jsonl");
+    std::fs::write(
+        &queries,
+        format!("{}\n{}\n", serde_json::json!(sets[7]), serde_json::json!({"vector": sets[20]})),
+    )
+    .expect("write");
+    let search = || {
+        let o = quarry(&[
+            "search",
+            "--dir",
+            p(&dir),
+            "--collection",
+            "m",
+            "--vector-file",
+            p(&queries),
+            "-k",
+            "1",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["hits"][0]["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    // Seals every 20 points: the answers come from sealed segments (MUVERA + MaxSim).
+    assert!(
+        std::fs::read_dir(dir.join("collections").join("m").join("segments")).map(|d| d.count()).unwrap_or(0) > 0,
+        "sealed segments"
+    );
+    assert_eq!(search(), vec![serde_json::json!(7), serde_json::json!(20)], "a set is its own best match");
+    std::fs::write(&docs, "{\"id\": 100, \"vector\": [1, 2, 3]}\n").expect("write");
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "m", "--jsonl", p(&docs)]);
+    assert!(!o.status.success() && stderr(&o).contains("array of vectors"), "{}", stderr(&o));
+    if quarry_text::locate::model_dir("all-MiniLM-L6-v2").is_err() {
+        quarry_testkit::skip::missing("the model all-MiniLM-L6-v2", "run scripts/fetch_model.sh");
+        return;
+    }
+    let texts = tmp("mv-texts.txt");
+    std::fs::write(&texts, "yeast makes bread rise\nthe cat sat on the mat\n").expect("write");
+    let out = tmp("mv-tokens.npy");
+    let o = quarry(&["embed", "--texts", p(&texts), "--tokens", "--out", p(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tokens = quarry_eval::io::npy::read_npy(&out).expect("tokens");
+    let offsets = quarry_eval::io::npy::read_npy(&out.with_extension("offsets.npy")).expect("offsets");
+    assert_eq!((tokens.cols(), offsets.data.len()), (384, 3));
+    let o = quarry(&[
+        "collection",
+        "create",
+        "--dir",
+        p(&dir),
+        "--name",
+        "t",
+        "--text",
+        "--model",
+        "all-MiniLM-L6-v2",
+        "--multivector",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let corpus = std::fs::read_to_string(mini_beir().join("corpus.jsonl")).expect("corpus");
+    let lines: Vec<String> = corpus
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            serde_json::json!({"id": i, "text": v["text"]}).to_string()
+        })
+        .collect();
+    std::fs::write(&docs, lines.join("\n")).expect("write");
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "t", "--jsonl", p(&docs)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quarry(&[
+        "search",
+        "--dir",
+        p(&dir),
+        "--collection",
+        "t",
+        "--text",
+        "commercial yeast bread",
+        "--mode",
+        "dense",
+        "-k",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let res: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(res["hits"][0]["id"], 5, "{res}");
+}

@@ -190,6 +190,10 @@ impl TextCollection {
         }
         let with: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let refs: Vec<&str> = with.iter().map(String::as_str).collect();
+        if self.docs.schema().vectors.first().is_some_and(|f| f.multivector.is_some()) {
+            // Late interaction: the model's token vectors, scored by MaxSim.
+            return enc.encode_tokens(&refs, BATCH);
+        }
         let m = enc.encode(&refs, BATCH)?;
         Ok((0..m.rows()).map(|r| m.row(r).to_vec()).collect())
     }

@@ -108,6 +108,22 @@ pub struct CreateArgs {
     /// `optimize` seals).
     #[arg(long, default_value_t = 50_000)]
     seal_threshold: usize,
+    /// A multi-vector field (late interaction, scored by MaxSim): each point holds a set of
+    /// vectors (with --text: the model's token vectors). Candidates from `muvera` encodings
+    /// (default) or the per-token heuristic (`tokens`), indexed by --index.
+    #[arg(long, num_args = 0..=1, default_missing_value = "muvera", value_parser = ["muvera", "tokens"])]
+    multivector: Option<String>,
+    /// Multi-vector fields: candidates re-ranked by exact MaxSim per segment (muvera), or nearest
+    /// vectors per query vector (tokens).
+    #[arg(long, requires = "multivector")]
+    rerank: Option<usize>,
+    /// Multi-vector fields: most vectors per point (default 1024).
+    #[arg(long, requires = "multivector")]
+    max_vectors: Option<usize>,
+    /// Multi-vector fields: MUVERA settings as JSON, e.g. `{"repetitions": 10, "simhash_bits": 4,
+    /// "projection": 16, "final_dim": 2048}`.
+    #[arg(long, requires = "multivector")]
+    fde: Option<String>,
 }
 
 /// Runs `quarry collection …`.
@@ -164,6 +180,23 @@ fn create(a: CreateArgs) -> Result<()> {
     };
     let mut schema = CollectionSchema::single(dim.max(1), a.metric, &a.index);
     schema.vectors.iter_mut().for_each(|f| f.on_disk = a.on_disk);
+    if let Some(kind) = &a.multivector {
+        let mut mv = quarry_engine::MultiVectorConfig { candidates: kind.clone(), ..Default::default() };
+        if let Some(r) = a.rerank {
+            if kind == "tokens" {
+                mv.per_token = r;
+            } else {
+                mv.rerank = r;
+            }
+        }
+        if let Some(m) = a.max_vectors {
+            mv.max_vectors = m;
+        }
+        if let Some(json) = &a.fde {
+            mv.fde = serde_json::from_str(json).with_context(|| format!("--fde {json}"))?;
+        }
+        schema.vectors.iter_mut().for_each(|f| f.multivector = Some(mv.clone()));
+    }
     if a.text && a.model.is_none() {
         schema.vectors.clear();
     }
@@ -175,13 +208,20 @@ fn create(a: CreateArgs) -> Result<()> {
     schema.text = text;
     db.create_collection(&a.name, schema)?;
     match (a.text, &a.model) {
-        (true, Some(m)) => {
-            println!("created text collection {} (model {m}, {dim}-d, {})", a.name, a.index)
-        }
+        (true, Some(m)) => println!(
+            "created text collection {} (model {m}, {dim}-d{}, {})",
+            a.name,
+            if a.multivector.is_some() { " token vectors, MaxSim" } else { "" },
+            a.index
+        ),
         (true, None) => println!("created text collection {} (BM25 only)", a.name),
         _ => println!(
-            "created collection {} ({dim}-d, {}, {}{})",
+            "created collection {} ({dim}-d{}, {}, {}{})",
             a.name,
+            match &a.multivector {
+                Some(k) => format!(" vector sets, MaxSim, {k} candidates"),
+                None => String::new(),
+            },
             a.metric,
             a.index,
             if a.on_disk { ", rows on disk" } else { "" }
@@ -438,7 +478,14 @@ pub fn search_collection(
     let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.collection(collection)?;
     let filter = filter.map(Filter::parse).transpose()?;
-    let queries = crate::load::queries(vector_file, None)?;
+    let f = col.schema().field(field)?;
+    let queries: Vec<Vec<f32>> = match col.schema().vectors[f].multivector {
+        Some(_) => query_sets(vector_file, &col.schema().vectors[f])?,
+        None => {
+            let m = crate::load::queries(vector_file, None)?;
+            (0..m.rows()).map(|i| m.row(i).to_vec()).collect()
+        }
+    };
     let mut out = std::io::stdout().lock();
     for (i, q) in queries.iter().enumerate() {
         let hits =
@@ -455,6 +502,36 @@ pub fn search_collection(
         }
     }
     Ok(())
+}
+
+/// Query sets of a multi-vector field: token vectors from `quarry embed --tokens` (an `.npy` with
+/// its `.offsets.npy`), or JSONL with one array of vectors per line (or `{"vector": [[…], …]}`).
+fn query_sets(path: &std::path::Path, field: &quarry_engine::VectorField) -> Result<Vec<Vec<f32>>> {
+    if path.extension().is_some_and(|e| e == "npy") {
+        let sets = crate::commands::embed::read_token_sets(
+            path,
+            &crate::commands::embed::default_offsets_path(path),
+        )?;
+        if sets.dim() != field.dim {
+            bail!(
+                "{}: vectors of {} values, the field has dimension {}",
+                path.display(),
+                sets.dim(),
+                field.dim
+            );
+        }
+        return Ok((0..sets.len() as u32).map(|i| sets.get(i).unwrap_or_default().to_vec()).collect());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| json_error(line, &e))?;
+            let v = v.get("vector").cloned().unwrap_or(v);
+            Ok(field.parse_value(&v, &format!("{} line {}", path.display(), i + 1))?)
+        })
+        .collect()
 }
 
 /// A JSON syntax error, with the non-finite hint when a NaN or infinity caused it.
