@@ -46,8 +46,9 @@ PY
   *) echo "unknown set $set_name (scifact or wndict)" >&2; exit 2 ;;
 esac
 for side in docs queries; do
+  ids=$work/${side/queries/query}_ids.txt; ids=${ids/docs_ids/doc_ids}
   [ -f "$work/$side.tokens.npy" ] || "$quarry" embed --model "$model" --texts "$work/$side.jsonl" --tokens \
-    --out "$work/$side.tokens.npy" --ids-out "$work/${side%s}_ids.txt"
+    --out "$work/$side.tokens.npy" --ids-out "$ids"
   [ -f "$work/$side.single.npy" ] || "$quarry" embed --model "$model" --texts "$work/$side.jsonl" \
     --out "$work/$side.single.npy"
 done

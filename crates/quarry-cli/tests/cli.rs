@@ -1067,7 +1067,8 @@ fn multivector_collection_create_ingest_search() {
     };
     // Seals every 20 points: the answers come from sealed segments (MUVERA + MaxSim).
     assert!(
-        std::fs::read_dir(dir.join("collections").join("m").join("segments")).map(|d| d.count()).unwrap_or(0) > 0,
+        std::fs::read_dir(dir.join("collections").join("m").join("segments")).map(|d| d.count()).unwrap_or(0)
+            > 0,
         "sealed segments"
     );
     assert_eq!(search(), vec![serde_json::json!(7), serde_json::json!(20)], "a set is its own best match");
