@@ -20,6 +20,18 @@ pub const OFFSETS_VERSION: u32 = 1;
 const TOKENS_FILE: &str = "tokens.flat";
 const OFFSETS_FILE: &str = "offsets.qmv";
 
+/// A query of a multi-vector field as segments search it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MultiQuery<'a> {
+    /// The query's vectors (rows of the field's dimension), as compared (unit length under
+    /// cosine).
+    pub(crate) vectors: &'a [f32],
+    /// Its MUVERA query encoding (`None`: the per-token heuristic).
+    pub(crate) fde: Option<&'a [f32]>,
+    /// Candidates per segment, overriding the field's setting.
+    pub(crate) depth: Option<usize>,
+}
+
 /// A multi-vector field as the engine runs it (from its schema).
 #[derive(Debug, Clone)]
 pub(crate) struct MultiField {
@@ -64,22 +76,21 @@ impl MultiField {
         self.encoder.as_ref().map(|e| e.encode_query(query)).transpose()
     }
 
-    /// Local rows (points) of a segment worth re-ranking for `query` (`fde`: its encoding): the
-    /// best `depth` (default [`MultiField::rerank`]) of the MUVERA index, or the owners of each
+    /// Local rows (points) of a segment worth re-ranking for query `q`: the
+    /// best `q.depth` (default [`MultiField::rerank`]) of the MUVERA index, or the owners of each
     /// query vector's `depth` (default [`MultiField::per_token`]) nearest vectors; `admit`
     /// limits both to admitted points. Ascending, no repeats.
     pub(crate) fn candidates(
         &self,
         index: &AnyIndex,
         tokens: &TokenStore,
-        query: &[f32],
-        fde: Option<&[f32]>,
-        depth: Option<usize>,
+        q: &MultiQuery<'_>,
         effort: &Effort,
         admit: Option<&[u32]>,
     ) -> Result<Vec<u32>> {
+        let (query, depth) = (q.vectors, q.depth);
         let mut out = Vec::new();
-        match fde {
+        match q.fde {
             Some(q) => {
                 let depth = depth.unwrap_or(self.rerank).max(1);
                 let effort = Effort { ef: effort.ef.max(depth), ..*effort };

@@ -241,17 +241,12 @@ impl Collection {
                     continue;
                 }
                 let exact = flat || local.as_ref().is_some_and(|l| l.len() <= EXACT_MAX_ADMITTED);
-                let hits = seg.search_multi(
-                    f,
-                    multi,
-                    &q,
-                    fde.as_deref(),
-                    k,
-                    opts.candidates,
-                    &effort,
-                    local.as_deref(),
-                    exact,
-                )?;
+                let mq = crate::multivector::MultiQuery {
+                    vectors: &q,
+                    fde: fde.as_deref(),
+                    depth: opts.candidates,
+                };
+                let hits = seg.search_multi(f, multi, &mq, k, &effort, local.as_deref(), exact)?;
                 for (score, slot) in hits {
                     if -score <= top.threshold() {
                         top.push(-score, slot);

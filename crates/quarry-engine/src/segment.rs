@@ -10,7 +10,7 @@
 //!
 //! [`CollectionSchema::seal_threshold`]: crate::CollectionSchema
 
-use crate::multivector::{MultiField, TokenStore};
+use crate::multivector::{MultiField, MultiQuery, TokenStore};
 use quarry_ann::{AnyIndex, Effort, IndexSpec, Residency};
 use quarry_core::{IdFilter, Matrix, Metric, Result};
 use std::path::Path;
@@ -179,28 +179,26 @@ impl Segment {
         Ok(hits.into_iter().map(|h| (h.score, self.slots[h.id as usize])).collect())
     }
 
-    /// The `k` best `(score, slot)` of multi-vector field `f` for `query` (its vectors, rows of
-    /// the field's dimension; `fde`: its MUVERA encoding) by exact MaxSim: candidates from the
-    /// field's index (`depth` overrides the field's re-rank depth), or the admitted local rows
-    /// `exact` all scored when given; `admit` limits candidates to admitted local rows.
+    /// The `k` best `(score, slot)` of multi-vector field `f` for query `q` by exact MaxSim:
+    /// candidates from the field's index, or every admitted local row when `exact`; `admit`
+    /// limits candidates to admitted local rows.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_multi(
         &self,
         f: usize,
         multi: &MultiField,
-        query: &[f32],
-        fde: Option<&[f32]>,
+        q: &MultiQuery<'_>,
         k: usize,
-        depth: Option<usize>,
         effort: &Effort,
         admit: Option<&[u32]>,
         exact: bool,
     ) -> Result<Vec<(f32, u32)>> {
+        let query = q.vectors;
         let Some(tokens) = self.tokens[f].as_ref() else { return Ok(Vec::new()) };
         let cands = match (exact, admit) {
             (true, Some(a)) => a.to_vec(),
             (true, None) => (0..self.slots.len() as u32).collect(),
-            (false, _) => multi.candidates(&self.indexes[f], tokens, query, fde, depth, effort, admit)?,
+            (false, _) => multi.candidates(&self.indexes[f], tokens, q, effort, admit)?,
         };
         let mut hits: Vec<(f32, u32)> = cands
             .into_iter()

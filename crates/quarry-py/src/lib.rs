@@ -54,7 +54,12 @@ fn vector_set<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, dim: usize, what: &
 
 /// The multi-vector values of `n` points: a 3-D array `(n, vectors, dim)` or a sequence of
 /// `n` 2-D arrays (sets may differ in size).
-fn vector_sets<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, n: usize, dim: usize) -> PyResult<Vec<Vec<f32>>> {
+fn vector_sets<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    n: usize,
+    dim: usize,
+) -> PyResult<Vec<Vec<f32>>> {
     if let Ok(a) = obj.cast::<PyUntypedArray>() {
         if a.ndim() == 3 {
             let arr = f32_array(py, obj)?;
@@ -84,14 +89,21 @@ fn vector_sets<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, n: usize, dim: usi
 
 /// The query of a search in `col`'s only field: a 1-D vector, or for a multi-vector field a
 /// 2-D array of vectors (concatenated).
-fn query_of<'py>(py: Python<'py>, col: &quarry_engine::Collection, query: &Bound<'py, PyAny>) -> PyResult<Vec<f32>> {
+fn query_of<'py>(
+    py: Python<'py>,
+    col: &quarry_engine::Collection,
+    query: &Bound<'py, PyAny>,
+) -> PyResult<Vec<f32>> {
     if let Some(f) = col.schema().vectors.first().filter(|f| f.multivector.is_some()) {
         return vector_set(py, query, f.dim, "query");
     }
     let arr = f32_array(py, query)?;
     let ro = arr.readonly();
     if ro.ndim() != 1 {
-        return Err(PyValueError::new_err(format!("query must be one vector (1-D), got shape {:?}", ro.shape())));
+        return Err(PyValueError::new_err(format!(
+            "query must be one vector (1-D), got shape {:?}",
+            ro.shape()
+        )));
     }
     Ok(ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?.to_vec())
 }
@@ -761,9 +773,8 @@ impl Database {
         match multivector.filter(|m| !m.is_none()) {
             None => {}
             Some(m) if m.extract::<bool>().is_ok() => {
-                if m.extract::<bool>()? {
-                    schema.vectors[0].multivector = Some(quarry_engine::MultiVectorConfig::default());
-                }
+                let on: bool = m.extract()?;
+                schema.vectors[0].multivector = on.then(quarry_engine::MultiVectorConfig::default);
             }
             Some(m) => {
                 let cfg: quarry_engine::MultiVectorConfig = serde_json::from_value(to_json(m, 0)?)

@@ -14,8 +14,10 @@ use std::path::PathBuf;
 
 /// `quarry collection …`.
 #[derive(clap::Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum CollectionCommand {
-    /// Create a collection with one dense vector field.
+    /// Create a collection with one vector field (dense, or a set of vectors per point with
+    /// --multivector), or a text collection.
     Create(CreateArgs),
     /// Write a consistent snapshot of a collection to one file (writes may continue).
     Snapshot(SnapshotArgs),

@@ -144,7 +144,7 @@ impl Judge {
             run.insert_query(qid, &ranked)?;
         }
         let m = quarry_eval::trec::Measure::parse(&format!("ndcg_cut_{k}"))?;
-        let ev = quarry_eval::trec::evaluate(&self.qrels, &run, &[m.clone()], &Default::default());
+        let ev = quarry_eval::trec::evaluate(&self.qrels, &run, &[m], &Default::default());
         Ok(ev.mean_value(&m.name()).unwrap_or(0.0))
     }
 }
