@@ -219,7 +219,14 @@ impl Collection {
         let st = self.read_state();
         let mut top = TopK::new(k);
         if !st.segments.is_empty() && k > 0 {
+            // A one-value filter is answered by the value's own segments where every segment has one.
+            let single = filter
+                .and_then(|fl| fl.single_match())
+                .and_then(|(key, v)| Some((key.to_string(), crate::payload_index::Key::of(v)?)));
+            let all_have_sub =
+                st.segments.iter().all(|seg| single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
             let admitted: Option<Vec<u32>> = match filter {
+                _ if all_have_sub => None,
                 Some(fl) => {
                     let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
                     v.sort_unstable();
@@ -232,6 +239,27 @@ impl Collection {
             };
             for seg in &st.segments {
                 let flat = seg.is_flat(f);
+                if let Some(sub) = single.as_ref().and_then(|key| seg.subs.get(key)).filter(|_| !flat) {
+                    // The value's own segment: only liveness is left to filter.
+                    let live = (st.dead_sealed > 0).then(|| {
+                        (0..sub.slots.len() as u32)
+                            .filter(|&l| st.live[sub.slots[l as usize] as usize])
+                            .collect::<Vec<u32>>()
+                    });
+                    let mq = crate::multivector::MultiQuery {
+                        vectors: &q,
+                        fde: fde.as_deref(),
+                        depth: opts.candidates,
+                    };
+                    for (score, slot) in
+                        sub.search_multi(f, multi, &mq, k, &effort, live.as_deref(), false)?
+                    {
+                        if -score <= top.threshold() {
+                            top.push(-score, slot);
+                        }
+                    }
+                    continue;
+                }
                 let local: Option<Vec<u32>> = admitted.as_ref().map(|adm| {
                     let lo = adm.partition_point(|&s| s < seg.first_slot());
                     let hi = adm.partition_point(|&s| s <= seg.last_slot());

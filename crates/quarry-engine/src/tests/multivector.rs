@@ -84,9 +84,19 @@ fn load(c: &Collection, d: &Data) {
 /// Mean recall@10 of the collection's answers against the f64 oracle over the docs that pass
 /// `keep`; also checks every returned score against the oracle.
 fn recall(c: &Collection, d: &Data, filter: Option<&Filter>, keep: impl Fn(usize) -> bool) -> f64 {
+    recall_with(c, d, filter, keep, &SearchOptions::default())
+}
+
+fn recall_with(
+    c: &Collection,
+    d: &Data,
+    filter: Option<&Filter>,
+    keep: impl Fn(usize) -> bool,
+    opts: &SearchOptions,
+) -> f64 {
     let mut sum = 0.0;
     for q in &d.queries {
-        let hits = c.search(q, None, 10, filter).expect("search");
+        let hits = c.search_with(q, None, 10, filter, opts).expect("search");
         let mut truth: Vec<(f64, u64)> = d
             .docs
             .iter()
@@ -205,5 +215,30 @@ fn multivector_values_and_queries_are_validated() {
     one.upsert(vec![point(1, vec![1.0; DIM], json!({}))]).expect("upsert");
     let err = one.search(&[1.0; DIM * 2], None, 3, None).expect_err("two vectors");
     assert!(err.to_string().contains("not a multi-vector field"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn value_segments_answer_one_value_filters_of_multivector_fields() {
+    let d = data(8300, 20);
+    let dir = temp("mv-subs");
+    let db = Database::open(&dir).expect("open");
+    let mut s = schema("muvera", "hnsw");
+    s.payload_indexes = vec!["even".into()];
+    s.payload_graphs = true;
+    let c = db.create_collection("c", s).expect("create");
+    load(&c, &d);
+    c.optimize().expect("optimize");
+    let even =
+        Filter::from_json(&json!({"must": [{"key": "even", "match": {"value": true}}]})).expect("filter");
+    // Deep re-ranking (candidates per segment) makes the answers near exact: what is checked here
+    // is that the value segments give the right points, scores and filter.
+    let deep = SearchOptions { candidates: Some(1500), ef: 1500, ..SearchOptions::default() };
+    let r = recall_with(&c, &d, Some(&even), |i| i % 2 == 0, &deep);
+    assert!(r >= 0.95, "filtered through value segments: recall@10 {r}");
+    // Deletes reach the value segments as liveness.
+    c.delete(&[PointId::Num(0), PointId::Num(2)]).expect("delete");
+    let hits = c.search(&d.docs[2], None, 3, Some(&even)).expect("search");
+    assert!(hits.iter().all(|h| h.id != PointId::Num(2) && h.id != PointId::Num(0)), "{hits:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
