@@ -142,12 +142,14 @@ impl FdeEncoder {
         let mut keys = vec![0u32; n];
         let mut projected = vec![0.0f32; n * width];
         let mut counts = vec![0u32; buckets];
+        // The scan kernels' dot product (SIMD): encodings may differ in the last bits between
+        // instruction sets, which only moves candidates, never an exact score.
+        let dot = quarry_linalg::Kernels::get().dot;
         for (r, rep) in self.reps.iter().enumerate() {
             for (t, x) in tokens.chunks_exact(d).enumerate() {
                 let mut key = 0u32;
                 for (b, g) in rep.gauss.chunks_exact(d).enumerate() {
-                    let s: f32 = g.iter().zip(x).map(|(a, b)| a * b).sum();
-                    key |= ((s > 0.0) as u32) << b;
+                    key |= ((dot(g, x) > 0.0) as u32) << b;
                 }
                 keys[t] = key;
                 let out = &mut projected[t * width..(t + 1) * width];
@@ -155,7 +157,7 @@ impl FdeEncoder {
                     out.copy_from_slice(x);
                 } else {
                     for (o, row) in out.iter_mut().zip(rep.proj.chunks_exact(d)) {
-                        *o = row.iter().zip(x).map(|(a, b)| a * b).sum();
+                        *o = dot(row, x);
                     }
                 }
             }
