@@ -57,4 +57,10 @@ cmd=("$quarry" bench multivector --dataset "$set_name" --docs "$work/docs.tokens
   --single-docs "$work/docs.single.npy" --single-queries "$work/queries.single.npy" --work-dir "$work/index" "${extra[@]}" "$@")
 echo "+ ${cmd[*]}" >&2
 "${cmd[@]}" | tee "$out.jsonl"
+# The late-interaction peer: embedded Qdrant's multi-vector MaxSim (exhaustive plain segment), in
+# the same run, on the first $PEER_QUERIES queries (it answers about one query per second).
+venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
+[ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
+"$venv/bin/python" scripts/peer_multivector.py --docs "$work/docs.tokens.npy" --queries "$work/queries.tokens.npy" \
+  --limit "${PEER_QUERIES:-100}" --dataset "$set_name" | tee -a "$out.jsonl"
 python3 scripts/multivector_report.py "$out.jsonl" "$out.md" "quarry bench multivector ${*:-} (scripts/bench_multivector.sh $set_name)"

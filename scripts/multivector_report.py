@@ -29,7 +29,8 @@ def main():
     if not rows:
         sys.exit(f"{src}: no rows")
     r0 = rows[0]
-    ex = next(r for r in rows if r["method"] == "exhaustive")
+    ex = next(r for r in rows if r["method"] == "exhaustive" and "system" not in r)
+    peer = next((r for r in rows if "system" in r), None)
     single = next((r for r in rows if r["method"] == "single-vector"), None)
     mu = [r for r in rows if r["method"] == "muvera"]
     pt = [r for r in rows if r["method"] == "per-token"]
@@ -46,9 +47,13 @@ def main():
     p(f"- Command: `{command}`")
     p("- One search thread, one query per call in a Rust loop; recall@%d against exhaustive Chamfer "
       "(MaxSim) over every document; `candidates` = documents re-ranked by exact Chamfer per query." % k)
-    p("- No late-interaction peer: PyPI's PLAID-style packages (colbert-ai, pylate, fast-plaid) need "
-      "PyTorch and model downloads this machine cannot make; the per-token heuristic below is the "
-      "candidate generation Qdrant, Milvus and Vespa use, run on Quarry's own indexes.\n")
+    p("- Peer: embedded Qdrant (qdrant-edge-py from PyPI, the engine behind Qdrant's multivector API) "
+      "with the same token vectors in a `max_sim` multi-vector field, one native search call per query "
+      "(an exhaustive MaxSim scan: Qdrant builds no useful graph over multi-vectors and advises using "
+      "them to re-rank), timed in the same run (`scripts/peer_multivector.py`). PyPI's PLAID-style "
+      "packages (colbert-ai, pylate, fast-plaid) need PyTorch and model downloads this machine cannot "
+      "make. The per-token heuristic below is the candidate generation Qdrant, Milvus and Vespa "
+      "document for late interaction, run on Quarry's own indexes.\n")
     p("## Summary\n")
     p(f"| | candidates at recall@{k} ≥ {TARGET} | QPS there | × exhaustive QPS |")
     p("|---|---|---|---|")
@@ -59,7 +64,13 @@ def main():
         else:
             p(f"| {name} | {r['candidates']:,.0f} ({'depth ' + str(r['depth']) if 'depth' in r else str(r['per_token']) + ' per token'}, "
               f"recall {r['recall']:.3f}) | {r['qps']:,.1f} | {r['qps'] / ex['qps']:.1f}× |")
-    p(f"| exhaustive | {ex['candidates']:,} | {ex['qps']:,.2f} | 1× |")
+    p(f"| exhaustive (Quarry) | {ex['candidates']:,} | {ex['qps']:,.2f} | 1× |")
+    if peer:
+        p(f"| exhaustive ({peer['system']}, {peer['queries']} queries) | {peer['docs']:,} (recall "
+          f"{peer['recall']:.3f}) | {peer['qps']:,.2f} | {peer['qps'] / ex['qps']:.2f}× |")
+    if m and peer:
+        p(f"\nAgainst {peer['system']}'s MaxSim scan, MUVERA + re-rank at recall@{k} ≥ {TARGET} answers "
+          f"**{m['qps'] / peer['qps']:.1f}×** as many queries per second.")
     if m and t:
         p(f"\nMUVERA re-ranks **{t['candidates'] / m['candidates']:.1f}× fewer candidates** than the per-token "
           f"heuristic at recall@{k} ≥ {TARGET}, and answers **{m['qps'] / ex['qps']:.1f}× faster** than the "
@@ -72,7 +83,7 @@ def main():
     p(f"| method | setting | candidates | recall@{k} | QPS | × exhaustive |" + (" nDCG@%d |" % k if "ndcg" in ex else ""))
     p("|---|---|---|---|---|---|" + ("---|" if "ndcg" in ex else ""))
     for r in rows:
-        if r["method"] == "single-vector":
+        if r["method"] == "single-vector" or "system" in r:
             continue
         setting = {"muvera": lambda: f"depth {r['depth']}, {r['index']} ef {r['ef']}, {r['fde_dim']}-d FDE",
                    "per-token": lambda: f"{r['per_token']} per token, {r['index']} ef {r['ef']}",
