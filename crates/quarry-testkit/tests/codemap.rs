@@ -356,7 +356,10 @@ impl Block {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // Cargo sets CARGO_MANIFEST_DIR when it runs the test too: prefer that, so a test binary
+    // built from another checkout of the same sources (a shared target folder) reads this one.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../..")
 }
 
 fn format_unresolved(u: &[Unresolved]) -> String {
