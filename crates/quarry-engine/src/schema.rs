@@ -61,7 +61,7 @@ pub struct MultiVectorConfig {
     /// their points).
     #[serde(default = "default_candidates")]
     pub candidates: String,
-    /// `muvera`: candidates re-ranked by exact MaxSim per segment (default 100).
+    /// `muvera`: candidates re-ranked by exact MaxSim per segment (default 200).
     #[serde(default = "default_rerank")]
     pub rerank: usize,
     /// `tokens`: nearest indexed vectors per query vector (default 10).
@@ -72,16 +72,19 @@ pub struct MultiVectorConfig {
     pub fde: FdeConfig,
 }
 
-/// MUVERA encoding parameters of a multi-vector field (see `quarry_ann::fde::FdeParams`).
+/// MUVERA encoding parameters of a multi-vector field (see `quarry_ann::fde::FdeParams`). The
+/// defaults (20 repetitions of 2 SimHash bits and a 128-d projection: 10,240 coordinates, as many
+/// as the paper's 20 × 5 bits × 16) re-rank to a higher recall on the token vectors measured in
+/// decision 0016 than the paper's split of the same size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdeConfig {
     /// Repetitions (default 20).
     #[serde(default = "default_reps")]
     pub repetitions: usize,
-    /// SimHash bits per repetition (default 5: 32 buckets).
+    /// SimHash bits per repetition (default 2: 4 buckets).
     #[serde(default = "default_bits")]
     pub simhash_bits: u32,
-    /// Inner projection dimension (default 16; 0: none, the vectors' own coordinates).
+    /// Inner projection dimension (default 128; 0: none, the vectors' own coordinates).
     #[serde(default = "default_proj")]
     pub projection: usize,
     /// Optional final Count-Sketch dimension.
@@ -131,7 +134,7 @@ fn default_candidates() -> String {
     "muvera".into()
 }
 fn default_rerank() -> usize {
-    100
+    200
 }
 fn default_per_token() -> usize {
     10
@@ -140,10 +143,10 @@ fn default_reps() -> usize {
     20
 }
 fn default_bits() -> u32 {
-    5
+    2
 }
 fn default_proj() -> usize {
-    16
+    128
 }
 fn default_seed() -> u64 {
     1

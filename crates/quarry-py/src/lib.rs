@@ -751,7 +751,7 @@ impl Database {
     /// codes and links stay in memory), `fsync` (every write durable when it returns),
     /// `payload_indexes` (payload keys to index), `multivector` (True or a dict of settings:
     /// each point holds a set of vectors of `dim`, scored by MaxSim; `{"candidates": "muvera" |
-    /// "tokens", "rerank": 100, "per_token": 10, "max_vectors": 1024, "fde": {...}}`). Points are
+    /// "tokens", "rerank": 200, "per_token": 10, "max_vectors": 1024, "fde": {...}}`). Points are
     /// indexed in segments once 50,000 are unsealed, or by `optimize()`.
     #[pyo3(signature = (name, dim, metric="cosine", index="hnsw", fsync=true, payload_indexes=None, on_disk=false, multivector=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments

@@ -49,11 +49,11 @@ pub struct MultivectorArgs {
     /// MUVERA repetitions.
     #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// MUVERA SimHash bits per repetition (2^bits buckets).
-    #[arg(long, default_value_t = 5)]
+    /// MUVERA SimHash bits per repetition (2^bits buckets; the engine's default).
+    #[arg(long, default_value_t = 2)]
     bits: usize,
-    /// MUVERA inner projection dimension (0: none, the identity).
-    #[arg(long, default_value_t = 16)]
+    /// MUVERA inner projection dimension (0: none, the identity; the engine's default).
+    #[arg(long, default_value_t = 128)]
     proj: usize,
     /// MUVERA final Count-Sketch dimension (none by default).
     #[arg(long)]
@@ -65,7 +65,7 @@ pub struct MultivectorArgs {
     #[arg(long, default_value_t = 64)]
     ef: usize,
     /// Candidates re-ranked by exact Chamfer after the MUVERA search, one row each.
-    #[arg(long, value_delimiter = ',', default_value = "10,20,50,100,200,500,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,300,400,600,800,1200")]
     depths: Vec<usize>,
     /// Index spec over all document tokens for the per-token heuristic (`none`: skip it).
     #[arg(long, default_value = "hnsw")]
@@ -74,7 +74,7 @@ pub struct MultivectorArgs {
     #[arg(long, default_value_t = 64)]
     token_ef: usize,
     /// Nearest tokens per query token for the per-token heuristic, one row each.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10,20,50")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
     per_token: Vec<usize>,
     /// Queries timed for the exhaustive row (the ground truth uses every query, in parallel).
     #[arg(long, default_value_t = 50)]
