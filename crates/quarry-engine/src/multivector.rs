@@ -76,39 +76,52 @@ impl MultiField {
         self.encoder.as_ref().map(|e| e.encode_query(query)).transpose()
     }
 
-    /// Local rows (points) of a segment worth re-ranking for query `q`: the
-    /// best `q.depth` (default [`MultiField::rerank`]) of the MUVERA index, or the owners of each
-    /// query vector's `depth` (default [`MultiField::per_token`]) nearest vectors; `admit`
-    /// limits both to admitted points. Ascending, no repeats.
+    /// Local rows (points) of a segment worth re-ranking for query `q` with `k` results: the
+    /// best `q.depth` (default [`MultiField::rerank`], at least `k`) of the MUVERA index, or the
+    /// owners of each query vector's `q.depth` (default [`MultiField::per_token`]) nearest
+    /// vectors, widened until they are at least `k` points; `admit` limits both to admitted
+    /// points. Ascending, no repeats.
     pub(crate) fn candidates(
         &self,
         index: &AnyIndex,
         tokens: &TokenStore,
         q: &MultiQuery<'_>,
+        k: usize,
         effort: &Effort,
         admit: Option<&[u32]>,
     ) -> Result<Vec<u32>> {
-        let (query, depth) = (q.vectors, q.depth);
         let mut out = Vec::new();
         match q.fde {
-            Some(q) => {
-                let depth = depth.unwrap_or(self.rerank).max(1);
+            Some(fde) => {
+                // Never fewer candidates than results asked for.
+                let depth = q.depth.unwrap_or(self.rerank).max(k).max(1);
                 let effort = Effort { ef: effort.ef.max(depth), ..*effort };
                 let filter = admit.map(|a| IdFilter::from_ids(a.iter().copied()));
-                out.extend(index.search(q, depth, &effort, filter.as_ref())?.into_iter().map(|h| h.id));
+                out.extend(index.search(fde, depth, &effort, filter.as_ref())?.into_iter().map(|h| h.id));
             }
             None => {
-                let per = depth.unwrap_or(self.per_token).max(1);
-                let effort = Effort { ef: effort.ef.max(per), ..*effort };
                 let filter = admit.map(|a| {
                     IdFilter::from_ids(
                         a.iter().flat_map(|&l| tokens.range(l).unwrap_or(0..0)).map(|t| t as u32),
                     )
                 });
-                for q in query.chunks_exact(self.dim) {
-                    for h in index.search(q, per, &effort, filter.as_ref())? {
-                        out.extend(tokens.owner(h.id));
+                let available = admit.map_or(tokens.points(), <[u32]>::len);
+                let mut per = q.depth.unwrap_or(self.per_token).max(1);
+                // Widen until the owners number at least `k` (or every vector has been asked for).
+                loop {
+                    let effort = Effort { ef: effort.ef.max(per), ..*effort };
+                    out.clear();
+                    for v in q.vectors.chunks_exact(self.dim) {
+                        for h in index.search(v, per, &effort, filter.as_ref())? {
+                            out.extend(tokens.owner(h.id));
+                        }
                     }
+                    out.sort_unstable();
+                    out.dedup();
+                    if out.len() >= k.min(available) || per >= tokens.vector_count() {
+                        break;
+                    }
+                    per = (per * 2).min(tokens.vector_count());
                 }
             }
         }
@@ -188,10 +201,25 @@ impl TokenStore {
                 ),
             ));
         }
+        // The engine writes f32 rows compared by inner product; anything else is not its file.
+        if rows.storage() != quarry_ann::Storage::F32
+            || quarry_core::VectorIndex::metric(&rows) != Metric::InnerProduct
+        {
+            return Err(Error::corrupt(
+                &tpath,
+                "header",
+                "multi-vector rows must be f32 with metric ip".to_string(),
+            ));
+        }
         if residency == Residency::Memory {
             rows.move_to_heap();
         }
         Ok(TokenStore { rows, offsets })
+    }
+
+    /// Points in the store.
+    pub(crate) fn points(&self) -> usize {
+        self.offsets.len() - 1
     }
 
     /// Vectors in the store.

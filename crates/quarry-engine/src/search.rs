@@ -114,8 +114,11 @@ impl Collection {
                 .and_then(|fl| fl.single_match())
                 .and_then(|(k, v)| Some((k.to_string(), crate::payload_index::Key::of(v)?)));
             // Admitted slots (filter and liveness), once, split per segment below.
-            let all_have_sub =
-                st.segments.iter().all(|seg| single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
+            // (A flat segment scans its admitted rows exactly and never uses its value segments.)
+            let all_have_sub = st
+                .segments
+                .iter()
+                .all(|seg| !seg.is_flat(f) && single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
             let admitted: Option<Vec<u32>> = match filter {
                 _ if all_have_sub => None, // every segment answers from its value graph
                 Some(fl) => {
@@ -223,8 +226,11 @@ impl Collection {
             let single = filter
                 .and_then(|fl| fl.single_match())
                 .and_then(|(key, v)| Some((key.to_string(), crate::payload_index::Key::of(v)?)));
-            let all_have_sub =
-                st.segments.iter().all(|seg| single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
+            // (A flat segment scans its admitted rows exactly and never uses its value segments.)
+            let all_have_sub = st
+                .segments
+                .iter()
+                .all(|seg| !seg.is_flat(f) && single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
             let admitted: Option<Vec<u32>> = match filter {
                 _ if all_have_sub => None,
                 Some(fl) => {

@@ -198,7 +198,7 @@ impl Segment {
         let cands = match (exact, admit) {
             (true, Some(a)) => a.to_vec(),
             (true, None) => (0..self.slots.len() as u32).collect(),
-            (false, _) => multi.candidates(&self.indexes[f], tokens, q, effort, admit)?,
+            (false, _) => multi.candidates(&self.indexes[f], tokens, q, k, effort, admit)?,
         };
         let mut hits: Vec<(f32, u32)> = cands
             .into_iter()

@@ -4,14 +4,25 @@
 use quarry_linalg::Kernels;
 
 /// `Σ_q max_p <q, p>` for `n_q × dim` query tokens and `n_p × dim` document tokens (row-major),
-/// with the scan kernels' dot product. 0 when either set is empty.
+/// each query token scanned over the document's tokens with the scan kernel (`dot_many`, several
+/// rows per step). 0 when either set is empty.
 pub fn chamfer(query: &[f32], doc: &[f32], dim: usize) -> f32 {
     if dim == 0 || doc.len() < dim {
         return 0.0;
     }
+    let doc = &doc[..doc.len() / dim * dim];
     let kern = Kernels::get();
-    query
-        .chunks_exact(dim)
-        .map(|q| doc.chunks_exact(dim).map(|p| (kern.dot)(q, p)).fold(f32::NEG_INFINITY, f32::max))
-        .sum()
+    let mut buf = [0f32; 256];
+    let rows_per = (buf.len()).max(1);
+    let mut total = 0f32;
+    for q in query.chunks_exact(dim) {
+        let mut best = f32::NEG_INFINITY;
+        for block in doc.chunks(rows_per * dim) {
+            let out = &mut buf[..block.len() / dim];
+            (kern.dot_many)(q, block, out);
+            best = out.iter().copied().fold(best, f32::max);
+        }
+        total += best;
+    }
+    total
 }

@@ -249,3 +249,19 @@ fn both_candidate_paths_re_rank_to_the_exact_chamfer_top_k() {
     assert!(sets.push(&[]).is_err() && sets.push(&[1.0; 31]).is_err());
     assert!(token_candidates(&[], &sets, &token_index, 3).is_err());
 }
+
+#[test]
+fn chamfer_equals_an_f64_brute_force() {
+    let mut state = 11u64;
+    // Dimensions off the SIMD width, documents longer than one scan block (256 rows).
+    for &(dim, nq, np) in &[(1usize, 1usize, 1usize), (7, 3, 5), (33, 9, 300), (384, 20, 600), (128, 32, 257)]
+    {
+        let c = centre(dim, &mut state);
+        let q = tokens(nq, dim, &c, 0.5, &mut state);
+        let p = tokens(np, dim, &c, 0.5, &mut state);
+        let want: f64 =
+            q.chunks(dim).map(|a| p.chunks(dim).map(|b| dot(a, b)).fold(f64::NEG_INFINITY, f64::max)).sum();
+        let got = chamfer(&q, &p, dim) as f64;
+        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "dim {dim}, {nq} x {np}: {got} vs {want}");
+    }
+}

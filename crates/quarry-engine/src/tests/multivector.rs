@@ -242,3 +242,46 @@ fn value_segments_answer_one_value_filters_of_multivector_fields() {
     assert!(hits.iter().all(|h| h.id != PointId::Num(2) && h.id != PointId::Num(0)), "{hits:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sealed_multivector_searches_return_k_hits_and_flat_value_segments_filter() {
+    let d = data(600, 3);
+    for candidates in ["muvera", "tokens"] {
+        let dir = temp(&format!("mv-k-{candidates}"));
+        let db = Database::open(&dir).expect("open");
+        let mut s = schema(candidates, "hnsw");
+        if let Some(mv) = s.vectors[0].multivector.as_mut() {
+            mv.rerank = 5;
+            mv.per_token = 1;
+        }
+        let c = db.create_collection("c", s).expect("create");
+        load(&c, &d);
+        c.optimize().expect("optimize");
+        for q in &d.queries {
+            assert_eq!(
+                c.search(q, None, 150, None).expect("search").len(),
+                150,
+                "{candidates}: k beyond the depth"
+            );
+        }
+        drop((c, db));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // A flat multi-vector field with value segments: a one-value filter still filters.
+    let d = data(8300, 3);
+    let dir = temp("mv-flat-subs");
+    let db = Database::open(&dir).expect("open");
+    let mut s = schema("muvera", "flat");
+    s.payload_indexes = vec!["even".into()];
+    s.payload_graphs = true;
+    let c = db.create_collection("c", s).expect("create");
+    load(&c, &d);
+    c.optimize().expect("optimize");
+    c.delete(&[PointId::Num(4)]).expect("delete");
+    let even =
+        Filter::from_json(&json!({"must": [{"key": "even", "match": {"value": true}}]})).expect("filter");
+    let hits = c.search(&d.docs[4], None, 20, Some(&even)).expect("search");
+    assert_eq!(hits.len(), 20);
+    assert!(hits.iter().all(|h| matches!(h.id, PointId::Num(n) if n % 2 == 0 && n != 4)), "{hits:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
