@@ -63,4 +63,4 @@ venv=${QUARRY_PEERS_VENV:-$HOME/.cache/quarry-peers}
 [ -x "$venv/bin/python" ] || bash ../shared/tools/setup_peers.sh "$venv"
 "$venv/bin/python" scripts/peer_multivector.py --docs "$work/docs.tokens.npy" --queries "$work/queries.tokens.npy" \
   --limit "${PEER_QUERIES:-100}" --dataset "$set_name" | tee -a "$out.jsonl"
-python3 scripts/multivector_report.py "$out.jsonl" "$out.md" "scripts/bench_multivector.sh $set_name $*"
+"$venv/bin/python" scripts/multivector_report.py "$out.jsonl" "$out.md" "scripts/bench_multivector.sh $set_name $*"
