@@ -46,14 +46,14 @@ pub struct MultivectorArgs {
     /// Results per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     k: usize,
-    /// MUVERA repetitions.
-    #[arg(long, default_value_t = 20)]
+    /// MUVERA repetitions (the engine's default).
+    #[arg(long, default_value_t = 8)]
     reps: usize,
     /// MUVERA SimHash bits per repetition (2^bits buckets; the engine's default).
     #[arg(long, default_value_t = 2)]
     bits: usize,
     /// MUVERA inner projection dimension (0: none, the identity; the engine's default).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 0)]
     proj: usize,
     /// MUVERA final Count-Sketch dimension (none by default).
     #[arg(long)]
