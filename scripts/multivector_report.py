@@ -60,19 +60,25 @@ def main():
     p(f"- Command: `{command.strip()}`")
     p("- One search thread, one query per call in a Rust loop; recall@%d against exhaustive Chamfer "
       "(MaxSim) over every document; `candidates` = documents re-ranked by exact Chamfer per query." % k)
-    p("- Peer: embedded Qdrant (qdrant-edge-py from PyPI, the engine behind Qdrant's multivector API) "
-      "with the same token vectors in a `max_sim` multi-vector field, one native search call per query "
-      "(an exhaustive MaxSim scan: Qdrant builds no useful graph over multi-vectors and advises using "
-      "them to re-rank), timed in the same run (`scripts/peer_multivector.py`). PyPI's PLAID-style "
-      "packages (colbert-ai, pylate, fast-plaid) need PyTorch and model downloads this machine cannot "
-      "make. The per-token heuristic below is the candidate generation Qdrant, Milvus and Vespa "
-      "document for late interaction, run on Quarry's own indexes.\n")
+    if not peer:
+        p("- No peer and no per-token rows in this run (`--token-index none`): see the full run's report "
+          f"(`multivector-{r0['dataset']}.md`, same data and queries) for both.\n")
+    else:
+        p("- Peer: embedded Qdrant (qdrant-edge-py from PyPI, the engine behind Qdrant's multivector API) "
+          "with the same token vectors in a `max_sim` multi-vector field, one native search call per query "
+          "(an exhaustive MaxSim scan: Qdrant builds no useful graph over multi-vectors and advises using "
+          "them to re-rank), timed in the same run (`scripts/peer_multivector.py`). PyPI's PLAID-style "
+          "packages (colbert-ai, pylate, fast-plaid) need PyTorch and model downloads this machine cannot "
+          "make. The per-token heuristic below is the candidate generation Qdrant, Milvus and Vespa "
+          "document for late interaction, run on Quarry's own indexes.\n")
     p("## Summary\n")
     p(f"| | first row at recall@{k} ≥ {TARGET}: candidates | QPS there | × exhaustive QPS | candidates at exactly {TARGET} (interpolated) |")
     p("|---|---|---|---|---|")
     m, t = first_at(mu, TARGET), first_at(pt, TARGET)
     im, it = interpolated(mu, TARGET), interpolated(pt, TARGET)
     for name, r, i in (("MUVERA + re-rank", m, im), ("per-token + re-rank", t, it)):
+        if (r is None and name.startswith("per-token") and not pt):
+            continue
         if r is None:
             p(f"| {name} | not reached | | | |")
         else:
