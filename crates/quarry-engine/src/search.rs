@@ -110,27 +110,7 @@ impl Collection {
             }
         };
         if !st.segments.is_empty() && k > 0 {
-            let single = filter
-                .and_then(|fl| fl.single_match())
-                .and_then(|(k, v)| Some((k.to_string(), crate::payload_index::Key::of(v)?)));
-            // Admitted slots (filter and liveness), once, split per segment below.
-            // (A flat segment scans its admitted rows exactly and never uses its value segments.)
-            let all_have_sub = st
-                .segments
-                .iter()
-                .all(|seg| !seg.is_flat(f) && single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
-            let admitted: Option<Vec<u32>> = match filter {
-                _ if all_have_sub => None, // every segment answers from its value graph
-                Some(fl) => {
-                    let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
-                    v.sort_unstable();
-                    Some(v)
-                }
-                None if st.dead_sealed > 0 => {
-                    Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect())
-                }
-                None => None,
-            };
+            let (single, admitted) = sealed_admission(&st, f, filter);
             for seg in &st.segments {
                 let flat = seg.is_flat(f);
                 if let Some(sub) = single.as_ref().and_then(|k| seg.subs.get(k)).filter(|_| !flat) {
@@ -146,10 +126,7 @@ impl Collection {
                 let hits = match &admitted {
                     None => seg.search(f, query, k, &effort, None)?,
                     Some(adm) => {
-                        let lo = adm.partition_point(|&s| s < seg.first_slot());
-                        let hi = adm.partition_point(|&s| s <= seg.last_slot());
-                        let local: Vec<u32> =
-                            adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect();
+                        let local = local_rows(seg, adm);
                         if local.is_empty() {
                             continue;
                         }
@@ -167,10 +144,7 @@ impl Collection {
         let kern = Kernels::get();
         let dim = spec.dim;
         let sealed_end = st.sealed_end;
-        let slots: Box<dyn Iterator<Item = u32>> = match filter {
-            Some(fl) => Box::new(st.matching(fl, sealed_end)),
-            None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
-        };
+        let slots = tail_slots(&st, filter, sealed_end);
         for slot in slots {
             let x = st.tail_row(f, dim, slot);
             let key = match metric {
@@ -181,15 +155,7 @@ impl Collection {
                 top.push(key, slot);
             }
         }
-        Ok(top
-            .into_sorted()
-            .into_iter()
-            .map(|(key, slot)| ScoredPoint {
-                id: st.ids[slot as usize],
-                score: -key,
-                payload: if opts.with_payload { st.payloads.get(slot) } else { Map::new() },
-            })
-            .collect())
+        Ok(into_hits(&st, top, opts.with_payload))
     }
 }
 
@@ -223,26 +189,7 @@ impl Collection {
         let mut top = TopK::new(k);
         if !st.segments.is_empty() && k > 0 {
             // A one-value filter is answered by the value's own segments where every segment has one.
-            let single = filter
-                .and_then(|fl| fl.single_match())
-                .and_then(|(key, v)| Some((key.to_string(), crate::payload_index::Key::of(v)?)));
-            // (A flat segment scans its admitted rows exactly and never uses its value segments.)
-            let all_have_sub = st
-                .segments
-                .iter()
-                .all(|seg| !seg.is_flat(f) && single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
-            let admitted: Option<Vec<u32>> = match filter {
-                _ if all_have_sub => None,
-                Some(fl) => {
-                    let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
-                    v.sort_unstable();
-                    Some(v)
-                }
-                None if st.dead_sealed > 0 => {
-                    Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect())
-                }
-                None => None,
-            };
+            let (single, admitted) = sealed_admission(&st, f, filter);
             for seg in &st.segments {
                 let flat = seg.is_flat(f);
                 if let Some(sub) = single.as_ref().and_then(|key| seg.subs.get(key)).filter(|_| !flat) {
@@ -266,11 +213,7 @@ impl Collection {
                     }
                     continue;
                 }
-                let local: Option<Vec<u32>> = admitted.as_ref().map(|adm| {
-                    let lo = adm.partition_point(|&s| s < seg.first_slot());
-                    let hi = adm.partition_point(|&s| s <= seg.last_slot());
-                    adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect()
-                });
+                let local: Option<Vec<u32>> = admitted.as_ref().map(|adm| local_rows(seg, adm));
                 if local.as_ref().is_some_and(Vec::is_empty) {
                     continue;
                 }
@@ -289,10 +232,7 @@ impl Collection {
             }
         }
         let sealed_end = st.sealed_end;
-        let slots: Box<dyn Iterator<Item = u32>> = match filter {
-            Some(fl) => Box::new(st.matching(fl, sealed_end)),
-            None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
-        };
+        let slots = tail_slots(&st, filter, sealed_end);
         for slot in slots {
             let Some(doc) = st.tail_tokens(f, dim, slot) else { continue };
             let key = -quarry_ann::fde::chamfer(&q, doc, dim);
@@ -300,15 +240,7 @@ impl Collection {
                 top.push(key, slot);
             }
         }
-        Ok(top
-            .into_sorted()
-            .into_iter()
-            .map(|(key, slot)| ScoredPoint {
-                id: st.ids[slot as usize],
-                score: -key,
-                payload: if opts.with_payload { st.payloads.get(slot) } else { Map::new() },
-            })
-            .collect())
+        Ok(into_hits(&st, top, opts.with_payload))
     }
 }
 
@@ -374,4 +306,64 @@ impl Collection {
         hits.truncate(k);
         Ok(hits)
     }
+}
+
+/// How the sealed segments admit points for field `f` under `filter`: the one-value key a value
+/// segment can answer, and the admitted sealed slots, ascending (`None`: every row, when there is
+/// no filter and nothing died, or when every segment answers from its value segment — a flat
+/// segment scans its admitted rows exactly and never uses value segments).
+fn sealed_admission(
+    st: &crate::state::State,
+    f: usize,
+    filter: Option<&Filter>,
+) -> (Option<(String, crate::payload_index::Key)>, Option<Vec<u32>>) {
+    let single = filter
+        .and_then(|fl| fl.single_match())
+        .and_then(|(key, v)| Some((key.to_string(), crate::payload_index::Key::of(v)?)));
+    let all_have_sub = st
+        .segments
+        .iter()
+        .all(|seg| !seg.is_flat(f) && single.as_ref().is_some_and(|key| seg.subs.contains_key(key)));
+    let admitted = match filter {
+        _ if all_have_sub => None,
+        Some(fl) => {
+            let mut v: Vec<u32> = st.matching(fl, 0).filter(|&s| s < st.sealed_end).collect();
+            v.sort_unstable();
+            Some(v)
+        }
+        None if st.dead_sealed > 0 => Some((0..st.sealed_end).filter(|&s| st.live[s as usize]).collect()),
+        None => None,
+    };
+    (single, admitted)
+}
+
+/// The local rows of `seg` among the admitted slots `adm` (ascending).
+fn local_rows(seg: &crate::segment::Segment, adm: &[u32]) -> Vec<u32> {
+    let lo = adm.partition_point(|&s| s < seg.first_slot());
+    let hi = adm.partition_point(|&s| s <= seg.last_slot());
+    adm[lo..hi.max(lo)].iter().filter_map(|&s| seg.local(s)).collect()
+}
+
+/// The live unsealed slots (from `sealed_end`) passing `filter`.
+fn tail_slots<'a>(
+    st: &'a crate::state::State,
+    filter: Option<&'a Filter>,
+    sealed_end: u32,
+) -> Box<dyn Iterator<Item = u32> + 'a> {
+    match filter {
+        Some(fl) => st.matching(fl, sealed_end),
+        None => Box::new((sealed_end..st.ids.len() as u32).filter(|&s| st.live[s as usize])),
+    }
+}
+
+/// The kept `(−score, slot)` pairs as hits, best first.
+fn into_hits(st: &crate::state::State, top: TopK, with_payload: bool) -> Vec<ScoredPoint> {
+    top.into_sorted()
+        .into_iter()
+        .map(|(key, slot)| ScoredPoint {
+            id: st.ids[slot as usize],
+            score: -key,
+            payload: if with_payload { st.payloads.get(slot) } else { Map::new() },
+        })
+        .collect()
 }

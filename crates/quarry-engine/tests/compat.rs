@@ -16,36 +16,14 @@ use quarry_core::Metric;
 use quarry_engine::{Collection, CollectionSchema, Database, Filter, Point, PointId, VectorField};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+use common::{copy_tree, golden, temp};
+use std::path::Path;
 
 /// The collection's name in the golden database.
 const NAME: &str = "docs";
 /// Seal threshold of the golden collection: step 1 and step 2 each seal exactly once.
 const SEAL: usize = 12;
-
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat").join(name)
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("quarry-engine-compat-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Copies the folder tree `from` into `to` (created).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create copy");
-    for entry in std::fs::read_dir(from).expect("list golden folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy golden file");
-        }
-    }
-}
 
 fn schema() -> CollectionSchema {
     let field = |name: &str, dim: usize, metric: Metric, index: &str| VectorField {

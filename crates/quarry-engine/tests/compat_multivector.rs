@@ -13,33 +13,12 @@ use quarry_engine::{
     Collection, CollectionSchema, Database, FdeConfig, MultiVectorConfig, Point, PointId, VectorField,
 };
 use serde_json::{json, Map};
-use std::path::{Path, PathBuf};
+mod common;
+use common::{copy_tree, golden, temp};
+use std::path::Path;
 
 const NAME: &str = "late";
 const DIM: usize = 4;
-
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat").join(name)
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("quarry-engine-compat-mv-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create copy");
-    for entry in std::fs::read_dir(from).expect("list golden folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy golden file");
-        }
-    }
-}
 
 fn schema() -> CollectionSchema {
     let field = |name: &str, index: &str, multivector: Option<MultiVectorConfig>| VectorField {
@@ -168,14 +147,14 @@ fn multivector_golden_files_open_and_answer() {
         write_golden(&dir, &snap);
     }
     assert!(dir.join("collections").join(NAME).join("segments").exists(), "golden folder present");
-    let copy = temp("db");
+    let copy = temp("mv-db");
     copy_tree(&dir, &copy);
     {
         let db = Database::open(&copy).expect("open golden copy");
         let c = db.collection(NAME).expect("collection");
         check(&c, "golden folder");
     }
-    let restored = temp("restored");
+    let restored = temp("mv-restored");
     let db = Database::open(&restored).expect("open");
     let c = db.restore_snapshot(&snap, "back").expect("restore golden snapshot");
     check(&c, "golden snapshot");

@@ -105,10 +105,7 @@ impl SentenceEncoder {
 
     /// Token ids of `text` as the model sees it (special tokens added, truncated).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let t = if self.config.do_lower_case { text.to_lowercase() } else { text.to_string() };
-        let enc =
-            self.tokenizer.encode(t, true).map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        Ok(self.tokenize(text)?.get_ids().to_vec())
     }
 
     /// Splits `text` into passages that each fit the model's window (`max_seq_length` tokens with
@@ -145,24 +142,44 @@ impl SentenceEncoder {
     /// Sentence vectors of `texts` (one row each, input order), `batch_size` texts per forward
     /// pass, on [`crate::bert::FastBert`] (packed tokens, no padding).
     pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Matrix> {
-        let batch_size = batch_size.max(1);
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let h = self.dim;
         let mut out = vec![0f32; texts.len() * h];
-        for chunk in order.chunks(batch_size) {
+        self.forward_sorted(&ids, batch_size, |i, rows| {
+            self.pool(rows, rows.len() / h, &mut out[i * h..(i + 1) * h])
+        })?;
+        Matrix::new(out, h)
+    }
+
+    /// Runs `ids` (one token list per text) through [`crate::bert::FastBert`] in batches of
+    /// `batch_size` texts of similar length (longest first), calling `each(text, its token
+    /// states)` with `len × dim` rows.
+    fn forward_sorted(
+        &self,
+        ids: &[Vec<u32>],
+        batch_size: usize,
+        mut each: impl FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let h = self.dim;
+        for chunk in order.chunks(batch_size.max(1)) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let tokens = self.fast.forward(&batch)?;
             let mut row = 0;
             for (&i, s) in chunk.iter().zip(&batch) {
-                let rows = &tokens[row * h..(row + s.len()) * h];
+                each(i, &tokens[row * h..(row + s.len()) * h]);
                 row += s.len();
-                let dst = &mut out[i * h..(i + 1) * h];
-                self.pool(rows, s.len(), dst);
             }
         }
-        Matrix::new(out, h)
+        Ok(())
+    }
+
+    /// The tokenizer's encoding of `text` as the model sees it (lowercased first if the model
+    /// lowercases; special tokens added, truncated).
+    fn tokenize(&self, text: &str) -> Result<tokenizers::Encoding> {
+        let t = if self.config.do_lower_case { text.to_lowercase() } else { text.to_string() };
+        self.tokenizer.encode(t, true).map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))
     }
 
     /// Token vectors of `texts` for late interaction (MaxSim): per text, the model's last hidden
@@ -172,40 +189,27 @@ impl SentenceEncoder {
     /// trained late-interaction model (ColBERT's projection and query augmentation are absent),
     /// but they are what this encoder has.
     pub fn encode_tokens(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let batch_size = batch_size.max(1);
         let mut ids = Vec::with_capacity(texts.len());
         let mut special = Vec::with_capacity(texts.len());
         for t in texts {
-            let t = if self.config.do_lower_case { t.to_lowercase() } else { t.to_string() };
-            let enc = self
-                .tokenizer
-                .encode(t, true)
-                .map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
+            let enc = self.tokenize(t)?;
             ids.push(enc.get_ids().to_vec());
             special.push(enc.get_special_tokens_mask().to_vec());
         }
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let h = self.dim;
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let tokens = self.fast.forward(&batch)?;
-            let mut row = 0;
-            for (&i, s) in chunk.iter().zip(&batch) {
-                let rows = &tokens[row * h..(row + s.len()) * h];
-                row += s.len();
-                let keep: Vec<usize> = (0..s.len()).filter(|&t| special[i].get(t) != Some(&1)).collect();
-                let keep = if keep.is_empty() { (0..s.len().min(1)).collect() } else { keep };
-                let mut v = Vec::with_capacity(keep.len() * h);
-                for t in keep {
-                    let r = &rows[t * h..(t + 1) * h];
-                    let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                    v.extend(r.iter().map(|x| x / n));
-                }
-                out[i] = v;
+        self.forward_sorted(&ids, batch_size, |i, rows| {
+            let len = rows.len() / h;
+            let keep: Vec<usize> = (0..len).filter(|&t| special[i].get(t) != Some(&1)).collect();
+            let keep = if keep.is_empty() { (0..len.min(1)).collect() } else { keep };
+            let mut v = Vec::with_capacity(keep.len() * h);
+            for t in keep {
+                let r = &rows[t * h..(t + 1) * h];
+                let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.extend(r.iter().map(|x| x / n));
             }
-        }
+            out[i] = v;
+        })?;
         Ok(out)
     }
 
