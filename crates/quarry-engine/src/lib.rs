@@ -49,6 +49,7 @@ mod multivector;
 mod payload_index;
 mod payloads;
 pub mod point;
+pub mod quality;
 mod reads;
 pub mod schema;
 mod seal;

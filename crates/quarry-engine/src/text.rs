@@ -26,6 +26,10 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+#[path = "text_quality.rs"]
+mod text_quality;
+pub use text_quality::mode_key;
+
 /// A ranked list: `(document, score, passage)`, best first.
 type List = Vec<(PointId, f32, Option<u32>)>;
 
@@ -38,6 +42,8 @@ pub struct TextCollection {
     lexical: RwLock<Lexical>,
     /// Serialises writes (the log, the passages and the BM25 index change together).
     write: Mutex<()>,
+    /// Calibration and hubness settings (`quality.qq`), with their caches.
+    quality: RwLock<Option<Arc<text_quality::QualityState>>>,
 }
 
 impl std::fmt::Debug for TextCollection {
@@ -138,6 +144,13 @@ impl TextCollection {
         for ((id, _), t) in texts.iter().zip(&terms) {
             lexical.put(*id, t);
         }
+        let quality = match crate::quality::Quality::load(docs.dir())? {
+            Some(q) => {
+                q.check(docs.schema().vectors.first().map_or(0, |f| f.dim))?;
+                Some(text_quality::QualityState::new(q))
+            }
+            None => None,
+        };
         let tc = TextCollection {
             docs,
             passages,
@@ -145,6 +158,7 @@ impl TextCollection {
             encoder,
             lexical: RwLock::new(lexical),
             write: Mutex::new(()),
+            quality: RwLock::new(quality),
         };
         if fresh {
             // Documents without their passages (a restored snapshot, an interrupted rebuild):
@@ -418,7 +432,15 @@ impl TextCollection {
             )));
         }
         let single = query.texts.len() == 1 && query.mode != TextMode::Hybrid;
-        let depth = if single { query.k } else { query.depth.max(query.k) };
+        // Hubness re-scoring re-orders the dense candidates: take the fusion depth.
+        let depth = if single && !query.hubness { query.k } else { query.depth.max(query.k) };
+        if let Some(m) = query.min_relevance {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::InvalidArgument(format!(
+                    "min_relevance {m} is not a probability in [0, 1]"
+                )));
+            }
+        }
         let qvecs = if dense { self.embed(&query.texts, &self.spec.query_prefix)? } else { Vec::new() };
         let admitted = match (lexical, filter) {
             (true, Some(f)) => Some(self.docs.matching_ids(f).into_iter().collect()),
@@ -428,7 +450,11 @@ impl TextCollection {
         let mut lists: Vec<(usize, &'static str, List)> = Vec::new();
         for (qi, text) in query.texts.iter().enumerate() {
             if dense {
-                lists.push((qi, "dense", self.dense_list(&qvecs[qi], depth, filter, query.ef)?));
+                let mut list = self.dense_list(&qvecs[qi], depth, filter, query.ef)?;
+                if query.hubness {
+                    self.apply_hubness(&mut list)?;
+                }
+                lists.push((qi, "dense", list));
             }
             if lexical {
                 lists.push((qi, "bm25", self.bm25_list(text, depth, admitted.as_ref())));
@@ -455,9 +481,21 @@ impl TextCollection {
                 fuse(&per_query, &query.multi_fusion, depth)?
             }
         };
+        let mut ranked = ranked;
+        ranked.truncate(query.k);
+        let relevance = match query.min_relevance {
+            Some(min) => {
+                let scores: Vec<f64> = ranked.iter().map(|r| r.1).collect();
+                let p = self.relevance(query.mode, qvecs.first().map(Vec::as_slice), &scores)?;
+                let keep = p.iter().take_while(|x| **x >= min).count();
+                ranked.truncate(keep);
+                Some(p)
+            }
+            None => None,
+        };
         let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
-        let mut hits = Vec::with_capacity(query.k.min(ranked.len()));
-        for (id, score) in ranked.into_iter().take(query.k) {
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (rank, (id, score)) in ranked.into_iter().enumerate() {
             let payload =
                 if query.with_payload { self.docs.payload(id).unwrap_or_default() } else { Map::new() };
             let explain = query.explain.then(|| {
@@ -474,7 +512,8 @@ impl TextCollection {
                     })
                     .collect()
             });
-            hits.push(TextHit { id, score, payload, explain });
+            let relevance = relevance.as_ref().and_then(|p| p.get(rank).copied());
+            hits.push(TextHit { id, score, payload, explain, relevance });
         }
         Ok(hits)
     }

@@ -66,6 +66,11 @@ pub struct TextQuery {
     pub explain: bool,
     /// Whether hits carry their payloads.
     pub with_payload: bool,
+    /// Return only hits whose calibrated relevance probability reaches this (the collection's
+    /// calibration for the mode, fitted by `quarry calibrate`); hits then carry it.
+    pub min_relevance: Option<f64>,
+    /// Re-score dense candidates by the collection's fitted hubness correction.
+    pub hubness: bool,
 }
 
 impl TextQuery {
@@ -85,6 +90,8 @@ impl TextQuery {
             ef: crate::collection::DEFAULT_EF,
             explain: false,
             with_payload: true,
+            min_relevance: None,
+            hubness: false,
         }
     }
 }
@@ -119,4 +126,6 @@ pub struct TextHit {
     pub payload: Map<String, Value>,
     /// Score components, when the query asked for them.
     pub explain: Option<Vec<Component>>,
+    /// Calibrated probability of relevance, when the query set `min_relevance`.
+    pub relevance: Option<f64>,
 }

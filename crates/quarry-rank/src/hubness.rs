@@ -137,12 +137,14 @@ impl HubnessMethod {
 }
 
 /// An item's normalisers: `log Z_q(g)` over the query bank and, for DBNorm, `log Z_g(g)` over the
-/// gallery bank (without `g` itself).
+/// gallery bank (without `g` itself), each as a log-mean-exp (the log-sum-exp minus the log of the
+/// bank's size: the same ranking, and `log Z/β` stays on the similarity's scale, between the
+/// bank's mean and maximum similarity to `g`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalisers {
-    /// `log Σ_{b∈B_q} exp(β_q·S(b,g))`.
+    /// `log mean_{b∈B_q} exp(β_q·S(b,g))`.
     pub query: f64,
-    /// `log Σ_{ĝ∈B_g, ĝ≠g} exp(β_g·S(ĝ,g))`, when there is a gallery bank.
+    /// `log mean_{ĝ∈B_g, ĝ≠g} exp(β_g·S(ĝ,g))`, when there is a gallery bank.
     pub gallery: Option<f64>,
 }
 
@@ -150,9 +152,10 @@ impl Normalisers {
     /// From the item's similarities to each bank (the caller leaves `g` itself out of the
     /// gallery bank).
     pub fn of(method: &HubnessMethod, query_bank: &[f64], gallery_bank: &[f64]) -> Normalisers {
+        let lme = |beta: f64, s: &[f64]| log_sum_exp(beta, s) - (s.len().max(1) as f64).ln();
         Normalisers {
-            query: log_sum_exp(method.beta_query(), query_bank),
-            gallery: method.beta_gallery().map(|b| log_sum_exp(b, gallery_bank)),
+            query: lme(method.beta_query(), query_bank),
+            gallery: method.beta_gallery().map(|b| lme(b, gallery_bank)),
         }
     }
 }
@@ -175,6 +178,20 @@ pub fn rescore(method: &HubnessMethod, s: f64, z: &Normalisers, active: (bool, b
         }
     }
     v / total_beta
+}
+
+/// [`rescore`] applied at `strength` ∈ (0, 1]: `s + strength·(rescore(s) − s)`, that is the
+/// inverted softmax with the normaliser raised to the power `strength` (1: the full correction;
+/// smaller values keep more of the raw similarity, for galleries with mild hubness where the full
+/// correction costs ranking quality).
+pub fn rescore_with_strength(
+    method: &HubnessMethod,
+    s: f64,
+    z: &Normalisers,
+    active: (bool, bool),
+    strength: f64,
+) -> f64 {
+    s + strength * (rescore(method, s, z, active) - s)
 }
 
 /// The activation set of a bank: the items that some bank sample ranks first.

@@ -4,8 +4,8 @@
 
 use crate::progress;
 use anyhow::{bail, Context, Result};
-use quarry_engine::{Database, PassageMode, PointId, TextDoc, TextMode, TextQuery, TextSpec};
-use quarry_eval::trec::{evaluate, EvalOptions, Measure, Run};
+use quarry_engine::{Database, PassageMode, PointId, TextCollection, TextDoc, TextMode, TextQuery, TextSpec};
+use quarry_eval::trec::{evaluate, EvalOptions, Measure, Qrels, Run};
 use quarry_rank::fusion::Fusion;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -72,6 +72,34 @@ pub struct Args {
     /// One JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Calibrated cut-off: fit the mode's relevance calibration on the odd-numbered judged
+    /// queries, then run the even-numbered ones with and without `min_relevance` and report
+    /// precision of the returned hits and recall@100 (stored in the collection).
+    #[arg(long)]
+    calibrate: bool,
+    /// With --calibrate: fraction of the fit queries' relevant hits the threshold keeps.
+    #[arg(long, default_value_t = 0.99)]
+    keep: f64,
+    /// With --calibrate: this cut-off instead of the fitted threshold.
+    #[arg(long)]
+    min_relevance: Option<f64>,
+    /// Hubness correction: qb (QB-Norm) or db (DBNorm), fitted on a bank of queries (--bank, or
+    /// the dataset's queries without judgements in the split); reports nDCG@10 and the
+    /// k-occurrence skewness of the dense top 10 with and without it.
+    #[arg(long)]
+    hubness: Option<String>,
+    /// Hubness: share of the inverted-softmax penalty applied, in (0, 1].
+    #[arg(long, default_value_t = 0.2)]
+    hubness_strength: f64,
+    /// Hubness: query-bank temperature (default 20 for qb, 1/1.99 for db).
+    #[arg(long)]
+    hubness_beta: Option<f64>,
+    /// Hubness: dynamic variant (only queries whose top hit some bank query ranks first).
+    #[arg(long)]
+    hubness_dynamic: bool,
+    /// Hubness: a file of bank queries (BEIR queries JSONL or lines).
+    #[arg(long)]
+    bank: Option<PathBuf>,
 }
 
 fn fusion_of(a: &Args) -> Result<Fusion> {
@@ -157,29 +185,19 @@ fn run_in(
     let index_s = t_index.elapsed().as_secs_f64();
     let doc_ids: Vec<&str> = data.corpus.iter().map(|d| d.id.as_str()).collect();
     let queries: Vec<_> = data.queries.iter().filter(|q| data.qrels.get(&q.id).is_some()).collect();
-    let bar = progress::bar(queries.len() as u64, "querying", a.json);
-    let mut run = Run::new();
-    let mut lat = Vec::with_capacity(queries.len());
-    let t_query = Instant::now();
-    for q in &queries {
-        let mut tq = TextQuery::new(&q.text, a.mode, a.k);
+    let doc_name = |id: PointId| match id {
+        PointId::Num(n) => doc_ids.get(n as usize).map(|d| d.to_string()),
+        PointId::Uuid(_) => None,
+    };
+    let base = |text: &str| {
+        let mut tq = TextQuery::new(text, a.mode, a.k);
         tq.fusion = fusion.clone();
         tq.ef = a.ef.max(a.k);
         tq.with_payload = false;
-        let t = Instant::now();
-        let hits = col.search(&tq, None)?;
-        lat.push(t.elapsed().as_secs_f64());
-        let ranked: Vec<(&str, f64)> = hits
-            .iter()
-            .filter_map(|h| match h.id {
-                PointId::Num(n) => doc_ids.get(n as usize).map(|d| (*d, h.score)),
-                PointId::Uuid(_) => None,
-            })
-            .collect();
-        run.insert_query(&q.id, &ranked)?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+        tq
+    };
+    let t_query = Instant::now();
+    let (run, mut lat) = run_queries(&col, &queries, &base, &doc_ids, "querying", a.json)?;
     let query_s = t_query.elapsed().as_secs_f64();
     if let Some(path) = &a.run_out {
         quarry_eval::trec::write_run(path, &run, "quarry")?;
@@ -209,6 +227,15 @@ fn run_in(
     for (m, v) in &eval.mean {
         out[m.as_str()] = json!(v);
     }
+    let text_queries: Vec<(String, String)> =
+        queries.iter().map(|q| (q.id.clone(), q.text.clone())).collect();
+    if a.calibrate {
+        out["calibration"] =
+            calibration_report(a, &col, &text_queries, &data.qrels, &doc_name, &base, &doc_ids)?;
+    }
+    if let Some(method) = &a.hubness {
+        out["hubness"] = hubness_report(a, method, &col, data, &queries, &measures, &base, &doc_ids)?;
+    }
     if a.json {
         println!("{out}");
     } else {
@@ -220,6 +247,170 @@ fn run_in(
             "  indexing {index_s:.1} s, querying {query_s:.2} s ({:.0} queries/s, p50 {p50:.2} ms)",
             queries.len() as f64 / query_s.max(1e-9)
         );
+        for key in ["calibration", "hubness"] {
+            if let Some(v) = out.get(key) {
+                println!("  {key}: {}", serde_json::to_string_pretty(v)?);
+            }
+        }
     }
     Ok(())
+}
+
+type Queries<'a> = [&'a quarry_eval::io::beir::BeirQuery];
+
+/// Runs `queries` built by `make`, as a TREC run with per-query latencies.
+fn run_queries(
+    col: &TextCollection,
+    queries: &Queries<'_>,
+    make: &dyn Fn(&str) -> TextQuery,
+    doc_ids: &[&str],
+    label: &str,
+    quiet: bool,
+) -> Result<(Run, Vec<f64>)> {
+    let bar = progress::bar(queries.len() as u64, label, quiet);
+    let mut run = Run::new();
+    let mut lat = Vec::with_capacity(queries.len());
+    for q in queries {
+        let tq = make(&q.text);
+        let t = Instant::now();
+        let hits = col.search(&tq, None)?;
+        lat.push(t.elapsed().as_secs_f64());
+        let ranked: Vec<(&str, f64)> = hits
+            .iter()
+            .filter_map(|h| match h.id {
+                PointId::Num(n) => doc_ids.get(n as usize).map(|d| (*d, h.score)),
+                PointId::Uuid(_) => None,
+            })
+            .collect();
+        run.insert_query(&q.id, &ranked)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((run, lat))
+}
+
+/// Precision of returned hits (micro and per-query mean), recall@depth and hits per query.
+fn cut_measures(run: &Run, qrels: &Qrels, ids: &[String]) -> Value {
+    let (mut ret, mut rel_ret, mut prec_sum, mut rec_sum, mut n) = (0usize, 0usize, 0.0, 0.0, 0usize);
+    for qid in ids {
+        let Some(judged) = qrels.get(qid) else { continue };
+        let relevant = judged.values().filter(|g| **g > 0).count();
+        let hits = run.get(qid).unwrap_or(&[]);
+        let found = hits.iter().filter(|(d, _)| judged.get(d).is_some_and(|g| *g > 0)).count();
+        ret += hits.len();
+        rel_ret += found;
+        prec_sum += if hits.is_empty() { 0.0 } else { found as f64 / hits.len() as f64 };
+        rec_sum += if relevant == 0 { 0.0 } else { found as f64 / relevant as f64 };
+        n += 1;
+    }
+    let n = n.max(1) as f64;
+    json!({
+        "precision": rel_ret as f64 / ret.max(1) as f64,
+        "precision_per_query": prec_sum / n,
+        "recall": rec_sum / n,
+        "hits_per_query": ret as f64 / n,
+    })
+}
+
+fn calibration_report(
+    a: &Args,
+    col: &TextCollection,
+    queries: &[(String, String)],
+    qrels: &Qrels,
+    doc_name: super::quality::DocName<'_>,
+    base: &dyn Fn(&str) -> TextQuery,
+    doc_ids: &[&str],
+) -> Result<Value> {
+    let fit: Vec<(String, String)> = queries.iter().skip(1).step_by(2).cloned().collect();
+    let eval: Vec<(String, String)> = queries.iter().step_by(2).cloned().collect();
+    let t = Instant::now();
+    let (cal, report) = super::quality::fit_calibration(col, &fit, qrels, a.mode, a.k, a.keep, doc_name)?;
+    let fit_s = t.elapsed().as_secs_f64();
+    let threshold = a.min_relevance.unwrap_or(cal.threshold);
+    let eval_q: Vec<quarry_eval::io::beir::BeirQuery> = eval
+        .iter()
+        .map(|(id, text)| quarry_eval::io::beir::BeirQuery { id: id.clone(), text: text.clone() })
+        .collect();
+    let refs: Vec<&quarry_eval::io::beir::BeirQuery> = eval_q.iter().collect();
+    let ids: Vec<String> = eval.iter().map(|q| q.0.clone()).collect();
+    let (raw, raw_lat) = run_queries(col, &refs, base, doc_ids, "uncut", a.json)?;
+    let cut_query = |text: &str| {
+        let mut tq = base(text);
+        tq.min_relevance = Some(threshold);
+        tq
+    };
+    let (cut, cut_lat) = run_queries(col, &refs, &cut_query, doc_ids, "cut", a.json)?;
+    let (r, c) = (cut_measures(&raw, qrels, &ids), cut_measures(&cut, qrels, &ids));
+    let ratio = |k: &str| c[k].as_f64().unwrap_or(0.0) / r[k].as_f64().unwrap_or(1.0).max(1e-12);
+    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len().max(1) as f64 * 1e3;
+    Ok(json!({
+        "fit_queries": fit.len(),
+        "eval_queries": eval.len(),
+        "features": cal.features.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "threshold": threshold,
+        "fit": report,
+        "fit_s": fit_s,
+        "uncut": r,
+        "cut": c,
+        "precision_gain": ratio("precision") - 1.0,
+        "precision_per_query_gain": ratio("precision_per_query") - 1.0,
+        "recall_loss": 1.0 - ratio("recall"),
+        "mean_ms_uncut": mean(&raw_lat),
+        "mean_ms_cut": mean(&cut_lat),
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hubness_report(
+    a: &Args,
+    method: &str,
+    col: &TextCollection,
+    data: &quarry_eval::io::beir::BeirDataset,
+    queries: &Queries<'_>,
+    measures: &[Measure],
+    base: &dyn Fn(&str) -> TextQuery,
+    doc_ids: &[&str],
+) -> Result<Value> {
+    let bank: Vec<String> = match &a.bank {
+        Some(path) => crate::commands::bench::embed::read_texts(path)?,
+        None => {
+            data.queries.iter().filter(|q| data.qrels.get(&q.id).is_none()).map(|q| q.text.clone()).collect()
+        }
+    };
+    if bank.len() < 100 {
+        bail!(
+            "hubness needs a bank of at least 100 queries: this split leaves {} unjudged; pass --bank",
+            bank.len()
+        );
+    }
+    let fit = super::quality::HubnessFit {
+        method: super::quality::method_of(method, a.hubness_beta, None, a.hubness_dynamic)?,
+        strength: a.hubness_strength,
+        gallery: 2000,
+    };
+    let t = Instant::now();
+    let report = super::quality::fit_hubness(col, &bank, &fit)?;
+    let fit_s = t.elapsed().as_secs_f64();
+    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
+    let skew_raw = super::quality::skewness(col, &texts, 10, false)?;
+    let skew_new = super::quality::skewness(col, &texts, 10, true)?;
+    let corrected = |text: &str| {
+        let mut tq = base(text);
+        tq.hubness = true;
+        tq
+    };
+    let (run, lat) = run_queries(col, queries, &corrected, doc_ids, "hubness", a.json)?;
+    let eval = evaluate(&data.qrels, &run, measures, &EvalOptions::default());
+    let mut out = json!({
+        "bank": bank.len(),
+        "fit": report,
+        "fit_s": fit_s,
+        "skewness_dense_top10_raw": skew_raw,
+        "skewness_dense_top10_corrected": skew_new,
+        "mean_ms": lat.iter().sum::<f64>() / lat.len().max(1) as f64 * 1e3,
+    });
+    for (m, v) in &eval.mean {
+        out[m.as_str()] = json!(v);
+    }
+    Ok(out)
 }

@@ -1,0 +1,188 @@
+//! The quality steps of text queries, over the settings in [`crate::quality`]: hubness
+//! re-scoring of dense candidates (per-document normalisers computed on first use and cached
+//! until the settings change) and the calibrated relevance cut-off of the final ranking.
+
+use super::{List, TextCollection};
+use crate::id::PointId;
+use crate::quality::{Matrix, Quality};
+use crate::text_query::TextMode;
+use quarry_core::{Error, Result};
+use quarry_rank::calibrate::NullStats;
+use quarry_rank::hubness::{rescore_with_strength, Normalisers};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Loaded settings with the caches derived from them.
+#[derive(Debug)]
+pub(super) struct QualityState {
+    q: Quality,
+    norms: Mutex<HashMap<PointId, Normalisers>>,
+    activation: HashSet<PointId>,
+}
+
+impl QualityState {
+    pub(super) fn new(q: Quality) -> Arc<QualityState> {
+        let activation = q
+            .spec
+            .hubness
+            .as_ref()
+            .map(|h| h.activation.iter().filter_map(|v| PointId::from_json(v).ok()).collect())
+            .unwrap_or_default();
+        Arc::new(QualityState { q, norms: Mutex::new(HashMap::new()), activation })
+    }
+}
+
+/// Self-similarity above which a gallery-bank row is taken to be the document itself.
+const SELF_DOT: f64 = 1.0 - 1e-6;
+
+impl TextCollection {
+    /// The collection's quality settings, if any were fitted.
+    pub fn quality(&self) -> Option<Quality> {
+        self.quality.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|s| s.q.clone())
+    }
+
+    /// Replaces the quality settings (checked, then written crash-safely; `None` removes them).
+    pub fn set_quality(&self, q: Option<Quality>) -> Result<()> {
+        let dir = self.docs.dir();
+        let mut slot = self.quality.write().unwrap_or_else(PoisonError::into_inner);
+        match q {
+            Some(q) => {
+                self.dense_dim()?;
+                q.check(self.docs.schema().vectors[0].dim)?;
+                q.save(dir)?;
+                *slot = Some(QualityState::new(q));
+            }
+            None => {
+                let path = dir.join(crate::quality::QUALITY_FILE);
+                if path.exists() {
+                    std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+                    quarry_store::sync_folder(dir)?;
+                }
+                *slot = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dense dimension, or an error for collections without single dense vectors.
+    fn dense_dim(&self) -> Result<usize> {
+        let f = self.docs.schema().vectors.first();
+        match f {
+            Some(f) if self.encoder.is_some() && f.multivector.is_none() => Ok(f.dim),
+            _ => Err(Error::InvalidArgument(format!(
+                "collection {:?}: calibration and hubness work on single-vector dense collections",
+                self.docs.name()
+            ))),
+        }
+    }
+
+    /// Embeds query texts with the collection's model and query prefix.
+    pub fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.dense_dim()?;
+        self.embed(texts, &self.spec.query_prefix)
+    }
+
+    /// A seeded uniform sample of up to `n` documents' vectors (for null samples and gallery
+    /// banks).
+    pub fn sample_documents(&self, n: usize, seed: u64) -> Result<Matrix> {
+        self.dense_dim()?;
+        let mut ids: Vec<PointId> = Vec::new();
+        self.docs.for_each_payload(|id, _| ids.push(id));
+        ids.sort_unstable();
+        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+        for i in (1..ids.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ids.swap(i, ((state >> 33) % (i as u64 + 1)) as usize);
+        }
+        let rows: Vec<Vec<f32>> = ids
+            .iter()
+            .take(n)
+            .filter_map(|id| self.docs.get(*id))
+            .filter_map(|p| p.vectors.into_iter().next())
+            .collect();
+        Matrix::from_rows(&rows)
+    }
+
+    /// A query vector's null statistics over the stored null sample (none without one).
+    pub fn null_stats(&self, q: &[f32]) -> Option<NullStats> {
+        let slot = self.quality.read().unwrap_or_else(PoisonError::into_inner);
+        let m = slot.as_ref()?.q.null_sample.as_ref()?;
+        (m.cols == q.len()).then(|| NullStats::from_scores(&m.dots(q))).flatten()
+    }
+
+    /// Re-scores a dense list by the fitted hubness correction and re-sorts it.
+    pub(super) fn apply_hubness(&self, list: &mut List) -> Result<()> {
+        let state = self.quality.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(state) = state else {
+            return Err(Error::InvalidArgument(format!(
+                "collection {:?} has no hubness correction: fit one with `quarry hubness`",
+                self.docs.name()
+            )));
+        };
+        let (Some(h), Some(qb)) = (&state.q.spec.hubness, &state.q.query_bank) else {
+            return Err(Error::InvalidArgument(format!(
+                "collection {:?} has no hubness correction: fit one with `quarry hubness`",
+                self.docs.name()
+            )));
+        };
+        let active = match (h.method.dynamic(), list.first()) {
+            (true, Some(top)) => {
+                let a = state.activation.contains(&top.0);
+                (a, a)
+            }
+            _ => (true, true),
+        };
+        for item in list.iter_mut() {
+            let cached = state.norms.lock().unwrap_or_else(PoisonError::into_inner).get(&item.0).copied();
+            let z = match cached {
+                Some(z) => z,
+                None => {
+                    let Some(v) = self.docs.get(item.0).and_then(|p| p.vectors.into_iter().next()) else {
+                        continue;
+                    };
+                    let gallery: Vec<f64> = state
+                        .q
+                        .gallery_bank
+                        .as_ref()
+                        .map(|g| g.dots(&v).into_iter().filter(|s| *s < SELF_DOT).collect())
+                        .unwrap_or_default();
+                    let z = Normalisers::of(&h.method, &qb.dots(&v), &gallery);
+                    state.norms.lock().unwrap_or_else(PoisonError::into_inner).insert(item.0, z);
+                    z
+                }
+            };
+            item.1 = rescore_with_strength(&h.method, f64::from(item.1), &z, active, h.strength) as f32;
+        }
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(())
+    }
+
+    /// Each hit's calibrated relevance for `mode` (non-increasing down `scores`); `qvec` is the
+    /// dense query vector (for the null feature).
+    pub(super) fn relevance(&self, mode: TextMode, qvec: Option<&[f32]>, scores: &[f64]) -> Result<Vec<f64>> {
+        let key = mode_key(mode);
+        let state = self.quality.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let cal = state.as_ref().and_then(|s| s.q.spec.calibration.get(key)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collection {:?} has no calibration for {key} queries: fit one with `quarry calibrate --mode {key}`",
+                self.docs.name()
+            ))
+        })?;
+        let null = if cal.needs_null() { qvec.and_then(|q| self.null_stats(q)) } else { None };
+        if cal.needs_null() && null.is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "the {key} calibration needs the query's dense vector and the stored null sample"
+            )));
+        }
+        cal.probabilities(scores, null)
+    }
+}
+
+/// The calibration key of a mode.
+pub fn mode_key(mode: TextMode) -> &'static str {
+    match mode {
+        TextMode::Dense => "dense",
+        TextMode::Bm25 => "bm25",
+        TextMode::Hybrid => "hybrid",
+    }
+}
