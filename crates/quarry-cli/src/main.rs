@@ -46,6 +46,13 @@ enum Command {
     Serve(commands::serve::Args),
     /// Print one point of a collection as JSON.
     Get(commands::db::GetArgs),
+    /// Fit a text collection's relevance calibration on judged queries (or the training-free
+    /// rule), so queries can take `--min-relevance`.
+    Calibrate(commands::quality::CalibrateArgs),
+    /// Fit a text collection's hubness correction (QB-Norm / DBNorm) from a bank of queries.
+    Hubness(commands::quality::HubnessArgs),
+    /// A collection's statistics: counts, BM25 statistics, quality settings, hubness.
+    Stats(commands::quality::StatsArgs),
 }
 
 /// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
@@ -74,6 +81,9 @@ fn main() {
         Command::Quickstart(a) => commands::quickstart::run(a),
         Command::Embed(a) => commands::embed::run(a),
         Command::Search(a) => commands::search::run(a),
+        Command::Calibrate(a) => commands::quality::run_calibrate(a),
+        Command::Hubness(a) => commands::quality::run_hubness(a),
+        Command::Stats(a) => commands::quality::run_stats(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Fuse(a) => commands::fuse::run(a),
         Command::Beir(a) => commands::beir::run(a),

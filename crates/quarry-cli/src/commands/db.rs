@@ -406,6 +406,15 @@ pub fn get(a: GetArgs) -> Result<()> {
 /// `quarry search --dir D --collection C --text "…" [--text "…"] [--mode] [--explain]`: one JSON
 /// object (with `--json`) or text lines with the ranked documents of a text collection; several
 /// texts are one need, fused.
+/// Quality options of a text search.
+#[derive(Debug, Clone, Default)]
+pub struct TextExtras {
+    /// `min_relevance`: a probability, or `auto` for the calibration's stored threshold.
+    pub min_relevance: Option<String>,
+    /// Hubness re-scoring.
+    pub hubness: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn search_text(
     dir: &std::path::Path,
@@ -416,6 +425,7 @@ pub fn search_text(
     filter: Option<&str>,
     explain: bool,
     json: bool,
+    extras: &TextExtras,
 ) -> Result<()> {
     let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.text_collection(collection)?;
@@ -424,6 +434,23 @@ pub fn search_text(
     let mut q = TextQuery::new(&texts[0], mode, k);
     q.texts = texts.to_vec();
     q.explain = explain;
+    q.hubness = extras.hubness;
+    q.min_relevance = match extras.min_relevance.as_deref() {
+        None => None,
+        Some("auto") => {
+            let key = quarry_engine::text::mode_key(mode);
+            let cal = col.quality().and_then(|qs| qs.spec.calibration.get(key).cloned());
+            match cal {
+                Some(c) => Some(c.threshold),
+                None => bail!(
+                    "collection {collection} has no calibration for {key} queries: run `quarry calibrate`"
+                ),
+            }
+        }
+        Some(v) => {
+            Some(v.parse::<f64>().with_context(|| format!("--min-relevance {v:?}: a probability or auto"))?)
+        }
+    };
     let hits = col.search(&q, filter.as_ref())?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -431,6 +458,9 @@ pub fn search_text(
             .iter()
             .map(|h| {
                 let mut o = serde_json::json!({"id": h.id.to_json(), "score": h.score, "payload": h.payload});
+                if let Some(r) = h.relevance {
+                    o["relevance"] = serde_json::json!(r);
+                }
                 if let Some(e) = &h.explain {
                     o["explain"] = serde_json::to_value(e).unwrap_or_default();
                 }
@@ -443,7 +473,8 @@ pub fn search_text(
         for (i, h) in hits.iter().enumerate() {
             let text = h.payload.get(key).and_then(|t| t.as_str()).unwrap_or_default();
             let short: String = text.chars().take(100).collect();
-            writeln!(out, "{:>3}. {} {:.4}  {short}", i + 1, h.id, h.score)?;
+            let rel = h.relevance.map(|r| format!(" p={r:.3}")).unwrap_or_default();
+            writeln!(out, "{:>3}. {} {:.4}{rel}  {short}", i + 1, h.id, h.score)?;
             for c in h.explain.iter().flatten() {
                 let terms: Vec<String> =
                     c.terms.iter().map(|t| format!("{}={:.3}", t.term, t.score)).collect();

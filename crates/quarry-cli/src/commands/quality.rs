@@ -3,7 +3,7 @@
 //! a relevance calibration fitted on judged queries (or the training-free rule), a hubness
 //! correction over a bank of queries, and the k-occurrence skewness of a query set.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use quarry_engine::quality::{HubnessSpec, Matrix, Quality};
 use quarry_engine::text::mode_key;
 use quarry_engine::{PointId, TextCollection, TextMode, TextQuery};
@@ -167,4 +167,213 @@ pub fn describe(q: &Quality) -> serde_json::Value {
         "model": q.spec.model,
         "reports": q.spec.reports,
     })
+}
+
+/// Reads `(id, text)` queries: BEIR JSONL (`_id`, `text`) or plain lines (numbered from 0).
+fn read_queries(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let raw = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in raw.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        if line.trim_start().starts_with('{') {
+            let v: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{}: query {}", path.display(), i + 1))?;
+            let id = v
+                .get("_id")
+                .or_else(|| v.get("id"))
+                .map_or_else(|| i.to_string(), |x| x.as_str().map_or_else(|| x.to_string(), str::to_string));
+            let text = v.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+            out.push((id, text));
+        } else {
+            out.push((i.to_string(), line.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+fn open_text(
+    dir: &std::path::Path,
+    collection: &str,
+) -> Result<(quarry_engine::Database, std::sync::Arc<TextCollection>)> {
+    let db =
+        quarry_engine::Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let col = db.text_collection(collection)?;
+    Ok((db, col))
+}
+
+/// Arguments of `quarry calibrate`.
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Text collection.
+    #[arg(long)]
+    collection: String,
+    /// Judged queries (BEIR queries JSONL with `_id` and `text`).
+    #[arg(long, required_unless_present = "training_free")]
+    queries: Option<std::path::PathBuf>,
+    /// Judgements (BEIR TSV or TREC qrels); documents are named by `--doc-key` in the payload,
+    /// else by point id.
+    #[arg(long, required_unless_present = "training_free")]
+    qrels: Option<std::path::PathBuf>,
+    /// Ranking mode to calibrate: dense, bm25 or hybrid.
+    #[arg(long, default_value = "dense")]
+    mode: TextMode,
+    /// Hits per query used for fitting (include hard negatives).
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    /// Fraction of the judged relevant hits the stored threshold keeps.
+    #[arg(long, default_value_t = 0.99)]
+    keep: f64,
+    /// Payload key naming documents in the qrels.
+    #[arg(long, default_value = "_id")]
+    doc_key: String,
+    /// No judgements: the training-free rule for dense queries (keep z ≥ --z over a null sample).
+    #[arg(long)]
+    training_free: bool,
+    /// Training-free rule: standard deviations above the null mean.
+    #[arg(long, default_value_t = 3.0)]
+    z: f64,
+    /// Remove every calibration and hubness setting instead.
+    #[arg(long)]
+    remove: bool,
+}
+
+/// Runs `quarry calibrate`.
+pub fn run_calibrate(a: CalibrateArgs) -> Result<()> {
+    let (_db, col) = open_text(&a.dir, &a.collection)?;
+    if a.remove {
+        col.set_quality(None)?;
+        println!("{}", json!({"collection": a.collection, "quality": null}));
+        return Ok(());
+    }
+    if a.training_free {
+        let cal = col_training_free(&col, a.z)?;
+        println!("{}", json!({"collection": a.collection, "mode": "dense", "calibration": cal}));
+        return Ok(());
+    }
+    let (Some(qpath), Some(rpath)) = (&a.queries, &a.qrels) else {
+        bail!("--queries and --qrels are needed")
+    };
+    let queries = read_queries(qpath)?;
+    let qrels = quarry_eval::trec::read_qrels(rpath)?;
+    let key = a.doc_key.clone();
+    let docs = col.docs().clone();
+    let name = move |id: PointId| -> Option<String> {
+        let p = docs.payload(id)?;
+        Some(match p.get(&key) {
+            Some(v) => v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            None => id.to_string(),
+        })
+    };
+    let judged: Vec<(String, String)> = queries.into_iter().filter(|q| qrels.get(&q.0).is_some()).collect();
+    if judged.is_empty() {
+        bail!("no query of {} has judgements in {}", qpath.display(), rpath.display());
+    }
+    let (cal, report) = fit_calibration(&col, &judged, &qrels, a.mode, a.depth, a.keep, &name)?;
+    println!(
+        "{}",
+        json!({"collection": a.collection, "mode": mode_key(a.mode), "calibration": cal, "report": report})
+    );
+    Ok(())
+}
+
+fn col_training_free(col: &TextCollection, z: f64) -> Result<Calibration> {
+    training_free_calibration(col, z)
+}
+
+/// Arguments of `quarry hubness`.
+#[derive(clap::Args)]
+pub struct HubnessArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Text collection.
+    #[arg(long)]
+    collection: String,
+    /// Bank of queries (sampled or logged; JSONL with `text`, or lines).
+    #[arg(long)]
+    bank: std::path::PathBuf,
+    /// qb (QB-Norm) or db (DBNorm).
+    #[arg(long, default_value = "qb")]
+    method: String,
+    /// Query-bank temperature (default 20 for qb, 1/1.99 for db).
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Gallery-bank temperature (db; default 3).
+    #[arg(long)]
+    beta_gallery: Option<f64>,
+    /// Share of the inverted-softmax penalty applied, in (0, 1].
+    #[arg(long, default_value_t = 0.2)]
+    strength: f64,
+    /// Dynamic variant: correct only queries whose top hit some bank query ranks first.
+    #[arg(long)]
+    dynamic: bool,
+    /// Documents sampled into the gallery bank (db).
+    #[arg(long, default_value_t = 2000)]
+    gallery: usize,
+}
+
+/// Runs `quarry hubness`.
+pub fn run_hubness(a: HubnessArgs) -> Result<()> {
+    let (_db, col) = open_text(&a.dir, &a.collection)?;
+    let bank = crate::commands::bench::embed::read_texts(&a.bank)?;
+    let fit = HubnessFit {
+        method: method_of(&a.method, a.beta, a.beta_gallery, a.dynamic)?,
+        strength: a.strength,
+        gallery: a.gallery,
+    };
+    let report = fit_hubness(&col, &bank, &fit)?;
+    println!("{}", json!({"collection": a.collection, "hubness": report}));
+    Ok(())
+}
+
+/// Arguments of `quarry stats`.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Collection.
+    #[arg(long)]
+    collection: String,
+    /// Measure hubness: the k-occurrence skewness of the dense top-k of `--queries` (and with
+    /// the fitted correction, if any).
+    #[arg(long, requires = "queries")]
+    hubness: bool,
+    /// Queries for the hubness measurement (JSONL with `text`, or lines).
+    #[arg(long)]
+    queries: Option<std::path::PathBuf>,
+    /// k of the k-occurrence.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    k: usize,
+}
+
+/// Runs `quarry stats`.
+pub fn run_stats(a: StatsArgs) -> Result<()> {
+    let db = quarry_engine::Database::open_existing(&a.dir)
+        .with_context(|| format!("opening {}", a.dir.display()))?;
+    let docs = db.collection(&a.collection)?;
+    let mut out = json!({"collection": a.collection, "points": docs.count(None)});
+    if docs.schema().text.is_some() {
+        let col = db.text_collection(&a.collection)?;
+        let s = col.bm25_stats();
+        out["bm25"] = json!({"docs": s.docs, "avgdl": s.avgdl, "terms": s.terms});
+        if let Some(q) = col.quality() {
+            out["quality"] = describe(&q);
+        }
+        if a.hubness {
+            let path = a.queries.as_ref().context("--hubness needs --queries")?;
+            let texts = crate::commands::bench::embed::read_texts(path)?;
+            out["hubness"] =
+                json!({"queries": texts.len(), "k": a.k, "skewness": skewness(&col, &texts, a.k, false)?});
+            if col.quality().is_some_and(|q| q.spec.hubness.is_some()) {
+                out["hubness"]["skewness_corrected"] = json!(skewness(&col, &texts, a.k, true)?);
+            }
+        }
+    } else if a.hubness {
+        bail!("hubness is measured on text collections (their queries are texts)");
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }

@@ -36,6 +36,13 @@ pub struct Args {
     /// Text queries: show each hit's score components.
     #[arg(long, requires = "text")]
     explain: bool,
+    /// Text queries: return only hits whose calibrated relevance probability reaches this
+    /// (`auto`: the threshold stored by `quarry calibrate`); hits then show it.
+    #[arg(long, requires = "text")]
+    min_relevance: Option<String>,
+    /// Text queries: re-score dense candidates by the fitted hubness correction.
+    #[arg(long, requires = "text")]
+    hubness: bool,
     /// Collection mode: the vector field (default: the only one).
     #[arg(long)]
     field: Option<String>,
@@ -94,6 +101,10 @@ pub fn run(a: Args) -> Result<()> {
                 a.filter.as_deref(),
                 a.explain,
                 a.json,
+                &crate::commands::db::TextExtras {
+                    min_relevance: a.min_relevance.clone(),
+                    hubness: a.hubness,
+                },
             );
         }
         let Some(vectors) = &a.vector_file else {
