@@ -65,6 +65,8 @@ mod tests;
 pub mod text;
 #[cfg(feature = "text")]
 mod text_lexical;
+#[cfg(all(test, feature = "text"))]
+mod text_quality_tests;
 #[cfg(feature = "text")]
 mod text_query;
 #[cfg(feature = "text")]

@@ -242,8 +242,8 @@ mod tests {
         assert_eq!(back.gallery_bank, None);
         let path = dir.join(QUALITY_FILE);
         let mut bytes = std::fs::read(&path).expect("read");
-        let n = bytes.len();
-        bytes[n - 3] ^= 0x40;
+        // A byte of the settings section (the first, right after the 256-byte header).
+        bytes[260] ^= 0x40;
         std::fs::write(&path, &bytes).expect("write");
         let err = Quality::load(&dir).expect_err("damaged");
         assert!(err.to_string().contains("quality.qq"), "{err}");
