@@ -222,6 +222,54 @@ mod tests {
     use super::*;
     use quarry_rank::calibrate::Calibration;
 
+    fn golden() -> Quality {
+        let mut q = Quality::default();
+        q.spec.calibration.insert(
+            "dense".into(),
+            Calibration {
+                features: vec![
+                    quarry_rank::calibrate::Feature::Score,
+                    quarry_rank::calibrate::Feature::NullZ,
+                    quarry_rank::calibrate::Feature::Gap,
+                ],
+                weights: vec![5.5, 0.5, 18.0],
+                bias: -6.0,
+                threshold: 0.001,
+            },
+        );
+        q.spec.hubness = Some(HubnessSpec {
+            method: HubnessMethod::db_norm(),
+            strength: 0.2,
+            activation: vec![serde_json::json!(7), serde_json::json!("6f9619ff-8b86-d011-b42d-00cf4fc964ff")],
+        });
+        q.spec.model = Some("all-MiniLM-L6-v2".into());
+        q.null_sample = Some(Matrix::from_rows(&[vec![1.0, 0.0, 0.0], vec![0.0, 0.6, 0.8]]).expect("m"));
+        q.query_bank = Some(Matrix::from_rows(&[vec![0.0, 0.0, 1.0]]).expect("m"));
+        q.gallery_bank = Some(Matrix::from_rows(&[vec![0.5, 0.5, 0.5], vec![-1.0, 0.0, 0.0]]).expect("m"));
+        q
+    }
+
+    /// The released version-1 file still reads (regenerate with QUARRY_WRITE_GOLDEN=1 only for a
+    /// new version).
+    #[test]
+    fn reads_the_version_1_golden_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/quality-v1");
+        let want = golden();
+        if std::env::var_os("QUARRY_WRITE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&dir).expect("dir");
+            want.save(&dir).expect("save");
+        }
+        let got = Quality::load(&dir).expect("load").expect("present");
+        got.check(3).expect("valid");
+        assert_eq!(got.spec.calibration, want.spec.calibration);
+        assert_eq!(got.spec.hubness, want.spec.hubness);
+        assert_eq!(got.spec.model, want.spec.model);
+        assert_eq!(
+            (got.null_sample, got.query_bank, got.gallery_bank),
+            (want.null_sample, want.query_bank, want.gallery_bank)
+        );
+    }
+
     #[test]
     fn round_trips_and_detects_damage() {
         let dir = std::env::temp_dir().join(format!("quarry-quality-{}", std::process::id()));

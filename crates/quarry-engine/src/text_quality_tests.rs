@@ -48,8 +48,8 @@ fn calibrated_cuts_and_hubness_rescoring() {
     hub.hubness = true;
     assert!(col.search(&hub, None).expect_err("no hubness").to_string().contains("quarry hubness"));
     // The training-free rule over a null sample.
-    let mut q = Quality::default();
-    q.null_sample = Some(col.sample_documents(50, 1).expect("sample"));
+    let mut q =
+        Quality { null_sample: Some(col.sample_documents(50, 1).expect("sample")), ..Quality::default() };
     assert_eq!(q.null_sample.as_ref().map(|m| m.rows), Some(50));
     q.spec.calibration.insert("dense".into(), Calibration::training_free(2.0));
     col.set_quality(Some(q.clone())).expect("set");

@@ -72,7 +72,7 @@ impl Alignment {
         d_old: usize,
         centre_means: bool,
     ) -> Result<(Alignment, FitReport)> {
-        if d_new == 0 || d_old == 0 || new.len() % d_new != 0 || old.len() % d_old != 0 {
+        if d_new == 0 || d_old == 0 || !new.len().is_multiple_of(d_new) || !old.len().is_multiple_of(d_old) {
             return Err(Error::InvalidArgument("alignment: rows do not match the dimensions".into()));
         }
         let n = new.len() / d_new;

@@ -136,6 +136,9 @@ fn fitting_needs_both_classes_and_valid_inputs() {
     let bad = JudgedList { scores: vec![0.5], relevant: vec![true, false], null: None };
     assert!(fit(&[bad], &[Feature::Score], 0.9).is_err());
     let l2 = JudgedList { scores: vec![0.5, 0.4], relevant: vec![true, false], null: None };
-    assert!(fit(&[l2.clone()], &[Feature::NullZ], 0.9).is_err(), "null_z without null statistics");
+    assert!(
+        fit(std::slice::from_ref(&l2), &[Feature::NullZ], 0.9).is_err(),
+        "null_z without null statistics"
+    );
     assert!(fit(&[l2], &[Feature::Score], 1.5).is_err());
 }

@@ -139,7 +139,7 @@ fn aligned_cross_model_retrieval_matches_same_model_retrieval() {
     let x = unit_gauss(n, d, &mut rng);
     let r = random_orthogonal(d, &mut rng);
     let clean = times(&x, &r, d);
-    let mut noisy =
+    let noisy =
         |rng: &mut Rng| -> Vec<f32> { clean.iter().map(|v| v + (0.05 * rng.gauss()) as f32).collect() };
     let y = noisy(&mut rng);
     let y_queries = noisy(&mut rng);
