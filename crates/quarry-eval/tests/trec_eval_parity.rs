@@ -87,7 +87,10 @@ fn scifact_reference() {
 
 #[test]
 fn golden_fixtures() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trec");
+    // The run-time CARGO_MANIFEST_DIR (cargo sets it for tests) first: a test binary reused from
+    // another checkout of the same sources would otherwise read that checkout's fixtures.
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = Path::new(&root).join("tests/fixtures/trec");
     let expected = load_json(&dir.join("expected.json"));
     let names: Vec<&str> = expected["measures"]
         .as_array()
