@@ -113,13 +113,9 @@ impl TextCollection {
     /// Re-scores a dense list by the fitted hubness correction and re-sorts it.
     pub(super) fn apply_hubness(&self, list: &mut List) -> Result<()> {
         let state = self.quality.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let Some(state) = state else {
-            return Err(Error::InvalidArgument(format!(
-                "collection {:?} has no hubness correction: fit one with `quarry hubness`",
-                self.docs.name()
-            )));
-        };
-        let (Some(h), Some(qb)) = (&state.q.spec.hubness, &state.q.query_bank) else {
+        let fitted =
+            state.as_ref().and_then(|s| Some((s, s.q.spec.hubness.as_ref()?, s.q.query_bank.as_ref()?)));
+        let Some((state, h, qb)) = fitted else {
             return Err(Error::InvalidArgument(format!(
                 "collection {:?} has no hubness correction: fit one with `quarry hubness`",
                 self.docs.name()

@@ -4,17 +4,7 @@
 
 use super::*;
 
-struct Rng(u64);
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f64 {
-        let (u, v) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+use quarry_testkit::gen::TestRng as Rng;
 
 /// Queries whose scores have a per-query offset and scale; relevant hits sit 3σ above the
 /// query's null mean.
@@ -41,7 +31,7 @@ fn synthetic(queries: usize, rng: &mut Rng) -> Vec<JudgedList> {
 
 #[test]
 fn the_cut_is_a_prefix_and_the_map_is_monotone() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let lists = synthetic(200, &mut rng);
     let (cal, _) = fit(&lists, &[Feature::Score, Feature::NullZ, Feature::Gap], 0.97).expect("fit");
     cal.check().expect("valid");
@@ -87,7 +77,7 @@ fn the_linear_map_is_a_global_score_threshold() {
 #[test]
 fn the_training_free_rule_passes_the_gaussian_tail() {
     // Scores of a random query against random documents: Gaussian; z ≥ 3 keeps 0.135 %.
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let sample: Vec<f64> = (0..2000).map(|_| 0.1 + 0.05 * rng.gauss()).collect();
     let null = NullStats::from_scores(&sample).expect("stats");
     let cal = Calibration::training_free(3.0);
@@ -101,7 +91,7 @@ fn the_training_free_rule_passes_the_gaussian_tail() {
 
 #[test]
 fn a_fitted_cut_raises_precision_on_held_out_queries() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let train = synthetic(150, &mut rng);
     let test = synthetic(150, &mut rng);
     let (cal, rep) = fit(&train, &[Feature::Score, Feature::NullZ, Feature::Gap], 0.97).expect("fit");

@@ -194,13 +194,6 @@ pub fn rescore_with_strength(
     s + strength * (rescore(method, s, z, active) - s)
 }
 
-/// The activation set of a bank: the items that some bank sample ranks first.
-pub fn activation_set<D: Clone + Eq + Hash>(
-    top1: impl IntoIterator<Item = D>,
-) -> std::collections::HashSet<D> {
-    top1.into_iter().collect()
-}
-
 #[cfg(test)]
 #[path = "hubness_tests.rs"]
 mod tests;

@@ -41,3 +41,25 @@ pub fn with_duplicates(m: &Matrix, copies: usize) -> Matrix {
     }
     Matrix::new(data, m.dim()).unwrap_or_else(|e| panic!("generator shape: {e}"))
 }
+
+/// A seeded source of f64 draws for tests that build their own data (uniform and standard
+/// normal), so test files do not each carry a generator.
+#[derive(Debug, Clone)]
+pub struct TestRng(SmallRng);
+
+impl TestRng {
+    /// Seeded with `seed`.
+    pub fn new(seed: u64) -> TestRng {
+        TestRng(SmallRng::seed_from_u64(seed))
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0.random()
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn gauss(&mut self) -> f64 {
+        f64::from(normal(&mut self.0))
+    }
+}

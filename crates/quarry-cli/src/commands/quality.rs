@@ -248,7 +248,7 @@ pub fn run_calibrate(a: CalibrateArgs) -> Result<()> {
         return Ok(());
     }
     if a.training_free {
-        let cal = col_training_free(&col, a.z)?;
+        let cal = training_free_calibration(&col, a.z)?;
         println!("{}", json!({"collection": a.collection, "mode": "dense", "calibration": cal}));
         return Ok(());
     }
@@ -276,10 +276,6 @@ pub fn run_calibrate(a: CalibrateArgs) -> Result<()> {
         json!({"collection": a.collection, "mode": mode_key(a.mode), "calibration": cal, "report": report})
     );
     Ok(())
-}
-
-fn col_training_free(col: &TextCollection, z: f64) -> Result<Calibration> {
-    training_free_calibration(col, z)
 }
 
 /// Arguments of `quarry hubness`.

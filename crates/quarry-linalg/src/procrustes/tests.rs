@@ -5,17 +5,7 @@
 use super::*;
 use crate::svd::svd;
 
-struct Rng(u64);
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f64 {
-        let (u, v) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+use quarry_testkit::gen::TestRng as Rng;
 
 fn random_orthogonal(d: usize, rng: &mut Rng) -> Vec<f64> {
     let g: Vec<f64> = (0..d * d).map(|_| rng.gauss()).collect();
@@ -43,7 +33,7 @@ fn unit_gauss(n: usize, d: usize, rng: &mut Rng) -> Vec<f32> {
 #[test]
 fn recovers_a_random_rotation_and_a_signed_permutation() {
     let (n, d) = (2000, 64);
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let x = unit_gauss(n, d, &mut rng);
     let r = random_orthogonal(d, &mut rng);
     let y = times(&x, &r, d);
@@ -69,7 +59,7 @@ fn recovers_a_random_rotation_and_a_signed_permutation() {
 #[test]
 fn is_orthogonal_optimal_and_matches_the_trace_formula() {
     let (n, d) = (300, 16);
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let x = unit_gauss(n, d, &mut rng);
     let y = unit_gauss(n, d, &mut rng); // unrelated: the fit is still the best rotation
     let (a, rep) = Alignment::fit(&x, d, &y, d, false).expect("fit");
@@ -108,7 +98,7 @@ fn is_orthogonal_optimal_and_matches_the_trace_formula() {
 
 #[test]
 fn rectangular_maps_are_semi_orthogonal() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let (n, dn, dold) = (400, 24, 16);
     let x = unit_gauss(n, dn, &mut rng);
     let y = unit_gauss(n, dold, &mut rng);
@@ -135,7 +125,7 @@ fn aligned_cross_model_retrieval_matches_same_model_retrieval() {
     // gallery is Y; the query for item i is found when item i is in the top 10. Same-model
     // queries are fresh old-model draws x_i R + noise.
     let (n, d, k) = (2000, 32, 10);
-    let mut rng = Rng(19);
+    let mut rng = Rng::new(19);
     let x = unit_gauss(n, d, &mut rng);
     let r = random_orthogonal(d, &mut rng);
     let clean = times(&x, &r, d);
@@ -162,7 +152,7 @@ fn aligned_cross_model_retrieval_matches_same_model_retrieval() {
 
 #[test]
 fn too_few_pairs_and_bad_inputs_are_errors() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let x = unit_gauss(10, 16, &mut rng);
     assert!(Alignment::fit(&x, 16, &x, 16, false).is_err(), "n < d");
     assert!(Alignment::fit(&x, 16, &x[..16 * 9], 16, false).is_err(), "row counts differ");
