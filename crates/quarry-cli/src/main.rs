@@ -53,6 +53,9 @@ enum Command {
     Hubness(commands::quality::HubnessArgs),
     /// A collection's statistics: counts, BM25 statistics, quality settings, hubness.
     Stats(commands::quality::StatsArgs),
+    /// Let queries of a new model search a text collection embedded by its old model: fit an
+    /// orthogonal (Procrustes) map from documents embedded by both.
+    Align(commands::quality::AlignArgs),
 }
 
 /// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
@@ -84,6 +87,7 @@ fn main() {
         Command::Calibrate(a) => commands::quality::run_calibrate(a),
         Command::Hubness(a) => commands::quality::run_hubness(a),
         Command::Stats(a) => commands::quality::run_stats(a),
+        Command::Align(a) => commands::quality::run_align(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Fuse(a) => commands::fuse::run(a),
         Command::Beir(a) => commands::beir::run(a),

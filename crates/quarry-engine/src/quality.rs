@@ -1,10 +1,12 @@
 //! A text collection's quality settings (`quality.qq`, spec in docs/FORMAT.md): relevance
-//! calibrations per ranking mode with the null sample they standardise against, and hubness
-//! re-scoring with its query and gallery banks. Fitted by `quarry calibrate` / `quarry hubness`
+//! calibrations per ranking mode with the null sample they standardise against, hubness
+//! re-scoring with its query and gallery banks, and orthogonal maps that let queries embedded by
+//! another (upgraded) model search the collection's vectors. Fitted by `quarry calibrate` / `quarry hubness`
 //! (or [`crate::TextCollection::set_quality`]), stored crash-safely, checked when read, and used
 //! by text queries that ask for a relevance cut-off (`min_relevance`) or hubness correction.
 
 use quarry_core::{Error, Result};
+use quarry_linalg::procrustes::Alignment;
 use quarry_rank::calibrate::Calibration;
 use quarry_rank::hubness::HubnessMethod;
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,23 @@ pub struct HubnessSpec {
     pub activation: Vec<serde_json::Value>,
 }
 
+/// A query model whose vectors are mapped into the collection's space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentSpec {
+    /// The query model's dimension.
+    pub d_new: usize,
+    /// The collection's dimension.
+    pub d_old: usize,
+    /// Whether both spaces were mean-centred (the map then carries both means).
+    pub centred: bool,
+    /// Prefix put before query texts when the query model embeds them.
+    #[serde(default)]
+    pub query_prefix: String,
+    /// What the fit measured.
+    #[serde(default)]
+    pub report: serde_json::Value,
+}
+
 /// The JSON part of `quality.qq`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct QualitySpec {
@@ -74,6 +93,10 @@ pub struct QualitySpec {
     /// Hubness re-scoring of dense candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubness: Option<HubnessSpec>,
+    /// Query models mapped into the collection's space (by the name queries give), with their
+    /// maps in section 5.
+    #[serde(default)]
+    pub alignments: BTreeMap<String, AlignmentSpec>,
     /// The model the settings were fitted with (they are stale under another one).
     #[serde(default)]
     pub model: Option<String>,
@@ -96,6 +119,9 @@ pub struct Quality {
     pub query_bank: Option<Matrix>,
     /// Gallery bank (DBNorm).
     pub gallery_bank: Option<Matrix>,
+    /// Maps from query models into the collection's space, by name (described in
+    /// `spec.alignments`).
+    pub alignments: BTreeMap<String, Alignment>,
 }
 
 const NAMES: [&str; 3] = ["null_sample", "query_bank", "gallery_bank"];
@@ -123,6 +149,23 @@ impl Quality {
             }
             if h.method.beta_gallery().is_some() && self.gallery_bank.is_none() {
                 return Err(Error::InvalidArgument("DBNorm needs a gallery bank".into()));
+            }
+        }
+        if self.spec.alignments.keys().ne(self.alignments.keys()) {
+            return Err(Error::InvalidArgument("alignment settings and maps name different models".into()));
+        }
+        for (name, a) in &self.alignments {
+            let spec = &self.spec.alignments[name];
+            let means_ok = if spec.centred {
+                a.mean_new.len() == a.d_new && a.mean_old.len() == a.d_old
+            } else {
+                a.mean_new.is_empty() && a.mean_old.is_empty()
+            };
+            if a.d_old != dim || spec.d_new != a.d_new || spec.d_old != a.d_old || a.w.len() != a.d_new * a.d_old || !means_ok {
+                return Err(Error::InvalidArgument(format!(
+                    "alignment of {name:?}: a {}×{} map does not fit a {dim}-d collection or its settings",
+                    a.d_new, a.d_old
+                )));
             }
         }
         for (name, m) in NAMES.iter().zip(self.matrices()) {
@@ -153,9 +196,21 @@ impl Quality {
             };
             blobs.push(bytes);
         }
+        // Section 5: each map in name order: W (d_new × d_old), then, if centred, the two means and
+        // the scale.
+        let maps: Vec<u8> = self
+            .alignments
+            .values()
+            .flat_map(|a| {
+                let scale = if a.mean_new.is_empty() { None } else { Some(&a.scale) };
+                a.w.iter().chain(&a.mean_new).chain(&a.mean_old).chain(scale)
+            })
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let json = serde_json::to_vec(&spec).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let mut sections: Vec<&[u8]> = vec![&json];
         sections.extend(blobs.iter().map(Vec::as_slice));
+        sections.push(&maps);
         quarry_store::framing::write_framed(
             &dir.join(QUALITY_FILE),
             MAGIC,
@@ -173,11 +228,11 @@ impl Quality {
             return Ok(None);
         }
         let mut f = quarry_store::framing::Framed::open(&path, MAGIC, VERSION, "quality")?;
-        if f.sections.len() != 4 {
+        if f.sections.len() != 5 {
             return Err(Error::corrupt(
                 &path,
                 "header",
-                format!("{} sections, expected 4", f.sections.len()),
+                format!("{} sections, expected 5", f.sections.len()),
             ));
         }
         let json = f.read(0, "settings")?;
@@ -207,12 +262,44 @@ impl Quality {
             };
             mats.push(m);
         }
+        let bytes = f.read(4, "alignments")?;
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if bytes.len() % 4 != 0 || values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::corrupt(&path, "alignments", "not a run of finite f32 values".to_string()));
+        }
+        let mut alignments = BTreeMap::new();
+        let mut at = 0usize;
+        for (name, a) in &spec.alignments {
+            let (dn, dold) = (a.d_new, a.d_old);
+            let means = if a.centred { dn + dold + 1 } else { 0 };
+            let len = dn.checked_mul(dold).and_then(|n| n.checked_add(means));
+            let Some(chunk) = len.and_then(|n| values.get(at..at + n)) else {
+                return Err(Error::corrupt(&path, "alignments", format!("the map of {name:?} runs past the section")));
+            };
+            let (w, rest) = chunk.split_at(dn * dold);
+            let (mean_new, mean_old, scale) = if a.centred {
+                let (mn, r) = rest.split_at(dn);
+                let (mo, sc) = r.split_at(dold);
+                (mn, mo, sc[0])
+            } else {
+                (&[][..], &[][..], 1.0)
+            };
+            alignments.insert(
+                name.clone(),
+                Alignment { d_new: dn, d_old: dold, w: w.to_vec(), mean_new: mean_new.to_vec(), mean_old: mean_old.to_vec(), scale },
+            );
+            at += chunk.len();
+        }
+        if at != values.len() {
+            return Err(Error::corrupt(&path, "alignments", format!("{} values left over", values.len() - at)));
+        }
         let mut it = mats.into_iter();
         Ok(Some(Quality {
             spec,
             null_sample: it.next().flatten(),
             query_bank: it.next().flatten(),
             gallery_bank: it.next().flatten(),
+            alignments,
         }))
     }
 }
@@ -246,6 +333,23 @@ mod tests {
         q.null_sample = Some(Matrix::from_rows(&[vec![1.0, 0.0, 0.0], vec![0.0, 0.6, 0.8]]).expect("m"));
         q.query_bank = Some(Matrix::from_rows(&[vec![0.0, 0.0, 1.0]]).expect("m"));
         q.gallery_bank = Some(Matrix::from_rows(&[vec![0.5, 0.5, 0.5], vec![-1.0, 0.0, 0.0]]).expect("m"));
+        // A 2-d query model mapped (centred) into the 3-d space, and a plain 3-d one.
+        q.spec.alignments.insert(
+            "small".into(),
+            AlignmentSpec { d_new: 2, d_old: 3, centred: true, query_prefix: "q: ".into(), report: serde_json::json!({"pairs": 1000}) },
+        );
+        q.alignments.insert(
+            "small".into(),
+            Alignment { d_new: 2, d_old: 3, w: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0], mean_new: vec![0.1, 0.2], mean_old: vec![0.0, 0.5, -0.5], scale: 0.75 },
+        );
+        q.spec.alignments.insert(
+            "same".into(),
+            AlignmentSpec { d_new: 3, d_old: 3, centred: false, query_prefix: String::new(), report: serde_json::Value::Null },
+        );
+        q.alignments.insert(
+            "same".into(),
+            Alignment { d_new: 3, d_old: 3, w: vec![0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0], mean_new: vec![], mean_old: vec![], scale: 1.0 },
+        );
         q
     }
 

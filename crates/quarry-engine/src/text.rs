@@ -441,7 +441,21 @@ impl TextCollection {
                 )));
             }
         }
-        let qvecs = if dense { self.embed(&query.texts, &self.spec.query_prefix)? } else { Vec::new() };
+        let qvecs = match (&query.vectors, dense) {
+            (Some(v), _) => {
+                let dim = self.docs.schema().vectors.first().map_or(0, |f| f.dim);
+                if v.len() != query.texts.len() || v.iter().any(|x| x.len() != dim) {
+                    return Err(Error::InvalidArgument(format!(
+                        "a text query with vectors needs one {dim}-d vector per text ({} texts, {} vectors)",
+                        query.texts.len(),
+                        v.len()
+                    )));
+                }
+                v.clone()
+            }
+            (None, true) => self.embed(&query.texts, &self.spec.query_prefix)?,
+            (None, false) => Vec::new(),
+        };
         let admitted = match (lexical, filter) {
             (true, Some(f)) => Some(self.docs.matching_ids(f).into_iter().collect()),
             _ => None,

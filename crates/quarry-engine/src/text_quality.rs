@@ -4,7 +4,9 @@
 
 use super::{List, TextCollection};
 use crate::id::PointId;
-use crate::quality::{Matrix, Quality};
+use crate::quality::{AlignmentSpec, Matrix, Quality};
+use quarry_linalg::procrustes::Alignment;
+use quarry_text::SentenceEncoder;
 use crate::text_query::TextMode;
 use quarry_core::{Error, Result};
 use quarry_rank::calibrate::NullStats;
@@ -82,10 +84,8 @@ impl TextCollection {
         self.embed(texts, &self.spec.query_prefix)
     }
 
-    /// A seeded uniform sample of up to `n` documents' vectors (for null samples and gallery
-    /// banks).
-    pub fn sample_documents(&self, n: usize, seed: u64) -> Result<Matrix> {
-        self.dense_dim()?;
+    /// A seeded uniform sample of up to `n` stored documents.
+    fn sample_points(&self, n: usize, seed: u64) -> Vec<crate::point::Point> {
         let mut ids: Vec<PointId> = Vec::new();
         self.docs.for_each_payload(|id, _| ids.push(id));
         ids.sort_unstable();
@@ -94,13 +94,104 @@ impl TextCollection {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ids.swap(i, ((state >> 33) % (i as u64 + 1)) as usize);
         }
-        let rows: Vec<Vec<f32>> = ids
-            .iter()
-            .take(n)
-            .filter_map(|id| self.docs.get(*id))
-            .filter_map(|p| p.vectors.into_iter().next())
-            .collect();
+        ids.iter().take(n).filter_map(|id| self.docs.get(*id)).collect()
+    }
+
+    /// A seeded uniform sample of up to `n` documents' vectors (for null samples and gallery
+    /// banks).
+    pub fn sample_documents(&self, n: usize, seed: u64) -> Result<Matrix> {
+        self.dense_dim()?;
+        let rows: Vec<Vec<f32>> =
+            self.sample_points(n, seed).into_iter().filter_map(|p| p.vectors.into_iter().next()).collect();
         Matrix::from_rows(&rows)
+    }
+
+    /// Fits and stores the orthogonal map from `model` (its encoder) into the collection's
+    /// space, from `pairs` sampled documents embedded by both (the stored vector and the other
+    /// model's embedding of the stored text); queries naming `model` are then embedded by it
+    /// (after `query_prefix`) and mapped. Returns the fit's report.
+    pub fn fit_alignment(
+        &self,
+        model: &str,
+        encoder: &SentenceEncoder,
+        pairs: usize,
+        centred: bool,
+        query_prefix: &str,
+    ) -> Result<quarry_linalg::procrustes::FitReport> {
+        let d_old = self.dense_dim()?;
+        let points = self.sample_points(pairs, 3);
+        let texts: Vec<&str> = points
+            .iter()
+            .map(|p| p.payload.get(&self.spec.key).and_then(serde_json::Value::as_str).unwrap_or_default())
+            .collect();
+        let old: Vec<f32> = points.iter().filter_map(|p| p.vectors.first()).flatten().copied().collect();
+        let new = encoder.encode(&texts, super::BATCH)?;
+        let (map, report) = Alignment::fit(new.as_slice(), encoder.dim(), &old, d_old, centred)?;
+        let mut q = self.quality().unwrap_or_default();
+        q.spec.alignments.insert(
+            model.to_string(),
+            AlignmentSpec {
+                d_new: map.d_new,
+                d_old: map.d_old,
+                centred,
+                query_prefix: query_prefix.to_string(),
+                report: serde_json::json!({
+                    "pairs": report.pairs,
+                    "mean_cosine": report.mean_cosine,
+                    "residual": report.residual,
+                    "identity_residual": report.identity_residual.is_finite().then_some(report.identity_residual),
+                }),
+            },
+        );
+        q.alignments.insert(model.to_string(), map);
+        self.set_quality(Some(q))?;
+        Ok(report)
+    }
+
+    /// The query prefix of an aligned model (none if the model has no map here).
+    pub fn alignment_prefix(&self, model: &str) -> Option<String> {
+        let slot = self.quality.read().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()?.q.spec.alignments.get(model).map(|a| a.query_prefix.clone())
+    }
+
+    /// Query texts embedded by `model` (its `encoder`, after the prefix stored with its map) and
+    /// mapped into the collection's space: the dense vectors of a model-upgrade query.
+    pub fn embed_aligned(&self, model: &str, encoder: &SentenceEncoder, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let prefix = self.alignment_prefix(model).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collection {:?} has no map for queries of model {model:?}: fit one with `quarry align`",
+                self.docs.name()
+            ))
+        })?;
+        let with: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+        let refs: Vec<&str> = with.iter().map(String::as_str).collect();
+        let m = encoder.encode(&refs, super::BATCH)?;
+        let raw: Vec<Vec<f32>> = (0..m.rows()).map(|r| m.row(r).to_vec()).collect();
+        self.align_queries(model, &raw)
+    }
+
+    /// The stored threshold of the calibration for `mode` (what `min_relevance: auto` means).
+    pub fn calibrated_threshold(&self, mode: TextMode) -> Result<f64> {
+        let key = mode_key(mode);
+        let slot = self.quality.read().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().and_then(|s| s.q.spec.calibration.get(key)).map(|c| c.threshold).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collection {:?} has no calibration for {key} queries: fit one with `quarry calibrate --mode {key}`",
+                self.docs.name()
+            ))
+        })
+    }
+
+    /// Maps query vectors of `model` into the collection's space through the stored map.
+    pub fn align_queries(&self, model: &str, vectors: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let slot = self.quality.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let map = slot.as_ref().and_then(|s| s.q.alignments.get(model)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collection {:?} has no map for queries of model {model:?}: fit one with `quarry align`",
+                self.docs.name()
+            ))
+        })?;
+        vectors.iter().map(|v| map.apply(v)).collect()
     }
 
     /// A query vector's null statistics over the stored null sample (none without one).

@@ -71,6 +71,10 @@ pub struct TextQuery {
     pub min_relevance: Option<f64>,
     /// Re-score dense candidates by the collection's fitted hubness correction.
     pub hubness: bool,
+    /// Dense query vectors already in the collection's space, one per text (for example another
+    /// model's embeddings mapped by [`crate::TextCollection::align_queries`]); none: the
+    /// collection's model embeds the texts.
+    pub vectors: Option<Vec<Vec<f32>>>,
 }
 
 impl TextQuery {
@@ -92,6 +96,7 @@ impl TextQuery {
             with_payload: true,
             min_relevance: None,
             hubness: false,
+            vectors: None,
         }
     }
 }

@@ -6,7 +6,14 @@
 //! Given `n` items embedded by a new model (`X`, `n × d_new`) and an old one (`Y`, `n × d_old`),
 //! finds `W` minimising `‖X W − Y‖_F` subject to `WᵀW = I` (or `W Wᵀ = I` when `d_new < d_old`):
 //! `M = XᵀY = U S Vᵀ`, `W = U Vᵀ`. A query of the new model is served by an index of the old one
-//! as `normalise((x − μ_x) W + μ_y)`.
+//! as `normalise(x W)`.
+//!
+//! Centred maps (recommended between different models: on SciFact they keep far more of the old
+//! model's ranking quality) subtract each space's mean and fit on the centred directions (rows
+//! scaled back to unit length), so that the common offset every sentence model's vectors share
+//! does not dominate the fit; a query then maps as
+//! `normalise(s̄ · normalise(x − μ_x) W + μ_y)`, with `s̄` the old rows' mean distance from their
+//! mean.
 
 use crate::svd::svd;
 use quarry_core::{Error, Result};
@@ -24,6 +31,9 @@ pub struct Alignment {
     pub mean_new: Vec<f32>,
     /// Mean of the old model's (unit) rows, added after the map; empty when not centred.
     pub mean_old: Vec<f32>,
+    /// Centred maps: the old rows' mean distance from their mean (the length a mapped direction
+    /// gets before `mean_old` is added); 1 otherwise.
+    pub scale: f32,
 }
 
 /// How well a fit explains the pairs it was made from.
@@ -40,14 +50,17 @@ pub struct FitReport {
 }
 
 fn unit_rows(x: &[f32], d: usize) -> Vec<f64> {
-    let mut out: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    for row in out.chunks_mut(d) {
+    unit_rows_f64(x.iter().map(|&v| f64::from(v)).collect(), d)
+}
+
+fn unit_rows_f64(mut rows: Vec<f64>, d: usize) -> Vec<f64> {
+    for row in rows.chunks_mut(d) {
         let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
         if n > 0.0 {
             row.iter_mut().for_each(|v| *v /= n);
         }
     }
-    out
+    rows
 }
 
 fn centre(rows: &mut [f64], d: usize, n: usize) -> Vec<f64> {
@@ -93,10 +106,14 @@ impl Alignment {
         }
         let mut x = unit_rows(new, d_new);
         let mut y = unit_rows(old, d_old);
-        let (mx, my) = if centre_means {
-            (centre(&mut x, d_new, n), centre(&mut y, d_old, n))
+        let (mx, my, scale) = if centre_means {
+            let (mx, my) = (centre(&mut x, d_new, n), centre(&mut y, d_old, n));
+            let scale = y.chunks(d_old).map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).sum::<f64>() / n as f64;
+            x = unit_rows_f64(x, d_new);
+            y = unit_rows_f64(y, d_old);
+            (mx, my, scale)
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), 1.0)
         };
         // M = Xᵀ Y (d_new × d_old).
         let mut m = vec![0.0f64; d_new * d_old];
@@ -110,8 +127,8 @@ impl Alignment {
             }
         }
         let w = if d_new >= d_old {
-            let d = svd(&m, d_new, d_old)?;
-            check_rank(&d.s)?;
+            let mut d = svd(&m, d_new, d_old)?;
+            complete_null_columns(&mut d.u, &d.s, d_new, d_old);
             // W = U Vᵀ: (d_new × d_old)(d_old × d_old).
             mat_mul_t(&d.u, &d.v, d_new, d_old, d_old)
         } else {
@@ -120,8 +137,8 @@ impl Alignment {
                 .flat_map(|j| (0..d_new).map(move |i| (i, j)))
                 .map(|(i, j)| m[i * d_old + j])
                 .collect();
-            let d = svd(&mt, d_old, d_new)?;
-            check_rank(&d.s)?;
+            let mut d = svd(&mt, d_old, d_new)?;
+            complete_null_columns(&mut d.u, &d.s, d_old, d_new);
             mat_mul_t(&d.v, &d.u, d_new, d_new, d_old)
         };
         let residual = residual_of(&x, &y, &w, n, d_new, d_old);
@@ -138,6 +155,7 @@ impl Alignment {
             w: w.iter().map(|&v| v as f32).collect(),
             mean_new: mx.iter().map(|&v| v as f32).collect(),
             mean_old: my.iter().map(|&v| v as f32).collect(),
+            scale: scale as f32,
         };
         let mut cos = 0.0;
         for (xr, yr) in new.chunks(d_new).zip(old.chunks(d_old)) {
@@ -162,14 +180,18 @@ impl Alignment {
         if !norm.is_finite() || norm == 0.0 {
             return Err(Error::InvalidArgument("alignment of a zero or non-finite vector".into()));
         }
-        let mut out = vec![0.0f64; self.d_old];
-        for (i, &xi) in x.iter().enumerate() {
-            let mut v = f64::from(xi) / norm;
-            if let Some(m) = self.mean_new.get(i) {
-                v -= f64::from(*m);
+        let mut v: Vec<f64> = x.iter().map(|&xi| f64::from(xi) / norm).collect();
+        if !self.mean_new.is_empty() {
+            v.iter_mut().zip(&self.mean_new).for_each(|(a, m)| *a -= f64::from(*m));
+            let n = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if n > 0.0 {
+                v.iter_mut().for_each(|a| *a *= f64::from(self.scale) / n);
             }
+        }
+        let mut out = vec![0.0f64; self.d_old];
+        for (i, &vi) in v.iter().enumerate() {
             let row = &self.w[i * self.d_old..(i + 1) * self.d_old];
-            out.iter_mut().zip(row).for_each(|(o, &w)| *o += v * f64::from(w));
+            out.iter_mut().zip(row).for_each(|(o, &w)| *o += vi * f64::from(w));
         }
         out.iter_mut()
             .zip(self.mean_old.iter().chain(std::iter::repeat(&0.0)))
@@ -182,14 +204,30 @@ impl Alignment {
     }
 }
 
-fn check_rank(s: &[f64]) -> Result<()> {
+/// Replaces the columns of `u` (`m × n`, row-major) whose singular value is (numerically) zero
+/// by unit vectors orthogonal to every other column. Embeddings often span less than their
+/// dimension (sentence models leave a direction unused), so `XᵀY` is rank-deficient; any
+/// orthonormal completion then gives an equally good map, and `W` stays orthogonal.
+fn complete_null_columns(u: &mut [f64], s: &[f64], m: usize, n: usize) {
     let max = s.first().copied().unwrap_or(0.0);
-    match s.last() {
-        Some(&min) if max > 0.0 && min > max * 1e-9 => Ok(()),
-        _ => Err(Error::InvalidArgument(
-            "alignment: the paired items do not span the embedding space (rank-deficient); use more and more varied pairs"
-                .into(),
-        )),
+    let mut done: Vec<bool> = s.iter().map(|&x| x > max * 1e-10).collect();
+    let mut basis = 0usize;
+    for k in 0..n {
+        while !done[k] && basis < m {
+            // The next standard basis vector minus its projection on every finished column.
+            let mut c = vec![0.0f64; m];
+            c[basis] = 1.0;
+            basis += 1;
+            for j in (0..n).filter(|&j| done[j]) {
+                let dot: f64 = (0..m).map(|i| c[i] * u[i * n + j]).sum();
+                (0..m).for_each(|i| c[i] -= dot * u[i * n + j]);
+            }
+            let norm = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 1e-6 {
+                (0..m).for_each(|i| u[i * n + k] = c[i] / norm);
+                done[k] = true;
+            }
+        }
     }
 }
 

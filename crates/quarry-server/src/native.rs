@@ -112,6 +112,18 @@ pub struct TextSearch {
     /// Whether hits carry payloads (default true).
     #[serde(default)]
     pub with_payload: Option<bool>,
+    /// Return only hits whose calibrated relevance probability reaches this: a number in [0, 1]
+    /// or `"auto"` (the threshold stored by `quarry calibrate`); hits then carry `relevance`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub min_relevance: Option<Value>,
+    /// Re-score dense candidates by the collection's fitted hubness correction.
+    #[serde(default)]
+    pub hubness: Option<bool>,
+    /// Embed the texts with this (newer) model and map them into the collection's space
+    /// (`quarry align` fitted the map).
+    #[serde(default)]
+    pub query_model: Option<String>,
 }
 
 /// One judged query of an evaluation run.
@@ -332,6 +344,15 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
     q.depth = q.depth.max(q.k);
     q.explain = req.explain.unwrap_or(false);
     q.with_payload = req.with_payload.unwrap_or(true);
+    q.hubness = req.hubness.unwrap_or(false);
+    q.min_relevance = match &req.min_relevance {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "auto" => None, // resolved against the collection later
+        Some(v) => match v.as_f64() {
+            Some(p) if (0.0..=1.0).contains(&p) => Some(p),
+            _ => return Err(ApiError::bad("min_relevance: a probability in [0, 1] or \"auto\"")),
+        },
+    };
     Ok(q)
 }
 
@@ -355,13 +376,32 @@ pub async fn text_search(
     let q = text_query(&req, text.model.is_some(), state.config().max_limit)?;
     let filter = convert::filter(req.filter.as_ref())?;
     let db = state.db().clone();
+    let auto = matches!(&req.min_relevance, Some(Value::String(s)) if s == "auto");
+    let query_model = req.query_model.clone();
+    let mut q = q;
     let hits = AppState::blocking(move || {
         let t = db.text_collection(&name)?;
+        if auto {
+            q.min_relevance = Some(t.calibrated_threshold(q.mode)?);
+        }
+        if let Some(model) = &query_model {
+            // Only models the collection has a map for are ever loaded (never an arbitrary path).
+            if t.alignment_prefix(model).is_none() {
+                return Err(ApiError::bad(format!(
+                    "collection has no map for queries of model {model:?}: fit one with `quarry align`"
+                )));
+            }
+            let encoder = db.model(model)?;
+            q.vectors = Some(t.embed_aligned(model, &encoder, &q.texts)?);
+        }
         let hits = t.search(&q, filter.as_ref())?;
         Ok(hits
             .into_iter()
             .map(|h| {
                 let mut o = json!({"id": h.id.to_json(), "score": h.score});
+                if let Some(r) = h.relevance {
+                    o["relevance"] = json!(r);
+                }
                 if q.with_payload {
                     o["payload"] = Value::Object(h.payload);
                 }
@@ -427,6 +467,9 @@ pub async fn eval_run(
                         filter: None,
                         explain: None,
                         with_payload: Some(false),
+                        min_relevance: None,
+                        hubness: None,
+                        query_model: None,
                     };
                     let tq = text_query(&ts, spec.model.is_some(), usize::MAX)?;
                     db.text_collection(&name)?

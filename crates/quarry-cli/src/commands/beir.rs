@@ -100,6 +100,21 @@ pub struct Args {
     /// Hubness: a file of bank queries (BEIR queries JSONL or lines).
     #[arg(long)]
     bank: Option<PathBuf>,
+    /// Model upgrade: a new model whose queries search this collection (embedded by --model)
+    /// through an orthogonal map fitted on --align-pairs documents; reports nDCG@10 of new-model
+    /// queries with and without the map against the old model's own (dense mode).
+    #[arg(long)]
+    query_model: Option<String>,
+    /// Model upgrade: documents embedded by both models to fit the map.
+    #[arg(long, default_value_t = 1000)]
+    align_pairs: usize,
+    /// Model upgrade: a plain orthogonal map instead of the centred one.
+    #[arg(long)]
+    align_plain: bool,
+    /// Model upgrade: the new model's query prefix (bge: "Represent this sentence for searching
+    /// relevant passages: ").
+    #[arg(long, default_value = "")]
+    query_prefix_new: String,
 }
 
 fn fusion_of(a: &Args) -> Result<Fusion> {
@@ -236,6 +251,9 @@ fn run_in(
     if let Some(method) = &a.hubness {
         out["hubness"] = hubness_report(a, method, &col, data, &queries, &measures, &base, &doc_ids)?;
     }
+    if let Some(model) = &a.query_model {
+        out["upgrade"] = upgrade_report(a, model, &db, &col, data, &queries, &measures, &base, &doc_ids)?;
+    }
     if a.json {
         println!("{out}");
     } else {
@@ -247,7 +265,7 @@ fn run_in(
             "  indexing {index_s:.1} s, querying {query_s:.2} s ({:.0} queries/s, p50 {p50:.2} ms)",
             queries.len() as f64 / query_s.max(1e-9)
         );
-        for key in ["calibration", "hubness"] {
+        for key in ["calibration", "hubness", "upgrade"] {
             if let Some(v) = out.get(key) {
                 println!("  {key}: {}", serde_json::to_string_pretty(v)?);
             }
@@ -411,6 +429,76 @@ fn hubness_report(
     });
     for (m, v) in &eval.mean {
         out[m.as_str()] = json!(v);
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upgrade_report(
+    a: &Args,
+    model: &str,
+    db: &Database,
+    col: &TextCollection,
+    data: &quarry_eval::io::beir::BeirDataset,
+    queries: &Queries<'_>,
+    measures: &[Measure],
+    base: &dyn Fn(&str) -> TextQuery,
+    doc_ids: &[&str],
+) -> Result<Value> {
+    let enc = db.model(model)?;
+    let t = Instant::now();
+    let fit = col.fit_alignment(model, &enc, a.align_pairs, !a.align_plain, &a.query_prefix_new)?;
+    let fit_s = t.elapsed().as_secs_f64();
+    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
+    let mapped = super::quality::aligned_vectors(db, col, model, &texts)?;
+    let by_text: std::collections::HashMap<&str, &Vec<f32>> =
+        texts.iter().map(String::as_str).zip(&mapped).collect();
+    let ndcg = |run: &Run| {
+        let e = evaluate(&data.qrels, run, measures, &EvalOptions::default());
+        e.mean.iter().find(|(m, _)| m == "ndcg_cut_10").map_or(0.0, |(_, v)| *v)
+    };
+    let with_map = |text: &str| {
+        let mut tq = base(text);
+        tq.mode = TextMode::Dense;
+        tq.vectors = by_text.get(text).map(|v| vec![(*v).clone()]);
+        tq
+    };
+    let (run_map, lat) = run_queries(col, queries, &with_map, doc_ids, "new model, mapped", a.json)?;
+    let old_only = |text: &str| {
+        let mut tq = base(text);
+        tq.mode = TextMode::Dense;
+        tq
+    };
+    let (run_old, _) = run_queries(col, queries, &old_only, doc_ids, "old model", a.json)?;
+    let (old, new_mapped) = (ndcg(&run_old), ndcg(&run_map));
+    let mut out = json!({
+        "model": model,
+        "pairs": fit.pairs,
+        "centred": !a.align_plain,
+        "fit_mean_cosine": fit.mean_cosine,
+        "fit_s": fit_s,
+        "ndcg_cut_10_old_to_old": old,
+        "ndcg_cut_10_new_to_old_mapped": new_mapped,
+        "kept": new_mapped / old.max(1e-12),
+        "mean_ms_mapped": lat.iter().sum::<f64>() / lat.len().max(1) as f64 * 1e3,
+    });
+    if enc.dim() == col.docs().schema().vectors[0].dim {
+        // The same queries without the map: what the map buys (near chance for unrelated models).
+        let raw: Vec<Vec<f32>> = {
+            let with: Vec<String> = texts.iter().map(|t| format!("{}{t}", a.query_prefix_new)).collect();
+            let refs: Vec<&str> = with.iter().map(String::as_str).collect();
+            let m = enc.encode(&refs, 64)?;
+            (0..m.rows()).map(|r| m.row(r).to_vec()).collect()
+        };
+        let raw_by: std::collections::HashMap<&str, &Vec<f32>> = texts.iter().map(String::as_str).zip(&raw).collect();
+        let unmapped = |text: &str| {
+            let mut tq = base(text);
+            tq.mode = TextMode::Dense;
+            tq.vectors = raw_by.get(text).map(|v| vec![(*v).clone()]);
+            tq
+        };
+        let (run_raw, _) = run_queries(col, queries, &unmapped, doc_ids, "new model, unmapped", a.json)?;
+        out["ndcg_cut_10_new_to_old_unmapped"] = json!(ndcg(&run_raw));
     }
     Ok(out)
 }

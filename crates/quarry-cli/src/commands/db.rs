@@ -413,6 +413,8 @@ pub struct TextExtras {
     pub min_relevance: Option<String>,
     /// Hubness re-scoring.
     pub hubness: bool,
+    /// A new model embedding the query texts, mapped into the collection's space.
+    pub query_model: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -435,21 +437,13 @@ pub fn search_text(
     q.texts = texts.to_vec();
     q.explain = explain;
     q.hubness = extras.hubness;
+    if let Some(model) = &extras.query_model {
+        q.vectors = Some(crate::commands::quality::aligned_vectors(&db, &col, model, texts)?);
+    }
     q.min_relevance = match extras.min_relevance.as_deref() {
         None => None,
-        Some("auto") => {
-            let key = quarry_engine::text::mode_key(mode);
-            let cal = col.quality().and_then(|qs| qs.spec.calibration.get(key).cloned());
-            match cal {
-                Some(c) => Some(c.threshold),
-                None => bail!(
-                    "collection {collection} has no calibration for {key} queries: run `quarry calibrate`"
-                ),
-            }
-        }
-        Some(v) => {
-            Some(v.parse::<f64>().with_context(|| format!("--min-relevance {v:?}: a probability or auto"))?)
-        }
+        Some("auto") => Some(col.calibrated_threshold(mode)?),
+        Some(v) => Some(v.parse::<f64>().with_context(|| format!("--min-relevance {v:?}: a probability or auto"))?),
     };
     let hits = col.search(&q, filter.as_ref())?;
     let mut out = std::io::stdout().lock();

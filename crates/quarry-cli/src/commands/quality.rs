@@ -373,3 +373,60 @@ pub fn run_stats(a: StatsArgs) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
+
+/// Embeds query texts with `model` and maps them into the collection's space (the engine's
+/// [`TextCollection::embed_aligned`] with the database's cached encoder).
+pub fn aligned_vectors(
+    db: &quarry_engine::Database,
+    col: &TextCollection,
+    model: &str,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>> {
+    let encoder = db.model(model)?;
+    Ok(col.embed_aligned(model, &encoder, texts)?)
+}
+
+/// Arguments of `quarry align`.
+#[derive(clap::Args)]
+pub struct AlignArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Text collection (embedded by its own model).
+    #[arg(long)]
+    collection: String,
+    /// The new model (folder or name) whose queries should search this collection.
+    #[arg(long)]
+    model: String,
+    /// Documents embedded by both models to fit the map (at least the larger dimension).
+    #[arg(long, default_value_t = 1000)]
+    pairs: usize,
+    /// Fit a plain orthogonal map instead of the centred one (which subtracts each space's
+    /// mean and aligns the centred directions: much better between different models).
+    #[arg(long)]
+    plain: bool,
+    /// Prefix the new model puts before queries (e.g. bge's retrieval instruction).
+    #[arg(long, default_value = "")]
+    query_prefix: String,
+}
+
+/// Runs `quarry align`.
+pub fn run_align(a: AlignArgs) -> Result<()> {
+    let (db, col) = open_text(&a.dir, &a.collection)?;
+    let enc = db.model(&a.model)?;
+    let t = std::time::Instant::now();
+    let report = col.fit_alignment(&a.model, &enc, a.pairs, !a.plain, &a.query_prefix)?;
+    println!(
+        "{}",
+        json!({
+            "collection": a.collection,
+            "model": a.model,
+            "pairs": report.pairs,
+            "mean_cosine": report.mean_cosine,
+            "residual": report.residual,
+            "identity_residual": report.identity_residual.is_finite().then_some(report.identity_residual),
+            "seconds": t.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}

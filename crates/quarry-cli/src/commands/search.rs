@@ -43,6 +43,10 @@ pub struct Args {
     /// Text queries: re-score dense candidates by the fitted hubness correction.
     #[arg(long, requires = "text")]
     hubness: bool,
+    /// Text queries: embed them with this (new) model and map them into the collection's space
+    /// (`quarry align` fitted the map).
+    #[arg(long, requires = "text")]
+    query_model: Option<String>,
     /// Collection mode: the vector field (default: the only one).
     #[arg(long)]
     field: Option<String>,
@@ -104,6 +108,7 @@ pub fn run(a: Args) -> Result<()> {
                 &crate::commands::db::TextExtras {
                     min_relevance: a.min_relevance.clone(),
                     hubness: a.hubness,
+                    query_model: a.query_model.clone(),
                 },
             );
         }

@@ -161,3 +161,31 @@ fn too_few_pairs_and_bad_inputs_are_errors() {
     assert!(a.apply(&[0.0; 16]).is_err());
     assert!(a.apply(&[1.0; 15]).is_err());
 }
+
+#[test]
+fn rank_deficient_spaces_still_give_an_orthogonal_optimal_map() {
+    // Both models leave one direction unused (the last coordinate is always 0), as sentence
+    // models do: XᵀY is rank-deficient, the map must still be orthogonal and fit.
+    let (n, d) = (500, 12);
+    let mut rng = Rng::new(23);
+    let mut x = unit_gauss(n, d, &mut rng);
+    x.chunks_mut(d).for_each(|r| r[d - 1] = 0.0);
+    let r = random_orthogonal(d - 1, &mut rng);
+    let y: Vec<f32> = x
+        .chunks(d)
+        .flat_map(|row| {
+            let mut out: Vec<f32> =
+                (0..d - 1).map(|j| (0..d - 1).map(|i| f64::from(row[i]) * r[i * (d - 1) + j]).sum::<f64>() as f32).collect();
+            out.push(0.0);
+            out
+        })
+        .collect();
+    let (a, rep) = Alignment::fit(&x, d, &y, d, false).expect("a rank-deficient fit");
+    for p in 0..d {
+        for q in 0..d {
+            let dot: f64 = (0..d).map(|i| f64::from(a.w[i * d + p]) * f64::from(a.w[i * d + q])).sum();
+            assert!((dot - f64::from(u8::from(p == q))).abs() < 1e-5, "WᵀW = I");
+        }
+    }
+    assert!(rep.residual < 1e-6 && rep.mean_cosine > 0.9999, "{rep:?}");
+}
