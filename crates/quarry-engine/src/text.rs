@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 #[path = "text_quality.rs"]
 mod text_quality;
+#[path = "text_quality_fit.rs"]
+mod text_quality_fit;
+pub use text_quality_fit::{GALLERY_BANK, NULL_SAMPLE};
 pub use text_quality::mode_key;
 
 /// A ranked list: `(document, score, passage)`, best first.

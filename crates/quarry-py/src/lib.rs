@@ -162,6 +162,9 @@ pub struct Hit {
     score: f64,
     payload: Map<String, Value>,
     explain: Option<Value>,
+    /// Calibrated probability of relevance (text searches with `min_relevance`).
+    #[pyo3(get)]
+    relevance: Option<f64>,
 }
 
 #[pymethods]
@@ -260,6 +263,15 @@ pub struct Collection {
     db: Arc<quarry_engine::Database>,
     col: Arc<quarry_engine::Collection>,
     text: Option<Arc<quarry_engine::TextCollection>>,
+}
+
+impl Collection {
+    /// The text view, or a ValueError for a vector collection.
+    fn text_or_err(&self) -> PyResult<Arc<quarry_engine::TextCollection>> {
+        self.text.clone().ok_or_else(|| {
+            PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
+        })
+    }
 }
 
 fn ids_of(ids: &Bound<'_, PyAny>) -> PyResult<Vec<PointId>> {
@@ -433,7 +445,7 @@ impl Collection {
         let hits = py.detach(|| col.search_with(&q, None, k, f.as_ref(), &opts)).map_err(err)?;
         Ok(hits
             .into_iter()
-            .map(|h| Hit { id: h.id, score: f64::from(h.score), payload: h.payload, explain: None })
+            .map(|h| Hit { id: h.id, score: f64::from(h.score), payload: h.payload, explain: None, relevance: None })
             .collect())
     }
 
@@ -526,8 +538,11 @@ impl Collection {
 
     /// Text search in a text collection: `mode` "bm25", "dense" or "hybrid" (default: hybrid with
     /// a model, else bm25); `query` one string or a list (several phrasings fused); `explain`
-    /// fills each hit's `.explain`.
-    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted"))]
+    /// fills each hit's `.explain`; `min_relevance` (a probability, or "auto" for the fitted
+    /// threshold) keeps only hits the calibration rates at least that (`.relevance`); `hubness`
+    /// applies the fitted hubness correction; `query_model` embeds the query with that (newer)
+    /// model and maps it into the collection's space (see `align`).
+    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted", min_relevance=None, hubness=false, query_model=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_text(
         &self,
@@ -538,6 +553,9 @@ impl Collection {
         filter: Option<&Bound<'_, PyAny>>,
         explain: bool,
         fusion: &str,
+        min_relevance: Option<&Bound<'_, PyAny>>,
+        hubness: bool,
+        query_model: Option<String>,
     ) -> PyResult<Vec<Hit>> {
         let text = self.text.clone().ok_or_else(|| {
             PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
@@ -565,8 +583,36 @@ impl Collection {
             "rrf" => quarry_rank::fusion::Fusion::Rrf { k: 60.0 },
             other => return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf"))),
         };
+        q.hubness = hubness;
+        let auto = match min_relevance {
+            None => false,
+            Some(v) if v.extract::<String>().is_ok_and(|s| s == "auto") => true,
+            Some(v) => {
+                q.min_relevance = Some(v.extract::<f64>().map_err(|_| {
+                    PyTypeError::new_err("min_relevance must be a probability or \"auto\"")
+                })?);
+                false
+            }
+        };
         let f = filter_of(filter)?;
-        let hits = py.detach(move || text.search(&q, f.as_ref())).map_err(err)?;
+        let db = self.db.clone();
+        let hits = py
+            .detach(move || {
+                if auto {
+                    q.min_relevance = Some(text.calibrated_threshold(q.mode)?);
+                }
+                if let Some(model) = &query_model {
+                    if text.alignment_prefix(model).is_none() {
+                        return Err(quarry_core::Error::InvalidArgument(format!(
+                            "no map for queries of model {model:?}: fit one with align()"
+                        )));
+                    }
+                    let encoder = db.model(model)?;
+                    q.vectors = Some(text.embed_aligned(model, &encoder, &q.texts)?);
+                }
+                text.search(&q, f.as_ref())
+            })
+            .map_err(err)?;
         hits.into_iter()
             .map(|h| {
                 let explain = match h.explain {
@@ -575,9 +621,107 @@ impl Collection {
                     }
                     None => None,
                 };
-                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain })
+                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain, relevance: h.relevance })
             })
             .collect()
+    }
+
+    /// Fits the relevance calibration of a text collection's `mode` from judged queries:
+    /// `queries` (texts) and, per query, the ids of its relevant documents; the threshold keeps
+    /// `keep` of the relevant hits in each query's top `depth`. Without `queries`
+    /// (`training_free=True`) stores the training-free rule (keep z ≥ `z` over a null sample).
+    /// Returns the calibration as a dict.
+    #[pyo3(signature = (queries=None, relevant=None, mode="dense", depth=100, keep=0.99, training_free=false, z=3.0))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn calibrate<'py>(
+        &self,
+        py: Python<'py>,
+        queries: Option<Vec<String>>,
+        relevant: Option<Vec<Bound<'py, PyAny>>>,
+        mode: &str,
+        depth: usize,
+        keep: f64,
+        training_free: bool,
+        z: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.text_or_err()?;
+        let mode: TextMode = mode.parse().map_err(err)?;
+        let cal = if training_free {
+            py.detach(move || text.fit_training_free(z)).map_err(err)?
+        } else {
+            let (Some(queries), Some(relevant)) = (queries, relevant) else {
+                return Err(PyValueError::new_err("give queries and relevant (or training_free=True)"));
+            };
+            if queries.len() != relevant.len() {
+                return Err(PyValueError::new_err("one list of relevant ids per query"));
+            }
+            let sets: Vec<std::collections::HashSet<PointId>> =
+                relevant.iter().map(|r| ids_of(r).map(|v| v.into_iter().collect())).collect::<PyResult<_>>()?;
+            let judge = move |i: usize, id: PointId| sets.get(i).is_some_and(|s| s.contains(&id));
+            py.detach(move || text.fit_calibration(&queries, &judge, mode, depth, keep)).map_err(err)?.0
+        };
+        convert::to_py(py, &serde_json::to_value(&cal).map_err(|e| PyValueError::new_err(e.to_string()))?)
+    }
+
+    /// Fits the hubness correction of a text collection from a bank of query texts: `method`
+    /// "qb" (QB-Norm) or "db" (DBNorm), `strength` in (0, 1]. Returns the fit's report.
+    #[pyo3(signature = (bank, method="qb", strength=0.2, beta=None, dynamic=false))]
+    fn fit_hubness<'py>(
+        &self,
+        py: Python<'py>,
+        bank: Vec<String>,
+        method: &str,
+        strength: f64,
+        beta: Option<f64>,
+        dynamic: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.text_or_err()?;
+        let m = match method {
+            "qb" => quarry_rank::hubness::HubnessMethod::QbNorm { beta: beta.unwrap_or(20.0), dynamic },
+            "db" => quarry_rank::hubness::HubnessMethod::DbNorm {
+                beta_query: beta.unwrap_or(1.0 / 1.99),
+                beta_gallery: 3.0,
+                dynamic,
+            },
+            other => return Err(PyValueError::new_err(format!("method {other:?}: use qb or db"))),
+        };
+        let report = py
+            .detach(move || text.fit_hubness(&bank, m, strength, quarry_engine::text::GALLERY_BANK))
+            .map_err(err)?;
+        convert::to_py(py, &report)
+    }
+
+    /// k-occurrence skewness of the dense top `k` of `queries` (with the fitted hubness
+    /// correction when `corrected`).
+    #[pyo3(signature = (queries, k=10, corrected=false))]
+    fn hubness(&self, py: Python<'_>, queries: Vec<String>, k: usize, corrected: bool) -> PyResult<f64> {
+        let text = self.text_or_err()?;
+        py.detach(move || text.skewness(&queries, k, corrected)).map_err(err)
+    }
+
+    /// Lets queries of a newer `model` (folder or name) search this text collection: fits an
+    /// orthogonal map from `pairs` documents embedded by both models (centred unless `plain`).
+    /// Returns the fit's report.
+    #[pyo3(signature = (model, pairs=1000, plain=false, query_prefix=""))]
+    fn align<'py>(
+        &self,
+        py: Python<'py>,
+        model: String,
+        pairs: usize,
+        plain: bool,
+        query_prefix: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.text_or_err()?;
+        let db = self.db.clone();
+        let prefix = query_prefix.to_string();
+        let r = py
+            .detach(move || {
+                let encoder = db.model(&model)?;
+                text.fit_alignment(&model, &encoder, pairs, !plain, &prefix)
+            })
+            .map_err(err)?;
+        let v = serde_json::json!({"pairs": r.pairs, "mean_cosine": r.mean_cosine, "residual": r.residual});
+        convert::to_py(py, &v)
     }
 
     /// Deletes points (documents with their passages in a text collection); returns how many

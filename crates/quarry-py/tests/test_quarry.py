@@ -184,6 +184,53 @@ def test_uuid_ids_and_text_collections(db):
     assert db.delete_collection("docs") and "docs" not in db.collections()
 
 
+def _model_or_skip():
+    path = os.path.join(os.environ.get("QUARRY_MODELS", os.path.expanduser("~/.cache/quarry/models")), "all-MiniLM-L6-v2")
+    if not os.path.exists(os.path.join(path, "model.safetensors")):
+        why = "the model all-MiniLM-L6-v2 is missing (scripts/fetch_model.sh)"
+        if os.environ.get("QUARRY_REQUIRE_DATA", "0") not in ("", "0"):
+            pytest.fail("QUARRY_REQUIRE_DATA=1 but " + why)
+        pytest.skip(why)
+    return path
+
+
+def test_quality_steps_of_text_collections(db):
+    model = _model_or_skip()
+    t = db.create_text_collection("q", model=model, index="flat")
+    topics = ["foxes and dogs", "stock markets", "bread baking", "bird migration", "ocean tides"]
+    ids, texts = [], []
+    for ti, topic in enumerate(topics):
+        for i in range(80):
+            ids.append(ti * 100 + i)
+            texts.append(f"Note {i} about {topic}: observation {i * 7 + ti} on {topic}")
+    t.upsert(ids, texts=texts)
+    with pytest.raises(ValueError, match="calibrat"):
+        t.search_text("birds migrating", mode="dense", min_relevance="auto")
+    # Judged queries: each topic's notes are relevant to a question about it.
+    queries = [f"a question about {topic}" for topic in topics]
+    relevant = [[ti * 100 + i for i in range(80)] for ti in range(len(topics))]
+    cal = t.calibrate(queries, relevant, mode="dense", depth=150)
+    assert cal["features"] and all(w >= 0 for w in cal["weights"])
+    uncut = t.search_text("birds migrating", k=150, mode="dense")
+    cut = t.search_text("birds migrating", k=150, mode="dense", min_relevance="auto")
+    assert 0 < len(cut) < len(uncut) and [h.id for h in cut] == [h.id for h in uncut[: len(cut)]]
+    assert all(h.relevance is not None and h.relevance >= cal["threshold"] for h in cut)
+    assert uncut[0].relevance is None
+    report = t.fit_hubness([f"question {i} about stock markets" for i in range(20)], strength=1.0)
+    assert report["bank_queries"] == 20
+    assert isinstance(t.hubness(queries, k=5), float)
+    fixed = t.search_text("stock market notes", k=50, mode="dense", hubness=True)
+    raw = t.search_text("stock market notes", k=50, mode="dense")
+    assert sorted(h.id for h in fixed) == sorted(h.id for h in raw)
+    # A "new" model that is the same model: the fitted map is (nearly) the identity.
+    fit = t.align(model, pairs=400, plain=True)
+    assert fit["mean_cosine"] > 0.99
+    mapped = t.search_text("birds migrating", k=5, mode="dense", query_model=model)
+    assert [h.id for h in mapped][:3] == [h.id for h in uncut][:3]
+    with pytest.raises(ValueError, match="no map"):
+        t.search_text("x", mode="dense", query_model="some-other-model")
+
+
 def test_database_written_from_rust_reopens(tmp_path):
     binary = os.environ.get("QUARRY_BIN")
     if not binary or not os.path.exists(binary):

@@ -401,17 +401,13 @@ fn hubness_report(
             bank.len()
         );
     }
-    let fit = super::quality::HubnessFit {
-        method: super::quality::method_of(method, a.hubness_beta, None, a.hubness_dynamic)?,
-        strength: a.hubness_strength,
-        gallery: 2000,
-    };
+    let method = super::quality::method_of(method, a.hubness_beta, None, a.hubness_dynamic)?;
     let t = Instant::now();
-    let report = super::quality::fit_hubness(col, &bank, &fit)?;
+    let report = col.fit_hubness(&bank, method, a.hubness_strength, quarry_engine::text::GALLERY_BANK)?;
     let fit_s = t.elapsed().as_secs_f64();
     let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
-    let skew_raw = super::quality::skewness(col, &texts, 10, false)?;
-    let skew_new = super::quality::skewness(col, &texts, 10, true)?;
+    let skew_raw = col.skewness(&texts, 10, false)?;
+    let skew_new = col.skewness(&texts, 10, true)?;
     let corrected = |text: &str| {
         let mut tq = base(text);
         tq.hubness = true;
