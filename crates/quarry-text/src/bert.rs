@@ -40,6 +40,8 @@ pub(crate) struct FastBert {
     word: Vec<f32>,
     pos: Vec<f32>,
     type0: Vec<f32>,
+    /// Segment-B embedding (sentence pairs: cross-encoders), when the model has two types.
+    type1: Option<Vec<f32>>,
     emb_ln_w: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
@@ -219,6 +221,7 @@ impl FastBert {
             word: get("embeddings.word_embeddings.weight", v * h)?,
             pos: get("embeddings.position_embeddings.weight", p * h)?,
             type0: types[..h].to_vec(),
+            type1: (config.type_vocab_size >= 2).then(|| types[h..2 * h].to_vec()),
             emb_ln_w: get("embeddings.LayerNorm.weight", h)?,
             emb_ln_b: get("embeddings.LayerNorm.bias", h)?,
             layers,
@@ -228,6 +231,18 @@ impl FastBert {
     /// Token vectors of the last layer for each sequence of `batch` (token ids, each at most
     /// the position limit long), packed: `Σ lengths × hidden`, sequences one after another.
     pub(crate) fn forward(&self, batch: &[&[u32]]) -> Result<Vec<f32>> {
+        let typed: Vec<(&[u32], usize)> = batch.iter().map(|s| (*s, s.len())).collect();
+        self.forward_typed(&typed)
+    }
+
+    /// [`FastBert::forward`] for sentence pairs: each sequence is `(ids, split)`, tokens from
+    /// `split` on belong to segment B (token type 1).
+    pub(crate) fn forward_typed(&self, batch: &[(&[u32], usize)]) -> Result<Vec<f32>> {
+        if batch.iter().any(|(s, split)| *split < s.len()) && self.type1.is_none() {
+            return Err(Error::InvalidArgument("this model has one token type: no sentence pairs".into()));
+        }
+        let typed = batch;
+        let batch: Vec<&[u32]> = typed.iter().map(|b| b.0).collect();
         let h = self.hidden;
         let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
         if let Some(&l) = lens.iter().find(|&&l| l > self.max_pos) {
@@ -239,7 +254,7 @@ impl FastBert {
         let total: usize = lens.iter().sum();
         let mut x = vec![0f32; total * h];
         let mut row = 0;
-        for s in batch {
+        for &(s, split) in typed {
             for (p, &id) in s.iter().enumerate() {
                 let id = id as usize;
                 if id >= self.vocab {
@@ -247,8 +262,12 @@ impl FastBert {
                 }
                 let dst = &mut x[row * h..(row + 1) * h];
                 let (w, pe) = (&self.word[id * h..(id + 1) * h], &self.pos[p * h..(p + 1) * h]);
+                let ty = match (&self.type1, p >= split) {
+                    (Some(t1), true) => t1,
+                    _ => &self.type0,
+                };
                 for j in 0..h {
-                    dst[j] = w[j] + pe[j] + self.type0[j];
+                    dst[j] = w[j] + pe[j] + ty[j];
                 }
                 row += 1;
             }
