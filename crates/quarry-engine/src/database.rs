@@ -32,6 +32,9 @@ pub struct Database {
     /// Sentence models loaded so far, by folder.
     #[cfg(feature = "text")]
     models: Mutex<HashMap<PathBuf, Arc<SentenceEncoder>>>,
+    /// Cross-encoder re-rankers loaded so far, by folder.
+    #[cfg(feature = "text")]
+    rerankers: Mutex<HashMap<PathBuf, Arc<quarry_text::CrossEncoder>>>,
     /// The locked `LOCK` file; declared last, so it is released after the collections close.
     _lock: std::fs::File,
 }
@@ -170,6 +173,8 @@ impl Database {
             texts: Mutex::new(HashMap::new()),
             #[cfg(feature = "text")]
             models: Mutex::new(HashMap::new()),
+            #[cfg(feature = "text")]
+            rerankers: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
@@ -279,6 +284,20 @@ impl Database {
             return Ok(m.clone());
         }
         let m = Arc::new(SentenceEncoder::load(&dir)?);
+        models.insert(dir, m.clone());
+        Ok(m)
+    }
+
+    /// The cross-encoder re-ranker `spec` names (feature `text`; a folder or a name), loaded once
+    /// per database.
+    #[cfg(feature = "text")]
+    pub fn reranker(&self, spec: &str) -> Result<Arc<quarry_text::CrossEncoder>> {
+        let dir = quarry_text::locate::model_dir(spec)?;
+        let mut models = self.rerankers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = models.get(&dir) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(quarry_text::CrossEncoder::load(&dir)?);
         models.insert(dir, m.clone());
         Ok(m)
     }

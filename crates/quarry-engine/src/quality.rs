@@ -161,7 +161,12 @@ impl Quality {
             } else {
                 a.mean_new.is_empty() && a.mean_old.is_empty()
             };
-            if a.d_old != dim || spec.d_new != a.d_new || spec.d_old != a.d_old || a.w.len() != a.d_new * a.d_old || !means_ok {
+            if a.d_old != dim
+                || spec.d_new != a.d_new
+                || spec.d_old != a.d_old
+                || a.w.len() != a.d_new * a.d_old
+                || !means_ok
+            {
                 return Err(Error::InvalidArgument(format!(
                     "alignment of {name:?}: a {}×{} map does not fit a {dim}-d collection or its settings",
                     a.d_new, a.d_old
@@ -263,7 +268,8 @@ impl Quality {
             mats.push(m);
         }
         let bytes = f.read(4, "alignments")?;
-        let values: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> =
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if bytes.len() % 4 != 0 || values.iter().any(|v| !v.is_finite()) {
             return Err(Error::corrupt(&path, "alignments", "not a run of finite f32 values".to_string()));
         }
@@ -274,7 +280,11 @@ impl Quality {
             let means = if a.centred { dn + dold + 1 } else { 0 };
             let len = dn.checked_mul(dold).and_then(|n| n.checked_add(means));
             let Some(chunk) = len.and_then(|n| values.get(at..at + n)) else {
-                return Err(Error::corrupt(&path, "alignments", format!("the map of {name:?} runs past the section")));
+                return Err(Error::corrupt(
+                    &path,
+                    "alignments",
+                    format!("the map of {name:?} runs past the section"),
+                ));
             };
             let (w, rest) = chunk.split_at(dn * dold);
             let (mean_new, mean_old, scale) = if a.centred {
@@ -286,12 +296,23 @@ impl Quality {
             };
             alignments.insert(
                 name.clone(),
-                Alignment { d_new: dn, d_old: dold, w: w.to_vec(), mean_new: mean_new.to_vec(), mean_old: mean_old.to_vec(), scale },
+                Alignment {
+                    d_new: dn,
+                    d_old: dold,
+                    w: w.to_vec(),
+                    mean_new: mean_new.to_vec(),
+                    mean_old: mean_old.to_vec(),
+                    scale,
+                },
             );
             at += chunk.len();
         }
         if at != values.len() {
-            return Err(Error::corrupt(&path, "alignments", format!("{} values left over", values.len() - at)));
+            return Err(Error::corrupt(
+                &path,
+                "alignments",
+                format!("{} values left over", values.len() - at),
+            ));
         }
         let mut it = mats.into_iter();
         Ok(Some(Quality {
@@ -336,19 +357,45 @@ mod tests {
         // A 2-d query model mapped (centred) into the 3-d space, and a plain 3-d one.
         q.spec.alignments.insert(
             "small".into(),
-            AlignmentSpec { d_new: 2, d_old: 3, centred: true, query_prefix: "q: ".into(), report: serde_json::json!({"pairs": 1000}) },
+            AlignmentSpec {
+                d_new: 2,
+                d_old: 3,
+                centred: true,
+                query_prefix: "q: ".into(),
+                report: serde_json::json!({"pairs": 1000}),
+            },
         );
         q.alignments.insert(
             "small".into(),
-            Alignment { d_new: 2, d_old: 3, w: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0], mean_new: vec![0.1, 0.2], mean_old: vec![0.0, 0.5, -0.5], scale: 0.75 },
+            Alignment {
+                d_new: 2,
+                d_old: 3,
+                w: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                mean_new: vec![0.1, 0.2],
+                mean_old: vec![0.0, 0.5, -0.5],
+                scale: 0.75,
+            },
         );
         q.spec.alignments.insert(
             "same".into(),
-            AlignmentSpec { d_new: 3, d_old: 3, centred: false, query_prefix: String::new(), report: serde_json::Value::Null },
+            AlignmentSpec {
+                d_new: 3,
+                d_old: 3,
+                centred: false,
+                query_prefix: String::new(),
+                report: serde_json::Value::Null,
+            },
         );
         q.alignments.insert(
             "same".into(),
-            Alignment { d_new: 3, d_old: 3, w: vec![0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0], mean_new: vec![], mean_old: vec![], scale: 1.0 },
+            Alignment {
+                d_new: 3,
+                d_old: 3,
+                w: vec![0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+                mean_new: vec![],
+                mean_old: vec![],
+                scale: 1.0,
+            },
         );
         q
     }

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 mod text_quality;
 #[path = "text_quality_fit.rs"]
 mod text_quality_fit;
-pub use text_quality_fit::{GALLERY_BANK, NULL_SAMPLE};
 pub use text_quality::mode_key;
+pub use text_quality_fit::{GALLERY_BANK, NULL_SAMPLE};
 
 /// A ranked list: `(document, score, passage)`, best first.
 type List = Vec<(PointId, f32, Option<u32>)>;

@@ -5,12 +5,13 @@
 use super::{List, TextCollection};
 use crate::id::PointId;
 use crate::quality::{AlignmentSpec, Matrix, Quality};
-use quarry_linalg::procrustes::Alignment;
-use quarry_text::SentenceEncoder;
+use crate::text_query::TextHit;
 use crate::text_query::TextMode;
 use quarry_core::{Error, Result};
+use quarry_linalg::procrustes::Alignment;
 use quarry_rank::calibrate::NullStats;
 use quarry_rank::hubness::{rescore_with_strength, Normalisers};
+use quarry_text::{CrossEncoder, SentenceEncoder};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -156,7 +157,12 @@ impl TextCollection {
 
     /// Query texts embedded by `model` (its `encoder`, after the prefix stored with its map) and
     /// mapped into the collection's space: the dense vectors of a model-upgrade query.
-    pub fn embed_aligned(&self, model: &str, encoder: &SentenceEncoder, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    pub fn embed_aligned(
+        &self,
+        model: &str,
+        encoder: &SentenceEncoder,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>> {
         let prefix = self.alignment_prefix(model).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "collection {:?} has no map for queries of model {model:?}: fit one with `quarry align`",
@@ -180,6 +186,46 @@ impl TextCollection {
                 self.docs.name()
             ))
         })
+    }
+
+    /// The re-ranking stage of a cascade: the first `depth` of `hits` (ranked for `query`) are
+    /// scored by the cross-encoder on `(query, document text)` and re-ordered by its logit (their
+    /// new score); the hits after them keep their order below. Documents' texts come from the
+    /// payload (fetched when the hits carry none).
+    pub fn rerank(
+        &self,
+        query: &str,
+        hits: Vec<TextHit>,
+        reranker: &CrossEncoder,
+        depth: usize,
+    ) -> Result<Vec<TextHit>> {
+        let n = depth.min(hits.len());
+        let mut hits = hits;
+        let rest = hits.split_off(n);
+        let texts: Vec<String> = hits
+            .iter()
+            .map(|h| {
+                let from = |p: &serde_json::Map<String, serde_json::Value>| {
+                    p.get(&self.spec.key).and_then(serde_json::Value::as_str).map(str::to_string)
+                };
+                from(&h.payload)
+                    .or_else(|| self.docs.payload(h.id).as_ref().and_then(from))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let logits = reranker.score(query, &refs, 16)?;
+        let mut scored: Vec<(f32, TextHit)> = logits.into_iter().zip(hits).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+        let mut out: Vec<TextHit> = scored
+            .into_iter()
+            .map(|(l, mut h)| {
+                h.score = f64::from(l);
+                h
+            })
+            .collect();
+        out.extend(rest);
+        Ok(out)
     }
 
     /// Maps query vectors of `model` into the collection's space through the stored map.

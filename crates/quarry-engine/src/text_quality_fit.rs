@@ -58,8 +58,11 @@ impl TextCollection {
                 null: vectors.as_ref().and_then(|v| self.null_stats(&v[i])),
             });
         }
-        let features: &[Feature] =
-            if dense { &[Feature::Score, Feature::NullZ, Feature::Gap] } else { &[Feature::Score, Feature::Gap] };
+        let features: &[Feature] = if dense {
+            &[Feature::Score, Feature::NullZ, Feature::Gap]
+        } else {
+            &[Feature::Score, Feature::Gap]
+        };
         let (cal, report) = calibrate::fit(&lists, features, keep)?;
         let key = super::mode_key(mode);
         quality.spec.calibration.insert(key.to_string(), cal.clone());
@@ -97,7 +100,10 @@ impl TextCollection {
         gallery: usize,
     ) -> Result<serde_json::Value> {
         if bank.len() < 10 {
-            return Err(Error::InvalidArgument(format!("a query bank needs at least 10 queries, got {}", bank.len())));
+            return Err(Error::InvalidArgument(format!(
+                "a query bank needs at least 10 queries, got {}",
+                bank.len()
+            )));
         }
         method.check()?;
         let mut quality = self.quality().unwrap_or_default();

@@ -105,3 +105,56 @@ fn calibrated_cuts_and_hubness_rescoring() {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cross_encoder_reranks_the_head_of_the_list() {
+    let (Ok(model), Ok(ce)) = (
+        quarry_text::locate::model_dir("all-MiniLM-L6-v2"),
+        quarry_text::locate::model_dir("ms-marco-MiniLM-L-12-v2-int8"),
+    ) else {
+        quarry_testkit::skip::missing(
+            "the models all-MiniLM-L6-v2 and ms-marco-MiniLM-L-12-v2-int8",
+            "run scripts/fetch_model.sh and scripts/fetch_extra_models.sh",
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("quarry-text-cascade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::open(&dir).expect("open");
+    let mut spec = TextSpec::new(Some(model.display().to_string()));
+    spec.passages.mode = PassageMode::Truncate;
+    let col = db.create_text_collection("c", spec, "flat").expect("create");
+    let texts = [
+        "Light travels at about 300,000 kilometres per second in a vacuum.",
+        "The speed of sound in air is about 343 metres per second.",
+        "Light bulbs come in many shapes; LED lights last longest.",
+        "Bananas are a good source of potassium.",
+        "Travel light: pack only what you need for a weekend trip.",
+    ];
+    let docs: Vec<TextDoc> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TextDoc { id: PointId::Num(i as u64), text: (*t).into(), payload: Map::new() })
+        .collect();
+    col.upsert(docs).expect("upsert");
+    let mut q = TextQuery::new("how fast does light travel", TextMode::Bm25, 5);
+    q.with_payload = false;
+    let first = col.search(&q, None).expect("bm25");
+    let reranker = db.reranker(&ce.display().to_string()).expect("reranker");
+    let re = col.rerank("how fast does light travel", first.clone(), &reranker, 3).expect("rerank");
+    assert_eq!(re.len(), first.len());
+    assert_eq!(re[0].id, PointId::Num(0), "the answer first: {re:?}");
+    let mut head: Vec<PointId> = re[..3].iter().map(|h| h.id).collect();
+    let mut was: Vec<PointId> = first[..3].iter().map(|h| h.id).collect();
+    head.sort();
+    was.sort();
+    assert_eq!(head, was, "only the head is re-ordered");
+    assert_eq!(
+        re[3..].iter().map(|h| h.id).collect::<Vec<_>>(),
+        first[3..].iter().map(|h| h.id).collect::<Vec<_>>()
+    );
+    assert!(re[..3].windows(2).all(|w| w[0].score >= w[1].score), "by logit");
+    drop(col);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -108,7 +108,8 @@ impl Alignment {
         let mut y = unit_rows(old, d_old);
         let (mx, my, scale) = if centre_means {
             let (mx, my) = (centre(&mut x, d_new, n), centre(&mut y, d_old, n));
-            let scale = y.chunks(d_old).map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).sum::<f64>() / n as f64;
+            let scale =
+                y.chunks(d_old).map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).sum::<f64>() / n as f64;
             x = unit_rows_f64(x, d_new);
             y = unit_rows_f64(y, d_old);
             (mx, my, scale)

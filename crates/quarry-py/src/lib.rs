@@ -445,7 +445,13 @@ impl Collection {
         let hits = py.detach(|| col.search_with(&q, None, k, f.as_ref(), &opts)).map_err(err)?;
         Ok(hits
             .into_iter()
-            .map(|h| Hit { id: h.id, score: f64::from(h.score), payload: h.payload, explain: None, relevance: None })
+            .map(|h| Hit {
+                id: h.id,
+                score: f64::from(h.score),
+                payload: h.payload,
+                explain: None,
+                relevance: None,
+            })
             .collect())
     }
 
@@ -541,8 +547,9 @@ impl Collection {
     /// fills each hit's `.explain`; `min_relevance` (a probability, or "auto" for the fitted
     /// threshold) keeps only hits the calibration rates at least that (`.relevance`); `hubness`
     /// applies the fitted hubness correction; `query_model` embeds the query with that (newer)
-    /// model and maps it into the collection's space (see `align`).
-    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted", min_relevance=None, hubness=false, query_model=None))]
+    /// model and maps it into the collection's space (see `align`); `rerank` names a
+    /// cross-encoder that re-orders the first `rerank_depth` hits (their score becomes its logit).
+    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted", min_relevance=None, hubness=false, query_model=None, rerank=None, rerank_depth=20))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_text(
         &self,
@@ -556,6 +563,8 @@ impl Collection {
         min_relevance: Option<&Bound<'_, PyAny>>,
         hubness: bool,
         query_model: Option<String>,
+        rerank: Option<String>,
+        rerank_depth: usize,
     ) -> PyResult<Vec<Hit>> {
         let text = self.text.clone().ok_or_else(|| {
             PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
@@ -588,9 +597,10 @@ impl Collection {
             None => false,
             Some(v) if v.extract::<String>().is_ok_and(|s| s == "auto") => true,
             Some(v) => {
-                q.min_relevance = Some(v.extract::<f64>().map_err(|_| {
-                    PyTypeError::new_err("min_relevance must be a probability or \"auto\"")
-                })?);
+                q.min_relevance =
+                    Some(v.extract::<f64>().map_err(|_| {
+                        PyTypeError::new_err("min_relevance must be a probability or \"auto\"")
+                    })?);
                 false
             }
         };
@@ -610,7 +620,11 @@ impl Collection {
                     let encoder = db.model(model)?;
                     q.vectors = Some(text.embed_aligned(model, &encoder, &q.texts)?);
                 }
-                text.search(&q, f.as_ref())
+                let hits = text.search(&q, f.as_ref())?;
+                match &rerank {
+                    Some(model) => text.rerank(&q.texts[0], hits, &*db.reranker(model)?, rerank_depth),
+                    None => Ok(hits),
+                }
             })
             .map_err(err)?;
         hits.into_iter()
@@ -655,8 +669,10 @@ impl Collection {
             if queries.len() != relevant.len() {
                 return Err(PyValueError::new_err("one list of relevant ids per query"));
             }
-            let sets: Vec<std::collections::HashSet<PointId>> =
-                relevant.iter().map(|r| ids_of(r).map(|v| v.into_iter().collect())).collect::<PyResult<_>>()?;
+            let sets: Vec<std::collections::HashSet<PointId>> = relevant
+                .iter()
+                .map(|r| ids_of(r).map(|v| v.into_iter().collect()))
+                .collect::<PyResult<_>>()?;
             let judge = move |i: usize, id: PointId| sets.get(i).is_some_and(|s| s.contains(&id));
             py.detach(move || text.fit_calibration(&queries, &judge, mode, depth, keep)).map_err(err)?.0
         };

@@ -124,6 +124,13 @@ pub struct TextSearch {
     /// (`quarry align` fitted the map).
     #[serde(default)]
     pub query_model: Option<String>,
+    /// Re-rank the first `rerank_depth` hits with this cross-encoder: a model name in the
+    /// server's model folders (`QUARRY_MODELS`, `~/.cache/quarry/models`), never a path.
+    #[serde(default)]
+    pub rerank: Option<String>,
+    /// Hits re-ranked (default 20, at most 200).
+    #[serde(default)]
+    pub rerank_depth: Option<u64>,
 }
 
 /// One judged query of an evaluation run.
@@ -378,6 +385,19 @@ pub async fn text_search(
     let db = state.db().clone();
     let auto = matches!(&req.min_relevance, Some(Value::String(s)) if s == "auto");
     let query_model = req.query_model.clone();
+    let rerank = match &req.rerank {
+        None => None,
+        Some(m) if m.is_empty() || m.starts_with('.') || m.contains(['/', '\\']) => {
+            return Err(ApiError::bad("rerank: a model name, not a path"));
+        }
+        Some(m) => {
+            let depth = req.rerank_depth.unwrap_or(20);
+            if depth == 0 || depth > 200 {
+                return Err(ApiError::bad("rerank_depth: 1..=200"));
+            }
+            Some((m.clone(), depth as usize))
+        }
+    };
     let mut q = q;
     let hits = AppState::blocking(move || {
         let t = db.text_collection(&name)?;
@@ -394,7 +414,11 @@ pub async fn text_search(
             let encoder = db.model(model)?;
             q.vectors = Some(t.embed_aligned(model, &encoder, &q.texts)?);
         }
-        let hits = t.search(&q, filter.as_ref())?;
+        let mut hits = t.search(&q, filter.as_ref())?;
+        if let Some((model, depth)) = &rerank {
+            let reranker = db.reranker(model)?;
+            hits = t.rerank(&q.texts[0], hits, &reranker, *depth)?;
+        }
         Ok(hits
             .into_iter()
             .map(|h| {
@@ -470,6 +494,8 @@ pub async fn eval_run(
                         min_relevance: None,
                         hubness: None,
                         query_model: None,
+                        rerank: None,
+                        rerank_depth: None,
                     };
                     let tq = text_query(&ts, spec.model.is_some(), usize::MAX)?;
                     db.text_collection(&name)?

@@ -33,17 +33,21 @@ impl CrossEncoder {
     pub fn load(dir: &Path) -> Result<CrossEncoder> {
         let cfg_path = dir.join("config.json");
         let text = std::fs::read(&cfg_path).map_err(|e| Error::io("reading", &cfg_path, e))?;
-        let cfg: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::malformed(&cfg_path, "config", e.to_string()))?;
+        let cfg: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::malformed(&cfg_path, "config", e.to_string()))?;
         let labels = cfg.get("id2label").and_then(|l| l.as_object()).map_or(1, serde_json::Map::len);
         if labels != 1 {
-            return Err(Error::malformed(&cfg_path, "id2label", format!("{labels} labels: a re-ranker has one")));
+            return Err(Error::malformed(
+                &cfg_path,
+                "id2label",
+                format!("{labels} labels: a re-ranker has one"),
+            ));
         }
-        let bert: BertConfig =
-            serde_json::from_value(cfg).map_err(|e| Error::malformed(&cfg_path, "BERT config", e.to_string()))?;
+        let bert: BertConfig = serde_json::from_value(cfg)
+            .map_err(|e| Error::malformed(&cfg_path, "BERT config", e.to_string()))?;
         let tok_path = dir.join("tokenizer.json");
-        let mut tokenizer =
-            Tokenizer::from_file(&tok_path).map_err(|e| Error::malformed(&tok_path, "tokenizer", e.to_string()))?;
+        let mut tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| Error::malformed(&tok_path, "tokenizer", e.to_string()))?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -67,7 +71,11 @@ impl CrossEncoder {
                 .and_then(|t| t.to_vec1())
                 .map_err(|e| Error::malformed(&weights, names[0], e.to_string()))?;
             if v.len() != len {
-                return Err(Error::malformed(&weights, names[0], format!("{} values, expected {len}", v.len())));
+                return Err(Error::malformed(
+                    &weights,
+                    names[0],
+                    format!("{} values, expected {len}", v.len()),
+                ));
             }
             Ok(v)
         };
@@ -100,7 +108,8 @@ impl CrossEncoder {
         let h = self.hidden;
         let mut out = vec![0f32; pairs.len()];
         for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<(&[u32], usize)> = chunk.iter().map(|&i| (pairs[i].0.as_slice(), pairs[i].1)).collect();
+            let batch: Vec<(&[u32], usize)> =
+                chunk.iter().map(|&i| (pairs[i].0.as_slice(), pairs[i].1)).collect();
             let states = self.fast.forward_typed(&batch)?;
             let mut row = 0;
             for (&i, (ids, _)) in chunk.iter().zip(&batch) {
@@ -108,7 +117,8 @@ impl CrossEncoder {
                 let mut logit = self.classifier_b;
                 for j in 0..h {
                     let z: f32 =
-                        self.pooler_w[j * h..(j + 1) * h].iter().zip(cls).map(|(w, x)| w * x).sum::<f32>() + self.pooler_b[j];
+                        self.pooler_w[j * h..(j + 1) * h].iter().zip(cls).map(|(w, x)| w * x).sum::<f32>()
+                            + self.pooler_b[j];
                     logit += self.classifier_w[j] * z.tanh();
                 }
                 out[i] = logit;

@@ -8,7 +8,10 @@ fn model() -> Option<std::path::PathBuf> {
     match quarry_text::locate::model_dir("ms-marco-MiniLM-L-12-v2-int8") {
         Ok(d) => Some(d),
         Err(e) => {
-            quarry_testkit::skip::missing("the cross-encoder ms-marco-MiniLM-L-12-v2-int8", &format!("{e}; run scripts/fetch_extra_models.sh"));
+            quarry_testkit::skip::missing(
+                "the cross-encoder ms-marco-MiniLM-L-12-v2-int8",
+                &format!("{e}; run scripts/fetch_extra_models.sh"),
+            );
             None
         }
     }
@@ -28,7 +31,8 @@ fn relevant_passages_score_above_unrelated_ones() {
     assert_eq!(s.len(), 4);
     assert!(s[1] > 3.0 && s[3] > 3.0, "relevant: {s:?}");
     assert!(s[0] < -5.0 && s[2] < -5.0, "unrelated: {s:?}");
-    let one_by_one: Vec<f32> = passages.iter().map(|p| ce.score("how fast does light travel", &[p], 1).expect("score")[0]).collect();
+    let one_by_one: Vec<f32> =
+        passages.iter().map(|p| ce.score("how fast does light travel", &[p], 1).expect("score")[0]).collect();
     for (a, b) in s.iter().zip(&one_by_one) {
         assert!((a - b).abs() < 1e-3, "batching changes nothing: {s:?} vs {one_by_one:?}");
     }

@@ -115,6 +115,13 @@ pub struct Args {
     /// relevant passages: ").
     #[arg(long, default_value = "")]
     query_prefix_new: String,
+    /// Cascade: re-rank the first --rerank-depth hits of every query with this cross-encoder
+    /// (folder or name) and report nDCG@10 with the latency of each stage.
+    #[arg(long)]
+    rerank: Option<String>,
+    /// Cascade: hits re-ranked per query.
+    #[arg(long, default_value_t = 20)]
+    rerank_depth: usize,
 }
 
 fn fusion_of(a: &Args) -> Result<Fusion> {
@@ -251,6 +258,9 @@ fn run_in(
     if let Some(method) = &a.hubness {
         out["hubness"] = hubness_report(a, method, &col, data, &queries, &measures, &base, &doc_ids)?;
     }
+    if let Some(model) = &a.rerank {
+        out["cascade"] = cascade_report(a, model, &db, &col, data, &queries, &measures, &base, &doc_ids)?;
+    }
     if let Some(model) = &a.query_model {
         out["upgrade"] = upgrade_report(a, model, &db, &col, data, &queries, &measures, &base, &doc_ids)?;
     }
@@ -265,7 +275,7 @@ fn run_in(
             "  indexing {index_s:.1} s, querying {query_s:.2} s ({:.0} queries/s, p50 {p50:.2} ms)",
             queries.len() as f64 / query_s.max(1e-9)
         );
-        for key in ["calibration", "hubness", "upgrade"] {
+        for key in ["calibration", "hubness", "upgrade", "cascade"] {
             if let Some(v) = out.get(key) {
                 println!("  {key}: {}", serde_json::to_string_pretty(v)?);
             }
@@ -486,7 +496,8 @@ fn upgrade_report(
             let m = enc.encode(&refs, 64)?;
             (0..m.rows()).map(|r| m.row(r).to_vec()).collect()
         };
-        let raw_by: std::collections::HashMap<&str, &Vec<f32>> = texts.iter().map(String::as_str).zip(&raw).collect();
+        let raw_by: std::collections::HashMap<&str, &Vec<f32>> =
+            texts.iter().map(String::as_str).zip(&raw).collect();
         let unmapped = |text: &str| {
             let mut tq = base(text);
             tq.mode = TextMode::Dense;
@@ -495,6 +506,61 @@ fn upgrade_report(
         };
         let (run_raw, _) = run_queries(col, queries, &unmapped, doc_ids, "new model, unmapped", a.json)?;
         out["ndcg_cut_10_new_to_old_unmapped"] = json!(ndcg(&run_raw));
+    }
+    Ok(out)
+}
+
+/// Match (the run's mode) then re-rank the top hits with a cross-encoder: quality and the
+/// latency of each stage.
+#[allow(clippy::too_many_arguments)]
+fn cascade_report(
+    a: &Args,
+    model: &str,
+    db: &Database,
+    col: &TextCollection,
+    data: &quarry_eval::io::beir::BeirDataset,
+    queries: &Queries<'_>,
+    measures: &[Measure],
+    base: &dyn Fn(&str) -> TextQuery,
+    doc_ids: &[&str],
+) -> Result<Value> {
+    let t = Instant::now();
+    let ce = db.reranker(model)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let bar = progress::bar(queries.len() as u64, "re-ranking", a.json);
+    let mut run = Run::new();
+    let (mut match_s, mut rerank_s) = (Vec::new(), Vec::new());
+    for q in queries {
+        let t = Instant::now();
+        let hits = col.search(&base(&q.text), None)?;
+        match_s.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let hits = col.rerank(&q.text, hits, &ce, a.rerank_depth)?;
+        rerank_s.push(t.elapsed().as_secs_f64());
+        let ranked: Vec<(&str, f64)> = hits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| match h.id {
+                // Ranks, not mixed scales: the re-ranked head above the rest.
+                PointId::Num(n) => doc_ids.get(n as usize).map(|d| (*d, (hits.len() - i) as f64)),
+                PointId::Uuid(_) => None,
+            })
+            .collect();
+        run.insert_query(&q.id, &ranked)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let eval = evaluate(&data.qrels, &run, measures, &EvalOptions::default());
+    let mean_ms = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 * 1e3;
+    let mut out = json!({
+        "reranker": model,
+        "depth": a.rerank_depth,
+        "load_s": load_s,
+        "match_ms": mean_ms(&match_s),
+        "rerank_ms": mean_ms(&rerank_s),
+    });
+    for (m, v) in &eval.mean {
+        out[m.as_str()] = json!(v);
     }
     Ok(out)
 }

@@ -415,6 +415,8 @@ pub struct TextExtras {
     pub hubness: bool,
     /// A new model embedding the query texts, mapped into the collection's space.
     pub query_model: Option<String>,
+    /// A cross-encoder re-ranking the first hits, and how many.
+    pub rerank: Option<(String, usize)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -443,9 +445,15 @@ pub fn search_text(
     q.min_relevance = match extras.min_relevance.as_deref() {
         None => None,
         Some("auto") => Some(col.calibrated_threshold(mode)?),
-        Some(v) => Some(v.parse::<f64>().with_context(|| format!("--min-relevance {v:?}: a probability or auto"))?),
+        Some(v) => {
+            Some(v.parse::<f64>().with_context(|| format!("--min-relevance {v:?}: a probability or auto"))?)
+        }
     };
-    let hits = col.search(&q, filter.as_ref())?;
+    let mut hits = col.search(&q, filter.as_ref())?;
+    if let Some((model, depth)) = &extras.rerank {
+        let reranker = db.reranker(model)?;
+        hits = col.rerank(&texts[0], hits, &reranker, *depth)?;
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let hits: Vec<serde_json::Value> = hits

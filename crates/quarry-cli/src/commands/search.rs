@@ -43,6 +43,13 @@ pub struct Args {
     /// Text queries: re-score dense candidates by the fitted hubness correction.
     #[arg(long, requires = "text")]
     hubness: bool,
+    /// Text queries: re-rank the first --rerank-depth hits with this cross-encoder (folder or
+    /// name), a cascade's last stage.
+    #[arg(long, requires = "text")]
+    rerank: Option<String>,
+    /// Text queries: hits re-ranked.
+    #[arg(long, default_value_t = 20, requires = "rerank")]
+    rerank_depth: usize,
     /// Text queries: embed them with this (new) model and map them into the collection's space
     /// (`quarry align` fitted the map).
     #[arg(long, requires = "text")]
@@ -109,6 +116,7 @@ pub fn run(a: Args) -> Result<()> {
                     min_relevance: a.min_relevance.clone(),
                     hubness: a.hubness,
                     query_model: a.query_model.clone(),
+                    rerank: a.rerank.clone().map(|m| (m, a.rerank_depth)),
                 },
             );
         }

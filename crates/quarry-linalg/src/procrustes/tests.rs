@@ -174,8 +174,9 @@ fn rank_deficient_spaces_still_give_an_orthogonal_optimal_map() {
     let y: Vec<f32> = x
         .chunks(d)
         .flat_map(|row| {
-            let mut out: Vec<f32> =
-                (0..d - 1).map(|j| (0..d - 1).map(|i| f64::from(row[i]) * r[i * (d - 1) + j]).sum::<f64>() as f32).collect();
+            let mut out: Vec<f32> = (0..d - 1)
+                .map(|j| (0..d - 1).map(|i| f64::from(row[i]) * r[i * (d - 1) + j]).sum::<f64>() as f32)
+                .collect();
             out.push(0.0);
             out
         })

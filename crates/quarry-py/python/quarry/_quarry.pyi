@@ -77,6 +77,8 @@ class Collection:
         min_relevance: Optional[Union[float, str]] = None,
         hubness: bool = False,
         query_model: Optional[str] = None,
+        rerank: Optional[str] = None,
+        rerank_depth: int = 20,
     ) -> List[Hit]: ...
     def calibrate(
         self,
