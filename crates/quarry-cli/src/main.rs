@@ -56,6 +56,9 @@ enum Command {
     /// Let queries of a new model search a text collection embedded by its old model: fit an
     /// orthogonal (Procrustes) map from documents embedded by both.
     Align(commands::quality::AlignArgs),
+    /// Choose a text collection's hybrid fusion (RRF or a weighted combination) on judged
+    /// queries; hybrid queries that name no fusion then use it.
+    TuneFusion(commands::quality::TuneFusionArgs),
 }
 
 /// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
@@ -88,6 +91,7 @@ fn main() {
         Command::Hubness(a) => commands::quality::run_hubness(a),
         Command::Stats(a) => commands::quality::run_stats(a),
         Command::Align(a) => commands::quality::run_align(a),
+        Command::TuneFusion(a) => commands::quality::run_tune_fusion(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Fuse(a) => commands::fuse::run(a),
         Command::Beir(a) => commands::beir::run(a),

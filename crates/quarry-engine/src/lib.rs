@@ -86,4 +86,6 @@ pub use point::{Op, Point};
 pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
 pub use schema::{CollectionSchema, FdeConfig, MultiVectorConfig, VectorField};
 #[cfg(feature = "text")]
-pub use text::{PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec};
+pub use text::{
+    Feedback, PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec,
+};

@@ -93,6 +93,9 @@ pub struct QualitySpec {
     /// Hubness re-scoring of dense candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubness: Option<HubnessSpec>,
+    /// The fusion of hybrid queries fitted on judged queries (queries that name none use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<quarry_rank::fusion::Fusion>,
     /// Query models mapped into the collection's space (by the name queries give), with their
     /// maps in section 5.
     #[serde(default)]

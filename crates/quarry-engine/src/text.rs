@@ -17,7 +17,9 @@ use crate::id::PointId;
 use crate::point::Point;
 use crate::schema::CollectionSchema;
 use crate::text_lexical::Lexical;
-pub use crate::text_query::{Component, TextDoc, TextHit, TextMode, TextQuery};
+pub use crate::text_query::{
+    default_hybrid_fusion, Component, Feedback, TextDoc, TextHit, TextMode, TextQuery,
+};
 pub use crate::text_spec::{PassageMode, PassageSpec, TextSpec};
 use quarry_core::{Error, Result};
 use quarry_rank::fusion::fuse;
@@ -30,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 mod text_quality;
 #[path = "text_quality_fit.rs"]
 mod text_quality_fit;
-pub use text_quality::mode_key;
+pub use text_quality::{blend_head, mode_key};
 pub use text_quality_fit::{GALLERY_BANK, NULL_SAMPLE};
 
 /// A ranked list: `(document, score, passage)`, best first.
@@ -467,14 +469,21 @@ impl TextCollection {
         let mut lists: Vec<(usize, &'static str, List)> = Vec::new();
         for (qi, text) in query.texts.iter().enumerate() {
             if dense {
-                let mut list = self.dense_list(&qvecs[qi], depth, filter, query.ef)?;
+                let mut list = match &query.feedback {
+                    Some(fb) => self.dense_with_feedback(&qvecs[qi], depth, filter, query.ef, fb)?,
+                    None => self.dense_list(&qvecs[qi], depth, filter, query.ef)?,
+                };
                 if query.hubness {
                     self.apply_hubness(&mut list)?;
                 }
                 lists.push((qi, "dense", list));
             }
             if lexical {
-                lists.push((qi, "bm25", self.bm25_list(text, depth, admitted.as_ref())));
+                let list = match &query.feedback {
+                    Some(fb) => self.bm25_with_feedback(text, depth, admitted.as_ref(), fb)?,
+                    None => self.bm25_list(text, depth, admitted.as_ref()),
+                };
+                lists.push((qi, "bm25", list));
             }
         }
         let as_scores = |l: &List| l.iter().map(|(id, s, _)| (*id, f64::from(*s))).collect::<Vec<_>>();
@@ -488,7 +497,7 @@ impl TextCollection {
                     if mine.len() == 1 {
                         Ok(mine.into_iter().next().unwrap_or_default())
                     } else {
-                        fuse(&mine, &query.fusion, depth)
+                        fuse(&mine, &self.hybrid_fusion(query), depth)
                     }
                 })
                 .collect::<Result<_>>()?;

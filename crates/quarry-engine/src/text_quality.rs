@@ -10,6 +10,7 @@ use crate::text_query::TextMode;
 use quarry_core::{Error, Result};
 use quarry_linalg::procrustes::Alignment;
 use quarry_rank::calibrate::NullStats;
+use quarry_rank::feedback::FeedbackDoc;
 use quarry_rank::hubness::{rescore_with_strength, Normalisers};
 use quarry_text::{CrossEncoder, SentenceEncoder};
 use std::collections::{HashMap, HashSet};
@@ -176,6 +177,69 @@ impl TextCollection {
         self.align_queries(model, &raw)
     }
 
+    /// Dense list after Rocchio feedback: a first pass of `fb.docs` documents, the query moved
+    /// toward their vectors, then the final pass.
+    pub(super) fn dense_with_feedback(
+        &self,
+        q: &[f32],
+        depth: usize,
+        filter: Option<&crate::filter::Filter>,
+        ef: usize,
+        fb: &crate::text_query::Feedback,
+    ) -> Result<List> {
+        self.dense_dim()?;
+        let first = self.dense_list(q, fb.docs.max(1), filter, ef)?;
+        let vectors: Vec<Vec<f32>> = first
+            .iter()
+            .filter_map(|h| self.docs.get(h.0).and_then(|p| p.vectors.into_iter().next()))
+            .collect();
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        let moved = fb.rocchio.apply(q, &refs, &[])?;
+        self.dense_list(&moved, depth, filter, ef)
+    }
+
+    /// BM25 list after RM3 expansion from the first pass's `fb.docs` documents.
+    pub(super) fn bm25_with_feedback(
+        &self,
+        text: &str,
+        depth: usize,
+        admitted: Option<&HashSet<PointId>>,
+        fb: &crate::text_query::Feedback,
+    ) -> Result<List> {
+        let first = self.bm25_list(text, fb.docs.max(1), admitted);
+        let lex = self.lexical.read().unwrap_or_else(PoisonError::into_inner);
+        let docs: Vec<FeedbackDoc> = first
+            .iter()
+            .filter_map(|h| {
+                lex.num_of
+                    .get(&h.0)
+                    .map(|&n| FeedbackDoc { terms: lex.index.doc_terms(n), score: f64::from(h.1) })
+            })
+            .collect();
+        let expanded = fb.rm3.expand(&lex.index.analyzer().terms(text), &docs)?;
+        let admit = |n: u32| admitted.is_none_or(|a| a.contains(&lex.id_of[n as usize]));
+        let mut list: List = lex
+            .index
+            .search_weighted(&expanded, depth, Some(&admit))
+            .into_iter()
+            .map(|(n, s)| (lex.id_of[n as usize], s, None))
+            .collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(list)
+    }
+
+    /// The fusion a hybrid query uses: its own, else the collection's fitted one, else
+    /// [`crate::text::default_hybrid_fusion`].
+    pub(super) fn hybrid_fusion(&self, query: &crate::text_query::TextQuery) -> quarry_rank::fusion::Fusion {
+        if let Some(f) = &query.fusion {
+            return f.clone();
+        }
+        let slot = self.quality.read().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .and_then(|s| s.q.spec.fusion.clone())
+            .unwrap_or_else(crate::text_query::default_hybrid_fusion)
+    }
+
     /// The stored threshold of the calibration for `mode` (what `min_relevance: auto` means).
     pub fn calibrated_threshold(&self, mode: TextMode) -> Result<f64> {
         let key = mode_key(mode);
@@ -189,43 +253,38 @@ impl TextCollection {
     }
 
     /// The re-ranking stage of a cascade: the first `depth` of `hits` (ranked for `query`) are
-    /// scored by the cross-encoder on `(query, document text)` and re-ordered by its logit (their
-    /// new score); the hits after them keep their order below. Documents' texts come from the
-    /// payload (fetched when the hits carry none).
+    /// scored by the cross-encoder ([`TextCollection::cross_scores`]) and re-ordered by
+    /// [`blend_head`] with weight `blend` on the cross-encoder (1: its logit alone); the hits
+    /// after them keep their order below.
     pub fn rerank(
         &self,
         query: &str,
         hits: Vec<TextHit>,
         reranker: &CrossEncoder,
         depth: usize,
+        blend: f64,
     ) -> Result<Vec<TextHit>> {
         let n = depth.min(hits.len());
-        let mut hits = hits;
-        let rest = hits.split_off(n);
+        let logits = self.cross_scores(query, &hits[..n], reranker)?;
+        blend_head(hits, &logits, blend)
+    }
+
+    /// The cross-encoder's logit for `query` and each hit's document text (from the payload,
+    /// fetched when the hits carry none).
+    pub fn cross_scores(&self, query: &str, hits: &[TextHit], reranker: &CrossEncoder) -> Result<Vec<f32>> {
+        let from = |p: &serde_json::Map<String, serde_json::Value>| {
+            p.get(&self.spec.key).and_then(serde_json::Value::as_str).map(str::to_string)
+        };
         let texts: Vec<String> = hits
             .iter()
             .map(|h| {
-                let from = |p: &serde_json::Map<String, serde_json::Value>| {
-                    p.get(&self.spec.key).and_then(serde_json::Value::as_str).map(str::to_string)
-                };
                 from(&h.payload)
                     .or_else(|| self.docs.payload(h.id).as_ref().and_then(from))
                     .unwrap_or_default()
             })
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let logits = reranker.score(query, &refs, 16)?;
-        let mut scored: Vec<(f32, TextHit)> = logits.into_iter().zip(hits).collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-        let mut out: Vec<TextHit> = scored
-            .into_iter()
-            .map(|(l, mut h)| {
-                h.score = f64::from(l);
-                h
-            })
-            .collect();
-        out.extend(rest);
-        Ok(out)
+        reranker.score(query, &refs, 16)
     }
 
     /// Maps query vectors of `model` into the collection's space through the stored map.
@@ -318,4 +377,40 @@ pub fn mode_key(mode: TextMode) -> &'static str {
         TextMode::Bm25 => "bm25",
         TextMode::Hybrid => "hybrid",
     }
+}
+
+/// Re-orders the head of `hits` (as many as `logits`) by a convex combination of min-max
+/// normalised scores, `blend` on the cross-encoder's logits and `1 − blend` on the first stage's
+/// scores (quarry-rank's weighted fusion: the one implementation); the head's scores become the
+/// combination, the rest keep their order and scores below.
+pub fn blend_head(mut hits: Vec<TextHit>, logits: &[f32], blend: f64) -> Result<Vec<TextHit>> {
+    use quarry_rank::fusion::{fuse, Fusion, Norm};
+    if !(0.0..=1.0).contains(&blend) {
+        return Err(Error::InvalidArgument(format!("re-rank blend {blend} is not in [0, 1]")));
+    }
+    let n = logits.len().min(hits.len());
+    let rest = hits.split_off(n);
+    let by_logit = {
+        let mut l: Vec<(usize, f64)> =
+            logits.iter().take(n).enumerate().map(|(i, s)| (i, f64::from(*s))).collect();
+        l.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        l
+    };
+    let first: Vec<(usize, f64)> = hits.iter().enumerate().map(|(i, h)| (i, h.score)).collect();
+    let fused = fuse(
+        &[by_logit, first],
+        &Fusion::Weighted { weights: vec![blend, 1.0 - blend], norm: Norm::MinMax },
+        n,
+    )?;
+    let mut slots: Vec<Option<TextHit>> = hits.into_iter().map(Some).collect();
+    let mut out: Vec<TextHit> = fused
+        .into_iter()
+        .filter_map(|(i, s)| {
+            let mut h = slots.get_mut(i)?.take()?;
+            h.score = s;
+            Some(h)
+        })
+        .collect();
+    out.extend(rest);
+    Ok(out)
 }

@@ -146,3 +146,83 @@ impl TextCollection {
         Ok(quarry_rank::hubness::hubness(&lists))
     }
 }
+
+/// Binary nDCG@10 of `ranked` against the `relevant` set.
+fn ndcg10(ranked: &[PointId], relevant: &std::collections::HashSet<PointId>) -> f64 {
+    let dcg: f64 = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, id)| relevant.contains(id))
+        .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(10)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
+    if ideal > 0.0 {
+        dcg / ideal
+    } else {
+        0.0
+    }
+}
+
+impl TextCollection {
+    /// Chooses and stores the fusion of hybrid queries from judged queries (`relevant[i]`: the
+    /// relevant documents of `queries[i]`): reciprocal rank fusion (k = 60) or a convex
+    /// combination of min-max normalised scores with the dense weight in 0, 0.1, …, 1 (0 and 1
+    /// are BM25 and dense alone), by mean nDCG@10 over the queries' top-`depth` lists; ties keep
+    /// the default (equal weights). Returns the choice and every candidate's mean nDCG@10.
+    pub fn fit_fusion(
+        &self,
+        queries: &[String],
+        relevant: &[std::collections::HashSet<PointId>],
+        depth: usize,
+    ) -> Result<(quarry_rank::fusion::Fusion, serde_json::Value)> {
+        use quarry_rank::fusion::{fuse, Fusion, Norm};
+        if queries.is_empty() || queries.len() != relevant.len() || depth == 0 {
+            return Err(Error::InvalidArgument(
+                "fitting a fusion needs judged queries (one relevant set each) and a depth ≥ 1".into(),
+            ));
+        }
+        let vectors = self.embed_queries(queries)?;
+        let mut lists: Vec<[Vec<(PointId, f64)>; 2]> = Vec::with_capacity(queries.len());
+        for (q, v) in queries.iter().zip(vectors) {
+            let run = |mode: TextMode, v: Option<Vec<f32>>| -> Result<Vec<(PointId, f64)>> {
+                let mut tq = TextQuery::new(q, mode, depth);
+                tq.with_payload = false;
+                tq.vectors = v.map(|v| vec![v]);
+                Ok(self.search(&tq, None)?.into_iter().map(|h| (h.id, h.score)).collect())
+            };
+            lists.push([run(TextMode::Dense, Some(v))?, run(TextMode::Bm25, None)?]);
+        }
+        let mut candidates: Vec<(String, Fusion)> =
+            vec![("weighted 0.5".into(), crate::text_query::default_hybrid_fusion())];
+        candidates.push(("rrf 60".into(), Fusion::Rrf { k: 60.0 }));
+        for i in (0..=10).filter(|&i| i != 5) {
+            let w = f64::from(i) / 10.0;
+            candidates.push((
+                format!("weighted {w:.1}"),
+                Fusion::Weighted { weights: vec![w, 1.0 - w], norm: Norm::MinMax },
+            ));
+        }
+        let mut report = serde_json::Map::new();
+        let mut best: Option<(f64, Fusion)> = None;
+        for (name, f) in candidates {
+            let mut total = 0.0;
+            for (l, rel) in lists.iter().zip(relevant) {
+                let fused = fuse(l, &f, 10)?;
+                total += ndcg10(&fused.iter().map(|x| x.0).collect::<Vec<_>>(), rel);
+            }
+            let mean = total / lists.len() as f64;
+            report.insert(name, serde_json::json!(mean));
+            if best.as_ref().is_none_or(|b| mean > b.0 + 1e-12) {
+                best = Some((mean, f));
+            }
+        }
+        let (_, chosen) = best.ok_or_else(|| Error::InvalidArgument("no fusion candidate".into()))?;
+        let mut quality = self.quality().unwrap_or_default();
+        quality.spec.fusion = Some(chosen.clone());
+        let report = serde_json::json!({"queries": queries.len(), "ndcg_cut_10": report, "chosen": chosen});
+        quality.spec.reports.insert("fusion".into(), report.clone());
+        self.set_quality(Some(quality))?;
+        Ok((chosen, report))
+    }
+}

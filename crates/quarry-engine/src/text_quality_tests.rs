@@ -141,7 +141,7 @@ fn a_cross_encoder_reranks_the_head_of_the_list() {
     q.with_payload = false;
     let first = col.search(&q, None).expect("bm25");
     let reranker = db.reranker(&ce.display().to_string()).expect("reranker");
-    let re = col.rerank("how fast does light travel", first.clone(), &reranker, 3).expect("rerank");
+    let re = col.rerank("how fast does light travel", first.clone(), &reranker, 3, 1.0).expect("rerank");
     assert_eq!(re.len(), first.len());
     assert_eq!(re[0].id, PointId::Num(0), "the answer first: {re:?}");
     let mut head: Vec<PointId> = re[..3].iter().map(|h| h.id).collect();

@@ -54,8 +54,10 @@ pub struct TextQuery {
     pub mode: TextMode,
     /// Hits returned.
     pub k: usize,
-    /// How a hybrid query fuses its dense and BM25 lists (in that order).
-    pub fusion: Fusion,
+    /// How a hybrid query fuses its dense and BM25 lists (in that order); none: the fusion
+    /// fitted for the collection on judged queries (`quarry fusion`), else
+    /// [`default_hybrid_fusion`].
+    pub fusion: Option<Fusion>,
     /// How the lists of several query texts are fused.
     pub multi_fusion: Fusion,
     /// Candidates taken from each list before fusion (at least `k`).
@@ -71,6 +73,9 @@ pub struct TextQuery {
     pub min_relevance: Option<f64>,
     /// Re-score dense candidates by the collection's fitted hubness correction.
     pub hubness: bool,
+    /// Pseudo-relevance feedback: a first pass, then Rocchio on the dense query and RM3 on the
+    /// BM25 query from its top documents, then the final pass.
+    pub feedback: Option<Feedback>,
     /// Dense query vectors already in the collection's space, one per text (for example another
     /// model's embeddings mapped by [`crate::TextCollection::align_queries`]); none: the
     /// collection's model embeds the texts.
@@ -78,17 +83,15 @@ pub struct TextQuery {
 }
 
 impl TextQuery {
-    /// A query for `text` with `mode`, top `k`, 100 candidates per list; hybrid lists fused by an
-    /// equal-weight convex combination of min-max normalised scores (on SciFact 0.728 nDCG@10
-    /// against 0.716 for RRF, in line with Bruch et al.'s finding that a convex combination beats
-    /// RRF in and out of domain; set `fusion` to [`Fusion::Rrf`] for rank fusion), several texts
-    /// fused by RRF (k = 60).
+    /// A query for `text` with `mode`, top `k`, 100 candidates per list; hybrid lists fused by the
+    /// collection's fusion (fitted, else [`default_hybrid_fusion`]; set `fusion` to choose one),
+    /// several texts fused by RRF (k = 60).
     pub fn new(text: &str, mode: TextMode, k: usize) -> TextQuery {
         TextQuery {
             texts: vec![text.to_string()],
             mode,
             k,
-            fusion: Fusion::Weighted { weights: vec![0.5, 0.5], norm: quarry_rank::fusion::Norm::MinMax },
+            fusion: None,
             multi_fusion: Fusion::Rrf { k: 60.0 },
             depth: 100,
             ef: crate::collection::DEFAULT_EF,
@@ -97,7 +100,33 @@ impl TextQuery {
             min_relevance: None,
             hubness: false,
             vectors: None,
+            feedback: None,
         }
+    }
+}
+
+/// The hybrid fusion of a collection without a fitted one: an equal-weight convex combination of
+/// min-max normalised scores (on SciFact 0.728 nDCG@10 against 0.716 for RRF, in line with Bruch
+/// et al.'s finding that a convex combination beats RRF in and out of domain).
+pub fn default_hybrid_fusion() -> Fusion {
+    Fusion::Weighted { weights: vec![0.5, 0.5], norm: quarry_rank::fusion::Norm::MinMax }
+}
+
+/// Pseudo-relevance feedback settings of a text query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Feedback {
+    /// First-pass documents taken as relevant.
+    pub docs: usize,
+    /// How the dense query moves.
+    pub rocchio: quarry_rank::feedback::Rocchio,
+    /// How the BM25 query expands.
+    pub rm3: quarry_rank::feedback::Rm3,
+}
+
+impl Default for Feedback {
+    /// 10 documents, Rocchio (1, 0.75, 0.15), RM3 (10 terms, original weight 0.5).
+    fn default() -> Self {
+        Feedback { docs: 10, rocchio: Default::default(), rm3: Default::default() }
     }
 }
 

@@ -196,7 +196,7 @@ fn dense_passages_and_hybrid_with_a_model() {
     assert!(t.iter().find(|h| h.id == PointId::Num(100)).is_none_or(|h| h.score < hits[0].score - 0.1));
     // Hybrid: both lists explain their part; RRF scores follow from the ranks.
     let mut h = TextQuery::new("brown fox", TextMode::Hybrid, 3);
-    h.fusion = Fusion::Rrf { k: 60.0 };
+    h.fusion = Some(Fusion::Rrf { k: 60.0 });
     h.explain = true;
     let hits = max.search(&h, None).expect("hybrid");
     let parts = hits[0].explain.as_ref().expect("explain");

@@ -548,8 +548,9 @@ impl Collection {
     /// threshold) keeps only hits the calibration rates at least that (`.relevance`); `hubness`
     /// applies the fitted hubness correction; `query_model` embeds the query with that (newer)
     /// model and maps it into the collection's space (see `align`); `rerank` names a
-    /// cross-encoder that re-orders the first `rerank_depth` hits (their score becomes its logit).
-    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion="weighted", min_relevance=None, hubness=false, query_model=None, rerank=None, rerank_depth=20))]
+    /// cross-encoder that re-orders the first `rerank_depth` hits (`rerank_blend`: its weight
+    /// against the first stage's score; 1: its logit alone).
+    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion=None, min_relevance=None, hubness=false, query_model=None, rerank=None, rerank_depth=20, rerank_blend=1.0))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_text(
         &self,
@@ -559,12 +560,13 @@ impl Collection {
         mode: Option<&str>,
         filter: Option<&Bound<'_, PyAny>>,
         explain: bool,
-        fusion: &str,
+        fusion: Option<&str>,
         min_relevance: Option<&Bound<'_, PyAny>>,
         hubness: bool,
         query_model: Option<String>,
         rerank: Option<String>,
         rerank_depth: usize,
+        rerank_blend: f64,
     ) -> PyResult<Vec<Hit>> {
         let text = self.text.clone().ok_or_else(|| {
             PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
@@ -588,9 +590,12 @@ impl Collection {
         q.depth = q.depth.max(k);
         q.explain = explain;
         q.fusion = match fusion {
-            "weighted" => q.fusion,
-            "rrf" => quarry_rank::fusion::Fusion::Rrf { k: 60.0 },
-            other => return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf"))),
+            None => None,
+            Some("weighted") => Some(quarry_engine::text::default_hybrid_fusion()),
+            Some("rrf") => Some(quarry_rank::fusion::Fusion::Rrf { k: 60.0 }),
+            Some(other) => {
+                return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf")))
+            }
         };
         q.hubness = hubness;
         let auto = match min_relevance {
@@ -622,7 +627,9 @@ impl Collection {
                 }
                 let hits = text.search(&q, f.as_ref())?;
                 match &rerank {
-                    Some(model) => text.rerank(&q.texts[0], hits, &*db.reranker(model)?, rerank_depth),
+                    Some(model) => {
+                        text.rerank(&q.texts[0], hits, &*db.reranker(model)?, rerank_depth, rerank_blend)
+                    }
                     None => Ok(hits),
                 }
             })

@@ -11,11 +11,13 @@
 //! result is sorted by fused score, descending, ties by document id ascending.
 
 use quarry_core::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;
 
 /// Per-list score normalisation before a weighted combination.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Norm {
     /// `(s − min) / (max − min)` over the list.
     MinMax,
@@ -35,7 +37,8 @@ pub enum Norm {
 }
 
 /// How lists are fused.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
 pub enum Fusion {
     /// Reciprocal rank fusion: `Σ 1 / (k + rank)` (Cormack et al.; k = 60 is usual).
     Rrf {

@@ -3,10 +3,12 @@
 //! `prefetch` (`rrf`, `dbsf`), the CLI's `quarry fuse` and the Python package. No other crate
 //! fuses ranked lists.
 //!
-//! Files: `calibrate` (relevance probabilities and a calibrated cut-off), `fusion`, `hubness` (k-occurrence skewness; QB-Norm and DBNorm re-scoring) (reciprocal rank fusion, weighted combination, distribution-based score fusion,
+//! Files: `calibrate` (relevance probabilities and a calibrated cut-off), `feedback` (Rocchio
+//! and RM3), `fusion`, `hubness` (k-occurrence skewness; QB-Norm and DBNorm re-scoring) (reciprocal rank fusion, weighted combination, distribution-based score fusion,
 //! CombSUM and CombMNZ over per-list normalised scores).
 
 pub mod calibrate;
+pub mod feedback;
 pub mod fusion;
 pub mod hubness;
 

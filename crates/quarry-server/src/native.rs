@@ -90,7 +90,8 @@ pub struct TextSearch {
     /// Hits (default 10).
     #[serde(default)]
     pub limit: Option<u64>,
-    /// Hybrid fusion: `weighted` (default: 0.5/0.5 after min-max) or `rrf`.
+    /// Hybrid fusion: `weighted` (0.5/0.5 after min-max unless `weights`) or `rrf`; default: the
+    /// collection's fitted fusion, else weighted.
     #[serde(default)]
     pub fusion: Option<String>,
     /// RRF offset (default 60).
@@ -131,6 +132,10 @@ pub struct TextSearch {
     /// Hits re-ranked (default 20, at most 200).
     #[serde(default)]
     pub rerank_depth: Option<u64>,
+    /// Weight of the cross-encoder against the first stage's score in the re-ranked head, in
+    /// [0, 1] (default 1: the cross-encoder alone).
+    #[serde(default)]
+    pub rerank_blend: Option<f64>,
 }
 
 /// One judged query of an evaluation run.
@@ -330,10 +335,12 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
                 if w.len() != 2 || w.iter().any(|x| !x.is_finite() || *x < 0.0) {
                     return Err(ApiError::bad("weights: two non-negative numbers (dense, bm25)"));
                 }
-                q.fusion = quarry_rank::fusion::Fusion::Weighted {
+                q.fusion = Some(quarry_rank::fusion::Fusion::Weighted {
                     weights: w.clone(),
                     norm: quarry_rank::fusion::Norm::MinMax,
-                };
+                });
+            } else if req.fusion.is_some() {
+                q.fusion = Some(quarry_engine::text::default_hybrid_fusion());
             }
         }
         Some("rrf") => {
@@ -341,7 +348,7 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
             if !k.is_finite() || k < 0.0 {
                 return Err(ApiError::bad("rrf_k must be a number ≥ 0"));
             }
-            q.fusion = quarry_rank::fusion::Fusion::Rrf { k };
+            q.fusion = Some(quarry_rank::fusion::Fusion::Rrf { k });
         }
         Some(other) => return Err(ApiError::bad(format!("fusion {other:?}: use weighted or rrf"))),
     }
@@ -385,6 +392,10 @@ pub async fn text_search(
     let db = state.db().clone();
     let auto = matches!(&req.min_relevance, Some(Value::String(s)) if s == "auto");
     let query_model = req.query_model.clone();
+    let blend = req.rerank_blend.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&blend) {
+        return Err(ApiError::bad("rerank_blend: a weight in [0, 1]"));
+    }
     let rerank = match &req.rerank {
         None => None,
         Some(m) if m.is_empty() || m.starts_with('.') || m.contains(['/', '\\']) => {
@@ -417,7 +428,7 @@ pub async fn text_search(
         let mut hits = t.search(&q, filter.as_ref())?;
         if let Some((model, depth)) = &rerank {
             let reranker = db.reranker(model)?;
-            hits = t.rerank(&q.texts[0], hits, &reranker, *depth)?;
+            hits = t.rerank(&q.texts[0], hits, &reranker, *depth, blend)?;
         }
         Ok(hits
             .into_iter()
@@ -496,6 +507,7 @@ pub async fn eval_run(
                         query_model: None,
                         rerank: None,
                         rerank_depth: None,
+                        rerank_blend: None,
                     };
                     let tq = text_query(&ts, spec.model.is_some(), usize::MAX)?;
                     db.text_collection(&name)?

@@ -457,6 +457,25 @@ async fn text_collections_search_explain_and_evaluate_natively() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Quality options: bad values and missing fits are the caller's errors (400), with the reason.
+    for (body, why) in [
+        (json!({"text": "fox", "min_relevance": 2}), "min_relevance"),
+        (json!({"text": "fox", "min_relevance": "auto"}), "calibrat"),
+        (json!({"text": "fox", "min_relevance": 0.5}), "calibrat"),
+        (json!({"text": "fox", "hubness": true, "mode": "bm25"}), "fox"),
+        (json!({"text": "fox", "rerank": "../../etc/model"}), "not a path"),
+        (json!({"text": "fox", "rerank": "m", "rerank_depth": 0}), "rerank_depth"),
+        (json!({"text": "fox", "query_model": "other"}), "no map"),
+    ] {
+        let (s, v) = call(&app, "POST", "/quarry/collections/docs/text-search", None, body.clone()).await;
+        if why == "fox" {
+            // Hubness re-scores dense candidates only: a BM25 query is unaffected.
+            assert_eq!(s, StatusCode::OK, "{body}: {v}");
+            continue;
+        }
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v.to_string().contains(why), "{body}: {v}");
+    }
     // An evaluation run: query "fox" judged relevant to 1 only.
     let r = ok(&app, "POST", "/quarry/collections/docs/eval", json!({"queries": [{"id": "q1", "text": "fox"}, {"id": "q2", "text": "dog"}], "qrels": {"q1": {"1": 1}, "q2": {"2": 1}}, "measures": ["recip_rank", "ndcg_cut_10"]})).await;
     assert!((r["measures"]["recip_rank"].as_f64().unwrap_or(0.0) - 0.75).abs() < 1e-9, "{r}");

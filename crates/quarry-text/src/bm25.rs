@@ -231,7 +231,40 @@ impl Bm25Index {
     /// `(document, score)`, best first, ties by document number. Only documents sharing a term
     /// with the query score (above 0); others are never returned.
     pub fn search(&self, query: &str, k: usize, admit: Option<&dyn Fn(u32) -> bool>) -> Vec<(u32, f32)> {
-        let ids = self.query_ids(query);
+        let ids: Vec<(u32, f32)> = self.query_ids(query).into_iter().map(|t| (t, 1.0)).collect();
+        self.search_ids(&ids, k, admit)
+    }
+
+    /// [`Bm25Index::search`] for a weighted query of analysed terms (an expanded query, e.g.
+    /// RM3's): a document scores `Σ weight · BM25(term)`; unknown terms are ignored.
+    pub fn search_weighted(
+        &self,
+        terms: &[(String, f64)],
+        k: usize,
+        admit: Option<&dyn Fn(u32) -> bool>,
+    ) -> Vec<(u32, f32)> {
+        let ids: Vec<(u32, f32)> = terms
+            .iter()
+            .filter(|(_, w)| w.is_finite() && *w > 0.0)
+            .filter_map(|(t, w)| self.term_ids.get(t.as_str()).map(|&id| (id, *w as f32)))
+            .collect();
+        self.search_ids(&ids, k, admit)
+    }
+
+    /// A live document's analysed terms with their counts (empty for an unknown or removed one).
+    pub fn doc_terms(&self, doc: u32) -> Vec<(String, u32)> {
+        if !self.contains(doc) {
+            return Vec::new();
+        }
+        self.doc_terms[doc as usize].iter().map(|&(t, c)| (self.names[t as usize].clone(), c)).collect()
+    }
+
+    fn search_ids(
+        &self,
+        ids: &[(u32, f32)],
+        k: usize,
+        admit: Option<&dyn Fn(u32) -> bool>,
+    ) -> Vec<(u32, f32)> {
         if ids.is_empty() || k == 0 || self.n_live == 0 {
             return Vec::new();
         }
@@ -239,8 +272,8 @@ impl Bm25Index {
         let k1p1 = self.params.k1 + 1.0;
         let mut acc = vec![0f32; self.doc_len.len()];
         let mut touched: Vec<u32> = Vec::new();
-        for &t in &ids {
-            let idf = self.idf(self.df[t as usize]);
+        for &(t, weight) in ids {
+            let idf = self.idf(self.df[t as usize]) * weight;
             for &(doc, tf) in &self.postings[t as usize] {
                 if !self.live[doc as usize] {
                     continue;

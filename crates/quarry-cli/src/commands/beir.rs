@@ -119,6 +119,18 @@ pub struct Args {
     /// (folder or name) and report nDCG@10 with the latency of each stage.
     #[arg(long)]
     rerank: Option<String>,
+    /// Fusion fitted on judged queries: choose the hybrid fusion on the odd-numbered judged
+    /// queries (`TextCollection::fit_fusion`), then report nDCG@10 of the even-numbered ones
+    /// with it, with the default, with RRF and with each side alone.
+    #[arg(long)]
+    fit_fusion: bool,
+    /// Pseudo-relevance feedback: also run the queries with Rocchio (dense) and RM3 (BM25) from
+    /// the first pass's top --feedback-docs documents, and report its nDCG@10.
+    #[arg(long)]
+    feedback: bool,
+    /// Feedback documents.
+    #[arg(long, default_value_t = 10)]
+    feedback_docs: usize,
     /// Cascade: hits re-ranked per query.
     #[arg(long, default_value_t = 20)]
     rerank_depth: usize,
@@ -213,7 +225,7 @@ fn run_in(
     };
     let base = |text: &str| {
         let mut tq = TextQuery::new(text, a.mode, a.k);
-        tq.fusion = fusion.clone();
+        tq.fusion = Some(fusion.clone());
         tq.ef = a.ef.max(a.k);
         tq.with_payload = false;
         tq
@@ -258,6 +270,23 @@ fn run_in(
     if let Some(method) = &a.hubness {
         out["hubness"] = hubness_report(a, method, &col, data, &queries, &measures, &base, &doc_ids)?;
     }
+    if a.feedback {
+        let with = |text: &str| {
+            let mut tq = base(text);
+            tq.feedback = Some(quarry_engine::Feedback { docs: a.feedback_docs, ..Default::default() });
+            tq
+        };
+        let (run, lat) = run_queries(&col, &queries, &with, &doc_ids, "feedback", a.json)?;
+        let e = evaluate(&data.qrels, &run, &measures, &EvalOptions::default());
+        let mut fb = json!({"docs": a.feedback_docs, "mean_ms": lat.iter().sum::<f64>() / lat.len().max(1) as f64 * 1e3});
+        for (m, v) in &e.mean {
+            fb[m.as_str()] = json!(v);
+        }
+        out["feedback"] = fb;
+    }
+    if a.fit_fusion {
+        out["fusion_fit"] = fusion_report(a, &col, data, &queries, &measures, &doc_ids)?;
+    }
     if let Some(model) = &a.rerank {
         out["cascade"] = cascade_report(a, model, &db, &col, data, &queries, &measures, &base, &doc_ids)?;
     }
@@ -275,7 +304,7 @@ fn run_in(
             "  indexing {index_s:.1} s, querying {query_s:.2} s ({:.0} queries/s, p50 {p50:.2} ms)",
             queries.len() as f64 / query_s.max(1e-9)
         );
-        for key in ["calibration", "hubness", "upgrade", "cascade"] {
+        for key in ["calibration", "hubness", "upgrade", "cascade", "fusion_fit", "feedback"] {
             if let Some(v) = out.get(key) {
                 println!("  {key}: {}", serde_json::to_string_pretty(v)?);
             }
@@ -528,33 +557,49 @@ fn cascade_report(
     let ce = db.reranker(model)?;
     let load_s = t.elapsed().as_secs_f64();
     let bar = progress::bar(queries.len() as u64, "re-ranking", a.json);
-    let mut run = Run::new();
+    const BLENDS: [f64; 6] = [1.0, 0.8, 0.6, 0.5, 0.4, 0.2];
+    let mut runs: Vec<Run> = BLENDS.iter().map(|_| Run::new()).collect();
     let (mut match_s, mut rerank_s) = (Vec::new(), Vec::new());
     for q in queries {
         let t = Instant::now();
         let hits = col.search(&base(&q.text), None)?;
         match_s.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let hits = col.rerank(&q.text, hits, &ce, a.rerank_depth)?;
+        let n = a.rerank_depth.min(hits.len());
+        let logits = col.cross_scores(&q.text, &hits[..n], &ce)?;
         rerank_s.push(t.elapsed().as_secs_f64());
-        let ranked: Vec<(&str, f64)> = hits
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| match h.id {
-                // Ranks, not mixed scales: the re-ranked head above the rest.
-                PointId::Num(n) => doc_ids.get(n as usize).map(|d| (*d, (hits.len() - i) as f64)),
-                PointId::Uuid(_) => None,
-            })
-            .collect();
-        run.insert_query(&q.id, &ranked)?;
+        for (blend, run) in BLENDS.iter().zip(runs.iter_mut()) {
+            let ranked_hits = quarry_engine::text::blend_head(hits.clone(), &logits, *blend)?;
+            let ranked: Vec<(&str, f64)> = ranked_hits
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| match h.id {
+                    // Ranks, not mixed scales: the re-ranked head above the rest.
+                    PointId::Num(n) => doc_ids.get(n as usize).map(|d| (*d, (ranked_hits.len() - i) as f64)),
+                    PointId::Uuid(_) => None,
+                })
+                .collect();
+            run.insert_query(&q.id, &ranked)?;
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let eval = evaluate(&data.qrels, &run, measures, &EvalOptions::default());
+    let by_blend: serde_json::Map<String, Value> = BLENDS
+        .iter()
+        .zip(&runs)
+        .map(|(b, run)| {
+            let e = evaluate(&data.qrels, run, measures, &EvalOptions::default());
+            let nd = e.mean.iter().find(|(m, _)| m == "ndcg_cut_10").map_or(0.0, |(_, v)| *v);
+            (format!("{b:.1}"), json!(nd))
+        })
+        .collect();
+    let run = &runs[0];
+    let eval = evaluate(&data.qrels, run, measures, &EvalOptions::default());
     let mean_ms = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 * 1e3;
     let mut out = json!({
         "reranker": model,
         "depth": a.rerank_depth,
+        "ndcg_cut_10_by_blend": by_blend,
         "load_s": load_s,
         "match_ms": mean_ms(&match_s),
         "rerank_ms": mean_ms(&rerank_s),
@@ -563,4 +608,63 @@ fn cascade_report(
         out[m.as_str()] = json!(v);
     }
     Ok(out)
+}
+
+/// Fits the hybrid fusion on the odd-numbered judged queries and compares it on the others.
+fn fusion_report(
+    a: &Args,
+    col: &TextCollection,
+    data: &quarry_eval::io::beir::BeirDataset,
+    queries: &Queries<'_>,
+    measures: &[Measure],
+    doc_ids: &[&str],
+) -> Result<Value> {
+    let fit: Vec<&quarry_eval::io::beir::BeirQuery> = queries.iter().skip(1).step_by(2).copied().collect();
+    let eval: Vec<&quarry_eval::io::beir::BeirQuery> = queries.iter().step_by(2).copied().collect();
+    let point_of: std::collections::HashMap<&str, PointId> =
+        doc_ids.iter().enumerate().map(|(i, d)| (*d, PointId::Num(i as u64))).collect();
+    let relevant: Vec<std::collections::HashSet<PointId>> = fit
+        .iter()
+        .map(|q| {
+            data.qrels
+                .get(&q.id)
+                .map(|j| {
+                    j.iter()
+                        .filter(|(_, g)| **g > 0)
+                        .filter_map(|(d, _)| point_of.get(d.as_str()).copied())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let texts: Vec<String> = fit.iter().map(|q| q.text.clone()).collect();
+    let t = Instant::now();
+    let (chosen, report) = col.fit_fusion(&texts, &relevant, a.k)?;
+    let fit_s = t.elapsed().as_secs_f64();
+    let ndcg = |mode: TextMode, fusion: Option<Fusion>| -> Result<f64> {
+        let make = |text: &str| {
+            let mut tq = TextQuery::new(text, mode, a.k);
+            tq.fusion = fusion.clone();
+            tq.ef = a.ef.max(a.k);
+            tq.with_payload = false;
+            tq
+        };
+        let (run, _) = run_queries(col, &eval, &make, doc_ids, "evaluating", true)?;
+        let e = evaluate(&data.qrels, &run, measures, &EvalOptions::default());
+        Ok(e.mean.iter().find(|(m, _)| m == "ndcg_cut_10").map_or(0.0, |(_, v)| *v))
+    };
+    Ok(json!({
+        "fit_queries": fit.len(),
+        "eval_queries": eval.len(),
+        "chosen": chosen,
+        "fit": report,
+        "fit_s": fit_s,
+        "eval_ndcg_cut_10": {
+            "fitted": ndcg(TextMode::Hybrid, None)?,
+            "default_weighted": ndcg(TextMode::Hybrid, Some(quarry_engine::text::default_hybrid_fusion()))?,
+            "rrf": ndcg(TextMode::Hybrid, Some(Fusion::Rrf { k: 60.0 }))?,
+            "dense": ndcg(TextMode::Dense, None)?,
+            "bm25": ndcg(TextMode::Bm25, None)?,
+        },
+    }))
 }

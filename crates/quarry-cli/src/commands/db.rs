@@ -417,6 +417,8 @@ pub struct TextExtras {
     pub query_model: Option<String>,
     /// A cross-encoder re-ranking the first hits, and how many.
     pub rerank: Option<(String, usize)>,
+    /// Weight of the cross-encoder against the first stage in the re-ranked head.
+    pub rerank_blend: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -452,7 +454,7 @@ pub fn search_text(
     let mut hits = col.search(&q, filter.as_ref())?;
     if let Some((model, depth)) = &extras.rerank {
         let reranker = db.reranker(model)?;
-        hits = col.rerank(&texts[0], hits, &reranker, *depth)?;
+        hits = col.rerank(&texts[0], hits, &reranker, *depth, extras.rerank_blend)?;
     }
     let mut out = std::io::stdout().lock();
     if json {

@@ -325,3 +325,58 @@ pub fn run_align(a: AlignArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Arguments of `quarry tune-fusion`.
+#[derive(clap::Args)]
+pub struct TuneFusionArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Text collection (with a model: hybrid queries).
+    #[arg(long)]
+    collection: String,
+    /// Judged queries (BEIR queries JSONL with `_id` and `text`).
+    #[arg(long)]
+    queries: std::path::PathBuf,
+    /// Judgements (BEIR TSV or TREC qrels); documents named by `--doc-key` in the payload, else
+    /// by point id.
+    #[arg(long)]
+    qrels: std::path::PathBuf,
+    /// Payload key naming documents in the qrels.
+    #[arg(long, default_value = "_id")]
+    doc_key: String,
+    /// Candidates per list.
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+}
+
+/// Runs `quarry tune-fusion`: chooses the collection's hybrid fusion on judged queries.
+pub fn run_tune_fusion(a: TuneFusionArgs) -> Result<()> {
+    let (_db, col) = open_text(&a.dir, &a.collection)?;
+    let queries = read_queries(&a.queries)?;
+    let qrels = quarry_eval::trec::read_qrels(&a.qrels)?;
+    let mut point_of = std::collections::HashMap::new();
+    col.docs().for_each_payload(|id, p| {
+        let name = p
+            .get(&a.doc_key)
+            .map_or_else(|| id.to_string(), |v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        point_of.insert(name, id);
+    });
+    let judged: Vec<(String, std::collections::HashSet<PointId>)> = queries
+        .into_iter()
+        .filter_map(|(qid, text)| {
+            let j = qrels.get(&qid)?;
+            Some((
+                text,
+                j.iter().filter(|(_, g)| **g > 0).filter_map(|(d, _)| point_of.get(d).copied()).collect(),
+            ))
+        })
+        .collect();
+    if judged.is_empty() {
+        bail!("no query of {} has judgements in {}", a.queries.display(), a.qrels.display());
+    }
+    let (texts, relevant): (Vec<String>, Vec<_>) = judged.into_iter().unzip();
+    let (_, report) = col.fit_fusion(&texts, &relevant, a.depth)?;
+    println!("{}", json!({"collection": a.collection, "fusion": report}));
+    Ok(())
+}

@@ -50,6 +50,10 @@ pub struct Args {
     /// Text queries: hits re-ranked.
     #[arg(long, default_value_t = 20, requires = "rerank")]
     rerank_depth: usize,
+    /// Text queries: weight of the cross-encoder against the first stage's score in the
+    /// re-ranked head (1: the cross-encoder alone).
+    #[arg(long, default_value_t = 1.0, requires = "rerank")]
+    rerank_blend: f64,
     /// Text queries: embed them with this (new) model and map them into the collection's space
     /// (`quarry align` fitted the map).
     #[arg(long, requires = "text")]
@@ -117,6 +121,7 @@ pub fn run(a: Args) -> Result<()> {
                     hubness: a.hubness,
                     query_model: a.query_model.clone(),
                     rerank: a.rerank.clone().map(|m| (m, a.rerank_depth)),
+                    rerank_blend: a.rerank_blend,
                 },
             );
         }

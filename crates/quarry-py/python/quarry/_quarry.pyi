@@ -73,12 +73,13 @@ class Collection:
         mode: Optional[str] = None,
         filter: Optional[Filter] = None,
         explain: bool = False,
-        fusion: str = "weighted",
+        fusion: Optional[str] = None,
         min_relevance: Optional[Union[float, str]] = None,
         hubness: bool = False,
         query_model: Optional[str] = None,
         rerank: Optional[str] = None,
         rerank_depth: int = 20,
+        rerank_blend: float = 1.0,
     ) -> List[Hit]: ...
     def calibrate(
         self,
