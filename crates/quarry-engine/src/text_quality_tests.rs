@@ -158,3 +158,65 @@ fn a_cross_encoder_reranks_the_head_of_the_list() {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn rm3_feedback_reaches_documents_without_the_query_terms() {
+    let dir = std::env::temp_dir().join(format!("quarry-text-rm3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::open(&dir).expect("open");
+    let col = db.create_text_collection("b", TextSpec::new(None), "flat").expect("create");
+    let texts = [
+        "arctic tern migration between the poles",
+        "the tern colony on the arctic coast, migration season",
+        "polar migration of seabirds across the arctic",
+        "stock markets and interest rates",
+    ];
+    let docs: Vec<TextDoc> =
+        texts.iter().enumerate().map(|(i, t)| TextDoc { id: PointId::Num(i as u64), text: (*t).into(), payload: Map::new() }).collect();
+    col.upsert(docs).expect("upsert");
+    let plain = col.search(&TextQuery::new("tern", TextMode::Bm25, 10), None).expect("bm25");
+    assert!(plain.iter().all(|h| h.id != PointId::Num(2)), "no query term: not found without feedback");
+    let mut q = TextQuery::new("tern", TextMode::Bm25, 10);
+    q.feedback = Some(crate::text::Feedback { docs: 2, ..Default::default() });
+    let fb = col.search(&q, None).expect("feedback");
+    let ids: Vec<PointId> = fb.iter().map(|h| h.id).collect();
+    assert!(ids.contains(&PointId::Num(2)), "expansion terms (arctic, migration) find it: {ids:?}");
+    assert!(!ids.contains(&PointId::Num(3)));
+    assert!(ids[..2].contains(&PointId::Num(0)) && ids[..2].contains(&PointId::Num(1)), "the first pass stays on top");
+    drop(col);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fitted_fusion_becomes_the_collections_hybrid_default() {
+    let Ok(model) = quarry_text::locate::model_dir("all-MiniLM-L6-v2") else {
+        quarry_testkit::skip::missing("the model all-MiniLM-L6-v2", "run scripts/fetch_model.sh");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("quarry-text-fusion-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Database::open(&dir).expect("open");
+    let mut spec = TextSpec::new(Some(model.display().to_string()));
+    spec.passages.mode = PassageMode::Truncate;
+    let col = db.create_text_collection("f", spec, "flat").expect("create");
+    col.upsert(corpus()).expect("upsert");
+    let queries: Vec<String> = TOPICS.iter().map(|t| format!("what is known about {t}")).collect();
+    let relevant: Vec<std::collections::HashSet<PointId>> =
+        (0..TOPICS.len()).map(|t| (0..12).map(|i| PointId::Num((t * 100 + i) as u64)).collect()).collect();
+    let (chosen, report) = col.fit_fusion(&queries, &relevant, 50).expect("fit");
+    assert_eq!(report["ndcg_cut_10"].as_object().map(serde_json::Map::len), Some(12), "{report}");
+    assert_eq!(col.quality().and_then(|q| q.spec.fusion), Some(chosen.clone()));
+    // A hybrid query naming no fusion uses the fitted one: the same ranking as naming it.
+    let mut implicit = TextQuery::new("bird migration", TextMode::Hybrid, 10);
+    implicit.with_payload = false;
+    let mut explicit = implicit.clone();
+    explicit.fusion = Some(chosen);
+    let a: Vec<PointId> = col.search(&implicit, None).expect("implicit").iter().map(|h| h.id).collect();
+    let b: Vec<PointId> = col.search(&explicit, None).expect("explicit").iter().map(|h| h.id).collect();
+    assert_eq!(a, b);
+    assert!(col.fit_fusion(&queries, &relevant[..2], 50).is_err(), "one relevant set per query");
+    drop(col);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
