@@ -549,8 +549,8 @@ impl Collection {
     /// applies the fitted hubness correction; `query_model` embeds the query with that (newer)
     /// model and maps it into the collection's space (see `align`); `rerank` names a
     /// cross-encoder that re-orders the first `rerank_depth` hits (`rerank_blend`: its weight
-    /// against the first stage's score; 1: its logit alone).
-    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion=None, min_relevance=None, hubness=false, query_model=None, rerank=None, rerank_depth=20, rerank_blend=1.0))]
+    /// against the first stage's score, default an equal mix; 1: its logit alone).
+    #[pyo3(signature = (query, k=10, mode=None, filter=None, explain=false, fusion=None, min_relevance=None, hubness=false, query_model=None, rerank=None, rerank_depth=20, rerank_blend=0.5))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_text(
         &self,

@@ -133,7 +133,7 @@ pub struct TextSearch {
     #[serde(default)]
     pub rerank_depth: Option<u64>,
     /// Weight of the cross-encoder against the first stage's score in the re-ranked head, in
-    /// [0, 1] (default 1: the cross-encoder alone).
+    /// [0, 1] (default 0.5, an equal mix; 1: the cross-encoder alone).
     #[serde(default)]
     pub rerank_blend: Option<f64>,
 }
@@ -392,7 +392,7 @@ pub async fn text_search(
     let db = state.db().clone();
     let auto = matches!(&req.min_relevance, Some(Value::String(s)) if s == "auto");
     let query_model = req.query_model.clone();
-    let blend = req.rerank_blend.unwrap_or(1.0);
+    let blend = req.rerank_blend.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&blend) {
         return Err(ApiError::bad("rerank_blend: a weight in [0, 1]"));
     }

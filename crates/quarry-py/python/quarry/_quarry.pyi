@@ -79,7 +79,7 @@ class Collection:
         query_model: Optional[str] = None,
         rerank: Optional[str] = None,
         rerank_depth: int = 20,
-        rerank_blend: float = 1.0,
+        rerank_blend: float = 0.5,
     ) -> List[Hit]: ...
     def calibrate(
         self,
