@@ -171,8 +171,11 @@ fn rm3_feedback_reaches_documents_without_the_query_terms() {
         "polar migration of seabirds across the arctic",
         "stock markets and interest rates",
     ];
-    let docs: Vec<TextDoc> =
-        texts.iter().enumerate().map(|(i, t)| TextDoc { id: PointId::Num(i as u64), text: (*t).into(), payload: Map::new() }).collect();
+    let docs: Vec<TextDoc> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TextDoc { id: PointId::Num(i as u64), text: (*t).into(), payload: Map::new() })
+        .collect();
     col.upsert(docs).expect("upsert");
     let plain = col.search(&TextQuery::new("tern", TextMode::Bm25, 10), None).expect("bm25");
     assert!(plain.iter().all(|h| h.id != PointId::Num(2)), "no query term: not found without feedback");
@@ -182,7 +185,10 @@ fn rm3_feedback_reaches_documents_without_the_query_terms() {
     let ids: Vec<PointId> = fb.iter().map(|h| h.id).collect();
     assert!(ids.contains(&PointId::Num(2)), "expansion terms (arctic, migration) find it: {ids:?}");
     assert!(!ids.contains(&PointId::Num(3)));
-    assert!(ids[..2].contains(&PointId::Num(0)) && ids[..2].contains(&PointId::Num(1)), "the first pass stays on top");
+    assert!(
+        ids[..2].contains(&PointId::Num(0)) && ids[..2].contains(&PointId::Num(1)),
+        "the first pass stays on top"
+    );
     drop(col);
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
