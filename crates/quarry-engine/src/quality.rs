@@ -154,6 +154,20 @@ impl Quality {
                 return Err(Error::InvalidArgument("DBNorm needs a gallery bank".into()));
             }
         }
+        if let Some(f) = &self.spec.fusion {
+            let ok = match f {
+                quarry_rank::fusion::Fusion::Weighted { weights, .. } => {
+                    weights.len() == 2 && weights.iter().all(|w| w.is_finite() && *w >= 0.0)
+                }
+                quarry_rank::fusion::Fusion::Rrf { k } => k.is_finite() && *k >= 0.0,
+                _ => true,
+            };
+            if !ok {
+                return Err(Error::InvalidArgument(format!(
+                    "the fitted fusion {f:?} is not valid for two lists"
+                )));
+            }
+        }
         if self.spec.alignments.keys().ne(self.alignments.keys()) {
             return Err(Error::InvalidArgument("alignment settings and maps name different models".into()));
         }
@@ -282,7 +296,7 @@ impl Quality {
             let (dn, dold) = (a.d_new, a.d_old);
             let means = if a.centred { dn + dold + 1 } else { 0 };
             let len = dn.checked_mul(dold).and_then(|n| n.checked_add(means));
-            let Some(chunk) = len.and_then(|n| values.get(at..at + n)) else {
+            let Some(chunk) = len.and_then(|n| at.checked_add(n)).and_then(|end| values.get(at..end)) else {
                 return Err(Error::corrupt(
                     &path,
                     "alignments",

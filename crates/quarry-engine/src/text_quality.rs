@@ -121,12 +121,17 @@ impl TextCollection {
         query_prefix: &str,
     ) -> Result<quarry_linalg::procrustes::FitReport> {
         let d_old = self.dense_dim()?;
-        let points = self.sample_points(pairs, 3);
-        let texts: Vec<&str> = points
-            .iter()
-            .map(|p| p.payload.get(&self.spec.key).and_then(serde_json::Value::as_str).unwrap_or_default())
+        // Only documents with both a stored text and a vector pair up.
+        let pairs: Vec<(String, Vec<f32>)> = self
+            .sample_points(pairs, 3)
+            .into_iter()
+            .filter_map(|p| {
+                let text = p.payload.get(&self.spec.key).and_then(serde_json::Value::as_str)?.to_string();
+                Some((text, p.vectors.into_iter().next()?))
+            })
             .collect();
-        let old: Vec<f32> = points.iter().filter_map(|p| p.vectors.first()).flatten().copied().collect();
+        let texts: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+        let old: Vec<f32> = pairs.iter().flat_map(|p| p.1.iter().copied()).collect();
         let new = encoder.encode(&texts, super::BATCH)?;
         let (map, report) = Alignment::fit(new.as_slice(), encoder.dim(), &old, d_old, centred)?;
         let mut q = self.quality().unwrap_or_default();
@@ -381,8 +386,9 @@ pub fn mode_key(mode: TextMode) -> &'static str {
 
 /// Re-orders the head of `hits` (as many as `logits`) by a convex combination of min-max
 /// normalised scores, `blend` on the cross-encoder's logits and `1 − blend` on the first stage's
-/// scores (quarry-rank's weighted fusion: the one implementation); the head's scores become the
-/// combination, the rest keep their order and scores below.
+/// scores (quarry-rank's weighted fusion: the one implementation). The rest keep their order and
+/// scores; the head's scores become the combination (in [0, 1]) raised by one above the rest's
+/// best, so scores still fall with rank.
 pub fn blend_head(mut hits: Vec<TextHit>, logits: &[f32], blend: f64) -> Result<Vec<TextHit>> {
     use quarry_rank::fusion::{fuse, Fusion, Norm};
     if !(0.0..=1.0).contains(&blend) {
@@ -402,12 +408,13 @@ pub fn blend_head(mut hits: Vec<TextHit>, logits: &[f32], blend: f64) -> Result<
         &Fusion::Weighted { weights: vec![blend, 1.0 - blend], norm: Norm::MinMax },
         n,
     )?;
+    let floor = rest.first().map_or(0.0, |h| h.score + 1.0);
     let mut slots: Vec<Option<TextHit>> = hits.into_iter().map(Some).collect();
     let mut out: Vec<TextHit> = fused
         .into_iter()
         .filter_map(|(i, s)| {
             let mut h = slots.get_mut(i)?.take()?;
-            h.score = s;
+            h.score = floor + s;
             Some(h)
         })
         .collect();

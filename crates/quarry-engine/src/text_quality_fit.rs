@@ -219,6 +219,10 @@ impl TextCollection {
         }
         let (_, chosen) = best.ok_or_else(|| Error::InvalidArgument("no fusion candidate".into()))?;
         let mut quality = self.quality().unwrap_or_default();
+        if quality.spec.fusion.as_ref().unwrap_or(&crate::text_query::default_hybrid_fusion()) != &chosen {
+            // The hybrid calibration was fitted on the old fusion's scores: it no longer applies.
+            quality.spec.calibration.remove("hybrid");
+        }
         quality.spec.fusion = Some(chosen.clone());
         let report = serde_json::json!({"queries": queries.len(), "ndcg_cut_10": report, "chosen": chosen});
         quality.spec.reports.insert("fusion".into(), report.clone());

@@ -398,14 +398,13 @@ pub async fn text_search(
     }
     let rerank = match &req.rerank {
         None => None,
-        Some(m) if m.is_empty() || m.starts_with('.') || m.contains(['/', '\\']) => {
-            return Err(ApiError::bad("rerank: a model name, not a path"));
-        }
         Some(m) => {
             let depth = req.rerank_depth.unwrap_or(20);
             if depth == 0 || depth > 200 {
                 return Err(ApiError::bad("rerank_depth: 1..=200"));
             }
+            // Only installed models, found by name among the local model folders: never a path.
+            quarry_text::locate::installed_model_dir(m).map_err(|e| ApiError::bad(format!("rerank: {e}")))?;
             Some((m.clone(), depth as usize))
         }
     };

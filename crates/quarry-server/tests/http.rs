@@ -464,6 +464,7 @@ async fn text_collections_search_explain_and_evaluate_natively() {
         (json!({"text": "fox", "min_relevance": 0.5}), "calibrat"),
         (json!({"text": "fox", "hubness": true, "mode": "bm25"}), "fox"),
         (json!({"text": "fox", "rerank": "../../etc/model"}), "not a path"),
+        (json!({"text": "fox", "rerank": "no-such-reranker"}), "not installed"),
         (json!({"text": "fox", "rerank": "m", "rerank_depth": 0}), "rerank_depth"),
         (json!({"text": "fox", "rerank": "m", "rerank_blend": 1.5}), "rerank_blend"),
         (json!({"text": "fox", "query_model": "other"}), "no map"),

@@ -116,6 +116,19 @@ pub fn model_dir(spec: &str) -> Result<PathBuf> {
     fetch(spec, &repo, &looked)
 }
 
+/// The installed model folder named `name`, for requests from clients: searched only among the
+/// local model folders ([`candidates`]), never as a path relative to the working directory and
+/// never downloaded; a name with a path separator or a leading dot is refused.
+pub fn installed_model_dir(name: &str) -> Result<PathBuf> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return Err(Error::InvalidArgument(format!("model {name:?}: a model name, not a path")));
+    }
+    candidates(name)
+        .into_iter()
+        .find(|d| is_model(d))
+        .ok_or_else(|| Error::InvalidArgument(format!("model {name:?} is not installed on this server")))
+}
+
 /// Without the feature `hub`: the not-found error for a name, saying how to enable downloads.
 #[cfg(not(feature = "hub"))]
 fn fetch(spec: &str, _repo: &str, looked: &str) -> Result<PathBuf> {
