@@ -240,7 +240,10 @@ def verify(a):
             h = forward(W, "bert.", e.ids, e.type_ids)[0]
             pooled = np.tanh(W["bert.pooler.dense.weight"] @ h + W["bert.pooler.dense.bias"])
             logit = float((W["classifier.weight"] @ pooled + W["classifier.bias"])[0])
-            print(f"logit onnxruntime {float(run(e)[0, 0]):8.4f}  numpy float {logit:8.4f}  {q!r} / {d[:40]!r}")
+            ref = float(run(e)[0, 0])
+            # int8 activations in onnxruntime against float here: logits agree to a few tenths.
+            ok &= abs(ref - logit) <= 0.5
+            print(f"logit onnxruntime {ref:8.4f}  numpy float {logit:8.4f}  {q!r} / {d[:40]!r}")
     sys.exit(0 if ok else 1)
 
 

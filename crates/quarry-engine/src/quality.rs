@@ -1,9 +1,12 @@
 //! A text collection's quality settings (`quality.qq`, spec in docs/FORMAT.md): relevance
 //! calibrations per ranking mode with the null sample they standardise against, hubness
-//! re-scoring with its query and gallery banks, and orthogonal maps that let queries embedded by
-//! another (upgraded) model search the collection's vectors. Fitted by `quarry calibrate` / `quarry hubness`
-//! (or [`crate::TextCollection::set_quality`]), stored crash-safely, checked when read, and used
-//! by text queries that ask for a relevance cut-off (`min_relevance`) or hubness correction.
+//! re-scoring with its query and gallery banks, orthogonal maps that let queries embedded by
+//! another (upgraded) model search the collection's vectors, and the fitted hybrid fusion. Fitted
+//! by `quarry calibrate`, `quarry hubness`, `quarry align`, `quarry tune-fusion` (the engine's
+//! `TextCollection::fit_*`) or [`crate::TextCollection::set_quality`]; stored crash-safely,
+//! checked when read, and used by text queries that ask for a relevance cut-off
+//! (`min_relevance`), hubness correction or a new model's query (`vectors` through a map), and
+//! by hybrid queries naming no fusion.
 
 use quarry_core::{Error, Result};
 use quarry_linalg::procrustes::Alignment;

@@ -74,7 +74,7 @@ impl TextCollection {
         match f {
             Some(f) if self.encoder.is_some() && f.multivector.is_none() => Ok(f.dim),
             _ => Err(Error::InvalidArgument(format!(
-                "collection {:?}: calibration and hubness work on single-vector dense collections",
+                "collection {:?}: calibration, hubness, feedback, model maps and fusion fitting work on single-vector dense collections",
                 self.docs.name()
             ))),
         }

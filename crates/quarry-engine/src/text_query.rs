@@ -117,7 +117,8 @@ pub fn default_hybrid_fusion() -> Fusion {
 pub struct Feedback {
     /// First-pass documents taken as relevant.
     pub docs: usize,
-    /// How the dense query moves.
+    /// How the dense query moves (the first pass gives relevant documents only, so `gamma`
+    /// has no effect here).
     pub rocchio: quarry_rank::feedback::Rocchio,
     /// How the BM25 query expands.
     pub rm3: quarry_rank::feedback::Rm3,

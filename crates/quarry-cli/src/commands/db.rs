@@ -441,7 +441,7 @@ pub fn search_text(
     q.texts = texts.to_vec();
     q.explain = explain;
     q.hubness = extras.hubness;
-    if let Some(model) = &extras.query_model {
+    if let (Some(model), TextMode::Dense | TextMode::Hybrid) = (&extras.query_model, mode) {
         q.vectors = Some(crate::commands::quality::aligned_vectors(&db, &col, model, texts)?);
     }
     q.min_relevance = match extras.min_relevance.as_deref() {

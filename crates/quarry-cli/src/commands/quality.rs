@@ -1,7 +1,7 @@
-//! Fitting and measuring a text collection's quality steps, shared by `quarry calibrate`,
-//! `quarry hubness`, `quarry stats --hubness` and `quarry beir --calibrate / --hubness`:
-//! a relevance calibration fitted on judged queries (or the training-free rule), a hubness
-//! correction over a bank of queries, and the k-occurrence skewness of a query set.
+//! The CLI side of a text collection's quality steps: `quarry calibrate`, `quarry hubness`,
+//! `quarry stats`, `quarry align` and `quarry tune-fusion` read queries and judgements and call
+//! the engine's fits (`TextCollection::fit_*`, the one implementation), also used by
+//! `quarry beir`.
 
 use anyhow::{bail, Context, Result};
 use quarry_engine::quality::Quality;
