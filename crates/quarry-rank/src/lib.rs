@@ -4,12 +4,15 @@
 //! fuses ranked lists.
 //!
 //! Files: `calibrate` (relevance probabilities and a calibrated cut-off), `feedback` (Rocchio
-//! and RM3), `fusion`, `hubness` (k-occurrence skewness; QB-Norm and DBNorm re-scoring) (reciprocal rank fusion, weighted combination, distribution-based score fusion,
-//! CombSUM and CombMNZ over per-list normalised scores).
+//! and RM3), `fusion` (reciprocal rank fusion, weighted combination,
+//! distribution-based score fusion, CombSUM and CombMNZ over per-list normalised scores),
+//! `hubness` (k-occurrence skewness; QB-Norm and DBNorm re-scoring), `route` (routing among
+//! expert retrievers by pilot embeddings).
 
 pub mod calibrate;
 pub mod feedback;
 pub mod fusion;
 pub mod hubness;
+pub mod route;
 
 pub use fusion::{fuse, Fusion, Norm};
