@@ -59,6 +59,10 @@ enum Command {
     /// Choose a text collection's hybrid fusion (RRF or a weighted combination) on judged
     /// queries; hybrid queries that name no fusion then use it.
     TuneFusion(commands::quality::TuneFusionArgs),
+    /// Expert groups: several text collections behind one query, routed by pilot embeddings
+    /// (create, fit on judged queries, search, list, info, delete).
+    #[command(subcommand)]
+    Group(commands::group::GroupCommand),
 }
 
 /// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
@@ -92,6 +96,7 @@ fn main() {
         Command::Stats(a) => commands::quality::run_stats(a),
         Command::Align(a) => commands::quality::run_align(a),
         Command::TuneFusion(a) => commands::quality::run_tune_fusion(a),
+        Command::Group(c) => commands::group::run(c),
         Command::Eval(a) => commands::eval::run(a),
         Command::Fuse(a) => commands::fuse::run(a),
         Command::Beir(a) => commands::beir::run(a),

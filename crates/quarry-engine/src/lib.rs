@@ -38,11 +38,13 @@
 //! `filter` (payload filters), `payload_index`, `segment` (sealed segments: an index per field),
 //! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, replay),
 //! `state`, `reads`, `writes`, `search`, `seal`, `snapshot`, `text` (text collections, with
-//! `text_spec`, `text_query`, `text_lexical`), `database`.
+//! `text_spec`, `text_query`, `text_lexical`), `group` (expert groups with routing), `database`.
 
 pub mod collection;
 pub mod database;
 pub mod filter;
+#[cfg(feature = "text")]
+pub mod group;
 pub mod id;
 mod manifest;
 mod multivector;

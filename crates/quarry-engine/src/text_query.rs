@@ -21,7 +21,7 @@ pub struct TextDoc {
 }
 
 /// Which ranking a query uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TextMode {
     /// Cosine similarity of sentence embeddings.

@@ -165,6 +165,9 @@ pub struct Hit {
     /// Calibrated probability of relevance (text searches with `min_relevance`).
     #[pyo3(get)]
     relevance: Option<f64>,
+    /// The member collection it came from (group searches).
+    #[pyo3(get)]
+    collection: Option<String>,
 }
 
 #[pymethods]
@@ -451,6 +454,7 @@ impl Collection {
                 payload: h.payload,
                 explain: None,
                 relevance: None,
+                collection: None,
             })
             .collect())
     }
@@ -642,7 +646,7 @@ impl Collection {
                     }
                     None => None,
                 };
-                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain, relevance: h.relevance })
+                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain, relevance: h.relevance, collection: None })
             })
             .collect()
     }
@@ -1000,6 +1004,138 @@ impl Database {
     fn delete_collection(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
         let (db, n) = (self.db.clone(), name.to_string());
         py.detach(move || db.delete_collection(&n)).map_err(err)
+    }
+
+    /// Creates (or replaces) an expert group: `members` are text collections, the general one
+    /// first, each "collection" or "collection:mode" (mode dense, bm25 or hybrid; default
+    /// dense); queries are routed by `router_model`'s embedding to the expert with the nearest
+    /// pilots (`rule` "mean" or "max"), and the best `fuse_top` experts are searched and fused.
+    /// `same_documents`: the members hold the same documents under the same ids.
+    #[pyo3(signature = (name, members, router_model="all-MiniLM-L6-v2", rule="mean", fuse_top=1, same_documents=false))]
+    fn create_group(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        members: Vec<String>,
+        router_model: &str,
+        rule: &str,
+        fuse_top: usize,
+        same_documents: bool,
+    ) -> PyResult<()> {
+        let members = members
+            .iter()
+            .map(|m| {
+                let (c, mode) = match m.rsplit_once(':') {
+                    Some((c, mode)) => (c, mode.parse::<TextMode>().map_err(err)?),
+                    None => (m.as_str(), TextMode::Dense),
+                };
+                Ok(quarry_engine::group::GroupMember { collection: c.to_string(), mode })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut spec = quarry_engine::group::GroupSpec::new(members, router_model);
+        spec.rule = rule.parse().map_err(err)?;
+        spec.fuse_top = fuse_top;
+        spec.same_documents = same_documents;
+        let (db, n) = (self.db.clone(), name.to_string());
+        py.detach(move || db.create_group(&n, spec)).map_err(err)
+    }
+
+    /// Fits group `name`'s pilots: `queries` (texts), `relevant` (per query, a list of relevant
+    /// point ids, or of (collection, id) pairs), `labels` (per query, its domain; default one
+    /// domain), `k` pilots per domain and expert. Returns the fit's report.
+    #[pyo3(signature = (name, queries, relevant, labels=None, k=1))]
+    fn fit_group<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        queries: Vec<String>,
+        relevant: Vec<Bound<'py, PyAny>>,
+        labels: Option<Vec<String>>,
+        k: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if queries.len() != relevant.len() || labels.as_ref().is_some_and(|l| l.len() != queries.len()) {
+            return Err(PyValueError::new_err("one list of relevant ids (and one label) per query"));
+        }
+        let mut judged: Vec<Vec<(Option<String>, PointId)>> = Vec::with_capacity(relevant.len());
+        for r in &relevant {
+            let mut one = Vec::new();
+            for item in r.try_iter()? {
+                let item = item?;
+                match item.extract::<(String, Bound<'py, PyAny>)>() {
+                    Ok((c, id)) => one.push((Some(c), id_of(&id)?)),
+                    Err(_) => one.push((None, id_of(&item)?)),
+                }
+            }
+            judged.push(one);
+        }
+        let fit: Vec<quarry_engine::group::GroupFitQuery> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, t)| quarry_engine::group::GroupFitQuery {
+                text: t.clone(),
+                label: labels.as_ref().map_or(String::new(), |l| l[i].clone()),
+            })
+            .collect();
+        let (db, n) = (self.db.clone(), name.to_string());
+        let report = py
+            .detach(move || {
+                let gain = |i: usize, collection: &str, h: &quarry_engine::TextHit| -> f64 {
+                    let hit = judged[i].iter().any(|(c, id)| *id == h.id && c.as_deref().is_none_or(|c| c == collection));
+                    if hit {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                };
+                db.fit_group(&n, &fit, &gain, k)
+            })
+            .map_err(err)?;
+        convert::to_py(py, &serde_json::to_value(&report).map_err(|e| PyValueError::new_err(e.to_string()))?)
+    }
+
+    /// Searches group `name`: routes `query`, searches the chosen experts (`fuse_top`, default
+    /// the group's) and fuses them. Returns `(hits, routing)`: hits carry `.collection`;
+    /// routing lists every expert best first as dicts (collection, mode, score, searched).
+    #[pyo3(signature = (name, query, k=10, fuse_top=None, rule=None))]
+    fn search_group<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        query: &str,
+        k: usize,
+        fuse_top: Option<usize>,
+        rule: Option<&str>,
+    ) -> PyResult<(Vec<Hit>, Bound<'py, PyAny>)> {
+        let mut q = quarry_engine::group::GroupQuery::new(query, k);
+        q.fuse_top = fuse_top;
+        q.rule = rule.map(str::parse).transpose().map_err(err)?;
+        let (db, n) = (self.db.clone(), name.to_string());
+        let r = py.detach(move || db.search_group(&n, &q)).map_err(err)?;
+        let routing =
+            convert::to_py(py, &serde_json::to_value(&r.routing).map_err(|e| PyValueError::new_err(e.to_string()))?)?;
+        let hits = r
+            .hits
+            .into_iter()
+            .map(|h| Hit {
+                id: h.hit.id,
+                score: h.hit.score,
+                payload: h.hit.payload,
+                explain: None,
+                relevance: None,
+                collection: Some(h.collection),
+            })
+            .collect();
+        Ok((hits, routing))
+    }
+
+    /// Names of the expert groups.
+    fn groups(&self) -> Vec<String> {
+        self.db.group_names()
+    }
+
+    /// Deletes group `name` (its collections stay); False if there was none.
+    fn delete_group(&self, name: &str) -> PyResult<bool> {
+        self.db.delete_group(name).map_err(err)
     }
 
     /// The database folder.

@@ -34,6 +34,7 @@ const READ_POSTS: &[&str] = &[
     "/collections/{collection_name}/points/count",
     "/quarry/collections/{collection_name}/text-search",
     "/quarry/collections/{collection_name}/eval",
+    "/quarry/groups/{group_name}/search",
 ];
 
 /// The access level of `method` on the route template `path`.

@@ -4,7 +4,7 @@
 //!   envelope (`{"status": {"error": …}, "time": …}`), so code written against Qdrant's REST API
 //!   or its Python client works by changing the URL ([`qdrant`]).
 //! - Native endpoints under `/quarry/` for what only Quarry does: text collections, hybrid
-//!   search with `explain`, evaluation runs ([`native`]).
+//!   search with `explain`, evaluation runs ([`native`]); expert groups with routing ([`groups`]).
 //! - Operations: `/healthz`, `/readyz`, Prometheus `/metrics`, the OpenAPI spec at
 //!   `/openapi.json` (generated from the handlers by utoipa) ([`ops`]).
 //! - Safety: API keys (full and read-only, compared in constant time), loopback bind by default,
@@ -18,6 +18,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod groups;
 pub mod metrics;
 pub mod native;
 pub mod openapi;

@@ -78,6 +78,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(qdrant::routes())
         .merge(native::routes())
+        .merge(crate::groups::routes())
         .routes(routes!(ops::root))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::livez))

@@ -134,6 +134,20 @@ pub struct Args {
     /// Cascade: hits re-ranked per query.
     #[arg(long, default_value_t = 20)]
     rerank_depth: usize,
+    /// Routing among experts instead of one run: expert models, comma-separated, each a dense
+    /// collection of the corpus named `route-<model>` (`bm25` names BM25 over the first one's).
+    /// Pilots are fitted on the odd-numbered judged queries (a query's domain is its id before
+    /// a `/`, as scripts/mix_beir.py writes them); the even-numbered ones are run by each expert
+    /// alone, routed (mean and max rules), fused over all experts (RRF) and by the per-query
+    /// oracle, with nDCG@10 per domain and the cost per query.
+    #[arg(long, value_delimiter = ',')]
+    route: Vec<String>,
+    /// Routing: the base encoder (default: the first expert's model).
+    #[arg(long)]
+    router_model: Option<String>,
+    /// Routing: pilots (k-means centroids) per domain and expert.
+    #[arg(long, default_value_t = 1)]
+    route_k: usize,
 }
 
 fn fusion_of(a: &Args) -> Result<Fusion> {
@@ -176,6 +190,15 @@ fn run_in(
 ) -> Result<()> {
     let dense = a.mode != TextMode::Bm25;
     let db = Database::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    if !a.route.is_empty() {
+        let out = route_report(a, &db, data, name, dir)?;
+        if a.json {
+            println!("{out}");
+        } else {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        return Ok(());
+    }
     let col_name = "beir";
     let mut spec = TextSpec::new(dense.then(|| a.model.clone()));
     spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
@@ -185,37 +208,7 @@ fn run_in(
         p => bail!("--passages {p:?}: use max or truncate"),
     };
     let t_index = Instant::now();
-    let col = if a.reuse && db.collection_names().iter().any(|n| n == col_name) {
-        let col = db.text_collection(col_name)?;
-        if col.spec() != &spec {
-            bail!("the collection in {} was built with other settings: {:?}", dir.display(), col.spec());
-        }
-        col
-    } else {
-        let col = db.create_text_collection(col_name, spec, &a.index)?;
-        let bar = progress::bar(data.corpus.len() as u64, "indexing", a.json);
-        for (c, chunk) in data.corpus.chunks(a.batch).enumerate() {
-            let docs: Vec<TextDoc> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let mut payload = Map::new();
-                    payload.insert("_id".into(), Value::String(d.id.clone()));
-                    payload.insert("title".into(), Value::String(d.title.clone()));
-                    let text =
-                        if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) };
-                    TextDoc { id: PointId::Num((c * a.batch + i) as u64), text, payload }
-                })
-                .collect();
-            col.upsert(docs)?;
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-        let spin = progress::bar(1, "graphs", a.json);
-        col.optimize()?;
-        spin.finish_and_clear();
-        col
-    };
+    let col = build_or_reuse(a, &db, col_name, spec, data, dir)?;
     let index_s = t_index.elapsed().as_secs_f64();
     let doc_ids: Vec<&str> = data.corpus.iter().map(|d| d.id.as_str()).collect();
     let queries: Vec<_> = data.queries.iter().filter(|q| data.qrels.get(&q.id).is_some()).collect();
@@ -311,6 +304,48 @@ fn run_in(
         }
     }
     Ok(())
+}
+
+/// The text collection `name` of `data`'s corpus with `spec`: reused from `dir` with `--reuse`
+/// when it was built with the same settings, else built (documents as `title + " " + text`,
+/// point ids in corpus order, payload `_id` and `title`).
+fn build_or_reuse(
+    a: &Args,
+    db: &Database,
+    name: &str,
+    spec: TextSpec,
+    data: &quarry_eval::io::beir::BeirDataset,
+    dir: &std::path::Path,
+) -> Result<std::sync::Arc<TextCollection>> {
+    if a.reuse && db.collection_names().iter().any(|n| n == name) {
+        let col = db.text_collection(name)?;
+        if col.spec() != &spec {
+            bail!("the collection {name} in {} was built with other settings: {:?}", dir.display(), col.spec());
+        }
+        return Ok(col);
+    }
+    let col = db.create_text_collection(name, spec, &a.index)?;
+    let bar = progress::bar(data.corpus.len() as u64, &format!("indexing {name}"), a.json);
+    for (c, chunk) in data.corpus.chunks(a.batch).enumerate() {
+        let docs: Vec<TextDoc> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut payload = Map::new();
+                payload.insert("_id".into(), Value::String(d.id.clone()));
+                payload.insert("title".into(), Value::String(d.title.clone()));
+                let text = if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) };
+                TextDoc { id: PointId::Num((c * a.batch + i) as u64), text, payload }
+            })
+            .collect();
+        col.upsert(docs)?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let spin = progress::bar(1, "graphs", a.json);
+    col.optimize()?;
+    spin.finish_and_clear();
+    Ok(col)
 }
 
 type Queries<'a> = [&'a quarry_eval::io::beir::BeirQuery];
@@ -666,5 +701,191 @@ fn fusion_report(
             "dense": ndcg(TextMode::Dense, None)?,
             "bm25": ndcg(TextMode::Bm25, None)?,
         },
+    }))
+}
+
+/// The collection name of routing expert `model`: `route-` and the model's folder name, with
+/// characters a collection name cannot hold replaced by `-`.
+fn expert_collection(model: &str) -> String {
+    let base = std::path::Path::new(model).file_name().map_or(model.to_string(), |f| f.to_string_lossy().to_string());
+    let clean: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    format!("route-{clean}").chars().take(64).collect()
+}
+
+/// Routing among expert models (see `--route`).
+fn route_report(
+    a: &Args,
+    db: &Database,
+    data: &quarry_eval::io::beir::BeirDataset,
+    name: &str,
+    dir: &std::path::Path,
+) -> Result<Value> {
+    use quarry_engine::group::{GroupFitQuery, GroupMember, GroupQuery, GroupSpec};
+    use quarry_rank::route::RouteRule;
+    let first_model = a.route.iter().find(|m| *m != "bm25").context("--route needs at least one model")?;
+    let mut members = Vec::new();
+    let t_index = Instant::now();
+    for m in &a.route {
+        let (model, mode) = if m == "bm25" { (first_model, TextMode::Bm25) } else { (m, TextMode::Dense) };
+        let cname = expert_collection(model);
+        let mut spec = TextSpec::new(Some(model.clone()));
+        spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
+        spec.passages.mode = match a.passages.as_str() {
+            "max" => PassageMode::Max,
+            "truncate" => PassageMode::Truncate,
+            p => bail!("--passages {p:?}: use max or truncate"),
+        };
+        if !db.collection_names().contains(&cname) || mode == TextMode::Dense {
+            build_or_reuse(a, db, &cname, spec, data, dir)?;
+        }
+        members.push(GroupMember { collection: cname, mode });
+    }
+    let index_s = t_index.elapsed().as_secs_f64();
+    let router = a.router_model.clone().unwrap_or_else(|| first_model.clone());
+    let mut spec = GroupSpec::new(members.clone(), &router);
+    spec.same_documents = true;
+    db.create_group("route", spec)?;
+
+    let doc_ids: Vec<&str> = data.corpus.iter().map(|d| d.id.as_str()).collect();
+    let judged: Vec<&quarry_eval::io::beir::BeirQuery> =
+        data.queries.iter().filter(|q| data.qrels.get(&q.id).is_some()).collect();
+    let fit: Vec<&quarry_eval::io::beir::BeirQuery> = judged.iter().skip(1).step_by(2).copied().collect();
+    let eval: Vec<&quarry_eval::io::beir::BeirQuery> = judged.iter().step_by(2).copied().collect();
+    let fit_q: Vec<GroupFitQuery> = fit
+        .iter()
+        .map(|q| GroupFitQuery { text: q.text.clone(), label: super::group::label_of(&q.id).to_string() })
+        .collect();
+    let gain = |i: usize, _: &str, h: &quarry_engine::TextHit| -> f64 {
+        let PointId::Num(n) = h.id else { return 0.0 };
+        let Some(doc) = doc_ids.get(n as usize) else { return 0.0 };
+        data.qrels.get(&fit[i].id).and_then(|j| j.get(*doc)).map_or(0.0, |g| f64::from((*g).max(0)))
+    };
+    let t = Instant::now();
+    let report = db.fit_group("route", &fit_q, &gain, a.route_k)?;
+    let fit_s = t.elapsed().as_secs_f64();
+
+    let measures = Measure::parse_list("ndcg_cut_10,recall_100")?;
+    let ranked = |hits: &[(PointId, f64)]| -> Vec<(&str, f64)> {
+        hits.iter()
+            .filter_map(|(id, s)| match id {
+                PointId::Num(n) => doc_ids.get(*n as usize).map(|d| (*d, *s)),
+                PointId::Uuid(_) => None,
+            })
+            .collect()
+    };
+    // One run per strategy: its TREC run, mean latency and mean experts searched.
+    let mut runs: Vec<(String, Run, f64, f64)> = Vec::new();
+    for m in &members {
+        let col = db.text_collection(&m.collection)?;
+        let mut run = Run::new();
+        let mut total = 0.0;
+        let bar = progress::bar(eval.len() as u64, &format!("expert {}", m.collection), a.json);
+        for q in &eval {
+            let mut tq = TextQuery::new(&q.text, m.mode, a.k);
+            tq.ef = a.ef.max(a.k);
+            tq.with_payload = false;
+            let t = Instant::now();
+            let hits = col.search(&tq, None)?;
+            total += t.elapsed().as_secs_f64();
+            let pairs: Vec<(PointId, f64)> = hits.iter().map(|h| (h.id, h.score)).collect();
+            run.insert_query(&q.id, &ranked(&pairs))?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let label = if m.mode == TextMode::Bm25 { "bm25".to_string() } else { m.collection.clone() };
+        runs.push((format!("expert:{label}"), run, total / eval.len().max(1) as f64, 1.0));
+    }
+    let mut routed_to: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let strategies: Vec<(String, usize, RouteRule)> = vec![
+        ("routed:mean".into(), 1, RouteRule::Mean),
+        ("routed:max".into(), 1, RouteRule::Max),
+        ("fuse_all:rrf".into(), members.len(), RouteRule::Mean),
+    ];
+    for (label, top, rule) in &strategies {
+        let mut run = Run::new();
+        let mut total = 0.0;
+        let bar = progress::bar(eval.len() as u64, label, a.json);
+        for q in &eval {
+            let mut gq = GroupQuery::new(&q.text, a.k);
+            gq.fuse_top = Some(*top);
+            gq.rule = Some(*rule);
+            gq.ef = Some(a.ef.max(a.k));
+            gq.with_payload = false;
+            let t = Instant::now();
+            let r = db.search_group("route", &gq)?;
+            total += t.elapsed().as_secs_f64();
+            if *top == 1 {
+                routed_to.entry(label.clone()).or_default().push(r.routing[0].collection.clone() + if r.routing[0].mode == TextMode::Bm25 { ":bm25" } else { "" });
+            }
+            let pairs: Vec<(PointId, f64)> = r.hits.iter().map(|h| (h.hit.id, h.hit.score)).collect();
+            run.insert_query(&q.id, &ranked(&pairs))?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        runs.push((label.clone(), run, total / eval.len().max(1) as f64, *top as f64));
+    }
+    // Per-query nDCG@10 of every run, by domain.
+    let evals: Vec<_> = runs.iter().map(|(_, run, _, _)| evaluate(&data.qrels, run, &measures, &EvalOptions::default())).collect();
+    let nd = |e: &quarry_eval::trec::Evaluation, qid: &str| e.per_query.get(qid).map_or(0.0, |v| v[0]);
+    let domains: std::collections::BTreeSet<&str> = eval.iter().map(|q| super::group::label_of(&q.id)).collect();
+    let n_experts = members.len();
+    let mut table = Map::new();
+    for (i, (label, _, ms, searched)) in runs.iter().enumerate() {
+        let mut by_domain = Map::new();
+        for d in &domains {
+            let qs: Vec<&str> = eval.iter().filter(|q| super::group::label_of(&q.id) == *d).map(|q| q.id.as_str()).collect();
+            let m = qs.iter().map(|q| nd(&evals[i], q)).sum::<f64>() / qs.len().max(1) as f64;
+            by_domain.insert((*d).to_string(), json!(m));
+        }
+        let mut row = json!({"ndcg_cut_10_by_domain": by_domain, "mean_ms": ms * 1e3, "experts_searched": searched});
+        for (m, v) in &evals[i].mean {
+            row[m.as_str()] = json!(v);
+        }
+        table.insert(label.clone(), row);
+    }
+    // The oracle: each query's best single expert.
+    let oracle = eval.iter().map(|q| (0..n_experts).map(|e| nd(&evals[e], &q.id)).fold(0.0, f64::max)).sum::<f64>()
+        / eval.len().max(1) as f64;
+    // Routing accuracy: routed to an expert with the query's best nDCG@10 (queries where the
+    // experts differ).
+    let mut accuracy = Map::new();
+    for (label, targets) in &routed_to {
+        let (mut right, mut decided) = (0usize, 0usize);
+        for (q, target) in eval.iter().zip(targets) {
+            let scores: Vec<f64> = (0..n_experts).map(|e| nd(&evals[e], &q.id)).collect();
+            let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if scores.iter().all(|s| *s == best) {
+                continue;
+            }
+            decided += 1;
+            let chosen = members.iter().position(|m| {
+                m.collection.clone() + if m.mode == TextMode::Bm25 { ":bm25" } else { "" } == *target
+            });
+            if chosen.is_some_and(|e| scores[e] == best) {
+                right += 1;
+            }
+        }
+        accuracy.insert(label.clone(), json!({"right": right, "decided": decided}));
+    }
+    let best_single = (0..n_experts)
+        .map(|e| evals[e].mean.iter().find(|(m, _)| m == "ndcg_cut_10").map_or(0.0, |(_, v)| *v))
+        .fold(0.0, f64::max);
+    Ok(json!({
+        "engine": "quarry",
+        "dataset": name,
+        "experts": members,
+        "router_model": router,
+        "docs": data.corpus.len(),
+        "fit_queries": fit.len(),
+        "eval_queries": eval.len(),
+        "index_s": index_s,
+        "fit_s": fit_s,
+        "fit": report,
+        "runs": table,
+        "best_single_ndcg_cut_10": best_single,
+        "oracle_ndcg_cut_10": oracle,
+        "routing_accuracy": accuracy,
+        "threads": rayon::current_num_threads(),
     }))
 }

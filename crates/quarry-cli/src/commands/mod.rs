@@ -6,6 +6,7 @@ pub mod db;
 pub mod embed;
 pub mod eval;
 pub mod fuse;
+pub mod group;
 pub mod quality;
 pub mod quickstart;
 pub mod search;

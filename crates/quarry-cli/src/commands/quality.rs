@@ -69,7 +69,7 @@ pub fn describe(q: &Quality) -> serde_json::Value {
 }
 
 /// Reads `(id, text)` queries: BEIR JSONL (`_id`, `text`) or plain lines (numbered from 0).
-fn read_queries(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+pub fn read_queries(path: &std::path::Path) -> Result<Vec<(String, String)>> {
     let raw = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in raw.lines().filter(|l| !l.trim().is_empty()).enumerate() {
