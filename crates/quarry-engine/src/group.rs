@@ -32,7 +32,8 @@ const VERSION: u32 = 1;
 pub struct GroupMember {
     /// The text collection.
     pub collection: String,
-    /// Its ranking: dense, bm25 or hybrid.
+    /// Its ranking: dense (default), bm25 or hybrid.
+    #[serde(default = "dense")]
     pub mode: TextMode,
 }
 
@@ -63,6 +64,10 @@ pub struct GroupSpec {
     pub fit: Option<PilotReport>,
 }
 
+fn dense() -> TextMode {
+    TextMode::Dense
+}
+
 fn one() -> usize {
     1
 }
@@ -87,7 +92,9 @@ impl GroupSpec {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the settings: at least one member, none twice, `fuse_top` in range, one pilot
+    /// list per member when there are pilots.
+    pub fn check(&self) -> Result<()> {
         if self.members.is_empty() {
             return Err(Error::InvalidArgument("a group needs at least one member collection".into()));
         }
@@ -190,7 +197,9 @@ fn check_group_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!("group name {name:?}: use 1-64 ASCII letters, digits, '_' or '-'")))
+        Err(Error::InvalidArgument(format!(
+            "group name {name:?}: use 1-64 ASCII letters, digits, '_' or '-'"
+        )))
     }
 }
 
@@ -201,7 +210,14 @@ fn group_path(dir: &Path, name: &str) -> PathBuf {
 /// Writes `spec` as group file `path` crash-safely.
 pub fn save_group(path: &Path, spec: &GroupSpec) -> Result<()> {
     let json = serde_json::to_vec(spec).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    quarry_store::framing::write_framed(path, MAGIC, VERSION, &[0u8; quarry_store::framing::FIELDS_LEN], &[&json], 0)
+    quarry_store::framing::write_framed(
+        path,
+        MAGIC,
+        VERSION,
+        &[0u8; quarry_store::framing::FIELDS_LEN],
+        &[&json],
+        0,
+    )
 }
 
 /// Reads and validates group file `path`.
@@ -216,7 +232,11 @@ pub fn load_group(path: &Path) -> Result<GroupSpec> {
     spec.check().map_err(|e| Error::corrupt(path, "settings", e.to_string()))?;
     let dim = spec.pilots.pilots.iter().flatten().map(Vec::len).next();
     if spec.pilots.pilots.iter().flatten().any(|p| Some(p.len()) != dim || p.iter().any(|v| !v.is_finite())) {
-        return Err(Error::corrupt(path, "settings", "pilots of mixed dimensions or non-finite values".to_string()));
+        return Err(Error::corrupt(
+            path,
+            "settings",
+            "pilots of mixed dimensions or non-finite values".to_string(),
+        ));
     }
     Ok(spec)
 }
@@ -319,7 +339,11 @@ impl Database {
             .iter()
             .zip(quality)
             .enumerate()
-            .map(|(i, (q, quality))| PilotQuery { embedding: emb.row(i).to_vec(), label: q.label.clone(), quality })
+            .map(|(i, (q, quality))| PilotQuery {
+                embedding: emb.row(i).to_vec(),
+                label: q.label.clone(),
+                quality,
+            })
             .collect();
         let (pilots, report) = fit_pilots(&pq, spec.members.len(), k, 42)?;
         spec.pilots = pilots;
@@ -369,7 +393,9 @@ impl Database {
                 tq.vectors = router_vec.clone().map(|v| vec![v]);
             }
             let hits = col.search(&tq, None)?;
-            lists.push(hits.into_iter().map(|hit| GroupHit { collection: m.collection.clone(), hit }).collect());
+            lists.push(
+                hits.into_iter().map(|hit| GroupHit { collection: m.collection.clone(), hit }).collect(),
+            );
         }
         let hits = if lists.len() == 1 {
             lists.pop().unwrap_or_default()
@@ -392,7 +418,8 @@ impl Database {
     fn reuses_router(&self, spec: &GroupSpec, m: &GroupMember) -> bool {
         m.mode == TextMode::Dense
             && self.text_collection(&m.collection).is_ok_and(|c| {
-                c.spec().model.as_deref() == Some(spec.router_model.as_str()) && c.spec().query_prefix.is_empty()
+                c.spec().model.as_deref() == Some(spec.router_model.as_str())
+                    && c.spec().query_prefix.is_empty()
             })
     }
 }

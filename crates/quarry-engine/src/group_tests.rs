@@ -49,7 +49,10 @@ fn routing_fusing_and_persistence() {
         let db = Database::open(&dir).expect("open");
         let mut spec = TextSpec::new(Some(model.clone()));
         spec.passages.mode = PassageMode::Truncate;
-        db.create_text_collection("animals", spec.clone(), "flat").expect("create").upsert(docs(&ANIMALS)).expect("up");
+        db.create_text_collection("animals", spec.clone(), "flat")
+            .expect("create")
+            .upsert(docs(&ANIMALS))
+            .expect("up");
         db.create_text_collection("money", spec, "flat").expect("create").upsert(docs(&MONEY)).expect("up");
         let member = |c: &str| GroupMember { collection: c.into(), mode: TextMode::Dense };
         // Bad settings.
@@ -61,7 +64,8 @@ fn routing_fusing_and_persistence() {
         assert!(db.create_group("../g", GroupSpec::new(vec![member("animals")], &model)).is_err());
         assert!(db.group("g").is_err());
 
-        db.create_group("g", GroupSpec::new(vec![member("animals"), member("money")], &model)).expect("create");
+        db.create_group("g", GroupSpec::new(vec![member("animals"), member("money")], &model))
+            .expect("create");
         assert_eq!(db.group_names(), vec!["g".to_string()]);
         // Before fitting: no pilots, every query goes to the first member.
         let r = db.search_group("g", &GroupQuery::new("stock prices", 3)).expect("search");
@@ -100,7 +104,10 @@ fn routing_fusing_and_persistence() {
         q.fuse_top = Some(2);
         let r = db.search_group("g", &q).expect("fused");
         assert_eq!(r.hits.len(), 16);
-        assert!(r.hits.iter().any(|h| h.collection == "animals") && r.hits.iter().any(|h| h.collection == "money"));
+        assert!(
+            r.hits.iter().any(|h| h.collection == "animals")
+                && r.hits.iter().any(|h| h.collection == "money")
+        );
         assert!(r.hits.windows(2).all(|w| w[0].hit.score >= w[1].hit.score));
         q.fuse_top = Some(3);
         assert!(db.search_group("g", &q).is_err());

@@ -232,6 +232,33 @@ def test_quality_steps_of_text_collections(db):
         t.search_text("x", mode="dense", query_model="some-other-model")
 
 
+def test_expert_groups_route_and_fuse(db):
+    model = _model_or_skip()
+    animals = ["the fox hunts rabbits at dawn", "eagles nest on high cliffs", "salmon swim upstream to spawn"]
+    money = ["the bank raised interest rates", "shares fell after the earnings report", "a mortgage is a loan on a house"]
+    for name, texts in (("animals", animals), ("money", money)):
+        db.create_text_collection(name, model=model, index="flat").upsert(list(range(3)), texts=texts)
+    db.create_group("g", ["animals", "money:dense"], router_model=model)
+    assert db.groups() == ["g"]
+    report = db.fit_group(
+        "g",
+        ["wild animals hunting", "birds of prey", "stock market news", "borrowing to buy a home"],
+        [[("animals", 0)], [("animals", 1)], [("money", 1)], [("money", 2)]],
+        labels=["a", "a", "m", "m"],
+    )
+    assert report["credited"] == [2, 2]
+    hits, routing = db.search_group("g", "dividends and bonds", k=2)
+    assert routing[0]["collection"] == "money" and routing[0]["searched"] and not routing[1]["searched"]
+    assert len(hits) == 2 and all(h.collection == "money" for h in hits)
+    hits, _ = db.search_group("g", "dividends", k=6, fuse_top=2)
+    assert {h.collection for h in hits} == {"animals", "money"}
+    with pytest.raises(ValueError, match="fuse_top"):
+        db.search_group("g", "x", fuse_top=3)
+    with pytest.raises(ValueError, match="mode"):
+        db.create_group("bad", ["animals:sideways"], router_model=model)
+    assert db.delete_group("g") and db.groups() == []
+
+
 def test_database_written_from_rust_reopens(tmp_path):
     binary = os.environ.get("QUARRY_BIN")
     if not binary or not os.path.exists(binary):

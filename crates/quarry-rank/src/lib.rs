@@ -3,12 +3,13 @@
 //! `prefetch` (`rrf`, `dbsf`), the CLI's `quarry fuse` and the Python package. No other crate
 //! fuses ranked lists.
 //!
-//! Files: `calibrate` (relevance probabilities and a calibrated cut-off), `feedback` (Rocchio
+//! Files: `anncur` (cross-encoder k-NN through a CUR decomposition), `calibrate` (relevance probabilities and a calibrated cut-off), `feedback` (Rocchio
 //! and RM3), `fusion` (reciprocal rank fusion, weighted combination,
 //! distribution-based score fusion, CombSUM and CombMNZ over per-list normalised scores),
 //! `hubness` (k-occurrence skewness; QB-Norm and DBNorm re-scoring), `route` (routing among
 //! expert retrievers by pilot embeddings).
 
+pub mod anncur;
 pub mod calibrate;
 pub mod feedback;
 pub mod fusion;

@@ -135,7 +135,12 @@ pub struct PilotReport {
 /// Fits pilot embeddings for `experts` experts from `queries` (see the module docs): at most
 /// `k` centroids per (label, best expert) group, fewer when the group has fewer queries. Errors
 /// on a quality list of the wrong length, a non-finite value, mixed dimensions or `k == 0`.
-pub fn fit_pilots(queries: &[PilotQuery], experts: usize, k: usize, seed: u64) -> Result<(Pilots, PilotReport)> {
+pub fn fit_pilots(
+    queries: &[PilotQuery],
+    experts: usize,
+    k: usize,
+    seed: u64,
+) -> Result<(Pilots, PilotReport)> {
     if k == 0 || experts == 0 {
         return Err(Error::InvalidArgument("routing: need at least one expert and k ≥ 1".into()));
     }
@@ -164,7 +169,9 @@ pub fn fit_pilots(queries: &[PilotQuery], experts: usize, k: usize, seed: u64) -
             continue;
         };
         let Some(u) = unit(&q.embedding) else {
-            return Err(Error::InvalidArgument(format!("routing: query {i}'s embedding is zero or not finite")));
+            return Err(Error::InvalidArgument(format!(
+                "routing: query {i}'s embedding is zero or not finite"
+            )));
         };
         credited[e] += 1;
         groups.entry((q.label.clone(), e)).or_default().extend(u.iter().map(|v| *v as f32));

@@ -118,9 +118,6 @@ pub async fn create_group(
         .map(|m| serde_json::from_value::<GroupMember>(m.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::bad(format!("members: {e} (expected [{{\"collection\", \"mode\"}}])")))?;
-    // Only installed models, by name: never a path.
-    quarry_text::locate::installed_model_dir(&req.router_model)
-        .map_err(|e| ApiError::bad(format!("router_model: {e}")))?;
     let mut spec = GroupSpec::new(members, &req.router_model);
     if let Some(r) = rule_of(req.rule.as_deref())? {
         spec.rule = r;
@@ -129,6 +126,13 @@ pub async fn create_group(
         spec.fuse_top = usize::try_from(t).map_err(|_| ApiError::bad("fuse_top: too large"))?;
     }
     spec.same_documents = req.same_documents.unwrap_or(false);
+    spec.check().map_err(|e| ApiError::bad(e.to_string()))?;
+    for m in &spec.members {
+        state.collection(&m.collection)?;
+    }
+    // Only installed models, by name: never a path.
+    quarry_text::locate::installed_model_dir(&req.router_model)
+        .map_err(|e| ApiError::bad(format!("router_model: {e}")))?;
     let db = state.db().clone();
     AppState::blocking(move || Ok(db.create_group(&name, spec)?)).await?;
     Ok(ok(json!(true), start))
@@ -189,7 +193,9 @@ pub async fn fit_group(
             let id = r
                 .get("id")
                 .ok_or_else(|| ApiError::bad(format!("queries[{i}].relevant: each needs an id")))
-                .and_then(|v| PointId::from_json(v).map_err(|e| ApiError::bad(format!("queries[{i}]: {e}"))))?;
+                .and_then(|v| {
+                    PointId::from_json(v).map_err(|e| ApiError::bad(format!("queries[{i}]: {e}")))
+                })?;
             let collection = r.get("collection").and_then(Value::as_str).map(str::to_string);
             let gain = match r.get("gain") {
                 None => 1.0,

@@ -74,6 +74,7 @@ fn body_for(path: &str, method: &str) -> Value {
             json!({"points": [{"id": 99, "vector": [1, 2, 3]}]})
         }
         ("POST", "/collections/{collection_name}/points") => json!({"ids": [1]}),
+        (_, p) if p.starts_with("/quarry/groups/") && p.ends_with("/search") => json!({"text": "x"}),
         (_, p) if p.ends_with("/search") => json!({"vector": [1, 2, 3]}),
         (_, p) if p.ends_with("/search/batch") => json!({"searches": [{"vector": [1, 2, 3]}]}),
         (_, p) if p.ends_with("/query") => json!({"query": [1, 2, 3]}),
@@ -86,6 +87,8 @@ fn body_for(path: &str, method: &str) -> Value {
         (_, p) if p.ends_with("/recover") => json!({"location": "none.snapshot"}),
         (_, p) if p.ends_with("/documents") => json!({"documents": [{"id": 1, "text": "hello"}]}),
         (_, p) if p.ends_with("/text-search") => json!({"text": "hello"}),
+        ("PUT", p) if p.starts_with("/quarry/groups/") => json!({"members": [], "router_model": "m"}),
+        (_, p) if p.ends_with("/fit") => json!({"queries": [{"text": "x", "relevant": [{"id": 1}]}]}),
         (_, p) if p.ends_with("/eval") => {
             json!({"queries": [{"id": "q", "vector": [1, 2, 3]}], "qrels": {"q": {"1": 1}}})
         }
@@ -117,6 +120,12 @@ const ROUTE_ACCESS: &[(&str, &str, &str)] = &[
     ("POST", "/collections/{collection_name}/points/search/batch", "read"),
     ("POST", "/quarry/collections/{collection_name}/text-search", "read"),
     ("POST", "/quarry/collections/{collection_name}/eval", "read"),
+    ("GET", "/quarry/groups", "read"),
+    ("GET", "/quarry/groups/{group_name}", "read"),
+    ("POST", "/quarry/groups/{group_name}/search", "read"),
+    ("PUT", "/quarry/groups/{group_name}", "write"),
+    ("DELETE", "/quarry/groups/{group_name}", "write"),
+    ("POST", "/quarry/groups/{group_name}/fit", "write"),
     ("PUT", "/collections/{collection_name}", "write"),
     ("DELETE", "/collections/{collection_name}", "write"),
     ("PUT", "/collections/{collection_name}/index", "write"),
@@ -494,6 +503,107 @@ async fn text_collections_search_explain_and_evaluate_natively() {
     assert!(m.contains(r#"quarry_http_requests_total{route="/quarry/collections/{collection_name}/text-search",method="POST",status="200"} 4"#), "{m}");
     assert!(m.contains(r#"quarry_collection_points{collection="docs"} 2"#), "{m}");
     assert!(m.contains("quarry_http_request_duration_seconds_bucket"), "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expert_groups_route_fit_and_refuse_bad_input() {
+    let dir = temp("groups");
+    let app = app(&dir, false);
+    ok(&app, "POST", "/quarry/collections/a/text", json!({})).await;
+    // Settings errors are 400s naming the problem; unknown groups 404.
+    for (body, why) in [
+        (
+            json!({"members": [{"collection": "nowhere", "mode": "dense"}], "router_model": "all-MiniLM-L6-v2"}),
+            "nowhere",
+        ),
+        (json!({"members": [{"collection": "a"}], "router_model": "../etc/model"}), "router_model"),
+        (json!({"members": [{"collection": "a", "mode": "sideways"}], "router_model": "m"}), "members"),
+        (json!({"members": [{"collection": "a"}, {"collection": "a"}], "router_model": "m"}), "twice"),
+        (json!({"members": [], "router_model": "all-MiniLM-L6-v2"}), "member"),
+    ] {
+        let (s, v) = call(&app, "PUT", "/quarry/groups/g", None, body.clone()).await;
+        assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::NOT_FOUND, "{body}: {s} {v}");
+        assert!(v.to_string().contains(why), "{body}: {v}");
+    }
+    let (s, _) = call(&app, "POST", "/quarry/groups/none/search", None, json!({"text": "x"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let r = ok(&app, "GET", "/quarry/groups", Value::Null).await;
+    assert_eq!(r["groups"], json!([]));
+    if quarry_text::locate::installed_model_dir("all-MiniLM-L6-v2").is_err() {
+        quarry_testkit::skip::missing("the model all-MiniLM-L6-v2", "run scripts/fetch_model.sh");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    let animals =
+        ["the fox hunts rabbits at dawn", "eagles nest on high cliffs", "salmon swim upstream to spawn"];
+    let money = [
+        "the bank raised interest rates",
+        "shares fell after the earnings report",
+        "a mortgage is a loan on a house",
+    ];
+    for (name, texts) in [("animals", animals), ("money", money)] {
+        ok(
+            &app,
+            "POST",
+            &format!("/quarry/collections/{name}/text"),
+            json!({"text": {"model": "all-MiniLM-L6-v2"}, "index": "flat"}),
+        )
+        .await;
+        let docs: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({"id": i, "text": t})).collect();
+        ok(
+            &app,
+            "PUT",
+            &format!("/quarry/collections/{name}/documents?wait=true"),
+            json!({"documents": docs}),
+        )
+        .await;
+    }
+    let members =
+        json!([{"collection": "animals", "mode": "dense"}, {"collection": "money", "mode": "dense"}]);
+    ok(&app, "PUT", "/quarry/groups/g", json!({"members": members, "router_model": "all-MiniLM-L6-v2"}))
+        .await;
+    let fit = json!({"queries": [
+        {"text": "wild animals hunting", "label": "a", "relevant": [{"collection": "animals", "id": 0}]},
+        {"text": "birds of prey", "label": "a", "relevant": [{"collection": "animals", "id": 1}]},
+        {"text": "stock market news", "label": "m", "relevant": [{"collection": "money", "id": 1}]},
+        {"text": "borrowing to buy a home", "label": "m", "relevant": [{"collection": "money", "id": 2}]}]});
+    let r = ok(&app, "POST", "/quarry/groups/g/fit", fit).await;
+    assert_eq!(r["credited"], json!([2, 2]), "{r}");
+    let r =
+        ok(&app, "POST", "/quarry/groups/g/search", json!({"text": "dividends and bonds", "limit": 2})).await;
+    assert_eq!(r["routing"][0]["collection"], json!("money"), "{r}");
+    assert!(
+        r["hits"]
+            .as_array()
+            .is_some_and(|h| h.len() == 2 && h.iter().all(|h| h["collection"] == json!("money"))),
+        "{r}"
+    );
+    let r =
+        ok(&app, "POST", "/quarry/groups/g/search", json!({"text": "dividends", "limit": 6, "fuse_top": 2}))
+            .await;
+    assert_eq!(r["hits"].as_array().map(Vec::len), Some(6), "{r}");
+    for (body, why) in [
+        (json!({"text": "x", "fuse_top": 3}), "fuse_top"),
+        (json!({"text": "x", "rule": "median"}), "rule"),
+        (json!({"text": "x", "limit": 0}), "limit"),
+    ] {
+        let (s, v) = call(&app, "POST", "/quarry/groups/g/search", None, body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v.to_string().contains(why), "{body}: {v}");
+    }
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/quarry/groups/g/fit",
+        None,
+        json!({"queries": [{"text": "x", "relevant": [{"id": 0, "gain": -1}]}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let r = ok(&app, "GET", "/quarry/groups/g", Value::Null).await;
+    assert_eq!(r["pilots"], json!([1, 1]), "{r}");
+    assert_eq!(ok(&app, "DELETE", "/quarry/groups/g", Value::Null).await, json!(true));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

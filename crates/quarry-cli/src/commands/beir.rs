@@ -320,7 +320,11 @@ fn build_or_reuse(
     if a.reuse && db.collection_names().iter().any(|n| n == name) {
         let col = db.text_collection(name)?;
         if col.spec() != &spec {
-            bail!("the collection {name} in {} was built with other settings: {:?}", dir.display(), col.spec());
+            bail!(
+                "the collection {name} in {} was built with other settings: {:?}",
+                dir.display(),
+                col.spec()
+            );
         }
         return Ok(col);
     }
@@ -334,7 +338,8 @@ fn build_or_reuse(
                 let mut payload = Map::new();
                 payload.insert("_id".into(), Value::String(d.id.clone()));
                 payload.insert("title".into(), Value::String(d.title.clone()));
-                let text = if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) };
+                let text =
+                    if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) };
                 TextDoc { id: PointId::Num((c * a.batch + i) as u64), text, payload }
             })
             .collect();
@@ -707,9 +712,13 @@ fn fusion_report(
 /// The collection name of routing expert `model`: `route-` and the model's folder name, with
 /// characters a collection name cannot hold replaced by `-`.
 fn expert_collection(model: &str) -> String {
-    let base = std::path::Path::new(model).file_name().map_or(model.to_string(), |f| f.to_string_lossy().to_string());
-    let clean: String =
-        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let base = std::path::Path::new(model)
+        .file_name()
+        .map_or(model.to_string(), |f| f.to_string_lossy().to_string());
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .collect();
     format!("route-{clean}").chars().take(64).collect()
 }
 
@@ -816,7 +825,10 @@ fn route_report(
             let r = db.search_group("route", &gq)?;
             total += t.elapsed().as_secs_f64();
             if *top == 1 {
-                routed_to.entry(label.clone()).or_default().push(r.routing[0].collection.clone() + if r.routing[0].mode == TextMode::Bm25 { ":bm25" } else { "" });
+                routed_to.entry(label.clone()).or_default().push(
+                    r.routing[0].collection.clone()
+                        + if r.routing[0].mode == TextMode::Bm25 { ":bm25" } else { "" },
+                );
             }
             let pairs: Vec<(PointId, f64)> = r.hits.iter().map(|h| (h.hit.id, h.hit.score)).collect();
             run.insert_query(&q.id, &ranked(&pairs))?;
@@ -826,27 +838,34 @@ fn route_report(
         runs.push((label.clone(), run, total / eval.len().max(1) as f64, *top as f64));
     }
     // Per-query nDCG@10 of every run, by domain.
-    let evals: Vec<_> = runs.iter().map(|(_, run, _, _)| evaluate(&data.qrels, run, &measures, &EvalOptions::default())).collect();
+    let evals: Vec<_> = runs
+        .iter()
+        .map(|(_, run, _, _)| evaluate(&data.qrels, run, &measures, &EvalOptions::default()))
+        .collect();
     let nd = |e: &quarry_eval::trec::Evaluation, qid: &str| e.per_query.get(qid).map_or(0.0, |v| v[0]);
-    let domains: std::collections::BTreeSet<&str> = eval.iter().map(|q| super::group::label_of(&q.id)).collect();
+    let domains: std::collections::BTreeSet<&str> =
+        eval.iter().map(|q| super::group::label_of(&q.id)).collect();
     let n_experts = members.len();
     let mut table = Map::new();
     for (i, (label, _, ms, searched)) in runs.iter().enumerate() {
         let mut by_domain = Map::new();
         for d in &domains {
-            let qs: Vec<&str> = eval.iter().filter(|q| super::group::label_of(&q.id) == *d).map(|q| q.id.as_str()).collect();
+            let qs: Vec<&str> =
+                eval.iter().filter(|q| super::group::label_of(&q.id) == *d).map(|q| q.id.as_str()).collect();
             let m = qs.iter().map(|q| nd(&evals[i], q)).sum::<f64>() / qs.len().max(1) as f64;
             by_domain.insert((*d).to_string(), json!(m));
         }
-        let mut row = json!({"ndcg_cut_10_by_domain": by_domain, "mean_ms": ms * 1e3, "experts_searched": searched});
+        let mut row =
+            json!({"ndcg_cut_10_by_domain": by_domain, "mean_ms": ms * 1e3, "experts_searched": searched});
         for (m, v) in &evals[i].mean {
             row[m.as_str()] = json!(v);
         }
         table.insert(label.clone(), row);
     }
     // The oracle: each query's best single expert.
-    let oracle = eval.iter().map(|q| (0..n_experts).map(|e| nd(&evals[e], &q.id)).fold(0.0, f64::max)).sum::<f64>()
-        / eval.len().max(1) as f64;
+    let oracle =
+        eval.iter().map(|q| (0..n_experts).map(|e| nd(&evals[e], &q.id)).fold(0.0, f64::max)).sum::<f64>()
+            / eval.len().max(1) as f64;
     // Routing accuracy: routed to an expert with the query's best nDCG@10 (queries where the
     // experts differ).
     let mut accuracy = Map::new();
