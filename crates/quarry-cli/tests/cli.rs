@@ -920,6 +920,70 @@ fn beir_builds_queries_and_evaluates_through_the_engine() {
     assert!(!o.status.success() && stderr(&o).contains("dev"), "{}", stderr(&o));
 }
 
+/// Routing from the CLI: `beir --route` builds one collection per expert and a group `route`,
+/// which `quarry group` then lists, shows, searches (routed and fused) and deletes.
+#[test]
+fn beir_route_and_group_commands() {
+    if quarry_text::locate::model_dir("all-MiniLM-L6-v2").is_err() {
+        quarry_testkit::skip::missing("the model all-MiniLM-L6-v2", "run scripts/fetch_model.sh");
+        return;
+    }
+    let dir = tmp("routedb");
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = mini_beir();
+    let o = quarry(&[
+        "beir",
+        "--dataset",
+        p(&data),
+        "--dir",
+        p(&dir),
+        "--index",
+        "flat",
+        "--route",
+        "all-MiniLM-L6-v2,bm25",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    for run in ["expert:route-all-MiniLM-L6-v2", "expert:bm25", "routed:mean", "routed:max", "fuse_all:rrf"] {
+        let nd = row["runs"][run]["ndcg_cut_10"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&nd), "{run}: {row}");
+    }
+    assert_eq!(row["runs"]["fuse_all:rrf"]["experts_searched"], 2.0);
+    let o = quarry(&["group", "list", "--dir", p(&dir)]);
+    assert!(stdout(&o).contains("\"route\""), "{}", stdout(&o));
+    let o = quarry(&["group", "info", "--dir", p(&dir), "--name", "route"]);
+    let info: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(info["settings"]["members"][1]["mode"], "bm25", "{info}");
+    let o = quarry(&[
+        "group",
+        "search",
+        "--dir",
+        p(&dir),
+        "--name",
+        "route",
+        "--text",
+        "solar energy",
+        "-k",
+        "3",
+        "--fuse-top",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(r["hits"].as_array().map(Vec::len), Some(3), "{r}");
+    assert!(r["routing"].as_array().is_some_and(|a| a.iter().all(|e| e["searched"] == true)), "{r}");
+    // Bad input names the problem.
+    let o =
+        quarry(&["group", "search", "--dir", p(&dir), "--name", "route", "--text", "x", "--fuse-top", "3"]);
+    assert!(!o.status.success() && stderr(&o).contains("fuse_top"), "{}", stderr(&o));
+    let o = quarry(&["group", "create", "--dir", p(&dir), "--name", "g2", "--members", "nowhere"]);
+    assert!(!o.status.success() && stderr(&o).contains("nowhere"), "{}", stderr(&o));
+    let o = quarry(&["group", "delete", "--dir", p(&dir), "--name", "route"]);
+    assert!(stdout(&o).contains("true"), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A text collection from the CLI: create (BM25 only), ingest JSONL with text, search with
 /// several texts and explanations, and clear errors for lines without text.
 #[test]
