@@ -646,7 +646,14 @@ impl Collection {
                     }
                     None => None,
                 };
-                Ok(Hit { id: h.id, score: h.score, payload: h.payload, explain, relevance: h.relevance, collection: None })
+                Ok(Hit {
+                    id: h.id,
+                    score: h.score,
+                    payload: h.payload,
+                    explain,
+                    relevance: h.relevance,
+                    collection: None,
+                })
             })
             .collect()
     }
@@ -1080,7 +1087,9 @@ impl Database {
         let report = py
             .detach(move || {
                 let gain = |i: usize, collection: &str, h: &quarry_engine::TextHit| -> f64 {
-                    let hit = judged[i].iter().any(|(c, id)| *id == h.id && c.as_deref().is_none_or(|c| c == collection));
+                    let hit = judged[i]
+                        .iter()
+                        .any(|(c, id)| *id == h.id && c.as_deref().is_none_or(|c| c == collection));
                     if hit {
                         1.0
                     } else {
@@ -1111,8 +1120,10 @@ impl Database {
         q.rule = rule.map(str::parse).transpose().map_err(err)?;
         let (db, n) = (self.db.clone(), name.to_string());
         let r = py.detach(move || db.search_group(&n, &q)).map_err(err)?;
-        let routing =
-            convert::to_py(py, &serde_json::to_value(&r.routing).map_err(|e| PyValueError::new_err(e.to_string()))?)?;
+        let routing = convert::to_py(
+            py,
+            &serde_json::to_value(&r.routing).map_err(|e| PyValueError::new_err(e.to_string()))?,
+        )?;
         let hits = r
             .hits
             .into_iter()
