@@ -1019,6 +1019,7 @@ impl Database {
     /// pilots (`rule` "mean" or "max"), and the best `fuse_top` experts are searched and fused.
     /// `same_documents`: the members hold the same documents under the same ids.
     #[pyo3(signature = (name, members, router_model="all-MiniLM-L6-v2", rule="mean", fuse_top=1, same_documents=false))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn create_group(
         &self,
         py: Python<'_>,
