@@ -17,7 +17,9 @@ fn answer_line(hits: &[quarry_core::Hit]) -> String {
 }
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat").join(name)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../tests/compat")
+        .join(name)
 }
 
 /// 200 deterministic 8-d vectors.

@@ -875,7 +875,8 @@ fn crash_loop(iters: u64, name: &str) {
 }
 
 fn mini_beir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mini-beir")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+        .join("tests/data/mini-beir")
 }
 
 /// `quarry beir` on the shipped ten-document folder: BM25 always; dense and hybrid when the test

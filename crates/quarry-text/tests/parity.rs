@@ -18,7 +18,10 @@ fn minilm_matches_sentence_transformers_on_200_mixed_texts() {
             return;
         }
     };
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let data = format!(
+        "{}/tests/data",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
+    );
     let texts: Vec<String> = std::fs::read_to_string(format!("{data}/parity_texts.jsonl"))
         .expect("fixture texts")
         .lines()

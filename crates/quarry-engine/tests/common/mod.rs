@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// `name` in the repository's tests/compat/.
 pub fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat").join(name)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../tests/compat")
+        .join(name)
 }
 
 /// A fresh (removed if present) temporary folder named after `name` and the process.
