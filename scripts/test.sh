@@ -91,6 +91,10 @@ fi
 step "tests"
 cargo test --workspace --locked
 
+step "object storage: quarry-store's object tests against a local S3 server (moto), 8 writers x 500 rounds"
+cargo clippy -p quarry-store --features object-store --all-targets --locked -- -D warnings
+bash scripts/test_s3.sh
+
 step "server: the official qdrant-client and schemathesis against quarry serve"
 bash scripts/test_server.sh
 

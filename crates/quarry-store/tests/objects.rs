@@ -1,0 +1,244 @@
+//! One contract suite run against every object-storage backend: local disk always, the
+//! in-memory `object_store` backend with the `object-store` feature, and S3 when
+//! `QUARRY_S3_URL` names a bucket (scripts/test_s3.sh starts a local S3-compatible server and
+//! sets it; with `QUARRY_REQUIRE_S3=1` a missing URL fails instead of skipping). Each backend
+//! passes the same checks: object semantics, put-if-absent, the manifest chain, the race of 8
+//! writers, log batches and the writer lease.
+
+use quarry_store::commit::{
+    decode_object, encode_object, Commit, Lease, LogObjects, ManifestChain, MANIFEST_MAGIC,
+};
+use quarry_store::objects::{open_url, Objects};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+fn backends(tag: &str) -> Vec<(String, Arc<dyn Objects>)> {
+    let dir = std::env::temp_dir().join(format!("quarry-objects-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut out: Vec<(String, Arc<dyn Objects>)> =
+        vec![("local".into(), open_url(&dir.display().to_string()).expect("local"))];
+    #[cfg(feature = "object-store")]
+    out.push(("memory".into(), open_url("memory://").expect("memory")));
+    match std::env::var("QUARRY_S3_URL") {
+        Ok(url) if !url.is_empty() => {
+            // A fresh prefix per test and process: runs never see each other's objects.
+            let url = format!("{}/{tag}-{}-{}", url.trim_end_matches('/'), std::process::id(), nanos());
+            out.push(("s3".into(), open_url(&url).expect("s3")));
+        }
+        _ if std::env::var("QUARRY_REQUIRE_S3").is_ok_and(|v| v == "1") => {
+            panic!("QUARRY_REQUIRE_S3=1 but QUARRY_S3_URL is not set (run scripts/test_s3.sh)")
+        }
+        _ => {}
+    }
+    out
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+#[test]
+fn objects_behave_alike_on_every_backend() {
+    for (name, o) in backends("basic") {
+        assert_eq!(o.get("a/b").expect("get"), None, "{name}");
+        o.put("a/b", b"one").expect("put");
+        assert_eq!(o.get("a/b").expect("get").as_deref(), Some(&b"one"[..]), "{name}");
+        o.put("a/b", b"two").expect("overwrite");
+        assert_eq!(o.get("a/b").expect("get").as_deref(), Some(&b"two"[..]), "{name}");
+        assert!(o.put_if_absent("a/c", b"first").expect("create"), "{name}");
+        assert!(!o.put_if_absent("a/c", b"second").expect("exists"), "{name}");
+        assert_eq!(
+            o.get("a/c").expect("get").as_deref(),
+            Some(&b"first"[..]),
+            "{name}: the loser changed nothing"
+        );
+        o.put("a/d/e", b"0123456789").expect("put");
+        o.put("ab", b"x").expect("put");
+        assert_eq!(o.list("a/").expect("list"), vec!["a/b", "a/c", "a/d/e"], "{name}");
+        assert_eq!(o.list("a").expect("list"), vec!["a/b", "a/c", "a/d/e", "ab"], "{name}");
+        assert_eq!(o.get_range("a/d/e", 2..6).expect("range"), b"2345", "{name}");
+        assert!(o.get_range("a/d/e", 5..20).is_err(), "{name}: a range past the end");
+        assert!(o.get_range("a/none", 0..1).is_err(), "{name}: a missing object");
+        o.delete("a/b").expect("delete");
+        o.delete("a/b").expect("delete twice");
+        assert_eq!(o.get("a/b").expect("get"), None, "{name}");
+        for bad in ["", "/abs", "a//b", "a/../b", "a/./b", "sp ace", "a/"] {
+            assert!(o.put(bad, b"x").is_err(), "{name}: key {bad:?}");
+            assert!(o.get(bad).is_err(), "{name}: key {bad:?}");
+        }
+    }
+}
+
+#[test]
+fn the_manifest_chain_commits_once_per_version_and_validates_what_it_reads() {
+    for (name, o) in backends("chain") {
+        let chain = ManifestChain::new(o.clone(), "c/");
+        assert_eq!(chain.latest().expect("latest"), None, "{name}");
+        assert_eq!(chain.commit(1, b"v1").expect("commit"), Commit::Won);
+        assert_eq!(chain.commit(1, b"other").expect("commit"), Commit::Lost);
+        assert_eq!(chain.latest().expect("latest"), Some((1, b"v1".to_vec())), "{name}");
+        let mut seen = Vec::new();
+        let n = chain
+            .commit_next(3, &mut |prev| {
+                seen.push(prev.map(|(n, _)| n));
+                Ok(b"v2".to_vec())
+            })
+            .expect("next");
+        assert_eq!((n, seen), (2, vec![Some(1)]), "{name}");
+        assert!(chain.commit(0, b"x").is_err());
+        // A damaged version is an error naming it, never a silent fallback.
+        let mut framed = encode_object(MANIFEST_MAGIC, b"v3");
+        let last = framed.len() - 1;
+        framed[last] ^= 1;
+        assert!(o.put_if_absent("c/manifest/00000000000000000003", &framed).expect("put"));
+        let err = chain.latest().expect_err("damaged");
+        assert!(err.to_string().contains("00000000000000000003"), "{name}: {err}");
+        o.put("c/manifest/00000000000000000003", &encode_object(*b"QRYWALB\0", b"v3")).expect("put");
+        assert!(chain.latest().is_err(), "{name}: wrong magic");
+        o.put("c/manifest/00000000000000000003", &encode_object(MANIFEST_MAGIC, b"v3")).expect("put");
+        assert_eq!(chain.versions().expect("versions"), vec![1, 2, 3]);
+        assert_eq!(chain.collect_garbage(2).expect("gc"), vec![1], "{name}");
+        assert_eq!(chain.versions().expect("versions"), vec![2, 3]);
+        // Stray keys in the folder are not versions.
+        o.put("c/manifest/notes", b"x").expect("put");
+        assert_eq!(chain.versions().expect("versions"), vec![2, 3]);
+    }
+    assert!(decode_object(MANIFEST_MAGIC, "k", b"short").is_err());
+}
+
+/// 8 writers race for every version: exactly one wins each round, and every winner's write is
+/// the one stored (no acknowledged commit is lost or overwritten).
+#[test]
+fn eight_writers_race_one_winner_per_round() {
+    let rounds: u64 = std::env::var("QUARRY_RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    for (name, o) in backends("race") {
+        let chain = ManifestChain::new(o.clone(), "race/");
+        let barrier = Arc::new(Barrier::new(8));
+        let handles: Vec<_> = (0..8u64)
+            .map(|w| {
+                let (chain, barrier) = (chain.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut won = Vec::new();
+                    for r in 1..=rounds {
+                        barrier.wait();
+                        if chain.commit(r, format!("writer {w} round {r}").as_bytes()).expect("commit")
+                            == Commit::Won
+                        {
+                            won.push(r);
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let mut winners = vec![Vec::new(); rounds as usize + 1];
+        for (w, h) in handles.into_iter().enumerate() {
+            for r in h.join().expect("writer") {
+                winners[r as usize].push(w);
+            }
+        }
+        for r in 1..=rounds {
+            assert_eq!(winners[r as usize].len(), 1, "{name}: round {r} winners {:?}", winners[r as usize]);
+            let stored = chain.read(r).expect("read");
+            assert_eq!(stored, format!("writer {} round {r}", winners[r as usize][0]).as_bytes(), "{name}");
+        }
+        eprintln!("{name}: {rounds} rounds × 8 writers, one winner each");
+    }
+}
+
+#[test]
+fn log_batches_survive_the_writer_and_refuse_a_second_writer_of_the_same_numbers() {
+    for (name, o) in backends("wal") {
+        let log = LogObjects::new(o.clone(), "w/");
+        assert!(log.append(1, &[b"a".to_vec(), b"b".to_vec()]).expect("append"));
+        assert!(log.append(3, &[b"c".to_vec()]).expect("append"));
+        // Another writer with the same sequence numbers loses and changes nothing.
+        assert!(!log.append(3, &[b"X".to_vec()]).expect("append"), "{name}");
+        assert!(log.append(4, &[]).is_err());
+        // A second reader of the same store (another node) sees every acknowledged record.
+        let other = LogObjects::new(o.clone(), "w/");
+        let all = other.read_from(1).expect("read");
+        assert_eq!(all, vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())], "{name}");
+        assert_eq!(other.read_from(2).expect("read").len(), 2);
+        assert_eq!(log.remove_before(3).expect("remove"), 1);
+        assert_eq!(log.read_from(0).expect("read"), vec![(3, b"c".to_vec())], "{name}");
+        // A gap is corruption, named.
+        assert!(log.append(9, &[b"z".to_vec()]).expect("append"));
+        let err = log.read_from(0).expect_err("gap");
+        assert!(err.to_string().contains("expected 4"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn one_writer_holds_the_lease() {
+    for (name, o) in backends("lease") {
+        let mut a = Lease::acquire(o.clone(), "l/", "node-a", Duration::from_secs(60)).expect("a");
+        let err = Lease::acquire(o.clone(), "l/", "node-b", Duration::from_secs(60)).expect_err("b refused");
+        assert!(err.to_string().contains("node-a"), "{name}: {err}");
+        a.renew().expect("renew");
+        assert_eq!(a.epoch(), 2);
+        // An expired lease is taken over; the old holder's next renewal then fails.
+        let mut short = Lease::acquire(o.clone(), "s/", "node-a", Duration::from_millis(1)).expect("short");
+        std::thread::sleep(Duration::from_millis(20));
+        let _b = Lease::acquire(o.clone(), "s/", "node-b", Duration::from_secs(60)).expect("take over");
+        assert!(short.renew().is_err(), "{name}: the old holder lost the lease");
+    }
+}
+
+#[test]
+fn a_put_cut_short_leaves_no_object() {
+    // On local disk a put stages a hidden temporary file first: one left by a killed writer is
+    // neither listed nor read, and the key stays free for the next writer.
+    let dir = std::env::temp_dir().join(format!("quarry-objects-cut-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = open_url(&dir.display().to_string()).expect("local");
+    std::fs::create_dir_all(dir.join("manifest")).expect("mkdir");
+    std::fs::write(dir.join("manifest/.00000000000000000001.tmp.1.0"), b"half").expect("write");
+    assert_eq!(o.list("manifest/").expect("list"), Vec::<String>::new());
+    let chain = ManifestChain::new(o.clone(), "");
+    assert_eq!(chain.latest().expect("latest"), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The block cache returns exactly the inner store's bytes, merges a read's missing blocks into
+/// one request per run, serves repeats from disk, survives its folder being deleted or a block
+/// being damaged, and stays within its budget.
+#[test]
+fn the_block_cache_reads_through_merges_requests_and_heals() {
+    use quarry_store::cache::CachedObjects;
+    for (name, o) in backends("cache") {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        o.put("seg/rows", &data).expect("put");
+        let dir = std::env::temp_dir().join(format!("quarry-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CachedObjects::open(o.clone(), &dir, 40_000, 4096, 4).expect("cache");
+        let read = |r: std::ops::Range<u64>| cache.read_range("seg/rows", r).expect("read");
+        assert_eq!(read(1000..9000), &data[1000..9000], "{name}");
+        // Size (1) + blocks 0..=2 in one request (1).
+        assert_eq!(cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 2, "{name}");
+        assert_eq!(read(0..12_288), &data[..12_288], "{name}");
+        assert_eq!(cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 2, "{name}: all hits");
+        // A read with two gaps: two requests.
+        assert_eq!(read(20_000..20_001), &data[20_000..20_001]);
+        let before = cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(read(16_000..30_000), &data[16_000..30_000], "{name}");
+        assert_eq!(cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed) - before, 2, "{name}");
+        // The tail block is short; a range past the end is an error.
+        assert_eq!(read(99_000..100_000), &data[99_000..], "{name}");
+        assert!(cache.read_range("seg/rows", 99_000..100_001).is_err());
+        assert!(cache.used() <= 40_000 + 4100, "{name}: {} bytes cached", cache.used());
+        // Damage every cached block, then delete the folder: reads stay correct.
+        for e in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let mut b = std::fs::read(e.path()).expect("read");
+            if b.len() > 8 {
+                b[8] ^= 0xff;
+                std::fs::write(e.path(), b).expect("write");
+            }
+        }
+        assert_eq!(read(0..50_000), &data[..50_000], "{name}: damaged blocks are fetched again");
+        std::fs::remove_dir_all(&dir).expect("rm");
+        assert_eq!(read(60_000..70_000), &data[60_000..70_000], "{name}: after the folder was deleted");
+        assert_eq!(cache.get("seg/rows").expect("get").as_deref(), Some(&data[..]), "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
