@@ -146,11 +146,7 @@ impl ManifestChain {
     /// Commits the next version: `update` gets the newest version (none before the first) and
     /// returns the new body; a lost race re-reads and calls `update` again, up to `tries` times,
     /// then fails with a conflict. Returns the version written.
-    pub fn commit_next(
-        &self,
-        tries: usize,
-        update: &mut Update<'_>,
-    ) -> Result<u64> {
+    pub fn commit_next(&self, tries: usize, update: &mut Update<'_>) -> Result<u64> {
         for _ in 0..tries.max(1) {
             let latest = self.latest()?;
             let n = latest.as_ref().map_or(1, |(n, _)| n + 1);
