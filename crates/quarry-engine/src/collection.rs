@@ -83,6 +83,10 @@ pub struct Collection {
     pub(crate) manifest: Mutex<crate::manifest::Manifest>,
     /// The error of the last background seal, if it failed (the points stay in the log).
     pub(crate) seal_error: Mutex<Option<String>>,
+    /// Write-through to object storage (a writer node; `crate::remote`).
+    pub(crate) replica: std::sync::OnceLock<std::sync::Arc<crate::remote::Replica>>,
+    /// A read-only node's copy of a collection on object storage: writes are refused.
+    pub(crate) read_only: std::sync::atomic::AtomicBool,
 }
 
 /// Opens a collection's log file (the default opens the real file; tests inject faults).
@@ -112,6 +116,32 @@ pub const EXACT_MAX_ADMITTED: usize = 4_096;
 pub const WAL_FILE: &str = "wal.log";
 
 impl Collection {
+    /// An error on a read-only node's copy of a collection.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::InvalidArgument(format!(
+                "collection {:?} is served read-only from object storage here: send writes to the writer node",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends this collection's writes through to `objects` from now on, after bringing the store
+    /// up to this node's state (`remote::Replica::sync`).
+    pub fn replicate_to(&self, objects: std::sync::Arc<dyn quarry_store::objects::Objects>) -> Result<()> {
+        let r = std::sync::Arc::new(crate::remote::Replica::new(objects, &self.name));
+        {
+            let wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
+            let manifest = self.manifest.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            r.sync(&self.dir, &manifest, &wal)?;
+            self.replica
+                .set(r)
+                .map_err(|_| Error::Conflict(format!("collection {:?} already writes through", self.name)))?;
+        }
+        Ok(())
+    }
+
     /// Opens the collection in `dir` (schema and log), replaying the log; the log file is opened
     /// through `opener` when given (tests inject faults there).
     pub fn open(name: &str, dir: &Path, opener: Option<&StoreOpener>) -> Result<std::sync::Arc<Collection>> {
@@ -161,6 +191,8 @@ impl Collection {
             opener: opener.cloned().map(Opener),
             manifest: Mutex::new(manifest.clone()),
             seal_error: Mutex::new(None),
+            replica: std::sync::OnceLock::new(),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         });
         let unsealed = {
             let mut st = c.write_state();
@@ -400,6 +432,7 @@ impl Collection {
     /// whose operation a previous holder already committed returns its outcome without waiting
     /// for another fsync.
     pub(crate) fn commit(&self, op: Op) -> Result<()> {
+        self.check_writable()?;
         let ticket: Ticket = std::sync::Arc::new(Mutex::new(None));
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push((op, ticket.clone()));
         let outcome = |t: &Ticket| t.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -423,8 +456,13 @@ impl Collection {
             let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
             let encoded: Vec<Vec<u8>> = batch.iter().map(|(op, _)| op.encode()).collect();
             let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-            match wal.append(&refs) {
-                Ok(_) => {
+            // With object storage, a write is acknowledged only once its batch is stored there.
+            let logged = wal.append(&refs).and_then(|last| match self.replica.get() {
+                Some(r) => r.log_batch(last + 1 - encoded.len() as u64, &encoded),
+                None => Ok(()),
+            });
+            match logged {
+                Ok(()) => {
                     let mut st = self.write_state();
                     for (op, t) in batch {
                         self.apply(&mut st, op);

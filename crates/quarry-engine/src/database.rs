@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 #[cfg(feature = "text")]
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-#[cfg(feature = "text")]
-use std::sync::Mutex;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// A read-only node's object store and what was last read of each collection.
+type Mirror = (Arc<dyn quarry_store::objects::Objects>, Mutex<BTreeMap<String, crate::remote::Signature>>);
 
 /// An open database.
 pub struct Database {
@@ -35,6 +36,12 @@ pub struct Database {
     /// Cross-encoder re-rankers loaded so far, by folder.
     #[cfg(feature = "text")]
     rerankers: Mutex<HashMap<PathBuf, Arc<quarry_text::CrossEncoder>>>,
+    /// A writer node's object store: every collection writes through to it.
+    replica_to: Option<Arc<dyn quarry_store::objects::Objects>>,
+    /// A read-only node's object store, and what was last read of each collection.
+    mirror_of: Option<Mirror>,
+    /// A read-only node: collections it could not read, with the reason.
+    mirror_errors: Mutex<BTreeMap<String, String>>,
     /// The locked `LOCK` file; declared last, so it is released after the collections close.
     _lock: std::fs::File,
 }
@@ -175,8 +182,146 @@ impl Database {
             models: Mutex::new(HashMap::new()),
             #[cfg(feature = "text")]
             rerankers: Mutex::new(HashMap::new()),
+            replica_to: None,
+            mirror_of: None,
+            mirror_errors: Mutex::new(BTreeMap::new()),
             _lock: lock,
         })
+    }
+
+    /// Opens the database in `dir` as a writer node of `objects`: every collection (those in
+    /// `dir` now and those created later) writes through to the store, and a write is
+    /// acknowledged only once it is stored there (`crate::remote`). Opening sends the store what
+    /// it lacks; a store ahead of this node is a conflict.
+    pub fn open_replicated(dir: &Path, objects: Arc<dyn quarry_store::objects::Objects>) -> Result<Database> {
+        // A collection the store has and this node lacks (a new or replaced writer node) is
+        // rebuilt from the store first.
+        let root = dir.join("collections");
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        for name in crate::remote::remote_collections(objects.as_ref())? {
+            if !root.join(&name).join("schema.json").exists() {
+                let staging = root.join(format!("{RESTORING}{name}"));
+                let _ = std::fs::remove_dir_all(&staging);
+                crate::remote::materialize(&objects, &name, &staging)?;
+                quarry_store::sync_folder(&staging)?;
+                std::fs::rename(&staging, root.join(&name))
+                    .map_err(|e| Error::io("renaming", &staging, e))?;
+                quarry_store::sync_folder(&root)?;
+            }
+        }
+        let mut db = Database::open_with(dir, None)?;
+        for c in db.collections.read().unwrap_or_else(PoisonError::into_inner).values() {
+            c.replicate_to(objects.clone())?;
+        }
+        db.replica_to = Some(objects);
+        Ok(db)
+    }
+
+    /// Opens a read-only node of `objects`: every collection stored there is rebuilt in
+    /// `cache_dir` (which may start empty, and may be deleted between runs) and served from it;
+    /// writes are refused. [`Database::refresh`] follows later writes.
+    pub fn open_mirror(
+        objects: Arc<dyn quarry_store::objects::Objects>,
+        cache_dir: &Path,
+    ) -> Result<Database> {
+        let root = cache_dir.join("collections");
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        let mut seen = BTreeMap::new();
+        let names = crate::remote::remote_collections(objects.as_ref())?;
+        // Folders of collections the store no longer has.
+        if let Ok(rd) = std::fs::read_dir(&root) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if !names.contains(&n) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let mut errors = BTreeMap::new();
+        for name in &names {
+            // A collection that cannot be read is reported and left out; the others are served.
+            match crate::remote::materialize(&objects, name, &root.join(name)) {
+                Ok(sig) => {
+                    seen.insert(name.clone(), sig);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(root.join(name));
+                    errors.insert(name.clone(), e.to_string());
+                }
+            }
+        }
+        let mut db = Database::open_with(cache_dir, None)?;
+        *db.mirror_errors.lock().unwrap_or_else(PoisonError::into_inner) = errors;
+        for c in db.collections.read().unwrap_or_else(PoisonError::into_inner).values() {
+            c.read_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        db.mirror_of = Some((objects, Mutex::new(seen)));
+        Ok(db)
+    }
+
+    /// A read-only node: rebuilds every collection whose newest manifest version or log changed
+    /// in the store (and adds new ones, drops deleted ones); returns how many changed. Queries
+    /// keep using the previous copy until the new one is open. Nothing to do on other nodes.
+    pub fn refresh(&self) -> Result<usize> {
+        let Some((objects, seen)) = &self.mirror_of else { return Ok(0) };
+        let names = crate::remote::remote_collections(objects.as_ref())?;
+        let mut changed = 0;
+        let root = self.dir.join("collections");
+        for name in &names {
+            let sig = crate::remote::signature(objects, name)?;
+            if seen.lock().unwrap_or_else(PoisonError::into_inner).get(name) == Some(&sig) {
+                continue;
+            }
+            // A collection that cannot be read now keeps its previous copy; the error is kept.
+            let opened = crate::remote::materialize(objects, name, &root.join(name))
+                .and_then(|sig| Collection::open(name, &root.join(name), None).map(|c| (sig, c)));
+            let (sig, c) = match opened {
+                Ok(x) => x,
+                Err(e) => {
+                    self.mirror_errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(name.clone(), e.to_string());
+                    continue;
+                }
+            };
+            self.mirror_errors.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+            c.read_only.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.collections.write().unwrap_or_else(PoisonError::into_inner).insert(name.clone(), c);
+            #[cfg(feature = "text")]
+            self.texts.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+            seen.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone(), sig);
+            changed += 1;
+        }
+        let gone: Vec<String> = self.collection_names().into_iter().filter(|n| !names.contains(n)).collect();
+        for name in gone {
+            self.collections.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
+            #[cfg(feature = "text")]
+            self.texts.lock().unwrap_or_else(PoisonError::into_inner).remove(&name);
+            seen.lock().unwrap_or_else(PoisonError::into_inner).remove(&name);
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// A read-only node: the collections it could not read from the store, with the reason.
+    pub fn mirror_errors(&self) -> BTreeMap<String, String> {
+        self.mirror_errors.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Whether this is a read-only node of an object store.
+    pub fn is_read_only(&self) -> bool {
+        self.mirror_of.is_some()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.mirror_of.is_some() {
+            return Err(Error::InvalidArgument(
+                "this node serves object storage read-only: create, restore and delete collections on the writer node"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The database folder.
@@ -188,6 +333,7 @@ impl Database {
     /// The collection's folder is written in full under a hidden name, then renamed into place and
     /// the parent folder fsynced: after a crash the collection is either whole or absent.
     pub fn create_collection(&self, name: &str, schema: CollectionSchema) -> Result<Arc<Collection>> {
+        self.check_writable()?;
         check_name(name)?;
         schema.check()?;
         self.install(name, |staging| schema.save(staging))
@@ -198,6 +344,7 @@ impl Database {
     /// every record is checked against the schema first: a snapshot that does not pass leaves
     /// the database as it was.
     pub fn restore_snapshot(&self, path: &Path, name: &str) -> Result<Arc<Collection>> {
+        self.check_writable()?;
         check_name(name)?;
         let (schema, log) = crate::collection::read_snapshot(path)?;
         self.install(name, |staging| {
@@ -236,6 +383,9 @@ impl Database {
             return Err(e);
         }
         let c = Collection::open(name, &dir, self.opener.as_ref())?;
+        if let Some(objects) = &self.replica_to {
+            c.replicate_to(objects.clone())?;
+        }
         map.insert(name.to_string(), c.clone());
         Ok(c)
     }
@@ -256,6 +406,7 @@ impl Database {
     /// Handles to the collection that callers still hold keep working in memory but write nowhere
     /// durable.
     pub fn delete_collection(&self, name: &str) -> Result<bool> {
+        self.check_writable()?;
         let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
         let Some(c) = map.remove(name) else { return Ok(false) };
         #[cfg(feature = "text")]
@@ -271,6 +422,14 @@ impl Database {
         quarry_store::sync_folder(&root)?;
         drop(map);
         std::fs::remove_dir_all(&gone).map_err(|e| Error::io("removing", &gone, e))?;
+        if let Some(objects) = &self.replica_to {
+            // The schema first: readers stop listing the collection, then its other objects go.
+            let prefix = crate::remote::prefix(name);
+            objects.delete(&format!("{prefix}schema.json"))?;
+            for key in objects.list(&prefix)? {
+                objects.delete(&key)?;
+            }
+        }
         Ok(true)
     }
 

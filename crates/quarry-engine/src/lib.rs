@@ -38,7 +38,8 @@
 //! `filter` (payload filters), `payload_index`, `segment` (sealed segments: an index per field),
 //! `segment_file` (a segment's folder), `manifest` (the checkpoint), `collection` (log, replay),
 //! `state`, `reads`, `writes`, `search`, `seal`, `snapshot`, `text` (text collections, with
-//! `text_spec`, `text_query`, `text_lexical`), `group` (expert groups with routing), `database`.
+//! `text_spec`, `text_query`, `text_lexical`), `group` (expert groups with routing), `database`, `remote` (collections on object storage:
+//! writer write-through and read-only copies).
 
 pub mod collection;
 pub mod database;
@@ -53,6 +54,7 @@ mod payloads;
 pub mod point;
 pub mod quality;
 mod reads;
+pub mod remote;
 pub mod schema;
 mod seal;
 mod search;

@@ -174,6 +174,10 @@ impl Collection {
             st.sealed_end = to;
             st.dead_sealed = st.dead_in_segments();
         }
+        // On object storage: the new segment's files, then the manifest version.
+        if let Some(r) = self.replica.get() {
+            r.checkpoint(&self.dir, &manifest)?;
+        }
         // Records up to `seq` are now in the segments: drop them from the log.
         {
             let mut wal = self.wal.lock().unwrap_or_else(PoisonError::into_inner);
@@ -186,6 +190,7 @@ impl Collection {
     /// Builds one graph segment over every live point (merging earlier segments), so searches
     /// use a single graph. Blocks until built; reads and writes continue meanwhile.
     pub fn optimize(&self) -> Result<()> {
+        self.check_writable()?;
         self.seal(Some(0))
     }
 

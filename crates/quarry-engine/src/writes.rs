@@ -116,6 +116,7 @@ impl Collection {
     /// was already indexed.
     pub fn create_payload_index(&self, key: &str) -> Result<bool> {
         check_payload_key(key)?;
+        self.check_writable()?;
         let mut st = self.write_state();
         let mut keys = st.pidx.keys();
         if keys.iter().any(|k| k == key) {
@@ -126,6 +127,9 @@ impl Collection {
         let mut schema = self.schema.clone();
         schema.payload_indexes = keys;
         schema.save(&self.dir)?;
+        if let Some(r) = self.replica.get() {
+            r.upload_schema(&self.dir)?;
+        }
         let State { pidx, payloads, .. } = &mut *st;
         pidx.add_key(key, payloads);
         Ok(true)
@@ -133,6 +137,7 @@ impl Collection {
 
     /// Stops indexing payload key `key` (recorded in `schema.json`); `false` if it was not indexed.
     pub fn delete_payload_index(&self, key: &str) -> Result<bool> {
+        self.check_writable()?;
         let mut st = self.write_state();
         let mut keys = st.pidx.keys();
         let before = keys.len();
@@ -143,6 +148,9 @@ impl Collection {
         let mut schema = self.schema.clone();
         schema.payload_indexes = keys;
         schema.save(&self.dir)?;
+        if let Some(r) = self.replica.get() {
+            r.upload_schema(&self.dir)?;
+        }
         st.pidx.remove_key(key);
         Ok(true)
     }

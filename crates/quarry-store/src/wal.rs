@@ -264,6 +264,29 @@ impl Wal {
         Ok(at - HEADER)
     }
 
+    /// The records with sequence number ≥ `from` in the log, read back from its file (a node
+    /// sending its acknowledged writes to object storage after a restart).
+    pub fn records_from(&self, from: u64) -> Result<Vec<Record>> {
+        let mut seq = self.first_seq()?;
+        let mut at = HEADER;
+        let mut out = Vec::new();
+        while seq < self.next_seq {
+            let (payload, end) = record_at(self.file.as_ref(), at, self.end, seq).ok_or_else(|| {
+                Error::corrupt(
+                    &self.path,
+                    format!("record {seq} at byte {at}"),
+                    "unreadable while reading the log back",
+                )
+            })?;
+            if seq >= from {
+                out.push((seq, payload));
+            }
+            at = end;
+            seq += 1;
+        }
+        Ok(out)
+    }
+
     /// Sequence number of the first record in the file.
     pub fn first_seq(&self) -> Result<u64> {
         let mut h = [0u8; HEADER as usize];
@@ -320,7 +343,14 @@ fn frame(buf: &mut Vec<u8>, seq: u64, p: &[u8]) {
 /// The bytes of a complete log file holding `payloads` as records 1, 2, … (used for snapshots,
 /// which restore by replaying a log).
 pub fn encode_log(payloads: &[Vec<u8>]) -> Result<Vec<u8>> {
-    let mut buf = header(1).to_vec();
+    encode_log_from(1, payloads)
+}
+
+/// The bytes of a complete log file holding `payloads` as records `first`, `first + 1`, … (a
+/// node rebuilding a collection's log from object storage).
+pub fn encode_log_from(first: u64, payloads: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let first = first.max(1);
+    let mut buf = header(first).to_vec();
     for (i, p) in payloads.iter().enumerate() {
         if p.len() > MAX_PAYLOAD {
             return Err(Error::InvalidArgument(format!(
@@ -328,7 +358,7 @@ pub fn encode_log(payloads: &[Vec<u8>]) -> Result<Vec<u8>> {
                 p.len()
             )));
         }
-        frame(&mut buf, i as u64 + 1, p);
+        frame(&mut buf, first + i as u64, p);
     }
     Ok(buf)
 }

@@ -3,12 +3,13 @@
 //! torn WAL tails, the WAL operation codec (`basics`); the model-based, concurrency, fault
 //! injection and disk-full tests (`durability`); payload indexes, sealed segments, value graphs,
 //! snapshots and index specs (`segments`); batches, merges, payload-index changes, scrolling,
-//! deletes and damaged inputs (`lifecycle`).
+//! deletes and damaged inputs (`lifecycle`); collections on object storage (`remote`).
 
 mod basics;
 mod durability;
 mod lifecycle;
 mod multivector;
+mod remote;
 mod segments;
 
 pub(super) use super::*;
