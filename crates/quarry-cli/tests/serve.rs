@@ -67,6 +67,134 @@ fn present(addr: &str, ids: &[u64]) -> Vec<u64> {
     out
 }
 
+/// Starts `quarry serve` with `args` (after `serve`) on a free port.
+fn start_args(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .arg("serve")
+        .args(args)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quarry serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
+    let addr = line.rsplit("://").next().expect("address").trim().to_string();
+    (child, addr)
+}
+
+/// Object storage behind `quarry serve`: a writer node (kill -9 in the middle of writes), a
+/// read-only node with an empty cache that serves every acknowledged write, refuses writes and
+/// follows a replacement writer; a second writer is refused while the lease is live.
+#[test]
+fn writer_and_read_only_nodes_share_an_object_store() {
+    let store = temp("objects");
+    std::fs::create_dir_all(&store).expect("store");
+    let url = format!("file://{}", store.display());
+    let (w, r) = (temp("node-w"), temp("node-r"));
+    let (mut writer, addr) =
+        start_args(&["--data", &url, "--cache-dir", w.to_str().expect("utf-8"), "--lease-ms", "1500"]);
+    create(&addr);
+    // A second writer is refused while the first holds the lease.
+    let o = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args([
+            "serve",
+            "--data",
+            &url,
+            "--cache-dir",
+            temp("node-x").to_str().expect("utf-8"),
+            "--port",
+            "0",
+        ])
+        .output()
+        .expect("second writer");
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("lease"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let ids: Vec<u64> = (0..5).map(|j| t * 1_000_000 + i * 5 + j).collect();
+                    let pts: Vec<Value> =
+                        ids.iter().map(|&id| json!({"id": id, "vector": [1, id % 97, 2, 3]})).collect();
+                    match http(&addr, "PUT", "/collections/c/points?wait=true", &json!({"points": pts})) {
+                        Ok((200, _)) => acked.lock().expect("lock").extend(ids),
+                        Ok((s, v)) => panic!("upsert answered {s}: {v}"),
+                        Err(_) => break,
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    writer.kill().expect("kill -9");
+    let _ = writer.wait();
+    stop.store(true, Ordering::SeqCst);
+    for t in workers {
+        t.join().expect("worker");
+    }
+    let mut acked = acked.lock().expect("lock").clone();
+    acked.sort_unstable();
+    assert!(acked.len() >= 20, "the load ran: {} acknowledged", acked.len());
+    // The writer's node is gone: a read-only node with an empty cache has every acknowledged write.
+    let (mut reader, raddr) = start_args(&[
+        "--data",
+        &url,
+        "--cache-dir",
+        r.to_str().expect("utf-8"),
+        "--read-only",
+        "--follow-ms",
+        "200",
+    ]);
+    assert_eq!(present(&raddr, &acked), acked, "every acknowledged point is served");
+    let (s, v) = http(
+        &raddr,
+        "PUT",
+        "/collections/c/points?wait=true",
+        &json!({"points": [{"id": 1, "vector": [1, 1, 1, 1]}]}),
+    )
+    .expect("write to reader");
+    assert!((400..500).contains(&s), "a read-only node refuses writes: {s} {v}");
+    // Once the lease expires a replacement writer (new, empty folder) takes over from the store.
+    std::thread::sleep(Duration::from_millis(1700));
+    let w2 = temp("node-w2");
+    let (mut writer2, addr2) = start_args(&["--data", &url, "--cache-dir", w2.to_str().expect("utf-8")]);
+    assert_eq!(present(&addr2, &acked), acked, "the replacement writer starts from the store");
+    let (s, v) = http(
+        &addr2,
+        "PUT",
+        "/collections/c/points?wait=true",
+        &json!({"points": [{"id": 7_777_777, "vector": [1, 2, 3, 4]}]}),
+    )
+    .expect("write");
+    assert_eq!(s, 200, "{v}");
+    // The reader follows within a few refresh intervals.
+    let mut seen = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if present(&raddr, &[7_777_777]) == vec![7_777_777] {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the read-only node followed the new write");
+    let _ = writer2.kill();
+    let _ = reader.kill();
+    let _ = writer2.wait();
+    let _ = reader.wait();
+    for d in [store, w, r, w2] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 #[test]
 fn acknowledged_upserts_survive_kill_9() {
     let dir = temp("kill9");

@@ -28,6 +28,15 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Time a graceful shutdown waits for in-flight requests and queued writes (default 30 s).
     pub shutdown_grace: Duration,
+    /// Object storage holding the collections (`s3://bucket/prefix`, `file:///path`); `data` is
+    /// then this node's local folder: the writer's working copy, or a read-only node's cache.
+    pub objects: Option<String>,
+    /// Serve `objects` read-only: no writer lease, writes refused, new versions followed.
+    pub read_only: bool,
+    /// How often a read-only node looks for new versions in `objects`.
+    pub follow: Duration,
+    /// The writer lease's time to live (renewed every third of it).
+    pub lease_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -45,6 +54,10 @@ impl ServerConfig {
             max_limit: 10_000,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            objects: None,
+            read_only: false,
+            follow: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(30),
         }
     }
 
@@ -60,6 +73,12 @@ impl ServerConfig {
         }
         if self.api_key.is_some() && self.api_key == self.read_only_key {
             return Err("the read-only key must differ from the full key".into());
+        }
+        if self.read_only && self.objects.is_none() {
+            return Err("--read-only serves object storage: give --data s3://… (or file://…)".into());
+        }
+        if self.follow.is_zero() || self.lease_ttl < Duration::from_millis(300) {
+            return Err("the follow interval must be positive and the lease at least 300 ms".into());
         }
         if self.max_body_bytes < 1024 || self.max_batch == 0 || self.max_limit == 0 {
             return Err("limits must be positive (body at least 1 KiB)".into());

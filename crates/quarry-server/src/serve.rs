@@ -111,6 +111,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Opens the database `config` names: a local folder, a writer node of an object store (with
+/// its lease), or a read-only node of one.
+async fn open_database(
+    config: &ServerConfig,
+) -> Result<(Database, Option<quarry_store::commit::Lease>), String> {
+    let (data, objects, read_only, ttl) =
+        (config.data.clone(), config.objects.clone(), config.read_only, config.lease_ttl);
+    tokio::task::spawn_blocking(
+        move || -> quarry_core::Result<(Database, Option<quarry_store::commit::Lease>)> {
+            let Some(url) = objects else { return Ok((Database::open(&data)?, None)) };
+            let store = quarry_store::objects::open_url(&url)?;
+            if read_only {
+                return Ok((Database::open_mirror(store, &data)?, None));
+            }
+            let holder = format!(
+                "{}:{}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+                std::process::id()
+            );
+            let lease = quarry_store::commit::Lease::acquire(store.clone(), "", &holder, ttl)?;
+            Ok((Database::open_replicated(&data, store)?, Some(lease)))
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("opening the database: {e}"))
+}
+
 /// Runs a server with `config` until `shutdown` completes, then shuts down gracefully. `ready`
 /// is called with the bound address once the server accepts connections.
 pub async fn serve(
@@ -119,12 +147,50 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
     config.check()?;
-    let data = config.data.clone();
-    let db = tokio::task::spawn_blocking(move || Database::open(&data))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("opening the database: {e}"))?;
-    let state = AppState::new(Arc::new(db), config.clone());
+    let (db, lease) = open_database(&config).await?;
+    let db = Arc::new(db);
+    if let Some(mut lease) = lease {
+        // The writer keeps its lease alive; a writer that loses it must stop writing at once.
+        let every = config.lease_ttl / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let renewed = tokio::task::spawn_blocking(move || lease.renew().map(|()| lease)).await;
+                match renewed {
+                    Ok(Ok(l)) => lease = l,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "lost the writer lease of the object store: stopping");
+                        std::process::exit(3);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "renewing the writer lease failed: stopping");
+                        std::process::exit(3);
+                    }
+                }
+            }
+        });
+    }
+    if config.read_only {
+        let (db, every) = (db.clone(), config.follow);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let d = db.clone();
+                match tokio::task::spawn_blocking(move || d.refresh()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(collections = n, "followed new versions in object storage"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "reading object storage failed; serving the last copy")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "refresh task failed"),
+                }
+                for (name, why) in db.mirror_errors() {
+                    tracing::warn!(collection = %name, error = %why, "collection unreadable in object storage");
+                }
+            }
+        });
+    }
+    let state = AppState::new(db, config.clone());
     let app = router(state.clone());
     let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))
         .map_err(|e| format!("binding {}:{}: {e}", config.host, config.port))?;

@@ -10,9 +10,26 @@ use std::time::Duration;
 /// Arguments of `quarry serve`.
 #[derive(Debug, Parser)]
 pub struct Args {
-    /// Database folder (created if missing).
+    /// Database folder (created if missing), or object storage holding the collections:
+    /// `s3://bucket/prefix` (with the `object-store` build feature; credentials, region and
+    /// endpoint from the usual AWS_* variables) or `file:///path`. With object storage, this
+    /// node writes through to it (one writer at a time, by lease) unless --read-only.
     #[arg(long)]
-    data: PathBuf,
+    data: String,
+    /// With object storage: this node's local folder (the writer's working copy, or a read-only
+    /// node's cache; safe to delete when the node is stopped).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// With object storage: serve it read-only (writes refused), following new versions.
+    #[arg(long)]
+    read_only: bool,
+    /// Read-only nodes: how often to look for new versions, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    follow_ms: u64,
+    /// Writer nodes: the lease's time to live in milliseconds (another writer may take over this
+    /// long after this one stops renewing it).
+    #[arg(long, default_value_t = 30_000)]
+    lease_ms: u64,
     /// Address to bind; the default serves this machine only.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -85,7 +102,25 @@ pub fn run(a: Args) -> Result<()> {
     if !a.timeout.is_finite() || a.timeout <= 0.0 {
         return Err(anyhow!("--timeout must be a positive number of seconds"));
     }
-    let mut cfg = quarry_server::ServerConfig::new(a.data);
+    let mut cfg = if a.data.contains("://") {
+        let dir = a
+            .cache_dir
+            .clone()
+            .ok_or_else(|| anyhow!("--data {} needs --cache-dir (this node's local folder)", a.data))?;
+        let mut c = quarry_server::ServerConfig::new(dir);
+        c.objects = Some(a.data.clone());
+        c
+    } else {
+        if a.read_only || a.cache_dir.is_some() {
+            return Err(anyhow!(
+                "--read-only and --cache-dir serve object storage: give --data s3://… or file://…"
+            ));
+        }
+        quarry_server::ServerConfig::new(PathBuf::from(&a.data))
+    };
+    cfg.read_only = a.read_only;
+    cfg.follow = Duration::from_millis(a.follow_ms.max(1));
+    cfg.lease_ttl = Duration::from_millis(a.lease_ms);
     cfg.host = a.host;
     cfg.port = a.port;
     cfg.api_key = a.api_key.filter(|k| !k.is_empty());
