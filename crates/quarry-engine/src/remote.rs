@@ -10,7 +10,9 @@
 //! **Writer** ([`Replica`]): a group commit is acknowledged only after its batch object exists,
 //! so an acknowledged write survives the loss of the node. A seal uploads the new segment's
 //! files, then commits the manifest version, then removes log batches that the *previous*
-//! version already covered (a reader still on that version finds every record it needs). If
+//! version already covered (a reader still on that version finds every record it needs), then
+//! versions older than the newest [`RETAINED_VERSIONS`] and the segments no retained version
+//! names. If
 //! object storage fails, the collection refuses further writes until the database is reopened;
 //! reopening sends the log records the store lacks.
 //!
@@ -26,6 +28,10 @@ use quarry_store::commit::{Commit, LogObjects, ManifestChain};
 use quarry_store::objects::Objects;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// Manifest versions kept in the store (and the segments they name): a reader still on the
+/// version before the newest finds every object it needs.
+pub const RETAINED_VERSIONS: usize = 2;
 
 /// The object-key prefix of collection `name`.
 pub fn prefix(name: &str) -> String {
@@ -169,6 +175,34 @@ impl Replica {
         let mut prev = self.previous_checkpoint.lock().unwrap_or_else(PoisonError::into_inner);
         self.log.remove_before(*prev + 1)?;
         *prev = manifest.checkpoint_seq;
+        drop(prev);
+        self.collect_garbage(dir)
+    }
+
+    /// Removes manifest versions older than the newest [`RETAINED_VERSIONS`], then every
+    /// segment object that none of the retained versions names.
+    fn collect_garbage(&self, dir: &Path) -> Result<()> {
+        let versions = self.chain.versions()?;
+        let kept = &versions[versions.len().saturating_sub(RETAINED_VERSIONS)..];
+        let mut named = std::collections::HashSet::new();
+        let scratch = dir.join(".gc");
+        for &n in kept {
+            let body = self.chain.read(n)?;
+            std::fs::create_dir_all(&scratch).map_err(|e| Error::io("creating", &scratch, e))?;
+            quarry_store::write_atomic(&scratch.join(MANIFEST_FILE), |w| w.write_all(&body))?;
+            let m = Manifest::load(&scratch)?
+                .ok_or_else(|| Error::corrupt(scratch.join(MANIFEST_FILE), "manifest", "vanished"))?;
+            named.extend(m.segments.iter().map(|s| s.id));
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        let seg_dir = format!("{}segments/", self.prefix);
+        for key in self.objects.list(&seg_dir)? {
+            let id = key[seg_dir.len()..].split('/').next().and_then(|d| d.parse::<u64>().ok());
+            if id.is_some_and(|id| !named.contains(&id)) {
+                self.objects.delete(&key)?;
+            }
+        }
+        self.chain.collect_garbage(RETAINED_VERSIONS)?;
         Ok(())
     }
 

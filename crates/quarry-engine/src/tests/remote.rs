@@ -67,6 +67,21 @@ fn a_collection_written_through_is_served_by_read_only_nodes() {
     assert_eq!(reader.collection("d").expect("d").count(None), 20);
     // Old log batches (covered by an older version) are collected; the reader still replays.
     assert!(objects.list("collections/c/manifest/").expect("list").len() == 2);
+    // A third seal merges everything into one segment: the oldest version and the segments only
+    // it named leave the store; what the two retained versions name stays.
+    c.optimize().expect("seal 3");
+    let versions = objects.list("collections/c/manifest/").expect("list");
+    assert_eq!(versions.len(), crate::remote::RETAINED_VERSIONS, "{versions:?}");
+    let segs: std::collections::BTreeSet<String> = objects
+        .list("collections/c/segments/")
+        .expect("list")
+        .iter()
+        .filter_map(|k| k.split('/').nth(3).map(str::to_string))
+        .collect();
+    assert!(segs.len() <= 3, "segments kept: {segs:?}");
+    c.upsert(points(420, 430)).expect("upsert");
+    assert_eq!(reader.refresh().expect("refresh"), 1);
+    assert_eq!(answers(&reader.collection("c").expect("c")), answers(&c));
 
     // The writer's node is lost (no clean shutdown, its disk gone): every acknowledged write
     // is still served, by a fresh reader and by a replacement writer rebuilt from the store.
