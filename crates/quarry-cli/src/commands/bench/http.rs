@@ -69,6 +69,13 @@ pub struct HttpArgs {
     /// Database folder (default: a fresh temporary folder, removed afterwards).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// An already running server or load balancer to measure instead of starting one (no
+    /// in-process pass and no mixed run; the collection is `bench`).
+    #[arg(long)]
+    url: Option<String>,
+    /// With --url: the collection is already there; skip the upload.
+    #[arg(long, requires = "url")]
+    skip_load: bool,
     /// Append result rows to this JSONL file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -186,62 +193,68 @@ pub fn run(a: HttpArgs) -> Result<()> {
         Some(d) => (d.clone(), false),
         None => (std::env::temp_dir().join(format!("quarry-bench-http-{}", std::process::id())), true),
     };
-    let _ = std::fs::remove_dir_all(&data);
-    let port = free_port()?;
-    let mut server = Server::start(&data, port)?;
-    let url = format!("http://127.0.0.1:{port}");
+    let (mut server, url) = match &a.url {
+        Some(u) => (None, u.trim_end_matches('/').to_string()),
+        None => {
+            let _ = std::fs::remove_dir_all(&data);
+            let port = free_port()?;
+            (Some(Server::start(&data, port)?), format!("http://127.0.0.1:{port}"))
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
     let dim = base.dim();
     let machine = json!({"cpus": std::thread::available_parallelism().map_or(0, |p| p.get()), "dataset": a.base.display().to_string(), "n": n, "dim": dim});
 
     // Upload and build.
-    let t = Instant::now();
-    rt.block_on(async {
-        let (s, b) = post(
-            &client,
-            &format!("{url}/collections/bench"),
-            "PUT",
-            Bytes::from(json!({"vectors": {"size": dim, "distance": "Cosine"}}).to_string()),
-        )
-        .await?;
-        if s != 200 {
-            bail!("create: {s} {}", String::from_utf8_lossy(&b));
-        }
-        let bar = crate::progress::bar(n as u64, "uploading", false);
-        for start in (0..n).step_by(1000) {
-            let pts: Vec<Value> =
-                (start..(start + 1000).min(n)).map(|i| json!({"id": i, "vector": base.row(i)})).collect();
+    if !a.skip_load {
+        let t = Instant::now();
+        rt.block_on(async {
             let (s, b) = post(
                 &client,
-                &format!("{url}/collections/bench/points?wait=true"),
+                &format!("{url}/collections/bench"),
                 "PUT",
-                Bytes::from(json!({"points": pts}).to_string()),
+                Bytes::from(json!({"vectors": {"size": dim, "distance": "Cosine"}}).to_string()),
             )
             .await?;
             if s != 200 {
-                bail!("upsert: {s} {}", String::from_utf8_lossy(&b));
+                bail!("create: {s} {}", String::from_utf8_lossy(&b));
             }
-            bar.inc(pts.len() as u64);
+            let bar = crate::progress::bar(n as u64, "uploading", false);
+            for start in (0..n).step_by(1000) {
+                let pts: Vec<Value> =
+                    (start..(start + 1000).min(n)).map(|i| json!({"id": i, "vector": base.row(i)})).collect();
+                let (s, b) = post(
+                    &client,
+                    &format!("{url}/collections/bench/points?wait=true"),
+                    "PUT",
+                    Bytes::from(json!({"points": pts}).to_string()),
+                )
+                .await?;
+                if s != 200 {
+                    bail!("upsert: {s} {}", String::from_utf8_lossy(&b));
+                }
+                bar.inc(pts.len() as u64);
+            }
+            bar.finish_and_clear();
+            Ok(())
+        })?;
+        let upload_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let (s, b) = rt.block_on(post(
+            &client,
+            &format!("{url}/quarry/collections/bench/optimize"),
+            "POST",
+            Bytes::from_static(b"{}"),
+        ))?;
+        if s != 200 {
+            bail!("optimize: {s} {}", String::from_utf8_lossy(&b));
         }
-        bar.finish_and_clear();
-        Ok(())
-    })?;
-    let upload_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let (s, b) = rt.block_on(post(
-        &client,
-        &format!("{url}/quarry/collections/bench/optimize"),
-        "POST",
-        Bytes::from_static(b"{}"),
-    ))?;
-    if s != 200 {
-        bail!("optimize: {s} {}", String::from_utf8_lossy(&b));
+        emit(
+            &a.out,
+            &json!({"op": "load", "points": n, "upload_s": upload_s, "points_per_s": n as f64 / upload_s, "index_s": t.elapsed().as_secs_f64(), "machine": machine}),
+        )?;
     }
-    emit(
-        &a.out,
-        &json!({"op": "load", "points": n, "upload_s": upload_s, "points_per_s": n as f64 / upload_s, "index_s": t.elapsed().as_secs_f64(), "machine": machine}),
-    )?;
 
     // Search sweep.
     let bodies: Arc<Vec<Bytes>> =
@@ -250,6 +263,7 @@ pub fn run(a: HttpArgs) -> Result<()> {
         let row = rt.block_on(sweep(&client, &url, bodies.clone(), gt.as_ref(), a.k, c, a.seconds))?;
         emit(&a.out, &row)?;
     }
+    let Some(mut server) = server.take() else { return Ok(()) };
     server.stop();
 
     // The same searches in process, for the HTTP overhead.
