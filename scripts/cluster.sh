@@ -19,7 +19,10 @@ quarry=${QUARRY:-}
 stop() {
   for f in "$state"/*.pid; do
     [ -f "$f" ] || continue
-    kill "$(cat "$f")" 2>/dev/null || true
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    # A writer gives its lease up on a clean shutdown: wait for it, so the next one starts at once.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$f"
   done
 }
@@ -48,7 +51,7 @@ case "${1:-}" in
       quarry=$CARGO_TARGET_DIR/release/quarry
     fi
     stop
-    "$quarry" serve --data "$store" --cache-dir "$state/writer" --port 8090 >"$state/writer.log" 2>&1 &
+    "$quarry" serve --data "$store" --cache-dir "$state/writer" --port 8090 --timeout "${TIMEOUT:-900}" >"$state/writer.log" 2>&1 &
     echo $! >"$state/writer.pid"
     wait_port 8090
     servers=""

@@ -149,15 +149,24 @@ pub async fn serve(
     config.check()?;
     let (db, lease) = open_database(&config).await?;
     let db = Arc::new(db);
-    if let Some(mut lease) = lease {
+    let lease = Arc::new(std::sync::Mutex::new(lease));
+    if lease.lock().map(|l| l.is_some()).unwrap_or(false) {
         // The writer keeps its lease alive; a writer that loses it must stop writing at once.
         let every = config.lease_ttl / 3;
+        let lease = lease.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let renewed = tokio::task::spawn_blocking(move || lease.renew().map(|()| lease)).await;
+                let l = lease.clone();
+                let renewed = tokio::task::spawn_blocking(move || {
+                    match l.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+                        Some(x) => x.renew(),
+                        None => Ok(()),
+                    }
+                })
+                .await;
                 match renewed {
-                    Ok(Ok(l)) => lease = l,
+                    Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "lost the writer lease of the object store: stopping");
                         std::process::exit(3);
@@ -239,6 +248,14 @@ pub async fn serve(
     })
     .await
     .map_err(|e| e.to_string())?;
+    // A clean shutdown gives the writer lease up, so a new writer need not wait for it to expire.
+    let held = lease.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    if let Some(l) = held {
+        let released = tokio::task::spawn_blocking(move || l.release()).await.map_err(|e| e.to_string())?;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "giving up the writer lease");
+        }
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -339,6 +339,15 @@ impl Lease {
         Ok(())
     }
 
+    /// Gives the lease up (a clean shutdown): the next epoch records it as expired, so another
+    /// writer may take it at once.
+    pub fn release(self) -> Result<()> {
+        let next = self.epoch + 1;
+        let body = serde_like(&self.holder, 0);
+        self.objects.put_if_absent(&format!("{}{next:020}", self.dir), &encode_object(LEASE_MAGIC, &body))?;
+        Ok(())
+    }
+
     /// The lease's epoch (increases with every renewal).
     pub fn epoch(&self) -> u64 {
         self.epoch

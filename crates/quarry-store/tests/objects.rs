@@ -177,6 +177,10 @@ fn one_writer_holds_the_lease() {
         assert!(err.to_string().contains("node-a"), "{name}: {err}");
         a.renew().expect("renew");
         assert_eq!(a.epoch(), 2);
+        // A lease given up (clean shutdown) is free at once.
+        a.release().expect("release");
+        let b = Lease::acquire(o.clone(), "l/", "node-b", Duration::from_secs(60)).expect("b after release");
+        assert!(b.epoch() > 2);
         // An expired lease is taken over; the old holder's next renewal then fails.
         let mut short = Lease::acquire(o.clone(), "s/", "node-a", Duration::from_millis(1)).expect("short");
         std::thread::sleep(Duration::from_millis(20));
