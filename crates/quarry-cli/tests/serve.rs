@@ -19,17 +19,9 @@ fn temp(name: &str) -> PathBuf {
 
 /// Starts `quarry serve` on a free port; returns the child and its address.
 fn start(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(["serve", "--data", data.to_str().expect("utf-8"), "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("quarry serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
-    let addr = line.rsplit("://").next().expect("address").trim().to_string();
-    (child, addr)
+    let mut args = vec!["--data", data.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    start_args(&args)
 }
 
 /// One HTTP/1.1 request on a fresh connection: the status and the body as JSON (or a string).
@@ -74,7 +66,7 @@ fn start_args(args: &[&str]) -> (Child, String) {
         .args(args)
         .args(["--port", "0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("quarry serve starts");
     let mut line = String::new();

@@ -114,6 +114,12 @@ impl std::fmt::Debug for Database {
 }
 
 fn check_name(name: &str) -> Result<()> {
+    check_name_of("collection", name)
+}
+
+/// Checks `name` (of a `what`: a collection, a group) is 1-64 ASCII letters, digits, '_' or '-'
+/// and does not start with '-': it is used as a file or folder name.
+pub(crate) fn check_name_of(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -122,7 +128,7 @@ fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(
-            "collection name {name:?}: use 1-64 ASCII letters, digits, '_' or '-' (not leading)"
+            "{what} name {name:?}: use 1-64 ASCII letters, digits, '_' or '-' (not leading)"
         )))
     }
 }

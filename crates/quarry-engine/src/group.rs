@@ -37,6 +37,21 @@ pub struct GroupMember {
     pub mode: TextMode,
 }
 
+impl std::str::FromStr for GroupMember {
+    type Err = Error;
+    /// `collection[:mode]` (mode dense, bm25 or hybrid; default dense).
+    fn from_str(s: &str) -> Result<GroupMember> {
+        let (c, mode) = match s.rsplit_once(':') {
+            Some((c, m)) => (c, m.parse::<TextMode>()?),
+            None => (s, TextMode::Dense),
+        };
+        if c.is_empty() {
+            return Err(Error::InvalidArgument(format!("member {s:?}: expected collection[:mode]")));
+        }
+        Ok(GroupMember { collection: c.to_string(), mode })
+    }
+}
+
 /// A group's settings and fitted pilots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSpec {
@@ -190,17 +205,7 @@ pub struct GroupFitQuery {
 }
 
 fn check_group_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "group name {name:?}: use 1-64 ASCII letters, digits, '_' or '-'"
-        )))
-    }
+    crate::database::check_name_of("group", name)
 }
 
 fn group_path(dir: &Path, name: &str) -> PathBuf {

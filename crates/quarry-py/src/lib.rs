@@ -1032,13 +1032,7 @@ impl Database {
     ) -> PyResult<()> {
         let members = members
             .iter()
-            .map(|m| {
-                let (c, mode) = match m.rsplit_once(':') {
-                    Some((c, mode)) => (c, mode.parse::<TextMode>().map_err(err)?),
-                    None => (m.as_str(), TextMode::Dense),
-                };
-                Ok(quarry_engine::group::GroupMember { collection: c.to_string(), mode })
-            })
+            .map(|m| m.parse::<quarry_engine::group::GroupMember>().map_err(err))
             .collect::<PyResult<Vec<_>>>()?;
         let mut spec = quarry_engine::group::GroupSpec::new(members, router_model);
         spec.rule = rule.parse().map_err(err)?;

@@ -200,13 +200,7 @@ fn run_in(
         return Ok(());
     }
     let col_name = "beir";
-    let mut spec = TextSpec::new(dense.then(|| a.model.clone()));
-    spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
-    spec.passages.mode = match a.passages.as_str() {
-        "max" => PassageMode::Max,
-        "truncate" => PassageMode::Truncate,
-        p => bail!("--passages {p:?}: use max or truncate"),
-    };
+    let spec = text_spec(a, dense.then(|| a.model.clone()))?;
     let t_index = Instant::now();
     let col = build_or_reuse(a, &db, col_name, spec, data, dir)?;
     let index_s = t_index.elapsed().as_secs_f64();
@@ -304,6 +298,18 @@ fn run_in(
         }
     }
     Ok(())
+}
+
+/// The text settings of the run's collections: `model` (none: BM25 only), --k1, --b, --passages.
+fn text_spec(a: &Args, model: Option<String>) -> Result<TextSpec> {
+    let mut spec = TextSpec::new(model);
+    spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
+    spec.passages.mode = match a.passages.as_str() {
+        "max" => PassageMode::Max,
+        "truncate" => PassageMode::Truncate,
+        p => bail!("--passages {p:?}: use max or truncate"),
+    };
+    Ok(spec)
 }
 
 /// The text collection `name` of `data`'s corpus with `spec`: reused from `dir` with `--reuse`
@@ -738,13 +744,7 @@ fn route_report(
     for m in &a.route {
         let (model, mode) = if m == "bm25" { (first_model, TextMode::Bm25) } else { (m, TextMode::Dense) };
         let cname = expert_collection(model);
-        let mut spec = TextSpec::new(Some(model.clone()));
-        spec.bm25 = quarry_text::Bm25Params { k1: a.k1, b: a.b };
-        spec.passages.mode = match a.passages.as_str() {
-            "max" => PassageMode::Max,
-            "truncate" => PassageMode::Truncate,
-            p => bail!("--passages {p:?}: use max or truncate"),
-        };
+        let spec = text_spec(a, Some(model.clone()))?;
         if !db.collection_names().contains(&cname) || mode == TextMode::Dense {
             build_or_reuse(a, db, &cname, spec, data, dir)?;
         }
@@ -805,7 +805,7 @@ fn route_report(
         let label = if m.mode == TextMode::Bm25 { "bm25".to_string() } else { m.collection.clone() };
         runs.push((format!("expert:{label}"), run, total / eval.len().max(1) as f64, 1.0));
     }
-    let mut routed_to: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut routed_to: std::collections::HashMap<String, Vec<Option<usize>>> = Default::default();
     let strategies: Vec<(String, usize, RouteRule)> = vec![
         ("routed:mean".into(), 1, RouteRule::Mean),
         ("routed:max".into(), 1, RouteRule::Max),
@@ -825,10 +825,10 @@ fn route_report(
             let r = db.search_group("route", &gq)?;
             total += t.elapsed().as_secs_f64();
             if *top == 1 {
-                routed_to.entry(label.clone()).or_default().push(
-                    r.routing[0].collection.clone()
-                        + if r.routing[0].mode == TextMode::Bm25 { ":bm25" } else { "" },
-                );
+                let first = &r.routing[0];
+                let chosen =
+                    members.iter().position(|m| m.collection == first.collection && m.mode == first.mode);
+                routed_to.entry(label.clone()).or_default().push(chosen);
             }
             let pairs: Vec<(PointId, f64)> = r.hits.iter().map(|h| (h.hit.id, h.hit.score)).collect();
             run.insert_query(&q.id, &ranked(&pairs))?;
@@ -878,10 +878,7 @@ fn route_report(
                 continue;
             }
             decided += 1;
-            let chosen = members.iter().position(|m| {
-                m.collection.clone() + if m.mode == TextMode::Bm25 { ":bm25" } else { "" } == *target
-            });
-            if chosen.is_some_and(|e| scores[e] == best) {
+            if target.is_some_and(|e| scores[e] == best) {
                 right += 1;
             }
         }

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use quarry_engine::group::{GroupFitQuery, GroupMember, GroupQuery, GroupSpec};
-use quarry_engine::{Database, PointId, TextHit, TextMode};
+use quarry_engine::{Database, TextHit};
 use quarry_rank::route::RouteRule;
 use serde_json::json;
 use std::path::PathBuf;
@@ -125,7 +125,11 @@ pub fn run(cmd: GroupCommand) -> Result<()> {
     match cmd {
         GroupCommand::Create(a) => {
             let db = open(&a.dir)?;
-            let members = a.members.iter().map(|m| member_of(m)).collect::<Result<Vec<_>>>()?;
+            let members = a
+                .members
+                .iter()
+                .map(|m| m.parse::<GroupMember>())
+                .collect::<quarry_core::Result<Vec<_>>>()?;
             let mut spec = GroupSpec::new(members, &a.router_model);
             spec.rule = a.rule;
             spec.fuse_top = a.fuse_top;
@@ -166,7 +170,7 @@ pub fn run(cmd: GroupCommand) -> Result<()> {
             let hits: Vec<_> = r
                 .hits
                 .iter()
-                .map(|h| json!({"collection": h.collection, "id": id_json(h.hit.id), "score": h.hit.score, "payload": h.hit.payload}))
+                .map(|h| json!({"collection": h.collection, "id": h.hit.id.to_json(), "score": h.hit.score, "payload": h.hit.payload}))
                 .collect();
             println!("{}", json!({"routing": r.routing, "hits": hits}));
         }
@@ -202,26 +206,7 @@ fn open(dir: &std::path::Path) -> Result<Database> {
     Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))
 }
 
-/// `collection[:mode]`.
-pub fn member_of(s: &str) -> Result<GroupMember> {
-    let (c, mode) = match s.rsplit_once(':') {
-        Some((c, m)) => (c, m.parse::<TextMode>().map_err(anyhow::Error::from)?),
-        None => (s, TextMode::Dense),
-    };
-    if c.is_empty() {
-        bail!("member {s:?}: expected collection[:mode]");
-    }
-    Ok(GroupMember { collection: c.to_string(), mode })
-}
-
 /// A query's domain label: its id before the first `/` (empty if none).
 pub fn label_of(id: &str) -> &str {
     id.split_once('/').map_or("", |(l, _)| l)
-}
-
-fn id_json(id: PointId) -> serde_json::Value {
-    match id {
-        PointId::Num(n) => json!(n),
-        PointId::Uuid(_) => json!(id.to_string()),
-    }
 }
