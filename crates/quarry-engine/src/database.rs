@@ -7,6 +7,7 @@
 //! opener, in this process or another, gets [`Error::Conflict`] naming the folder and the holder.
 
 use crate::collection::{Collection, StoreOpener};
+use crate::remote::RangeCache;
 use crate::schema::CollectionSchema;
 #[cfg(feature = "text")]
 use crate::text::{TextCollection, TextSpec};
@@ -20,7 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// A read-only node's object store and what was last read of each collection.
-type Mirror = (Arc<dyn quarry_store::objects::Objects>, Mutex<BTreeMap<String, crate::remote::Signature>>);
+/// A read-only node's object store, what was last read of each collection, and the block cache
+/// that range-read files go through.
+type Mirror = (
+    Arc<dyn quarry_store::objects::Objects>,
+    Mutex<BTreeMap<String, crate::remote::Signature>>,
+    Arc<quarry_store::cache::CachedObjects>,
+);
 
 /// An open database.
 pub struct Database {
@@ -208,7 +215,7 @@ impl Database {
             if !root.join(&name).join("schema.json").exists() {
                 let staging = root.join(format!("{RESTORING}{name}"));
                 let _ = std::fs::remove_dir_all(&staging);
-                crate::remote::materialize(&objects, &name, &staging)?;
+                crate::remote::materialize(&objects, &name, &staging, None)?;
                 quarry_store::sync_folder(&staging)?;
                 std::fs::rename(&staging, root.join(&name))
                     .map_err(|e| Error::io("renaming", &staging, e))?;
@@ -223,15 +230,35 @@ impl Database {
         Ok(db)
     }
 
-    /// Opens a read-only node of `objects`: every collection stored there is rebuilt in
-    /// `cache_dir` (which may start empty, and may be deleted between runs) and served from it;
-    /// writes are refused. [`Database::refresh`] follows later writes.
+    /// Opens a read-only node of `objects` with the default block cache ([`RangeCache`]): see
+    /// [`Database::open_mirror_with`].
     pub fn open_mirror(
         objects: Arc<dyn quarry_store::objects::Objects>,
         cache_dir: &Path,
     ) -> Result<Database> {
+        Database::open_mirror_with(objects, cache_dir, RangeCache::default())
+    }
+
+    /// Opens a read-only node of `objects`: every collection stored there is rebuilt in
+    /// `cache_dir` (which may start empty, and may be deleted between runs) and served from it;
+    /// the files indexes read a range at a time (SPANN posting lists and rows) stay in the store
+    /// and are read through a block cache in `cache_dir/blocks` of `cache.bytes`. Writes are
+    /// refused. [`Database::refresh`] follows later writes.
+    pub fn open_mirror_with(
+        objects: Arc<dyn quarry_store::objects::Objects>,
+        cache_dir: &Path,
+        cache: RangeCache,
+    ) -> Result<Database> {
         let root = cache_dir.join("collections");
         std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        let blocks = Arc::new(quarry_store::cache::CachedObjects::open(
+            objects.clone(),
+            &cache_dir.join("blocks"),
+            cache.bytes,
+            cache.block,
+            cache.in_flight,
+        )?);
+        quarry_store::source::detach_under(&root);
         let mut seen = BTreeMap::new();
         let names = crate::remote::remote_collections(objects.as_ref())?;
         // Folders of collections the store no longer has.
@@ -246,7 +273,7 @@ impl Database {
         let mut errors = BTreeMap::new();
         for name in &names {
             // A collection that cannot be read is reported and left out; the others are served.
-            match crate::remote::materialize(&objects, name, &root.join(name)) {
+            match crate::remote::materialize(&objects, name, &root.join(name), Some(&blocks)) {
                 Ok(sig) => {
                     seen.insert(name.clone(), sig);
                 }
@@ -261,15 +288,20 @@ impl Database {
         for c in db.collections.read().unwrap_or_else(PoisonError::into_inner).values() {
             c.read_only.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        db.mirror_of = Some((objects, Mutex::new(seen)));
+        db.mirror_of = Some((objects, Mutex::new(seen), blocks));
         Ok(db)
+    }
+
+    /// A read-only node's block cache (traffic counters, bytes held); `None` on other nodes.
+    pub fn range_cache(&self) -> Option<&Arc<quarry_store::cache::CachedObjects>> {
+        self.mirror_of.as_ref().map(|m| &m.2)
     }
 
     /// A read-only node: rebuilds every collection whose newest manifest version or log changed
     /// in the store (and adds new ones, drops deleted ones); returns how many changed. Queries
     /// keep using the previous copy until the new one is open. Nothing to do on other nodes.
     pub fn refresh(&self) -> Result<usize> {
-        let Some((objects, seen)) = &self.mirror_of else { return Ok(0) };
+        let Some((objects, seen, blocks)) = &self.mirror_of else { return Ok(0) };
         let names = crate::remote::remote_collections(objects.as_ref())?;
         let mut changed = 0;
         let root = self.dir.join("collections");
@@ -279,7 +311,7 @@ impl Database {
                 continue;
             }
             // A collection that cannot be read now keeps its previous copy; the error is kept.
-            let opened = crate::remote::materialize(objects, name, &root.join(name))
+            let opened = crate::remote::materialize(objects, name, &root.join(name), Some(blocks))
                 .and_then(|sig| Collection::open(name, &root.join(name), None).map(|c| (sig, c)));
             let (sig, c) = match opened {
                 Ok(x) => x,

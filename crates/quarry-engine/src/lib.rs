@@ -88,6 +88,7 @@ pub use filter::Filter;
 pub use id::PointId;
 pub use point::{Op, Point};
 pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
+pub use remote::RangeCache;
 pub use schema::{CollectionSchema, FdeConfig, MultiVectorConfig, VectorField};
 #[cfg(feature = "text")]
 pub use text::{

@@ -18,20 +18,42 @@
 //!
 //! **Readers** ([`materialize`]): the schema, the newest manifest version, its segments' files
 //! (kept when already present: they never change) and the log records after its checkpoint are
-//! written into a local folder, which then opens as an ordinary collection. Every file is
+//! written into a local folder, which then opens as an ordinary collection. The files an index
+//! reads a range at a time (SPANN's posting lists and rows) are not downloaded: they are read by
+//! byte range through the node's block cache (`quarry_store::cache`), so a node serves a
+//! collection many times larger than its disk cache. Every file is
 //! validated when opened, as on local disk. `Database::refresh` repeats this when the newest
 //! version or the log changed.
 
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use quarry_core::{Error, Result};
+use quarry_store::cache::CachedObjects;
 use quarry_store::commit::{Commit, LogObjects, ManifestChain};
 use quarry_store::objects::Objects;
+use quarry_store::source::ObjectSource;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Manifest versions kept in the store (and the segments they name): a reader still on the
 /// version before the newest finds every object it needs.
 pub const RETAINED_VERSIONS: usize = 2;
+
+/// A read-only node's block cache of byte ranges (`quarry serve --cache-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeCache {
+    /// Most bytes the cache folder holds (least recently used blocks are evicted).
+    pub bytes: u64,
+    /// Block size: the unit fetched and cached.
+    pub block: u64,
+    /// Most requests in flight for one read (adjacent missing blocks are one request).
+    pub in_flight: usize,
+}
+
+impl Default for RangeCache {
+    fn default() -> Self {
+        RangeCache { bytes: 2 << 30, block: 16 << 10, in_flight: 32 }
+    }
+}
 
 /// The object-key prefix of collection `name`.
 pub fn prefix(name: &str) -> String {
@@ -272,9 +294,25 @@ pub fn signature(objects: &Arc<dyn Objects>, name: &str) -> Result<Signature> {
     })
 }
 
+/// Whether segment file `rel` (a path inside a segment) is read a range at a time, so a reader
+/// with a block cache leaves it in object storage: a SPANN index's posting lists and rows.
+fn read_by_range(rel: &str, keys: &[String], seg_prefix: &str) -> bool {
+    use quarry_ann::spann::{META_FILE, POSTINGS_FILE, VECTORS_FILE};
+    let Some((folder, file)) = rel.rsplit_once('/') else { return false };
+    (file == POSTINGS_FILE || file == VECTORS_FILE)
+        && keys.iter().any(|k| k.strip_prefix(seg_prefix) == Some(&format!("{folder}/{META_FILE}")))
+}
+
 /// Writes collection `name` from `objects` into folder `dir` (see the module docs) and returns
-/// what it wrote.
-pub fn materialize(objects: &Arc<dyn Objects>, name: &str, dir: &Path) -> Result<Signature> {
+/// what it wrote. With a block cache (`ranges`), the files that indexes read a range at a time
+/// (SPANN posting lists and rows) are not downloaded: they are attached
+/// (`quarry_store::source`) and read by byte range through the cache.
+pub fn materialize(
+    objects: &Arc<dyn Objects>,
+    name: &str,
+    dir: &Path,
+    ranges: Option<&Arc<CachedObjects>>,
+) -> Result<Signature> {
     let p = prefix(name);
     let schema = objects
         .get(&format!("{p}schema.json"))?
@@ -301,15 +339,25 @@ pub fn materialize(objects: &Arc<dyn Objects>, name: &str, dir: &Path) -> Result
                     ));
                 }
                 let local = crate::segment_file::segment_dir(dir, s.id);
-                for key in keys {
+                for key in &keys {
                     let rel = &key[seg_prefix.len()..];
                     let path = local.join(rel);
-                    let size = objects.size(&key)?;
+                    let size = objects.size(key)?;
+                    if let Some(cache) = ranges.filter(|_| read_by_range(rel, &keys, &seg_prefix)) {
+                        let size =
+                            size.ok_or_else(|| Error::NotFound(format!("{key} in {}", objects.location())))?;
+                        let _ = std::fs::remove_file(&path);
+                        quarry_store::source::attach(
+                            &path,
+                            Arc::new(ObjectSource::new(cache.clone(), key, size)),
+                        );
+                        continue;
+                    }
                     if path.exists() && std::fs::metadata(&path).ok().map(|m| m.len()) == size {
                         continue; // immutable: already here
                     }
                     let bytes = objects
-                        .get(&key)?
+                        .get(key)?
                         .ok_or_else(|| Error::NotFound(format!("{key} in {}", objects.location())))?;
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;

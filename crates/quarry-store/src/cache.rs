@@ -184,6 +184,82 @@ impl CachedObjects {
         self.lru.lock().unwrap_or_else(PoisonError::into_inner).used
     }
 
+    /// Whether block `b` of `key` is in the cache (by the index: the file is checked when read).
+    fn has_block(&self, key: &str, b: u64) -> bool {
+        self.lru.lock().unwrap_or_else(PoisonError::into_inner).entries.contains_key(&block_name(key, b))
+    }
+
+    /// Fetches the block runs `runs` (inclusive block numbers) of `key` (`size` bytes), one
+    /// request per run, at most `max_in_flight` at a time, and stores the blocks; returns each
+    /// run's first block and bytes.
+    fn fetch_runs(&self, key: &str, size: u64, runs: &[(u64, u64)]) -> Result<Vec<(u64, Vec<u8>)>> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, Result<Vec<u8>>)>> = Mutex::new(Vec::with_capacity(runs.len()));
+        let fetch = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(a, b)) = runs.get(i) else { break };
+            let bytes = a * self.block..((b + 1) * self.block).min(size);
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let data = self.inner.get_range(key, bytes);
+            if let Ok(d) = &data {
+                self.stats.bytes_fetched.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+            results.lock().unwrap_or_else(PoisonError::into_inner).push((i, data));
+        };
+        let workers = runs.len().min(self.max_in_flight);
+        if workers <= 1 {
+            fetch();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(fetch);
+                }
+            });
+        }
+        let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
+        results.sort_by_key(|r| r.0);
+        let mut out = Vec::with_capacity(runs.len());
+        for (i, data) in results {
+            let data = data?;
+            let a = runs[i].0;
+            for (j, chunk) in data.chunks(self.block as usize).enumerate() {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                self.store(key, a + j as u64, chunk);
+            }
+            out.push((a, data));
+        }
+        Ok(out)
+    }
+
+    /// Runs of consecutive block numbers in sorted `blocks`.
+    fn runs(blocks: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for n in blocks {
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == n => r.1 = n,
+                Some(r) if r.1 == n => {}
+                _ => runs.push((n, n)),
+            }
+        }
+        runs
+    }
+
+    /// Fetches the blocks of `ranges` of `key` that the cache lacks, all together: one request
+    /// per run of adjacent missing blocks, at most `max_in_flight` at a time (what a query
+    /// announces before reading its posting lists or rows).
+    pub fn prefetch(&self, key: &str, ranges: &[Range<u64>]) -> Result<()> {
+        let size = self.size(key)?;
+        let mut blocks: Vec<u64> = ranges
+            .iter()
+            .filter(|r| r.end > r.start && r.start < size)
+            .flat_map(|r| r.start / self.block..=(r.end.min(size) - 1) / self.block)
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let missing: Vec<u64> = blocks.into_iter().filter(|&b| !self.has_block(key, b)).collect();
+        self.fetch_runs(key, size, &Self::runs(missing)).map(|_| ())
+    }
+
     /// Reads `range` of `key` through the cache: missing blocks are fetched in runs of
     /// consecutive blocks (one request per run), at most `max_in_flight` requests at a time.
     pub fn read_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
@@ -200,47 +276,10 @@ impl CachedObjects {
         let mut blocks: Vec<Option<Vec<u8>>> = (first..=last).map(|b| self.cached(key, b)).collect();
         let hits = blocks.iter().filter(|b| b.is_some()).count() as u64;
         self.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        // Runs of consecutive missing blocks: one request each.
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (i, b) in blocks.iter().enumerate() {
-            if b.is_none() {
-                let n = first + i as u64;
-                match runs.last_mut() {
-                    Some(r) if r.1 + 1 == n => r.1 = n,
-                    _ => runs.push((n, n)),
-                }
-            }
-        }
-        let fetched: Vec<Result<(u64, Vec<u8>)>> = std::thread::scope(|s| {
-            let mut out = Vec::with_capacity(runs.len());
-            for chunk in runs.chunks(self.max_in_flight) {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|&(a, b)| {
-                        s.spawn(move || {
-                            let bytes = a * self.block..((b + 1) * self.block).min(size);
-                            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                            let data = self.inner.get_range(key, bytes.clone())?;
-                            self.stats.bytes_fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
-                            Ok((a, data))
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    out.push(h.join().unwrap_or_else(|_| {
-                        Err(Error::InvalidArgument("a cache fetch thread panicked".into()))
-                    }));
-                }
-            }
-            out
-        });
-        for f in fetched {
-            let (a, data) = f?;
+        let missing = blocks.iter().enumerate().filter(|(_, b)| b.is_none()).map(|(i, _)| first + i as u64);
+        for (a, data) in self.fetch_runs(key, size, &Self::runs(missing))? {
             for (j, chunk) in data.chunks(self.block as usize).enumerate() {
-                let b = a + j as u64;
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                self.store(key, b, chunk);
-                blocks[(b - first) as usize] = Some(chunk.to_vec());
+                blocks[(a + j as u64 - first) as usize] = Some(chunk.to_vec());
             }
         }
         let mut out = Vec::with_capacity((range.end - range.start) as usize);

@@ -7,11 +7,11 @@
 //! file; each section's checksum is checked when it is read ([`Framed::read`]) or on demand
 //! ([`Framed::verify`]), so a large section can be memory-mapped without reading it first.
 
+use crate::source::ByteSource;
 use crate::{checksum, le, AtomicFile};
 use quarry_core::{Error, Result};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 256;
@@ -83,8 +83,8 @@ pub fn write_framed(
 /// written version of the file, so that files written together can record each other's.
 pub fn header_crc(path: &Path) -> Result<u32> {
     let mut h = [0u8; HEADER_LEN];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut h))
+    crate::source::open(path)?
+        .read_exact_at(&mut h, 0)
         .map_err(|e| Error::io("reading the header of", path, e))?;
     Ok(le::u32_at(&h, HEADER_LEN - 4).unwrap_or(0))
 }
@@ -93,7 +93,7 @@ pub fn header_crc(path: &Path) -> Result<u32> {
 #[derive(Debug)]
 pub struct Framed {
     path: PathBuf,
-    file: File,
+    source: Arc<dyn ByteSource>,
     /// Format version found.
     pub version: u32,
     /// The format-specific header fields.
@@ -107,10 +107,11 @@ impl Framed {
     /// is `version`, the header checksum, and that every section lies inside the file.
     pub fn open(path: &Path, magic: [u8; 8], version: u32, what: &str) -> Result<Framed> {
         let bad = |loc: &str, msg: String| Error::corrupt(path, loc, msg);
-        let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io("reading", path, e))?.len();
+        let source = crate::source::open(path)?;
+        let file_len = source.len();
         let mut h = vec![0u8; HEADER_LEN];
-        file.read_exact(&mut h)
+        source
+            .read_exact_at(&mut h, 0)
             .map_err(|_| bad("header", format!("file is shorter than the {HEADER_LEN}-byte header")))?;
         if h[..8] != magic {
             return Err(bad("byte 0", format!("not a Quarry {what} file (bad magic number)")));
@@ -147,12 +148,17 @@ impl Framed {
         }
         let mut fields = [0u8; FIELDS_LEN];
         fields.copy_from_slice(&h[16..16 + FIELDS_LEN]);
-        Ok(Framed { path: path.to_path_buf(), file, version: found, fields, sections })
+        Ok(Framed { path: path.to_path_buf(), source, version: found, fields, sections })
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the bytes come from (a local file, or an object read by byte range).
+    pub fn source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
     }
 
     fn section(&self, i: usize, name: &str) -> Result<Section> {
@@ -186,8 +192,7 @@ impl Framed {
                 buf.len()
             )));
         }
-        self.file.seek(SeekFrom::Start(s.offset)).map_err(|e| Error::io("reading", &self.path, e))?;
-        self.file.read_exact(buf).map_err(|e| Error::io("reading", &self.path, e))?;
+        self.source.read_exact_at(buf, s.offset).map_err(|e| Error::io("reading", &self.path, e))?;
         if checksum(buf) != s.crc {
             return Err(Error::corrupt(&self.path, name, "checksum mismatch: the file is corrupted"));
         }
@@ -197,13 +202,13 @@ impl Framed {
     /// Checks section `i`'s checksum, streaming it through memory in 8 MiB pieces.
     pub fn verify(&mut self, i: usize, name: &str) -> Result<()> {
         let s = self.section(i, name)?;
-        self.file.seek(SeekFrom::Start(s.offset)).map_err(|e| Error::io("reading", &self.path, e))?;
         let mut crc = 0u32;
-        let mut left = s.len;
+        let (mut at, mut left) = (s.offset, s.len);
         let mut buf = vec![0u8; 8 << 20];
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
-            self.file.read_exact(&mut buf[..n]).map_err(|e| Error::io("reading", &self.path, e))?;
+            self.source.read_exact_at(&mut buf[..n], at).map_err(|e| Error::io("reading", &self.path, e))?;
+            at += n as u64;
             crc = crate::checksum_append(crc, &buf[..n]);
             left -= n as u64;
         }
@@ -221,7 +226,13 @@ impl Framed {
         // SAFETY: a private (copy-on-write) mapping of a file we opened read-only. Another process
         // truncating the file while it is mapped would make reads fault — the usual caveat of
         // memory-mapped indexes, documented in docs/FORMAT.md.
-        unsafe { memmap2::MmapOptions::new().offset(s.offset).len(len).map_copy(&self.file) }
+        let file = self.source.as_file().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: a file read from object storage cannot be memory-mapped",
+                self.path.display()
+            ))
+        })?;
+        unsafe { memmap2::MmapOptions::new().offset(s.offset).len(len).map_copy(file) }
             .map_err(|e| Error::io("memory-mapping", &self.path, e))
     }
 

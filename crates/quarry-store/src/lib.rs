@@ -3,7 +3,8 @@
 //! * [`atomic`]: crash-safe writes (temporary file, fsync, rename, directory fsync).
 //! * [`objects`]: object storage (local folder; S3 and others with the `object-store` feature)
 //!   and [`commit`]: manifest versions by put-if-absent, log batches and the writer lease on it;
-//!   [`cache`]: a local block cache of immutable objects for query nodes.
+//!   [`cache`]: a local block cache of immutable objects for query nodes; [`source`]: files
+//!   read by positioned reads, from local disk or from object storage by byte range.
 //! * [`checksum`]: CRC32C (Castagnoli, hardware-accelerated where available).
 //! * [`framing`]: the sectioned, checksummed file layout of every index file.
 //! * [`le`]: little-endian field readers that report truncation instead of panicking.
@@ -18,6 +19,7 @@ pub mod le;
 pub mod objects;
 #[cfg(feature = "object-store")]
 mod objects_remote;
+pub mod source;
 pub mod wal;
 
 pub use atomic::{sync_folder, write_atomic, AtomicFile};

@@ -61,8 +61,9 @@ enum Inner {
     FlatCodes(QuantFlatIndex),
     Hnsw(HnswIndex),
     HnswCodes(QuantHnswIndex),
-    /// SPANN and its exact rows (`vectors.qflat`, mapped).
-    Spann(Box<(crate::spann::SpannIndex, FlatIndex)>),
+    /// SPANN and its exact rows (`vectors.qflat`, mapped; `None` when they stay in object
+    /// storage and are read by range through the SPANN index).
+    Spann(Box<(crate::spann::SpannIndex, Option<FlatIndex>)>),
 }
 
 /// An index of any family, opened from its folder.
@@ -101,7 +102,10 @@ impl AnyIndex {
     /// are checksummed too, rows left on disk are not (that would read them all: run
     /// [`AnyIndex::verify`] to check them).
     pub fn open(spec: &IndexSpec, dir: &Path, residency: Residency) -> Result<AnyIndex> {
-        let heap = residency == Residency::Memory;
+        // Files in object storage are never read whole at open: their ranges are checked as read.
+        let remote = spec.base == Base::Spann
+            && quarry_store::source::attached(&dir.join(crate::spann::POSTINGS_FILE)).is_some();
+        let heap = residency == Residency::Memory && !remote;
         if heap {
             AnyIndex::verify(spec, dir)?;
         }
@@ -143,24 +147,31 @@ impl AnyIndex {
             }
             (Base::Spann, _) => {
                 let s = crate::spann::SpannIndex::open(dir, 0)?;
-                let mut rows = FlatIndex::open(&dir.join(VECTORS_FILE))?;
-                if rows.rows() != s.n || rows.dim() != s.dim {
-                    return Err(Error::corrupt(
-                        dir.join(VECTORS_FILE),
-                        "header",
-                        format!(
-                            "{} rows of dimension {}, the index has {} of {}",
-                            rows.rows(),
-                            rows.dim(),
-                            s.n,
-                            s.dim
-                        ),
-                    ));
-                }
-                if heap {
-                    rows.move_to_heap();
-                }
-                rows.advise_random();
+                // Rows kept in object storage are not mapped: they are read by range when asked
+                // for (f32 posting lists answer searches without them).
+                let rows = if quarry_store::source::attached(&dir.join(VECTORS_FILE)).is_some() {
+                    None
+                } else {
+                    let mut rows = FlatIndex::open(&dir.join(VECTORS_FILE))?;
+                    if rows.rows() != s.n || rows.dim() != s.dim {
+                        return Err(Error::corrupt(
+                            dir.join(VECTORS_FILE),
+                            "header",
+                            format!(
+                                "{} rows of dimension {}, the index has {} of {}",
+                                rows.rows(),
+                                rows.dim(),
+                                s.n,
+                                s.dim
+                            ),
+                        ));
+                    }
+                    if heap {
+                        rows.move_to_heap();
+                    }
+                    rows.advise_random();
+                    Some(rows)
+                };
                 Inner::Spann(Box::new((s, rows)))
             }
         };
@@ -218,31 +229,38 @@ impl AnyIndex {
         self.spec
     }
 
-    /// The exact rows (ids `0..rows`; normalised under cosine), mapped or on the heap.
-    pub fn rows(&self) -> &FlatIndex {
+    /// The exact rows (ids `0..rows`; normalised under cosine), mapped or on the heap; `None`
+    /// for a SPANN index whose rows stay in object storage (read by range instead).
+    pub fn rows(&self) -> Option<&FlatIndex> {
         match &self.inner {
-            Inner::Flat(f) => f,
-            Inner::FlatCodes(q) => &q.flat,
-            Inner::Hnsw(h) => &h.flat,
-            Inner::HnswCodes(q) => &q.hnsw.flat,
-            Inner::Spann(b) => &b.1,
+            Inner::Flat(f) => Some(f),
+            Inner::FlatCodes(q) => Some(&q.flat),
+            Inner::Hnsw(h) => Some(&h.flat),
+            Inner::HnswCodes(q) => Some(&q.hnsw.flat),
+            Inner::Spann(b) => b.1.as_ref(),
         }
     }
 
     /// Rows indexed (ids are `0..rows`).
     pub fn row_count(&self) -> usize {
-        self.rows().rows()
+        match (&self.inner, self.rows()) {
+            (Inner::Spann(b), None) => b.0.n,
+            (_, rows) => rows.map_or(0, FlatIndex::rows),
+        }
     }
 
     /// Stored vector `id` (normalised under cosine).
     pub fn vector(&self, id: DocId) -> Option<Vec<f32>> {
-        self.rows().vector(id)
+        match (&self.inner, self.rows()) {
+            (Inner::Spann(b), None) => b.0.vector(id),
+            (_, rows) => rows?.vector(id),
+        }
     }
 
     /// Whether a graph or list search answers with exact scores (f16 rows do not: their
-    /// candidates are re-scored exactly by [`AnyIndex::search`] itself).
+    /// candidates are re-scored exactly by [`AnyIndex::search`] itself; SPANN rows are f32).
     fn exact_scores(&self) -> bool {
-        self.rows().storage() == crate::Storage::F32
+        self.rows().is_none_or(|r| r.storage() == crate::Storage::F32)
     }
 
     /// The `k` best ids for `query` among those in `filter` (`None`: all), with exact scores
@@ -287,7 +305,7 @@ impl AnyIndex {
                     }),
                     // While rows come from the device (re-scoring is slow), the lists a query
                     // probes are asked for together too: parallel reads instead of one by one.
-                    readahead: s.rows.as_ref().is_some_and(|r| r.readahead.wanted()),
+                    readahead: s.is_remote() || s.rows.as_ref().is_some_and(|r| r.wants_readahead()),
                     ..SpannSearch::default()
                 };
                 s.search_with(query, k, &search, filter)?
@@ -303,7 +321,11 @@ impl AnyIndex {
     /// The `k` best of `ids` for `query`, scored exactly from the rows (ids out of range are an
     /// error; deleted ids are the caller's to leave out).
     pub fn search_ids(&self, query: &[f32], ids: &[DocId], k: usize) -> Result<Vec<Hit>> {
-        let rows = self.rows();
+        let rows = match (&self.inner, self.rows()) {
+            (Inner::Spann(b), None) => return b.0.score_ids(query, ids, k),
+            (_, Some(rows)) => rows,
+            (_, None) => return Err(Error::InvalidArgument("this index has no rows".into())),
+        };
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= rows.rows()) {
             return Err(Error::InvalidArgument(format!(
                 "id {bad} is not in an index of {} rows",
@@ -338,14 +360,17 @@ impl AnyIndex {
             Inner::FlatCodes(q) => q.resident_bytes(),
             Inner::Hnsw(h) => h.memory_bytes() - if h.flat.is_mapped() { h.flat.memory_bytes() } else { 0 },
             Inner::HnswCodes(q) => q.resident_bytes(),
-            Inner::Spann(b) => b.0.resident_bytes() + rows(&b.1),
+            Inner::Spann(b) => b.0.resident_bytes() + b.1.as_ref().map_or(0, rows),
         }
     }
 }
 
 impl VectorIndex for AnyIndex {
     fn dim(&self) -> usize {
-        self.rows().dim()
+        match &self.inner {
+            Inner::Spann(b) => b.0.dim,
+            _ => self.rows().map_or(0, FlatIndex::dim),
+        }
     }
 
     fn len(&self) -> usize {
@@ -359,7 +384,10 @@ impl VectorIndex for AnyIndex {
     }
 
     fn metric(&self) -> Metric {
-        self.rows().metric()
+        match &self.inner {
+            Inner::Spann(b) => b.0.metric,
+            _ => self.rows().map_or(Metric::L2, |r| r.metric()),
+        }
     }
 
     fn memory_bytes(&self) -> usize {

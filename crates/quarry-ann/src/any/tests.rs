@@ -56,7 +56,7 @@ fn every_family_opens_on_heap_and_mapped_and_finds_the_neighbours() {
             AnyIndex::verify(&spec, &dir).expect("verify");
             let disk = AnyIndex::open(&spec, &dir, Residency::Disk).expect("disk");
             let heap = AnyIndex::open(&spec, &dir, Residency::Memory).expect("heap");
-            assert!(disk.rows().is_mapped() && !heap.rows().is_mapped(), "{s}");
+            assert!(disk.rows().expect("rows").is_mapped() && !heap.rows().expect("rows").is_mapped(), "{s}");
             assert_eq!((disk.row_count(), disk.len(), disk.dim()), (n, n, dim), "{s}");
             assert_eq!(disk.vector(5), exact.vector(5), "{s}: rows read back");
             let mut total = 0.0;

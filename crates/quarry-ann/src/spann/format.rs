@@ -211,7 +211,7 @@ impl SpannIndex {
             } else {
                 None
             };
-            if !dir.join(VECTORS_FILE).exists() {
+            if !quarry_store::source::exists(&dir.join(VECTORS_FILE)) {
                 return Err(bad(
                     "files",
                     format!("{VECTORS_FILE} is missing (coded entries are re-scored from it)"),
@@ -227,7 +227,7 @@ impl SpannIndex {
         let head_codes = HeadCodes::from_bytes(head_bytes, h, dim, params.seed)
             .map_err(|e| bad("head codes", e.to_string()))?;
         let rows = match dir.join(VECTORS_FILE) {
-            p if p.exists() => Some(RowFile::open(&p, n, dim)?),
+            p if quarry_store::source::exists(&p) => Some(RowFile::open(&p, n, dim)?),
             _ => None,
         };
         let log =

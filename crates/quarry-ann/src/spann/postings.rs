@@ -11,11 +11,12 @@ use crate::flat::{metric_code, metric_from_code};
 use quarry_core::{Error, Metric, Result};
 use quarry_linalg::AlignedVec;
 use quarry_store::framing::{Section, FIELDS_LEN};
+use quarry_store::source::ByteSource;
 use quarry_store::{checksum, le, write_framed, Framed};
 use std::cell::RefCell;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 mod cache;
 #[cfg(test)]
@@ -179,10 +180,8 @@ struct ListRef {
 #[derive(Debug)]
 pub(crate) struct PostingFile {
     path: PathBuf,
-    #[cfg(unix)]
-    file: File,
-    #[cfg(not(unix))]
-    file: std::sync::Mutex<File>,
+    /// The file's bytes: a local file, or an object read by byte range.
+    source: Arc<dyn ByteSource>,
     dim: usize,
     metric: Metric,
     entry: usize,
@@ -243,13 +242,13 @@ impl PostingFile {
         if sum != total {
             return Err(bad("header", format!("{total} entries in the header, {sum} in the list table")));
         }
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        super::rows::advise_random(&file);
-        #[cfg(not(unix))]
-        let file = std::sync::Mutex::new(file);
+        let source = framed.source().clone();
+        if let Some(file) = source.as_file() {
+            super::rows::advise_random(file);
+        }
         Ok(PostingFile {
             path: path.to_path_buf(),
-            file,
+            source,
             dim,
             metric,
             entry,
@@ -314,26 +313,23 @@ impl PostingFile {
         ((self.count(j) * self.entry) as u64).div_ceil(PAGE)
     }
 
-    /// Asks the OS to start reading list `j` into the page cache (`POSIX_FADV_WILLNEED`), so the
-    /// lists a query is about to read are fetched from disk in parallel while it scans the first
-    /// ones; a no-op for empty lists and off Linux. Errors are ignored (it is only a hint).
-    pub(crate) fn will_need(&self, j: usize) {
-        #[cfg(target_os = "linux")]
-        if let Some(l) = self.lists.get(j).filter(|l| l.count > 0) {
-            use std::os::fd::AsRawFd;
-            let len = (l.count as usize * self.entry) as libc::off_t;
-            // SAFETY: a valid open descriptor; WILLNEED only schedules read-ahead.
-            unsafe {
-                libc::posix_fadvise(
-                    self.file.as_raw_fd(),
-                    l.offset as libc::off_t,
-                    len,
-                    libc::POSIX_FADV_WILLNEED,
-                )
-            };
+    /// Says that lists `lists` are about to be read, so they are fetched together while the
+    /// first are scanned: from disk, the OS reads them in parallel (`POSIX_FADV_WILLNEED`);
+    /// from object storage, the missing byte ranges are fetched at once, merged where adjacent.
+    /// Empty lists are skipped; errors are left for the reads (it is only a hint).
+    pub(crate) fn will_need(&self, lists: impl Iterator<Item = usize>) {
+        let ranges: Vec<std::ops::Range<u64>> = lists
+            .filter_map(|j| self.lists.get(j).filter(|l| l.count > 0))
+            .map(|l| l.offset..l.offset + (l.count as usize * self.entry) as u64)
+            .collect();
+        if !ranges.is_empty() {
+            self.source.will_need(&ranges);
         }
-        #[cfg(not(target_os = "linux"))]
-        let _ = j;
+    }
+
+    /// Whether the lists are read from object storage (each read is slow: ask for them together).
+    pub(crate) fn is_remote(&self) -> bool {
+        self.source.is_remote()
     }
 
     /// Bytes read by [`PostingFile::read`] since opening (for benchmarks).
@@ -418,19 +414,8 @@ impl PostingFile {
         Ok(PostingList::from_entries(self.dim, self.count(j), self.entries(buf)))
     }
 
-    #[cfg(unix)]
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file.read_exact_at(buf, offset).map_err(|e| Error::io("reading", &self.path, e))
-    }
-
-    #[cfg(not(unix))]
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.seek(SeekFrom::Start(offset))
-            .and_then(|_| file.read_exact(buf))
-            .map_err(|e| Error::io("reading", &self.path, e))
+        self.source.read_exact_at(buf, offset).map_err(|e| Error::io("reading", &self.path, e))
     }
 }
 

@@ -4,15 +4,18 @@
 
 use crate::flat::{FlatIndex, MAGIC, VERSION};
 use quarry_core::{Error, Result};
+use quarry_store::source::ByteSource;
 use quarry_store::Framed;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A flat index file opened for positioned reads of single rows.
 #[derive(Debug)]
 pub(crate) struct RowFile {
     path: PathBuf,
-    file: File,
+    /// The file's bytes: a local file, or an object read by byte range.
+    source: Arc<dyn ByteSource>,
     /// File offset of row 0.
     offset: u64,
     dim: usize,
@@ -35,11 +38,13 @@ impl RowFile {
                 format!("expected {rows} f32 rows of dimension {dim}"),
             ));
         }
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        advise_random(&file);
+        let source = framed.source().clone();
+        if let Some(file) = source.as_file() {
+            advise_random(file);
+        }
         Ok(RowFile {
             path: path.to_path_buf(),
-            file,
+            source,
             offset: s.offset,
             dim,
             rows,
@@ -54,30 +59,27 @@ impl RowFile {
         }
         let at = self.offset + id as u64 * (self.dim * 4) as u64;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
-        read_at(&self.file, bytes, at).map_err(|e| Error::io("reading", &self.path, e))
+        self.source.read_exact_at(bytes, at).map_err(|e| Error::io("reading", &self.path, e))
     }
 
-    /// Asks the kernel to start reading rows `ids` (`POSIX_FADV_WILLNEED`), so the reads that
-    /// follow overlap instead of waiting one after another. A hint: failures are ignored.
+    /// Says that rows `ids` are about to be read, so they are fetched together (from disk by
+    /// `POSIX_FADV_WILLNEED`; from object storage at once, adjacent ranges merged). A hint.
     pub(crate) fn will_need(&self, ids: impl Iterator<Item = u32>) {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::io::AsRawFd;
-            let row = (self.dim * 4) as u64;
-            for id in ids.filter(|&id| (id as usize) < self.rows) {
-                // SAFETY: posix_fadvise only reads the arguments; a bad range is an error code.
-                unsafe {
-                    libc::posix_fadvise(
-                        self.file.as_raw_fd(),
-                        (self.offset + id as u64 * row) as libc::off_t,
-                        row as libc::off_t,
-                        libc::POSIX_FADV_WILLNEED,
-                    );
-                }
-            }
+        let row = (self.dim * 4) as u64;
+        let mut ranges: Vec<std::ops::Range<u64>> = ids
+            .filter(|&id| (id as usize) < self.rows)
+            .map(|id| self.offset + id as u64 * row..self.offset + (id as u64 + 1) * row)
+            .collect();
+        ranges.sort_by_key(|r| r.start);
+        if !ranges.is_empty() {
+            self.source.will_need(&ranges);
         }
-        #[cfg(not(target_os = "linux"))]
-        let _ = ids;
+    }
+
+    /// Whether re-scoring should announce its rows first: always from object storage, and from
+    /// disk while reads are slow (see `flat::readahead`).
+    pub(crate) fn wants_readahead(&self) -> bool {
+        self.source.is_remote() || self.readahead.wanted()
     }
 
     /// Checks the file's checksums.

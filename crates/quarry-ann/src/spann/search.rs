@@ -104,6 +104,43 @@ impl Found<'_> {
 }
 
 impl SpannIndex {
+    /// The `k` best of `ids` for `query`, scored exactly from the rows file (announced first, so
+    /// rows in object storage are fetched together). Ids out of range are an error.
+    pub fn score_ids(&self, query: &[f32], ids: &[DocId], k: usize) -> Result<Vec<Hit>> {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.n) {
+            return Err(Error::InvalidArgument(format!("id {bad} is not in an index of {} rows", self.n)));
+        }
+        let q = self.validator.prepare(query, || "query".into())?;
+        if let Some(rows) = &self.rows {
+            rows.will_need(ids.iter().copied().filter(|&id| (id as usize) < self.base_n));
+        }
+        let kern = Kernels::get();
+        let mut row = vec![0f32; self.dim];
+        let mut top = TopK::new(k);
+        for &id in ids {
+            self.read_row(id, &mut row)?;
+            let key = self.key(kern, q.as_slice(), &row);
+            if key <= top.threshold() {
+                top.push(key, id);
+            }
+        }
+        Ok(crate::flat::FlatIndex::hits(top))
+    }
+
+    /// Stored row `id` (normalised under cosine), read from the rows file; `None` out of range.
+    pub fn vector(&self, id: DocId) -> Option<Vec<f32>> {
+        if id as usize >= self.n {
+            return None;
+        }
+        let mut row = vec![0f32; self.dim];
+        self.read_row(id, &mut row).ok().map(|()| row)
+    }
+
+    /// Whether the posting lists are read from object storage by byte range.
+    pub fn is_remote(&self) -> bool {
+        self.postings.is_remote()
+    }
+
     /// Ranking key of row `x` for prepared query `q` (lower is better).
     #[inline]
     fn key(&self, kern: &Kernels, q: &[f32], x: &[f32]) -> f32 {
@@ -172,11 +209,12 @@ impl SpannIndex {
             let d1 = near.first().map_or(0.0, |c| -c.score);
             if search.readahead {
                 // Parallel reads: the OS fetches every list to probe while the first are scanned.
-                for hit in near.iter().take_while(|c| d1 <= 1e-6 || -c.score <= ratio * d1) {
-                    if self.lists.get(hit.id as usize).is_none_or(|l| l.base) {
-                        self.postings.will_need(hit.id as usize);
-                    }
-                }
+                self.postings.will_need(
+                    near.iter()
+                        .take_while(|c| d1 <= 1e-6 || -c.score <= ratio * d1)
+                        .map(|hit| hit.id as usize)
+                        .filter(|&j| self.lists.get(j).is_none_or(|l| l.base)),
+                );
             }
             let mut read = vec![false; h];
             for hit in &near {
@@ -202,7 +240,7 @@ impl SpannIndex {
             let cands = cands.finish();
             // Rows re-scored from the file: ask for the likely ones together while reads are slow.
             let timer = self.rows.as_ref().map(|r| (r, std::time::Instant::now()));
-            if let Some((rows, _)) = timer.filter(|(r, _)| r.readahead.wanted()) {
+            if let Some((rows, _)) = timer.filter(|(r, _)| r.wants_readahead()) {
                 let likely = if bounded { 2 * k + 4 } else { cands.len() };
                 rows.will_need(cands.iter().take(likely).map(|c| c.1));
             }

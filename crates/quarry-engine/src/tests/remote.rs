@@ -126,3 +126,86 @@ fn a_collection_written_through_is_served_by_read_only_nodes() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// Points in `dim` dimensions spread over clusters (so SPANN has real posting lists).
+fn spread(from: u64, to: u64, dim: usize) -> Vec<Point> {
+    (from..to)
+        .map(|i| {
+            let c = (i % 17) as f32;
+            let v: Vec<f32> = (0..dim)
+                .map(|d| {
+                    c * ((d % 3) as f32 - 1.0) + (((i * 2654435761 + d as u64 * 97) % 1000) as f32) / 500.0
+                })
+                .collect();
+            point(i, v, json!({"i": i}))
+        })
+        .collect()
+}
+
+#[test]
+fn spann_lists_and_rows_are_read_by_range_through_a_small_cache() {
+    use quarry_ann::spann::{POSTINGS_FILE, VECTORS_FILE};
+    for spec in ["spann", "spann+sq8"] {
+        let objects = store(&format!("remote-spann-store-{}", spec.len()));
+        let writer =
+            Database::open_replicated(&temp(&format!("remote-spann-w-{}", spec.len())), objects.clone())
+                .expect("writer");
+        let c =
+            writer.create_collection("s", CollectionSchema::single(24, Metric::L2, spec)).expect("create");
+        c.upsert(spread(0, 3000, 24)).expect("upsert");
+        c.optimize().expect("seal");
+        let stored: u64 = objects
+            .list("collections/s/segments/")
+            .expect("list")
+            .iter()
+            .filter(|k| k.ends_with(POSTINGS_FILE) || k.ends_with(VECTORS_FILE))
+            .map(|k| objects.size(k).expect("size").unwrap_or(0))
+            .sum();
+        assert!(stored > 200_000, "{spec}: {stored} bytes of lists and rows");
+
+        // A node with a cache of a tenth of those bytes, blocks of 4 KiB.
+        let cache_dir = temp(&format!("remote-spann-cache-{}", spec.len()));
+        let cache = crate::RangeCache { bytes: stored / 10, block: 4096, in_flight: 8 };
+        let reader = Database::open_mirror_with(objects.clone(), &cache_dir, cache).expect("mirror");
+        let rc = reader.collection("s").expect("collection");
+        // The lists and rows were not downloaded.
+        let local: Vec<std::path::PathBuf> = walk(&cache_dir.join("collections"));
+        assert!(
+            !local.iter().any(|p| p.ends_with(POSTINGS_FILE) || p.ends_with(VECTORS_FILE)),
+            "{spec}: {local:?}"
+        );
+        let blocks = reader.range_cache().expect("a read-only node has a cache");
+        for q in spread(5000, 5040, 24) {
+            let want = c.search(&q.vectors[0], None, 10, None).expect("writer");
+            let got = rc.search(&q.vectors[0], None, 10, None).expect("reader");
+            assert_eq!(got, want, "{spec}: same answer from the store");
+            assert!(blocks.used() <= stored / 10, "{spec}: cache over budget");
+        }
+        let requests = blocks.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(requests > 0, "{spec}: lists were fetched");
+        // Vectors read back come from the rows object.
+        assert_eq!(rc.get(PointId::Num(123)), c.get(PointId::Num(123)), "{spec}");
+        // Deleting the block cache mid-run only costs fetches.
+        std::fs::remove_dir_all(cache_dir.join("blocks")).expect("drop the cache");
+        let q = spread(6000, 6001, 24).remove(0);
+        assert_eq!(
+            rc.search(&q.vectors[0], None, 10, None).expect("reader"),
+            c.search(&q.vectors[0], None, 10, None).expect("writer"),
+            "{spec}"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
