@@ -197,7 +197,7 @@ mod tests {
         assert!(remote.read_exact_at(&mut [0u8; 20], 99_990).is_err(), "past the end");
         // Announced ranges are fetched together: one request per run of adjacent missing blocks.
         let before = cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-        remote.will_need(&[20_000..30_000, 30_000..34_000, 70_000..70_100]);
+        remote.will_need(&[20_000..30_000, 30_000..34_000, 88_000..88_100]);
         let after = cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(after - before, 2, "two runs of missing blocks");
         let mut a = vec![0u8; 14_000];
