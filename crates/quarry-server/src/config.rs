@@ -37,6 +37,11 @@ pub struct ServerConfig {
     pub follow: Duration,
     /// The writer lease's time to live (renewed every third of it).
     pub lease_ttl: Duration,
+    /// A read-only node's block cache of byte ranges (SPANN posting lists and rows).
+    pub range_cache: quarry_engine::RangeCache,
+    /// Latency added to every object-storage request (benchmarks: what real object storage
+    /// costs, with a local store).
+    pub object_latency: Duration,
 }
 
 impl ServerConfig {
@@ -58,6 +63,8 @@ impl ServerConfig {
             read_only: false,
             follow: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(30),
+            range_cache: quarry_engine::RangeCache::default(),
+            object_latency: Duration::ZERO,
         }
     }
 

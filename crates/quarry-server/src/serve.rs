@@ -118,12 +118,16 @@ async fn open_database(
 ) -> Result<(Database, Option<quarry_store::commit::Lease>), String> {
     let (data, objects, read_only, ttl) =
         (config.data.clone(), config.objects.clone(), config.read_only, config.lease_ttl);
+    let (range_cache, latency) = (config.range_cache, config.object_latency);
     tokio::task::spawn_blocking(
         move || -> quarry_core::Result<(Database, Option<quarry_store::commit::Lease>)> {
             let Some(url) = objects else { return Ok((Database::open(&data)?, None)) };
-            let store = quarry_store::objects::open_url(&url)?;
+            let mut store = quarry_store::objects::open_url(&url)?;
+            if !latency.is_zero() {
+                store = Arc::new(quarry_store::cache::Delayed { inner: store, latency });
+            }
             if read_only {
-                return Ok((Database::open_mirror(store, &data)?, None));
+                return Ok((Database::open_mirror_with(store, &data, range_cache)?, None));
             }
             let holder = format!(
                 "{}:{}",

@@ -1,17 +1,20 @@
 //! A local disk cache of byte ranges of immutable objects, for query nodes that serve from object
-//! storage: [`CachedObjects`] reads through to its inner store in fixed-size blocks, keeps them as
-//! checksummed files under a folder with least-recently-used eviction within a byte budget, and
-//! merges the missing blocks of one read into as few requests as possible, fetched in parallel up
-//! to a bound. The folder is safe to delete at any time: a missing or damaged block file is
-//! fetched again. Only immutable objects may be read through it (segments, log batches and
+//! storage: [`CachedObjects`] reads through to its inner store in fixed-size blocks, keeps them in
+//! the slots of one file (`blocks.slab`, one slot per block, each with its CRC32C in memory) with
+//! least-recently-used eviction within a byte budget, and merges the missing blocks of one read
+//! into as few requests as possible, fetched in parallel up to a bound. A block whose checksum
+//! fails when read (a damaged disk, or a slot re-used while it was being read) is fetched again.
+//! The cache starts empty at every open, so its folder is safe to delete at any time (an open
+//! node keeps its unlinked file until it stops). Only immutable objects may be read through it (segments, log batches and
 //! manifest versions never change once written); writes and listings pass through.
 //!
 //! [`Delayed`] adds a fixed latency to every request of a store, to measure what the cache and
-//! the merging of requests hide (object storage answers in tens of milliseconds).
+//! the merging of requests hide (object storage answers in tens of milliseconds); requests sent
+//! together (`Objects::get_ranges`) wait it once, as concurrent requests do.
 
 use crate::objects::Objects;
 use quarry_core::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,12 +34,62 @@ pub struct CacheStats {
     pub misses: AtomicU64,
 }
 
+/// A block's identity: two independent 64-bit hashes of the object key, and the block number.
+type BlockId = (u64, u64, u64);
+
+/// One cached block: where it sits and how to check it.
+#[derive(Debug, Clone)]
+struct Slot {
+    name: BlockId,
+    len: u32,
+    crc: u32,
+    tick: u64,
+}
+
+/// The in-memory index of one shard of the slab: block → slot, slots in use, and the eviction
+/// order. Slots are numbered within the shard; the shard's first slot in the file is `base`.
 #[derive(Debug, Default)]
-struct Lru {
-    /// Block file name → (bytes, last use).
-    entries: HashMap<String, (u64, u64)>,
+struct Index {
+    base: u64,
+    by_name: HashMap<BlockId, u32>,
+    slots: Vec<Option<Slot>>,
+    /// Last use → slot (ticks are unique).
+    order: BTreeMap<u64, u32>,
+    free: Vec<u32>,
     used: u64,
     tick: u64,
+}
+
+impl Index {
+    fn touch(&mut self, slot: u32) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            self.order.remove(&s.tick);
+            s.tick = tick;
+            self.order.insert(tick, slot);
+        }
+    }
+
+    /// Frees `slot` (its block leaves the index).
+    fn release(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+            self.order.remove(&s.tick);
+            self.by_name.remove(&s.name);
+            self.used -= u64::from(s.len);
+            self.free.push(slot);
+        }
+    }
+
+    /// A slot to write into: a free one, else the least recently used one, emptied.
+    fn allocate(&mut self) -> Option<u32> {
+        if let Some(slot) = self.free.pop() {
+            return Some(slot);
+        }
+        let (_, &slot) = self.order.first_key_value()?;
+        self.release(slot);
+        self.free.pop()
+    }
 }
 
 /// A read-through block cache over an object store (see the module docs).
@@ -45,27 +98,58 @@ pub struct CachedObjects {
     inner: Arc<dyn Objects>,
     dir: PathBuf,
     block: u64,
-    capacity: u64,
     max_in_flight: usize,
-    lru: Mutex<Lru>,
+    slab: std::fs::File,
+    /// The index, in shards (a block's shard by its hash), so concurrent readers rarely wait.
+    shards: Vec<Mutex<Index>>,
     sizes: Mutex<HashMap<String, u64>>,
     /// Traffic counters.
     pub stats: CacheStats,
 }
 
-fn block_name(key: &str, block: u64) -> String {
-    // FNV-1a of the key: file names stay short and flat whatever the key.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+fn block_name(key: &str, block: u64) -> BlockId {
+    // FNV-1a from two offsets: a collision would need both 64-bit hashes to collide.
+    let fnv = |seed: u64| key.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4) ^ key.len() as u64, block)
+}
+
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, at)
+}
+
+#[cfg(unix)]
+fn write_at(f: &std::fs::File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(f: &std::fs::File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(f, buf, at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        at += n as u64;
     }
-    format!("{h:016x}-{:08x}-{block}.blk", key.len())
+    Ok(())
+}
+
+#[cfg(windows)]
+fn write_at(f: &std::fs::File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, at)?;
+        buf = &buf[n..];
+        at += n as u64;
+    }
+    Ok(())
 }
 
 impl CachedObjects {
-    /// A cache of `inner` in folder `dir` (created if missing; blocks left there by an earlier run
-    /// are reused after their checksums pass), holding at most `capacity` bytes in blocks of
-    /// `block` bytes, with at most `max_in_flight` requests at a time.
+    /// A cache of `inner` in folder `dir` (created if missing; a slab left by an earlier run is
+    /// discarded), holding at most `capacity` bytes in blocks of `block` bytes, with at most
+    /// `max_in_flight` requests at a time for one read.
     pub fn open(
         inner: Arc<dyn Objects>,
         dir: &Path,
@@ -73,31 +157,43 @@ impl CachedObjects {
         block: u64,
         max_in_flight: usize,
     ) -> Result<CachedObjects> {
-        if block == 0 || max_in_flight == 0 {
-            return Err(Error::InvalidArgument("cache block size and requests in flight must be ≥ 1".into()));
+        if block == 0 || max_in_flight == 0 || block > u64::from(u32::MAX) {
+            return Err(Error::InvalidArgument(
+                "cache block size (1 byte to 4 GiB) and requests in flight must be ≥ 1".into(),
+            ));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-        let mut lru = Lru::default();
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.ends_with(".blk") {
-                let len = entry.metadata().map_or(0, |m| m.len());
-                lru.used += len;
-                lru.entries.insert(name, (len, 0));
-            }
-        }
-        let cache = CachedObjects {
+        let path = dir.join("blocks.slab");
+        let slab = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        let slots = (capacity / block).min(u64::from(u32::MAX));
+        let n = slots.clamp(1, 16);
+        let shards = (0..n)
+            .map(|i| {
+                let (lo, hi) = (slots * i / n, slots * (i + 1) / n);
+                Mutex::new(Index {
+                    base: lo,
+                    slots: vec![None; (hi - lo) as usize],
+                    free: (0..(hi - lo) as u32).rev().collect(),
+                    ..Index::default()
+                })
+            })
+            .collect();
+        Ok(CachedObjects {
             inner,
             dir: dir.to_path_buf(),
             block,
-            capacity,
             max_in_flight,
-            lru: Mutex::new(lru),
+            slab,
+            shards,
             sizes: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
-        };
-        cache.evict();
-        Ok(cache)
+        })
     }
 
     /// Object `key`'s size (asked of the inner store once, then remembered: objects are immutable).
@@ -114,119 +210,102 @@ impl CachedObjects {
         Ok(s)
     }
 
-    /// Block `b` of `key` from the cache folder, if it is there and intact.
+    /// The shard holding block `name`.
+    fn shard(&self, name: &BlockId) -> &Mutex<Index> {
+        let h = name.0 ^ name.2.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.shards[(h % self.shards.len() as u64) as usize]
+    }
+
+    /// Block `b` of `key` from the slab, if it is there and intact.
     fn cached(&self, key: &str, b: u64) -> Option<Vec<u8>> {
         let name = block_name(key, b);
-        let bytes = std::fs::read(self.dir.join(&name)).ok()?;
-        let (crc, body) = (crate::le::u32_at(&bytes, 0)?, bytes.get(4..)?);
-        if crate::checksum(body) != crc {
-            let _ = std::fs::remove_file(self.dir.join(&name));
-            return None;
+        let shard = self.shard(&name);
+        let (at, slot, len, crc) = {
+            let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = *idx.by_name.get(&name)?;
+            let s = idx.slots.get(slot as usize)?.as_ref()?;
+            let (len, crc) = (s.len, s.crc);
+            idx.touch(slot);
+            ((idx.base + u64::from(slot)) * self.block, slot, len, crc)
+        };
+        let mut buf = vec![0u8; len as usize];
+        let ok = read_at(&self.slab, &mut buf, at).is_ok();
+        if ok && crate::checksum(&buf) == crc {
+            return Some(buf);
         }
-        let mut lru = self.lru.lock().unwrap_or_else(PoisonError::into_inner);
-        lru.tick += 1;
-        let tick = lru.tick;
-        let len = bytes.len() as u64;
-        if let Some(e) = lru.entries.get_mut(&name) {
-            e.1 = tick;
-        } else {
-            lru.used += len;
-            lru.entries.insert(name, (len, tick));
+        // Damaged, or re-used while read: drop the entry if it is still this one.
+        let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = idx
+            .slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.name == name && s.crc == crc);
+        if same {
+            idx.release(slot);
         }
-        Some(body.to_vec())
+        None
     }
 
+    /// Writes block `b` of `key` into a slot (evicting the least recently used block if none
+    /// is free); it becomes visible to readers once written. Failures only cost a later fetch.
     fn store(&self, key: &str, b: u64, body: &[u8]) {
         let name = block_name(key, b);
-        let mut bytes = Vec::with_capacity(body.len() + 4);
-        bytes.extend_from_slice(&crate::checksum(body).to_le_bytes());
-        bytes.extend_from_slice(body);
-        // Written under a temporary name and renamed: a reader never sees half a block. No fsync:
-        // the cache is disposable.
-        let tmp = self.dir.join(format!(".{name}.{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&self.dir); // the folder may have been deleted
-        if std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, self.dir.join(&name))).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return;
-        }
-        let mut lru = self.lru.lock().unwrap_or_else(PoisonError::into_inner);
-        lru.tick += 1;
-        let tick = lru.tick;
-        if let Some(old) = lru.entries.insert(name, (bytes.len() as u64, tick)) {
-            lru.used -= old.0;
-        }
-        lru.used += bytes.len() as u64;
-        drop(lru);
-        self.evict();
-    }
-
-    /// Removes least-recently-used blocks until the cache fits its budget.
-    fn evict(&self) {
-        let mut lru = self.lru.lock().unwrap_or_else(PoisonError::into_inner);
-        if lru.used <= self.capacity {
-            return;
-        }
-        let mut order: Vec<(u64, String, u64)> =
-            lru.entries.iter().map(|(n, (len, tick))| (*tick, n.clone(), *len)).collect();
-        order.sort();
-        for (_, name, len) in order {
-            if lru.used <= self.capacity {
-                break;
+        let shard = self.shard(&name);
+        let (at, slot) = {
+            let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if idx.by_name.contains_key(&name) {
+                return;
             }
-            let _ = std::fs::remove_file(self.dir.join(&name));
-            lru.entries.remove(&name);
-            lru.used -= len;
+            match idx.allocate() {
+                Some(s) => ((idx.base + u64::from(s)) * self.block, s),
+                None => return, // a cache smaller than one block
+            }
+        };
+        let written = write_at(&self.slab, body, at).is_ok();
+        let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if !written || idx.by_name.contains_key(&name) {
+            idx.free.push(slot);
+            return;
         }
+        idx.tick += 1;
+        let tick = idx.tick;
+        idx.slots[slot as usize] =
+            Some(Slot { name, len: body.len() as u32, crc: crate::checksum(body), tick });
+        idx.by_name.insert(name, slot);
+        idx.order.insert(tick, slot);
+        idx.used += body.len() as u64;
     }
 
-    /// Bytes the cache folder holds.
+    /// Bytes of blocks the cache holds.
     pub fn used(&self) -> u64 {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner).used
-    }
-
-    /// Whether block `b` of `key` is in the cache (by the index: the file is checked when read).
-    fn has_block(&self, key: &str, b: u64) -> bool {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner).entries.contains_key(&block_name(key, b))
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).used).sum()
     }
 
     /// Fetches the block runs `runs` (inclusive block numbers) of `key` (`size` bytes), one
-    /// request per run, at most `max_in_flight` at a time, and stores the blocks; returns each
-    /// run's first block and bytes.
+    /// request per run, sent together in batches of at most `max_in_flight`, and stores the
+    /// blocks; returns each run's first block and bytes.
     fn fetch_runs(&self, key: &str, size: u64, runs: &[(u64, u64)]) -> Result<Vec<(u64, Vec<u8>)>> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, Result<Vec<u8>>)>> = Mutex::new(Vec::with_capacity(runs.len()));
-        let fetch = || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(a, b)) = runs.get(i) else { break };
-            let bytes = a * self.block..((b + 1) * self.block).min(size);
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let data = self.inner.get_range(key, bytes);
-            if let Ok(d) = &data {
-                self.stats.bytes_fetched.fetch_add(d.len() as u64, Ordering::Relaxed);
-            }
-            results.lock().unwrap_or_else(PoisonError::into_inner).push((i, data));
-        };
-        let workers = runs.len().min(self.max_in_flight);
-        if workers <= 1 {
-            fetch();
-        } else {
-            std::thread::scope(|s| {
-                for _ in 0..workers {
-                    s.spawn(fetch);
-                }
-            });
-        }
-        let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
-        results.sort_by_key(|r| r.0);
         let mut out = Vec::with_capacity(runs.len());
-        for (i, data) in results {
-            let data = data?;
-            let a = runs[i].0;
-            for (j, chunk) in data.chunks(self.block as usize).enumerate() {
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                self.store(key, a + j as u64, chunk);
+        for batch in runs.chunks(self.max_in_flight) {
+            let ranges: Vec<Range<u64>> =
+                batch.iter().map(|&(a, b)| a * self.block..((b + 1) * self.block).min(size)).collect();
+            self.stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let got = self.inner.get_ranges(key, &ranges)?;
+            if got.len() != batch.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "{key}: {} ranges asked, {} returned",
+                    batch.len(),
+                    got.len()
+                )));
             }
-            out.push((a, data));
+            for (&(a, _), data) in batch.iter().zip(got) {
+                self.stats.bytes_fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+                for (j, chunk) in data.chunks(self.block as usize).enumerate() {
+                    self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                    self.store(key, a + j as u64, chunk);
+                }
+                out.push((a, data));
+            }
         }
         Ok(out)
     }
@@ -244,55 +323,81 @@ impl CachedObjects {
         runs
     }
 
-    /// Fetches the blocks of `ranges` of `key` that the cache lacks, all together: one request
-    /// per run of adjacent missing blocks, at most `max_in_flight` at a time (what a query
-    /// announces before reading its posting lists or rows).
-    pub fn prefetch(&self, key: &str, ranges: &[Range<u64>]) -> Result<()> {
-        let size = self.size(key)?;
-        let mut blocks: Vec<u64> = ranges
-            .iter()
-            .filter(|r| r.end > r.start && r.start < size)
-            .flat_map(|r| r.start / self.block..=(r.end.min(size) - 1) / self.block)
-            .collect();
-        blocks.sort_unstable();
-        blocks.dedup();
-        let missing: Vec<u64> = blocks.into_iter().filter(|&b| !self.has_block(key, b)).collect();
-        self.fetch_runs(key, size, &Self::runs(missing)).map(|_| ())
-    }
-
     /// Reads `range` of `key` through the cache: missing blocks are fetched in runs of
     /// consecutive blocks (one request per run), at most `max_in_flight` requests at a time.
     pub fn read_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        Ok(self.read_ranges(key, std::slice::from_ref(&range))?.pop().unwrap_or_default())
+    }
+
+    /// Reads every range of `ranges` of `key` through the cache: the blocks they lack are
+    /// fetched together (one request per run of adjacent missing blocks, sent in batches of
+    /// `max_in_flight`), so a query's posting lists or rows cost one round trip, and the bytes
+    /// come back whatever the cache evicts meanwhile.
+    pub fn read_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
         let size = self.size(key)?;
-        if range.end < range.start || range.end > size {
+        if let Some(r) = ranges.iter().find(|r| r.end < r.start || r.end > size) {
             return Err(Error::InvalidArgument(format!(
-                "{key}: byte range {range:?} outside the object's {size} bytes"
+                "{key}: byte range {r:?} outside the object's {size} bytes"
             )));
         }
-        if range.is_empty() {
-            return Ok(Vec::new());
+        // Every block the ranges touch: from the cache where it is there, else from one of the
+        // fetched runs (kept whole: no copy per block).
+        enum Piece {
+            Cached(Vec<u8>),
+            Fetched(usize, usize),
         }
-        let (first, last) = (range.start / self.block, (range.end - 1) / self.block);
-        let mut blocks: Vec<Option<Vec<u8>>> = (first..=last).map(|b| self.cached(key, b)).collect();
-        let hits = blocks.iter().filter(|b| b.is_some()).count() as u64;
-        self.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        let missing = blocks.iter().enumerate().filter(|(_, b)| b.is_none()).map(|(i, _)| first + i as u64);
-        for (a, data) in self.fetch_runs(key, size, &Self::runs(missing))? {
-            for (j, chunk) in data.chunks(self.block as usize).enumerate() {
-                blocks[(a + j as u64 - first) as usize] = Some(chunk.to_vec());
+        let mut blocks: HashMap<u64, Piece> = HashMap::new();
+        let mut missing: Vec<u64> = Vec::new();
+        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let mut hits = 0u64;
+        for r in ranges.iter().filter(|r| !r.is_empty()) {
+            for b in r.start / self.block..=(r.end - 1) / self.block {
+                if !seen.insert(b) {
+                    continue;
+                }
+                match self.cached(key, b) {
+                    Some(bytes) => {
+                        hits += 1;
+                        blocks.insert(b, Piece::Cached(bytes));
+                    }
+                    None => missing.push(b),
+                }
             }
         }
-        let mut out = Vec::with_capacity((range.end - range.start) as usize);
-        for (i, b) in blocks.into_iter().enumerate() {
-            let b = b.ok_or_else(|| {
-                Error::InvalidArgument(format!("{key}: block {} was not fetched", first + i as u64))
-            })?;
-            let start = (first + i as u64) * self.block;
-            let lo = range.start.saturating_sub(start) as usize;
-            let hi = ((range.end - start) as usize).min(b.len());
-            out.extend_from_slice(&b[lo..hi]);
+        self.stats.hits.fetch_add(hits, Ordering::Relaxed);
+        missing.sort_unstable();
+        let fetched = self.fetch_runs(key, size, &Self::runs(missing))?;
+        for (i, (a, data)) in fetched.iter().enumerate() {
+            for j in 0..data.len().div_ceil(self.block as usize) {
+                blocks.insert(a + j as u64, Piece::Fetched(i, j * self.block as usize));
+            }
         }
-        Ok(out)
+        ranges
+            .iter()
+            .map(|r| {
+                let mut out = Vec::with_capacity((r.end - r.start) as usize);
+                if r.is_empty() {
+                    return Ok(out);
+                }
+                for b in r.start / self.block..=(r.end - 1) / self.block {
+                    let bytes: &[u8] = match blocks.get(&b) {
+                        Some(Piece::Cached(v)) => v,
+                        Some(Piece::Fetched(i, at)) => {
+                            let d = &fetched[*i].1;
+                            &d[*at..(*at + self.block as usize).min(d.len())]
+                        }
+                        None => {
+                            return Err(Error::InvalidArgument(format!("{key}: block {b} was not fetched")))
+                        }
+                    };
+                    let start = b * self.block;
+                    let lo = r.start.saturating_sub(start) as usize;
+                    let hi = ((r.end - start) as usize).min(bytes.len());
+                    out.extend_from_slice(&bytes[lo..hi]);
+                }
+                Ok(out)
+            })
+            .collect()
     }
 }
 
@@ -346,6 +451,11 @@ impl Objects for Delayed {
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         std::thread::sleep(self.latency);
         self.inner.get_range(key, range)
+    }
+    /// The requests go out together: the batch waits one latency.
+    fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+        std::thread::sleep(self.latency);
+        self.inner.get_ranges(key, ranges)
     }
     fn size(&self, key: &str) -> Result<Option<u64>> {
         std::thread::sleep(self.latency);

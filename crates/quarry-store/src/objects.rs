@@ -30,6 +30,11 @@ pub trait Objects: Send + Sync + std::fmt::Debug {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Bytes `range` of object `key`. It is an error if the object is missing or shorter.
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>>;
+    /// Several byte ranges of object `key`, one request each, sent together where the backend
+    /// can (object storage: concurrently, so they cost one round trip); in order of `ranges`.
+    fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+        ranges.iter().map(|r| self.get_range(key, r.clone())).collect()
+    }
     /// Object `key`'s size in bytes; none if there is no such object.
     fn size(&self, key: &str) -> Result<Option<u64>>;
     /// Writes object `key`, replacing any object of that name. Durable when it returns.
@@ -156,6 +161,27 @@ impl Objects for LocalObjects {
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, range.start).map_err(|e| Error::io("reading a byte range of", &path, e))?;
         Ok(buf)
+    }
+
+    fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let path = self.path(key)?;
+        let f = std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
+        ranges
+            .iter()
+            .map(|r| {
+                let len = usize::try_from(r.end.saturating_sub(r.start))
+                    .ok()
+                    .filter(|_| r.end >= r.start)
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!("{key}: byte range {r:?} is reversed or too large"))
+                    })?;
+                let mut buf = vec![0u8; len];
+                f.read_exact_at(&mut buf, r.start)
+                    .map_err(|e| Error::io("reading a byte range of", &path, e))?;
+                Ok(buf)
+            })
+            .collect()
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>> {

@@ -109,6 +109,37 @@ impl Objects for RemoteObjects {
         Ok(got.to_vec())
     }
 
+    fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+        let path = self.path(key)?;
+        if let Some(r) = ranges.iter().find(|r| r.end < r.start) {
+            return Err(Error::InvalidArgument(format!("{key}: byte range {r:?} is reversed")));
+        }
+        // One GET per range, all in flight together: the batch costs one round trip.
+        let got = self
+            .rt
+            .block_on(futures::future::try_join_all(
+                ranges.iter().map(|r| self.store.get_range(&path, r.clone())),
+            ))
+            .map_err(|e| remote(&self.url, key, e))?;
+        got.into_iter()
+            .zip(ranges)
+            .map(|(b, r)| {
+                if b.len() as u64 == r.end - r.start {
+                    Ok(b.to_vec())
+                } else {
+                    Err(Error::Io {
+                        action: "reading a byte range of",
+                        path: format!("{} ({key})", self.url).into(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("{} bytes of {} for {r:?}", b.len(), r.end - r.start),
+                        ),
+                    })
+                }
+            })
+            .collect()
+    }
+
     fn size(&self, key: &str) -> Result<Option<u64>> {
         let path = self.path(key)?;
         match self.rt.block_on(self.store.head(&path)) {

@@ -101,17 +101,33 @@ pub struct ObjectSource {
     cache: Arc<CachedObjects>,
     key: String,
     len: u64,
+    /// Unique per source (names its announced ranges).
+    id: u64,
 }
 
 impl ObjectSource {
     /// Object `key` of `cache`'s store, `len` bytes long (its size in the store).
     pub fn new(cache: Arc<CachedObjects>, key: &str, len: u64) -> ObjectSource {
-        ObjectSource { cache, key: key.to_string(), len }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ObjectSource { cache, key: key.to_string(), len, id }
     }
+}
+
+thread_local! {
+    /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, length)
+    /// → bytes. A query announces, then reads, on one thread.
+    static ANNOUNCED: std::cell::RefCell<HashMap<(u64, u64, usize), Vec<u8>>> =
+        std::cell::RefCell::new(HashMap::new());
 }
 
 impl ByteSource for ObjectSource {
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        let announced = ANNOUNCED.with(|a| a.borrow_mut().remove(&(self.id, at, buf.len())));
+        if let Some(bytes) = announced {
+            buf.copy_from_slice(&bytes);
+            return Ok(());
+        }
         let end = at.checked_add(buf.len() as u64).filter(|&e| e <= self.len).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{}: read past the end", self.key))
         })?;
@@ -128,8 +144,19 @@ impl ByteSource for ObjectSource {
     fn len(&self) -> u64 {
         self.len
     }
+    /// Reads the ranges now, together, and keeps them for this thread's reads that follow
+    /// (whatever the cache evicts meanwhile); what an earlier announcement left unread is
+    /// dropped.
     fn will_need(&self, ranges: &[Range<u64>]) {
-        let _ = self.cache.prefetch(&self.key, ranges);
+        let id = self.id;
+        ANNOUNCED.with(|a| a.borrow_mut().retain(|k, _| k.0 != id));
+        let Ok(got) = self.cache.read_ranges(&self.key, ranges) else { return };
+        ANNOUNCED.with(|a| {
+            let mut a = a.borrow_mut();
+            for (r, bytes) in ranges.iter().zip(got) {
+                a.insert((id, r.start, bytes.len()), bytes);
+            }
+        });
     }
     fn as_file(&self) -> Option<&File> {
         None
@@ -195,7 +222,8 @@ mod tests {
             assert_eq!(a, b, "range {at}+{len}");
         }
         assert!(remote.read_exact_at(&mut [0u8; 20], 99_990).is_err(), "past the end");
-        // Announced ranges are fetched together: one request per run of adjacent missing blocks.
+        // Announced ranges are fetched together: one request per run of adjacent missing blocks,
+        // and the reads that follow on this thread take the announced bytes.
         let before = cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
         remote.will_need(&[20_000..30_000, 30_000..34_000, 88_000..88_100]);
         let after = cache.stats.requests.load(std::sync::atomic::Ordering::Relaxed);

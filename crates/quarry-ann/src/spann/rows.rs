@@ -82,6 +82,11 @@ impl RowFile {
         self.source.is_remote() || self.readahead.wanted()
     }
 
+    /// Whether the rows are read from object storage.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.source.is_remote()
+    }
+
     /// Checks the file's checksums.
     pub(crate) fn verify(path: &Path) -> Result<()> {
         FlatIndex::verify(path)

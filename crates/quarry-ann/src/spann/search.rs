@@ -239,14 +239,26 @@ impl SpannIndex {
             let mut row = vec![0f32; self.dim];
             let cands = cands.finish();
             // Rows re-scored from the file: ask for the likely ones together while reads are slow.
+            // A bounded re-ranking may read past them: from object storage, each further wave
+            // (twice the last) is asked for together too, so it costs one round trip, not one per
+            // row.
             let timer = self.rows.as_ref().map(|r| (r, std::time::Instant::now()));
-            if let Some((rows, _)) = timer.filter(|(r, _)| r.wants_readahead()) {
-                let likely = if bounded { 2 * k + 4 } else { cands.len() };
-                rows.will_need(cands.iter().take(likely).map(|c| c.1));
+            let mut announced = 0;
+            let mut waves = self.rows.as_ref().filter(|r| r.wants_readahead());
+            if let Some(rows) = waves {
+                announced = if bounded { 2 * k + 4 } else { cands.len() };
+                rows.will_need(cands.iter().take(announced).map(|c| c.1));
+                if !rows.is_remote() {
+                    waves = None;
+                }
             }
-            for (bound, id) in cands {
+            for (i, &(bound, id)) in cands.iter().enumerate() {
                 if bounded && bound > top.threshold() {
                     break;
+                }
+                if let Some(rows) = waves.filter(|_| i >= announced) {
+                    announced = (2 * announced).max(i + 2 * k + 4);
+                    rows.will_need(cands[i..announced.min(cands.len())].iter().map(|c| c.1));
                 }
                 let _ = coded;
                 self.read_row(id, &mut row)?;

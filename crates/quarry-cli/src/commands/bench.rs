@@ -12,6 +12,7 @@ pub mod embed;
 mod engine;
 mod http;
 mod multivector;
+mod objects;
 mod open;
 mod order;
 mod params;
@@ -43,6 +44,10 @@ pub enum BenchCommand {
     /// `quarry serve` under loopback load: search QPS and latency at several concurrencies, and a
     /// mixed 90/10 search/upsert load with a kill -9 and restart in the middle.
     Http(http::HttpArgs),
+    /// One query node serving a collection from object storage through a block cache of a
+    /// fraction of its bytes, with injected request latency, against local disk in the same run:
+    /// cold and warm QPS, p99, recall@10, requests and bytes per query.
+    Objects(objects::ObjectsArgs),
     /// Late interaction: MUVERA candidates and the per-token heuristic, each re-ranked by exact
     /// Chamfer (MaxSim), against exhaustive Chamfer on token sets from `quarry embed --tokens`.
     Multivector(multivector::MultivectorArgs),
@@ -155,6 +160,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Embed(a) => embed::run(a),
         BenchCommand::Capped(a) => cgroup::run(a),
         BenchCommand::Http(a) => http::run(a),
+        BenchCommand::Objects(a) => objects::run(a),
         BenchCommand::Multivector(a) => multivector::run(a),
         BenchCommand::Order(a) => order::run(a),
         BenchCommand::AdaptiveEf(a) => adaptive::run(a),

@@ -23,6 +23,17 @@ pub struct Args {
     /// With object storage: serve it read-only (writes refused), following new versions.
     #[arg(long)]
     read_only: bool,
+    /// Read-only nodes: most bytes of the local block cache of byte ranges (SPANN posting lists
+    /// and rows stay in object storage and are read through it), e.g. 512MiB, 2GiB, 10GB.
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    cache_size: u64,
+    /// Read-only nodes: the cache's block size (the unit fetched), e.g. 16KiB.
+    #[arg(long, default_value = "16KiB", value_parser = parse_size)]
+    cache_block: u64,
+    /// Latency added to every object-storage request, in milliseconds (benchmarks: a local store
+    /// made to answer like remote object storage).
+    #[arg(long, default_value_t = 0, hide = true)]
+    object_latency_ms: u64,
     /// Read-only nodes: how often to look for new versions, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     follow_ms: u64,
@@ -96,6 +107,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// Parses a byte size: a number with an optional unit (B, KB, MB, GB, TB; KiB, MiB, GiB, TiB).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?}: expected a size such as 512MiB or 2GB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "tb" | "t" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KB, MB, GB, KiB, MiB, GiB)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("{s:?}: not a size"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
 /// Runs `quarry serve`.
 pub fn run(a: Args) -> Result<()> {
     init_logs(a.log_json);
@@ -121,6 +156,12 @@ pub fn run(a: Args) -> Result<()> {
     cfg.read_only = a.read_only;
     cfg.follow = Duration::from_millis(a.follow_ms.max(1));
     cfg.lease_ttl = Duration::from_millis(a.lease_ms);
+    if a.cache_block == 0 {
+        return Err(anyhow!("--cache-block must be at least 1 byte"));
+    }
+    cfg.range_cache =
+        quarry_engine::RangeCache { bytes: a.cache_size, block: a.cache_block, ..Default::default() };
+    cfg.object_latency = Duration::from_millis(a.object_latency_ms);
     cfg.host = a.host;
     cfg.port = a.port;
     cfg.api_key = a.api_key.filter(|k| !k.is_empty());
@@ -138,4 +179,18 @@ pub fn run(a: Args) -> Result<()> {
         let _ = std::io::stdout().flush();
     }))
     .map_err(|e| anyhow!(e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_with_units() {
+        use super::parse_size;
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("10GB"), Ok(10_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert!(parse_size("lots").is_err() && parse_size("3 parsecs").is_err());
+    }
 }
