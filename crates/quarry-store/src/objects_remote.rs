@@ -114,18 +114,26 @@ impl Objects for RemoteObjects {
         if let Some(r) = ranges.iter().find(|r| r.end < r.start) {
             return Err(Error::InvalidArgument(format!("{key}: byte range {r:?} is reversed")));
         }
-        // One GET per range, all in flight together: the batch costs one round trip.
+        // One GET per non-empty range, all in flight together: the batch costs one round trip.
         let got = self
             .rt
-            .block_on(futures::future::try_join_all(
-                ranges.iter().map(|r| self.store.get_range(&path, r.clone())),
-            ))
+            .block_on(futures::future::try_join_all(ranges.iter().map(|r| {
+                let path = path.clone();
+                let r = r.clone();
+                async move {
+                    if r.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        self.store.get_range(&path, r).await.map(|b| b.to_vec())
+                    }
+                }
+            })))
             .map_err(|e| remote(&self.url, key, e))?;
         got.into_iter()
             .zip(ranges)
             .map(|(b, r)| {
                 if b.len() as u64 == r.end - r.start {
-                    Ok(b.to_vec())
+                    Ok(b)
                 } else {
                     Err(Error::Io {
                         action: "reading a byte range of",
