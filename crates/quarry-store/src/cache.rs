@@ -100,6 +100,10 @@ pub struct CachedObjects {
     block: u64,
     max_in_flight: usize,
     slab: std::fs::File,
+    /// The slab mapped, so a hit is one copy out of the page cache (no system call); blocks are
+    /// written with positioned writes, which the shared mapping sees. `None` for a cache with
+    /// no slot.
+    map: Option<memmap2::MmapRaw>,
     /// The index, in shards (a block's shard by its hash), so concurrent readers rarely wait.
     shards: Vec<Mutex<Index>>,
     sizes: Mutex<HashMap<String, u64>>,
@@ -114,26 +118,8 @@ fn block_name(key: &str, block: u64) -> BlockId {
 }
 
 #[cfg(unix)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, at)
-}
-
-#[cfg(unix)]
 fn write_at(f: &std::fs::File, buf: &[u8], at: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, buf, at)
-}
-
-#[cfg(windows)]
-fn read_at(f: &std::fs::File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        let n = std::os::windows::fs::FileExt::seek_read(f, buf, at)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf = &mut buf[n..];
-        at += n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(windows)]
@@ -172,6 +158,21 @@ impl CachedObjects {
             .open(&path)
             .map_err(|e| Error::io("creating", &path, e))?;
         let slots = (capacity / block).min(u64::from(u32::MAX));
+        slab.set_len(slots * block).map_err(|e| Error::io("sizing", &path, e))?;
+        // SAFETY: the mapping is only read by copying bytes out through a raw pointer, within the
+        // file's length, and every copy is checked against the block's CRC32C before use, so a
+        // slot re-written while being copied is detected and refetched. A process truncating
+        // the file under us would fault the reader: the usual caveat of mapped files
+        // (docs/FORMAT.md); deleting the folder does not (the open file keeps its bytes).
+        let map = if slots > 0 {
+            Some(
+                memmap2::MmapOptions::new()
+                    .map_raw_read_only(&slab)
+                    .map_err(|e| Error::io("memory-mapping", &path, e))?,
+            )
+        } else {
+            None
+        };
         let n = slots.clamp(1, 16);
         let shards = (0..n)
             .map(|i| {
@@ -190,6 +191,7 @@ impl CachedObjects {
             block,
             max_in_flight,
             slab,
+            map,
             shards,
             sizes: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
@@ -228,10 +230,19 @@ impl CachedObjects {
             idx.touch(slot);
             ((idx.base + u64::from(slot)) * self.block, slot, len, crc)
         };
-        let mut buf = vec![0u8; len as usize];
-        let ok = read_at(&self.slab, &mut buf, at).is_ok();
-        if ok && crate::checksum(&buf) == crc {
-            return Some(buf);
+        let map = self.map.as_ref()?;
+        let (at, len) = (at as usize, len as usize);
+        let mut buf = Vec::with_capacity(len);
+        if at.checked_add(len).is_some_and(|end| end <= map.len()) {
+            // SAFETY: `at..at + len` lies inside the mapping (checked above), and `buf` has room for
+            // `len` bytes; the bytes are checked against the CRC before use.
+            unsafe {
+                std::ptr::copy_nonoverlapping(map.as_ptr().add(at), buf.as_mut_ptr(), len);
+                buf.set_len(len);
+            }
+            if crate::checksum(&buf) == crc {
+                return Some(buf);
+            }
         }
         // Damaged, or re-used while read: drop the entry if it is still this one.
         let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
