@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data}/wndict-384
 out=${OUT:-docs/benchmarks}/object-storage-node.jsonl
 work=${WORK:-/tmp/quarry-bench-objects}
-threads=${THREADS:-64}
+threads=${THREADS:-256}
 export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
 cargo build --release -q -p quarry-cli
 quarry=$CARGO_TARGET_DIR/release/quarry

@@ -14,7 +14,7 @@
 
 use crate::objects::Objects;
 use quarry_core::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,52 +43,59 @@ struct Slot {
     name: BlockId,
     len: u32,
     crc: u32,
-    tick: u64,
+    /// Read since the clock hand last passed (CLOCK, an approximation of least recently used).
+    referenced: bool,
 }
 
-/// The in-memory index of one shard of the slab: block → slot, slots in use, and the eviction
-/// order. Slots are numbered within the shard; the shard's first slot in the file is `base`.
+/// The in-memory index of one shard of the slab: block → slot, slots in use, and the clock hand
+/// that picks which block to evict. Slots are numbered within the shard; the shard's first slot
+/// in the file is `base`.
 #[derive(Debug, Default)]
 struct Index {
     base: u64,
     by_name: HashMap<BlockId, u32>,
     slots: Vec<Option<Slot>>,
-    /// Last use → slot (ticks are unique).
-    order: BTreeMap<u64, u32>,
     free: Vec<u32>,
+    hand: usize,
     used: u64,
-    tick: u64,
 }
 
 impl Index {
     fn touch(&mut self, slot: u32) {
-        self.tick += 1;
-        let tick = self.tick;
         if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
-            self.order.remove(&s.tick);
-            s.tick = tick;
-            self.order.insert(tick, slot);
+            s.referenced = true;
         }
     }
 
     /// Frees `slot` (its block leaves the index).
     fn release(&mut self, slot: u32) {
         if let Some(s) = self.slots.get_mut(slot as usize).and_then(Option::take) {
-            self.order.remove(&s.tick);
             self.by_name.remove(&s.name);
             self.used -= u64::from(s.len);
             self.free.push(slot);
         }
     }
 
-    /// A slot to write into: a free one, else the least recently used one, emptied.
+    /// A slot to write into: a free one, else the first block the clock hand finds unread since
+    /// its last pass (a read block gets a second chance), emptied.
     fn allocate(&mut self) -> Option<u32> {
         if let Some(slot) = self.free.pop() {
             return Some(slot);
         }
-        let (_, &slot) = self.order.first_key_value()?;
-        self.release(slot);
-        self.free.pop()
+        let n = self.slots.len();
+        for _ in 0..2 * n {
+            let i = self.hand % n.max(1);
+            self.hand = i + 1;
+            match self.slots.get_mut(i) {
+                Some(Some(s)) if s.referenced => s.referenced = false,
+                Some(Some(_)) => {
+                    self.release(i as u32);
+                    return self.free.pop();
+                }
+                _ => {}
+            }
+        }
+        None
     }
 }
 
@@ -99,10 +106,8 @@ pub struct CachedObjects {
     dir: PathBuf,
     block: u64,
     max_in_flight: usize,
-    slab: std::fs::File,
-    /// The slab mapped, so a hit is one copy out of the page cache (no system call); blocks are
-    /// written with positioned writes, which the shared mapping sees. `None` for a cache with
-    /// no slot.
+    /// The slab mapped shared: a hit is one copy out of it and a fill one copy into it (no
+    /// system call per block). `None` for a cache with no slot.
     map: Option<memmap2::MmapRaw>,
     /// The index, in shards (a block's shard by its hash), so concurrent readers rarely wait.
     shards: Vec<Mutex<Index>>,
@@ -115,21 +120,6 @@ fn block_name(key: &str, block: u64) -> BlockId {
     // FNV-1a from two offsets: a collision would need both 64-bit hashes to collide.
     let fnv = |seed: u64| key.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4) ^ key.len() as u64, block)
-}
-
-#[cfg(unix)]
-fn write_at(f: &std::fs::File, buf: &[u8], at: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, at)
-}
-
-#[cfg(windows)]
-fn write_at(f: &std::fs::File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        let n = std::os::windows::fs::FileExt::seek_write(f, buf, at)?;
-        buf = &buf[n..];
-        at += n as u64;
-    }
-    Ok(())
 }
 
 impl CachedObjects {
@@ -167,7 +157,7 @@ impl CachedObjects {
         let map = if slots > 0 {
             Some(
                 memmap2::MmapOptions::new()
-                    .map_raw_read_only(&slab)
+                    .map_raw(&slab)
                     .map_err(|e| Error::io("memory-mapping", &path, e))?,
             )
         } else {
@@ -190,7 +180,6 @@ impl CachedObjects {
             dir: dir.to_path_buf(),
             block,
             max_in_flight,
-            slab,
             map,
             shards,
             sizes: Mutex::new(HashMap::new()),
@@ -218,31 +207,53 @@ impl CachedObjects {
         &self.shards[(h % self.shards.len() as u64) as usize]
     }
 
-    /// Block `b` of `key` from the slab, if it is there and intact.
-    fn cached(&self, key: &str, b: u64) -> Option<Vec<u8>> {
+    /// Copies the part of block `b` of `key` that lies in `range` into `out` (which holds
+    /// `range`), if the block is cached and intact. A block wholly inside the range is copied
+    /// straight into `out` and checked there; a partial one goes through `scratch`.
+    fn copy_cached(
+        &self,
+        key: &str,
+        b: u64,
+        range: &Range<u64>,
+        out: &mut [u8],
+        scratch: &mut Vec<u8>,
+    ) -> bool {
         let name = block_name(key, b);
         let shard = self.shard(&name);
-        let (at, slot, len, crc) = {
+        let found = {
             let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = *idx.by_name.get(&name)?;
-            let s = idx.slots.get(slot as usize)?.as_ref()?;
-            let (len, crc) = (s.len, s.crc);
-            idx.touch(slot);
-            ((idx.base + u64::from(slot)) * self.block, slot, len, crc)
+            idx.by_name.get(&name).copied().and_then(|slot| {
+                let s = idx.slots.get(slot as usize)?.as_ref()?;
+                let (len, crc) = (s.len as usize, s.crc);
+                idx.touch(slot);
+                Some(((idx.base + u64::from(slot)) * self.block, slot, len, crc))
+            })
         };
-        let map = self.map.as_ref()?;
-        let (at, len) = (at as usize, len as usize);
-        let mut buf = Vec::with_capacity(len);
-        if at.checked_add(len).is_some_and(|end| end <= map.len()) {
-            // SAFETY: `at..at + len` lies inside the mapping (checked above), and `buf` has room for
-            // `len` bytes; the bytes are checked against the CRC before use.
-            unsafe {
-                std::ptr::copy_nonoverlapping(map.as_ptr().add(at), buf.as_mut_ptr(), len);
-                buf.set_len(len);
+        let (Some((at, slot, len, crc)), Some(map)) = (found, self.map.as_ref()) else { return false };
+        let at = at as usize;
+        if at.checked_add(len).is_none_or(|end| end > map.len()) {
+            return false;
+        }
+        let start = b * self.block;
+        let (lo, hi) = (range.start.max(start), range.end.min(start + len as u64));
+        let whole = lo == start && hi == start + len as u64;
+        let dest: &mut [u8] = if whole {
+            let o = (start - range.start) as usize;
+            &mut out[o..o + len]
+        } else {
+            scratch.resize(len, 0);
+            &mut scratch[..]
+        };
+        // SAFETY: `at..at + len` lies inside the mapping (checked above) and `dest` holds `len`
+        // bytes; the copy is checked against the CRC before use (a slot re-written meanwhile
+        // fails it).
+        unsafe { std::ptr::copy_nonoverlapping(map.as_ptr().add(at), dest.as_mut_ptr(), len) };
+        if crate::checksum(dest) == crc {
+            if !whole && hi > lo {
+                let (o, s0) = ((lo - range.start) as usize, (lo - start) as usize);
+                out[o..o + (hi - lo) as usize].copy_from_slice(&scratch[s0..s0 + (hi - lo) as usize]);
             }
-            if crate::checksum(&buf) == crc {
-                return Some(buf);
-            }
+            return true;
         }
         // Damaged, or re-used while read: drop the entry if it is still this one.
         let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -254,7 +265,7 @@ impl CachedObjects {
         if same {
             idx.release(slot);
         }
-        None
+        false
     }
 
     /// Writes block `b` of `key` into a slot (evicting the least recently used block if none
@@ -272,18 +283,32 @@ impl CachedObjects {
                 None => return, // a cache smaller than one block
             }
         };
-        let written = write_at(&self.slab, body, at).is_ok();
+        // Written through the mapping (no write system call, no file lock shared by every
+        // writer); the slot is not in the index yet, so no reader trusts it before the CRC is in.
+        let written = match self.map.as_ref() {
+            Some(map) if (at as usize).checked_add(body.len()).is_some_and(|end| end <= map.len()) => {
+                // SAFETY: `at..at + len` lies inside the writable mapping (checked above); the slot
+                // is reserved for this writer (out of the free list and of the index). A reader
+                // still copying the block evicted from it fails its CRC check.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        body.as_ptr(),
+                        map.as_mut_ptr().add(at as usize),
+                        body.len(),
+                    )
+                };
+                true
+            }
+            _ => false,
+        };
         let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if !written || idx.by_name.contains_key(&name) {
             idx.free.push(slot);
             return;
         }
-        idx.tick += 1;
-        let tick = idx.tick;
         idx.slots[slot as usize] =
-            Some(Slot { name, len: body.len() as u32, crc: crate::checksum(body), tick });
+            Some(Slot { name, len: body.len() as u32, crc: crate::checksum(body), referenced: false });
         idx.by_name.insert(name, slot);
-        idx.order.insert(tick, slot);
         idx.used += body.len() as u64;
     }
 
@@ -351,64 +376,47 @@ impl CachedObjects {
                 "{key}: byte range {r:?} outside the object's {size} bytes"
             )));
         }
-        // Every block the ranges touch: from the cache where it is there, else from one of the
-        // fetched runs (kept whole: no copy per block).
-        enum Piece {
-            Cached(Vec<u8>),
-            Fetched(usize, usize),
-        }
-        let mut blocks: HashMap<u64, Piece> = HashMap::new();
+        // Each range's bytes are copied straight from the cache where its blocks are there; the
+        // blocks missing anywhere are fetched together, then copied into the holes.
+        let mut outs: Vec<Vec<u8>> = ranges.iter().map(|r| vec![0u8; (r.end - r.start) as usize]).collect();
+        let mut scratch = Vec::new();
         let mut missing: Vec<u64> = Vec::new();
-        let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let mut holes: Vec<(usize, u64)> = Vec::new();
         let mut hits = 0u64;
-        for r in ranges.iter().filter(|r| !r.is_empty()) {
+        for (i, r) in ranges.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             for b in r.start / self.block..=(r.end - 1) / self.block {
-                if !seen.insert(b) {
-                    continue;
-                }
-                match self.cached(key, b) {
-                    Some(bytes) => {
-                        hits += 1;
-                        blocks.insert(b, Piece::Cached(bytes));
-                    }
-                    None => missing.push(b),
+                if self.copy_cached(key, b, r, &mut outs[i], &mut scratch) {
+                    hits += 1;
+                } else {
+                    holes.push((i, b));
+                    missing.push(b);
                 }
             }
         }
         self.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        missing.sort_unstable();
-        let fetched = self.fetch_runs(key, size, &Self::runs(missing))?;
-        for (i, (a, data)) in fetched.iter().enumerate() {
-            for j in 0..data.len().div_ceil(self.block as usize) {
-                blocks.insert(a + j as u64, Piece::Fetched(i, j * self.block as usize));
-            }
+        if holes.is_empty() {
+            return Ok(outs);
         }
-        ranges
-            .iter()
-            .map(|r| {
-                let mut out = Vec::with_capacity((r.end - r.start) as usize);
-                if r.is_empty() {
-                    return Ok(out);
-                }
-                for b in r.start / self.block..=(r.end - 1) / self.block {
-                    let bytes: &[u8] = match blocks.get(&b) {
-                        Some(Piece::Cached(v)) => v,
-                        Some(Piece::Fetched(i, at)) => {
-                            let d = &fetched[*i].1;
-                            &d[*at..(*at + self.block as usize).min(d.len())]
-                        }
-                        None => {
-                            return Err(Error::InvalidArgument(format!("{key}: block {b} was not fetched")))
-                        }
-                    };
-                    let start = b * self.block;
-                    let lo = r.start.saturating_sub(start) as usize;
-                    let hi = ((r.end - start) as usize).min(bytes.len());
-                    out.extend_from_slice(&bytes[lo..hi]);
-                }
-                Ok(out)
-            })
-            .collect()
+        missing.sort_unstable();
+        missing.dedup();
+        let fetched = self.fetch_runs(key, size, &Self::runs(missing))?;
+        for (i, b) in holes {
+            let r = &ranges[i];
+            let k = fetched.partition_point(|(a, _)| *a <= b);
+            let (a, data) = k
+                .checked_sub(1)
+                .and_then(|k| fetched.get(k))
+                .ok_or_else(|| Error::InvalidArgument(format!("{key}: block {b} was not fetched")))?;
+            let run_start = a * self.block;
+            let start = b * self.block;
+            let (lo, hi) = (r.start.max(start), r.end.min(start + self.block));
+            if run_start + (data.len() as u64) < hi {
+                return Err(Error::InvalidArgument(format!("{key}: block {b} was fetched short")));
+            }
+            let (o, d) = ((lo - r.start) as usize, (lo - run_start) as usize);
+            outs[i][o..o + (hi - lo) as usize].copy_from_slice(&data[d..d + (hi - lo) as usize]);
+        }
+        Ok(outs)
     }
 }
 
