@@ -23,7 +23,7 @@ enum Command {
     Quickstart(commands::quickstart::Args),
     /// Embed texts (BEIR JSONL or lines) into an .npy matrix with a local sentence model.
     Embed(commands::embed::Args),
-    /// Search a vector file with a query file and write a TREC run.
+    /// Search a collection (vectors, or text: dense, BM25, hybrid), or a vector file into a TREC run.
     Search(commands::search::Args),
     /// Fuse TREC runs (reciprocal rank fusion or weighted score fusion) into one run.
     Fuse(commands::fuse::Args),

@@ -1195,3 +1195,36 @@ fn multivector_collection_create_ingest_search() {
     let res: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
     assert_eq!(res["hits"][0]["id"], 5, "{res}");
 }
+
+#[test]
+fn collection_list_info_and_delete() {
+    let dir = tmp("coll-lid");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o =
+        quarry(&["collection", "create", "--dir", p(&dir), "--name", "c", "--dim", "4", "--metric", "l2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let jsonl = tmp("coll-lid.jsonl");
+    points_jsonl(&jsonl, 0, 25);
+    let o = quarry(&["ingest", "--dir", p(&dir), "--collection", "c", "--jsonl", p(&jsonl)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quarry(&["collection", "list", "--dir", p(&dir), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 1, "{}", stdout(&o));
+    assert_eq!((rows[0]["name"].as_str(), rows[0]["points"].as_u64()), (Some("c"), Some(25)));
+    let o = quarry(&["collection", "list", "--dir", p(&dir)]);
+    assert!(stdout(&o).starts_with("c\t25 points"), "{}", stdout(&o));
+    let o = quarry(&["collection", "info", "--dir", p(&dir), "--collection", "c"]);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("info is JSON");
+    assert_eq!(info["schema"]["vectors"][0]["dim"], 4, "{info}");
+    assert!(info["disk_bytes"].as_u64().is_some_and(|b| b > 0), "{info}");
+    let o = quarry(&["collection", "info", "--dir", p(&dir), "--collection", "nope"]);
+    assert!(!o.status.success() && stderr(&o).contains("nope"), "{}", stderr(&o));
+    let o = quarry(&["collection", "delete", "--dir", p(&dir), "--collection", "c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quarry(&["collection", "list", "--dir", p(&dir), "--json"]);
+    assert!(json_rows(&o).is_empty(), "{}", stdout(&o));
+    let o = quarry(&["collection", "delete", "--dir", p(&dir), "--collection", "c"]);
+    assert!(!o.status.success() && stderr(&o).contains("no collection"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

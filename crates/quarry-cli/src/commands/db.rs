@@ -23,6 +23,69 @@ pub enum CollectionCommand {
     Snapshot(SnapshotArgs),
     /// Restore a snapshot file as a new collection.
     Restore(RestoreArgs),
+    /// The collections of a database folder, with their point counts.
+    List(ListArgs),
+    /// One collection's schema, points, segments and bytes on disk.
+    Info(InfoArgs),
+    /// Delete a collection and its files.
+    Delete(DeleteArgs),
+}
+
+/// Arguments of `quarry collection list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// One JSON object per collection instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `quarry collection info`.
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long, alias = "name")]
+    collection: String,
+}
+
+/// Arguments of `quarry collection delete`.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// Database folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Collection name.
+    #[arg(long, alias = "name")]
+    collection: String,
+}
+
+/// Bytes of the files under `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
+    })
+}
+
+/// One collection described as JSON: name, points, segments, bytes on disk, schema.
+fn describe(db: &Database, dir: &std::path::Path, name: &str) -> Result<serde_json::Value> {
+    let c = db.collection(name)?;
+    Ok(serde_json::json!({
+        "name": name,
+        "points": c.count(None),
+        "segments": c.segment_count(),
+        "disk_bytes": folder_bytes(&dir.join("collections").join(name)),
+        "schema": serde_json::to_value(c.schema())?,
+    }))
 }
 
 /// Arguments of `quarry collection snapshot`.
@@ -152,6 +215,53 @@ pub fn collection(cmd: CollectionCommand) -> Result<()> {
             let db = Database::open(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
             let c = db.restore_snapshot(&a.snapshot, &a.name)?;
             println!("restored {} points into collection {}", c.count(None), a.name);
+            Ok(())
+        }
+        CollectionCommand::List(a) => {
+            let db =
+                Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            let names = db.collection_names();
+            if names.is_empty() && !a.json {
+                println!("no collections in {}", a.dir.display());
+            }
+            for name in names {
+                let d = describe(&db, &a.dir, &name)?;
+                if a.json {
+                    println!("{d}");
+                } else {
+                    let v = &d["schema"]["vectors"];
+                    let fields: Vec<String> = v
+                        .as_array()
+                        .map(|f| {
+                            f.iter()
+                                .map(|f| format!("{}d {}", f["dim"], f["index"].as_str().unwrap_or("?")))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "{name}\t{} points\t{} segments\t{:.1} MB\t{}",
+                        d["points"],
+                        d["segments"],
+                        d["disk_bytes"].as_u64().unwrap_or(0) as f64 / 1e6,
+                        fields.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        CollectionCommand::Info(a) => {
+            let db =
+                Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            println!("{}", serde_json::to_string_pretty(&describe(&db, &a.dir, &a.collection)?)?);
+            Ok(())
+        }
+        CollectionCommand::Delete(a) => {
+            let db =
+                Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+            if !db.delete_collection(&a.collection)? {
+                bail!("no collection {:?} in {}", a.collection, a.dir.display());
+            }
+            println!("deleted collection {}", a.collection);
             Ok(())
         }
     }

@@ -80,9 +80,9 @@ pub struct Args {
     /// Similarity metric: ip, cosine or l2.
     #[arg(long, default_value = "ip")]
     metric: Metric,
-    /// Results per query.
-    #[arg(short = 'k', long = "k", default_value_t = 100)]
-    k: usize,
+    /// Results per query (default: 10 from a collection, 100 into a TREC run file).
+    #[arg(short = 'k', long = "k")]
+    k: Option<usize>,
     /// Output TREC run file.
     #[arg(long, required_unless_present = "dir")]
     out: Option<PathBuf>,
@@ -106,13 +106,14 @@ pub struct Args {
 /// Runs `quarry search`.
 pub fn run(a: Args) -> Result<()> {
     if let (Some(dir), Some(collection)) = (&a.dir, &a.collection) {
+        let k = a.k.unwrap_or(10);
         if !a.text.is_empty() {
             return crate::commands::db::search_text(
                 dir,
                 collection,
                 &a.text,
                 a.mode,
-                a.k,
+                k,
                 a.filter.as_deref(),
                 a.explain,
                 a.json,
@@ -133,11 +134,11 @@ pub fn run(a: Args) -> Result<()> {
             collection,
             vectors,
             a.field.as_deref(),
-            a.k,
+            k,
             a.filter.as_deref(),
             a.json,
             quarry_engine::SearchOptions {
-                ef: a.ef.unwrap_or(quarry_engine::collection::DEFAULT_EF).max(a.k).max(1),
+                ef: a.ef.unwrap_or(quarry_engine::collection::DEFAULT_EF).max(k).max(1),
                 with_payload: true,
                 rescore: !a.no_rescore,
                 candidates: None,
@@ -162,8 +163,8 @@ pub fn run(a: Args) -> Result<()> {
         None => (0..queries.rows()).map(|i| i.to_string()).collect(),
     };
     let t = Instant::now();
-    let results =
-        progress::pool(a.threads)?.install(|| index.search_batch(&queries, &SearchParams::top(a.k)))?;
+    let results = progress::pool(a.threads)?
+        .install(|| index.search_batch(&queries, &SearchParams::top(a.k.unwrap_or(100))))?;
     let secs = t.elapsed().as_secs_f64();
     let pb = progress::bar(results.len() as u64, "writing", false);
     let mut out =
