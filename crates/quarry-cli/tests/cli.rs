@@ -1218,6 +1218,20 @@ fn collection_list_info_and_delete() {
     let info: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("info is JSON");
     assert_eq!(info["schema"]["vectors"][0]["dim"], 4, "{info}");
     assert!(info["disk_bytes"].as_u64().is_some_and(|b| b > 0), "{info}");
+    // Search from a collection: 10 hits by default, the query ids of a JSONL query file kept.
+    let q = tmp("coll-lid-q.jsonl");
+    std::fs::write(
+        &q,
+        "{\"id\": \"q-a\", \"vector\": [0.5, 0.5, 0.5, 0.5]}\n{\"id\": 7, \"vector\": [1, 0, 0, 0]}\n",
+    )
+    .expect("write");
+    let o = quarry(&["search", "--dir", p(&dir), "--collection", "c", "--vector-file", p(&q), "--json"]);
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 2, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!((rows[0]["query"].as_str(), rows[1]["query"].as_u64()), (Some("q-a"), Some(7)));
+    assert_eq!(rows[0]["hits"].as_array().map(Vec::len), Some(10));
+    let o = quarry(&["search", "--dir", p(&dir), "--collection", "c", "--vector-file", p(&q)]);
+    assert!(stdout(&o).starts_with("query q-a: "), "{}", stdout(&o));
     let o = quarry(&["collection", "info", "--dir", p(&dir), "--collection", "nope"]);
     assert!(!o.status.success() && stderr(&o).contains("nope"), "{}", stderr(&o));
     let o = quarry(&["collection", "delete", "--dir", p(&dir), "--collection", "c"]);

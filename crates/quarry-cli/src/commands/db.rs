@@ -609,8 +609,8 @@ pub fn search_text(
 }
 
 /// `quarry search --dir D --collection C --vector-file Q [-k] [--filter JSON] [--json] [--ef N]
-/// [--no-rescore]`: one line per query, `{"query": i, "hits": [{"id", "score", "payload"}]}`
-/// with `--json`, else text.
+/// [--no-rescore]`: one line per query, `{"query": id, "hits": [{"id", "score", "payload"}]}`
+/// with `--json`, else text; the query id is the JSONL record's `"id"` (else the row number).
 #[allow(clippy::too_many_arguments)]
 pub fn search_collection(
     dir: &std::path::Path,
@@ -633,19 +633,35 @@ pub fn search_collection(
             (0..m.rows()).map(|i| m.row(i).to_vec()).collect()
         }
     };
+    // Query ids as the file gives them (JSONL `"id"`), else the row number.
+    let ids: Vec<serde_json::Value> = match vector_file.extension().is_some_and(|e| e == "jsonl") {
+        true => quarry_eval::io::jsonl::read_jsonl(vector_file)
+            .map(|recs| {
+                recs.iter()
+                    .map(|r| match &r.id {
+                        quarry_eval::io::jsonl::RecordId::U64(n) => serde_json::json!(n),
+                        quarry_eval::io::jsonl::RecordId::String(s) => serde_json::json!(s),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        false => Vec::new(),
+    };
     let mut out = std::io::stdout().lock();
     for (i, q) in queries.iter().enumerate() {
+        let qid = ids.get(i).cloned().unwrap_or_else(|| serde_json::json!(i));
         let hits =
-            col.search_with(q, field, k, filter.as_ref(), &opts).with_context(|| format!("query {i}"))?;
+            col.search_with(q, field, k, filter.as_ref(), &opts).with_context(|| format!("query {qid}"))?;
         if json {
             let hits: Vec<serde_json::Value> = hits
                 .iter()
                 .map(|h| serde_json::json!({"id": h.id.to_json(), "score": h.score, "payload": h.payload}))
                 .collect();
-            writeln!(out, "{}", serde_json::json!({"query": i, "hits": hits}))?;
+            writeln!(out, "{}", serde_json::json!({"query": qid, "hits": hits}))?;
         } else {
             let line: Vec<String> = hits.iter().map(|h| format!("{}:{:.4}", h.id, h.score)).collect();
-            writeln!(out, "query {i}: {}", line.join(" "))?;
+            let label = qid.as_str().map_or_else(|| qid.to_string(), str::to_string);
+            writeln!(out, "query {label}: {}", line.join(" "))?;
         }
     }
     Ok(())
