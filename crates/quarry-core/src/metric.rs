@@ -66,9 +66,9 @@ impl FromStr for Metric {
         match s.to_ascii_lowercase().as_str() {
             "ip" | "dot" | "inner_product" | "innerproduct" => Ok(Metric::InnerProduct),
             "cosine" | "cos" => Ok(Metric::Cosine),
-            "l2" | "euclidean" | "l2sq" => Ok(Metric::L2),
+            "l2" | "euclid" | "euclidean" | "l2sq" => Ok(Metric::L2),
             other => Err(crate::Error::InvalidArgument(format!(
-                "unknown metric {other:?}: expected one of ip, cosine, l2"
+                "unknown metric {other:?}: expected one of ip (or Dot), cosine, l2 (or Euclid)"
             ))),
         }
     }
@@ -101,5 +101,9 @@ mod tests {
             assert_eq!(m.name().parse::<Metric>().ok(), Some(m));
         }
         assert!("manhattan".parse::<Metric>().is_err());
+        // Qdrant's distance names are accepted too, in any case, so CLI and server agree.
+        for (name, m) in [("Dot", Metric::InnerProduct), ("Cosine", Metric::Cosine), ("Euclid", Metric::L2)] {
+            assert_eq!(name.parse::<Metric>().ok(), Some(m), "{name}");
+        }
     }
 }

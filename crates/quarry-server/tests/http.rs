@@ -299,6 +299,12 @@ async fn bad_input_is_a_4xx_naming_the_problem_and_keeps_data() {
             br#"{"vectors": {"size": 3, "distance": "Manhattan"}}"#.to_vec(),
             "Manhattan",
         ),
+        (
+            "PUT",
+            "/collections/d",
+            br#"{"vectors": {"size": 3, "distance": "Chebyshev"}}"#.to_vec(),
+            "unknown distance",
+        ),
         ("PUT", "/collections/d", br#"{"vectors": {"size": 0, "distance": "Cosine"}}"#.to_vec(), "size"),
         (
             "PUT",

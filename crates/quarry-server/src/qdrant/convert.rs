@@ -42,15 +42,15 @@ pub fn distance_name(m: &str) -> &'static str {
     }
 }
 
-/// The engine metric of a Qdrant distance name.
+/// The engine metric of a Qdrant distance name (`Cosine`, `Dot`, `Euclid`) or of the CLI's
+/// spelling (`cosine`, `ip`, `l2`): one parser, `Metric::from_str`, for both.
 pub fn metric_of(distance: &str) -> ApiResult<Metric> {
-    match distance.to_ascii_lowercase().as_str() {
-        "cosine" => Ok(Metric::Cosine),
-        "dot" => Ok(Metric::InnerProduct),
-        "euclid" => Ok(Metric::L2),
-        "manhattan" => Err(ApiError::bad("distance Manhattan is not supported: use Cosine, Dot or Euclid")),
-        other => Err(ApiError::bad(format!("unknown distance {other:?}: use Cosine, Dot or Euclid"))),
+    if distance.eq_ignore_ascii_case("manhattan") {
+        return Err(ApiError::bad("distance Manhattan is not supported: use Cosine, Dot or Euclid"));
     }
+    distance.parse::<Metric>().map_err(|_| {
+        ApiError::bad(format!("unknown distance {distance:?}: use Cosine, Dot or Euclid (or cosine, ip, l2)"))
+    })
 }
 
 /// Converts between engine scores and Qdrant's for one field's metric.
