@@ -82,7 +82,8 @@ pub(crate) struct Replica {
     previous_checkpoint: Mutex<u64>,
 }
 
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The files under `dir`, recursively, sorted (hidden ones left out).
+pub(crate) fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -64,8 +64,8 @@ pub struct DeleteArgs {
     collection: String,
 }
 
-/// Bytes of the files under `dir`.
-fn folder_bytes(dir: &std::path::Path) -> u64 {
+/// Bytes of the files under `dir` (recursively).
+pub(crate) fn folder_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |rd| {
         rd.flatten()
             .map(|e| match e.file_type() {

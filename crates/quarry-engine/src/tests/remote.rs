@@ -169,7 +169,7 @@ fn spann_lists_and_rows_are_read_by_range_through_a_small_cache() {
         let reader = Database::open_mirror_with(objects.clone(), &cache_dir, cache).expect("mirror");
         let rc = reader.collection("s").expect("collection");
         // The lists and rows were not downloaded.
-        let local: Vec<std::path::PathBuf> = walk(&cache_dir.join("collections"));
+        let local = crate::remote::files_under(&cache_dir.join("collections")).expect("list");
         assert!(
             !local.iter().any(|p| p.ends_with(POSTINGS_FILE) || p.ends_with(VECTORS_FILE)),
             "{spec}: {local:?}"
@@ -194,18 +194,4 @@ fn spann_lists_and_rows_are_read_by_range_through_a_small_cache() {
             "{spec}"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }

@@ -87,7 +87,8 @@ pub struct EngineArgs {
     memory_limit_mb: Option<u64>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of `sorted` (nearest index, rounded; 0 when empty).
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

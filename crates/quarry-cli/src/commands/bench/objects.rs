@@ -178,10 +178,6 @@ fn pass(
     Ok((order.len() as f64 / secs, lat, found as f64 / (10 * order.len().max(1)) as f64))
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0)
-}
-
 /// Builds the collection `bench` through a writer node into `store`.
 fn build(dir: &Path, store: Arc<dyn Objects>, base: &quarry_core::Matrix, index: &str) -> Result<()> {
     let writer_dir = dir.join("writer");
@@ -271,9 +267,14 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
         pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, 1), a.ef, a.threads)?;
         let (qps, lat, recall) =
             pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, 1), a.ef, a.threads)?;
-        row(json!({"setup": "local", "qps": qps, "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99),
-                   "recall": recall, "qps_vs_local": 1.0}));
-        eprintln!("local disk          {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}", pct(&lat, 0.99));
+        row(
+            json!({"setup": "local", "qps": qps, "p50_ms": super::engine::percentile(&lat, 0.5), "p99_ms": super::engine::percentile(&lat, 0.99),
+                   "recall": recall, "qps_vs_local": 1.0}),
+        );
+        eprintln!(
+            "local disk          {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}",
+            super::engine::percentile(&lat, 0.99)
+        );
         qps
     };
 
@@ -288,7 +289,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
         let open_secs = t.elapsed().as_secs_f64();
         let col = db.collection("bench")?;
         let blocks = db.range_cache().context("a read-only node has a block cache")?.clone();
-        let local_files: u64 = walk_bytes(&node_dir.join("collections"));
+        let local_files: u64 = crate::commands::db::folder_bytes(&node_dir.join("collections"));
         let counters = || {
             let s = &blocks.stats;
             [&s.requests, &s.bytes_fetched, &s.hits, &s.misses].map(|c| c.load(Ordering::Relaxed))
@@ -311,13 +312,13 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
                 "warming"
             };
             row(json!({"setup": "node", "phase": phase, "pass": p, "latency_ms": ms, "qps": qps,
-                       "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99), "recall": recall,
+                       "p50_ms": super::engine::percentile(&lat, 0.5), "p99_ms": super::engine::percentile(&lat, 0.99), "recall": recall,
                        "qps_vs_local": qps / local_qps, "requests_per_query": d[0] / nq,
                        "bytes_per_query": d[1] / nq, "block_hit_rate": d[2] / (d[2] + d[3]).max(1.0),
                        "cache_used_bytes": blocks.used(), "open_requests": open_counts[0]}));
             eprintln!(
                 "node {ms:>3} ms {phase:<7} {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}  {:.2}x local  {:.1} req/q  {:.0} KB/q  hit {:.2}",
-                pct(&lat, 0.99),
+                super::engine::percentile(&lat, 0.99),
                 qps / local_qps,
                 d[0] / nq,
                 d[1] / nq / 1e3,
@@ -326,16 +327,4 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Bytes of the files under `dir`.
-fn walk_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            total += if p.is_dir() { walk_bytes(&p) } else { e.metadata().map_or(0, |m| m.len()) };
-        }
-    }
-    total
 }
