@@ -77,15 +77,19 @@ pub struct ObjectsArgs {
     /// (default): every query once per pass, in order.
     #[arg(long, default_value_t = 0.0)]
     zipf: f64,
+    /// Times each pass runs through the query set without `--zipf` (longer passes: steadier rates).
+    #[arg(long, default_value_t = 1)]
+    cycles: usize,
     /// Queries per pass with `--zipf`.
     #[arg(long, default_value_t = 5000)]
     draws: usize,
 }
 
-/// The query indices of one pass: every query once, or `draws` Zipf draws (fixed seed).
-fn workload(queries: usize, zipf: f64, draws: usize, seed: u64) -> Vec<usize> {
+/// The query indices of one pass: every query `cycles` times (in order, cycle after cycle), or
+/// `draws` Zipf draws (fixed seed).
+fn workload(queries: usize, zipf: f64, draws: usize, cycles: usize, seed: u64) -> Vec<usize> {
     if zipf <= 0.0 {
-        return (0..queries).collect();
+        return (0..queries * cycles.max(1)).map(|i| i % queries.max(1)).collect();
     }
     let mut next = workload_rng(seed);
     // A fixed shuffle: popularity rank → query.
@@ -131,6 +135,11 @@ fn stored_bytes(objects: &dyn Objects, prefix: &str) -> Result<u64> {
 }
 
 /// One pass of every query over `threads` searchers: (QPS, sorted latencies in ms, recall@10).
+///
+/// QPS is the steady rate: queries finished by the moment the first searcher finds no query
+/// left, over that time. The drain that follows (the last queries finishing with fewer and fewer
+/// searchers busy) is left out: it lasts about one query's latency whatever the pass length, so
+/// it would understate a slow setup's rate most on short passes.
 fn pass(
     col: &quarry_engine::Collection,
     queries: &quarry_core::Matrix,
@@ -140,26 +149,28 @@ fn pass(
     threads: usize,
 ) -> Result<(f64, Vec<f64>, f64)> {
     let next = AtomicUsize::new(0);
+    let exhausted = std::sync::OnceLock::new();
     let opts = SearchOptions { ef, with_payload: false, ..SearchOptions::default() };
     let t = Instant::now();
-    let results: Vec<Result<Vec<(f64, usize)>>> = std::thread::scope(|s| {
+    let results: Vec<Result<Vec<(f64, f64, usize)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                s.spawn(|| -> Result<Vec<(f64, usize)>> {
+                s.spawn(|| -> Result<Vec<(f64, f64, usize)>> {
                     let mut out = Vec::new();
                     loop {
                         let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            exhausted.get_or_init(|| t.elapsed().as_secs_f64());
                             return Ok(out);
                         };
-                        let t = Instant::now();
+                        let t0 = Instant::now();
                         let hits = col.search_with(queries.row(i), None, 10, None, &opts)?;
-                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        let ms = t0.elapsed().as_secs_f64() * 1e3;
                         let want = &gt.row(i)[..10];
                         let found = hits
                             .iter()
                             .filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32))))
                             .count();
-                        out.push((ms, found));
+                        out.push((ms, t.elapsed().as_secs_f64(), found));
                     }
                 })
             })
@@ -167,15 +178,18 @@ fn pass(
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a searcher panicked"))).collect()
     });
     let secs = t.elapsed().as_secs_f64();
-    let (mut lat, mut found) = (Vec::with_capacity(order.len()), 0usize);
+    let until = exhausted.get().copied().unwrap_or(secs);
+    let (mut lat, mut found, mut steady) = (Vec::with_capacity(order.len()), 0usize, 0usize);
     for r in results {
-        for (ms, f) in r? {
+        for (ms, end, f) in r? {
             lat.push(ms);
             found += f;
+            steady += usize::from(end <= until);
         }
     }
     lat.sort_by(f64::total_cmp);
-    Ok((order.len() as f64 / secs, lat, found as f64 / (10 * order.len().max(1)) as f64))
+    let qps = if steady > 0 && until > 0.0 { steady as f64 / until } else { order.len() as f64 / secs };
+    Ok((qps, lat, found as f64 / (10 * order.len().max(1)) as f64))
 }
 
 /// Builds the collection `bench` through a writer node into `store`.
@@ -244,7 +258,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
     let common = json!({"system": system, "index": a.index, "ef": a.ef, "threads": a.threads,
         "queries": queries.rows(), "collection_bytes": bytes, "range_read_bytes": range_bytes,
         "cache_bytes": cache_bytes, "block": a.block, "in_flight": a.in_flight, "log_bytes": log_bytes,
-        "zipf": a.zipf, "draws": if a.zipf > 0.0 { a.draws } else { queries.rows() }});
+        "zipf": a.zipf, "draws": if a.zipf > 0.0 { a.draws } else { queries.rows() * a.cycles.max(1) }});
     let row = |extra: serde_json::Value| {
         let mut r = common.clone();
         if let (Some(r), Some(e)) = (r.as_object_mut(), extra.as_object()) {
@@ -264,9 +278,15 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
     let local_qps = {
         let db = Database::open(&a.dir.join("writer"))?;
         let col = db.collection("bench")?;
-        pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, 1), a.ef, a.threads)?;
-        let (qps, lat, recall) =
-            pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, 1), a.ef, a.threads)?;
+        pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, a.cycles, 1), a.ef, a.threads)?;
+        let (qps, lat, recall) = pass(
+            &col,
+            &queries,
+            &gt,
+            &workload(queries.rows(), a.zipf, a.draws, a.cycles, 1),
+            a.ef,
+            a.threads,
+        )?;
         row(
             json!({"setup": "local", "qps": qps, "p50_ms": super::engine::percentile(&lat, 0.5), "p99_ms": super::engine::percentile(&lat, 0.99),
                    "recall": recall, "qps_vs_local": 1.0}),
@@ -299,7 +319,9 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
                    "local_file_bytes": local_files}));
         for p in 0..=a.warm_passes {
             let before = counters();
-            let order = workload(queries.rows(), a.zipf, a.draws, 2 + p as u64);
+            // The cold pass runs the query set once: a second cycle would not meet an empty cache.
+            let cycles = if p == 0 { 1 } else { a.cycles };
+            let order = workload(queries.rows(), a.zipf, a.draws, cycles, 2 + p as u64);
             let (qps, lat, recall) = pass(&col, &queries, &gt, &order, a.ef, a.threads)?;
             let after = counters();
             let d: Vec<f64> = (0..4).map(|i| (after[i] - before[i]) as f64).collect();
