@@ -22,7 +22,8 @@ run() { # run LABEL INDEX EF [extra args]
   local reuse=()
   [ -d "$dir/store" ] && reuse=(--reuse)
   "$quarry" bench objects --base "$data/base.f16.npy" --query "$data/query.f16.npy" --gt "$data/groundtruth.ivecs" \
-    --dir "$dir" "${reuse[@]}" --index "$index" --ef "$ef" --threads "$threads" --queries 1000 "$@" |
+    --dir "$dir" "${reuse[@]}" --index "$index" --ef "$ef" --threads "$threads" --queries 1000 \
+    --cycles "${CYCLES:-4}" "$@" |
     python3 -c "
 import json, sys
 for line in sys.stdin:

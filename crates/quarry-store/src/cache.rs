@@ -1,12 +1,18 @@
 //! A local disk cache of byte ranges of immutable objects, for query nodes that serve from object
 //! storage: [`CachedObjects`] reads through to its inner store in fixed-size blocks, keeps them in
-//! the slots of one file (`blocks.slab`, one slot per block, each with its CRC32C in memory) with
-//! least-recently-used eviction within a byte budget, and merges the missing blocks of one read
-//! into as few requests as possible, fetched in parallel up to a bound. A block whose checksum
-//! fails when read (a damaged disk, or a slot re-used while it was being read) is fetched again.
-//! The cache starts empty at every open, so its folder is safe to delete at any time (an open
-//! node keeps its unlinked file until it stops). Only immutable objects may be read through it (segments, log batches and
+//! the slots of one file (`blocks.slab`, one slot per block, each with its CRC32C in memory)
+//! within a byte budget, and merges the missing blocks of one read into as few requests as
+//! possible, fetched in parallel up to a bound. A block whose checksum fails when read (a damaged
+//! disk, or a slot re-used while it was being read) is fetched again. The cache starts empty at
+//! every open, so its folder is safe to delete at any time (an open node keeps its unlinked file
+//! until it stops). Only immutable objects may be read through it (segments, log batches and
 //! manifest versions never change once written); writes and listings pass through.
+//!
+//! Eviction is CLOCK (an approximation of least recently used). Once the cache is full, a block
+//! is admitted on its second miss only (a doorkeeper, as in TinyLFU: Einziger, Friedman & Manes,
+//! 2017): under a uniform load most fetched blocks are not read again before they would be
+//! evicted, and admitting them would push out blocks that are. Readers hold a shard's lock
+//! shared and never wait for a fill: a fill that finds the shard busy is skipped.
 //!
 //! [`Delayed`] adds a fixed latency to every request of a store, to measure what the cache and
 //! the merging of requests hide (object storage answers in tens of milliseconds); requests sent
@@ -18,7 +24,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Counters of a cache's traffic.
@@ -34,17 +40,47 @@ pub struct CacheStats {
     pub misses: AtomicU64,
 }
 
+/// The bytes of one range read through the cache: a buffer of its own (when some of its blocks
+/// were cached), or a part of a fetched run, shared with the other ranges that run covers (no
+/// copy).
+#[derive(Debug, Clone)]
+pub struct RangeBytes {
+    buf: Arc<Vec<u8>>,
+    at: usize,
+    len: usize,
+}
+
+impl RangeBytes {
+    fn owned(buf: Vec<u8>) -> RangeBytes {
+        let len = buf.len();
+        RangeBytes { buf: Arc::new(buf), at: 0, len }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.at..self.at + self.len]
+    }
+}
+
+impl std::ops::Deref for RangeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 /// A block's identity: two independent 64-bit hashes of the object key, and the block number.
 type BlockId = (u64, u64, u64);
 
 /// One cached block: where it sits and how to check it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Slot {
     name: BlockId,
     len: u32,
     crc: u32,
-    /// Read since the clock hand last passed (CLOCK, an approximation of least recently used).
-    referenced: bool,
+    /// Read since the clock hand last passed (CLOCK, an approximation of least recently used);
+    /// set by readers, who hold the shard's lock shared.
+    referenced: std::sync::atomic::AtomicBool,
 }
 
 /// The in-memory index of one shard of the slab: block → slot, slots in use, and the clock hand
@@ -58,12 +94,36 @@ struct Index {
     free: Vec<u32>,
     hand: usize,
     used: u64,
+    /// Blocks missed once while the shard was full and not admitted (the doorkeeper), oldest
+    /// first: a block is admitted on its second miss within this window.
+    ghosts: std::collections::VecDeque<BlockId>,
+    ghost_set: std::collections::HashSet<BlockId>,
 }
 
 impl Index {
-    fn touch(&mut self, slot: u32) {
-        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
-            s.referenced = true;
+    /// Whether a block missed now may take a slot: always while a slot is free; once the shard
+    /// is full, only on its second miss within the last `slots.len()` first misses (a block read
+    /// once is not worth evicting a block that may be read again: under a uniform load most
+    /// fetched blocks are never read twice before they would be evicted).
+    fn admit(&mut self, name: BlockId) -> bool {
+        if !self.free.is_empty() || self.ghost_set.remove(&name) {
+            return true;
+        }
+        if self.ghosts.len() >= self.slots.len().max(1) {
+            while let Some(old) = self.ghosts.pop_front() {
+                if self.ghost_set.remove(&old) {
+                    break;
+                }
+            }
+        }
+        self.ghosts.push_back(name);
+        self.ghost_set.insert(name);
+        false
+    }
+
+    fn touch(&self, slot: u32) {
+        if let Some(Some(s)) = self.slots.get(slot as usize) {
+            s.referenced.store(true, Ordering::Relaxed);
         }
     }
 
@@ -87,7 +147,7 @@ impl Index {
             let i = self.hand % n.max(1);
             self.hand = i + 1;
             match self.slots.get_mut(i) {
-                Some(Some(s)) if s.referenced => s.referenced = false,
+                Some(Some(s)) if s.referenced.swap(false, Ordering::Relaxed) => {}
                 Some(Some(_)) => {
                     self.release(i as u32);
                     return self.free.pop();
@@ -110,8 +170,8 @@ pub struct CachedObjects {
     /// system call per block). `None` for a cache with no slot.
     map: Option<memmap2::MmapRaw>,
     /// The index, in shards (a block's shard by its hash), so concurrent readers rarely wait.
-    shards: Vec<Mutex<Index>>,
-    sizes: Mutex<HashMap<String, u64>>,
+    shards: Vec<RwLock<Index>>,
+    sizes: std::sync::RwLock<HashMap<String, u64>>,
     /// Traffic counters.
     pub stats: CacheStats,
 }
@@ -163,13 +223,15 @@ impl CachedObjects {
         } else {
             None
         };
-        let n = slots.clamp(1, 16);
+        // Many shards: with many more searchers than cores, a thread preempted while it holds a
+        // shard's lock stalls every reader of that shard until it runs again.
+        let n = slots.clamp(1, 256);
         let shards = (0..n)
             .map(|i| {
                 let (lo, hi) = (slots * i / n, slots * (i + 1) / n);
-                Mutex::new(Index {
+                RwLock::new(Index {
                     base: lo,
-                    slots: vec![None; (hi - lo) as usize],
+                    slots: (lo..hi).map(|_| None).collect(),
                     free: (0..(hi - lo) as u32).rev().collect(),
                     ..Index::default()
                 })
@@ -182,14 +244,14 @@ impl CachedObjects {
             max_in_flight,
             map,
             shards,
-            sizes: Mutex::new(HashMap::new()),
+            sizes: std::sync::RwLock::new(HashMap::new()),
             stats: CacheStats::default(),
         })
     }
 
     /// Object `key`'s size (asked of the inner store once, then remembered: objects are immutable).
     fn size(&self, key: &str) -> Result<u64> {
-        if let Some(s) = self.sizes.lock().unwrap_or_else(PoisonError::into_inner).get(key) {
+        if let Some(s) = self.sizes.read().unwrap_or_else(PoisonError::into_inner).get(key) {
             return Ok(*s);
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -197,40 +259,44 @@ impl CachedObjects {
             .inner
             .size(key)?
             .ok_or_else(|| Error::NotFound(format!("object {key} in {}", self.inner.location())))?;
-        self.sizes.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), s);
+        self.sizes.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), s);
         Ok(s)
     }
 
     /// The shard holding block `name`.
-    fn shard(&self, name: &BlockId) -> &Mutex<Index> {
+    fn shard(&self, name: &BlockId) -> &RwLock<Index> {
         let h = name.0 ^ name.2.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         &self.shards[(h % self.shards.len() as u64) as usize]
     }
 
-    /// Copies the part of block `b` of `key` that lies in `range` into `out` (which holds
-    /// `range`), if the block is cached and intact. A block wholly inside the range is copied
-    /// straight into `out` and checked there; a partial one goes through `scratch`.
+    /// Where block `b` of `key` sits if it is cached: (byte offset in the slab, slot, length,
+    /// CRC32C). Marks it read.
+    fn lookup(&self, key: &str, b: u64) -> Option<(usize, u32, usize, u32)> {
+        let name = block_name(key, b);
+        let idx = self.shard(&name).read().unwrap_or_else(PoisonError::into_inner);
+        let slot = idx.by_name.get(&name).copied()?;
+        let s = idx.slots.get(slot as usize)?.as_ref()?;
+        let (len, crc) = (s.len as usize, s.crc);
+        idx.touch(slot);
+        let at = usize::try_from((idx.base + u64::from(slot)) * self.block).ok()?;
+        Some((at, slot, len, crc))
+    }
+
+    /// Copies the part of cached block `b` of `key` (found by [`CachedObjects::lookup`]) that
+    /// lies in `range` into `out` (which holds `range`), if the copy is intact. A block wholly
+    /// inside the range is copied straight into `out` and checked there; a partial one goes
+    /// through `scratch`.
+    #[allow(clippy::too_many_arguments)]
     fn copy_cached(
         &self,
         key: &str,
         b: u64,
+        (at, slot, len, crc): (usize, u32, usize, u32),
         range: &Range<u64>,
         out: &mut [u8],
         scratch: &mut Vec<u8>,
     ) -> bool {
-        let name = block_name(key, b);
-        let shard = self.shard(&name);
-        let found = {
-            let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            idx.by_name.get(&name).copied().and_then(|slot| {
-                let s = idx.slots.get(slot as usize)?.as_ref()?;
-                let (len, crc) = (s.len as usize, s.crc);
-                idx.touch(slot);
-                Some(((idx.base + u64::from(slot)) * self.block, slot, len, crc))
-            })
-        };
-        let (Some((at, slot, len, crc)), Some(map)) = (found, self.map.as_ref()) else { return false };
-        let at = at as usize;
+        let Some(map) = self.map.as_ref() else { return false };
         if at.checked_add(len).is_none_or(|end| end > map.len()) {
             return false;
         }
@@ -256,7 +322,8 @@ impl CachedObjects {
             return true;
         }
         // Damaged, or re-used while read: drop the entry if it is still this one.
-        let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let name = block_name(key, b);
+        let mut idx = self.shard(&name).write().unwrap_or_else(PoisonError::into_inner);
         let same = idx
             .slots
             .get(slot as usize)
@@ -269,27 +336,23 @@ impl CachedObjects {
     }
 
     /// Writes block `b` of `key` into a slot (evicting the least recently used block if none
-    /// is free); it becomes visible to readers once written. Failures only cost a later fetch.
+    /// is free), if it is admitted; it becomes visible to readers once written. Failures only
+    /// cost a later fetch. The fill is skipped when another thread holds the shard's lock:
+    /// waiting would stall this query, and with many more searchers than cores, a holder
+    /// preempted by the scheduler would stall every query behind it.
     fn store(&self, key: &str, b: u64, body: &[u8]) {
         let name = block_name(key, b);
-        let shard = self.shard(&name);
-        let (at, slot) = {
-            let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            if idx.by_name.contains_key(&name) {
-                return;
-            }
-            match idx.allocate() {
-                Some(s) => ((idx.base + u64::from(s)) * self.block, s),
-                None => return, // a cache smaller than one block
-            }
-        };
-        // Written through the mapping (no write system call, no file lock shared by every
-        // writer); the slot is not in the index yet, so no reader trusts it before the CRC is in.
-        let written = match self.map.as_ref() {
+        let Ok(mut idx) = self.shard(&name).try_write() else { return };
+        if idx.by_name.contains_key(&name) || !idx.admit(name) {
+            return;
+        }
+        let Some(slot) = idx.allocate() else { return }; // a cache smaller than one block
+        let at = (idx.base + u64::from(slot)) * self.block;
+        match self.map.as_ref() {
             Some(map) if (at as usize).checked_add(body.len()).is_some_and(|end| end <= map.len()) => {
-                // SAFETY: `at..at + len` lies inside the writable mapping (checked above); the slot
-                // is reserved for this writer (out of the free list and of the index). A reader
-                // still copying the block evicted from it fails its CRC check.
+                // SAFETY: `at..at + len` lies inside the writable mapping (checked above); the
+                // slot is reserved for this writer (out of the free list and of the index). A
+                // reader still copying the block evicted from it fails its CRC check.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         body.as_ptr(),
@@ -297,30 +360,31 @@ impl CachedObjects {
                         body.len(),
                     )
                 };
-                true
             }
-            _ => false,
-        };
-        let mut idx = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if !written || idx.by_name.contains_key(&name) {
-            idx.free.push(slot);
-            return;
+            _ => {
+                idx.free.push(slot);
+                return;
+            }
         }
-        idx.slots[slot as usize] =
-            Some(Slot { name, len: body.len() as u32, crc: crate::checksum(body), referenced: false });
+        idx.slots[slot as usize] = Some(Slot {
+            name,
+            len: body.len() as u32,
+            crc: crate::checksum(body),
+            referenced: Default::default(),
+        });
         idx.by_name.insert(name, slot);
         idx.used += body.len() as u64;
     }
 
     /// Bytes of blocks the cache holds.
     pub fn used(&self) -> u64 {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).used).sum()
+        self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).used).sum()
     }
 
     /// Fetches the block runs `runs` (inclusive block numbers) of `key` (`size` bytes), one
     /// request per run, sent together in batches of at most `max_in_flight`, and stores the
     /// blocks; returns each run's first block and bytes.
-    fn fetch_runs(&self, key: &str, size: u64, runs: &[(u64, u64)]) -> Result<Vec<(u64, Vec<u8>)>> {
+    fn fetch_runs(&self, key: &str, size: u64, runs: &[(u64, u64)]) -> Result<Vec<(u64, Arc<Vec<u8>>)>> {
         let mut out = Vec::with_capacity(runs.len());
         for batch in runs.chunks(self.max_in_flight) {
             let ranges: Vec<Range<u64>> =
@@ -340,7 +404,7 @@ impl CachedObjects {
                     self.stats.misses.fetch_add(1, Ordering::Relaxed);
                     self.store(key, a + j as u64, chunk);
                 }
-                out.push((a, data));
+                out.push((a, Arc::new(data)));
             }
         }
         Ok(out)
@@ -362,30 +426,37 @@ impl CachedObjects {
     /// Reads `range` of `key` through the cache: missing blocks are fetched in runs of
     /// consecutive blocks (one request per run), at most `max_in_flight` requests at a time.
     pub fn read_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        Ok(self.read_ranges(key, std::slice::from_ref(&range))?.pop().unwrap_or_default())
+        let got = self.read_ranges(key, std::slice::from_ref(&range))?;
+        Ok(got.first().map(|b| b.to_vec()).unwrap_or_default())
     }
 
     /// Reads every range of `ranges` of `key` through the cache: the blocks they lack are
     /// fetched together (one request per run of adjacent missing blocks, sent in batches of
     /// `max_in_flight`), so a query's posting lists or rows cost one round trip, and the bytes
-    /// come back whatever the cache evicts meanwhile.
-    pub fn read_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+    /// come back whatever the cache evicts meanwhile. A range none of whose blocks was cached
+    /// shares the buffer of the run that fetched it.
+    pub fn read_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<RangeBytes>> {
         let size = self.size(key)?;
         if let Some(r) = ranges.iter().find(|r| r.end < r.start || r.end > size) {
             return Err(Error::InvalidArgument(format!(
                 "{key}: byte range {r:?} outside the object's {size} bytes"
             )));
         }
-        // Each range's bytes are copied straight from the cache where its blocks are there; the
-        // blocks missing anywhere are fetched together, then copied into the holes.
-        let mut outs: Vec<Vec<u8>> = ranges.iter().map(|r| vec![0u8; (r.end - r.start) as usize]).collect();
+        // A range gets a buffer of its own at its first cached block, which is copied straight
+        // into it; the blocks missing anywhere are fetched together, then copied into the holes
+        // of ranges with a buffer. A range with no cached block is a part of one fetched run.
+        let mut outs: Vec<Option<Vec<u8>>> = vec![None; ranges.len()];
         let mut scratch = Vec::new();
         let mut missing: Vec<u64> = Vec::new();
         let mut holes: Vec<(usize, u64)> = Vec::new();
         let mut hits = 0u64;
         for (i, r) in ranges.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             for b in r.start / self.block..=(r.end - 1) / self.block {
-                if self.copy_cached(key, b, r, &mut outs[i], &mut scratch) {
+                let copied = self.lookup(key, b).is_some_and(|found| {
+                    let out = outs[i].get_or_insert_with(|| vec![0u8; (r.end - r.start) as usize]);
+                    self.copy_cached(key, b, found, r, out, &mut scratch)
+                });
+                if copied {
                     hits += 1;
                 } else {
                     holes.push((i, b));
@@ -394,29 +465,52 @@ impl CachedObjects {
             }
         }
         self.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        if holes.is_empty() {
-            return Ok(outs);
-        }
-        missing.sort_unstable();
-        missing.dedup();
-        let fetched = self.fetch_runs(key, size, &Self::runs(missing))?;
-        for (i, b) in holes {
-            let r = &ranges[i];
+        let fetched = if holes.is_empty() {
+            Vec::new()
+        } else {
+            missing.sort_unstable();
+            missing.dedup();
+            self.fetch_runs(key, size, &Self::runs(missing))?
+        };
+        // The run holding block `b`, its first byte, and the byte after its last.
+        let run_of = |b: u64| -> Result<(&Arc<Vec<u8>>, u64, u64)> {
             let k = fetched.partition_point(|(a, _)| *a <= b);
             let (a, data) = k
                 .checked_sub(1)
                 .and_then(|k| fetched.get(k))
                 .ok_or_else(|| Error::InvalidArgument(format!("{key}: block {b} was not fetched")))?;
-            let run_start = a * self.block;
+            Ok((data, a * self.block, a * self.block + data.len() as u64))
+        };
+        for &(i, b) in &holes {
+            let Some(out) = outs[i].as_mut() else { continue };
+            let r = &ranges[i];
+            let (data, run_start, run_end) = run_of(b)?;
             let start = b * self.block;
             let (lo, hi) = (r.start.max(start), r.end.min(start + self.block));
-            if run_start + (data.len() as u64) < hi {
+            if run_end < hi {
                 return Err(Error::InvalidArgument(format!("{key}: block {b} was fetched short")));
             }
             let (o, d) = ((lo - r.start) as usize, (lo - run_start) as usize);
-            outs[i][o..o + (hi - lo) as usize].copy_from_slice(&data[d..d + (hi - lo) as usize]);
+            out[o..o + (hi - lo) as usize].copy_from_slice(&data[d..d + (hi - lo) as usize]);
         }
-        Ok(outs)
+        ranges
+            .iter()
+            .zip(outs)
+            .map(|(r, out)| match out {
+                Some(buf) => Ok(RangeBytes::owned(buf)),
+                None if r.is_empty() => Ok(RangeBytes::owned(Vec::new())),
+                None => {
+                    // Every block of the range was missing: they are consecutive, so one run
+                    // holds them all.
+                    let (data, run_start, run_end) = run_of(r.start / self.block)?;
+                    if run_start > r.start || run_end < r.end {
+                        return Err(Error::InvalidArgument(format!("{key}: range {r:?} was fetched short")));
+                    }
+                    let at = (r.start - run_start) as usize;
+                    Ok(RangeBytes { buf: data.clone(), at, len: (r.end - r.start) as usize })
+                }
+            })
+            .collect()
     }
 }
 
@@ -424,7 +518,7 @@ impl Objects for CachedObjects {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self.inner.size(key)? {
             Some(size) => {
-                self.sizes.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), size);
+                self.sizes.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), size);
                 self.read_range(key, 0..size).map(Some)
             }
             None => Ok(None),

@@ -8,7 +8,7 @@
 //! and [`open`] of that path reads the object instead. Files that are memory-mapped (graphs,
 //! flat rows, segment points) are always local: they are downloaded whole.
 
-use crate::cache::CachedObjects;
+use crate::cache::{CachedObjects, RangeBytes};
 use quarry_core::{Error, Result};
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -117,7 +117,7 @@ impl ObjectSource {
 thread_local! {
     /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, length)
     /// → bytes. A query announces, then reads, on one thread.
-    static ANNOUNCED: std::cell::RefCell<HashMap<(u64, u64, usize), Vec<u8>>> =
+    static ANNOUNCED: std::cell::RefCell<HashMap<(u64, u64, usize), RangeBytes>> =
         std::cell::RefCell::new(HashMap::new());
 }
 
@@ -131,14 +131,18 @@ impl ByteSource for ObjectSource {
         let end = at.checked_add(buf.len() as u64).filter(|&e| e <= self.len).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{}: read past the end", self.key))
         })?;
-        let bytes = self.cache.read_range(&self.key, at..end).map_err(std::io::Error::other)?;
+        let got = self
+            .cache
+            .read_ranges(&self.key, std::slice::from_ref(&(at..end)))
+            .map_err(std::io::Error::other)?;
+        let bytes = got.first().map(RangeBytes::as_slice).unwrap_or_default();
         if bytes.len() != buf.len() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("{}: {} bytes read of {}", self.key, bytes.len(), buf.len()),
             ));
         }
-        buf.copy_from_slice(&bytes);
+        buf.copy_from_slice(bytes);
         Ok(())
     }
     fn len(&self) -> u64 {

@@ -308,3 +308,37 @@ fn batched_cache_reads_are_exact_under_eviction() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Once the cache is full, a block read once is not admitted (it would evict a block that may be
+/// read again); read a second time, it is, and a third read is a hit.
+#[test]
+fn a_full_cache_admits_a_block_on_its_second_miss() {
+    use quarry_store::cache::CachedObjects;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = std::env::temp_dir().join(format!("quarry-cache-admit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o: Arc<dyn Objects> =
+        Arc::new(quarry_store::objects::LocalObjects::open(&dir.join("store")).expect("store"));
+    let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 253) as u8).collect();
+    o.put("k", &data).expect("put");
+    // One shard of 4 slots of 1 KiB.
+    let cache = CachedObjects::open(o, &dir.join("c"), 4 * 1024, 1024, 4).expect("cache");
+    let read = |b: u64| {
+        let got = cache.read_range("k", b * 1024..(b + 1) * 1024).expect("read");
+        assert_eq!(got, &data[(b * 1024) as usize..((b + 1) * 1024) as usize], "block {b}");
+    };
+    for b in 0..4 {
+        read(b); // free slots: admitted at once
+    }
+    let hits = |c: &CachedObjects| c.stats.hits.load(Relaxed);
+    read(0);
+    assert_eq!(hits(&cache), 1, "a block admitted while slots were free is a hit");
+    let misses = cache.stats.misses.load(Relaxed);
+    read(10);
+    read(10);
+    assert_eq!(cache.stats.misses.load(Relaxed) - misses, 2, "not admitted on its first miss");
+    read(10);
+    assert_eq!(hits(&cache), 2, "admitted on its second miss");
+    assert!(cache.used() <= 4 * 1024);
+    let _ = std::fs::remove_dir_all(&dir);
+}
