@@ -7,8 +7,10 @@
 //! * [`skip`]: skipping for lack of data, a model or root — visibly, and never in CI
 //!   (`QUARRY_REQUIRE_DATA=1` turns a skip into a failure).
 //! * [`faults`]: a fault-injecting log file (failed, short or garbled writes, failed fsyncs).
+//! * [`docs`]: document fixtures (PDFs made here, folders of mixed documents).
 
 pub mod conformance;
+pub mod docs;
 pub mod faults;
 pub mod gen;
 pub mod oracle;
