@@ -67,6 +67,8 @@ mod state;
 mod tests;
 #[cfg(feature = "text")]
 pub mod text;
+#[cfg(all(test, feature = "text"))]
+mod text_ingest_tests;
 #[cfg(feature = "text")]
 mod text_lexical;
 #[cfg(all(test, feature = "text"))]
@@ -88,9 +90,13 @@ pub use filter::Filter;
 pub use id::PointId;
 pub use point::{Op, Point};
 pub use quarry_ann::{IndexSpec, QuantSpec, Residency};
+/// Reading and chunking documents (`quarry_docs`), for front ends of ingest.
+#[cfg(feature = "text")]
+pub use quarry_docs;
 pub use remote::RangeCache;
 pub use schema::{CollectionSchema, FdeConfig, MultiVectorConfig, VectorField};
 #[cfg(feature = "text")]
 pub use text::{
-    Feedback, PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec,
+    Context, ContextPassage, ContextRequest, Duplicate, Feedback, FileOutcome, FileReport, IngestOptions,
+    IngestReport, PassageMode, PassageSpec, TextCollection, TextDoc, TextHit, TextMode, TextQuery, TextSpec,
 };

@@ -28,10 +28,16 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+#[path = "text_context.rs"]
+mod text_context;
+#[path = "text_ingest.rs"]
+mod text_ingest;
 #[path = "text_quality.rs"]
 mod text_quality;
 #[path = "text_quality_fit.rs"]
 mod text_quality_fit;
+pub use text_context::{Context, ContextPassage, ContextRequest};
+pub use text_ingest::{Duplicate, FileOutcome, FileReport, IngestOptions, IngestReport};
 pub use text_quality::{blend_head, mode_key};
 pub use text_quality_fit::{GALLERY_BANK, NULL_SAMPLE};
 
@@ -72,9 +78,13 @@ const PASSAGES_READY: &str = "READY";
 /// Texts per forward pass when embedding.
 const BATCH: usize = 128;
 
-/// A stable 128-bit id for passage `p` of document `doc` (FNV-1a, two lanes).
+/// A stable 128-bit id for passage `p` of document `doc`.
 fn passage_id(doc: PointId, p: u32) -> PointId {
-    let key = format!("{doc}#{p}");
+    stable_id(&format!("{doc}#{p}"))
+}
+
+/// A stable 128-bit id for `key` (FNV-1a, two lanes).
+fn stable_id(key: &str) -> PointId {
     let lane =
         |basis: u64| key.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     let hi = lane(0xcbf2_9ce4_8422_2325);

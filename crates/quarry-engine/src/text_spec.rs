@@ -1,5 +1,6 @@
 //! What makes a collection a text collection: [`TextSpec`] in its schema (the text key, the
-//! model, BM25 parameters, the analyzer, how long documents are split into passages). Kept apart
+//! model, BM25 parameters, the analyzer, how long documents are split into passages, how files
+//! are cut into chunks). Kept apart
 //! from the text collection itself so the schema needs nothing else of the text layer.
 
 use quarry_core::{Error, Result};
@@ -58,6 +59,9 @@ pub struct TextSpec {
     /// Prepended to document texts before embedding (e.g. `"passage: "` for e5 models).
     #[serde(default)]
     pub document_prefix: String,
+    /// How files ingested as documents are cut into chunks (`quarry ingest --files`).
+    #[serde(default)]
+    pub chunking: quarry_docs::ChunkSpec,
 }
 
 fn default_key() -> String {
@@ -75,6 +79,7 @@ impl TextSpec {
             passages: PassageSpec::default(),
             query_prefix: String::new(),
             document_prefix: String::new(),
+            chunking: quarry_docs::ChunkSpec::default(),
         }
     }
 
@@ -84,6 +89,7 @@ impl TextSpec {
             return Err(Error::InvalidArgument("text key must not be empty".into()));
         }
         self.bm25.check()?;
+        self.chunking.check()?;
         Analyzer::new(&self.analyzer)?;
         Ok(())
     }

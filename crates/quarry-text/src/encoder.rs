@@ -108,6 +108,21 @@ impl SentenceEncoder {
         Ok(self.tokenize(text)?.get_ids().to_vec())
     }
 
+    /// Byte ranges of the model's tokens in `text` (no special tokens, no truncation): what
+    /// chunking counts, so a chunk of `n` tokens is `n` tokens to the model.
+    pub fn token_spans(&self, text: &str) -> Result<Vec<std::ops::Range<usize>>> {
+        let enc = self
+            .splitter
+            .encode(text, false)
+            .map_err(|e| Error::InvalidArgument(format!("tokenizing: {e}")))?;
+        Ok(enc
+            .get_offsets()
+            .iter()
+            .map(|&(a, b)| a..b)
+            .filter(|r| r.start < r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+            .collect())
+    }
+
     /// Splits `text` into passages that each fit the model's window (`max_seq_length` tokens with
     /// the special tokens), consecutive passages sharing `overlap` tokens; a text that fits is one
     /// passage (itself). Passage 0 is what [`SentenceEncoder::encode`] sees of the whole text

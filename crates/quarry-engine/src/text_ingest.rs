@@ -1,0 +1,323 @@
+//! Files as documents of a text collection (`quarry ingest --files`): each file is read
+//! (`quarry_docs`: plain text, Markdown, HTML, PDF), cut into chunks by the collection's model
+//! tokens ([`TextSpec::chunking`](crate::TextSpec)), and each chunk becomes a document whose
+//! payload names where it came from.
+//!
+//! * A chunk's id is stable: a 128-bit hash of its file's canonical path and its ordinal, so
+//!   re-ingesting a changed file overwrites its chunks in place and deletes the ones past its
+//!   new end.
+//! * A file whose content hash (SHA-256) is the one stored is skipped; one that cannot be read
+//!   is reported with the reason and the others go on.
+//! * `prune` deletes the chunks of files that no longer exist.
+//! * Every chunk's normalised-text hash and SimHash fingerprint are kept; a chunk equal to, or
+//!   within `near_distance` bits of, a chunk of another file (stored or ingested before it in
+//!   the run) is reported, and left out with `drop_duplicates`.
+//!
+//! Payload of a chunk: `source` (canonical path), `title`, `format`, `headings` (outermost
+//! first), `start` / `end` (bytes of the file; for PDF, of the extracted text of the page),
+//! `page` / `page_end` (PDF), `chunk` / `chunks` (ordinal, count in the file), `tokens`, `hash`
+//! (SHA-256 of the normalised text), `simhash` (16 hex digits), `file_hash`.
+
+use super::TextCollection;
+use crate::id::PointId;
+use crate::text_query::TextDoc;
+use quarry_core::Result;
+use quarry_docs::chunk::Words;
+use quarry_docs::hash::{normalize, sha256_hex};
+use quarry_docs::{chunk, read_bytes, simhash, Format, NearDuplicates, Tokens};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Settings of one ingest of files.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Delete the chunks of files that no longer exist.
+    pub prune: bool,
+    /// Leave out chunks that duplicate (exactly or nearly) a chunk of another file.
+    pub drop_duplicates: bool,
+    /// Most differing bits of 64 for two chunks' SimHash fingerprints to count as near
+    /// duplicates (0: exact duplicates only).
+    pub near_distance: u32,
+    /// Chunks embedded and written together.
+    pub batch: usize,
+}
+
+impl Default for IngestOptions {
+    /// No pruning, duplicates reported not dropped, 3 bits, 128 chunks per write.
+    fn default() -> Self {
+        IngestOptions { prune: false, drop_duplicates: false, near_distance: 3, batch: 128 }
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileOutcome {
+    /// New: its chunks were written.
+    Added {
+        /// Chunks written.
+        chunks: usize,
+    },
+    /// Changed since it was ingested: its chunks were rewritten.
+    Replaced {
+        /// Chunks written.
+        chunks: usize,
+        /// Chunks of the old version past the new end, deleted.
+        removed: usize,
+    },
+    /// The same bytes as the version stored: nothing written.
+    Unchanged,
+    /// Not ingested (stored chunks, if any, are kept): why.
+    Failed(String),
+}
+
+/// One file's part in an ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileReport {
+    /// The file as given.
+    pub path: PathBuf,
+    /// What happened.
+    pub outcome: FileOutcome,
+}
+
+/// A chunk found to duplicate another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    /// Its file and ordinal, `source#chunk`.
+    pub chunk: String,
+    /// The chunk it duplicates, `source#chunk`.
+    pub of: String,
+    /// Differing bits of their fingerprints (0: the same normalised text).
+    pub distance: u32,
+    /// Whether it was left out.
+    pub dropped: bool,
+}
+
+/// The outcome of an ingest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestReport {
+    /// Every file, in the order given.
+    pub files: Vec<FileReport>,
+    /// Chunks written.
+    pub chunks_written: usize,
+    /// Chunks deleted (past a changed file's end, or of pruned files).
+    pub chunks_removed: usize,
+    /// Duplicate chunks found.
+    pub duplicates: Vec<Duplicate>,
+    /// Files whose chunks were pruned (they no longer exist).
+    pub pruned: Vec<String>,
+}
+
+impl IngestReport {
+    /// Files whose outcome satisfies `f`.
+    pub fn count(&self, f: impl Fn(&FileOutcome) -> bool) -> usize {
+        self.files.iter().filter(|r| f(&r.outcome)).count()
+    }
+}
+
+/// What the collection holds of one file.
+#[derive(Default)]
+struct Stored {
+    file_hash: String,
+    ids: Vec<PointId>,
+}
+
+/// The stable id of chunk `ordinal` of the file at `source`.
+fn chunk_id(source: &str, ordinal: usize) -> PointId {
+    super::stable_id(&format!("{source}#{ordinal}"))
+}
+
+/// Counting with the model's tokenizer.
+struct ModelTokens<'a>(&'a quarry_text::SentenceEncoder);
+
+impl Tokens for ModelTokens<'_> {
+    fn spans(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+        self.0.token_spans(text).unwrap_or_else(|_| Words.spans(text))
+    }
+}
+
+impl TextCollection {
+    /// What chunking and context budgets count: the model's tokens, or without a model
+    /// [`Words`].
+    pub fn tokens(&self) -> Box<dyn Tokens + '_> {
+        match &self.encoder {
+            Some(e) => Box::new(ModelTokens(e)),
+            None => Box::new(Words),
+        }
+    }
+
+    /// Ingests `files` as chunked documents (see the module docs), calling `progress` after each
+    /// file. Storage failures end it with an error; a file that cannot be read does not.
+    pub fn ingest_files(
+        &self,
+        files: &[PathBuf],
+        opts: &IngestOptions,
+        progress: &mut dyn FnMut(&FileReport),
+    ) -> Result<IngestReport> {
+        let mut stored: HashMap<String, Stored> = HashMap::new();
+        let mut exact: HashMap<String, String> = HashMap::new();
+        let mut near: NearDuplicates<String> = NearDuplicates::new(opts.near_distance);
+        self.docs.for_each_payload(|id, p| {
+            let Some(source) = p.get("source").and_then(Value::as_str) else { return };
+            let s = stored.entry(source.to_string()).or_default();
+            s.ids.push(id);
+            if let Some(h) = p.get("file_hash").and_then(Value::as_str) {
+                s.file_hash = h.to_string();
+            }
+            let owner = format!("{source}#{}", p.get("chunk").and_then(Value::as_u64).unwrap_or(0));
+            if let Some(h) = p.get("hash").and_then(Value::as_str) {
+                exact.entry(h.to_string()).or_insert_with(|| owner.clone());
+            }
+            if let Some(fp) =
+                p.get("simhash").and_then(Value::as_str).and_then(|s| u64::from_str_radix(s, 16).ok())
+            {
+                near.insert(fp, owner);
+            }
+        });
+        let tokens = self.tokens();
+        let mut report = IngestReport::default();
+        let mut pending: Vec<TextDoc> = Vec::new();
+        let mut stale: Vec<PointId> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let flush =
+            |pending: &mut Vec<TextDoc>, stale: &mut Vec<PointId>, report: &mut IngestReport| -> Result<()> {
+                if !pending.is_empty() {
+                    report.chunks_written += self.upsert(std::mem::take(pending))?;
+                }
+                if !stale.is_empty() {
+                    report.chunks_removed += self.delete(&std::mem::take(stale))?;
+                }
+                Ok(())
+            };
+        for path in files {
+            let source =
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).to_string_lossy().into_owned();
+            seen.insert(source.clone());
+            let old = stored.get(&source);
+            let outcome = match self.file_chunks(path, &source, old, tokens.as_ref()) {
+                Err(reason) => FileOutcome::Failed(reason),
+                Ok(None) => FileOutcome::Unchanged,
+                Ok(Some(docs)) => {
+                    let n = docs.len();
+                    let mut kept = Vec::with_capacity(n);
+                    for d in docs {
+                        let ordinal = d.payload.get("chunk").and_then(Value::as_u64).unwrap_or(0);
+                        let me = format!("{source}#{ordinal}");
+                        let hash =
+                            d.payload.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+                        let fp = d
+                            .payload
+                            .get("simhash")
+                            .and_then(Value::as_str)
+                            .and_then(|s| u64::from_str_radix(s, 16).ok())
+                            .unwrap_or(0);
+                        let other = |owner: &String| !owner.starts_with(&format!("{source}#"));
+                        let dup = match exact.get(&hash).filter(|o| other(o)) {
+                            Some(o) => Some((o.clone(), 0)),
+                            None => near.find(fp).filter(|(o, _)| other(o)),
+                        };
+                        if let Some((of, distance)) = dup {
+                            report.duplicates.push(Duplicate {
+                                chunk: me.clone(),
+                                of,
+                                distance,
+                                dropped: opts.drop_duplicates,
+                            });
+                            if opts.drop_duplicates {
+                                continue;
+                            }
+                        }
+                        exact.entry(hash).or_insert_with(|| me.clone());
+                        near.insert(fp, me);
+                        kept.push(d);
+                    }
+                    let new_ids: HashSet<PointId> = kept.iter().map(|d| d.id).collect();
+                    let removed: Vec<PointId> = old
+                        .map(|o| o.ids.iter().copied().filter(|id| !new_ids.contains(id)).collect())
+                        .unwrap_or_default();
+                    let written = kept.len();
+                    let outcome = match old {
+                        Some(_) => FileOutcome::Replaced { chunks: written, removed: removed.len() },
+                        None => FileOutcome::Added { chunks: written },
+                    };
+                    pending.extend(kept);
+                    stale.extend(removed);
+                    if pending.len() >= opts.batch.max(1) {
+                        flush(&mut pending, &mut stale, &mut report)?;
+                    }
+                    outcome
+                }
+            };
+            let r = FileReport { path: path.clone(), outcome };
+            progress(&r);
+            report.files.push(r);
+        }
+        if opts.prune {
+            let mut gone: Vec<(&String, &Stored)> =
+                stored.iter().filter(|(s, _)| !seen.contains(*s) && !Path::new(s).exists()).collect();
+            gone.sort_by(|a, b| a.0.cmp(b.0));
+            for (source, s) in gone {
+                stale.extend(s.ids.iter().copied());
+                report.pruned.push(source.clone());
+            }
+        }
+        flush(&mut pending, &mut stale, &mut report)?;
+        Ok(report)
+    }
+
+    /// The chunks of the file at `path` as documents, or none if its bytes are the version
+    /// `old` holds; an error is the reason it cannot be ingested.
+    fn file_chunks(
+        &self,
+        path: &Path,
+        source: &str,
+        old: Option<&Stored>,
+        tokens: &dyn Tokens,
+    ) -> std::result::Result<Option<Vec<TextDoc>>, String> {
+        let format = Format::of(path).ok_or_else(|| {
+            "not a format Quarry reads (.txt, .md, .html, .pdf, or no extension for plain text)".to_string()
+        })?;
+        let bytes = std::fs::read(path).map_err(|e| format!("reading: {e}"))?;
+        let file_hash = sha256_hex(&bytes);
+        if old.is_some_and(|o| o.file_hash == file_hash) {
+            return Ok(None);
+        }
+        let doc = read_bytes(&bytes, format).map_err(|e| e.to_string())?;
+        let chunks = chunk(&doc, &self.spec.chunking, tokens);
+        if chunks.is_empty() {
+            return Err(match format {
+                Format::Pdf => "no text to extract (a scanned PDF holds images only)".into(),
+                _ => "no text".into(),
+            });
+        }
+        let n = chunks.len();
+        Ok(Some(
+            chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut payload = Map::new();
+                    payload.insert("source".into(), json!(source));
+                    if let Some(t) = &doc.title {
+                        payload.insert("title".into(), json!(t));
+                    }
+                    payload.insert("format".into(), json!(format.name()));
+                    payload.insert("headings".into(), json!(c.headings));
+                    payload.insert("start".into(), json!(c.range.start));
+                    payload.insert("end".into(), json!(c.range.end));
+                    if let Some(p) = c.page {
+                        payload.insert("page".into(), json!(p));
+                        payload.insert("page_end".into(), json!(c.page_end.unwrap_or(p)));
+                    }
+                    payload.insert("chunk".into(), json!(i));
+                    payload.insert("chunks".into(), json!(n));
+                    payload.insert("tokens".into(), json!(c.tokens));
+                    payload.insert("hash".into(), json!(sha256_hex(normalize(&c.text).as_bytes())));
+                    payload.insert("simhash".into(), json!(format!("{:016x}", simhash(&c.text))));
+                    payload.insert("file_hash".into(), json!(file_hash));
+                    TextDoc { id: chunk_id(source, i), text: c.text, payload }
+                })
+                .collect(),
+        ))
+    }
+}
