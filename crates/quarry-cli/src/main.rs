@@ -38,8 +38,13 @@ enum Command {
     /// Collections of an embedded database folder.
     #[command(subcommand)]
     Collection(commands::db::CollectionCommand),
-    /// Add JSONL points to a collection in durable batches (prints `acked <total>` per batch).
+    /// Add documents to a collection: files and folders of text, Markdown, HTML and PDF
+    /// (`--files`: chunked, unchanged files skipped), or JSONL points in durable batches
+    /// (`--jsonl`: prints `acked <total>` per batch).
     Ingest(commands::db::IngestArgs),
+    /// The best passages of a text collection for a question, de-duplicated and packed into a
+    /// token budget, for an LLM: numbered citations, or a TREC RAG (Ragnarök) request (--json).
+    Context(commands::context::Args),
     /// Count the points of a collection (optionally under a filter).
     Count(commands::db::CountArgs),
     /// Serve a database over HTTP: a Qdrant-compatible REST subset plus native endpoints.
@@ -67,7 +72,8 @@ enum Command {
 
 /// A closed standard output (`quarry get … | head`) ends the program quietly with status 0:
 /// Rust ignores SIGPIPE, so `println!` panics with a broken pipe; this hook turns exactly that
-/// panic into a normal exit and leaves every other panic to the default hook.
+/// panic into a normal exit, keeps quiet about a PDF extractor's panic (caught, and reported as
+/// that file's failure), and leaves every other panic to the default hook.
 fn exit_quietly_on_closed_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -79,6 +85,11 @@ fn exit_quietly_on_closed_stdout() {
             .unwrap_or("");
         if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
             std::process::exit(0);
+        }
+        // The PDF text extractor panics on some damaged files; the panic is caught and the file
+        // reported as failed with the message, so it is not printed here too.
+        if quarry_engine::quarry_docs::extracting_pdf() {
+            return;
         }
         default(info);
     }));
@@ -103,6 +114,7 @@ fn main() {
         Command::Bench(b) => commands::bench::run(b),
         Command::Collection(c) => commands::db::collection(c),
         Command::Ingest(a) => commands::db::ingest(a),
+        Command::Context(a) => commands::context::run(a),
         Command::Count(a) => commands::db::count(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Get(a) => commands::db::get(a),

@@ -1242,3 +1242,72 @@ fn collection_list_info_and_delete() {
     assert!(!o.status.success() && stderr(&o).contains("no collection"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `quarry ingest --files` over a folder of mixed documents (made here) into a new BM25 text
+/// collection: a summary naming the corrupt PDF; re-ingesting skips unchanged files; `quarry
+/// context` answers as numbered text and as a Ragnarök request within its budget, also for a
+/// file of questions.
+#[test]
+fn ingest_files_then_context() {
+    let root = tmp("rag");
+    let _ = std::fs::remove_dir_all(&root);
+    let docs = root.join("docs");
+    quarry_testkit::docs::mixed_folder(&docs, 24).expect("fixture");
+    std::fs::write(docs.join("part0/broken.pdf"), b"%PDF-1.5\ngarbage").expect("write");
+    let db = root.join("db");
+    let ingest = |extra: &[&str]| {
+        let mut args =
+            vec!["ingest", "--dir", p(&db), "--collection", "kb", "--files", p(&docs), "--model", "none"];
+        args.extend_from_slice(extra);
+        quarry(&args)
+    };
+    let o = ingest(&["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("report JSON");
+    let files = report["files"].as_array().expect("files");
+    assert_eq!(files.len(), 25);
+    let failed: Vec<&serde_json::Value> = files.iter().filter(|f| f["outcome"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["path"].as_str().is_some_and(|s| s.ends_with("broken.pdf")), "{report}");
+    assert!(stderr(&o).contains("24 added") && stderr(&o).contains("1 failed"), "{}", stderr(&o));
+    let o = ingest(&[]);
+    assert!(stderr(&o).contains("24 unchanged"), "{}", stderr(&o));
+
+    let o = quarry(&[
+        "context",
+        "--dir",
+        p(&db),
+        "--collection",
+        "kb",
+        "--query",
+        "Document topic-7",
+        "--budget-tokens",
+        "80",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("Question: Document topic-7\n\n[1] Topic 7 ("), "{text}");
+    let o = quarry(&[
+        "context",
+        "--dir",
+        p(&db),
+        "--collection",
+        "kb",
+        "--query",
+        "Document topic-7",
+        "--qid",
+        "q7",
+        "--json",
+    ]);
+    let req: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("request JSON");
+    assert_eq!(req["query"], serde_json::json!({"text": "Document topic-7", "qid": "q7"}));
+    let c = req["candidates"].as_array().expect("candidates");
+    assert!(!c.is_empty() && c.iter().all(|c| c["docid"].is_string() && c["doc"]["segment"].is_string()));
+    let questions = root.join("questions.tsv");
+    std::fs::write(&questions, "a\tDocument topic-3\nb\tDocument topic-11\n").expect("write");
+    let o = quarry(&["context", "--dir", p(&db), "--collection", "kb", "--queries", p(&questions), "--json"]);
+    let rows = json_rows(&o);
+    assert_eq!(rows.len(), 2, "{}", stderr(&o));
+    assert_eq!((rows[0]["query"]["qid"].as_str(), rows[1]["query"]["qid"].as_str()), (Some("a"), Some("b")));
+    let _ = std::fs::remove_dir_all(&root);
+}

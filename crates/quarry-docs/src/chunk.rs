@@ -217,7 +217,8 @@ pub fn chunk(doc: &Document, spec: &ChunkSpec, tokens: &dyn Tokens) -> Vec<Chunk
 /// block is the source verbatim, else the block's range.
 fn window(block: &Block, spans: &[Range<usize>], w: Range<usize>) -> Piece {
     let (a, b) = (spans[w.start].start, spans[w.end - 1].end);
-    let range = if block.verbatim { block.range.start + a..block.range.start + b } else { block.range.clone() };
+    let range =
+        if block.verbatim { block.range.start + a..block.range.start + b } else { block.range.clone() };
     Piece {
         text: block.text[a..b].to_string(),
         range,
@@ -235,7 +236,8 @@ mod tests {
 
     #[test]
     fn paragraphs_pack_headings_split_and_long_blocks_window() {
-        let md = "# A\n\none two three.\n\nfour five six.\n\n## B\n\nseven eight nine ten eleven twelve thirteen \
+        let md =
+            "# A\n\none two three.\n\nfour five six.\n\n## B\n\nseven eight nine ten eleven twelve thirteen \
                   fourteen fifteen sixteen seventeen eighteen nineteen twenty.\n";
         let doc = read_bytes(md.as_bytes(), Format::Markdown).expect("md");
         let spec = ChunkSpec { max_tokens: 9, overlap: 3 };
@@ -252,7 +254,11 @@ mod tests {
         // Every chunk's range is the source of its text where blocks are verbatim.
         for c in &chunks {
             let src = &md[c.range.clone()];
-            assert!(src.starts_with(c.text.split("\n\n").next().unwrap_or_default()), "{src:?} vs {:?}", c.text);
+            assert!(
+                src.starts_with(c.text.split("\n\n").next().unwrap_or_default()),
+                "{src:?} vs {:?}",
+                c.text
+            );
         }
         // Windows of the long paragraph share 3 tokens.
         let tail: Vec<&Chunk> = chunks.iter().skip(3).collect();

@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn near_copies_are_close_and_different_texts_far() {
         let a = "The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in May";
-        let b = "The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in June";
+        let b =
+            "The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in June";
         let c = "Retrieval engines rank passages by the similarity of their embeddings to the query";
         assert_eq!(simhash(a), simhash(&a.to_uppercase().replace(' ', "  ")), "normalised first");
         let (ab, ac) = ((simhash(a) ^ simhash(b)).count_ones(), (simhash(a) ^ simhash(c)).count_ones());

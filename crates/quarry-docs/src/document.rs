@@ -95,7 +95,12 @@ pub struct Document {
 
 impl Document {
     /// A document of `blocks` with `title`, or else the first heading or the first line.
-    pub(crate) fn new(format: Format, title: Option<String>, blocks: Vec<Block>, pages: Option<u32>) -> Document {
+    pub(crate) fn new(
+        format: Format,
+        title: Option<String>,
+        blocks: Vec<Block>,
+        pages: Option<u32>,
+    ) -> Document {
         let title = title.filter(|t| !t.trim().is_empty()).map(|t| clip(t.trim())).or_else(|| {
             let first = blocks.iter().find(|b| b.kind == BlockKind::Heading).or_else(|| blocks.first())?;
             let line = first.text.lines().map(str::trim).find(|l| !l.is_empty())?;
@@ -152,7 +157,9 @@ pub fn read_bytes(bytes: &[u8], format: Format) -> Result<Document> {
         #[cfg(feature = "pdf")]
         Format::Pdf => crate::pdf::read(bytes),
         #[cfg(not(feature = "pdf"))]
-        Format::Pdf => Err(Error::InvalidArgument("PDF support is not built in (cargo feature `pdf`)".into())),
+        Format::Pdf => {
+            Err(Error::InvalidArgument("PDF support is not built in (cargo feature `pdf`)".into()))
+        }
     }
 }
 

@@ -19,7 +19,8 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
             let paths = glob::glob(&s).map_err(|e| Error::InvalidArgument(format!("pattern {s:?}: {e}")))?;
             let mut any = false;
             for p in paths {
-                let p = p.map_err(|e| Error::io("listing", e.path(), std::io::Error::other(e.to_string())))?;
+                let p =
+                    p.map_err(|e| Error::io("listing", e.path(), std::io::Error::other(e.to_string())))?;
                 any = true;
                 if p.is_dir() {
                     walk(&p, &mut out)?;

@@ -8,10 +8,50 @@ use crate::document::{Block, BlockKind, Document, Format};
 
 /// Elements whose start or end ends the running block.
 const BLOCK: &[&str] = &[
-    "address", "article", "aside", "blockquote", "body", "br", "caption", "dd", "details", "div", "dl", "dt",
-    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header",
-    "hr", "html", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot",
-    "th", "thead", "title", "tr", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hr",
+    "html",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "title",
+    "tr",
+    "ul",
 ];
 
 /// Elements whose content is not text.
@@ -124,7 +164,9 @@ impl Reader<'_> {
             return;
         }
         self.flush();
-        if let Some(l) = name.strip_prefix('h').and_then(|d| d.parse::<usize>().ok()).filter(|l| (1..=6).contains(l)) {
+        if let Some(l) =
+            name.strip_prefix('h').and_then(|d| d.parse::<usize>().ok()).filter(|l| (1..=6).contains(l))
+        {
             self.level = if closing { 0 } else { l };
         }
         if name == "pre" {
@@ -325,7 +367,12 @@ mod tests {
         assert_eq!(d.blocks[5].kind, BlockKind::Code);
         for b in &d.blocks {
             let first = b.text.split_whitespace().next().unwrap_or_default();
-            assert!(src[b.range.clone()].contains(first.trim_end_matches('&')), "{:?} in {:?}", b.text, &src[b.range.clone()]);
+            assert!(
+                src[b.range.clone()].contains(first.trim_end_matches('&')),
+                "{:?} in {:?}",
+                b.text,
+                &src[b.range.clone()]
+            );
         }
         assert_eq!(&src[d.blocks[1].range.clone()], "One &amp; two");
     }

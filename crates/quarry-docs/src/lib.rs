@@ -21,6 +21,14 @@ mod html;
 mod markdown;
 #[cfg(feature = "pdf")]
 mod pdf;
+#[cfg(feature = "pdf")]
+pub use pdf::extracting as extracting_pdf;
+
+/// Whether this thread is extracting a PDF's text (never, without the `pdf` feature).
+#[cfg(not(feature = "pdf"))]
+pub fn extracting_pdf() -> bool {
+    false
+}
 mod plain;
 
 pub use chunk::{chunk, Chunk, ChunkSpec, Tokens};

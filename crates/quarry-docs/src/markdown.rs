@@ -25,7 +25,8 @@ pub(crate) fn read(text: &str) -> Document {
     for (event, range) in Parser::new_ext(text, opts).into_offset_iter() {
         match event {
             Event::Start(tag) => {
-                let starts = depth == 0 && !matches!(tag, Tag::List(_)) || depth == 1 && in_list && matches!(tag, Tag::Item);
+                let starts = depth == 0 && !matches!(tag, Tag::List(_))
+                    || depth == 1 && in_list && matches!(tag, Tag::Item);
                 if depth == 0 {
                     in_list = matches!(tag, Tag::List(_));
                 }
@@ -50,7 +51,8 @@ pub(crate) fn read(text: &str) -> Document {
                 if matches!(tag, TagEnd::MetadataBlock(_)) {
                     metadata = false;
                 }
-                let ends = depth == 0 && !matches!(tag, TagEnd::List(_)) || depth == 1 && in_list && matches!(tag, TagEnd::Item);
+                let ends = depth == 0 && !matches!(tag, TagEnd::List(_))
+                    || depth == 1 && in_list && matches!(tag, TagEnd::Item);
                 if !ends {
                     continue;
                 }

@@ -59,14 +59,30 @@ fn info_title(doc: &pdf_extract::Document) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+thread_local! {
+    static EXTRACTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is extracting a PDF's text: a panic hook can stay quiet then, as the
+/// panic is caught and reported as the file's error.
+pub fn extracting() -> bool {
+    EXTRACTING.with(std::cell::Cell::get)
+}
+
 /// Runs `f`, turning a panic into an error message (the extractor panics on some inputs).
 fn catch<T>(f: impl FnOnce() -> std::result::Result<T, String>) -> std::result::Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    EXTRACTING.with(|e| e.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    EXTRACTING.with(|e| e.set(false));
+    match r {
         Ok(r) => r,
         Err(p) => Err(p
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .map_or_else(|| "the text extractor failed".to_string(), |m| format!("the text extractor failed: {m}"))),
+            .map_or_else(
+                || "the text extractor failed".to_string(),
+                |m| format!("the text extractor failed: {m}"),
+            )),
     }
 }

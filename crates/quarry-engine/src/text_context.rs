@@ -17,7 +17,7 @@
 use super::TextCollection;
 use crate::filter::Filter;
 use crate::id::PointId;
-use crate::text_query::TextQuery;
+use crate::text_query::{TextHit, TextQuery};
 use quarry_core::Result;
 use quarry_docs::hash::normalize;
 use quarry_docs::{simhash, NearDuplicates};
@@ -170,6 +170,12 @@ impl TextCollection {
         let mut query = req.query.clone();
         query.with_payload = true;
         let hits = self.search(&query, filter)?;
+        Ok(self.context_of_hits(req, hits))
+    }
+
+    /// The context of `hits` (best first, with payloads), as [`TextCollection::context`] packs
+    /// them: for hits a later stage re-ranked (a cross-encoder).
+    pub fn context_of_hits(&self, req: &ContextRequest, hits: Vec<TextHit>) -> Context {
         let tokens = self.tokens();
         let key = &self.spec.key;
         let mut exact: HashSet<String> = HashSet::new();
@@ -241,6 +247,6 @@ impl TextCollection {
                 payload,
             });
         }
-        Ok(out)
+        out
     }
 }

@@ -282,7 +282,10 @@ impl TextCollection {
         if old.is_some_and(|o| o.file_hash == file_hash) {
             return Ok(None);
         }
-        let doc = read_bytes(&bytes, format).map_err(|e| e.to_string())?;
+        let doc = read_bytes(&bytes, format).map_err(|e| match e {
+            quarry_core::Error::InvalidArgument(m) => m,
+            e => e.to_string(),
+        })?;
         let chunks = chunk(&doc, &self.spec.chunking, tokens);
         if chunks.is_empty() {
             return Err(match format {

@@ -41,7 +41,11 @@ pub fn pdf(title: &str, pages: &[&str]) -> Vec<u8> {
     for o in offsets {
         let _ = writeln!(out, "{o:010} 00000 n ");
     }
-    let _ = write!(out, "trailer\n<< /Size {} /Root 1 0 R /Info 4 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1);
+    let _ = write!(
+        out,
+        "trailer\n<< /Size {} /Root 1 0 R /Info 4 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    );
     out.into_bytes()
 }
 
@@ -78,7 +82,8 @@ pub fn mixed_folder(dir: &Path, n: usize) -> std::io::Result<Vec<PathBuf>> {
     for i in 0..n {
         let sub = dir.join(format!("part{}", i % 4));
         std::fs::create_dir_all(&sub)?;
-        let para = |k: u64| (0..3).map(|j| sentence(i as u64 * 100 + k * 10 + j)).collect::<Vec<_>>().join(" ");
+        let para =
+            |k: u64| (0..3).map(|j| sentence(i as u64 * 100 + k * 10 + j)).collect::<Vec<_>>().join(" ");
         let lead = format!("Document topic-{i} is about {}.", WORDS[i % WORDS.len()]);
         let (name, bytes) = match i % 4 {
             0 => (

@@ -345,19 +345,48 @@ fn create(a: CreateArgs) -> Result<()> {
 /// Arguments of `quarry ingest`.
 #[derive(clap::Args)]
 pub struct IngestArgs {
-    /// Database folder.
+    /// Database folder (created with --files if missing).
     #[arg(long)]
-    dir: PathBuf,
-    /// Collection name.
+    pub(crate) dir: PathBuf,
+    /// Collection name (with --files, a text collection, created if missing).
     #[arg(long)]
-    collection: String,
+    pub(crate) collection: String,
     /// JSONL file: one point per line, `{"id": …, "vector": […], "payload": {…}}`, or for a
     /// text collection `{"id": …, "text": "…", "payload": {…}}` (`-`: stdin).
-    #[arg(long)]
-    jsonl: PathBuf,
-    /// Points per durable batch.
+    #[arg(long, required_unless_present = "files", conflicts_with = "files")]
+    jsonl: Option<PathBuf>,
+    /// Documents to read, chunk and index: files, folders (recursively) and glob patterns
+    /// (`"notes/**/*.md"`); plain text, Markdown, HTML and PDF. Unchanged files are skipped,
+    /// changed ones replaced; one that cannot be read is reported and the others go on.
+    #[arg(long, num_args = 1..)]
+    pub(crate) files: Vec<PathBuf>,
+    /// With --files: also delete the chunks of files that no longer exist.
+    #[arg(long, requires = "files")]
+    pub(crate) prune: bool,
+    /// With --files: leave out chunks that duplicate, exactly or nearly, a chunk of another file
+    /// (duplicates are reported either way).
+    #[arg(long, requires = "files")]
+    pub(crate) drop_duplicates: bool,
+    /// With --files: near-duplicate chunks differ in at most this many bits of their 64-bit
+    /// SimHash fingerprints (0: exact duplicates only).
+    #[arg(long, default_value_t = 3, requires = "files")]
+    pub(crate) near_distance: u32,
+    /// With --files, creating the collection: its sentence model (a folder or a name; default
+    /// all-MiniLM-L6-v2 when it is found locally, else BM25 only; `none`: BM25 only).
+    #[arg(long, requires = "files")]
+    pub(crate) model: Option<String>,
+    /// With --files, creating the collection: most model tokens per chunk.
+    #[arg(long, requires = "files")]
+    pub(crate) chunk_tokens: Option<usize>,
+    /// With --files, creating the collection: tokens consecutive chunks share.
+    #[arg(long, requires = "files")]
+    pub(crate) chunk_overlap: Option<usize>,
+    /// With --files: print the report as JSON on stdout.
+    #[arg(long, requires = "files")]
+    pub(crate) json: bool,
+    /// Points (with --files: chunks) per durable batch.
     #[arg(long, default_value_t = 1000)]
-    batch: usize,
+    pub(crate) batch: usize,
 }
 
 /// Runs `quarry ingest`: prints `acked <total>` after every durable batch.
@@ -365,14 +394,15 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    let Some(jsonl) = a.jsonl.clone() else { return crate::commands::docs::ingest_files(&a) };
     let db = Database::open_existing(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
     let col = db.collection(&a.collection)?;
     let schema = col.schema().clone();
     let text = if schema.text.is_some() { Some(db.text_collection(&a.collection)?) } else { None };
-    let reader: Box<dyn BufRead> = if a.jsonl.as_os_str() == "-" {
+    let reader: Box<dyn BufRead> = if jsonl.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(&a.jsonl).with_context(|| format!("opening {}", a.jsonl.display()))?;
+        let f = std::fs::File::open(&jsonl).with_context(|| format!("opening {}", jsonl.display()))?;
         Box::new(std::io::BufReader::new(f))
     };
     let stdout = std::io::stdout();
@@ -395,7 +425,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     let mut batch_first_line = 1;
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
-        let line = line.with_context(|| format!("{} line {n}: reading", a.jsonl.display()))?;
+        let line = line.with_context(|| format!("{} line {n}: reading", jsonl.display()))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -412,7 +442,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
             Ok(p) => batch.push(p),
             Err(e) => bail!(
                 "{} line {n}: {e:#}; the batch from line {batch_first_line} was not written ({total} points acknowledged before it)",
-                a.jsonl.display()
+                jsonl.display()
             ),
         }
         if batch.len() == a.batch {
@@ -545,9 +575,28 @@ pub fn search_text(
 ) -> Result<()> {
     let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.text_collection(collection)?;
+    let (mode, hits) = text_hits(&db, &col, texts, mode, k, filter, explain, extras)?;
+    print_text_hits(&col, mode, &hits, json)
+}
+
+/// A text search as `quarry search --text` runs it: the query built from the options (mode by
+/// default hybrid with a model, else BM25), searched, and re-ranked by a cross-encoder when
+/// `extras` names one. Shared with `quarry context`.
+#[allow(clippy::too_many_arguments)]
+pub fn text_hits(
+    db: &Database,
+    col: &quarry_engine::TextCollection,
+    texts: &[String],
+    mode: Option<TextMode>,
+    k: usize,
+    filter: Option<&str>,
+    explain: bool,
+    extras: &TextExtras,
+) -> Result<(TextMode, Vec<quarry_engine::TextHit>)> {
+    let Some(first) = texts.first() else { bail!("a text query needs a text") };
     let filter = filter.map(Filter::parse).transpose()?;
     let mode = mode.unwrap_or(if col.spec().model.is_some() { TextMode::Hybrid } else { TextMode::Bm25 });
-    let mut q = TextQuery::new(&texts[0], mode, k);
+    let mut q = TextQuery::new(first, mode, k);
     q.texts = texts.to_vec();
     q.explain = explain;
     q.hubness = extras.hubness;
@@ -564,8 +613,18 @@ pub fn search_text(
     let mut hits = col.search(&q, filter.as_ref())?;
     if let Some((model, depth)) = &extras.rerank {
         let reranker = db.reranker(model)?;
-        hits = col.rerank(&texts[0], hits, &reranker, *depth, extras.rerank_blend)?;
+        hits = col.rerank(first, hits, &reranker, *depth, extras.rerank_blend)?;
     }
+    Ok((mode, hits))
+}
+
+/// Prints text hits as `quarry search --text` does: one JSON object, or ranked lines.
+fn print_text_hits(
+    col: &quarry_engine::TextCollection,
+    mode: TextMode,
+    hits: &[quarry_engine::TextHit],
+    json: bool,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         let hits: Vec<serde_json::Value> = hits

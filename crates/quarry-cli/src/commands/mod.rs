@@ -2,7 +2,9 @@
 
 pub mod beir;
 pub mod bench;
+pub mod context;
 pub mod db;
+pub mod docs;
 pub mod embed;
 pub mod eval;
 pub mod fuse;
