@@ -33,6 +33,7 @@ const READ_POSTS: &[&str] = &[
     "/collections/{collection_name}/points/scroll",
     "/collections/{collection_name}/points/count",
     "/quarry/collections/{collection_name}/text-search",
+    "/quarry/collections/{collection_name}/context",
     "/quarry/collections/{collection_name}/eval",
     "/quarry/groups/{group_name}/search",
 ];

@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upsert_documents))
         .routes(routes!(delete_documents))
         .routes(routes!(text_search))
+        .routes(routes!(context))
         .routes(routes!(eval_run))
         .routes(routes!(optimize))
 }
@@ -370,24 +371,21 @@ fn text_query(req: &TextSearch, dense: bool, max: usize) -> ApiResult<TextQuery>
     Ok(q)
 }
 
-/// Search a text collection: BM25, dense or hybrid, optionally explained.
-#[utoipa::path(post, path = "/quarry/collections/{collection_name}/text-search", tag = "quarry",
-    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
-    request_body = TextSearch, responses((status = 200, description = "`{\"hits\": [{\"id\", \"score\", \"payload\", \"explain\"}]}`")))]
-pub async fn text_search(
-    State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
-    JsonBody(req): JsonBody<TextSearch>,
-) -> ApiResult<Response> {
-    let start = Instant::now();
-    let Path(name) = name?;
-    let c = state.collection(&name)?;
+/// Runs the text search `req` asks of collection `name`, re-ranked by a cross-encoder when it
+/// names one: the query as run, and the hits. Shared by text search and context.
+async fn search_hits(
+    state: &AppState,
+    name: &str,
+    req: &TextSearch,
+    limit_max: usize,
+) -> ApiResult<(std::sync::Arc<quarry_engine::TextCollection>, TextQuery, Vec<quarry_engine::TextHit>)> {
+    let c = state.collection(name)?;
     let text = c
         .schema()
         .text
         .clone()
         .ok_or_else(|| ApiError::bad(format!("collection `{name}` is not a text collection")))?;
-    let q = text_query(&req, text.model.is_some(), state.config().max_limit)?;
+    let q = text_query(req, text.model.is_some(), limit_max)?;
     let filter = convert::filter(req.filter.as_ref())?;
     let db = state.db().clone();
     let auto = matches!(&req.min_relevance, Some(Value::String(s)) if s == "auto");
@@ -409,7 +407,8 @@ pub async fn text_search(
         }
     };
     let mut q = q;
-    let hits = AppState::blocking(move || {
+    let name = name.to_string();
+    AppState::blocking(move || {
         let t = db.text_collection(&name)?;
         if auto {
             q.min_relevance = Some(t.calibrated_threshold(q.mode)?);
@@ -429,25 +428,102 @@ pub async fn text_search(
             let reranker = db.reranker(model)?;
             hits = t.rerank(&q.texts[0], hits, &reranker, *depth, blend)?;
         }
-        Ok(hits
-            .into_iter()
-            .map(|h| {
-                let mut o = json!({"id": h.id.to_json(), "score": h.score});
-                if let Some(r) = h.relevance {
-                    o["relevance"] = json!(r);
-                }
-                if q.with_payload {
-                    o["payload"] = Value::Object(h.payload);
-                }
-                if let Some(e) = h.explain {
-                    o["explain"] = serde_json::to_value(e).unwrap_or(Value::Null);
-                }
-                o
-            })
-            .collect::<Vec<_>>())
+        Ok((t, q, hits))
     })
-    .await?;
+    .await
+}
+
+/// Search a text collection: BM25, dense or hybrid, optionally explained.
+#[utoipa::path(post, path = "/quarry/collections/{collection_name}/text-search", tag = "quarry",
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
+    request_body = TextSearch, responses((status = 200, description = "`{\"hits\": [{\"id\", \"score\", \"payload\", \"explain\"}]}`")))]
+pub async fn text_search(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(req): JsonBody<TextSearch>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    let (_, q, hits) = search_hits(&state, &name, &req, state.config().max_limit).await?;
+    let hits: Vec<Value> = hits
+        .into_iter()
+        .map(|h| {
+            let mut o = json!({"id": h.id.to_json(), "score": h.score});
+            if let Some(r) = h.relevance {
+                o["relevance"] = json!(r);
+            }
+            if q.with_payload {
+                o["payload"] = Value::Object(h.payload);
+            }
+            if let Some(e) = h.explain {
+                o["explain"] = serde_json::to_value(e).unwrap_or(Value::Null);
+            }
+            o
+        })
+        .collect();
     Ok(ok(json!({"hits": hits}), start))
+}
+
+/// `POST /quarry/collections/{name}/context`: a text search's fields, and how to pack its hits.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContextSearch {
+    /// The search (`limit`: hits considered before de-duplication and packing, default 20).
+    #[serde(flatten)]
+    pub search: TextSearch,
+    /// Most tokens of passage text (the collection's model tokens; default 1500).
+    #[serde(default)]
+    pub budget_tokens: Option<u64>,
+    /// The query id in the response (default "0").
+    #[serde(default)]
+    pub qid: Option<String>,
+    /// Near-duplicate distance in bits of 64-bit SimHash fingerprints (default 3; 0: exact
+    /// duplicates only).
+    #[serde(default)]
+    pub near_distance: Option<u32>,
+    /// `ragnarok` (default: the TREC RAG request JSON) or `text` (numbered citations, in
+    /// `{"text": …}`).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// Context for an LLM: the best passages for a question, de-duplicated and packed into a token
+/// budget, as a TREC 2024 RAG (Ragnarök) request or as numbered-citation text.
+#[utoipa::path(post, path = "/quarry/collections/{collection_name}/context", tag = "quarry",
+    params(("collection_name" = String, Path, description = "Collection name", example = "c")),
+    request_body = ContextSearch, responses((status = 200, description = "`{\"query\": {\"text\", \"qid\"}, \"candidates\": [{\"docid\", \"score\", \"doc\": {\"segment\", …}}], \"tokens\", \"duplicates\", \"over_budget\"}`, or `{\"text\": …}`")))]
+pub async fn context(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(mut req): JsonBody<ContextSearch>,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let Path(name) = name?;
+    let budget = req.budget_tokens.unwrap_or(1500);
+    if budget == 0 || budget > 1 << 20 {
+        return Err(ApiError::bad("budget_tokens: 1..=1048576"));
+    }
+    let as_text = match req.format.as_deref() {
+        None | Some("ragnarok") => false,
+        Some("text") => true,
+        Some(f) => return Err(ApiError::bad(format!("format {f:?}: use ragnarok or text"))),
+    };
+    if req.qid.as_ref().is_some_and(|q| q.len() > 256) {
+        return Err(ApiError::bad("qid: at most 256 bytes"));
+    }
+    req.search.limit = Some(req.search.limit.unwrap_or(20));
+    req.search.with_payload = Some(true);
+    let (t, q, hits) = search_hits(&state, &name, &req.search, state.config().max_limit).await?;
+    let creq = quarry_engine::ContextRequest {
+        qid: req.qid.clone(),
+        near_distance: req.near_distance.unwrap_or(3).min(16),
+        ..quarry_engine::ContextRequest::new(q, budget as usize)
+    };
+    let ctx = AppState::blocking(move || Ok(t.context_of_hits(&creq, hits))).await?;
+    let mut body = if as_text { json!({"text": ctx.to_text()}) } else { ctx.to_ragnarok() };
+    body["tokens"] = json!(ctx.tokens);
+    body["duplicates"] = json!(ctx.duplicates);
+    body["over_budget"] = json!(ctx.over_budget);
+    Ok(ok(body, start))
 }
 
 /// Run judged queries against the collection and score the run with trec_eval's measures.

@@ -86,7 +86,7 @@ fn body_for(path: &str, method: &str) -> Value {
         (_, p) if p.ends_with("/text") => json!({}),
         (_, p) if p.ends_with("/recover") => json!({"location": "none.snapshot"}),
         (_, p) if p.ends_with("/documents") => json!({"documents": [{"id": 1, "text": "hello"}]}),
-        (_, p) if p.ends_with("/text-search") => json!({"text": "hello"}),
+        (_, p) if p.ends_with("/text-search") || p.ends_with("/context") => json!({"text": "hello"}),
         ("PUT", p) if p.starts_with("/quarry/groups/") => json!({"members": [], "router_model": "m"}),
         (_, p) if p.ends_with("/fit") => json!({"queries": [{"text": "x", "relevant": [{"id": 1}]}]}),
         (_, p) if p.ends_with("/eval") => {
@@ -119,6 +119,7 @@ const ROUTE_ACCESS: &[(&str, &str, &str)] = &[
     ("POST", "/collections/{collection_name}/points/search", "read"),
     ("POST", "/collections/{collection_name}/points/search/batch", "read"),
     ("POST", "/quarry/collections/{collection_name}/text-search", "read"),
+    ("POST", "/quarry/collections/{collection_name}/context", "read"),
     ("POST", "/quarry/collections/{collection_name}/eval", "read"),
     ("GET", "/quarry/groups", "read"),
     ("GET", "/quarry/groups/{group_name}", "read"),
@@ -447,6 +448,47 @@ async fn text_collections_search_explain_and_evaluate_natively() {
         {"id": 2, "text": "a slow brown dog sleeps", "payload": {"lang": "en"}},
         {"id": 3, "text": "fox and fox and fox", "payload": {"lang": "xx"}}]});
     ok(&app, "PUT", "/quarry/collections/docs/documents?wait=true", docs).await;
+    // Context for an LLM: a Ragnarök request, the duplicate text (id 4) left out, within budget.
+    ok(
+        &app,
+        "PUT",
+        "/quarry/collections/docs/documents?wait=true",
+        json!({"documents": [{"id": 4, "text": "FOX and fox   and fox"}]}),
+    )
+    .await;
+    let r = ok(
+        &app,
+        "POST",
+        "/quarry/collections/docs/context",
+        json!({"text": "fox", "qid": "q1", "budget_tokens": 50}),
+    )
+    .await;
+    assert_eq!(r["query"], json!({"text": "fox", "qid": "q1"}), "{r}");
+    let c = r["candidates"].as_array().expect("candidates");
+    assert_eq!(c.len(), 2, "{r}");
+    assert_eq!(
+        (r["duplicates"].as_u64(), c[1]["doc"]["segment"].as_str()),
+        (Some(1), Some("the quick brown fox jumps"))
+    );
+    assert!(c.iter().all(|c| c["docid"].is_string() && c["score"].is_number()));
+    let r = ok(
+        &app,
+        "POST",
+        "/quarry/collections/docs/context",
+        json!({"text": "fox", "format": "text", "budget_tokens": 3}),
+    )
+    .await;
+    assert_eq!(r["text"], json!("Question: fox\n\n[1] (id 3)\nfox and fox\n"), "{r}");
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/quarry/collections/docs/context",
+        None,
+        json!({"text": "fox", "budget_tokens": 0}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    ok(&app, "POST", "/quarry/collections/docs/documents/delete?wait=true", json!({"ids": [4]})).await;
     let r = ok(&app, "POST", "/quarry/collections/docs/text-search", json!({"text": "fox", "explain": true}))
         .await;
     let hits = r["hits"].as_array().expect("hits");
