@@ -113,6 +113,36 @@ impl IngestReport {
     pub fn count(&self, f: impl Fn(&FileOutcome) -> bool) -> usize {
         self.files.iter().filter(|r| f(&r.outcome)).count()
     }
+
+    /// The report as JSON: `files` (each `path`, `outcome` added / replaced / unchanged /
+    /// failed, `chunks`, `removed`, `reason`), `chunks_written`, `chunks_removed`, `duplicates`
+    /// (`chunk`, `of`, `distance`, `dropped`), `pruned`.
+    pub fn to_json(&self) -> Value {
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|f| {
+                let path = f.path.display().to_string();
+                match &f.outcome {
+                    FileOutcome::Added { chunks } => {
+                        json!({"path": path, "outcome": "added", "chunks": chunks})
+                    }
+                    FileOutcome::Replaced { chunks, removed } => {
+                        json!({"path": path, "outcome": "replaced", "chunks": chunks, "removed": removed})
+                    }
+                    FileOutcome::Unchanged => json!({"path": path, "outcome": "unchanged"}),
+                    FileOutcome::Failed(why) => json!({"path": path, "outcome": "failed", "reason": why}),
+                }
+            })
+            .collect();
+        let dups: Vec<Value> = self
+            .duplicates
+            .iter()
+            .map(|d| json!({"chunk": d.chunk, "of": d.of, "distance": d.distance, "dropped": d.dropped}))
+            .collect();
+        json!({"files": files, "chunks_written": self.chunks_written, "chunks_removed": self.chunks_removed,
+               "duplicates": dups, "pruned": self.pruned})
+    }
 }
 
 /// What the collection holds of one file.

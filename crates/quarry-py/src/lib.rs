@@ -269,6 +269,94 @@ pub struct Collection {
 }
 
 impl Collection {
+    /// Runs a text search as `search_text` describes it: the query as run and its hits.
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn run_text_search(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        k: usize,
+        mode: Option<&str>,
+        filter: Option<&Bound<'_, PyAny>>,
+        explain: bool,
+        fusion: Option<&str>,
+        min_relevance: Option<&Bound<'_, PyAny>>,
+        hubness: bool,
+        query_model: Option<String>,
+        rerank: Option<String>,
+        rerank_depth: usize,
+        rerank_blend: f64,
+    ) -> PyResult<(TextQuery, Vec<quarry_engine::TextHit>)> {
+        let text = self.text.clone().ok_or_else(|| {
+            PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
+        })?;
+        let texts: Vec<String> = match query.extract::<String>() {
+            Ok(s) => vec![s],
+            Err(_) => query
+                .extract::<Vec<String>>()
+                .map_err(|_| PyTypeError::new_err("query must be a string or a list of strings"))?,
+        };
+        if texts.is_empty() {
+            return Err(PyValueError::new_err("give at least one query text"));
+        }
+        let mode: TextMode = match mode {
+            Some(m) => m.parse().map_err(err)?,
+            None if text.spec().model.is_some() => TextMode::Hybrid,
+            None => TextMode::Bm25,
+        };
+        let mut q = TextQuery::new(&texts[0], mode, k);
+        q.texts = texts;
+        q.depth = q.depth.max(k);
+        q.explain = explain;
+        q.fusion = match fusion {
+            None => None,
+            Some("weighted") => Some(quarry_engine::text::default_hybrid_fusion()),
+            Some("rrf") => Some(quarry_rank::fusion::Fusion::Rrf { k: 60.0 }),
+            Some(other) => {
+                return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf")))
+            }
+        };
+        q.hubness = hubness;
+        let auto = match min_relevance {
+            None => false,
+            Some(v) if v.extract::<String>().is_ok_and(|s| s == "auto") => true,
+            Some(v) => {
+                q.min_relevance =
+                    Some(v.extract::<f64>().map_err(|_| {
+                        PyTypeError::new_err("min_relevance must be a probability or \"auto\"")
+                    })?);
+                false
+            }
+        };
+        let f = filter_of(filter)?;
+        let db = self.db.clone();
+        let q2 = q.clone();
+        let hits = py
+            .detach(move || {
+                if auto {
+                    q.min_relevance = Some(text.calibrated_threshold(q.mode)?);
+                }
+                if let Some(model) = &query_model {
+                    if text.alignment_prefix(model).is_none() {
+                        return Err(quarry_core::Error::InvalidArgument(format!(
+                            "no map for queries of model {model:?}: fit one with align()"
+                        )));
+                    }
+                    let encoder = db.model(model)?;
+                    q.vectors = Some(text.embed_aligned(model, &encoder, &q.texts)?);
+                }
+                let hits = text.search(&q, f.as_ref())?;
+                match &rerank {
+                    Some(model) => {
+                        text.rerank(&q.texts[0], hits, &*db.reranker(model)?, rerank_depth, rerank_blend)
+                    }
+                    None => Ok(hits),
+                }
+            })
+            .map_err(err)?;
+        Ok((q2, hits))
+    }
+
     /// The text view, or a ValueError for a vector collection.
     fn text_or_err(&self) -> PyResult<Arc<quarry_engine::TextCollection>> {
         self.text.clone().ok_or_else(|| {
@@ -572,72 +660,21 @@ impl Collection {
         rerank_depth: usize,
         rerank_blend: f64,
     ) -> PyResult<Vec<Hit>> {
-        let text = self.text.clone().ok_or_else(|| {
-            PyValueError::new_err(format!("collection {:?} is not a text collection", self.col.name()))
-        })?;
-        let texts: Vec<String> = match query.extract::<String>() {
-            Ok(s) => vec![s],
-            Err(_) => query
-                .extract::<Vec<String>>()
-                .map_err(|_| PyTypeError::new_err("query must be a string or a list of strings"))?,
-        };
-        if texts.is_empty() {
-            return Err(PyValueError::new_err("give at least one query text"));
-        }
-        let mode: TextMode = match mode {
-            Some(m) => m.parse().map_err(err)?,
-            None if text.spec().model.is_some() => TextMode::Hybrid,
-            None => TextMode::Bm25,
-        };
-        let mut q = TextQuery::new(&texts[0], mode, k);
-        q.texts = texts;
-        q.depth = q.depth.max(k);
-        q.explain = explain;
-        q.fusion = match fusion {
-            None => None,
-            Some("weighted") => Some(quarry_engine::text::default_hybrid_fusion()),
-            Some("rrf") => Some(quarry_rank::fusion::Fusion::Rrf { k: 60.0 }),
-            Some(other) => {
-                return Err(PyValueError::new_err(format!("fusion {other:?}: use weighted or rrf")))
-            }
-        };
-        q.hubness = hubness;
-        let auto = match min_relevance {
-            None => false,
-            Some(v) if v.extract::<String>().is_ok_and(|s| s == "auto") => true,
-            Some(v) => {
-                q.min_relevance =
-                    Some(v.extract::<f64>().map_err(|_| {
-                        PyTypeError::new_err("min_relevance must be a probability or \"auto\"")
-                    })?);
-                false
-            }
-        };
-        let f = filter_of(filter)?;
-        let db = self.db.clone();
-        let hits = py
-            .detach(move || {
-                if auto {
-                    q.min_relevance = Some(text.calibrated_threshold(q.mode)?);
-                }
-                if let Some(model) = &query_model {
-                    if text.alignment_prefix(model).is_none() {
-                        return Err(quarry_core::Error::InvalidArgument(format!(
-                            "no map for queries of model {model:?}: fit one with align()"
-                        )));
-                    }
-                    let encoder = db.model(model)?;
-                    q.vectors = Some(text.embed_aligned(model, &encoder, &q.texts)?);
-                }
-                let hits = text.search(&q, f.as_ref())?;
-                match &rerank {
-                    Some(model) => {
-                        text.rerank(&q.texts[0], hits, &*db.reranker(model)?, rerank_depth, rerank_blend)
-                    }
-                    None => Ok(hits),
-                }
-            })
-            .map_err(err)?;
+        let (_, hits) = self.run_text_search(
+            py,
+            query,
+            k,
+            mode,
+            filter,
+            explain,
+            fusion,
+            min_relevance,
+            hubness,
+            query_model,
+            rerank,
+            rerank_depth,
+            rerank_blend,
+        )?;
         hits.into_iter()
             .map(|h| {
                 let explain = match h.explain {
@@ -656,6 +693,98 @@ impl Collection {
                 })
             })
             .collect()
+    }
+
+    /// Context for an LLM: the best hits of a text search (the options of `search_text`; `k`
+    /// hits considered) de-duplicated and packed into `budget_tokens` tokens of the model. Returns
+    /// the TREC RAG (Ragnarök) request as a dict — `{"query": {"text", "qid"}, "candidates":
+    /// [{"docid", "score", "doc": {"segment", "title", …}}]}` plus `tokens`, `duplicates`,
+    /// `over_budget` — or, with `as_text=True`, the numbered-citation text.
+    #[pyo3(signature = (query, budget_tokens=1500, k=20, mode=None, filter=None, qid=None, near_distance=3, min_relevance=None, hubness=false, rerank=None, rerank_depth=20, rerank_blend=0.5, as_text=false))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn context<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'_, PyAny>,
+        budget_tokens: usize,
+        k: usize,
+        mode: Option<&str>,
+        filter: Option<&Bound<'_, PyAny>>,
+        qid: Option<String>,
+        near_distance: u32,
+        min_relevance: Option<&Bound<'_, PyAny>>,
+        hubness: bool,
+        rerank: Option<String>,
+        rerank_depth: usize,
+        rerank_blend: f64,
+        as_text: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if budget_tokens == 0 {
+            return Err(PyValueError::new_err("budget_tokens must be at least 1"));
+        }
+        let text = self.text_or_err()?;
+        let (q, hits) = self.run_text_search(
+            py,
+            query,
+            k,
+            mode,
+            filter,
+            false,
+            None,
+            min_relevance,
+            hubness,
+            None,
+            rerank,
+            rerank_depth,
+            rerank_blend,
+        )?;
+        let req = quarry_engine::ContextRequest {
+            qid,
+            near_distance: near_distance.min(16),
+            ..quarry_engine::ContextRequest::new(q, budget_tokens)
+        };
+        let ctx = py.detach(move || text.context_of_hits(&req, hits));
+        if as_text {
+            return Ok(pyo3::types::PyString::new(py, &ctx.to_text()).into_any());
+        }
+        let mut v = ctx.to_ragnarok();
+        v["tokens"] = serde_json::json!(ctx.tokens);
+        v["duplicates"] = serde_json::json!(ctx.duplicates);
+        v["over_budget"] = serde_json::json!(ctx.over_budget);
+        convert::to_py(py, &v)
+    }
+
+    /// Reads, chunks and indexes documents into a text collection: `paths` are files, folders
+    /// (recursively) and glob patterns of plain text, Markdown, HTML and PDF. Unchanged files are
+    /// skipped, changed ones replaced; `prune` deletes the chunks of files that no longer exist;
+    /// `drop_duplicates` leaves out chunks duplicating (within `near_distance` bits of SimHash)
+    /// a chunk of another file. Returns the report as a dict (`files` with each outcome and
+    /// reason, `chunks_written`, `chunks_removed`, `duplicates`, `pruned`).
+    #[pyo3(signature = (paths, prune=false, drop_duplicates=false, near_distance=3))]
+    fn ingest_files<'py>(
+        &self,
+        py: Python<'py>,
+        paths: &Bound<'_, PyAny>,
+        prune: bool,
+        drop_duplicates: bool,
+        near_distance: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.text_or_err()?;
+        let paths: Vec<std::path::PathBuf> = match paths.extract::<std::path::PathBuf>() {
+            Ok(p) => vec![p],
+            Err(_) => paths
+                .extract::<Vec<std::path::PathBuf>>()
+                .map_err(|_| PyTypeError::new_err("paths must be a path or a list of paths"))?,
+        };
+        let opts = quarry_engine::IngestOptions { prune, drop_duplicates, near_distance, batch: 128 };
+        let report = py
+            .detach(move || {
+                let files = quarry_engine::quarry_docs::files::expand(&paths)?;
+                text.ingest_files(&files, &opts, &mut |_| {})
+            })
+            .map_err(err)?;
+        let v = report.to_json();
+        convert::to_py(py, &v)
     }
 
     /// Fits the relevance calibration of a text collection's `mode` from judged queries:

@@ -184,6 +184,30 @@ def test_uuid_ids_and_text_collections(db):
     assert db.delete_collection("docs") and "docs" not in db.collections()
 
 
+def test_documents_ingest_and_context_for_an_llm(db, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "granite.md").write_text("# Granite\n\nGranite is an igneous rock of quartz and feldspar.\n")
+    (docs / "sub" / "basalt.html").write_text("<html><head><title>Basalt</title></head><body><p>Basalt is a dark volcanic rock.</p></body></html>")
+    (docs / "marble.txt").write_text("Marble\n\nMarble is metamorphosed limestone.\n")
+    (docs / "bad.pdf").write_bytes(b"%PDF-1.4 not really")
+    t = db.create_text_collection("kb")
+    r = t.ingest_files(str(docs))
+    outcomes = sorted((f["path"].rsplit("/", 1)[-1], f["outcome"]) for f in r["files"])
+    assert outcomes == [("bad.pdf", "failed"), ("basalt.html", "added"), ("granite.md", "added"), ("marble.txt", "added")]
+    assert r["chunks_written"] == t.count()
+    again = t.ingest_files([str(docs / "granite.md"), str(docs / "marble.txt")])
+    assert [f["outcome"] for f in again["files"]] == ["unchanged", "unchanged"]
+    ctx = t.context("volcanic rock", budget_tokens=50, qid="q1")
+    assert ctx["query"] == {"text": "volcanic rock", "qid": "q1"}
+    top = ctx["candidates"][0]
+    assert top["doc"]["title"] == "Basalt" and top["doc"]["url"].startswith("file://") and ctx["tokens"] <= 50
+    text = t.context("volcanic rock", budget_tokens=50, as_text=True)
+    assert text.startswith("Question: volcanic rock\n\n[1] Basalt (")
+    with pytest.raises(ValueError, match="budget_tokens"):
+        t.context("x", budget_tokens=0)
+
+
 def _model_or_skip():
     path = os.path.join(os.environ.get("QUARRY_MODELS", os.path.expanduser("~/.cache/quarry/models")), "all-MiniLM-L6-v2")
     if not os.path.exists(os.path.join(path, "model.safetensors")):

@@ -8,7 +8,6 @@ use super::db::IngestArgs;
 use anyhow::{Context, Result};
 use quarry_engine::quarry_docs::{files, ChunkSpec};
 use quarry_engine::{Database, FileOutcome, IngestOptions, IngestReport, TextSpec};
-use serde_json::json;
 
 /// The model a new document collection gets when none is named, if it is found locally.
 const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
@@ -78,7 +77,7 @@ pub fn ingest_files(a: &IngestArgs) -> Result<()> {
     bar.finish_and_clear();
     col.wait_for_sealing();
     if a.json {
-        println!("{}", report_json(&report));
+        println!("{}", report.to_json());
     }
     eprintln!("{}", summary(&report, &a.collection, col.count()));
     Ok(())
@@ -121,30 +120,4 @@ fn summary(r: &IngestReport, collection: &str, total: usize) -> String {
         }
     }
     s
-}
-
-/// The report as JSON.
-fn report_json(r: &IngestReport) -> serde_json::Value {
-    let files: Vec<serde_json::Value> = r
-        .files
-        .iter()
-        .map(|f| {
-            let path = f.path.display().to_string();
-            match &f.outcome {
-                FileOutcome::Added { chunks } => json!({"path": path, "outcome": "added", "chunks": chunks}),
-                FileOutcome::Replaced { chunks, removed } => {
-                    json!({"path": path, "outcome": "replaced", "chunks": chunks, "removed": removed})
-                }
-                FileOutcome::Unchanged => json!({"path": path, "outcome": "unchanged"}),
-                FileOutcome::Failed(why) => json!({"path": path, "outcome": "failed", "reason": why}),
-            }
-        })
-        .collect();
-    let dups: Vec<serde_json::Value> = r
-        .duplicates
-        .iter()
-        .map(|d| json!({"chunk": d.chunk, "of": d.of, "distance": d.distance, "dropped": d.dropped}))
-        .collect();
-    json!({"files": files, "chunks_written": r.chunks_written, "chunks_removed": r.chunks_removed,
-           "duplicates": dups, "pruned": r.pruned})
 }

@@ -83,6 +83,29 @@ class Collection:
         rerank_depth: int = 20,
         rerank_blend: float = 0.5,
     ) -> List[Hit]: ...
+    def context(
+        self,
+        query: Union[str, Sequence[str]],
+        budget_tokens: int = 1500,
+        k: int = 20,
+        mode: Optional[str] = None,
+        filter: Optional[Filter] = None,
+        qid: Optional[str] = None,
+        near_distance: int = 3,
+        min_relevance: Optional[Union[float, str]] = None,
+        hubness: bool = False,
+        rerank: Optional[str] = None,
+        rerank_depth: int = 20,
+        rerank_blend: float = 0.5,
+        as_text: bool = False,
+    ) -> Union[Dict[str, Any], str]: ...
+    def ingest_files(
+        self,
+        paths: Union[str, PathLike[str], Sequence[Union[str, PathLike[str]]]],
+        prune: bool = False,
+        drop_duplicates: bool = False,
+        near_distance: int = 3,
+    ) -> Dict[str, Any]: ...
     def calibrate(
         self,
         queries: Optional[Sequence[str]] = None,
