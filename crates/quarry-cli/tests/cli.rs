@@ -1309,5 +1309,20 @@ fn ingest_files_then_context() {
     let rows = json_rows(&o);
     assert_eq!(rows.len(), 2, "{}", stderr(&o));
     assert_eq!((rows[0]["query"]["qid"].as_str(), rows[1]["query"]["qid"].as_str()), (Some("a"), Some("b")));
+    // The requests read back as a run (evaluated by their candidates' scores).
+    let requests = root.join("requests.jsonl");
+    std::fs::write(&requests, stdout(&o)).expect("write");
+    let qrels = root.join("qrels.tsv");
+    let first = |r: &serde_json::Value| r["candidates"][0]["docid"].as_str().unwrap_or_default().to_string();
+    std::fs::write(
+        &qrels,
+        format!("query-id\tcorpus-id\tscore\na\t{}\t1\nb\t{}\t1\n", first(&rows[0]), first(&rows[1])),
+    )
+    .expect("write");
+    let o = quarry(&["eval", "--qrels", p(&qrels), "--run", p(&requests), "-m", "recip_rank", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("eval JSON");
+    assert_eq!(e["num_q"], 2, "{e}");
+    assert!(e["recip_rank"].as_f64().is_some_and(|r| r > 0.0), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -10,7 +10,9 @@ pub struct Args {
     /// Judgements: TREC qrels (`qid iter docno rel`) or BEIR TSV (`query-id corpus-id score`).
     #[arg(long)]
     qrels: PathBuf,
-    /// TREC run (`qid Q0 docno rank score tag`).
+    /// TREC run (`qid Q0 docno rank score tag`), or TREC RAG (Ragnarök) requests (`quarry
+    /// context --json`: the candidates are the ranking) or responses (the references, in order),
+    /// as JSONL, one object or an array.
     #[arg(long)]
     run: PathBuf,
     /// Measures named as trec_eval names them, comma-separated or repeated; trec_eval's

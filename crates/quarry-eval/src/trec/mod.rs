@@ -8,7 +8,8 @@
 //! * [`Qrels`] / [`read_qrels`]: judgements from TREC (`qid iter docno rel`) or BEIR
 //!   (`query-id corpus-id score`) files.
 //! * [`Run`] / [`read_run`] / [`write_run`] / [`RunWriter`]: TREC run files
-//!   (`qid Q0 docno rank score tag`), written crash-safely with round-trip-exact scores.
+//!   (`qid Q0 docno rank score tag`), written crash-safely with round-trip-exact scores;
+//!   [`read_run`] also reads TREC RAG (Ragnarök) requests and responses ([`parse_ragnarok`]).
 //! * [`Measure`] / [`evaluate`] / [`Evaluation`]: `P_k`, `recall_k`, `map`, `map_cut_k`,
 //!   `recip_rank`, `ndcg`, `ndcg_cut_k`, `Rprec` and document counts, per query and averaged over
 //!   trec_eval's query set, printable in trec_eval's layout or as JSON.
@@ -30,6 +31,7 @@
 mod evaluate;
 mod measures;
 mod qrels;
+mod ragnarok;
 mod report;
 mod run;
 mod write;
@@ -42,5 +44,6 @@ mod tests_io;
 pub use evaluate::{evaluate, evaluate_query, EvalOptions, Evaluation};
 pub use measures::{default_measures, Measure};
 pub use qrels::{read_qrels, write_qrels, Qrels, QrelsFormat};
+pub use ragnarok::parse_ragnarok;
 pub use run::{read_run, Run};
 pub use write::{write_ranked, write_run, RunWriter, TrecScore};

@@ -133,8 +133,12 @@ impl Run {
     }
 }
 
-/// Reads a TREC run file (see [`Run::parse`]).
+/// Reads a run file: a TREC run (see [`Run::parse`]), or a TREC RAG (Ragnarök) request or
+/// response file when it is JSON ([`super::parse_ragnarok`]).
 pub fn read_run(path: &Path) -> Result<Run> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    if super::ragnarok::looks_like_json(&text) {
+        return super::ragnarok::parse_ragnarok(&text, path);
+    }
     Run::parse(&text, path)
 }

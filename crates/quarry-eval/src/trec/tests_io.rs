@@ -151,3 +151,32 @@ proptest! {
         prop_assert_eq!(ra.partial_cmp(&rb), a.partial_cmp(&b));
     }
 }
+
+/// Ragnarök requests (candidates with scores, or without: by position) and responses
+/// (references in order) read as runs, as JSONL, one object or an array; bad records named.
+#[test]
+fn ragnarok_requests_and_responses_read_as_runs() {
+    use super::parse_ragnarok;
+    let p = std::path::Path::new("rag.jsonl");
+    let req = r#"{"query": {"qid": "q1", "text": "t"}, "candidates": [{"docid": "d1", "score": 2.5, "doc": {"segment": "s"}}, {"docid": "d2", "score": 1.0, "doc": {"segment": "s"}}]}
+{"query": {"qid": 7, "text": "u"}, "candidates": [{"docid": "a", "doc": {}}, {"docid": "b", "doc": {}}, {"docid": "a", "doc": {}}]}"#;
+    let run = parse_ragnarok(req, p).expect("requests");
+    assert_eq!(run.get("q1"), Some(&[("d1".to_string(), 2.5), ("d2".to_string(), 1.0)][..]));
+    assert_eq!(
+        run.get("7"),
+        Some(&[("a".to_string(), 3.0), ("b".to_string(), 2.0)][..]),
+        "by position, first kept"
+    );
+    let resp = r#"[{"run_id": "r", "topic_id": "q1", "topic": "t", "references": ["d9", "d1"], "response_length": 3, "answer": [{"text": "x", "citations": [0]}]}]"#;
+    let run = parse_ragnarok(resp, p).expect("responses");
+    assert_eq!(run.get("q1"), Some(&[("d9".to_string(), 2.0), ("d1".to_string(), 1.0)][..]));
+    for (bad, why) in [
+        (r#"{"candidates": []}"#, "qid"),
+        (r#"{"query": {"qid": "q"}, "candidates": ["just text"]}"#, "docid"),
+        (r#"{"topic_id": "q", "answer": []}"#, "neither"),
+        ("{\"query\": {\"qid\": \"q\"}, \"candidates\": []}\n{oops", "line 2"),
+    ] {
+        let e = parse_ragnarok(bad, p).expect_err(bad).to_string();
+        assert!(e.contains(why) && e.contains("rag.jsonl"), "{bad}: {e}");
+    }
+}
