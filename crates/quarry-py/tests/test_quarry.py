@@ -3,10 +3,12 @@ numpy brute force, bad inputs, concurrent searches from threads, and a database 
 (by the quarry CLI, when $QUARRY_BIN names it) reopened from Python."""
 
 import json
+import pathlib
 import os
 import subprocess
 import threading
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -184,6 +186,9 @@ def test_uuid_ids_and_text_collections(db):
     assert db.delete_collection("docs") and "docs" not in db.collections()
 
 
+SCHEMA = pathlib.Path(__file__).resolve().parents[3] / "docs" / "schemas" / "ragnarok-request.schema.json"
+
+
 def test_documents_ingest_and_context_for_an_llm(db, tmp_path):
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
@@ -199,6 +204,7 @@ def test_documents_ingest_and_context_for_an_llm(db, tmp_path):
     again = t.ingest_files([str(docs / "granite.md"), str(docs / "marble.txt")])
     assert [f["outcome"] for f in again["files"]] == ["unchanged", "unchanged"]
     ctx = t.context("volcanic rock", budget_tokens=50, qid="q1")
+    jsonschema.validate(ctx, json.loads(SCHEMA.read_text()))
     assert ctx["query"] == {"text": "volcanic rock", "qid": "q1"}
     top = ctx["candidates"][0]
     assert top["doc"]["title"] == "Basalt" and top["doc"]["url"].startswith("file://") and ctx["tokens"] <= 50
