@@ -244,11 +244,10 @@ impl VectorField {
     /// A value of this field as JSON: an array of numbers, or for a multi-vector field an array
     /// of vectors (`v` holds them concatenated).
     pub fn value_json(&self, v: &[f32]) -> serde_json::Value {
+        let row = |c: &[f32]| serde_json::Value::Array(c.iter().map(|&x| f32_json(x)).collect());
         match &self.multivector {
-            None => serde_json::Value::from(v.to_vec()),
-            Some(_) => serde_json::Value::Array(
-                v.chunks(self.dim.max(1)).map(|c| serde_json::Value::from(c.to_vec())).collect(),
-            ),
+            None => row(v),
+            Some(_) => serde_json::Value::Array(v.chunks(self.dim.max(1)).map(row).collect()),
         }
     }
 
@@ -435,5 +434,31 @@ impl CollectionSchema {
             serde_json::from_slice(&text).map_err(|e| Error::corrupt(&path, "schema", e.to_string()))?;
         s.check()?;
         Ok(s)
+    }
+}
+
+/// `x` as JSON in its shortest decimal form that reads back as the same `f32` (`0.1`, not the
+/// `0.10000000149011612` of its exact `f64` value), so vectors print as they were written.
+pub fn f32_json(x: f32) -> serde_json::Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod f32_json_tests {
+    use super::f32_json;
+
+    #[test]
+    fn shortest_form_reads_back_exactly() {
+        assert_eq!(f32_json(0.1).to_string(), "0.1");
+        assert_eq!(f32_json(-3.0).to_string(), "-3.0");
+        assert_eq!(f32_json(f32::NAN), serde_json::Value::Null);
+        for x in [1e-38f32, 3.4028235e38, 0.333_333_34, 1.0 / 3.0, 123_456.79, -0.0, f32::MIN_POSITIVE] {
+            let back = f32_json(x).as_f64().expect("number") as f32;
+            assert_eq!(back.to_bits(), x.to_bits(), "{x}");
+        }
     }
 }

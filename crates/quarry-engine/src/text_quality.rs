@@ -235,7 +235,7 @@ impl TextCollection {
 
     /// The fusion a hybrid query uses: its own, else the collection's fitted one, else
     /// [`crate::text::default_hybrid_fusion`].
-    pub(super) fn hybrid_fusion(&self, query: &crate::text_query::TextQuery) -> quarry_rank::fusion::Fusion {
+    pub fn hybrid_fusion(&self, query: &crate::text_query::TextQuery) -> quarry_rank::fusion::Fusion {
         if let Some(f) = &query.fusion {
             return f.clone();
         }

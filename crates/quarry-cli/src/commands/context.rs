@@ -104,6 +104,7 @@ pub fn run(a: Args) -> Result<()> {
         query_model: None,
         rerank: a.rerank.clone().map(|m| (m, a.rerank_depth)),
         rerank_blend: a.rerank_blend,
+        fusion: None,
     };
     let questions: Vec<(Option<String>, Vec<String>)> = match &a.queries {
         Some(path) => read_queries(path)?.into_iter().map(|(id, q)| (Some(id), vec![q])).collect(),

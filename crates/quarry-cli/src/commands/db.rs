@@ -559,6 +559,9 @@ pub struct TextExtras {
     pub rerank: Option<(String, usize)>,
     /// Weight of the cross-encoder against the first stage in the re-ranked head.
     pub rerank_blend: f64,
+    /// How a hybrid query fuses its lists (none: the collection's fitted fusion, else the
+    /// default).
+    pub fusion: Option<quarry_rank::fusion::Fusion>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -576,7 +579,21 @@ pub fn search_text(
     let db = Database::open_existing(dir).with_context(|| format!("opening {}", dir.display()))?;
     let col = db.text_collection(collection)?;
     let (mode, hits) = text_hits(&db, &col, texts, mode, k, filter, explain, extras)?;
-    print_text_hits(&col, mode, &hits, json)
+    // The fusions a query used, named with --explain: the hybrid one (its own, else the fitted,
+    // else the default) and, for several texts, the one across them.
+    let mut fusions = serde_json::Map::new();
+    if explain {
+        if mode == TextMode::Hybrid {
+            let mut q = TextQuery::new(&texts[0], mode, k);
+            q.fusion = extras.fusion.clone();
+            fusions.insert("fusion".into(), serde_json::to_value(col.hybrid_fusion(&q))?);
+        }
+        if texts.len() > 1 {
+            let q = TextQuery::new(&texts[0], mode, k);
+            fusions.insert("multi_fusion".into(), serde_json::to_value(&q.multi_fusion)?);
+        }
+    }
+    print_text_hits(&col, mode, &hits, json, &fusions)
 }
 
 /// A text search as `quarry search --text` runs it: the query built from the options (mode by
@@ -599,6 +616,7 @@ pub fn text_hits(
     let mut q = TextQuery::new(first, mode, k);
     q.texts = texts.to_vec();
     q.explain = explain;
+    q.fusion = extras.fusion.clone();
     q.hubness = extras.hubness;
     if let (Some(model), TextMode::Dense | TextMode::Hybrid) = (&extras.query_model, mode) {
         q.vectors = Some(crate::commands::quality::aligned_vectors(&db, &col, model, texts)?);
@@ -624,6 +642,7 @@ fn print_text_hits(
     mode: TextMode,
     hits: &[quarry_engine::TextHit],
     json: bool,
+    fusions: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
@@ -640,12 +659,20 @@ fn print_text_hits(
                 o
             })
             .collect();
-        writeln!(out, "{}", serde_json::json!({"mode": mode, "hits": hits}))?;
+        let mut o = serde_json::json!({"mode": mode, "hits": hits});
+        for (k, v) in fusions {
+            o[k] = v.clone();
+        }
+        writeln!(out, "{o}")?;
     } else {
+        for (k, v) in fusions {
+            writeln!(out, "{k}: {v}")?;
+        }
         let key = &col.spec().key;
         for (i, h) in hits.iter().enumerate() {
             let text = h.payload.get(key).and_then(|t| t.as_str()).unwrap_or_default();
-            let short: String = text.chars().take(100).collect();
+            let short: String =
+                text.chars().take(100).map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
             let rel = h.relevance.map(|r| format!(" p={r:.3}")).unwrap_or_default();
             writeln!(out, "{:>3}. {} {:.4}{rel}  {short}", i + 1, h.id, h.score)?;
             for c in h.explain.iter().flatten() {

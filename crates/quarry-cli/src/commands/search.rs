@@ -58,6 +58,17 @@ pub struct Args {
     /// (`quarry align` fitted the map).
     #[arg(long, requires = "text")]
     query_model: Option<String>,
+    /// Text queries, hybrid mode: how the dense and BM25 lists are fused — weighted (min-max
+    /// normalised scores, --weights, default 0.5,0.5) or rrf (--rrf-k); default: the fusion
+    /// fitted by `quarry tune-fusion`, else weighted.
+    #[arg(long, requires = "text", value_parser = ["weighted", "rrf"])]
+    fusion: Option<String>,
+    /// Text queries, `--fusion weighted`: the dense and BM25 weights, comma-separated.
+    #[arg(long, requires = "fusion")]
+    weights: Option<String>,
+    /// Text queries, `--fusion rrf`: the rank offset.
+    #[arg(long, default_value_t = 60.0, requires = "fusion")]
+    rrf_k: f64,
     /// Collection mode: the vector field (default: the only one).
     #[arg(long)]
     field: Option<String>,
@@ -123,6 +134,15 @@ pub fn run(a: Args) -> Result<()> {
                     query_model: a.query_model.clone(),
                     rerank: a.rerank.clone().map(|m| (m, a.rerank_depth)),
                     rerank_blend: a.rerank_blend,
+                    fusion: match &a.fusion {
+                        Some(m) => Some(crate::commands::fuse::parse_fusion(
+                            m,
+                            a.rrf_k,
+                            Some(a.weights.as_deref().unwrap_or("0.5,0.5")),
+                            "minmax",
+                        )?),
+                        None => None,
+                    },
                 },
             );
         }
