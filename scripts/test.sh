@@ -101,5 +101,8 @@ bash scripts/test_server.sh
 step "python: pip install ./crates/quarry-py, then its pytest suite"
 bash scripts/test_python.sh
 
+step "console: /console in headless Chromium (Selenium), screenshots in artifacts/console/"
+bash scripts/test_console.sh
+
 echo
 echo "all checks passed in $(( $(date +%s) - start ))s"

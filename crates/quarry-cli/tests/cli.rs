@@ -65,7 +65,17 @@ fn quickstart_runs_offline_and_reports_full_recall() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("Query 0:") && out.contains("Query 1:"), "{out}");
-    assert!(out.contains("over all 100 queries: 1.0000"), "{out}");
+    assert!(out.contains("over all 100 queries: flat 1.0000"), "{out}");
+    // The graph index's recall, and a text question answered (by the model or BM25).
+    let graph: f64 = out
+        .split("HNSW ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("HNSW recall printed");
+    assert!(graph >= 0.95, "{out}");
+    assert!(out.contains("Question: a bird that flies") && out.contains("   1. "), "{out}");
+    assert!(out.contains("Next:") && out.contains("quarry ingest") && out.contains("quarry serve"), "{out}");
 }
 
 #[test]

@@ -1097,6 +1097,63 @@ impl Database {
         self.wrap(py, col)
     }
 
+    /// The collection `name`, created as `create_collection` would (with `dim` and the other
+    /// settings) if there is none. An existing collection is returned as it is; a `dim` that
+    /// differs from its dimension is a ValueError.
+    #[pyo3(signature = (name, dim=None, metric="cosine", index="hnsw", fsync=true, payload_indexes=None, on_disk=false, multivector=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn get_or_create_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dim: Option<usize>,
+        metric: &str,
+        index: &str,
+        fsync: bool,
+        payload_indexes: Option<Vec<String>>,
+        on_disk: bool,
+        multivector: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Collection> {
+        if let Ok(col) = self.db.collection(name) {
+            let have = col.schema().vectors.first().map(|f| f.dim);
+            if let (Some(want), Some(have)) = (dim, have) {
+                if want != have && col.schema().text.is_none() {
+                    return Err(PyValueError::new_err(format!(
+                        "collection {name:?} exists with dimension {have}, not {want}"
+                    )));
+                }
+            }
+            return self.wrap(py, col);
+        }
+        let dim = dim.ok_or_else(|| {
+            PyValueError::new_err(format!("collection {name:?} does not exist: give dim to create it"))
+        })?;
+        self.create_collection(py, name, dim, metric, index, fsync, payload_indexes, on_disk, multivector)
+    }
+
+    /// The text collection `name`, created as `create_text_collection` would if there is none
+    /// (an existing one is returned as it is; a vector collection of that name is a ValueError).
+    #[pyo3(signature = (name, model=None, index="hnsw", k1=1.2, b=0.75))]
+    fn get_or_create_text_collection(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        model: Option<String>,
+        index: &str,
+        k1: f32,
+        b: f32,
+    ) -> PyResult<Collection> {
+        if let Ok(col) = self.db.collection(name) {
+            if col.schema().text.is_none() {
+                return Err(PyValueError::new_err(format!(
+                    "collection {name:?} exists and is not a text collection"
+                )));
+            }
+            return self.wrap(py, col);
+        }
+        self.create_text_collection(py, name, model, index, k1, b)
+    }
+
     /// Creates a text collection: documents' texts indexed for BM25 (`k1`, `b`) and, with a
     /// `model` (a sentence-transformers folder or name), embedded for dense and hybrid search.
     #[pyo3(signature = (name, model=None, index="hnsw", k1=1.2, b=0.75))]

@@ -189,6 +189,22 @@ def test_uuid_ids_and_text_collections(db):
 SCHEMA = pathlib.Path(__file__).resolve().parents[3] / "docs" / "schemas" / "ragnarok-request.schema.json"
 
 
+def test_get_or_create_returns_the_existing_collection(db):
+    a = db.get_or_create_collection("g", dim=3, metric="l2", index="flat")
+    a.upsert([1], np.array([[1, 2, 3]], dtype=np.float32))
+    b = db.get_or_create_collection("g")
+    assert b.count() == 1
+    with pytest.raises(ValueError, match="dimension 3, not 4"):
+        db.get_or_create_collection("g", dim=4)
+    with pytest.raises(ValueError, match="give dim"):
+        db.get_or_create_collection("new")
+    t = db.get_or_create_text_collection("tg")
+    t.upsert([1], texts=["hello"])
+    assert db.get_or_create_text_collection("tg").count() == 1
+    with pytest.raises(ValueError, match="not a text collection"):
+        db.get_or_create_text_collection("g")
+
+
 def test_documents_ingest_and_context_for_an_llm(db, tmp_path):
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)

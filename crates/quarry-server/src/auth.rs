@@ -41,7 +41,8 @@ const READ_POSTS: &[&str] = &[
 /// The access level of `method` on the route template `path`.
 pub fn access(method: &Method, path: &str) -> Access {
     match path {
-        "/healthz" | "/livez" | "/readyz" | "/openapi.json" => Access::Open,
+        "/healthz" | "/livez" | "/readyz" | "/openapi.json" | "/console" | "/console/"
+        | "/console/{file}" => Access::Open,
         _ if method == Method::GET || method == Method::HEAD => Access::Read,
         _ if method == Method::POST && READ_POSTS.contains(&path) => Access::Read,
         _ => Access::Write,

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// Latency added to every object-storage request (benchmarks: what real object storage
     /// costs, with a local store).
     pub object_latency: Duration,
+    /// Folder of benchmark and evaluation reports (`*.jsonl`, one JSON row per line) the console
+    /// charts (`GET /quarry/reports`); none: no reports.
+    pub reports: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -65,6 +68,7 @@ impl ServerConfig {
             lease_ttl: Duration::from_secs(30),
             range_cache: quarry_engine::RangeCache::default(),
             object_latency: Duration::ZERO,
+            reports: None,
         }
     }
 

@@ -7,6 +7,8 @@
 //!   search with `explain`, evaluation runs ([`native`]); expert groups with routing ([`groups`]).
 //! - Operations: `/healthz`, `/readyz`, Prometheus `/metrics`, the OpenAPI spec at
 //!   `/openapi.json` (generated from the handlers by utoipa) ([`ops`]).
+//! - A web console at `/console` (collections, search with explain, documents, report charts),
+//!   its assets compiled in ([`console`]).
 //! - Safety: API keys (full and read-only, compared in constant time), loopback bind by default,
 //!   optional TLS (rustls), body, batch and result limits, per-request timeouts, every bad input
 //!   a 4xx naming the problem ([`auth`], [`body`], [`error`]).
@@ -17,6 +19,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod groups;
 pub mod metrics;

@@ -79,6 +79,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(qdrant::routes())
         .merge(native::routes())
         .merge(crate::groups::routes())
+        .merge(crate::console::routes())
         .routes(routes!(ops::root))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::livez))
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     routes
         .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .merge(crate::console::assets())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         // After routing, so the timeout knows the route (whether a timed-out write may commit).

@@ -122,6 +122,8 @@ const ROUTE_ACCESS: &[(&str, &str, &str)] = &[
     ("POST", "/quarry/collections/{collection_name}/context", "read"),
     ("POST", "/quarry/collections/{collection_name}/eval", "read"),
     ("GET", "/quarry/groups", "read"),
+    ("GET", "/quarry/reports", "read"),
+    ("GET", "/quarry/reports/{report_name}", "read"),
     ("GET", "/quarry/groups/{group_name}", "read"),
     ("POST", "/quarry/groups/{group_name}/search", "read"),
     ("PUT", "/quarry/groups/{group_name}", "write"),
@@ -219,6 +221,27 @@ async fn auth_matrix_over_every_route() {
         .await
         .expect("call");
     assert_eq!(resp.status(), StatusCode::OK);
+    // The console's assets need no key (its API calls do); unknown files are 404.
+    for (uri, want) in [
+        ("/console/", "<!DOCTYPE html>"),
+        ("/console/app.js", "use strict"),
+        ("/console/app.css", "--accent"),
+    ] {
+        let (s, v) = raw(&app, "GET", uri, None, Vec::new()).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert!(v.as_str().is_some_and(|t| t.contains(want)), "{uri}: {v}");
+    }
+    let (s, _) = raw(&app, "GET", "/console", None, Vec::new()).await;
+    assert_eq!(s, StatusCode::PERMANENT_REDIRECT);
+    let (s, _) = raw(&app, "GET", "/console/secret.txt", None, Vec::new()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Without --reports there are none; names that are not report files are 404.
+    let (s, v) = call(&app, "GET", "/quarry/reports", Some(READ), Value::Null).await;
+    assert_eq!((s, v["result"]["reports"].clone()), (StatusCode::OK, json!([])));
+    for name in ["x.jsonl", "..%2Fsecret.jsonl", "notes.txt"] {
+        let (s, v) = call(&app, "GET", &format!("/quarry/reports/{name}"), Some(READ), Value::Null).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{name}: {v}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

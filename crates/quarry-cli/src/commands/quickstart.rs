@@ -1,13 +1,15 @@
 //! `quarry quickstart`: a one-minute tour on data shipped inside the binary.
 //!
 //! 4,000 WordNet 3.0 glosses with their all-MiniLM-L6-v2 embeddings (see
-//! `data/quickstart/LICENSE-WordNet`) are indexed; a few example queries (other glosses, embedded
-//! with the same model) print their nearest glosses; finally every query's top-10 is checked
-//! against an independent f64 exact scan and the recall is reported.
+//! `data/quickstart/LICENSE-WordNet`) are indexed twice: an exact (flat) index, and an HNSW graph.
+//! A few example queries (other glosses, embedded with the same model) print their nearest
+//! glosses; a text question is answered over the graph (embedded by the model when it is
+//! installed, else by BM25 over the glosses' words); every query's top-10 from both indexes is
+//! checked against an independent f64 exact scan; and the last lines say where to go next.
 
 use crate::progress;
 use anyhow::{Context, Result};
-use quarry_ann::{FlatIndex, FlatParams};
+use quarry_ann::{FlatIndex, FlatParams, HnswIndex, HnswParams, HnswSearch};
 use quarry_core::{Matrix, Metric, SearchParams, VectorIndex};
 use quarry_eval::io::parse_npy;
 use std::path::Path;
@@ -22,11 +24,14 @@ const QUERY_TEXT: &str = include_str!("../../../../data/quickstart/queries.jsonl
 #[derive(clap::Args)]
 pub struct Args {
     /// Example queries to print.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     examples: usize,
     /// Results per example query.
     #[arg(short = 'k', long = "k", default_value_t = 5)]
     k: usize,
+    /// The text question answered over the graph index.
+    #[arg(long, default_value = "a bird that flies a long way when the seasons change")]
+    question: String,
 }
 
 fn matrix(bytes: &[u8], name: &str) -> Result<Matrix> {
@@ -107,7 +112,17 @@ pub fn run(a: Args) -> Result<()> {
         quarry_linalg::detected_isa().name()
     );
 
+    let t = Instant::now();
+    let graph = HnswIndex::build(&base, Metric::Cosine, HnswParams::default())?;
+    let searcher = graph.searcher(HnswSearch::ef(64));
+    println!(
+        "Built an HNSW graph index in {:.2} s (m = {}, beam 64 at query time)\n",
+        t.elapsed().as_secs_f64(),
+        HnswParams::default().m
+    );
+
     let k = a.k.max(1);
+    question(&a.question, &base_text, &searcher, k)?;
     for (qi, q) in queries.iter().enumerate().take(a.examples) {
         let t = Instant::now();
         let hits = index.search(q, &SearchParams::top(k))?;
@@ -128,28 +143,81 @@ pub fn run(a: Args) -> Result<()> {
     let t = Instant::now();
     let results = index.search_batch(&queries, &SearchParams::top(k10))?;
     let batch_ms = t.elapsed().as_secs_f64() * 1e3;
-    let (mut plain, mut robust) = (0usize, 0usize);
-    for (q, hits) in queries.iter().zip(&results) {
+    let t = Instant::now();
+    let graph_results = searcher.search_batch(&queries, &SearchParams::top(k10))?;
+    let graph_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (mut plain, mut robust, mut graph_plain) = (0usize, 0usize, 0usize);
+    for ((q, hits), ghits) in queries.iter().zip(&results).zip(&graph_results) {
         let (truth, kth) = exact_f64(&base, q, k10);
         plain += hits.iter().filter(|h| truth.contains(&h.id)).count();
         robust += hits.iter().filter(|h| cosine_f64(q, base.row(h.id as usize)) >= kth - 1e-6).count();
+        graph_plain += ghits.iter().filter(|h| truth.contains(&h.id)).count();
         pb.inc(1);
     }
     pb.finish_and_clear();
     let denom = (k10 * queries.rows()).max(1) as f64;
     println!(
-        "Recall@10 of the index against an independent f64 exact scan, over all {} queries: {:.4} \
-         (tie-robust {:.4})",
+        "Recall@10 against an independent f64 exact scan, over all {} queries: flat {:.4} (tie-robust \
+         {:.4}), HNSW {:.4}",
         queries.rows(),
         plain as f64 / denom,
-        robust as f64 / denom
+        robust as f64 / denom,
+        graph_plain as f64 / denom
     );
     println!(
-        "Batch search of {} queries: {:.1} ms. Total time {:.2} s.",
+        "Batch search of {} queries: flat {:.1} ms, HNSW {:.1} ms. Total time {:.2} s.",
         queries.rows(),
         batch_ms,
+        graph_ms,
         t0.elapsed().as_secs_f64()
     );
-    println!("\nNext: `quarry bench ann --help`, `quarry search --help`, `quarry eval --help`.");
+    println!(
+        "\nNext:\n  \
+         quarry ingest --dir kb --collection notes --files ~/notes     # your own documents, chunked\n  \
+         quarry context --dir kb --collection notes --query \"…\"       # the best passages, for an LLM\n  \
+         quarry collection --help                                      # collections: create, list, info\n  \
+         quarry serve --dir kb                                         # HTTP: Qdrant's REST dialect + /quarry/\n  \
+         pip install -v ./crates/quarry-py                             # Python: import quarry\n  \
+         quarry bench ann --help · quarry eval --help                  # measure speed and relevance"
+    );
+    Ok(())
+}
+
+/// Answers `text` over the graph: embedded by all-MiniLM-L6-v2 when it is installed (the model
+/// that embedded the glosses), else ranked by BM25 over the glosses' words.
+fn question(text: &str, glosses: &[String], searcher: &dyn VectorIndex, k: usize) -> Result<()> {
+    let t = Instant::now();
+    match quarry_text::locate::installed_model_dir("all-MiniLM-L6-v2") {
+        Ok(dir) => {
+            let model = quarry_text::SentenceEncoder::load(&dir)?;
+            let q = model.encode(&[text], 1)?;
+            let hits = searcher.search(q.row(0), &SearchParams::top(k))?;
+            println!(
+                "Question: {text}   (embedded by all-MiniLM-L6-v2, searched on the graph: {:.1} ms)",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            for (rank, h) in hits.iter().enumerate() {
+                println!("  {:>2}. {:.3}  {}", rank + 1, h.score, snippet(&glosses[h.id as usize], 96));
+            }
+        }
+        Err(_) => {
+            let spec = quarry_text::AnalyzerConfig::default();
+            let mut bm25 =
+                quarry_text::Bm25Index::new(quarry_text::Analyzer::new(&spec)?, Default::default())?;
+            for g in glosses {
+                bm25.insert(g);
+            }
+            let hits = bm25.search(text, k, None);
+            println!(
+                "Question: {text}   (BM25 over the glosses' words: {:.1} ms; `bash scripts/fetch_model.sh` \
+                 installs the model for answers by meaning)",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            for (rank, (id, score)) in hits.iter().enumerate() {
+                println!("  {:>2}. {score:.3}  {}", rank + 1, snippet(&glosses[*id as usize], 96));
+            }
+        }
+    }
+    println!();
     Ok(())
 }

@@ -34,6 +34,10 @@ pub struct Args {
     /// made to answer like remote object storage).
     #[arg(long, default_value_t = 0, hide = true)]
     object_latency_ms: u64,
+    /// Folder of benchmark and evaluation reports (`*.jsonl` rows, as `quarry bench … --json`
+    /// and `scripts/bench_*.sh` write them) that the web console at /console charts.
+    #[arg(long)]
+    reports: Option<std::path::PathBuf>,
     /// Read-only nodes: how often to look for new versions, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     follow_ms: u64,
@@ -162,6 +166,7 @@ pub fn run(a: Args) -> Result<()> {
     cfg.range_cache =
         quarry_engine::RangeCache { bytes: a.cache_size, block: a.cache_block, ..Default::default() };
     cfg.object_latency = Duration::from_millis(a.object_latency_ms);
+    cfg.reports = a.reports;
     cfg.host = a.host;
     cfg.port = a.port;
     cfg.api_key = a.api_key.filter(|k| !k.is_empty());
@@ -175,6 +180,7 @@ pub fn run(a: Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(quarry_server::serve(cfg, shutdown_signal(), |addr| {
         println!("quarry serve: listening on {scheme}://{addr}");
+        println!("quarry serve: web console at /console/ on that address");
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }))

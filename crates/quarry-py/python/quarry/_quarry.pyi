@@ -151,6 +151,20 @@ class Database:
         on_disk: bool = False,
         multivector: Optional[Union[bool, Dict[str, Any]]] = None,
     ) -> Collection: ...
+    def get_or_create_collection(
+        self,
+        name: str,
+        dim: Optional[int] = None,
+        metric: str = "cosine",
+        index: str = "hnsw",
+        fsync: bool = True,
+        payload_indexes: Optional[Sequence[str]] = None,
+        on_disk: bool = False,
+        multivector: Optional[Union[bool, Dict[str, Any]]] = None,
+    ) -> Collection: ...
+    def get_or_create_text_collection(
+        self, name: str, model: Optional[str] = None, index: str = "hnsw", k1: float = 1.2, b: float = 0.75
+    ) -> Collection: ...
     def create_text_collection(
         self, name: str, model: Optional[str] = None, index: str = "hnsw", k1: float = 1.2, b: float = 0.75
     ) -> Collection: ...
