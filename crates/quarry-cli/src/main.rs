@@ -19,7 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Index a small bundled sample (WordNet glosses + embeddings), run example queries, show recall.
+    /// Index a small bundled sample (WordNet glosses + embeddings) exactly and as a graph, answer a
+    /// text question, run example queries, check recall against an exact scan.
     Quickstart(commands::quickstart::Args),
     /// Embed texts (BEIR JSONL or lines) into an .npy matrix with a local sentence model.
     Embed(commands::embed::Args),

@@ -619,7 +619,7 @@ pub fn text_hits(
     q.fusion = extras.fusion.clone();
     q.hubness = extras.hubness;
     if let (Some(model), TextMode::Dense | TextMode::Hybrid) = (&extras.query_model, mode) {
-        q.vectors = Some(crate::commands::quality::aligned_vectors(&db, &col, model, texts)?);
+        q.vectors = Some(crate::commands::quality::aligned_vectors(db, col, model, texts)?);
     }
     q.min_relevance = match extras.min_relevance.as_deref() {
         None => None,
