@@ -68,7 +68,7 @@ fn quickstart_runs_offline_and_reports_full_recall() {
     assert!(out.contains("over all 100 queries: flat 1.0000"), "{out}");
     // The graph index's recall, and a text question answered (by the model or BM25).
     let graph: f64 = out
-        .split("HNSW ")
+        .split("), HNSW ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())

@@ -176,7 +176,7 @@ pub fn run(a: Args) -> Result<()> {
          quarry ingest --dir kb --collection notes --files ~/notes     # your own documents, chunked\n  \
          quarry context --dir kb --collection notes --query \"…\"       # the best passages, for an LLM\n  \
          quarry collection --help                                      # collections: create, list, info\n  \
-         quarry serve --dir kb                                         # HTTP: Qdrant's REST dialect + /quarry/\n  \
+         quarry serve --data kb                                        # HTTP: Qdrant's REST dialect, /console/\n  \
          pip install -v ./crates/quarry-py                             # Python: import quarry\n  \
          quarry bench ann --help · quarry eval --help                  # measure speed and relevance"
     );
@@ -193,7 +193,7 @@ fn question(text: &str, glosses: &[String], searcher: &dyn VectorIndex, k: usize
             let q = model.encode(&[text], 1)?;
             let hits = searcher.search(q.row(0), &SearchParams::top(k))?;
             println!(
-                "Question: {text}   (embedded by all-MiniLM-L6-v2, searched on the graph: {:.1} ms)",
+                "Question: {text}   (model loaded, question embedded by all-MiniLM-L6-v2 and searched on the graph: {:.1} ms)",
                 t.elapsed().as_secs_f64() * 1e3
             );
             for (rank, h) in hits.iter().enumerate() {
