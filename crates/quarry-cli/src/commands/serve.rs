@@ -179,8 +179,8 @@ pub fn run(a: Args) -> Result<()> {
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(quarry_server::serve(cfg, shutdown_signal(), |addr| {
-        println!("quarry serve: listening on {scheme}://{addr}");
-        println!("quarry serve: web console at /console/ on that address");
+        // One line, ending with the address (scripts and tests read it, then may close the pipe).
+        println!("quarry serve: web console at /console/; listening on {scheme}://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }))
