@@ -149,8 +149,14 @@ pub fn chunk(doc: &Document, spec: &ChunkSpec, tokens: &dyn Tokens) -> Vec<Chunk
             fresh = 0;
         }
         if n > max {
-            // Too long for one chunk: the headings waiting for it go into its first window.
-            let lead: Vec<Piece> = if only_headings { cur.split_off(cur.len() - fresh) } else { Vec::new() };
+            // Too long for one chunk: the headings waiting for it go into its first window, if
+            // they leave it at least half a chunk (else they go: the chunks keep them in their
+            // heading path).
+            let mut lead: Vec<Piece> =
+                if only_headings { cur.split_off(cur.len() - fresh) } else { Vec::new() };
+            if lead.iter().map(|p| p.tokens).sum::<usize>() > max / 2 {
+                lead.clear();
+            }
             if !only_headings {
                 emit(&cur, fresh, &mut out);
             }
@@ -160,7 +166,7 @@ pub fn chunk(doc: &Document, spec: &ChunkSpec, tokens: &dyn Tokens) -> Vec<Chunk
             let mut start = 0;
             let mut first = true;
             loop {
-                let room = if first { max.saturating_sub(lead_tokens).max(max / 2) } else { max };
+                let room = if first { max - lead_tokens } else { max }.max(1);
                 let end = (start + room).min(n);
                 let mut pieces = if first { lead.clone() } else { Vec::new() };
                 pieces.push(window(block, &spans, start..end));
@@ -168,7 +174,7 @@ pub fn chunk(doc: &Document, spec: &ChunkSpec, tokens: &dyn Tokens) -> Vec<Chunk
                 if end == n {
                     break;
                 }
-                start = end - overlap.min(end - start - 1);
+                start = end - overlap.min(end - start - 1).min(room - 1);
                 first = false;
             }
             continue;
@@ -195,9 +201,14 @@ pub fn chunk(doc: &Document, spec: &ChunkSpec, tokens: &dyn Tokens) -> Vec<Chunk
         }
         let used: usize = cur.iter().map(|p| p.tokens).sum();
         if used + n > max {
-            // Carried pieces (or headings) that leave no room go.
+            // Carried pieces that leave no room go, then waiting headings (the chunks keep them in
+            // their heading path): no chunk is longer than `max_tokens`.
             let keep = cur.len() - fresh;
             cur.drain(..keep);
+            while !cur.is_empty() && cur.iter().map(|p| p.tokens).sum::<usize>() + n > max {
+                cur.remove(0);
+            }
+            fresh = cur.len();
         }
         cur.push(Piece {
             text: block.text.clone(),
@@ -264,6 +275,15 @@ mod tests {
         let tail: Vec<&Chunk> = chunks.iter().skip(3).collect();
         assert!(!tail.is_empty());
         let prev_words: Vec<&str> = chunks[2].text.split_whitespace().collect();
+        // No chunk is ever longer than max_tokens: a heading that does not fit with its
+        // paragraph goes, and tiny limits do not panic.
+        let tight = read_bytes(b"# A\n\none two three four five six seven eight nine\n", Format::Markdown)
+            .expect("md");
+        for max in [1, 2, 9, 10] {
+            let cs = chunk(&tight, &ChunkSpec { max_tokens: max, overlap: max / 2 }, &Words);
+            assert!(cs.iter().all(|c| c.tokens <= max), "max {max}: {cs:#?}");
+            assert!(cs.iter().any(|c| c.text.contains("nine")), "max {max}");
+        }
         let next_words: Vec<&str> = tail[0].text.split_whitespace().collect();
         assert_eq!(&prev_words[prev_words.len() - 3..], &next_words[..3]);
     }

@@ -1,6 +1,7 @@
 //! The files an ingest reads: paths as given, folders walked recursively (hidden entries, such as
-//! `.git`, skipped, symbolic links to folders not followed; only files of a [`Format`] Quarry
-//! reads), and shell-style glob patterns
+//! `.git`, skipped, symbolic links to folders not followed; only files with the extension of a
+//! [`Format`] Quarry reads: a file without one is read as plain text only when named), and
+//! shell-style glob patterns
 //! (`docs/**/*.md`). Files come out sorted, each once.
 
 use crate::document::Format;

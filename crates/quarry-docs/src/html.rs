@@ -147,8 +147,10 @@ impl Reader<'_> {
         });
     }
 
-    fn tag(&mut self, name: &str, closing: bool) {
+    fn tag(&mut self, name: &str, closing: bool, self_closing: bool) {
         match name {
+            // `<title/>` and `<head/>` open nothing.
+            "title" | "head" if self_closing => return,
             "title" => {
                 self.in_title = !closing;
                 return;
@@ -162,6 +164,10 @@ impl Reader<'_> {
         }
         if !BLOCK.contains(&name) {
             return;
+        }
+        // A block element ends an unclosed `<head>` (HTML5 leaves `</head>` and `<body>` out).
+        if name != "html" {
+            self.head = false;
         }
         self.flush();
         if let Some(l) =
@@ -219,7 +225,7 @@ pub(crate) fn read(src: &str) -> Document {
                 let text = &r.src[a..b];
                 r.text(text, a);
                 let self_closing = src[..end].ends_with("/>");
-                r.tag(&name, closing);
+                r.tag(&name, closing, self_closing);
                 let mut next = end;
                 if !closing && !self_closing && RAW.contains(&name.as_str()) {
                     // Skip to the matching end tag (or the end of the document).
@@ -375,6 +381,14 @@ mod tests {
             );
         }
         assert_eq!(&src[d.blocks[1].range.clone()], "One &amp; two");
+    }
+
+    #[test]
+    fn an_unclosed_head_and_self_closing_title_keep_the_body() {
+        let d = read("<html><head><title>T</title><p>Hello there</p>");
+        assert_eq!((d.title.as_deref(), d.blocks.len()), (Some("T"), 1));
+        let d = read("<html><head><title/></head><body><p>Body text</p></body></html>");
+        assert_eq!(d.blocks.iter().map(|b| b.text.as_str()).collect::<Vec<_>>(), ["Body text"]);
     }
 
     #[test]

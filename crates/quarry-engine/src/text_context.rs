@@ -210,8 +210,12 @@ impl TextCollection {
             };
             let source = payload.get("source").and_then(Value::as_str).map(str::to_string);
             let page = payload.get("page").and_then(Value::as_u64);
+            // Byte ranges are exact for plain text and Markdown; an HTML block cut into windows
+            // gives each the whole block's range, and PDF ranges are per page.
+            let exact_range =
+                matches!(payload.get("format").and_then(Value::as_str), Some("text" | "markdown"));
             let overlaps = match (&source, &range) {
-                (Some(src), Some(r)) if page.is_none() => taken.iter().any(|(s, t)| {
+                (Some(src), Some(r)) if page.is_none() && exact_range => taken.iter().any(|(s, t)| {
                     let common = r.end.min(t.end).saturating_sub(r.start.max(t.start));
                     s == src && 2 * common > (r.end - r.start).min(t.end - t.start)
                 }),

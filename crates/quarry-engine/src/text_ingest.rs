@@ -184,9 +184,15 @@ impl TextCollection {
         opts: &IngestOptions,
         progress: &mut dyn FnMut(&FileReport),
     ) -> Result<IngestReport> {
+        // Sources whose stored chunks this run rewrites or prunes: their old chunks are no
+        // owners of duplicates (else a chunk moved from a changed file to another would be
+        // dropped as a duplicate of a chunk about to be deleted, and stored nowhere).
+        let sources: Vec<String> = files
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned())
+            .collect();
         let mut stored: HashMap<String, Stored> = HashMap::new();
-        let mut exact: HashMap<String, String> = HashMap::new();
-        let mut near: NearDuplicates<String> = NearDuplicates::new(opts.near_distance);
+        let mut owners: Vec<(String, u64, String, Option<u64>)> = Vec::new();
         self.docs.for_each_payload(|id, p| {
             let Some(source) = p.get("source").and_then(Value::as_str) else { return };
             let s = stored.entry(source.to_string()).or_default();
@@ -194,16 +200,39 @@ impl TextCollection {
             if let Some(h) = p.get("file_hash").and_then(Value::as_str) {
                 s.file_hash = h.to_string();
             }
-            let owner = format!("{source}#{}", p.get("chunk").and_then(Value::as_u64).unwrap_or(0));
-            if let Some(h) = p.get("hash").and_then(Value::as_str) {
-                exact.entry(h.to_string()).or_insert_with(|| owner.clone());
+            let ordinal = p.get("chunk").and_then(Value::as_u64).unwrap_or(0);
+            let hash = p.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+            let fp = p.get("simhash").and_then(Value::as_str).and_then(|s| u64::from_str_radix(s, 16).ok());
+            owners.push((source.to_string(), ordinal, hash, fp));
+        });
+        let in_run: HashSet<&str> = sources.iter().map(String::as_str).collect();
+        let rewritten: HashSet<String> = sources
+            .iter()
+            .zip(files)
+            .filter(|(s, p)| {
+                stored.get(*s).is_some_and(|old| {
+                    std::fs::read(p).map_or(true, |bytes| sha256_hex(&bytes) != old.file_hash)
+                })
+            })
+            .map(|(s, _)| s.clone())
+            .chain(
+                stored
+                    .keys()
+                    .filter(|s| opts.prune && !in_run.contains(s.as_str()) && !Path::new(s).exists())
+                    .cloned(),
+            )
+            .collect();
+        let mut exact: HashMap<String, String> = HashMap::new();
+        let mut near: NearDuplicates<String> = NearDuplicates::new(opts.near_distance);
+        for (source, ordinal, hash, fp) in owners.into_iter().filter(|o| !rewritten.contains(&o.0)) {
+            let owner = format!("{source}#{ordinal}");
+            if !hash.is_empty() {
+                exact.entry(hash).or_insert_with(|| owner.clone());
             }
-            if let Some(fp) =
-                p.get("simhash").and_then(Value::as_str).and_then(|s| u64::from_str_radix(s, 16).ok())
-            {
+            if let Some(fp) = fp {
                 near.insert(fp, owner);
             }
-        });
+        }
         let tokens = self.tokens();
         let mut report = IngestReport::default();
         let mut pending: Vec<TextDoc> = Vec::new();
@@ -219,12 +248,11 @@ impl TextCollection {
                 }
                 Ok(())
             };
-        for path in files {
-            let source =
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).to_string_lossy().into_owned();
-            seen.insert(source.clone());
-            let old = stored.get(&source);
-            let outcome = match self.file_chunks(path, &source, old, tokens.as_ref()) {
+        for (path, source) in files.iter().zip(&sources) {
+            let source = source.as_str();
+            seen.insert(source.to_string());
+            let old = stored.get(source);
+            let outcome = match self.file_chunks(path, source, old, tokens.as_ref()) {
                 Err(reason) => FileOutcome::Failed(reason),
                 Ok(None) => FileOutcome::Unchanged,
                 Ok(Some(docs)) => {
@@ -241,7 +269,9 @@ impl TextCollection {
                             .and_then(Value::as_str)
                             .and_then(|s| u64::from_str_radix(s, 16).ok())
                             .unwrap_or(0);
-                        let other = |owner: &String| !owner.starts_with(&format!("{source}#"));
+                        // Chunks of the same file are never each other's duplicates (overlap makes
+                        // them alike). Owners are `source#ordinal`; the source may contain '#'.
+                        let other = |owner: &String| owner.rsplit_once('#').is_none_or(|(s, _)| s != source);
                         let dup = match exact.get(&hash).filter(|o| other(o)) {
                             Some(o) => Some((o.clone(), 0)),
                             None => near.find(fp).filter(|(o, _)| other(o)),
@@ -316,7 +346,14 @@ impl TextCollection {
             quarry_core::Error::InvalidArgument(m) => m,
             e => e.to_string(),
         })?;
-        let chunks = chunk(&doc, &self.spec.chunking, tokens);
+        // A chunk fits the model's window with its special tokens ([CLS], [SEP]), so the model
+        // sees all of it.
+        let mut spec = self.spec.chunking;
+        if let Some(e) = &self.encoder {
+            spec.max_tokens = spec.max_tokens.min(e.config().max_seq_length.saturating_sub(2).max(8));
+            spec.overlap = spec.overlap.min(spec.max_tokens / 2);
+        }
+        let chunks = chunk(&doc, &spec, tokens);
         if chunks.is_empty() {
             return Err(match format {
                 Format::Pdf => "no text to extract (a scanned PDF holds images only)".into(),

@@ -167,6 +167,19 @@ fn duplicates_are_reported_or_dropped_and_context_leaves_them_out() {
         .expect("ingest");
     assert!(r2.duplicates.iter().all(|d| d.dropped));
     assert_eq!(col2.count(), 2);
+    // A chunk moved from a changed file to a new one is not dropped as a duplicate of its old
+    // copy, which the same run deletes: it stays stored once.
+    std::fs::write(dir.join("d.txt"), "Obsidian is volcanic glass.\n").expect("d changed");
+    std::fs::write(dir.join("e.txt"), "Basalt is a dark volcanic rock that forms from lava flows.\n")
+        .expect("e");
+    let files = quarry_docs::files::expand(std::slice::from_ref(&dir)).expect("files");
+    let opts = IngestOptions { near_distance: 12, drop_duplicates: true, ..Default::default() };
+    let r3 = col2.ingest_files(&files, &opts, &mut |_| {}).expect("move");
+    assert!(!r3.duplicates.iter().any(|d| d.chunk.contains("e.txt")), "{:?}", r3.duplicates);
+    let q = TextQuery::new("basalt lava", TextMode::Bm25, 5);
+    let hits = col2.search(&q, None).expect("search");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].payload["source"].as_str().is_some_and(|s| s.ends_with("e.txt")));
     // A budget smaller than the best hit cuts it at a token boundary.
     let q = TextQuery::new("granite", TextMode::Bm25, 10);
     let small = col2.context(&ContextRequest::new(q, 5), None).expect("small");

@@ -89,7 +89,7 @@ function snippet(payload) {
 function explainNode(components) {
   const list = el("ul", { class: "explain" });
   for (const c of components) {
-    const terms = (c.terms || []).map((t) => `${t.term}=${t.score.toFixed(3)}`).join(" ");
+    const terms = (c.terms || []).map((t) => `${t.term}=${Number(t.score).toFixed(3)}`).join(" ");
     const passage = c.passage === undefined ? "" : `, passage ${c.passage}`;
     list.append(el("li", {}, `${c.source} (query ${c.query}): rank ${c.rank}, score ${Number(c.score).toFixed(4)}${passage}${terms ? ", terms " + terms : ""}`));
   }
@@ -109,9 +109,13 @@ async function runSearch(ev) {
   const started = performance.now();
   try {
     let hits;
+    // A JSON array of numbers is a vector; anything else (even "[draft] notes") is text.
     let vector = null;
     if (raw.startsWith("[")) {
-      try { vector = JSON.parse(raw); } catch (e) { status(`vector: ${e.message}`, true); return; }
+      try {
+        const v = JSON.parse(raw);
+        if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "number" || Array.isArray(x))) vector = v;
+      } catch (_) { /* text */ }
     }
     if (vector) {
       const r = await api("POST", `/collections/${encodeURIComponent(name)}/points/query`, { query: vector, limit: k, with_payload: true, filter });
@@ -189,8 +193,11 @@ function scatter(rows) {
   if (pts.length === 0) { box.append(el("p", {}, "no rows with recall and qps")); return; }
   const W = 720, H = 380, L = 60, B = 40, T = 10, R = 200;
   const xs = pts.map((p) => p.x), ys = pts.map((p) => Math.log10(p.y));
-  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.floor(Math.min(...ys)), Math.ceil(Math.max(...ys))];
+  // reduce, not Math.min(...xs): spreading 100,000 rows exceeds some engines' argument limit.
+  const lo = (a) => a.reduce((m, v) => (v < m ? v : m), Infinity);
+  const hi = (a) => a.reduce((m, v) => (v > m ? v : m), -Infinity);
+  let [x0, x1] = [lo(xs), hi(xs)];
+  let [y0, y1] = [Math.floor(lo(ys)), Math.ceil(hi(ys))];
   if (x1 - x0 < 1e-9) { x0 -= 0.01; x1 += 0.01; }
   if (y1 === y0) y1 = y0 + 1;
   const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
@@ -242,7 +249,7 @@ function bars(rows) {
   if (items.length === 0) { box.append(el("p", {}, "no per-stage timings or measures in these rows")); return; }
   const W = 640, rowH = 22, L = 200;
   const H = items.length * rowH + 10;
-  const max = Math.max(...items.map((i) => Math.abs(i.v))) || 1;
+  const max = items.reduce((m, i) => Math.max(m, Math.abs(i.v)), 0) || 1;
   const s = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "bars", role: "img" });
   items.forEach((it, i) => {
     const w = Math.abs(it.v) / max * (W - L - 90);

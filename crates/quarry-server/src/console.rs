@@ -79,8 +79,8 @@ pub async fn list_reports(State(state): State<AppState>) -> ApiResult<Response> 
     Ok(ok(json!({"reports": list}), start))
 }
 
-/// One report's rows (each line of the file as JSON; lines that are not JSON objects are
-/// skipped and counted).
+/// One report's rows (each line of the file as JSON; lines that are not JSON objects, and rows
+/// past the first 100,000, are skipped and counted).
 #[utoipa::path(get, path = "/quarry/reports/{report_name}", tag = "quarry",
     params(("report_name" = String, Path, description = "A `*.jsonl` file of the reports folder", example = "bench.jsonl")),
     responses((status = 200, description = "`{\"name\", \"rows\": [...], \"skipped\"}`"), (status = 404, description = "No such report")))]
@@ -90,7 +90,7 @@ pub async fn get_report(
 ) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(name) = name?;
-    if !name.ends_with(".jsonl") || name.starts_with('.') || name.contains(['/', '\\']) {
+    if !name.ends_with(".jsonl") || name.starts_with('.') || name.contains(['/', '\\', ':']) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no report {name:?} (a *.jsonl file name)"),

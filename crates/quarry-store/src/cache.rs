@@ -12,7 +12,8 @@
 //! is admitted on its second miss only (a doorkeeper, as in TinyLFU: Einziger, Friedman & Manes,
 //! 2017): under a uniform load most fetched blocks are not read again before they would be
 //! evicted, and admitting them would push out blocks that are. Readers hold a shard's lock
-//! shared and never wait for a fill: a fill that finds the shard busy is skipped.
+//! shared; a fill takes it exclusively only if it is free at once (else the fill is skipped), for
+//! the time of one block copy, so readers wait at most that long and fills never wait.
 //!
 //! [`Delayed`] adds a fixed latency to every request of a store, to measure what the cache and
 //! the merging of requests hide (object storage answers in tens of milliseconds); requests sent
@@ -398,7 +399,16 @@ impl CachedObjects {
                     got.len()
                 )));
             }
-            for (&(a, _), data) in batch.iter().zip(got) {
+            for ((&(a, _), data), r) in batch.iter().zip(got).zip(&ranges) {
+                // A short answer is an error before anything of it is cached: a short block
+                // stored as whole would read back with a hole.
+                if data.len() as u64 != r.end - r.start {
+                    return Err(Error::InvalidArgument(format!(
+                        "{key}: {} bytes returned for range {r:?} of {} bytes",
+                        data.len(),
+                        r.end - r.start
+                    )));
+                }
                 self.stats.bytes_fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
                 for (j, chunk) in data.chunks(self.block as usize).enumerate() {
                     self.stats.misses.fetch_add(1, Ordering::Relaxed);

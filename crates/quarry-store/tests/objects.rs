@@ -342,3 +342,51 @@ fn a_full_cache_admits_a_block_on_its_second_miss() {
     assert!(cache.used() <= 4 * 1024);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A store that answers ranged reads short (a broken proxy, a truncated object): the cache
+/// reports it and keeps nothing of it, so later reads are not served a block with a hole.
+#[test]
+fn a_short_answer_is_an_error_and_is_not_cached() {
+    use quarry_store::cache::CachedObjects;
+    use std::ops::Range;
+    #[derive(Debug)]
+    struct Short(Arc<dyn Objects>);
+    impl Objects for Short {
+        fn get(&self, key: &str) -> quarry_core::Result<Option<Vec<u8>>> {
+            self.0.get(key)
+        }
+        fn get_range(&self, key: &str, range: Range<u64>) -> quarry_core::Result<Vec<u8>> {
+            let mut v = self.0.get_range(key, range)?;
+            v.truncate(v.len().saturating_sub(1));
+            Ok(v)
+        }
+        fn size(&self, key: &str) -> quarry_core::Result<Option<u64>> {
+            self.0.size(key)
+        }
+        fn put(&self, key: &str, bytes: &[u8]) -> quarry_core::Result<()> {
+            self.0.put(key, bytes)
+        }
+        fn put_if_absent(&self, key: &str, bytes: &[u8]) -> quarry_core::Result<bool> {
+            self.0.put_if_absent(key, bytes)
+        }
+        fn list(&self, prefix: &str) -> quarry_core::Result<Vec<String>> {
+            self.0.list(prefix)
+        }
+        fn delete(&self, key: &str) -> quarry_core::Result<()> {
+            self.0.delete(key)
+        }
+        fn location(&self) -> String {
+            "short".into()
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("quarry-cache-short-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let inner: Arc<dyn Objects> =
+        Arc::new(quarry_store::objects::LocalObjects::open(&dir.join("store")).expect("store"));
+    inner.put("k", &[7u8; 10_000]).expect("put");
+    let cache = CachedObjects::open(Arc::new(Short(inner)), &dir.join("c"), 100_000, 1024, 4).expect("cache");
+    let e = cache.read_ranges("k", std::slice::from_ref(&(0..3000))).expect_err("short").to_string();
+    assert!(e.contains("bytes returned"), "{e}");
+    assert_eq!(cache.used(), 0, "nothing of a short answer is cached");
+    let _ = std::fs::remove_dir_all(&dir);
+}

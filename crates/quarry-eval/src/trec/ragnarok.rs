@@ -2,8 +2,8 @@
 //! ecosystem can be evaluated like a TREC run:
 //!
 //! * a **request** (the input of generation): `{"query": {"qid", "text"}, "candidates":
-//!   [{"docid", "score", "doc": {…}}]}` — the candidates are the ranking (their scores; a
-//!   candidate without one ranks by its position);
+//!   [{"docid", "score", "doc": {…}}]}` — the candidates are the ranking (their scores; when
+//!   any candidate has none, every one ranks by its position);
 //! * a **response** (the output of generation): `{"topic_id", "topic", "references": [docid…],
 //!   "answer": […]}` — the references, in order, are the ranking (scored `n - i`).
 //!
@@ -70,16 +70,19 @@ fn ranking(v: &Value) -> std::result::Result<(String, Vec<(String, f64)>), Strin
             .ok_or("a request needs \"query\": {\"qid\", \"text\"}")?;
         let cands = cands.as_array().ok_or("\"candidates\" must be an array")?;
         let n = cands.len();
+        // Scores when every candidate has one; else (some missing or null) all rank by position,
+        // as mixing the two scales would scramble the ranking.
+        let scored = cands.iter().all(|c| c.get("score").is_some_and(|s| !s.is_null()));
         for (i, c) in cands.iter().enumerate() {
             let docid = c
                 .get("docid")
                 .and_then(id_string)
                 .ok_or_else(|| format!("candidate {} has no \"docid\" (nothing to evaluate)", i + 1))?;
             let score = match c.get("score") {
-                Some(s) => {
+                Some(s) if scored => {
                     s.as_f64().ok_or_else(|| format!("candidate {docid:?}: \"score\" must be a number"))?
                 }
-                None => (n - i) as f64,
+                _ => (n - i) as f64,
             };
             push(docid, score);
         }

@@ -167,6 +167,9 @@ fn ragnarok_requests_and_responses_read_as_runs() {
         Some(&[("a".to_string(), 3.0), ("b".to_string(), 2.0)][..]),
         "by position, first kept"
     );
+    let mixed = r#"{"query": {"qid": "m", "text": "t"}, "candidates": [{"docid": "x", "score": 0.8}, {"docid": "y", "score": null}]}"#;
+    let run = parse_ragnarok(mixed, p).expect("mixed");
+    assert_eq!(run.get("m"), Some(&[("x".to_string(), 2.0), ("y".to_string(), 1.0)][..]), "by position");
     let resp = r#"[{"run_id": "r", "topic_id": "q1", "topic": "t", "references": ["d9", "d1"], "response_length": 3, "answer": [{"text": "x", "citations": [0]}]}]"#;
     let run = parse_ragnarok(resp, p).expect("responses");
     assert_eq!(run.get("q1"), Some(&[("d9".to_string(), 2.0), ("d1".to_string(), 1.0)][..]));
