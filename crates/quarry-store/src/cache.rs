@@ -33,6 +33,8 @@ use std::time::Duration;
 pub struct CacheStats {
     /// Requests sent to the inner store.
     pub requests: AtomicU64,
+    /// Batches of requests sent together (`Objects::get_ranges` calls, one round trip each).
+    pub round_trips: AtomicU64,
     /// Bytes fetched from the inner store.
     pub bytes_fetched: AtomicU64,
     /// Blocks served from the cache.
@@ -391,6 +393,7 @@ impl CachedObjects {
             let ranges: Vec<Range<u64>> =
                 batch.iter().map(|&(a, b)| a * self.block..((b + 1) * self.block).min(size)).collect();
             self.stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
             let got = self.inner.get_ranges(key, &ranges)?;
             if got.len() != batch.len() {
                 return Err(Error::InvalidArgument(format!(

@@ -312,7 +312,8 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
         let local_files: u64 = crate::commands::db::folder_bytes(&node_dir.join("collections"));
         let counters = || {
             let s = &blocks.stats;
-            [&s.requests, &s.bytes_fetched, &s.hits, &s.misses].map(|c| c.load(Ordering::Relaxed))
+            [&s.requests, &s.bytes_fetched, &s.hits, &s.misses, &s.round_trips]
+                .map(|c| c.load(Ordering::Relaxed))
         };
         let open_counts = counters();
         row(json!({"setup": "node", "phase": "open", "latency_ms": ms, "open_seconds": open_secs,
@@ -324,7 +325,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
             let order = workload(queries.rows(), a.zipf, a.draws, cycles, 2 + p as u64);
             let (qps, lat, recall) = pass(&col, &queries, &gt, &order, a.ef, a.threads)?;
             let after = counters();
-            let d: Vec<f64> = (0..4).map(|i| (after[i] - before[i]) as f64).collect();
+            let d: Vec<f64> = (0..5).map(|i| (after[i] - before[i]) as f64).collect();
             let nq = order.len() as f64;
             let phase = if p == 0 {
                 "cold"
@@ -335,14 +336,15 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
             };
             row(json!({"setup": "node", "phase": phase, "pass": p, "latency_ms": ms, "qps": qps,
                        "p50_ms": super::engine::percentile(&lat, 0.5), "p99_ms": super::engine::percentile(&lat, 0.99), "recall": recall,
-                       "qps_vs_local": qps / local_qps, "requests_per_query": d[0] / nq,
+                       "qps_vs_local": qps / local_qps, "requests_per_query": d[0] / nq, "round_trips_per_query": d[4] / nq,
                        "bytes_per_query": d[1] / nq, "block_hit_rate": d[2] / (d[2] + d[3]).max(1.0),
                        "cache_used_bytes": blocks.used(), "open_requests": open_counts[0]}));
             eprintln!(
-                "node {ms:>3} ms {phase:<7} {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}  {:.2}x local  {:.1} req/q  {:.0} KB/q  hit {:.2}",
+                "node {ms:>3} ms {phase:<7} {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}  {:.2}x local  {:.1} req/q  {:.2} trips/q  {:.0} KB/q  hit {:.2}",
                 super::engine::percentile(&lat, 0.99),
                 qps / local_qps,
                 d[0] / nq,
+                d[4] / nq,
                 d[1] / nq / 1e3,
                 d[2] / (d[2] + d[3]).max(1.0)
             );
