@@ -134,6 +134,77 @@ fn stored_bytes(objects: &dyn Objects, prefix: &str) -> Result<u64> {
     Ok(total)
 }
 
+thread_local! {
+    /// Time this thread spent in requests to the store (waits included), in nanoseconds.
+    static STORE_NANOS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A store that adds the time each request takes to the calling thread's [`STORE_NANOS`]: with
+/// the thread's CPU time, it splits a query's latency into store, CPU and waiting for a core.
+#[derive(Debug)]
+struct Timed(Arc<dyn Objects>);
+
+impl Timed {
+    fn time<T>(f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        STORE_NANOS.with(|n| n.set(n.get() + t.elapsed().as_nanos() as u64));
+        r
+    }
+}
+
+impl Objects for Timed {
+    fn get(&self, key: &str) -> quarry_core::Result<Option<Vec<u8>>> {
+        Self::time(|| self.0.get(key))
+    }
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> quarry_core::Result<Vec<u8>> {
+        Self::time(|| self.0.get_range(key, range))
+    }
+    fn get_ranges(&self, key: &str, ranges: &[std::ops::Range<u64>]) -> quarry_core::Result<Vec<Vec<u8>>> {
+        Self::time(|| self.0.get_ranges(key, ranges))
+    }
+    fn size(&self, key: &str) -> quarry_core::Result<Option<u64>> {
+        Self::time(|| self.0.size(key))
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> quarry_core::Result<()> {
+        self.0.put(key, bytes)
+    }
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> quarry_core::Result<bool> {
+        self.0.put_if_absent(key, bytes)
+    }
+    fn list(&self, prefix: &str) -> quarry_core::Result<Vec<String>> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, key: &str) -> quarry_core::Result<()> {
+        self.0.delete(key)
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+}
+
+/// CPU time of the calling thread, in nanoseconds (0 where it cannot be read).
+fn thread_cpu_nanos() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec into the valid pointer it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        }
+    }
+    0
+}
+
+/// Mean milliseconds per query of a pass: in store requests, on a core, and the rest (waiting for
+/// a core or a lock).
+#[derive(Debug, Clone, Copy, Default)]
+struct Split {
+    store_ms: f64,
+    cpu_ms: f64,
+    other_ms: f64,
+}
+
 /// One pass of every query over `threads` searchers: (QPS, sorted latencies in ms, recall@10).
 ///
 /// QPS is the steady rate: queries finished by the moment the first searcher finds no query
@@ -147,30 +218,35 @@ fn pass(
     order: &[usize],
     ef: usize,
     threads: usize,
-) -> Result<(f64, Vec<f64>, f64)> {
+) -> Result<(f64, Vec<f64>, f64, Split)> {
     let next = AtomicUsize::new(0);
     let exhausted = std::sync::OnceLock::new();
     let opts = SearchOptions { ef, with_payload: false, ..SearchOptions::default() };
     let t = Instant::now();
-    let results: Vec<Result<Vec<(f64, f64, usize)>>> = std::thread::scope(|s| {
+    type Row = (f64, f64, usize, f64, f64);
+    let results: Vec<Result<Vec<Row>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
-                s.spawn(|| -> Result<Vec<(f64, f64, usize)>> {
+                s.spawn(|| -> Result<Vec<Row>> {
                     let mut out = Vec::new();
                     loop {
                         let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             exhausted.get_or_init(|| t.elapsed().as_secs_f64());
                             return Ok(out);
                         };
+                        STORE_NANOS.with(|n| n.set(0));
+                        let cpu0 = thread_cpu_nanos();
                         let t0 = Instant::now();
                         let hits = col.search_with(queries.row(i), None, 10, None, &opts)?;
                         let ms = t0.elapsed().as_secs_f64() * 1e3;
+                        let cpu_ms = thread_cpu_nanos().saturating_sub(cpu0) as f64 / 1e6;
+                        let store_ms = STORE_NANOS.with(std::cell::Cell::get) as f64 / 1e6;
                         let want = &gt.row(i)[..10];
                         let found = hits
                             .iter()
                             .filter(|h| matches!(h.id, PointId::Num(id) if want.contains(&(id as u32))))
                             .count();
-                        out.push((ms, t.elapsed().as_secs_f64(), found));
+                        out.push((ms, t.elapsed().as_secs_f64(), found, store_ms, cpu_ms));
                     }
                 })
             })
@@ -180,16 +256,22 @@ fn pass(
     let secs = t.elapsed().as_secs_f64();
     let until = exhausted.get().copied().unwrap_or(secs);
     let (mut lat, mut found, mut steady) = (Vec::with_capacity(order.len()), 0usize, 0usize);
+    let mut split = Split::default();
     for r in results {
-        for (ms, end, f) in r? {
+        for (ms, end, f, store_ms, cpu_ms) in r? {
             lat.push(ms);
             found += f;
             steady += usize::from(end <= until);
+            split.store_ms += store_ms;
+            split.cpu_ms += cpu_ms;
+            split.other_ms += (ms - store_ms - cpu_ms).max(0.0);
         }
     }
+    let nq = lat.len().max(1) as f64;
+    split = Split { store_ms: split.store_ms / nq, cpu_ms: split.cpu_ms / nq, other_ms: split.other_ms / nq };
     lat.sort_by(f64::total_cmp);
     let qps = if steady > 0 && until > 0.0 { steady as f64 / until } else { order.len() as f64 / secs };
-    Ok((qps, lat, found as f64 / (10 * order.len().max(1)) as f64))
+    Ok((qps, lat, found as f64 / (10 * order.len().max(1)) as f64, split))
 }
 
 /// Builds the collection `bench` through a writer node into `store`.
@@ -279,7 +361,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
         let db = Database::open(&a.dir.join("writer"))?;
         let col = db.collection("bench")?;
         pass(&col, &queries, &gt, &workload(queries.rows(), a.zipf, a.draws, a.cycles, 1), a.ef, a.threads)?;
-        let (qps, lat, recall) = pass(
+        let (qps, lat, recall, _) = pass(
             &col,
             &queries,
             &gt,
@@ -300,7 +382,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
 
     for &ms in &latencies {
         let remote: Arc<dyn Objects> =
-            Arc::new(Delayed { inner: store.clone(), latency: Duration::from_millis(ms) });
+            Arc::new(Timed(Arc::new(Delayed { inner: store.clone(), latency: Duration::from_millis(ms) })));
         let node_dir = a.dir.join(format!("node-{ms}ms"));
         let _ = std::fs::remove_dir_all(&node_dir);
         let t = Instant::now();
@@ -323,7 +405,7 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
             // The cold pass runs the query set once: a second cycle would not meet an empty cache.
             let cycles = if p == 0 { 1 } else { a.cycles };
             let order = workload(queries.rows(), a.zipf, a.draws, cycles, 2 + p as u64);
-            let (qps, lat, recall) = pass(&col, &queries, &gt, &order, a.ef, a.threads)?;
+            let (qps, lat, recall, split) = pass(&col, &queries, &gt, &order, a.ef, a.threads)?;
             let after = counters();
             let d: Vec<f64> = (0..5).map(|i| (after[i] - before[i]) as f64).collect();
             let nq = order.len() as f64;
@@ -337,16 +419,20 @@ pub fn run(a: ObjectsArgs) -> Result<()> {
             row(json!({"setup": "node", "phase": phase, "pass": p, "latency_ms": ms, "qps": qps,
                        "p50_ms": super::engine::percentile(&lat, 0.5), "p99_ms": super::engine::percentile(&lat, 0.99), "recall": recall,
                        "qps_vs_local": qps / local_qps, "requests_per_query": d[0] / nq, "round_trips_per_query": d[4] / nq,
+                       "store_ms_per_query": split.store_ms, "cpu_ms_per_query": split.cpu_ms, "waiting_ms_per_query": split.other_ms,
                        "bytes_per_query": d[1] / nq, "block_hit_rate": d[2] / (d[2] + d[3]).max(1.0),
                        "cache_used_bytes": blocks.used(), "open_requests": open_counts[0]}));
             eprintln!(
-                "node {ms:>3} ms {phase:<7} {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}  {:.2}x local  {:.1} req/q  {:.2} trips/q  {:.0} KB/q  hit {:.2}",
+                "node {ms:>3} ms {phase:<7} {qps:8.0} q/s  p99 {:7.2} ms  recall {recall:.4}  {:.2}x local  {:.1} req/q  {:.2} trips/q  {:.0} KB/q  hit {:.2}  ms/q: store {:.1} cpu {:.2} waiting {:.1}",
                 super::engine::percentile(&lat, 0.99),
                 qps / local_qps,
                 d[0] / nq,
                 d[4] / nq,
                 d[1] / nq / 1e3,
-                d[2] / (d[2] + d[3]).max(1.0)
+                d[2] / (d[2] + d[3]).max(1.0),
+                split.store_ms,
+                split.cpu_ms,
+                split.other_ms
             );
         }
     }
