@@ -118,6 +118,16 @@ impl Context {
         json!({"query": {"text": self.query, "qid": self.qid}, "candidates": candidates})
     }
 
+    /// [`Context::to_ragnarok`] with the packing's figures added at the top level: `tokens`,
+    /// `duplicates`, `over_budget` (what the server and Python return).
+    pub fn to_json(&self) -> Value {
+        let mut v = self.to_ragnarok();
+        v["tokens"] = json!(self.tokens);
+        v["duplicates"] = json!(self.duplicates);
+        v["over_budget"] = json!(self.over_budget);
+        v
+    }
+
     /// The context as plain text: the question, then each passage numbered `[n]` with its title
     /// and where it came from.
     pub fn to_text(&self) -> String {

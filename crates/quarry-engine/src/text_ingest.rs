@@ -206,21 +206,24 @@ impl TextCollection {
             owners.push((source.to_string(), ordinal, hash, fp));
         });
         let in_run: HashSet<&str> = sources.iter().map(String::as_str).collect();
-        let rewritten: HashSet<String> = sources
+        // Files of this run whose bytes are the version stored: read and hashed once, here.
+        let unchanged: HashSet<&str> = sources
             .iter()
             .zip(files)
             .filter(|(s, p)| {
-                stored.get(*s).is_some_and(|old| {
-                    std::fs::read(p).map_or(true, |bytes| sha256_hex(&bytes) != old.file_hash)
-                })
-            })
-            .map(|(s, _)| s.clone())
-            .chain(
                 stored
-                    .keys()
-                    .filter(|s| opts.prune && !in_run.contains(s.as_str()) && !Path::new(s).exists())
-                    .cloned(),
-            )
+                    .get(*s)
+                    .is_some_and(|old| std::fs::read(p).is_ok_and(|b| sha256_hex(&b) == old.file_hash))
+            })
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let rewritten: HashSet<String> = stored
+            .keys()
+            .filter(|s| {
+                let here = in_run.contains(s.as_str());
+                (here && !unchanged.contains(s.as_str())) || (opts.prune && !here && !Path::new(s).exists())
+            })
+            .cloned()
             .collect();
         let mut exact: HashMap<String, String> = HashMap::new();
         let mut near: NearDuplicates<String> = NearDuplicates::new(opts.near_distance);
@@ -252,7 +255,12 @@ impl TextCollection {
             let source = source.as_str();
             seen.insert(source.to_string());
             let old = stored.get(source);
-            let outcome = match self.file_chunks(path, source, old, tokens.as_ref()) {
+            let found = if unchanged.contains(source) {
+                Ok(None)
+            } else {
+                self.file_chunks(path, source, tokens.as_ref())
+            };
+            let outcome = match found {
                 Err(reason) => FileOutcome::Failed(reason),
                 Ok(None) => FileOutcome::Unchanged,
                 Ok(Some(docs)) => {
@@ -325,13 +333,12 @@ impl TextCollection {
         Ok(report)
     }
 
-    /// The chunks of the file at `path` as documents, or none if its bytes are the version
-    /// `old` holds; an error is the reason it cannot be ingested.
+    /// The chunks of the file at `path` as documents; an error is the reason it cannot be
+    /// ingested.
     fn file_chunks(
         &self,
         path: &Path,
         source: &str,
-        old: Option<&Stored>,
         tokens: &dyn Tokens,
     ) -> std::result::Result<Option<Vec<TextDoc>>, String> {
         let format = Format::of(path).ok_or_else(|| {
@@ -339,9 +346,6 @@ impl TextCollection {
         })?;
         let bytes = std::fs::read(path).map_err(|e| format!("reading: {e}"))?;
         let file_hash = sha256_hex(&bytes);
-        if old.is_some_and(|o| o.file_hash == file_hash) {
-            return Ok(None);
-        }
         let doc = read_bytes(&bytes, format).map_err(|e| match e {
             quarry_core::Error::InvalidArgument(m) => m,
             e => e.to_string(),

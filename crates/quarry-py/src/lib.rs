@@ -747,11 +747,7 @@ impl Collection {
         if as_text {
             return Ok(pyo3::types::PyString::new(py, &ctx.to_text()).into_any());
         }
-        let mut v = ctx.to_ragnarok();
-        v["tokens"] = serde_json::json!(ctx.tokens);
-        v["duplicates"] = serde_json::json!(ctx.duplicates);
-        v["over_budget"] = serde_json::json!(ctx.over_budget);
-        convert::to_py(py, &v)
+        convert::to_py(py, &ctx.to_json())
     }
 
     /// Reads, chunks and indexes documents into a text collection: `paths` are files, folders

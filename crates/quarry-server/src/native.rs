@@ -519,10 +519,11 @@ pub async fn context(
         ..quarry_engine::ContextRequest::new(q, budget as usize)
     };
     let ctx = AppState::blocking(move || Ok(t.context_of_hits(&creq, hits))).await?;
-    let mut body = if as_text { json!({"text": ctx.to_text()}) } else { ctx.to_ragnarok() };
-    body["tokens"] = json!(ctx.tokens);
-    body["duplicates"] = json!(ctx.duplicates);
-    body["over_budget"] = json!(ctx.over_budget);
+    let body = match as_text {
+        true => json!({"text": ctx.to_text(), "tokens": ctx.tokens, "duplicates": ctx.duplicates,
+                       "over_budget": ctx.over_budget}),
+        false => ctx.to_json(),
+    };
     Ok(ok(body, start))
 }
 

@@ -67,26 +67,19 @@ pub struct Args {
     json: bool,
 }
 
-/// Questions of a `--queries` file: (qid, text).
+/// Questions of a `--queries` file: (qid, text). BEIR JSONL through quarry-eval's reader.
 fn read_queries(path: &std::path::Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let qs = quarry_eval::io::beir::parse_beir_queries(text.as_bytes(), path)?;
+        return Ok(qs.into_iter().map(|q| (q.id, q.text)).collect());
+    }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let at = || format!("{} line {}", path.display(), i + 1);
-        if line.trim_start().starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(line).with_context(at)?;
-            let id = v.get("_id").or_else(|| v.get("qid")).or_else(|| v.get("id"));
-            let qid = match id {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(serde_json::Value::Number(n)) => n.to_string(),
-                _ => bail!("{}: no \"_id\" (or \"qid\")", at()),
-            };
-            let Some(q) = v.get("text").and_then(|t| t.as_str()) else { bail!("{}: no \"text\"", at()) };
-            out.push((qid, q.to_string()));
-        } else {
-            let Some((qid, q)) = line.split_once('\t') else { bail!("{}: expected qid<TAB>text", at()) };
-            out.push((qid.trim().to_string(), q.trim().to_string()));
-        }
+        let Some((qid, q)) = line.split_once('\t') else {
+            bail!("{} line {}: expected qid<TAB>text (or BEIR JSONL)", path.display(), i + 1)
+        };
+        out.push((qid.trim().to_string(), q.trim().to_string()));
     }
     Ok(out)
 }
