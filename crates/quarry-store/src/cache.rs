@@ -54,7 +54,8 @@ pub struct RangeBytes {
 }
 
 impl RangeBytes {
-    fn owned(buf: Vec<u8>) -> RangeBytes {
+    /// Bytes of their own.
+    pub fn owned(buf: Vec<u8>) -> RangeBytes {
         let len = buf.len();
         RangeBytes { buf: Arc::new(buf), at: 0, len }
     }
@@ -75,6 +76,29 @@ impl std::ops::Deref for RangeBytes {
 /// A block's identity: two independent 64-bit hashes of the object key, and the block number.
 type BlockId = (u64, u64, u64);
 
+/// Hashes a [`BlockId`] for the index's tables: its parts are already hashes (and a block
+/// number), so one multiply-mix of them is enough (SipHash would cost more than the lookup).
+#[derive(Debug, Default, Clone, Copy)]
+struct BlockHasher(u64);
+
+impl std::hash::Hasher for BlockHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0 ^ (self.0 >> 29);
+        h.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (h >> 32)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BlockMap<V> = HashMap<BlockId, V, std::hash::BuildHasherDefault<BlockHasher>>;
+type BlockSet = std::collections::HashSet<BlockId, std::hash::BuildHasherDefault<BlockHasher>>;
+
 /// One cached block: where it sits and how to check it.
 #[derive(Debug)]
 struct Slot {
@@ -92,7 +116,7 @@ struct Slot {
 #[derive(Debug, Default)]
 struct Index {
     base: u64,
-    by_name: HashMap<BlockId, u32>,
+    by_name: BlockMap<u32>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     hand: usize,
@@ -100,7 +124,7 @@ struct Index {
     /// Blocks missed once while the shard was full and not admitted (the doorkeeper), oldest
     /// first: a block is admitted on its second miss within this window.
     ghosts: std::collections::VecDeque<BlockId>,
-    ghost_set: std::collections::HashSet<BlockId>,
+    ghost_set: BlockSet,
 }
 
 impl Index {
@@ -179,10 +203,20 @@ pub struct CachedObjects {
     pub stats: CacheStats,
 }
 
-fn block_name(key: &str, block: u64) -> BlockId {
-    // FNV-1a from two offsets: a collision would need both 64-bit hashes to collide.
-    let fnv = |seed: u64| key.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4) ^ key.len() as u64, block)
+/// The two hashes of an object key that name its blocks (computed once per read).
+#[derive(Debug, Clone, Copy)]
+struct KeyHash(u64, u64);
+
+impl KeyHash {
+    fn of(key: &str) -> KeyHash {
+        // FNV-1a from two offsets: a collision would need both 64-bit hashes to collide.
+        let fnv = |seed: u64| key.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        KeyHash(fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4) ^ key.len() as u64)
+    }
+
+    fn block(self, block: u64) -> BlockId {
+        (self.0, self.1, block)
+    }
 }
 
 impl CachedObjects {
@@ -272,10 +306,10 @@ impl CachedObjects {
         &self.shards[(h % self.shards.len() as u64) as usize]
     }
 
-    /// Where block `b` of `key` sits if it is cached: (byte offset in the slab, slot, length,
-    /// CRC32C). Marks it read.
-    fn lookup(&self, key: &str, b: u64) -> Option<(usize, u32, usize, u32)> {
-        let name = block_name(key, b);
+    /// Where block `b` of the key hashed `kh` sits if it is cached: (byte offset in the slab,
+    /// slot, length, CRC32C). Marks it read.
+    fn lookup(&self, kh: KeyHash, b: u64) -> Option<(usize, u32, usize, u32)> {
+        let name = kh.block(b);
         let idx = self.shard(&name).read().unwrap_or_else(PoisonError::into_inner);
         let slot = idx.by_name.get(&name).copied()?;
         let s = idx.slots.get(slot as usize)?.as_ref()?;
@@ -285,47 +319,48 @@ impl CachedObjects {
         Some((at, slot, len, crc))
     }
 
-    /// Copies the part of cached block `b` of `key` (found by [`CachedObjects::lookup`]) that
-    /// lies in `range` into `out` (which holds `range`), if the copy is intact. A block wholly
-    /// inside the range is copied straight into `out` and checked there; a partial one goes
-    /// through `scratch`.
-    #[allow(clippy::too_many_arguments)]
-    fn copy_cached(
+    /// Appends to `out` the bytes `piece` (object offsets, within block `b`) of cached block `b`
+    /// (found by [`CachedObjects::lookup`]), if the copy is intact; else leaves `out` as it was
+    /// and drops the entry. A whole block is copied straight onto the end of `out` and checked
+    /// there; a part of one is checked in `scratch` first.
+    fn append_cached(
         &self,
-        key: &str,
+        kh: KeyHash,
         b: u64,
         (at, slot, len, crc): (usize, u32, usize, u32),
-        range: &Range<u64>,
-        out: &mut [u8],
+        piece: &Range<u64>,
+        out: &mut Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> bool {
         let Some(map) = self.map.as_ref() else { return false };
-        if at.checked_add(len).is_none_or(|end| end > map.len()) {
+        let start = b * self.block;
+        if at.checked_add(len).is_none_or(|end| end > map.len()) || piece.end > start + len as u64 {
             return false;
         }
-        let start = b * self.block;
-        let (lo, hi) = (range.start.max(start), range.end.min(start + len as u64));
-        let whole = lo == start && hi == start + len as u64;
-        let dest: &mut [u8] = if whole {
-            let o = (start - range.start) as usize;
-            &mut out[o..o + len]
-        } else {
-            scratch.resize(len, 0);
-            &mut scratch[..]
-        };
-        // SAFETY: `at..at + len` lies inside the mapping (checked above) and `dest` holds `len`
-        // bytes; the copy is checked against the CRC before use (a slot re-written meanwhile
-        // fails it).
-        unsafe { std::ptr::copy_nonoverlapping(map.as_ptr().add(at), dest.as_mut_ptr(), len) };
-        if crate::checksum(dest) == crc {
-            if !whole && hi > lo {
-                let (o, s0) = ((lo - range.start) as usize, (lo - start) as usize);
-                out[o..o + (hi - lo) as usize].copy_from_slice(&scratch[s0..s0 + (hi - lo) as usize]);
+        let whole = piece.start == start && piece.end == start + len as u64;
+        let dest: &mut Vec<u8> = if whole { out } else { scratch };
+        let n0 = if whole { dest.len() } else { 0 };
+        dest.truncate(n0);
+        dest.reserve(len);
+        // SAFETY: `at..at + len` lies inside the mapping (checked above) and `dest` has room for
+        // `len` more bytes (reserved); any byte value is a valid u8, and the copy is checked
+        // against the CRC before use (a slot re-written meanwhile fails it).
+        unsafe {
+            std::ptr::copy_nonoverlapping(map.as_ptr().add(at), dest.as_mut_ptr().add(n0), len);
+            dest.set_len(n0 + len);
+        }
+        if crate::checksum(&dest[n0..]) == crc {
+            if !whole {
+                let s0 = (piece.start - start) as usize;
+                out.extend_from_slice(&scratch[s0..s0 + (piece.end - piece.start) as usize]);
             }
             return true;
         }
+        if whole {
+            out.truncate(n0);
+        }
         // Damaged, or re-used while read: drop the entry if it is still this one.
-        let name = block_name(key, b);
+        let name = kh.block(b);
         let mut idx = self.shard(&name).write().unwrap_or_else(PoisonError::into_inner);
         let same = idx
             .slots
@@ -338,13 +373,13 @@ impl CachedObjects {
         false
     }
 
-    /// Writes block `b` of `key` into a slot (evicting the least recently used block if none
-    /// is free), if it is admitted; it becomes visible to readers once written. Failures only
-    /// cost a later fetch. The fill is skipped when another thread holds the shard's lock:
-    /// waiting would stall this query, and with many more searchers than cores, a holder
-    /// preempted by the scheduler would stall every query behind it.
-    fn store(&self, key: &str, b: u64, body: &[u8]) {
-        let name = block_name(key, b);
+    /// Writes block `b` of the key hashed `kh` into a slot (evicting the least recently used
+    /// block if none is free), if it is admitted; it becomes visible to readers once written.
+    /// Failures only cost a later fetch. The fill is skipped when another thread holds the
+    /// shard's lock: waiting would stall this query, and with many more searchers than cores, a
+    /// holder preempted by the scheduler would stall every query behind it.
+    fn store(&self, kh: KeyHash, b: u64, body: &[u8]) {
+        let name = kh.block(b);
         let Ok(mut idx) = self.shard(&name).try_write() else { return };
         if idx.by_name.contains_key(&name) || !idx.admit(name) {
             return;
@@ -387,7 +422,13 @@ impl CachedObjects {
     /// Fetches the block runs `runs` (inclusive block numbers) of `key` (`size` bytes), one
     /// request per run, sent together in batches of at most `max_in_flight`, and stores the
     /// blocks; returns each run's first block and bytes.
-    fn fetch_runs(&self, key: &str, size: u64, runs: &[(u64, u64)]) -> Result<Vec<(u64, Arc<Vec<u8>>)>> {
+    fn fetch_runs(
+        &self,
+        key: &str,
+        kh: KeyHash,
+        size: u64,
+        runs: &[(u64, u64)],
+    ) -> Result<Vec<(u64, Arc<Vec<u8>>)>> {
         let mut out = Vec::with_capacity(runs.len());
         for batch in runs.chunks(self.max_in_flight) {
             let ranges: Vec<Range<u64>> =
@@ -415,7 +456,7 @@ impl CachedObjects {
                 self.stats.bytes_fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
                 for (j, chunk) in data.chunks(self.block as usize).enumerate() {
                     self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                    self.store(key, a + j as u64, chunk);
+                    self.store(kh, a + j as u64, chunk);
                 }
                 out.push((a, Arc::new(data)));
             }
@@ -455,27 +496,39 @@ impl CachedObjects {
                 "{key}: byte range {r:?} outside the object's {size} bytes"
             )));
         }
-        // A range gets a buffer of its own at its first cached block, which is copied straight
-        // into it; the blocks missing anywhere are fetched together, then copied into the holes
-        // of ranges with a buffer. A range with no cached block is a part of one fetched run.
+        // A range gets a buffer of its own at its first cached block, and is then assembled in
+        // order: a cached block is copied onto its end (and checked there), a missing one leaves
+        // a zeroed hole, filled once the blocks missing anywhere are fetched together. A range
+        // with no cached block is a part of one fetched run (no buffer, no copy).
+        let kh = KeyHash::of(key);
         let mut outs: Vec<Option<Vec<u8>>> = vec![None; ranges.len()];
         let mut scratch = Vec::new();
         let mut missing: Vec<u64> = Vec::new();
         let mut holes: Vec<(usize, u64)> = Vec::new();
         let mut hits = 0u64;
         for (i, r) in ranges.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let mut out: Option<Vec<u8>> = None;
             for b in r.start / self.block..=(r.end - 1) / self.block {
-                let copied = self.lookup(key, b).is_some_and(|found| {
-                    let out = outs[i].get_or_insert_with(|| vec![0u8; (r.end - r.start) as usize]);
-                    self.copy_cached(key, b, found, r, out, &mut scratch)
+                let piece = r.start.max(b * self.block)..r.end.min((b + 1) * self.block);
+                let copied = self.lookup(kh, b).is_some_and(|found| {
+                    let out = out.get_or_insert_with(|| {
+                        let mut v = Vec::with_capacity((r.end - r.start) as usize);
+                        v.resize((piece.start - r.start) as usize, 0);
+                        v
+                    });
+                    self.append_cached(kh, b, found, &piece, out, &mut scratch)
                 });
                 if copied {
                     hits += 1;
                 } else {
+                    if let Some(out) = out.as_mut() {
+                        out.resize(out.len() + (piece.end - piece.start) as usize, 0);
+                    }
                     holes.push((i, b));
                     missing.push(b);
                 }
             }
+            outs[i] = out;
         }
         self.stats.hits.fetch_add(hits, Ordering::Relaxed);
         let fetched = if holes.is_empty() {
@@ -483,7 +536,7 @@ impl CachedObjects {
         } else {
             missing.sort_unstable();
             missing.dedup();
-            self.fetch_runs(key, size, &Self::runs(missing))?
+            self.fetch_runs(key, kh, size, &Self::runs(missing))?
         };
         // The run holding block `b`, its first byte, and the byte after its last.
         let run_of = |b: u64| -> Result<(&Arc<Vec<u8>>, u64, u64)> {

@@ -139,6 +139,23 @@ impl LocalObjects {
     }
 }
 
+/// Reads exactly `len` bytes of `file` at offset `at` into a new buffer (not zeroed first: the
+/// reads fill its spare capacity).
+fn read_exact_range(file: &std::fs::File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let mut buf = Vec::with_capacity(len);
+    let mut f = file;
+    f.seek(std::io::SeekFrom::Start(at))?;
+    f.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} bytes at offset {at}: the object is shorter", len),
+        ));
+    }
+    Ok(buf)
+}
+
 impl Objects for LocalObjects {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(key)?;
@@ -150,7 +167,6 @@ impl Objects for LocalObjects {
     }
 
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
         let path = self.path(key)?;
         if range.end < range.start {
             return Err(Error::InvalidArgument(format!("{key}: byte range {range:?} is reversed")));
@@ -158,13 +174,10 @@ impl Objects for LocalObjects {
         let f = std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
         let len = usize::try_from(range.end - range.start)
             .map_err(|_| Error::InvalidArgument(format!("{key}: byte range {range:?} is too large")))?;
-        let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, range.start).map_err(|e| Error::io("reading a byte range of", &path, e))?;
-        Ok(buf)
+        read_exact_range(&f, range.start, len).map_err(|e| Error::io("reading a byte range of", &path, e))
     }
 
     fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
-        use std::os::unix::fs::FileExt;
         let path = self.path(key)?;
         let f = std::fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
         ranges
@@ -176,10 +189,7 @@ impl Objects for LocalObjects {
                     .ok_or_else(|| {
                         Error::InvalidArgument(format!("{key}: byte range {r:?} is reversed or too large"))
                     })?;
-                let mut buf = vec![0u8; len];
-                f.read_exact_at(&mut buf, r.start)
-                    .map_err(|e| Error::io("reading a byte range of", &path, e))?;
-                Ok(buf)
+                read_exact_range(&f, r.start, len).map_err(|e| Error::io("reading a byte range of", &path, e))
             })
             .collect()
     }

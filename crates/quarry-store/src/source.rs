@@ -27,6 +27,13 @@ pub trait ByteSource: Send + Sync + Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Reads `len` bytes at offset `at` as shared bytes. Bytes already at hand (a range of an
+    /// object announced by [`ByteSource::will_need`]) are handed over without a copy.
+    fn read_shared(&self, at: u64, len: usize) -> std::io::Result<RangeBytes> {
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, at)?;
+        Ok(RangeBytes::owned(buf))
+    }
     /// Says that `ranges` are about to be read: a local file asks the OS to start reading them
     /// (`POSIX_FADV_WILLNEED`), an object fetches the missing ones together (merged, in
     /// parallel). A hint: failures are left for the reads themselves to report.
@@ -115,35 +122,47 @@ impl ObjectSource {
 }
 
 thread_local! {
-    /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, length)
-    /// → bytes. A query announces, then reads, on one thread.
-    static ANNOUNCED: std::cell::RefCell<HashMap<(u64, u64, usize), RangeBytes>> =
-        std::cell::RefCell::new(HashMap::new());
+    /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, bytes).
+    /// A query announces, then reads, on one thread; a few dozen ranges at most, so a list.
+    static ANNOUNCED: std::cell::RefCell<Vec<(u64, u64, RangeBytes)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl ObjectSource {
+    /// Takes the bytes announced on this thread for `len` bytes at `at`, if there are.
+    fn take_announced(&self, at: u64, len: usize) -> Option<RangeBytes> {
+        ANNOUNCED.with(|a| {
+            let mut a = a.borrow_mut();
+            let i = a.iter().position(|(id, o, b)| *id == self.id && *o == at && b.len() == len)?;
+            Some(a.swap_remove(i).2)
+        })
+    }
 }
 
 impl ByteSource for ObjectSource {
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-        let announced = ANNOUNCED.with(|a| a.borrow_mut().remove(&(self.id, at, buf.len())));
-        if let Some(bytes) = announced {
-            buf.copy_from_slice(&bytes);
-            return Ok(());
+        let bytes = self.read_shared(at, buf.len())?;
+        buf.copy_from_slice(&bytes);
+        Ok(())
+    }
+    fn read_shared(&self, at: u64, len: usize) -> std::io::Result<RangeBytes> {
+        if let Some(bytes) = self.take_announced(at, len) {
+            return Ok(bytes);
         }
-        let end = at.checked_add(buf.len() as u64).filter(|&e| e <= self.len).ok_or_else(|| {
+        let end = at.checked_add(len as u64).filter(|&e| e <= self.len).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{}: read past the end", self.key))
         })?;
         let got = self
             .cache
             .read_ranges(&self.key, std::slice::from_ref(&(at..end)))
             .map_err(std::io::Error::other)?;
-        let bytes = got.first().map(RangeBytes::as_slice).unwrap_or_default();
-        if bytes.len() != buf.len() {
-            return Err(std::io::Error::new(
+        match got.into_iter().next() {
+            Some(bytes) if bytes.len() == len => Ok(bytes),
+            other => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("{}: {} bytes read of {}", self.key, bytes.len(), buf.len()),
-            ));
+                format!("{}: {} bytes read of {len}", self.key, other.map_or(0, |b| b.len())),
+            )),
         }
-        buf.copy_from_slice(bytes);
-        Ok(())
     }
     fn len(&self) -> u64 {
         self.len
@@ -153,13 +172,11 @@ impl ByteSource for ObjectSource {
     /// dropped.
     fn will_need(&self, ranges: &[Range<u64>]) {
         let id = self.id;
-        ANNOUNCED.with(|a| a.borrow_mut().retain(|k, _| k.0 != id));
+        ANNOUNCED.with(|a| a.borrow_mut().retain(|k| k.0 != id));
         let Ok(got) = self.cache.read_ranges(&self.key, ranges) else { return };
         ANNOUNCED.with(|a| {
             let mut a = a.borrow_mut();
-            for (r, bytes) in ranges.iter().zip(got) {
-                a.insert((id, r.start, bytes.len()), bytes);
-            }
+            a.extend(ranges.iter().zip(got).map(|(r, bytes)| (id, r.start, bytes)));
         });
     }
     fn as_file(&self) -> Option<&File> {

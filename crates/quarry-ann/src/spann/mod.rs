@@ -32,6 +32,7 @@ mod params;
 pub(crate) mod postings;
 mod rows;
 mod search;
+mod seen;
 #[cfg(test)]
 mod tests;
 mod update;

@@ -341,19 +341,38 @@ impl PostingFile {
     /// read, checking its CRC32C on the list's first read since opening. `buf` is 64-byte aligned, so [`PostingFile::entries`] can view
     /// it in place.
     pub(crate) fn read(&self, j: usize, buf: &mut AlignedVec<u8>) -> Result<()> {
-        let l = *self.lists.get(j).ok_or_else(|| {
-            Error::InvalidArgument(format!("posting list {j} out of range ({} lists)", self.lists.len()))
-        })?;
+        let l = self.list_ref(j)?;
         let len = l.count as usize * self.entry;
         buf.resize_zeroed(len);
         self.read_at(buf.as_mut_slice(), l.offset)?;
-        self.read_bytes.fetch_add(len as u64, Ordering::Relaxed);
-        // Each list's checksum is checked on its first read after opening (then the list is in
-        // the page cache, and re-checking every read would cost as much as the scan itself);
-        // `verify` checks the whole file.
+        self.check(j, &l, buf.as_slice())
+    }
+
+    /// Reads list `j`'s entry bytes as shared bytes (checked like [`PostingFile::read`]): from
+    /// object storage, the bytes the cache assembled, with no further copy.
+    pub(crate) fn read_shared(&self, j: usize) -> Result<quarry_store::cache::RangeBytes> {
+        let l = self.list_ref(j)?;
+        let len = l.count as usize * self.entry;
+        let bytes =
+            self.source.read_shared(l.offset, len).map_err(|e| Error::io("reading", &self.path, e))?;
+        self.check(j, &l, &bytes)?;
+        Ok(bytes)
+    }
+
+    fn list_ref(&self, j: usize) -> Result<ListRef> {
+        self.lists.get(j).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!("posting list {j} out of range ({} lists)", self.lists.len()))
+        })
+    }
+
+    /// Counts the bytes of list `j` read, and checks its CRC32C on the list's first read since
+    /// opening (then the list is in the page cache, and re-checking every read would cost as
+    /// much as the scan itself); `verify` checks the whole file.
+    fn check(&self, j: usize, l: &ListRef, bytes: &[u8]) -> Result<()> {
+        self.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let (word, bit) = (&self.verified[j / 64], 1u64 << (j % 64));
         if word.load(Ordering::Relaxed) & bit == 0 {
-            if checksum(buf.as_slice()) != l.crc {
+            if checksum(bytes) != l.crc {
                 return Err(Error::corrupt(
                     &self.path,
                     format!("posting list {j}"),
@@ -367,8 +386,9 @@ impl PostingFile {
 
     /// The entries `(id, vector)` of a buffer filled by [`PostingFile::read`], viewed in place
     /// (a trailing partial entry is ignored).
-    pub(crate) fn entries<'a>(&self, buf: &'a AlignedVec<u8>) -> impl Iterator<Item = (u32, &'a [f32])> + 'a {
-        let bytes = buf.as_slice();
+    /// `bytes` must be 4-byte aligned (an [`AlignedVec`] is); see [`PostingFile::aligned`].
+    pub(crate) fn entries<'a>(&self, bytes: &'a [u8]) -> impl Iterator<Item = (u32, &'a [f32])> + 'a {
+        debug_assert!(Self::aligned(bytes), "posting entries must be 4-byte aligned");
         let whole = &bytes[..bytes.len() / self.entry * self.entry];
         // The buffer is 64-byte aligned and `whole` a multiple of 4 bytes, so both casts succeed;
         // the file is little-endian and `open` refuses big-endian hosts.
@@ -378,17 +398,18 @@ impl PostingFile {
         ids.chunks_exact(words).zip(vals.chunks_exact(words)).map(|(i, v)| (i[0], &v[1..]))
     }
 
+    /// Whether `bytes` can be viewed as f32 entries in place (4-byte aligned).
+    pub(crate) fn aligned(bytes: &[u8]) -> bool {
+        bytes.as_ptr().align_offset(4) == 0
+    }
+
     /// Whether entries hold codes rather than f32 vectors.
     pub(crate) fn has_codes(&self) -> bool {
         self.codes
     }
 
     /// The entries `(id, code)` of a buffer filled by [`PostingFile::read`] from a file of codes.
-    pub(crate) fn code_entries<'a>(
-        &self,
-        buf: &'a AlignedVec<u8>,
-    ) -> impl Iterator<Item = (u32, &'a [u8])> + 'a {
-        let bytes = buf.as_slice();
+    pub(crate) fn code_entries<'a>(&self, bytes: &'a [u8]) -> impl Iterator<Item = (u32, &'a [u8])> + 'a {
         bytes[..bytes.len() / self.entry * self.entry]
             .chunks_exact(self.entry)
             .map(|e| (u32::from_le_bytes([e[0], e[1], e[2], e[3]]), &e[4..]))
@@ -411,7 +432,7 @@ impl PostingFile {
 
     fn load_with(&self, j: usize, buf: &mut AlignedVec<u8>) -> Result<PostingList> {
         self.read(j, buf)?;
-        Ok(PostingList::from_entries(self.dim, self.count(j), self.entries(buf)))
+        Ok(PostingList::from_entries(self.dim, self.count(j), self.entries(buf.as_slice())))
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {

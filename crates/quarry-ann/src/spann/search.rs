@@ -6,7 +6,7 @@
 use super::builder::SpannIndex;
 use super::heads::{HeadSearch, SCAN_MAX_HEADS};
 use super::params::SpannSearch;
-use crate::hnsw::visited::with_visited;
+use super::seen::{with_seen, SeenIds};
 use crate::hnsw::HnswSearch;
 use crate::quant::codes::with_quantizer;
 use crate::quant::QuantSpec;
@@ -85,7 +85,7 @@ struct ScanCtx<'a> {
 
 /// Where a scan puts what it finds: ids seen (replicas), exact top-k, coded candidates.
 struct Found<'a> {
-    seen: &'a mut crate::hnsw::visited::Visited,
+    seen: &'a mut SeenIds,
     top: &'a mut TopK,
     cands: &'a mut CodeSink,
 }
@@ -205,7 +205,9 @@ impl SpannIndex {
         let bounded = matches!(self.params.codes, Some(QuantSpec::RaBitQ { .. })) && search.rerank == 0;
         let mut cands = CodeSink::new(k, search.rerank, bounded);
         let cx = ScanCtx { kern, q, est: est.as_deref(), admit: &admit };
-        with_visited(self.n, |seen| -> Result<()> {
+        // Room for every entry of the lists to probe (replicas make it an overestimate).
+        let expected: usize = near.iter().map(|h| self.postings.count(h.id as usize)).sum();
+        with_seen(expected, |seen| -> Result<()> {
             let d1 = near.first().map_or(0.0, |c| -c.score);
             if search.readahead {
                 // Parallel reads: the OS fetches every list to probe while the first are scanned.
@@ -314,12 +316,12 @@ impl SpannIndex {
     fn scan_list(&self, r: usize, cx: &ScanCtx<'_>, f: &mut Found<'_>) -> Result<()> {
         if let (Some(st), Some(delta)) = (self.lists.get(r), &self.delta) {
             if st.base && self.postings.count(r) > 0 {
-                self.with_list_bytes(r, |_, buf| self.offer_bytes(cx, buf, f))?;
+                self.with_list_bytes(r, |buf| self.offer_bytes(cx, buf, f))?;
             }
             let mut buf = AlignedVec::new();
             for c in &st.chunks {
                 delta.read_chunk(c, &mut buf)?;
-                self.offer_bytes(cx, &buf, f);
+                self.offer_bytes(cx, buf.as_slice(), f);
             }
             return Ok(());
         }
@@ -328,7 +330,7 @@ impl SpannIndex {
         }
         if self.cache.budget() == 0 {
             // No cache: one positioned read into a reused buffer, entries viewed in place.
-            return self.with_list_bytes(r, |_, buf| self.offer_bytes(cx, buf, f));
+            return self.with_list_bytes(r, |buf| self.offer_bytes(cx, buf, f));
         }
         if cx.est.is_some() {
             // Lists of codes stay in the cache as the bytes read.
@@ -337,7 +339,7 @@ impl SpannIndex {
                 self.postings.read(r, &mut buf)?;
                 Ok(Arc::new(super::postings::PostingList::raw(buf)))
             })?;
-            self.offer_bytes(cx, list.raw_bytes(), f);
+            self.offer_bytes(cx, list.raw_bytes().as_slice(), f);
             return Ok(());
         }
         let list = self.cache.get_or_load(r, || self.postings.load(r).map(Arc::new))?;
@@ -348,7 +350,7 @@ impl SpannIndex {
     }
 
     /// Offers the entries of one run of list bytes (file layout).
-    fn offer_bytes(&self, cx: &ScanCtx<'_>, bytes: &AlignedVec<u8>, f: &mut Found<'_>) {
+    fn offer_bytes(&self, cx: &ScanCtx<'_>, bytes: &[u8], f: &mut Found<'_>) {
         match (cx.est, &self.coded) {
             (Some(est), Some(coded)) => {
                 let len = coded.code_len;
@@ -372,14 +374,19 @@ impl SpannIndex {
         }
     }
 
-    /// Reads list `r` into a reused per-thread buffer and runs `f` on it.
-    fn with_list_bytes(
-        &self,
-        r: usize,
-        f: impl FnOnce(&super::postings::PostingFile, &AlignedVec<u8>),
-    ) -> Result<()> {
+    /// Reads list `r` and runs `f` on its bytes: from object storage, the bytes the block cache
+    /// assembled (no copy; f32 entries are copied only when they are not 4-byte aligned); from
+    /// disk, one positioned read into a reused per-thread buffer.
+    fn with_list_bytes(&self, r: usize, f: impl FnOnce(&[u8])) -> Result<()> {
         thread_local! {
             static CODES: std::cell::RefCell<AlignedVec<u8>> = std::cell::RefCell::new(AlignedVec::new());
+        }
+        let shared = if self.postings.is_remote() { Some(self.postings.read_shared(r)?) } else { None };
+        if let Some(bytes) = &shared {
+            if self.postings.has_codes() || super::postings::PostingFile::aligned(bytes) {
+                f(bytes);
+                return Ok(());
+            }
         }
         CODES.with(|cell| {
             let mut owned = AlignedVec::new();
@@ -388,8 +395,14 @@ impl SpannIndex {
                 Ok(b) => b,
                 Err(_) => &mut owned,
             };
-            self.postings.read(r, buf)?;
-            f(&self.postings, buf);
+            match &shared {
+                Some(bytes) => {
+                    buf.resize_zeroed(bytes.len());
+                    buf.as_mut_slice().copy_from_slice(bytes);
+                }
+                None => self.postings.read(r, buf)?,
+            }
+            f(buf.as_slice());
             Ok(())
         })
     }

@@ -78,7 +78,8 @@ fn round_trip_returns_exactly_what_was_written() {
                 assert_eq!(next.offset, offset + file.pages(j) * PAGE, "list {j}");
             }
             file.read(j, &mut buf).expect("read");
-            let got: Vec<(u32, Vec<u32>)> = file.entries(&buf).map(|(id, v)| (id, bits(v))).collect();
+            let got: Vec<(u32, Vec<u32>)> =
+                file.entries(buf.as_slice()).map(|(id, v)| (id, bits(v))).collect();
             let want: Vec<(u32, Vec<u32>)> =
                 list.iter().map(|&id| (id, bits(base.row(id as usize)))).collect();
             assert_eq!(got, want, "list {j}");
