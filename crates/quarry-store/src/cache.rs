@@ -186,6 +186,24 @@ impl Index {
     }
 }
 
+/// Blocks to fetch in one request: `first..=last`, as the bytes `bytes` (whole blocks where
+/// admitted, else only what the read needs at the ends), and which of them to store.
+#[derive(Debug)]
+struct Run {
+    first: u64,
+    last: u64,
+    bytes: Range<u64>,
+    admitted: Vec<u64>,
+}
+
+/// A fetched run: its first block, its first byte in the object, and its bytes.
+#[derive(Debug)]
+struct Fetched {
+    first: u64,
+    start: u64,
+    data: Arc<Vec<u8>>,
+}
+
 /// A read-through block cache over an object store (see the module docs).
 #[derive(Debug)]
 pub struct CachedObjects {
@@ -373,15 +391,15 @@ impl CachedObjects {
         false
     }
 
-    /// Writes block `b` of the key hashed `kh` into a slot (evicting the least recently used
-    /// block if none is free), if it is admitted; it becomes visible to readers once written.
+    /// Writes block `b` of the key hashed `kh` (admitted before its fetch) into a slot (evicting
+    /// the least recently used block if none is free); it becomes visible to readers once written.
     /// Failures only cost a later fetch. The fill is skipped when another thread holds the
     /// shard's lock: waiting would stall this query, and with many more searchers than cores, a
     /// holder preempted by the scheduler would stall every query behind it.
     fn store(&self, kh: KeyHash, b: u64, body: &[u8]) {
         let name = kh.block(b);
         let Ok(mut idx) = self.shard(&name).try_write() else { return };
-        if idx.by_name.contains_key(&name) || !idx.admit(name) {
+        if idx.by_name.contains_key(&name) {
             return;
         }
         let Some(slot) = idx.allocate() else { return }; // a cache smaller than one block
@@ -419,20 +437,22 @@ impl CachedObjects {
         self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).used).sum()
     }
 
-    /// Fetches the block runs `runs` (inclusive block numbers) of `key` (`size` bytes), one
-    /// request per run, sent together in batches of at most `max_in_flight`, and stores the
-    /// blocks; returns each run's first block and bytes.
-    fn fetch_runs(
-        &self,
-        key: &str,
-        kh: KeyHash,
-        size: u64,
-        runs: &[(u64, u64)],
-    ) -> Result<Vec<(u64, Arc<Vec<u8>>)>> {
+    /// Whether missing block `b` of the key hashed `kh` will take a slot once fetched (see
+    /// [`Index::admit`]; a busy shard says no, as fills never wait). A block that will not is
+    /// fetched only in the bytes the read needs.
+    fn admits(&self, kh: KeyHash, b: u64) -> bool {
+        let name = kh.block(b);
+        let Ok(mut idx) = self.shard(&name).try_write() else { return false };
+        !idx.by_name.contains_key(&name) && idx.admit(name)
+    }
+
+    /// Fetches `runs` of `key` (`size` bytes), one request per run, sent together in batches of
+    /// at most `max_in_flight`, and stores their admitted blocks; returns each run's first block,
+    /// first byte and bytes.
+    fn fetch_runs(&self, key: &str, kh: KeyHash, size: u64, runs: &[Run]) -> Result<Vec<Fetched>> {
         let mut out = Vec::with_capacity(runs.len());
         for batch in runs.chunks(self.max_in_flight) {
-            let ranges: Vec<Range<u64>> =
-                batch.iter().map(|&(a, b)| a * self.block..((b + 1) * self.block).min(size)).collect();
+            let ranges: Vec<Range<u64>> = batch.iter().map(|r| r.bytes.clone()).collect();
             self.stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.stats.round_trips.fetch_add(1, Ordering::Relaxed);
             let got = self.inner.get_ranges(key, &ranges)?;
@@ -443,7 +463,7 @@ impl CachedObjects {
                     got.len()
                 )));
             }
-            for ((&(a, _), data), r) in batch.iter().zip(got).zip(&ranges) {
+            for ((run, data), r) in batch.iter().zip(got).zip(&ranges) {
                 // A short answer is an error before anything of it is cached: a short block
                 // stored as whole would read back with a hole.
                 if data.len() as u64 != r.end - r.start {
@@ -454,24 +474,42 @@ impl CachedObjects {
                     )));
                 }
                 self.stats.bytes_fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
-                for (j, chunk) in data.chunks(self.block as usize).enumerate() {
-                    self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                    self.store(kh, a + j as u64, chunk);
+                self.stats.misses.fetch_add(run.last - run.first + 1, Ordering::Relaxed);
+                for &b in &run.admitted {
+                    let (lo, hi) = (b * self.block, ((b + 1) * self.block).min(size));
+                    if lo >= r.start && hi <= r.end {
+                        self.store(kh, b, &data[(lo - r.start) as usize..(hi - r.start) as usize]);
+                    }
                 }
-                out.push((a, Arc::new(data)));
+                out.push(Fetched { first: run.first, start: r.start, data: Arc::new(data) });
             }
         }
         Ok(out)
     }
 
-    /// Runs of consecutive block numbers in sorted `blocks`.
-    fn runs(blocks: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for n in blocks {
+    /// The runs to fetch for `needs` (missing blocks with the bytes of them a read needs, sorted
+    /// by block): adjacent blocks in one run, each admitted block whole, the others only in
+    /// the bytes needed at the run's ends.
+    fn plan_runs(&self, kh: KeyHash, size: u64, needs: &[(u64, u64, u64)]) -> Vec<Run> {
+        let mut runs: Vec<Run> = Vec::new();
+        for &(b, lo, hi) in needs {
+            let admitted = self.admits(kh, b);
+            let (lo, hi) =
+                if admitted { (b * self.block, ((b + 1) * self.block).min(size)) } else { (lo, hi) };
             match runs.last_mut() {
-                Some(r) if r.1 + 1 == n => r.1 = n,
-                Some(r) if r.1 == n => {}
-                _ => runs.push((n, n)),
+                Some(run) if run.last + 1 == b => {
+                    run.last = b;
+                    run.bytes.end = hi;
+                    if admitted {
+                        run.admitted.push(b);
+                    }
+                }
+                _ => runs.push(Run {
+                    first: b,
+                    last: b,
+                    bytes: lo..hi,
+                    admitted: if admitted { vec![b] } else { Vec::new() },
+                }),
             }
         }
         runs
@@ -503,7 +541,7 @@ impl CachedObjects {
         let kh = KeyHash::of(key);
         let mut outs: Vec<Option<Vec<u8>>> = vec![None; ranges.len()];
         let mut scratch = Vec::new();
-        let mut missing: Vec<u64> = Vec::new();
+        let mut missing: Vec<(u64, u64, u64)> = Vec::new();
         let mut holes: Vec<(usize, u64)> = Vec::new();
         let mut hits = 0u64;
         for (i, r) in ranges.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
@@ -525,7 +563,7 @@ impl CachedObjects {
                         out.resize(out.len() + (piece.end - piece.start) as usize, 0);
                     }
                     holes.push((i, b));
-                    missing.push(b);
+                    missing.push((b, piece.start, piece.end));
                 }
             }
             outs[i] = out;
@@ -534,18 +572,25 @@ impl CachedObjects {
         let fetched = if holes.is_empty() {
             Vec::new()
         } else {
+            // One entry per missing block: the union of the bytes the ranges need of it.
             missing.sort_unstable();
-            missing.dedup();
-            self.fetch_runs(key, kh, size, &Self::runs(missing))?
+            let mut needs: Vec<(u64, u64, u64)> = Vec::with_capacity(missing.len());
+            for (b, lo, hi) in missing {
+                match needs.last_mut() {
+                    Some(n) if n.0 == b => (n.1, n.2) = (n.1.min(lo), n.2.max(hi)),
+                    _ => needs.push((b, lo, hi)),
+                }
+            }
+            self.fetch_runs(key, kh, size, &self.plan_runs(kh, size, &needs))?
         };
         // The run holding block `b`, its first byte, and the byte after its last.
         let run_of = |b: u64| -> Result<(&Arc<Vec<u8>>, u64, u64)> {
-            let k = fetched.partition_point(|(a, _)| *a <= b);
-            let (a, data) = k
+            let k = fetched.partition_point(|f| f.first <= b);
+            let f = k
                 .checked_sub(1)
                 .and_then(|k| fetched.get(k))
                 .ok_or_else(|| Error::InvalidArgument(format!("{key}: block {b} was not fetched")))?;
-            Ok((data, a * self.block, a * self.block + data.len() as u64))
+            Ok((&f.data, f.start, f.start + f.data.len() as u64))
         };
         for &(i, b) in &holes {
             let Some(out) = outs[i].as_mut() else { continue };
@@ -553,7 +598,7 @@ impl CachedObjects {
             let (data, run_start, run_end) = run_of(b)?;
             let start = b * self.block;
             let (lo, hi) = (r.start.max(start), r.end.min(start + self.block));
-            if run_end < hi {
+            if run_start > lo || run_end < hi {
                 return Err(Error::InvalidArgument(format!("{key}: block {b} was fetched short")));
             }
             let (o, d) = ((lo - r.start) as usize, (lo - run_start) as usize);
