@@ -10,6 +10,8 @@
 # Ports: the balancer on $LB_PORT (default 8080), the writer on 8090, read-only nodes on 8091….
 # State (pids, node folders, logs) in $STATE (default /tmp/quarry-cluster). Uses the release
 # binary in $QUARRY (default: built by cargo; an s3:// store needs `--features object-store`).
+# NODE_CPU=F caps each read-only node at F of one core (scripts/cpu_cap.sh; needs root), as
+# nodes on machines of their own have a core budget each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${STATE:-/tmp/quarry-cluster}
@@ -61,6 +63,7 @@ case "${1:-}" in
       "$quarry" serve --data "$store" --cache-dir "$state/reader-$i" --read-only --follow-ms "$follow" \
         --port "$port" >"$state/reader-$i.log" 2>&1 &
       echo $! >"$state/reader-$i.pid"
+      [ -n "${NODE_CPU:-}" ] && bash scripts/cpu_cap.sh "$(cat "$state/reader-$i.pid")" "reader-$i" "$NODE_CPU"
       wait_port "$port"
       servers="$servers    server r$i 127.0.0.1:$port check
 "
