@@ -4,11 +4,16 @@
 # (`quarry bench objects`), on wndict-384: cache fractions, injected request latency (0 / 20 ms,
 # as object storage answers), a Zipf workload, and two code families. Rows go to
 # docs/benchmarks/object-storage-node.jsonl with the commit and the machine.
+#
+# The work folder is on tmpfs by default (/dev/shm): on this VM, proactive reclaim (DAMON
+# `pageout`) evicts cold page-cache pages between passes, which made local-disk rates vary 2×
+# from run to run. On tmpfs the store, the writer's folder and the node's slab all stay in RAM,
+# as a warm page cache would keep them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data}/wndict-384
 out=${OUT:-docs/benchmarks}/object-storage-node.jsonl
-work=${WORK:-/tmp/quarry-bench-objects}
+work=${WORK:-/dev/shm/quarry-bench-objects}
 threads=${THREADS:-256}
 export CARGO_TARGET_DIR="${QUARRY_TARGET_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}}"
 cargo build --release -q -p quarry-cli
