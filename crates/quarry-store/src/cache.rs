@@ -11,7 +11,9 @@
 //! Eviction is CLOCK (an approximation of least recently used). Once the cache is full, a block
 //! is admitted on its second miss only (a doorkeeper, as in TinyLFU: Einziger, Friedman & Manes,
 //! 2017): under a uniform load most fetched blocks are not read again before they would be
-//! evicted, and admitting them would push out blocks that are. Readers hold a shard's lock
+//! evicted, and admitting them would push out blocks that are. Admission is decided before the
+//! fetch: a missing block that will not be admitted is fetched only in the bytes the read needs
+//! (a 1.5 KB row then costs 1.5 KB, not one or two whole blocks). Readers hold a shard's lock
 //! shared; a fill takes it exclusively only if it is free at once (else the fill is skipped), for
 //! the time of one block copy, so readers wait at most that long and fills never wait.
 //!

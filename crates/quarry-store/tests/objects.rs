@@ -343,6 +343,45 @@ fn a_full_cache_admits_a_block_on_its_second_miss() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Once the cache is full, a block it will not admit is fetched only in the bytes the read needs
+/// (a row of 100 bytes costs 100 bytes, not its block), and the block admitted on its second
+/// miss is fetched whole; the bytes read are right either way, across a block boundary too.
+#[test]
+fn a_block_not_admitted_is_fetched_only_in_the_bytes_needed() {
+    use quarry_store::cache::CachedObjects;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = std::env::temp_dir().join(format!("quarry-cache-partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o: Arc<dyn Objects> =
+        Arc::new(quarry_store::objects::LocalObjects::open(&dir.join("store")).expect("store"));
+    let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    o.put("k", &data).expect("put");
+    // One shard of 4 slots of 1 KiB, filled by the first four blocks.
+    let cache = CachedObjects::open(o, &dir.join("c"), 4 * 1024, 1024, 4).expect("cache");
+    for b in 0..4u64 {
+        cache.read_range("k", b * 1024..(b + 1) * 1024).expect("fill");
+    }
+    let fetched = |c: &CachedObjects| c.stats.bytes_fetched.load(Relaxed);
+    let before = fetched(&cache);
+    assert_eq!(cache.read_range("k", 10_300..10_400).expect("first miss"), &data[10_300..10_400]);
+    assert_eq!(fetched(&cache) - before, 100, "a block not admitted: only the bytes needed");
+    // Two ranges in two adjacent blocks, neither admitted: one request, from the first byte
+    // needed to the last.
+    let (before, requests) = (fetched(&cache), cache.stats.requests.load(Relaxed));
+    let got = cache.read_ranges("k", &[20_000..20_400, 20_500..20_600]).expect("two ranges");
+    assert_eq!((&got[0][..], &got[1][..]), (&data[20_000..20_400], &data[20_500..20_600]));
+    assert_eq!(fetched(&cache) - before, 600);
+    assert_eq!(cache.stats.requests.load(Relaxed) - requests, 1, "adjacent blocks: one request");
+    let before = fetched(&cache);
+    assert_eq!(cache.read_range("k", 10_300..10_400).expect("second miss"), &data[10_300..10_400]);
+    assert_eq!(fetched(&cache) - before, 1024, "admitted on its second miss: fetched whole");
+    let hits = cache.stats.hits.load(Relaxed);
+    assert_eq!(cache.read_range("k", 10_240..11_264).expect("hit"), &data[10_240..11_264]);
+    assert_eq!(cache.stats.hits.load(Relaxed) - hits, 1, "then served from the cache");
+    assert!(cache.used() <= 4 * 1024);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A store that answers ranged reads short (a broken proxy, a truncated object): the cache
 /// reports it and keeps nothing of it, so later reads are not served a block with a hole.
 #[test]
