@@ -143,7 +143,9 @@ impl LocalObjects {
 /// reads fill its spare capacity).
 fn read_exact_range(file: &std::fs::File, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek};
-    let mut buf = Vec::with_capacity(len);
+    // The capacity asked for up front is bounded: a range far past a small object's end is an
+    // error below, not an allocation of its size.
+    let mut buf = Vec::with_capacity(len.min(64 << 20));
     let mut f = file;
     f.seek(std::io::SeekFrom::Start(at))?;
     f.take(len as u64).read_to_end(&mut buf)?;

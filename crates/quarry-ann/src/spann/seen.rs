@@ -21,7 +21,8 @@ pub(crate) struct SeenIds {
 impl SeenIds {
     /// Empties the set, with room for about `expected` ids before it grows.
     pub(crate) fn reset(&mut self, expected: usize) {
-        let cap = (expected.saturating_mul(2)).next_power_of_two().clamp(1024, 1 << 30);
+        // At most 16 M slots (64 MB) up front; a search that offers more ids grows the table.
+        let cap = (expected.saturating_mul(2)).next_power_of_two().clamp(1024, 1 << 24);
         // A table up to 4× the size needed is reused (cleared), not allocated again.
         if (cap..=4 * cap).contains(&self.slots.len()) {
             self.slots.fill(EMPTY);
