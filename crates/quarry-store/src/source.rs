@@ -119,16 +119,7 @@ impl ObjectSource {
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ObjectSource { cache, key: key.to_string(), len, id }
     }
-}
 
-thread_local! {
-    /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, bytes).
-    /// A query announces, then reads, on one thread; a few dozen ranges at most, so a list.
-    static ANNOUNCED: std::cell::RefCell<Vec<(u64, u64, RangeBytes)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl ObjectSource {
     /// Takes the bytes announced on this thread for `len` bytes at `at`, if there are.
     fn take_announced(&self, at: u64, len: usize) -> Option<RangeBytes> {
         ANNOUNCED.with(|a| {
@@ -137,6 +128,13 @@ impl ObjectSource {
             Some(a.swap_remove(i).2)
         })
     }
+}
+
+thread_local! {
+    /// Ranges announced by `will_need` on this thread and not read yet: (source, offset, bytes).
+    /// A query announces, then reads, on one thread; a few dozen ranges at most, so a list.
+    static ANNOUNCED: std::cell::RefCell<Vec<(u64, u64, RangeBytes)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl ByteSource for ObjectSource {
